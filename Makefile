@@ -1,0 +1,149 @@
+# libaemp - one Makefile for the library, the aemp tool, tests, benchmarks.
+#
+#   make            library (static + shared) and the aemp tool, in build/
+#   make check      set-up, then the whole suite twice: gcc build, and a
+#                   clang -fsanitize=address,undefined build in build-asan/
+#   make demo       set-up, then a short story with a live node
+#   make bench      set-up, then the benchmarks
+#   make install    PREFIX (default /usr/local) and DESTDIR honoured
+#   make clean
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+SAN     ?=
+TESTS   ?=
+
+VERSION := $(shell sed -n 's/^\#define AEMP_VERSION "\(.*\)"/\1/p' include/aemp.h)
+SOMAJOR := 0
+
+ifeq ($(SAN),1)
+CC      := clang
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     ?= -O1
+else
+CC      ?= cc
+SANFLAGS :=
+OPT     ?= -O2
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags jansson libssl libcrypto 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs jansson libssl libcrypto 2>/dev/null || echo -ljansson -lssl -lcrypto)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fPIC \
+              -fvisibility=hidden -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
+LIBS    := -lev $(PKG_LIBS) -lm
+LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRCS  := $(sort $(wildcard src/*.c))
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+EXAMPLES  := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+BENCHES   := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+STATIC := $(BUILD)/libaemp.a
+SHARED := $(BUILD)/libaemp.so.$(VERSION)
+AEMP   := $(BUILD)/aemp
+TESTBIN := $(BUILD)/aemp_tests
+
+SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
+
+.PHONY: all check test demo bench install uninstall clean deps deps-check examples
+
+all: $(STATIC) $(SHARED) $(AEMP) $(BUILD)/aemp.pc $(EXAMPLES)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DAEMP_BUILDING -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libaemp.so.$(SOMAJOR) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+	ln -sf libaemp.so.$(VERSION) $(BUILD)/libaemp.so.$(SOMAJOR)
+	ln -sf libaemp.so.$(SOMAJOR) $(BUILD)/libaemp.so
+
+$(AEMP): $(TOOL_OBJS) $(STATIC)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJS) $(STATIC) $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+# The test list is generated from the TEST(name) lines of tests/*.c.
+$(BUILD)/tests/test_list.h: $(TEST_SRCS)
+	@mkdir -p $(dir $@)
+	grep -h -o '^TEST([A-Za-z0-9_]*)' $(TEST_SRCS) | sed 's/^TEST(\(.*\))/X(\1)/' > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/tests/runner.o: $(BUILD)/tests/test_list.h
+$(BUILD)/tests/runner.o: ALL_CFLAGS += -I$(BUILD)/tests
+
+$(TESTBIN): $(TEST_OBJS) $(STATIC)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(STATIC) $(LIBS)
+
+$(BUILD)/aemp.pc: aemp.pc.in include/aemp.h
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+deps:
+	@sh scripts/deps.sh build
+
+deps-check:
+	@sh scripts/deps.sh check
+
+# Runs the suite on this build (BUILD/SAN select which).
+test: $(TESTBIN) $(AEMP) $(EXAMPLES)
+	AEMP_SHARED=$(SHARED_DIR) AEMP_BIN=$(abspath $(AEMP)) AEMP_BUILD=$(abspath $(BUILD)) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	./$(TESTBIN) $(TESTS)
+
+check: deps-check
+	$(MAKE) test
+	$(MAKE) BUILD=build-asan SAN=1 test
+
+demo: deps
+	$(MAKE) all
+	sh scripts/demo.sh $(abspath $(AEMP))
+
+bench: deps
+	$(MAKE) all $(BENCHES)
+	sh scripts/bench.sh $(abspath $(BUILD))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+	           $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
+	           $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 include/aemp.h $(DESTDIR)$(PREFIX)/include/aemp.h
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libaemp.a
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libaemp.so.$(VERSION)
+	ln -sf libaemp.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libaemp.so.$(SOMAJOR)
+	ln -sf libaemp.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libaemp.so
+	install -m 644 $(BUILD)/aemp.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/aemp.pc
+	install -m 755 $(AEMP) $(DESTDIR)$(PREFIX)/bin/aemp
+	if [ -f docs/aemp.1 ]; then install -m 644 docs/aemp.1 $(DESTDIR)$(PREFIX)/share/man/man1/aemp.1; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/aemp.h $(DESTDIR)$(PREFIX)/lib/libaemp.a \
+	      $(DESTDIR)$(PREFIX)/lib/libaemp.so* $(DESTDIR)$(PREFIX)/lib/pkgconfig/aemp.pc \
+	      $(DESTDIR)$(PREFIX)/bin/aemp $(DESTDIR)$(PREFIX)/share/man/man1/aemp.1
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

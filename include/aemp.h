@@ -1,0 +1,380 @@
+/*
+ * aemp.h - the public interface of libaemp, a C implementation of the
+ * AnyEvent::MP (AEMP) protocol, version 0.
+ *
+ * This header is the specification of the library. Every declaration says
+ * what it does, what it returns, how it fails and who owns what. The
+ * vocabulary for ownership:
+ *   borrowed  - the pointer is only read during the call (or, for returned
+ *               pointers, valid until the event named in the sentence);
+ *   copied    - the library keeps its own copy, the caller keeps theirs;
+ *   takes     - the library takes ownership (on success / always, as said);
+ *   steals    - for json_t: the reference is taken over (always, even on
+ *               failure, unless the sentence says otherwise);
+ *   increments- for json_t: the library takes its own reference.
+ *
+ * Layers:
+ *   1. sans-I/O core: MD6, HMAC-MD6, the handshake engine, the JSON stream
+ *      framer and codec. Pure code fed with bytes: no sockets, no clocks,
+ *      no global state. Deterministic (nonces are injected).
+ *   2. drivers: the libev node (transport, ports, monitors, services).
+ *
+ * Threading: libaemp is single-threaded. Objects created on one loop must
+ * only be used from the thread running that loop. Distinct nodes on
+ * distinct loops in distinct threads are independent. The core functions
+ * are reentrant (they only touch the objects passed to them).
+ */
+#ifndef AEMP_H
+#define AEMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version is defined here and nowhere else. */
+#define AEMP_VERSION_MAJOR 0
+#define AEMP_VERSION_MINOR 1
+#define AEMP_VERSION_PATCH 0
+#define AEMP_VERSION "0.1.0"
+/* The protocol version this library speaks (greeting field 2). */
+#define AEMP_PROTOCOL_VERSION 0
+
+#if defined(AEMP_BUILDING) && defined(__GNUC__)
+#define AEMP_API __attribute__((visibility("default")))
+#else
+#define AEMP_API
+#endif
+
+/* ===================================================================== */
+/* == BEGIN errors ==                                                     */
+/*
+ * Every call that can fail returns 0 (AEMP_OK) or one of these negative
+ * codes. Objects that fail with a protocol message (the handshake engine,
+ * links) also keep the message text; the code says the class of error.
+ */
+#define AEMP_ERRNO_MAP(X)                                                   \
+    X(EINVAL, -1, "invalid argument")                                       \
+    X(ENOMEM, -2, "out of memory")                                          \
+    X(EPROTO, -3, "protocol error")                                         \
+    X(EAUTH, -4, "authentication failure")                                  \
+    X(ELIMIT, -5, "limit exceeded")                                         \
+    X(ESTATE, -6, "operation not allowed in this state")                    \
+    X(EIO, -7, "input/output error")                                        \
+    X(ETIMEDOUT, -8, "timed out")                                           \
+    X(ENOENT, -9, "no such port, node or file")                             \
+    X(ECLOSED, -10, "link closed")                                          \
+    X(ERESOLVE, -11, "cannot resolve address")                              \
+    X(ETLS, -12, "TLS error")                                               \
+    X(EBADMSG, -13, "malformed message")
+
+typedef enum aemp_err {
+    AEMP_OK = 0,
+#define AEMP__ERR_ENUM(name, code, text) AEMP_##name = code,
+    AEMP_ERRNO_MAP(AEMP__ERR_ENUM)
+#undef AEMP__ERR_ENUM
+} aemp_err_t;
+
+/* A static, never-NULL description of an error code ("unknown error" for
+ * codes not in the list). */
+AEMP_API const char *aemp_strerror(int err);
+/* The symbolic name ("AEMP_EINVAL"), or "AEMP_UNKNOWN". */
+AEMP_API const char *aemp_err_name(int err);
+/* == END errors == */
+
+/* ===================================================================== */
+/* == BEGIN md6 ==                                                        */
+/*
+ * MD6 (Rivest et al., 2008), byte-granular input.
+ *   d   digest size in bits, 1..512
+ *   key optional, 0..64 bytes
+ *   L   mode parameter, 0 (sequential) .. 64 (fully hierarchical, default)
+ *   r   rounds; 0 selects the default: 40 + d/4, at least 80 with a key
+ * The digest is ceil(d/8) bytes: when d is not a multiple of 8 it is the
+ * last d bits of the final chaining value, left-aligned, low bits zero
+ * (what the reference code and Perl's Digest::MD6 return).
+ */
+#define AEMP_MD6_MAX_BYTES 64
+#define AEMP_MD6_DEFAULT_L 64
+
+/* The context is a plain struct so it can live on the stack; its content
+ * is private. No heap memory is used: nothing to free. */
+typedef struct aemp_md6_ctx {
+    uint64_t priv_[2200];
+} aemp_md6_ctx_t;
+
+/* Starts a standard MD6-d hash (no key, L=64, default rounds).
+ * Returns 0, or AEMP_EINVAL for a NULL ctx or d outside 1..512. */
+AEMP_API int aemp_md6_init(aemp_md6_ctx_t *ctx, int d);
+
+/* Starts an MD6 hash with every parameter. key is copied (may be NULL when
+ * keylen is 0). r == 0 selects the default rounds. Returns 0, or
+ * AEMP_EINVAL for d outside 1..512, keylen > 64, L outside 0..64 or
+ * r outside 0..255. */
+AEMP_API int aemp_md6_full_init(aemp_md6_ctx_t *ctx, int d, const void *key,
+                                size_t keylen, int L, int r);
+
+/* Adds len bytes (borrowed). Any split of the input gives the same
+ * digest. */
+AEMP_API void aemp_md6_update(aemp_md6_ctx_t *ctx, const void *data,
+                              size_t len);
+
+/* Writes the ceil(d/8)-byte digest to out. The context must be
+ * initialised again before reuse. */
+AEMP_API void aemp_md6_final(aemp_md6_ctx_t *ctx, unsigned char *out);
+
+/* One-shot standard MD6-d of data. Returns 0 or AEMP_EINVAL. */
+AEMP_API int aemp_md6(int d, const void *data, size_t len,
+                      unsigned char *out);
+
+/* One-shot MD6 with every parameter (see aemp_md6_full_init). */
+AEMP_API int aemp_md6_full(int d, const void *key, size_t keylen, int L,
+                           int r, const void *data, size_t len,
+                           unsigned char *out);
+/* == END md6 == */
+
+/* ===================================================================== */
+/* == BEGIN hmac ==                                                       */
+/*
+ * HMAC over standard MD6 (no MD6 key, L=64, default rounds), with the
+ * semantics of Perl's Digest::HMAC_MD6:
+ *   K' = key if keylen <= block_size, else MD6-hash_bits(key);
+ *   K' zero-padded to block_size;
+ *   out = H((K' ^ 0x5c..) || H((K' ^ 0x36..) || data)), H = MD6-hash_bits.
+ * NOTE the Perl function is hmac_md6_hex(DATA, KEY, ...): data first. This
+ * C call takes the key first, like every other HMAC API.
+ * block_size 1..512 bytes (AEMP uses 64), hash_bits 1..512 (AEMP: 256).
+ * Writes ceil(hash_bits/8) bytes to out. Returns 0 or AEMP_EINVAL.
+ */
+AEMP_API int aemp_hmac_md6(const void *key, size_t keylen, const void *data,
+                           size_t datalen, int block_size, int hash_bits,
+                           unsigned char *out);
+/* == END hmac == */
+
+/* ===================================================================== */
+/* == BEGIN handshake ==                                                  */
+/*
+ * The token a side sends in an `hmac_md6_64_256` auth line: the lowercase
+ * hex HMAC-MD6 (block 64, 256 bits) that the side whose greeting lines are
+ * l1/l2 sends to the side whose greeting lines are r1/r2 (lines without
+ * their line end). As the Perl node computes it: the HMAC key is the text
+ * "l1\nl2\nr1\nr2\n", the HMAC message the 32-byte MD6-256 of the secret.
+ * All arguments are borrowed. Returns 0, or -1 on a NULL argument (secret
+ * may be NULL when secret_len is 0).
+ */
+AEMP_API int aemp_auth_token(const void *secret, size_t secret_len,
+                             const char *l1, const char *l2, const char *r1,
+                             const char *r2, char out_hex[65]);
+
+/*
+ * The handshake engine: one connection's greeting, optional TLS switch,
+ * and authentication, as a state machine fed with bytes.
+ *
+ * Use:
+ *   hs = aemp_hs_new(&cfg, &err);
+ *   loop:
+ *     while ((p = aemp_hs_out(hs, &n)) != NULL) { write p[0..n); aemp_hs_out_ack(hs, n); }
+ *     st = aemp_hs_state(hs);
+ *     if (st & AEMP_HS_FAILED) -> aemp_hs_error(hs), close;
+ *     if (st & (AEMP_HS_TLS_CLIENT|AEMP_HS_TLS_SERVER)) -> run TLS, then
+ *         aemp_hs_tls_up(hs); from then on feed the TLS plaintext and
+ *         send the engine's output inside TLS;
+ *     if (st & AEMP_HS_DONE) -> data phase; leftover bytes stay with you;
+ *     used = aemp_hs_feed(hs, buf, len);
+ * aemp_hs_feed never consumes bytes past a phase boundary: after the
+ * peer's nonce line when TLS is to start (the rest are TLS records), and
+ * after the peer's auth line (the rest are data-phase bytes). Bytes it
+ * did consume are either parsed or held in its line buffer.
+ */
+typedef struct aemp_hs aemp_hs_t;
+
+/* Size of the injected nonce, in bytes (sent as 44 base64 characters). */
+#define AEMP_NONCE_BYTES 33
+/* Longest line accepted before the data phase, delimiter included. */
+#define AEMP_HS_MAX_LINE 4096
+
+typedef struct aemp_hs_config {
+    const char *noderef;     /* our noderef, copied; required */
+    const void *secret;      /* shared secret bytes, copied */
+    size_t secret_len;
+    /* Auth methods we accept, comma-separated, in greeting order.
+     * NULL: "hmac_md6_64_256,cleartext". */
+    const char *auths_accept;
+    /* Auth methods we are willing to send. NULL: "hmac_md6_64_256".
+     * Add "cleartext" only when you really want the secret on the wire. */
+    const char *auths_send;
+    /* Framings we accept, in order of preference. NULL: "json". */
+    const char *framings;
+    /* Our timeout in seconds, announced as timeout=N (0: key omitted). */
+    unsigned timeout;
+    /* provider= value. NULL: "aemp-C-" AEMP_VERSION. */
+    const char *provider;
+    /* peeraddr= value ("host:port" of the other end). NULL: key omitted. */
+    const char *peeraddr;
+    /* Non-zero: TLS is configured on our side; announce tls=1.0. */
+    int tls;
+    /* The KEY=VALUE part of greeting line 1 exactly as given (without the
+     * leading ';'), replacing the one built from provider/peeraddr/
+     * timeout/tls. For replaying recorded sessions. NULL: build it. */
+    const char *kv_override;
+    /* The nonce: AEMP_NONCE_BYTES bytes, copied. Required: pass bytes
+     * from a CSPRNG (aemp_random_bytes) in production. */
+    const unsigned char *nonce;
+} aemp_hs_config_t;
+
+/* State flags, polled with aemp_hs_state(). FAILED excludes the others. */
+#define AEMP_HS_SEND       0x01u /* output is pending (aemp_hs_out) */
+#define AEMP_HS_GREETED    0x02u /* the peer's greeting was accepted */
+#define AEMP_HS_TLS_CLIENT 0x04u /* start TLS as client, then tls_up */
+#define AEMP_HS_TLS_SERVER 0x08u /* start TLS as server, then tls_up */
+#define AEMP_HS_DONE       0x10u /* authenticated: data phase */
+#define AEMP_HS_FAILED     0x20u /* failed: see aemp_hs_error */
+
+/* Creates an engine; our greeting is queued as output at once. cfg and
+ * everything it points to are copied. Returns NULL and sets *err (when
+ * err is not NULL) to AEMP_EINVAL (missing noderef or nonce, a field with
+ * ';' or a line end) or AEMP_ENOMEM. */
+AEMP_API aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err);
+/* Frees the engine. Accepts NULL. */
+AEMP_API void aemp_hs_free(aemp_hs_t *hs);
+
+AEMP_API unsigned aemp_hs_state(const aemp_hs_t *hs);
+
+/* Feeds received bytes (borrowed). Returns how many were consumed (see
+ * above). After a failure, or while waiting for tls_up, returns 0. */
+AEMP_API size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len);
+
+/* Peeks at pending output; NULL (and *len = 0) when there is none. The
+ * pointer is valid until the next call on hs. */
+AEMP_API const void *aemp_hs_out(aemp_hs_t *hs, size_t *len);
+/* Marks n bytes of the pending output as written. */
+AEMP_API void aemp_hs_out_ack(aemp_hs_t *hs, size_t n);
+
+/* Reports that TLS is established (after TLS_CLIENT/TLS_SERVER): the
+ * engine queues its `tls;;FRAMING` auth line. Returns 0 or AEMP_ESTATE. */
+AEMP_API int aemp_hs_tls_up(aemp_hs_t *hs);
+
+/* Fails the engine from outside (e.g. the TLS handshake failed) with the
+ * given message (copied). No effect once failed or done. */
+AEMP_API void aemp_hs_fail(aemp_hs_t *hs, int code, const char *message);
+
+/* The first error: a code (AEMP_OK if none) and the message (protocol
+ * text verbatim, e.g. "authentication failure/shared secret mismatch";
+ * "" if none). The string is valid until aemp_hs_free. */
+AEMP_API int aemp_hs_error_code(const aemp_hs_t *hs);
+AEMP_API const char *aemp_hs_error(const aemp_hs_t *hs);
+
+/* Results; each string is valid until aemp_hs_free, NULL when not yet
+ * known. */
+AEMP_API const char *aemp_hs_remote_noderef(const aemp_hs_t *hs);
+/* Value of KEY in the peer's greeting (e.g. "timeout", "provider"), NULL
+ * when absent. A key without '=' has the value "". */
+AEMP_API const char *aemp_hs_remote_kv(const aemp_hs_t *hs, const char *key);
+/* The peer's timeout= as a number: -1 when absent or not a number. */
+AEMP_API int aemp_hs_remote_timeout(const aemp_hs_t *hs);
+/* The framing we send (chosen from the peer's list) and the one the peer
+ * said it sends (from its auth line). */
+AEMP_API const char *aemp_hs_send_framing(const aemp_hs_t *hs);
+AEMP_API const char *aemp_hs_recv_framing(const aemp_hs_t *hs);
+/* The auth method the peer used ("hmac_md6_64_256", "cleartext", "tls"). */
+AEMP_API const char *aemp_hs_recv_auth(const aemp_hs_t *hs);
+/* Greeting lines without line ends: which = 1 or 2. */
+AEMP_API const char *aemp_hs_local_line(const aemp_hs_t *hs, int which);
+AEMP_API const char *aemp_hs_remote_line(const aemp_hs_t *hs, int which);
+/* == END handshake == */
+
+/* ===================================================================== */
+/* == BEGIN json ==                                                       */
+/*
+ * Messages are JSON arrays held as jansson json_t values. On the wire they
+ * are written exactly as a Perl node (JSON::XS, utf8 mode) writes them:
+ * compact, raw UTF-8, control characters escaped, '/' and DEL not
+ * escaped, reals with 15 significant digits ("%.15g").
+ *
+ * Numbers jansson cannot hold: integers in (INT64_MAX, UINT64_MAX] are
+ * held as "raw numbers" (see aemp_json_uint64) and written back as bare
+ * numbers, so they round-trip exactly. Integers beyond 64 bits, and
+ * -9223372036854775808, become strings of their digits (as Perl does).
+ * Reals beyond the double range become raw numbers of their literal text.
+ * A raw number is a json string whose first byte is 0xFF (never valid
+ * UTF-8, so it cannot come from the wire as a string).
+ */
+/* Makes a raw-number value for an unsigned 64-bit integer. New
+ * reference, NULL on ENOMEM. */
+AEMP_API json_t *aemp_json_uint64(uint64_t v);
+/* True (1) when v is a raw number; its literal text (without the marker
+ * byte) is stored in *text when text is not NULL (borrowed from v). */
+AEMP_API int aemp_json_is_raw_number(const json_t *v, const char **text);
+
+/* Limits used by the decoder and the stream framer. */
+#define AEMP_JSON_MAX_DEPTH 512               /* like JSON::XS */
+#define AEMP_DEFAULT_MAX_MESSAGE (64u << 20)  /* 64 MiB per JSON text */
+
+/* Encodes v (borrowed) as compact JSON. Returns a malloc'd,
+ * NUL-terminated buffer (caller frees) and its length in *len, or NULL on
+ * ENOMEM or a value that cannot be encoded (non-finite real). */
+AEMP_API char *aemp_json_encode(const json_t *v, size_t *len);
+
+/* Decodes exactly one JSON text (surrounding whitespace allowed) of len
+ * bytes (borrowed). Strict UTF-8; nesting deeper than max_depth (0:
+ * AEMP_JSON_MAX_DEPTH) fails. Returns a new reference, or NULL with an
+ * error message written to errbuf (if not NULL, errlen bytes). */
+AEMP_API json_t *aemp_json_decode(const char *buf, size_t len,
+                                  unsigned max_depth, char *errbuf,
+                                  size_t errlen);
+
+/*
+ * The JSON stream framer: finds where each JSON text of a byte stream
+ * ends, without decoding it. Texts may be split anywhere across calls;
+ * whitespace between texts is skipped. The framer keeps its scanning
+ * state, so bytes are never scanned twice.
+ *
+ * The caller keeps the unconsumed bytes contiguous: every call passes the
+ * whole pending region starting at the first byte not yet returned as part
+ * of a text (the framer remembers how far into it it has scanned).
+ */
+typedef struct aemp_framer {
+    /* private */
+    size_t scanned_;    /* bytes of the current region already scanned */
+    size_t start_;      /* offset of the current text (after whitespace) */
+    uint32_t depth_;
+    uint32_t max_depth_;
+    size_t max_len_;
+    uint8_t state_;
+    uint8_t kind_;
+    uint8_t pad_[6];
+} aemp_framer_t;
+
+/* Initialises the framer. max_len: longest JSON text accepted (0:
+ * AEMP_DEFAULT_MAX_MESSAGE); max_depth: 0 for AEMP_JSON_MAX_DEPTH. */
+AEMP_API void aemp_framer_init(aemp_framer_t *f, size_t max_len,
+                               unsigned max_depth);
+
+/* Scans buf[0..len). Returns
+ *   1  a complete text is buf[*start .. *end): the caller decodes it and
+ *      drops the first *end bytes of its region before the next call;
+ *   0  need more bytes (buf may hold leading whitespace that is already
+ *      skipped: *end then tells how many bytes may be dropped, else 0);
+ *  <0  AEMP_EBADMSG (not JSON: the scanner saw a byte that cannot start
+ *      or continue a text) or AEMP_ELIMIT (text longer than max_len or
+ *      deeper than max_depth); errors are sticky.
+ * A top-level number or literal is complete only when a byte after it
+ * arrives (as with any streaming JSON parser). */
+AEMP_API int aemp_framer_next(aemp_framer_t *f, const char *buf, size_t len,
+                              size_t *start, size_t *end);
+/* == END json == */
+
+/* ===================================================================== */
+/* == BEGIN util ==                                                       */
+/* Fills buf with len bytes from the operating system's CSPRNG (through
+ * OpenSSL). Returns 0 or AEMP_EIO. */
+AEMP_API int aemp_random_bytes(void *buf, size_t len);
+/* == END util == */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AEMP_H */

@@ -1,0 +1,103 @@
+/*
+ * util.c - small shared pieces: error names and texts, the byte buffer,
+ * constant-time compare, hex, and randomness from the OS CSPRNG.
+ */
+#include "aemp_int.h"
+
+#include <openssl/rand.h>
+
+const char *aemp_strerror(int err)
+{
+    switch (err) {
+    case AEMP_OK: return "success";
+#define X(name, code, text) case code: return text;
+        AEMP_ERRNO_MAP(X)
+#undef X
+    }
+    return "unknown error";
+}
+
+const char *aemp_err_name(int err)
+{
+    switch (err) {
+    case AEMP_OK: return "AEMP_OK";
+#define X(name, code, text) case code: return "AEMP_" #name;
+        AEMP_ERRNO_MAP(X)
+#undef X
+    }
+    return "AEMP_UNKNOWN";
+}
+
+int aemp__buf_reserve(aemp__buf_t *b, size_t n)
+{
+    if (b->cap - b->len >= n) return 0;
+    /* reuse the consumed prefix when that is enough and worth a move */
+    if (b->off && b->cap - (b->len - b->off) >= n && b->off >= (b->len - b->off)) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        return 0;
+    }
+    size_t need = b->len + n;
+    if (need < n) return AEMP_ENOMEM;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) { cap = need; break; }
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (!p) return AEMP_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int aemp__buf_append(aemp__buf_t *b, const void *p, size_t n)
+{
+    if (aemp__buf_reserve(b, n)) return AEMP_ENOMEM;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void aemp__buf_consume(aemp__buf_t *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len) b->off = b->len = 0;
+}
+
+void aemp__buf_free(aemp__buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
+int aemp__ct_memcmp(const void *a, const void *b, size_t n)
+{
+    const volatile unsigned char *x = a, *y = b;
+    unsigned char acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= x[i] ^ y[i];
+    return acc != 0;
+}
+
+void aemp__hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[p[i] >> 4];
+        out[2 * i + 1] = d[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+int aemp_random_bytes(void *buf, size_t len)
+{
+    while (len) {
+        int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
+        if (RAND_bytes(buf, chunk) != 1) return AEMP_EIO;
+        buf = (char *)buf + chunk;
+        len -= (size_t)chunk;
+    }
+    return 0;
+}

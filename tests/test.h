@@ -1,0 +1,77 @@
+/*
+ * test.h - the test harness: TEST(name) declares a test (the runner's list
+ * is generated from these lines), CHECK_* macros record failures and print
+ * both values, helpers load the golden vectors from ../shared.
+ */
+#ifndef AEMP_TEST_H
+#define AEMP_TEST_H
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <jansson.h>
+
+#define TEST(name)                                                          \
+    void test_##name(void);                                                 \
+    void test_##name(void)
+
+/* Failures so far in this test (each test runs in its own process). */
+extern int t_failures;
+void t_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond)) t_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);        \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                     \
+    do {                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                 \
+        if (a_ != b_)                                                       \
+            t_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b,    \
+                   a_, b_);                                                 \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                     \
+    do {                                                                    \
+        const char *a_ = (a), *b_ = (b);                                    \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                              \
+            t_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a,    \
+                   #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");             \
+    } while (0)
+
+#define CHECK_MEM(a, b, n)                                                  \
+    do {                                                                    \
+        if (memcmp((a), (b), (n)) != 0) t_fail_mem(__FILE__, __LINE__, #a,  \
+                                                   (a), (b), (n));          \
+    } while (0)
+
+/* Stops the test at once (after a failure that makes the rest moot). */
+#define REQUIRE(cond)                                                       \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            t_fail(__FILE__, __LINE__, "REQUIRE(%s)", #cond);               \
+            return;                                                         \
+        }                                                                   \
+    } while (0)
+
+void t_fail_mem(const char *file, int line, const char *what, const void *a,
+                const void *b, size_t n);
+
+/* Path of a file in ../shared (AEMP_SHARED or found from the cwd);
+ * returns a static buffer. */
+const char *t_shared_path(const char *rel);
+/* Loads a JSON file below ../shared/; aborts the test on failure. */
+json_t *t_load_vectors(const char *rel);
+/* Hex helpers: t_unhex returns malloc'd bytes (caller frees) and length. */
+unsigned char *t_unhex(const char *hex, size_t *len);
+void t_hex(const unsigned char *p, size_t n, char *out);
+/* A small deterministic PRNG for property tests (xorshift64*). */
+uint64_t t_rand(uint64_t *state);
+/* Path of the aemp binary under test (AEMP_BIN) and the build dir. */
+const char *t_aemp_bin(void);
+const char *t_build_dir(void);
+
+#endif

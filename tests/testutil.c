@@ -1,0 +1,107 @@
+/*
+ * testutil.c - helpers shared by the tests: finding ../shared, loading the
+ * golden vectors, hex conversion, a deterministic PRNG.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+void t_fail_mem(const char *file, int line, const char *what, const void *a,
+                const void *b, size_t n)
+{
+    char *ha = malloc(2 * n + 1), *hb = malloc(2 * n + 1);
+    if (ha && hb) {
+        t_hex(a, n, ha);
+        t_hex(b, n, hb);
+        t_fail(file, line, "%s: %s != %s", what, ha, hb);
+    } else {
+        t_fail(file, line, "%s differs", what);
+    }
+    free(ha);
+    free(hb);
+}
+
+const char *t_shared_path(const char *rel)
+{
+    static char buf[4096];
+    const char *env = getenv("AEMP_SHARED");
+    if (env && *env) {
+        snprintf(buf, sizeof buf, "%s/%s", env, rel);
+        return buf;
+    }
+    /* from the repository root, or from tests/ */
+    static const char *tries[] = {"../shared", "../../shared", "../../../shared"};
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        snprintf(buf, sizeof buf, "%s/PROTOCOL.md", tries[i]);
+        if (access(buf, R_OK) == 0) {
+            snprintf(buf, sizeof buf, "%s/%s", tries[i], rel);
+            return buf;
+        }
+    }
+    snprintf(buf, sizeof buf, "../shared/%s", rel);
+    return buf;
+}
+
+json_t *t_load_vectors(const char *rel)
+{
+    json_error_t e;
+    const char *p = t_shared_path(rel);
+    json_t *j = json_load_file(p, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!j) {
+        fprintf(stderr, "cannot load %s: %s (line %d)\n", p, e.text, e.line);
+        exit(1);
+    }
+    return j;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+unsigned char *t_unhex(const char *hex, size_t *len)
+{
+    size_t n = strlen(hex) / 2;
+    unsigned char *p = malloc(n ? n : 1);
+    if (!p) abort();
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    *len = n;
+    return p;
+}
+
+void t_hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[p[i] >> 4];
+        out[2 * i + 1] = d[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+uint64_t t_rand(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+const char *t_aemp_bin(void)
+{
+    const char *b = getenv("AEMP_BIN");
+    return b && *b ? b : "build/aemp";
+}
+
+const char *t_build_dir(void)
+{
+    const char *b = getenv("AEMP_BUILD");
+    return b && *b ? b : "build";
+}
