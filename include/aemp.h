@@ -368,6 +368,133 @@ AEMP_API int aemp_framer_next(aemp_framer_t *f, const char *buf, size_t len,
 /* == END json == */
 
 /* ===================================================================== */
+/* == BEGIN node ==                                                       */
+/*
+ * A node: one process's presence in an AEMP network. It runs on a libev
+ * loop the caller owns (the library never calls ev_run). The node
+ * listens on every endpoint of its noderef, connects to other nodes when
+ * there is something to send, authenticates links with the handshake
+ * engine and moves JSON messages.
+ *
+ * Callbacks: every callback runs from the loop, never from inside the
+ * call that caused it (a call that returns an error never runs its
+ * callback). From inside any callback you may call every function of
+ * this header, including aemp_node_destroy (the destruction is then
+ * deferred until the callback returns; no callback of that node runs
+ * after aemp_node_destroy returns).
+ */
+struct ev_loop;
+typedef struct aemp_node aemp_node_t;
+
+enum aemp_log_level {
+    AEMP_LOG_ERROR = 0,
+    AEMP_LOG_WARN = 1,  /* link errors: "HOST:PORT: MESSAGE" */
+    AEMP_LOG_INFO = 2,  /* link up/down */
+    AEMP_LOG_DEBUG = 3
+};
+
+/* Default limits and times (all settable in the config). */
+#define AEMP_DEFAULT_TIMEOUT 30          /* seconds; the minimum is 4 */
+#define AEMP_DEFAULT_CONNECT_INTERVAL 5.0
+#define AEMP_DEFAULT_CONNECT_TIMEOUT 30.0
+#define AEMP_HANDSHAKE_TIMEOUT 30.0      /* silence during the handshake */
+#define AEMP_DEFAULT_MAX_OUTQ (64u << 20)  /* bytes queued for one peer */
+#define AEMP_DEFAULT_PORT 4040
+
+typedef struct aemp_node_config {
+    /* What to bind, as a user writes it (resolved as in PROTOCOL §1):
+     * "" (port 4040 on this host's addresses), "4041", "host",
+     * "host:port", "[::1]:4040", comma lists. Port 0 picks a free port;
+     * the node's noderef then carries the real one. NULL: "". Ignored in
+     * slave mode. */
+    const char *bind;
+    /* Slave mode: non-NULL makes a slave node "slave/NAME" (NAME random
+     * when ""), which connects to the first reachable of masters[] and
+     * renames itself to "slave/NAME@VIA". */
+    const char *slave_name;
+    const char *const *masters; /* noderefs, nmasters of them, copied */
+    size_t nmasters;
+    /* The shared secret: secret/secret_len when secret is not NULL, else
+     * the contents of secret_file, else $HOME/.aemp-secret, else 32 random
+     * bytes (the node can then talk to nobody). Copied. */
+    const void *secret;
+    size_t secret_len;
+    const char *secret_file;
+    /* Our timeout (seconds, 0: 30; values below 4 are raised to 4). */
+    unsigned timeout;
+    double connect_interval;  /* 0: 5 s between connect rounds */
+    double connect_timeout;   /* 0: 30 s until a peer counts unreachable */
+    size_t max_message;       /* 0: 64 MiB, longest incoming JSON text */
+    size_t max_outq;          /* 0: 64 MiB, bytes queued for one peer */
+    /* Log sink; NULL: warnings and errors go to stderr. msg is borrowed. */
+    void (*log)(void *ud, int level, const char *msg);
+    void *log_ud;
+    /* Link events (may be NULL): up = 1 when a link to noderef is
+     * authenticated, 0 when it is gone (reason says why). */
+    void (*on_link)(void *ud, aemp_node_t *node, const char *noderef,
+                    int up, const char *reason);
+    void *link_ud;
+    /* Raw delivery hook (may be NULL): called for a message to a local id
+     * that no port handles. msg is borrowed for the call (increment to
+     * keep it); src is the sending node's noderef (borrowed). */
+    void (*on_message)(void *ud, aemp_node_t *node, const char *src,
+                       const char *localid, json_t *msg);
+    void *message_ud;
+    /* The provider= string; NULL: "aemp-C-" AEMP_VERSION. */
+    const char *provider;
+} aemp_node_config_t;
+
+/* Creates a node on loop (NULL: libev's default loop). cfg is copied.
+ * Returns NULL with *err set (AEMP_EINVAL bad config, AEMP_ENOMEM,
+ * AEMP_ENOENT unreadable secret_file). The node does nothing until
+ * aemp_node_start. */
+AEMP_API aemp_node_t *aemp_node_new(struct ev_loop *loop,
+                                    const aemp_node_config_t *cfg, int *err);
+
+/* Resolves the bind noderef and listens on every endpoint (or, in slave
+ * mode, starts connecting to the masters). Blocking name resolution
+ * happens here. Returns 0, AEMP_ERESOLVE, AEMP_EIO (bind/listen failed:
+ * the message is logged) or AEMP_ESTATE (already started). */
+AEMP_API int aemp_node_start(aemp_node_t *node);
+
+/* Closes every link and listener and frees everything. Pending messages
+ * are dropped, no callback runs afterwards. Accepts NULL. From inside a
+ * callback of this node the work is deferred until the callback returns. */
+AEMP_API void aemp_node_destroy(aemp_node_t *node);
+
+/* The node's noderef (after start: resolved, e.g. "127.0.0.1:4040"; a
+ * slave's current name). Borrowed: valid until the next loop iteration
+ * that may rename it (slaves) or destroy. */
+AEMP_API const char *aemp_node_noderef(const aemp_node_t *node);
+AEMP_API struct ev_loop *aemp_node_loop(const aemp_node_t *node);
+
+/* Sends msg (a JSON array whose first element is the target's local id
+ * string) to the node noderef. Steals msg (always). Messages to one node
+ * arrive in the order sent, without holes; they wait in a queue while the
+ * node is connected. Returns 0, AEMP_EINVAL (not an array, bad noderef),
+ * AEMP_ELIMIT (the peer's queue passed max_outq: the link to it fails
+ * with "send queue overflow" and the monitors on it fire). */
+AEMP_API int aemp_node_send(aemp_node_t *node, const char *noderef,
+                            json_t *msg);
+
+/* Bytes queued for noderef and not yet handed to the kernel (0 when
+ * unknown). Lets a fast sender hold back before max_outq. */
+AEMP_API size_t aemp_node_queued(const aemp_node_t *node, const char *noderef);
+
+/* Connects to noderef now, if not connected (also used by slaves and
+ * pings). Returns 0 or AEMP_EINVAL. */
+AEMP_API int aemp_node_connect(aemp_node_t *node, const char *noderef);
+
+/* Resolves a user-given noderef as PROTOCOL §1 describes, blocking.
+ * Returns a malloc'd resolved noderef (caller frees) or NULL with *err. */
+AEMP_API char *aemp_resolve(const char *spec, int *err);
+
+/* Reads a secret file completely (trailing newline included). Returns
+ * malloc'd bytes and *len, or NULL with *err (AEMP_ENOENT, AEMP_ENOMEM). */
+AEMP_API void *aemp_read_secret(const char *path, size_t *len, int *err);
+/* == END node == */
+
+/* ===================================================================== */
 /* == BEGIN util ==                                                       */
 /* Fills buf with len bytes from the operating system's CSPRNG (through
  * OpenSSL). Returns 0 or AEMP_EIO. */

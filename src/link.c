@@ -1,0 +1,418 @@
+/*
+ * link.c - one TCP connection between two nodes, driven by libev: the
+ * non-blocking connect, the handshake engine fed from the socket, the
+ * JSON stream framer in the data phase, the timers (handshake silence,
+ * peer timeout, keepalive) and batched writes. Who the link belongs to and
+ * what happens when it comes up or dies is node.c's business.
+ */
+#include "node_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "addr.h"
+
+#define READ_CHUNK (64 * 1024)
+
+static const char devnull_msg[] = "[\"\",\"devnull\"]";
+
+static void link_rearm_timer(aemp__link_t *l);
+
+static void link_fail(aemp__link_t *l, const char *msg)
+{
+    aemp__link_close(l, msg, 0);
+}
+
+void aemp__link_free(aemp__link_t *l)
+{
+    aemp_hs_free(l->hs);
+    aemp__buf_free(&l->in);
+    aemp__buf_free(&l->out);
+    free(l->error);
+    free(l);
+}
+
+static void schedule_flush(aemp__link_t *l)
+{
+    if (l->in_flush) return;
+    l->in_flush = 1;
+    l->flush_next = l->node->flush;
+    l->node->flush = l;
+}
+
+int aemp__link_write(aemp__link_t *l, const void *p, size_t n)
+{
+    if (l->state == LINK_DEAD) return AEMP_ECLOSED;
+    if (aemp__buf_append(&l->out, p, n)) return AEMP_ENOMEM;
+    schedule_flush(l);
+    return 0;
+}
+
+int aemp__link_send(aemp__link_t *l, const json_t *msg)
+{
+    if (l->state != LINK_UP) return AEMP_ESTATE;
+    int rc = aemp__json_encode_buf(&l->out, msg);
+    if (rc) return rc;
+    schedule_flush(l);
+    return 0;
+}
+
+/* Writes as much pending output as the kernel takes. Returns 0, or -1
+ * when the link died. */
+static int link_do_write(aemp__link_t *l)
+{
+    while (aemp__buf_size(&l->out)) {
+        ssize_t w = send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
+                         MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!ev_is_active(&l->wio)) ev_io_start(l->node->loop, &l->wio);
+                return 0;
+            }
+            link_fail(l, strerror(errno));
+            return -1;
+        }
+        aemp__buf_consume(&l->out, (size_t)w);
+        l->last_write = ev_now(l->node->loop);
+    }
+    if (ev_is_active(&l->wio)) ev_io_stop(l->node->loop, &l->wio);
+    /* a drained buffer keeps no big allocation around */
+    if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
+    return 0;
+}
+
+void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    while (n->flush) {
+        aemp__link_t *l = n->flush;
+        n->flush = l->flush_next;
+        l->in_flush = 0;
+        if (l->state != LINK_DEAD && l->state != LINK_CONNECTING) link_do_write(l);
+    }
+    aemp__leave(n);
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    aemp__link_t *l = w->data;
+    (void)loop;
+    (void)revents;
+    aemp_node_t *n = l->node;
+    aemp__enter(n);
+    link_do_write(l);
+    aemp__leave(n);
+}
+
+/* Moves the engine's pending output into our output buffer. */
+static void drain_hs_output(aemp__link_t *l)
+{
+    size_t len;
+    const void *p;
+    while ((p = aemp_hs_out(l->hs, &len)) != NULL && len) {
+        if (aemp__link_write(l, p, len)) return;
+        aemp_hs_out_ack(l->hs, len);
+    }
+}
+
+/* Splits data-phase bytes into JSON texts and delivers them. */
+static void process_data(aemp__link_t *l)
+{
+    aemp_node_t *n = l->node;
+    while (l->state == LINK_UP && aemp__buf_size(&l->in)) {
+        size_t start = 0, end = 0;
+        const char *head = aemp__buf_head(&l->in);
+        int r = aemp_framer_next(&l->framer, head, aemp__buf_size(&l->in), &start, &end);
+        if (r < 0) {
+            link_fail(l, r == AEMP_ELIMIT ? "message too large or too deep (Bad message)"
+                                          : "Bad message");
+            return;
+        }
+        if (r == 0) {
+            if (end) aemp__buf_consume(&l->in, end);
+            return;
+        }
+        char err[128];
+        json_t *msg = aemp_json_decode(head + start, end - start, 0, err, sizeof err);
+        aemp__buf_consume(&l->in, end);
+        if (!msg) {
+            char m[200];
+            snprintf(m, sizeof m, "Bad message (%s)", err);
+            link_fail(l, m);
+            return;
+        }
+        aemp__deliver(n, l->peer, msg);
+        if (n->destroy_pending) return;
+    }
+}
+
+static void process_handshake(aemp__link_t *l)
+{
+    while (l->state == LINK_HANDSHAKE) {
+        unsigned before = aemp_hs_state(l->hs);
+        size_t used = aemp_hs_feed(l->hs, aemp__buf_head(&l->in), aemp__buf_size(&l->in));
+        aemp__buf_consume(&l->in, used);
+        unsigned st = aemp_hs_state(l->hs);
+        if (st & AEMP_HS_FAILED) {
+            link_fail(l, aemp_hs_error(l->hs));
+            return;
+        }
+        if ((st & AEMP_HS_GREETED) && !(before & AEMP_HS_GREETED)) {
+            if (aemp__link_greeted(l, aemp_hs_remote_noderef(l->hs))) return;
+        }
+        if (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) {
+            /* both sides asked for TLS, but this link has no TLS layer */
+            link_fail(l, "TLS requested, but not configured on this node");
+            return;
+        }
+        drain_hs_output(l);
+        if (st & AEMP_HS_DONE) {
+            int t = aemp_hs_remote_timeout(l->hs);
+            l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
+            aemp_framer_init(&l->framer, l->node->cfg.max_message, 0);
+            l->state = LINK_UP;
+            link_rearm_timer(l);
+            aemp__link_authenticated(l);
+            if (l->state == LINK_UP) process_data(l);
+            return;
+        }
+        if (!used) return;
+    }
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    aemp__link_t *l = w->data;
+    aemp_node_t *n = l->node;
+    (void)revents;
+    aemp__enter(n);
+    if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
+        link_fail(l, "out of memory");
+        goto out;
+    }
+    ssize_t r = recv(l->fd, l->in.data + l->in.len, l->in.cap - l->in.len, 0);
+    if (r < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            link_fail(l, strerror(errno));
+        goto out;
+    }
+    if (r == 0) {
+        /* end of stream is reported as Perl's AnyEvent::Handle does */
+        link_fail(l, l->state == LINK_UP || l->state == LINK_HANDSHAKE ? "Broken pipe"
+                                                                        : "Broken pipe");
+        goto out;
+    }
+    l->in.len += (size_t)r;
+    l->last_read = ev_now(loop);
+    if (l->state == LINK_HANDSHAKE) process_handshake(l);
+    else if (l->state == LINK_UP) process_data(l);
+    /* an incomplete text larger than the limit is refused by the framer;
+     * this guards the handshake phase, where the engine buffers lines */
+out:
+    aemp__leave(n);
+}
+
+static void link_rearm_timer(aemp__link_t *l)
+{
+    struct ev_loop *loop = l->node->loop;
+    ev_tstamp now = ev_now(loop), next;
+    switch (l->state) {
+    case LINK_CONNECTING:
+        next = l->last_read + l->node->cfg.connect_timeout;
+        break;
+    case LINK_HANDSHAKE:
+    case LINK_HELD:
+        next = l->last_read + AEMP_HANDSHAKE_TIMEOUT;
+        break;
+    case LINK_UP:
+        next = l->last_write + l->keepalive;
+        if (l->read_timeout > 0 && l->last_read + l->read_timeout < next)
+            next = l->last_read + l->read_timeout;
+        break;
+    default:
+        return;
+    }
+    ev_timer_stop(loop, &l->timer);
+    ev_timer_set(&l->timer, next > now ? next - now : 0.0, 0.0);
+    ev_timer_start(loop, &l->timer);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp__link_t *l = w->data;
+    aemp_node_t *n = l->node;
+    ev_tstamp now = ev_now(loop);
+    (void)revents;
+    aemp__enter(n);
+    switch (l->state) {
+    case LINK_CONNECTING:
+        if (now - l->last_read >= n->cfg.connect_timeout) {
+            link_fail(l, "Connection timed out");
+            goto out;
+        }
+        break;
+    case LINK_HANDSHAKE:
+    case LINK_HELD:
+        if (now - l->last_read >= AEMP_HANDSHAKE_TIMEOUT) {
+            aemp__link_close(l, "Connection timed out", l->state == LINK_HELD);
+            goto out;
+        }
+        break;
+    case LINK_UP:
+        if (l->read_timeout > 0 && now - l->last_read >= l->read_timeout) {
+            link_fail(l, "Connection timed out");
+            goto out;
+        }
+        if (now - l->last_write >= l->keepalive && !aemp__buf_size(&l->out)) {
+            aemp__link_write(l, devnull_msg, sizeof devnull_msg - 1);
+            l->last_write = now; /* counted as written once queued */
+        }
+        break;
+    default:
+        goto out;
+    }
+    link_rearm_timer(l);
+out:
+    aemp__leave(n);
+}
+
+static void link_start_handshake(aemp__link_t *l)
+{
+    aemp_node_t *n = l->node;
+    unsigned char nonce[AEMP_NONCE_BYTES];
+    int err = 0;
+    if (aemp_random_bytes(nonce, sizeof nonce)) {
+        link_fail(l, "no randomness for the nonce");
+        return;
+    }
+    aemp_hs_config_t hc = {
+        .noderef = n->greet_name,
+        .secret = n->secret,
+        .secret_len = n->secret_len,
+        .timeout = n->timeout,
+        .provider = n->provider,
+        .peeraddr = l->addr,
+        .nonce = nonce,
+    };
+    l->hs = aemp_hs_new(&hc, &err);
+    if (!l->hs) {
+        link_fail(l, aemp_strerror(err));
+        return;
+    }
+    l->state = LINK_HANDSHAKE;
+    l->last_read = l->last_write = ev_now(n->loop);
+    drain_hs_output(l);
+    ev_io_start(n->loop, &l->rio);
+    link_rearm_timer(l);
+}
+
+aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
+{
+    aemp__link_t *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->node = n;
+    l->fd = fd;
+    l->outgoing = outgoing;
+    l->state = outgoing ? LINK_CONNECTING : LINK_HANDSHAKE;
+    snprintf(l->addr, sizeof l->addr, "%s", addr);
+    l->keepalive = n->timeout - 3.0;
+    ev_io_init(&l->rio, read_cb, fd, EV_READ);
+    ev_io_init(&l->wio, write_cb, fd, EV_WRITE);
+    ev_init(&l->timer, timer_cb);
+    l->rio.data = l->wio.data = l->timer.data = l;
+    l->last_read = l->last_write = ev_now(n->loop);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    l->next = n->links;
+    if (n->links) n->links->prev = l;
+    n->links = l;
+    n->nlinks++;
+    if (!outgoing) link_start_handshake(l);
+    return l;
+}
+
+static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    aemp__link_t *l = w->data;
+    aemp_node_t *n = l->node;
+    (void)revents;
+    aemp__enter(n);
+    ev_io_stop(loop, w);
+    ev_io_init(&l->wio, write_cb, l->fd, EV_WRITE);
+    l->wio.data = l;
+    int e = 0;
+    socklen_t el = sizeof e;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0) e = errno;
+    if (e) link_fail(l, strerror(e));
+    else link_start_handshake(l);
+    aemp__leave(n);
+}
+
+aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if (aemp__ep_parse(ep, &sa, &sl)) return NULL;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    aemp__link_t *l = aemp__link_new(n, fd, 1, ep);
+    if (!l) {
+        close(fd);
+        return NULL;
+    }
+    l->peer = p;
+    l->peer_next = p->links;
+    p->links = l;
+    int r = connect(fd, (struct sockaddr *)&sa, sl);
+    if (r == 0) {
+        link_start_handshake(l);
+    } else if (errno == EINPROGRESS) {
+        ev_io_init(&l->wio, connect_cb, fd, EV_WRITE);
+        l->wio.data = l;
+        ev_io_start(n->loop, &l->wio);
+        link_rearm_timer(l);
+    } else {
+        link_fail(l, strerror(errno));
+    }
+    return l;
+}
+
+void aemp__link_close(aemp__link_t *l, const char *reason, int silent)
+{
+    aemp_node_t *n = l->node;
+    if (l->state == LINK_DEAD) return;
+    int was_up = l->state == LINK_UP;
+    if (was_up && aemp__buf_size(&l->out) && !silent) {
+        /* last attempt to hand queued bytes to the kernel */
+        send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
+             MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    l->state = LINK_DEAD;
+    ev_io_stop(n->loop, &l->rio);
+    ev_io_stop(n->loop, &l->wio);
+    ev_timer_stop(n->loop, &l->timer);
+    close(l->fd);
+    l->fd = -1;
+    free(l->error);
+    l->error = strdup(reason ? reason : "closed");
+    if (!silent) aemp__log(n, AEMP_LOG_WARN, "%s: %s", l->addr, l->error ? l->error : "closed");
+    /* unlink from the node's live list */
+    if (l->prev) l->prev->next = l->next;
+    else n->links = l->next;
+    if (l->next) l->next->prev = l->prev;
+    n->nlinks--;
+    l->next = n->dead;
+    l->prev = NULL;
+    n->dead = l;
+    aemp__link_died(l, silent);
+}

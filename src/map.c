@@ -1,0 +1,129 @@
+/*
+ * map.c - a string-keyed hash map with chaining (FNV-1a hash, power-of-two
+ * table that doubles at load 1). Small and predictable; nothing here is
+ * on a per-byte hot path.
+ */
+#include "map.h"
+#include "aemp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    }
+    return (size_t)(h ^ (h >> 29));
+}
+
+void *aemp__map_get(const aemp__map_t *m, const char *key)
+{
+    if (!m->nslots) return NULL;
+    size_t h = hash_str(key);
+    for (aemp__map_ent_t *e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
+        if (e->hash == h && !strcmp(e->key, key)) return e->value;
+    return NULL;
+}
+
+static int grow(aemp__map_t *m)
+{
+    size_t n = m->nslots ? m->nslots * 2 : 16;
+    aemp__map_ent_t **s = calloc(n, sizeof *s);
+    if (!s) return AEMP_ENOMEM;
+    for (size_t i = 0; i < m->nslots; i++) {
+        aemp__map_ent_t *e = m->slots[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            e->next = s[e->hash & (n - 1)];
+            s[e->hash & (n - 1)] = e;
+        }
+    }
+    free(m->slots);
+    m->slots = s;
+    m->nslots = n;
+    return 0;
+}
+
+int aemp__map_set(aemp__map_t *m, const char *key, void *value)
+{
+    size_t h = hash_str(key);
+    if (m->nslots) {
+        for (aemp__map_ent_t *e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
+            if (e->hash == h && !strcmp(e->key, key)) {
+                e->value = value;
+                return 0;
+            }
+    }
+    if (m->count >= m->nslots && grow(m)) return AEMP_ENOMEM;
+    size_t kl = strlen(key) + 1;
+    aemp__map_ent_t *e = malloc(sizeof *e + kl);
+    if (!e) return AEMP_ENOMEM;
+    memcpy(e->key, key, kl);
+    e->hash = h;
+    e->value = value;
+    e->next = m->slots[h & (m->nslots - 1)];
+    m->slots[h & (m->nslots - 1)] = e;
+    m->count++;
+    return 0;
+}
+
+void *aemp__map_del(aemp__map_t *m, const char *key)
+{
+    if (!m->nslots) return NULL;
+    size_t h = hash_str(key);
+    for (aemp__map_ent_t **pp = &m->slots[h & (m->nslots - 1)]; *pp; pp = &(*pp)->next) {
+        aemp__map_ent_t *e = *pp;
+        if (e->hash == h && !strcmp(e->key, key)) {
+            void *v = e->value;
+            *pp = e->next;
+            free(e);
+            m->count--;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+size_t aemp__map_del_value(aemp__map_t *m, const void *value)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nslots; i++) {
+        aemp__map_ent_t **pp = &m->slots[i];
+        while (*pp) {
+            aemp__map_ent_t *e = *pp;
+            if (e->value == value) {
+                *pp = e->next;
+                free(e);
+                m->count--;
+                n++;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    return n;
+}
+
+void aemp__map_free(aemp__map_t *m)
+{
+    for (size_t i = 0; i < m->nslots; i++) {
+        aemp__map_ent_t *e = m->slots[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(m->slots);
+    m->slots = NULL;
+    m->nslots = m->count = 0;
+}
+
+void aemp__map_each(const aemp__map_t *m,
+                    void (*fn)(const char *key, void *value, void *ud), void *ud)
+{
+    for (size_t i = 0; i < m->nslots; i++)
+        for (aemp__map_ent_t *e = m->slots[i]; e; e = e->next) fn(e->key, e->value, ud);
+}

@@ -1,0 +1,38 @@
+/*
+ * map.h - a string-keyed hash map (open hashing with chains) used for the
+ * node's peer table, port table and name registry. Keys are copied;
+ * values are borrowed pointers.
+ */
+#ifndef AEMP_MAP_H
+#define AEMP_MAP_H
+
+#include <stddef.h>
+
+typedef struct aemp__map_ent {
+    struct aemp__map_ent *next;
+    void *value;
+    size_t hash;
+    char key[]; /* NUL-terminated copy */
+} aemp__map_ent_t;
+
+typedef struct aemp__map {
+    aemp__map_ent_t **slots;
+    size_t nslots; /* power of two, 0 when empty */
+    size_t count;
+} aemp__map_t;
+
+/* Value for key, or NULL. */
+void *aemp__map_get(const aemp__map_t *m, const char *key);
+/* Sets key to value (replacing). Returns 0 or AEMP_ENOMEM. */
+int aemp__map_set(aemp__map_t *m, const char *key, void *value);
+/* Removes key; returns its former value or NULL. */
+void *aemp__map_del(aemp__map_t *m, const char *key);
+/* Removes every key whose value is value; returns how many. */
+size_t aemp__map_del_value(aemp__map_t *m, const void *value);
+void aemp__map_free(aemp__map_t *m);
+/* Calls fn for every entry; fn must not change the map. */
+void aemp__map_each(const aemp__map_t *m,
+                    void (*fn)(const char *key, void *value, void *ud),
+                    void *ud);
+
+#endif

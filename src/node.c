@@ -1,0 +1,863 @@
+/*
+ * node.c - the node: its configuration and secret, the listeners, the
+ * peer table (every remote node known by its noderef and each endpoint),
+ * connecting with rounds and a deadline, the choice of one link per peer
+ * when both sides connect at once, routing of outgoing messages and the
+ * local delivery queue. Link I/O is in link.c, ports in port.c.
+ *
+ * Simultaneous connects: when a second link to the same peer greets while
+ * the first is still in its handshake, the link started by the node with
+ * the smaller noderef (byte order) wins on both sides; a losing outgoing
+ * link is closed at once and a losing incoming one is held silent (no
+ * auth line) until the winner is up. Both sides thus end with the same
+ * single link before any message is sent on either.
+ */
+#include "node_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+
+/* ------------------------------------------------------------------ */
+/* logging and callback nesting                                        */
+
+void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
+    else if (level <= AEMP_LOG_WARN) fprintf(stderr, "aemp: %s\n", buf);
+}
+
+static void node_free(aemp_node_t *n);
+
+void aemp__enter(aemp_node_t *n) { n->depth++; }
+
+int aemp__leave(aemp_node_t *n)
+{
+    if (--n->depth > 0) return 0;
+    while (n->dead) {
+        aemp__link_t *l = n->dead;
+        n->dead = l->next;
+        aemp__link_free(l);
+    }
+    if (n->destroy_pending) {
+        node_free(n);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* peers                                                               */
+
+int aemp__is_self(const aemp_node_t *n, const char *noderef)
+{
+    return aemp__map_get(&n->self_names, noderef) != NULL;
+}
+
+static int peer_register(aemp_node_t *n, aemp__peer_t *p, const char *noderef)
+{
+    size_t cnt;
+    char **parts = aemp__split(noderef, ',', &cnt);
+    if (!parts) return AEMP_ENOMEM;
+    int rc = aemp__map_set(&n->peers, noderef, p);
+    for (size_t i = 0; !rc && i < cnt && cnt > 1; i++)
+        rc = aemp__map_set(&n->peers, parts[i], p);
+    aemp__strv_free(parts);
+    return rc;
+}
+
+/* Finds the peer known under noderef or one of its endpoints. */
+static aemp__peer_t *peer_find(aemp_node_t *n, const char *noderef)
+{
+    aemp__peer_t *p = aemp__map_get(&n->peers, noderef);
+    if (p || !strchr(noderef, ',')) return p;
+    size_t cnt;
+    char **parts = aemp__split(noderef, ',', &cnt);
+    for (size_t i = 0; parts && !p && i < cnt; i++) p = aemp__map_get(&n->peers, parts[i]);
+    aemp__strv_free(parts);
+    return p;
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
+{
+    aemp__peer_t *p = peer_find(n, noderef);
+    if (p || !create) return p;
+    p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->node = n;
+    p->noderef = strdup(noderef);
+    if (strncmp(noderef, "slave/", 6) != 0) p->eps = aemp__split(noderef, ',', &p->neps);
+    if (!p->noderef || (strncmp(noderef, "slave/", 6) != 0 && !p->eps) ||
+        peer_register(n, p, noderef)) {
+        aemp__map_del_value(&n->peers, p);
+        free(p->noderef);
+        aemp__strv_free(p->eps);
+        free(p);
+        return NULL;
+    }
+    ev_init(&p->retry, retry_cb);
+    p->retry.data = p;
+    p->next = n->peers_list;
+    n->peers_list = p;
+    return p;
+}
+
+static void peer_free(aemp__peer_t *p)
+{
+    ev_timer_stop(p->node->loop, &p->retry);
+    aemp__buf_free(&p->queue);
+    aemp__strv_free(p->eps);
+    free(p->noderef);
+    free(p->last_error);
+    free(p);
+}
+
+/* The peer is unreachable or its link failed: drop what waits for it and
+ * tell the layers above. */
+static void peer_fail(aemp__peer_t *p, const char *msg)
+{
+    aemp_node_t *n = p->node;
+    p->connecting = 0;
+    ev_timer_stop(n->loop, &p->retry);
+    aemp__buf_free(&p->queue);
+    char *name = strdup(p->noderef);
+    char *m = strdup(msg);
+    if (!name || !m) {
+        free(name);
+        free(m);
+        return;
+    }
+    aemp__ports_peer_failed(n, name, m);
+    if (n->cfg.on_link && !n->destroy_pending) n->cfg.on_link(n->cfg.link_ud, n, name, 0, m);
+    free(name);
+    free(m);
+}
+
+static int peer_has_attempt(const aemp__peer_t *p)
+{
+    for (aemp__link_t *l = p->links; l; l = l->peer_next)
+        if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return 1;
+    return 0;
+}
+
+/* Starts the next connection attempt of the current round, if any. */
+static void peer_try_next(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    while (p->connecting && !p->link && !peer_has_attempt(p) && p->next_ep < p->neps) {
+        const char *ep = p->eps[p->next_ep++];
+        aemp__log(n, AEMP_LOG_DEBUG, "%s: connecting", ep);
+        aemp__link_connect(n, p, ep);
+    }
+}
+
+static void peer_connect(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (p->link || p->connecting) return;
+    if (!p->neps) {
+        /* a slave cannot be connected to: only its own link reaches it */
+        if (!peer_has_attempt(p)) peer_fail(p, "cannot connect to a slave node");
+        return;
+    }
+    p->connecting = 1;
+    p->next_ep = 0;
+    p->connect_deadline = ev_now(n->loop) + n->cfg.connect_timeout;
+    ev_timer_set(&p->retry, n->cfg.connect_interval, 0.0);
+    ev_timer_start(n->loop, &p->retry);
+    peer_try_next(p);
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp__peer_t *p = w->data;
+    aemp_node_t *n = p->node;
+    (void)revents;
+    aemp__enter(n);
+    if (!p->connecting || p->link) goto out;
+    ev_tstamp now = ev_now(loop);
+    if (now >= p->connect_deadline) {
+        /* give up: close the attempts still running, then report */
+        for (aemp__link_t *l = p->links; l; l = l->peer_next)
+            if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE)
+                aemp__link_close(l, "Connection timed out", 1);
+        aemp__log(n, AEMP_LOG_WARN, "%s: %s", p->noderef,
+                  p->last_error ? p->last_error : "Connection timed out");
+        peer_fail(p, p->last_error ? p->last_error : "Connection timed out");
+        goto out;
+    }
+    /* a new round */
+    p->next_ep = 0;
+    double left = p->connect_deadline - now;
+    ev_timer_set(&p->retry, left < n->cfg.connect_interval ? left : n->cfg.connect_interval, 0.0);
+    ev_timer_start(loop, &p->retry);
+    peer_try_next(p);
+out:
+    aemp__leave(n);
+}
+
+/* Removes l from its peer's list. */
+static void peer_unlink(aemp__link_t *l)
+{
+    aemp__peer_t *p = l->peer;
+    if (!p) return;
+    for (aemp__link_t **pp = &p->links; *pp; pp = &(*pp)->peer_next)
+        if (*pp == l) {
+            *pp = l->peer_next;
+            break;
+        }
+    l->peer_next = NULL;
+}
+
+/* Moves everything of `from` into `to` (the same node seen under two
+ * names), then frees `from`. */
+static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
+{
+    while (from->links) {
+        aemp__link_t *l = from->links;
+        from->links = l->peer_next;
+        l->peer = to;
+        l->peer_next = to->links;
+        to->links = l;
+    }
+    if (from->link && !to->link) to->link = from->link;
+    if (aemp__buf_size(&from->queue))
+        aemp__buf_append(&to->queue, aemp__buf_head(&from->queue), aemp__buf_size(&from->queue));
+    if (from->connecting && !to->connecting && !to->link) {
+        to->connecting = 1;
+        to->connect_deadline = from->connect_deadline;
+        ev_timer_set(&to->retry, n->cfg.connect_interval, 0.0);
+        ev_timer_start(n->loop, &to->retry);
+    }
+    /* every name of `from` now means `to` */
+    for (size_t i = 0; i < n->peers.nslots; i++)
+        for (aemp__map_ent_t *e = n->peers.slots[i]; e; e = e->next)
+            if (e->value == from) e->value = to;
+    for (aemp__peer_t **pp = &n->peers_list; *pp; pp = &(*pp)->next)
+        if (*pp == from) {
+            *pp = from->next;
+            break;
+        }
+    peer_free(from);
+}
+
+int aemp__link_greeted(aemp__link_t *l, const char *remote)
+{
+    aemp_node_t *n = l->node;
+    if (!remote || !*remote || aemp__is_self(n, remote)) {
+        aemp__link_close(l, "connected to myself", 1);
+        return 1;
+    }
+    aemp__peer_t *p = peer_find(n, remote);
+    if (!p) p = l->peer;
+    if (!p) p = aemp__peer_get(n, remote, 1);
+    if (!p) {
+        aemp__link_close(l, "out of memory", 0);
+        return 1;
+    }
+    if (l->peer && l->peer != p) peer_merge(n, l->peer, p);
+    if (!l->peer) {
+        l->peer = p;
+        l->peer_next = p->links;
+        p->links = l;
+    }
+    /* learn the peer's full name (and its endpoints for reconnecting) */
+    if (strcmp(p->noderef, remote) && strncmp(remote, "slave/", 6)) {
+        peer_register(n, p, remote);
+        if (strchr(remote, ',') && !strchr(p->noderef, ',')) {
+            char *nr = strdup(remote);
+            size_t ne;
+            char **eps = aemp__split(remote, ',', &ne);
+            if (nr && eps) {
+                free(p->noderef);
+                p->noderef = nr;
+                aemp__strv_free(p->eps);
+                p->eps = eps;
+                p->neps = ne;
+                nr = NULL;
+                eps = NULL;
+            }
+            free(nr);
+            aemp__strv_free(eps);
+        }
+    }
+    /* simultaneous connect: one link must win, the same on both sides */
+    int we_smaller = strcmp(n->greet_name, remote) < 0;
+    for (aemp__link_t *o = p->links; o; o = o->peer_next) {
+        if (o == l || (o->state != LINK_HANDSHAKE && o->state != LINK_CONNECTING))
+            continue;
+        aemp__link_t *loser;
+        if (o->outgoing != l->outgoing)
+            loser = (l->outgoing == we_smaller) ? o : l;
+        else
+            loser = o; /* the same side connected twice: the newer wins */
+        if (loser->outgoing) {
+            aemp__link_close(loser, "simultaneous connect, other link kept", 1);
+        } else {
+            loser->state = LINK_HELD;
+            ev_io_stop(n->loop, &loser->rio);
+            aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", loser->addr);
+        }
+        if (loser == l) return 1;
+        break;
+    }
+    return 0;
+}
+
+void aemp__link_authenticated(aemp__link_t *l)
+{
+    aemp_node_t *n = l->node;
+    aemp__peer_t *p = l->peer;
+    aemp__link_t *old = p->link;
+    p->link = l;
+    p->connecting = 0;
+    ev_timer_stop(n->loop, &p->retry);
+    free(p->last_error);
+    p->last_error = NULL;
+    /* the losers of a simultaneous connect are no longer needed */
+    for (aemp__link_t *o = p->links; o;) {
+        aemp__link_t *next = o->peer_next;
+        if (o != l && o != old && o->state != LINK_UP) aemp__link_close(o, "superseded", 1);
+        o = next;
+    }
+    aemp__log(n, AEMP_LOG_INFO, "%s: link up (%s, %s)", l->addr, p->noderef,
+              aemp_hs_remote_kv(l->hs, "provider") ? aemp_hs_remote_kv(l->hs, "provider") : "?");
+    if (n->slave && !n->renamed) {
+        /* the first master link names us */
+        char *via = strdup(aemp_hs_remote_noderef(l->hs));
+        if (via) {
+            for (char *c = via; *c; c++)
+                if (*c == ',') *c = '!';
+            size_t len = strlen(n->greet_name) + strlen(via) + 2;
+            char *nn = malloc(len);
+            if (nn) {
+                snprintf(nn, len, "%s@%s", n->greet_name, via);
+                aemp__map_set(&n->self_names, nn, (void *)1);
+                free(n->noderef);
+                n->noderef = nn;
+                n->renamed = 1;
+            }
+            free(via);
+        }
+    }
+    if (strcmp(n->noderef, n->greet_name)) {
+        json_t *iam = json_pack("[sss]", "", "iam", n->noderef);
+        if (iam) {
+            aemp__link_send(l, iam);
+            json_decref(iam);
+        }
+        if (n->slave) {
+            free(n->greet_name);
+            n->greet_name = strdup(n->noderef);
+        }
+    }
+    if (old && old != l) {
+        /* a new link replaces the old one: what was in flight on it may
+         * be lost, so its monitors must hear of it */
+        aemp__link_close(old, "replaced by a new link", 1);
+        peer_fail(p, "replaced by a new link");
+    }
+    if (aemp__buf_size(&p->queue)) {
+        aemp__link_write(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
+        aemp__buf_free(&p->queue);
+    }
+    if (n->cfg.on_link) n->cfg.on_link(n->cfg.link_ud, n, p->noderef, 1, "");
+}
+
+void aemp__link_died(aemp__link_t *l, int silent)
+{
+    aemp__peer_t *p = l->peer;
+    if (!p) return;
+    aemp_node_t *n = l->node;
+    int was_current = p->link == l;
+    peer_unlink(l);
+    if (was_current) {
+        p->link = NULL;
+        if (!silent) peer_fail(p, l->error ? l->error : "closed");
+        return;
+    }
+    if (silent) {
+        if (p->connecting) peer_try_next(p);
+        return;
+    }
+    /* a failed attempt: remember why, try the next endpoint; the round
+     * timer starts new rounds and finally gives up */
+    free(p->last_error);
+    p->last_error = l->error ? strdup(l->error) : NULL;
+    if (p->connecting) peer_try_next(p);
+    (void)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* delivery                                                            */
+
+static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)revents;
+    aemp__enter(n);
+    /* only what is queued now: messages sent by handlers wait a turn */
+    aemp__local_msg_t *m = n->local_head, *last = n->local_tail;
+    n->local_head = n->local_tail = NULL;
+    ev_idle_stop(loop, w);
+    while (m) {
+        aemp__local_msg_t *next = m == last ? NULL : m->next;
+        if (!n->destroy_pending) aemp__ports_dispatch(n, n->noderef, m->msg);
+        else json_decref(m->msg);
+        free(m);
+        m = next;
+    }
+    aemp__leave(n);
+}
+
+static int queue_local(aemp_node_t *n, json_t *msg)
+{
+    aemp__local_msg_t *m = malloc(sizeof *m);
+    if (!m) {
+        json_decref(msg);
+        return AEMP_ENOMEM;
+    }
+    m->msg = msg;
+    m->next = NULL;
+    if (n->local_tail) n->local_tail->next = m;
+    else n->local_head = m;
+    n->local_tail = m;
+    ev_idle_start(n->loop, &n->local_w);
+    return 0;
+}
+
+void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg)
+{
+    if (!json_is_array(msg)) {
+        /* as a Perl node: not an array is dropped, the link stays */
+        if (!json_is_null(msg) && !(json_is_integer(msg) && !json_integer_value(msg)))
+            aemp__log(n, AEMP_LOG_WARN, "%s: message is not an array, dropped",
+                      src ? src->noderef : "?");
+        json_decref(msg);
+        return;
+    }
+    const char *id = json_string_value(json_array_get(msg, 0));
+    if (id && !*id && src) {
+        const char *tag = json_string_value(json_array_get(msg, 1));
+        if (tag && !strcmp(tag, "iam")) {
+            const char *nn = json_string_value(json_array_get(msg, 2));
+            if (nn && *nn && !aemp__is_self(n, nn) && peer_find(n, nn) != src) {
+                aemp__map_set(&n->peers, nn, src);
+                char *c = strdup(nn);
+                if (c) {
+                    free(src->noderef);
+                    src->noderef = c;
+                }
+            }
+            json_decref(msg);
+            return;
+        }
+    }
+    aemp__ports_dispatch(n, src ? src->noderef : n->noderef, msg);
+}
+
+int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
+{
+    if (!n || !noderef || !json_is_array(msg) || !json_is_string(json_array_get(msg, 0))) {
+        json_decref(msg);
+        return AEMP_EINVAL;
+    }
+    if (aemp__is_self(n, noderef)) return queue_local(n, msg);
+    aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
+    if (!p) {
+        json_decref(msg);
+        return AEMP_ENOMEM;
+    }
+    int rc;
+    aemp__buf_t *b = p->link ? &p->link->out : &p->queue;
+    rc = aemp__json_encode_buf(b, msg);
+    json_decref(msg);
+    if (rc) return rc;
+    if (aemp__buf_size(b) > n->cfg.max_outq) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes)", p->noderef,
+                  aemp__buf_size(b));
+        if (p->link) {
+            aemp__link_close(p->link, "send queue overflow", 1);
+            peer_fail(p, "send queue overflow");
+        } else {
+            peer_fail(p, "send queue overflow");
+        }
+        return AEMP_ELIMIT;
+    }
+    if (p->link) {
+        if (!p->link->in_flush) {
+            p->link->in_flush = 1;
+            p->link->flush_next = n->flush;
+            n->flush = p->link;
+        }
+    } else {
+        peer_connect(p);
+    }
+    return 0;
+}
+
+size_t aemp_node_queued(const aemp_node_t *n, const char *noderef)
+{
+    aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
+    if (!p) return 0;
+    return p->link ? aemp__buf_size(&p->link->out) : aemp__buf_size(&p->queue);
+}
+
+int aemp_node_connect(aemp_node_t *n, const char *noderef)
+{
+    if (!n || !noderef || !*noderef || aemp__is_self(n, noderef)) return AEMP_EINVAL;
+    aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
+    if (!p) return AEMP_ENOMEM;
+    peer_connect(p);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* listening                                                           */
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    for (int i = 0; i < 64 && !n->destroy_pending; i++) {
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept4(w->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                aemp__log(n, AEMP_LOG_WARN, "accept: %s", strerror(errno));
+            break;
+        }
+        char addr[80];
+        aemp__ep_format((struct sockaddr *)&sa, addr, sizeof addr);
+        if (!aemp__link_new(n, fd, 0, addr)) close(fd);
+    }
+    aemp__leave(n);
+}
+
+static int listen_on(aemp_node_t *n, const char *ep, char *actual, size_t an)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if (aemp__ep_parse(ep, &sa, &sl)) return AEMP_EINVAL;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return AEMP_EIO;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sl) < 0 || listen(fd, 1024) < 0) {
+        aemp__log(n, AEMP_LOG_ERROR, "%s: cannot listen: %s", ep, strerror(errno));
+        close(fd);
+        return AEMP_EIO;
+    }
+    sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    aemp__ep_format((struct sockaddr *)&sa, actual, an);
+    struct listener *ls = realloc(n->listeners, (n->nlisteners + 1) * sizeof *ls);
+    if (!ls) {
+        close(fd);
+        return AEMP_ENOMEM;
+    }
+    n->listeners = ls;
+    struct listener *L = &ls[n->nlisteners++];
+    L->fd = fd;
+    ev_io_init(&L->io, accept_cb, fd, EV_READ);
+    /* the array may move: watchers are started only once all exist */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* life cycle                                                          */
+
+void *aemp_read_secret(const char *path, size_t *len, int *err)
+{
+    int e = 0;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        e = AEMP_ENOENT;
+        goto out;
+    }
+    for (;;) {
+        if (cap - n < 4096) {
+            char *nb = realloc(buf, cap ? cap * 2 : 8192);
+            if (!nb) {
+                e = AEMP_ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = cap ? cap * 2 : 8192;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+        if (n > (16u << 20)) {
+            e = AEMP_ELIMIT;
+            break;
+        }
+    }
+    if (!e && ferror(f)) e = AEMP_EIO;
+    fclose(f);
+out:
+    if (e) {
+        free(buf);
+        buf = NULL;
+    } else {
+        *len = n;
+    }
+    if (err) *err = e;
+    return buf;
+}
+
+static char *dupnull(const char *s, int *fail)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *fail = 1;
+    return d;
+}
+
+aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, int *err)
+{
+    int e = 0, fail = 0;
+    aemp_node_t *n = NULL;
+    static const aemp_node_config_t defaults = {0};
+    if (!cfg) cfg = &defaults;
+    if (!loop) loop = ev_default_loop(0);
+    if (!loop) {
+        e = AEMP_EIO;
+        goto bad;
+    }
+    n = calloc(1, sizeof *n);
+    if (!n) {
+        e = AEMP_ENOMEM;
+        goto bad;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->bind = dupnull(cfg->bind ? cfg->bind : "", &fail);
+    n->slave_name = dupnull(cfg->slave_name, &fail);
+    n->secret_file = dupnull(cfg->secret_file, &fail);
+    n->provider = dupnull(cfg->provider, &fail);
+    n->cfg.bind = n->cfg.slave_name = n->cfg.secret_file = n->cfg.provider = NULL;
+    n->cfg.masters = NULL;
+    n->cfg.secret = NULL;
+    if (cfg->nmasters) {
+        n->masters = calloc(cfg->nmasters + 1, sizeof *n->masters);
+        if (!n->masters) fail = 1;
+        for (size_t i = 0; !fail && i < cfg->nmasters; i++)
+            n->masters[i] = dupnull(cfg->masters[i], &fail);
+    }
+    if (fail) {
+        e = AEMP_ENOMEM;
+        goto bad;
+    }
+    n->slave = cfg->slave_name != NULL;
+    n->timeout = cfg->timeout ? (cfg->timeout < 4 ? 4 : cfg->timeout) : AEMP_DEFAULT_TIMEOUT;
+    if (n->cfg.connect_interval <= 0) n->cfg.connect_interval = AEMP_DEFAULT_CONNECT_INTERVAL;
+    if (n->cfg.connect_timeout <= 0) n->cfg.connect_timeout = AEMP_DEFAULT_CONNECT_TIMEOUT;
+    if (!n->cfg.max_message) n->cfg.max_message = AEMP_DEFAULT_MAX_MESSAGE;
+    if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
+
+    /* the secret: given, from a file, from $HOME/.aemp-secret, or random */
+    if (cfg->secret) {
+        n->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
+        if (!n->secret) {
+            e = AEMP_ENOMEM;
+            goto bad;
+        }
+        memcpy(n->secret, cfg->secret, cfg->secret_len);
+        n->secret_len = cfg->secret_len;
+    } else if (n->secret_file) {
+        n->secret = aemp_read_secret(n->secret_file, &n->secret_len, &e);
+        if (!n->secret) goto bad;
+    } else {
+        const char *home = getenv("HOME");
+        char path[4096];
+        if (home) {
+            snprintf(path, sizeof path, "%s/.aemp-secret", home);
+            n->secret = aemp_read_secret(path, &n->secret_len, NULL);
+        }
+        if (!n->secret) {
+            n->secret = malloc(32);
+            n->secret_len = 32;
+            if (!n->secret || aemp_random_bytes(n->secret, 32)) {
+                e = AEMP_EIO;
+                goto bad;
+            }
+        }
+    }
+    ev_prepare_init(&n->flush_w, aemp__flush_cb);
+    n->flush_w.data = n;
+    ev_idle_init(&n->local_w, local_cb);
+    n->local_w.data = n;
+    ev_set_priority(&n->local_w, EV_MAXPRI);
+    if (err) *err = 0;
+    return n;
+bad:
+    if (n) node_free(n);
+    if (err) *err = e;
+    return NULL;
+}
+
+static int set_noderef(aemp_node_t *n, const char *name)
+{
+    char *a = strdup(name), *b = strdup(name);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return AEMP_ENOMEM;
+    }
+    free(n->noderef);
+    free(n->greet_name);
+    n->noderef = a;
+    n->greet_name = b;
+    size_t cnt;
+    char **parts = aemp__split(name, ',', &cnt);
+    if (!parts) return AEMP_ENOMEM;
+    aemp__map_set(&n->self_names, name, (void *)1);
+    for (size_t i = 0; i < cnt; i++) aemp__map_set(&n->self_names, parts[i], (void *)1);
+    aemp__strv_free(parts);
+    return 0;
+}
+
+int aemp_node_start(aemp_node_t *n)
+{
+    if (!n) return AEMP_EINVAL;
+    if (n->started) return AEMP_ESTATE;
+    int rc = 0;
+    if (n->slave) {
+        char name[64];
+        if (!*n->slave_name) {
+            unsigned char r[8];
+            aemp_random_bytes(r, sizeof r);
+            char hex[17];
+            aemp__hex(r, sizeof r, hex);
+            snprintf(name, sizeof name, "slave/%s", hex);
+        } else {
+            snprintf(name, sizeof name, "slave/%.50s", n->slave_name);
+        }
+        if ((rc = set_noderef(n, name))) return rc;
+    } else {
+        char *resolved = aemp_resolve(n->bind, &rc);
+        if (!resolved) {
+            aemp__log(n, AEMP_LOG_ERROR, "%s: cannot resolve", n->bind);
+            return rc ? rc : AEMP_ERESOLVE;
+        }
+        size_t cnt;
+        char **eps = aemp__split(resolved, ',', &cnt);
+        free(resolved);
+        if (!eps) return AEMP_ENOMEM;
+        char **actual = calloc(cnt + 1, sizeof *actual);
+        for (size_t i = 0; actual && !rc && i < cnt; i++) {
+            char a[80];
+            rc = listen_on(n, eps[i], a, sizeof a);
+            if (!rc && !(actual[i] = strdup(a))) rc = AEMP_ENOMEM;
+        }
+        if (!actual) rc = AEMP_ENOMEM;
+        if (!rc) {
+            char *name = aemp__join(actual, cnt, ',');
+            rc = name ? set_noderef(n, name) : AEMP_ENOMEM;
+            free(name);
+        }
+        aemp__strv_free(eps);
+        aemp__strv_free(actual);
+        if (rc) {
+            for (size_t i = 0; i < n->nlisteners; i++) close(n->listeners[i].fd);
+            n->nlisteners = 0;
+            return rc;
+        }
+        for (size_t i = 0; i < n->nlisteners; i++) {
+            n->listeners[i].io.data = n;
+            ev_io_start(n->loop, &n->listeners[i].io);
+        }
+    }
+    ev_prepare_start(n->loop, &n->flush_w);
+    n->started = 1;
+    for (size_t i = 0; n->masters && n->masters[i]; i++) aemp_node_connect(n, n->masters[i]);
+    return 0;
+}
+
+static void node_free(aemp_node_t *n)
+{
+    struct ev_loop *loop = n->loop;
+    n->depth++; /* nothing below may free recursively */
+    n->destroy_pending = 1;
+    for (size_t i = 0; i < n->nlisteners; i++) {
+        ev_io_stop(loop, &n->listeners[i].io);
+        close(n->listeners[i].fd);
+    }
+    free(n->listeners);
+    while (n->links) aemp__link_close(n->links, "node destroyed", 1);
+    while (n->dead) {
+        aemp__link_t *l = n->dead;
+        n->dead = l->next;
+        aemp__link_free(l);
+    }
+    while (n->peers_list) {
+        aemp__peer_t *p = n->peers_list;
+        n->peers_list = p->next;
+        peer_free(p);
+    }
+    while (n->local_head) {
+        aemp__local_msg_t *m = n->local_head;
+        n->local_head = m->next;
+        json_decref(m->msg);
+        free(m);
+    }
+    if (loop) {
+        ev_prepare_stop(loop, &n->flush_w);
+        ev_idle_stop(loop, &n->local_w);
+    }
+    aemp__ports_free(n);
+    aemp__map_free(&n->peers);
+    aemp__map_free(&n->self_names);
+    aemp__strv_free(n->masters);
+    if (n->secret) memset(n->secret, 0, n->secret_len);
+    free(n->secret);
+    free(n->bind);
+    free(n->slave_name);
+    free(n->secret_file);
+    free(n->provider);
+    free(n->noderef);
+    free(n->greet_name);
+    free(n);
+}
+
+void aemp_node_destroy(aemp_node_t *n)
+{
+    if (!n) return;
+    if (n->depth > 0) {
+        n->destroy_pending = 1;
+        return;
+    }
+    node_free(n);
+}
+
+const char *aemp_node_noderef(const aemp_node_t *n)
+{
+    return n && n->noderef ? n->noderef : "";
+}
+
+struct ev_loop *aemp_node_loop(const aemp_node_t *n)
+{
+    return n ? n->loop : NULL;
+}

@@ -1,0 +1,140 @@
+/*
+ * node_int.h - the node's internal objects, shared by node.c (peers,
+ * routing, connecting), link.c (one TCP connection: handshake, framing,
+ * timers, writes) and port.c (ports, monitors, node services).
+ */
+#ifndef AEMP_NODE_INT_H
+#define AEMP_NODE_INT_H
+
+#include "aemp_int.h"
+#include "map.h"
+
+#include <ev.h>
+
+typedef struct aemp__link aemp__link_t;
+typedef struct aemp__peer aemp__peer_t;
+typedef struct aemp__ports aemp__ports_t;
+
+enum link_state {
+    LINK_CONNECTING, /* outgoing TCP connect in progress */
+    LINK_HANDSHAKE,  /* greeting / auth */
+    LINK_HELD,       /* lost a simultaneous-connect tie-break: kept quiet */
+    LINK_UP,         /* authenticated, data phase */
+    LINK_DEAD        /* closed; freed when the callback stack unwinds */
+};
+
+struct aemp__link {
+    aemp_node_t *node;
+    aemp__peer_t *peer;          /* known once the peer greeted (or outgoing) */
+    aemp__link_t *peer_next;     /* in peer->links */
+    aemp__link_t *next, *prev;   /* in node->links */
+    aemp__link_t *flush_next;    /* in node->flush list when queued */
+    int fd;
+    int outgoing;
+    int in_flush;
+    enum link_state state;
+    ev_io rio, wio;
+    ev_timer timer;
+    ev_tstamp last_read, last_write;
+    double read_timeout;  /* peer's timeout, 0 = none */
+    double keepalive;     /* our timeout - 3 */
+    aemp_hs_t *hs;
+    aemp__buf_t in, out;
+    aemp_framer_t framer;
+    char addr[80];        /* the other end, "host:port" */
+    char *error;          /* why it died */
+};
+
+struct aemp__peer {
+    aemp_node_t *node;
+    char *noderef;             /* as first known; renamed by iam */
+    char **eps;                /* connectable endpoints (NULL-terminated) */
+    size_t neps;
+    aemp__link_t *link;        /* the authenticated link in use */
+    aemp__link_t *links;       /* every link to this peer */
+    aemp__buf_t queue;         /* encoded messages waiting for a link */
+    aemp__peer_t *next;        /* in node->peers_list */
+    int connecting;
+    size_t next_ep;            /* next endpoint to try in this round */
+    ev_tstamp connect_deadline;
+    ev_timer retry;            /* next connect round / give up */
+    char *last_error;
+};
+
+typedef struct aemp__local_msg {
+    struct aemp__local_msg *next;
+    json_t *msg;
+} aemp__local_msg_t;
+
+struct aemp_node {
+    struct ev_loop *loop;
+    aemp_node_config_t cfg;     /* strings below are our copies */
+    char *bind, *slave_name, *secret_file, *provider;
+    char **masters;
+    unsigned char *secret;
+    size_t secret_len;
+    unsigned timeout;
+    char *noderef;              /* our name */
+    char *greet_name;           /* name used in greetings (slaves rename) */
+    int slave, renamed, started;
+    struct listener {
+        ev_io io;
+        int fd;
+    } *listeners;
+    size_t nlisteners;
+    aemp__map_t peers;          /* noderef and each endpoint -> peer */
+    aemp__peer_t *peers_list;
+    aemp__map_t self_names;     /* our noderef and endpoints -> (void*)1 */
+    aemp__link_t *links;        /* every live link */
+    size_t nlinks;
+    aemp__link_t *dead;         /* to free once callbacks unwind */
+    aemp__link_t *flush;        /* links with output to write */
+    ev_prepare flush_w;
+    ev_idle local_w;
+    aemp__local_msg_t *local_head, *local_tail;
+    int depth;                  /* callback nesting; >0: defer frees */
+    int destroy_pending;
+    aemp__ports_t *ports;       /* port layer (port.c) */
+};
+
+/* ---- node.c ---- */
+void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Enter/leave a callback from the loop; leaving the outermost frees dead
+ * links and performs a deferred destroy. Returns 1 from leave when the
+ * node is gone. */
+void aemp__enter(aemp_node_t *n);
+int aemp__leave(aemp_node_t *n);
+/* A link told us who is at the other end (greeting line 1). Returns 0 to
+ * go on, or 1 when the link was closed or held. */
+int aemp__link_greeted(aemp__link_t *l, const char *remote);
+/* The link finished authentication. */
+void aemp__link_authenticated(aemp__link_t *l);
+/* The link died (after the link layer closed it). */
+void aemp__link_died(aemp__link_t *l, int silent);
+/* A decoded message arrived on a link. Steals msg. */
+void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg);
+int aemp__is_self(const aemp_node_t *n, const char *noderef);
+aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create);
+
+/* ---- link.c ---- */
+aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing,
+                             const char *addr);
+/* Starts an outgoing connection to ep (numeric endpoint). */
+aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep);
+/* Closes the link: silent = no warning / no failure report. */
+void aemp__link_close(aemp__link_t *l, const char *reason, int silent);
+/* Appends bytes to the link's output and schedules a flush. */
+int aemp__link_write(aemp__link_t *l, const void *p, size_t n);
+int aemp__link_send(aemp__link_t *l, const json_t *msg);
+void aemp__link_free(aemp__link_t *l);
+void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+
+/* ---- port.c ---- */
+/* Node-port and port dispatch of a message from src (steals msg). */
+void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg);
+/* Every monitor on noderef's ports fires with transport_error. */
+void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg);
+void aemp__ports_free(aemp_node_t *n);
+
+#endif
