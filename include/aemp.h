@@ -291,37 +291,60 @@ AEMP_API const char *aemp_hs_remote_line(const aemp_hs_t *hs, int which);
 /*
  * Messages are JSON arrays held as jansson json_t values. On the wire they
  * are written exactly as a Perl node (JSON::XS, utf8 mode) writes them:
- * compact, raw UTF-8, control characters escaped, '/' and DEL not
- * escaped, reals with 15 significant digits ("%.15g").
+ * compact, raw UTF-8, control characters escaped (\b \t \n \f \r, the
+ * rest as \u00xx), '"' and '\' escaped, '/' and DEL not escaped, integers
+ * exact, reals with 15 significant digits ("%.15g": 0.1, 1e+21, 1.5e-07,
+ * -0, and 2.0 as "2"), object members in jansson's iteration order.
  *
  * Numbers jansson cannot hold: integers in (INT64_MAX, UINT64_MAX] are
  * held as "raw numbers" (see aemp_json_uint64) and written back as bare
  * numbers, so they round-trip exactly. Integers beyond 64 bits, and
  * -9223372036854775808, become strings of their digits (as Perl does).
- * Reals beyond the double range become raw numbers of their literal text.
- * A raw number is a json string whose first byte is 0xFF (never valid
- * UTF-8, so it cannot come from the wire as a string).
+ * Reals beyond the double range (1e400) become raw numbers of their
+ * literal text (Perl reads them as infinity; we keep the text so that
+ * nothing is lost and the output stays JSON). A raw number is a json
+ * string whose first byte is 0xFF (never valid UTF-8, so it cannot come
+ * from the wire as a string).
  */
-/* Makes a raw-number value for an unsigned 64-bit integer. New
- * reference, NULL on ENOMEM. */
+/* A value for an unsigned 64-bit integer: a json integer when v <=
+ * INT64_MAX (so it compares equal to what the decoder makes of the same
+ * text), else a raw number. New reference, NULL on ENOMEM. */
 AEMP_API json_t *aemp_json_uint64(uint64_t v);
-/* True (1) when v is a raw number; its literal text (without the marker
- * byte) is stored in *text when text is not NULL (borrowed from v). */
+/* True (1) when v is a raw number, else 0 (also for NULL); its literal
+ * text (without the marker byte, NUL-terminated) is stored in *text when
+ * text is not NULL (borrowed from v, valid while v is). */
 AEMP_API int aemp_json_is_raw_number(const json_t *v, const char **text);
 
 /* Limits used by the decoder and the stream framer. */
 #define AEMP_JSON_MAX_DEPTH 512               /* like JSON::XS */
 #define AEMP_DEFAULT_MAX_MESSAGE (64u << 20)  /* 64 MiB per JSON text */
+/* Deepest value the encoder writes (local values; guards the stack and
+ * reference cycles). */
+#define AEMP_JSON_MAX_ENCODE_DEPTH 10000
+/* An error buffer of this size always holds a whole decoder or framer
+ * message. */
+#define AEMP_JSON_ERRMAX 128
 
 /* Encodes v (borrowed) as compact JSON. Returns a malloc'd,
- * NUL-terminated buffer (caller frees) and its length in *len, or NULL on
- * ENOMEM or a value that cannot be encoded (non-finite real). */
+ * NUL-terminated buffer (caller frees) and its length in *len (len may be
+ * NULL), or NULL on ENOMEM or a value that cannot be encoded: NULL v,
+ * nesting deeper than AEMP_JSON_MAX_ENCODE_DEPTH (or a cycle), a raw
+ * number whose text is not a number. */
 AEMP_API char *aemp_json_encode(const json_t *v, size_t *len);
 
-/* Decodes exactly one JSON text (surrounding whitespace allowed) of len
- * bytes (borrowed). Strict UTF-8; nesting deeper than max_depth (0:
- * AEMP_JSON_MAX_DEPTH) fails. Returns a new reference, or NULL with an
- * error message written to errbuf (if not NULL, errlen bytes). */
+/* Decodes exactly one JSON text (RFC 8259; whitespace before and after
+ * allowed) of len bytes (borrowed; need not be NUL-terminated). Strict
+ * UTF-8: overlong forms, UTF-8-encoded surrogates, code points above
+ * U+10FFFF and stray bytes fail. \u escapes must pair surrogates; a lone
+ * surrogate escape fails (as in JSON::XS). \u0000 is allowed (jansson
+ * strings carry their length). Duplicate object keys: the last wins.
+ * Nesting deeper than max_depth (0: AEMP_JSON_MAX_DEPTH) fails; the
+ * parser does not recurse, so any input is safe.
+ * Returns a new reference, or NULL with a message in errbuf (if not NULL;
+ * errlen bytes, AEMP_JSON_ERRMAX always suffice), e.g. "unexpected byte
+ * 0x7d at offset 20", "invalid UTF-8 at offset 17", "nesting deeper than
+ * 512 at offset 512", "unexpected end of input at offset 9", "out of
+ * memory". Offsets count from buf. */
 AEMP_API json_t *aemp_json_decode(const char *buf, size_t len,
                                   unsigned max_depth, char *errbuf,
                                   size_t errlen);
@@ -329,42 +352,73 @@ AEMP_API json_t *aemp_json_decode(const char *buf, size_t len,
 /*
  * The JSON stream framer: finds where each JSON text of a byte stream
  * ends, without decoding it. Texts may be split anywhere across calls;
- * whitespace between texts is skipped. The framer keeps its scanning
- * state, so bytes are never scanned twice.
+ * whitespace (space, TAB, LF, CR) between texts is skipped. The framer
+ * keeps its scanning state, so bytes are never scanned twice.
+ *
+ * It checks only what it needs to find the ends: the first byte of a
+ * text, the grammar of top-level numbers and literals, bracket depth and
+ * string quotes. Everything else (mismatched brackets, bad escapes, bad
+ * UTF-8 ...) is left to aemp_json_decode on the text it returns.
  *
  * The caller keeps the unconsumed bytes contiguous: every call passes the
  * whole pending region starting at the first byte not yet returned as part
  * of a text (the framer remembers how far into it it has scanned).
+ *
+ * Use:
+ *   aemp_framer_init(&f, 0, 0);
+ *   on each read, append to region, then:
+ *     while ((r = aemp_framer_next(&f, region, n, &s, &e)) == 1) {
+ *         v = aemp_json_decode(region + s, e - s, 0, err, sizeof err);
+ *         ...; drop e bytes from the front of region;
+ *     }
+ *     if (r < 0) fail the link with aemp_framer_error(&f);
+ *     else drop e bytes (whitespace) from the front of region;
  */
 typedef struct aemp_framer {
     /* private */
     size_t scanned_;    /* bytes of the current region already scanned */
     size_t start_;      /* offset of the current text (after whitespace) */
+    size_t max_len_;
     uint32_t depth_;
     uint32_t max_depth_;
-    size_t max_len_;
     uint8_t state_;
-    uint8_t kind_;
-    uint8_t pad_[6];
+    uint8_t sub_;       /* number grammar state / literal position */
+    uint8_t lit_;       /* which literal */
+    int8_t err_;        /* sticky error code, 0 if none */
+    char msg_[64];      /* the error message */
 } aemp_framer_t;
 
 /* Initialises the framer. max_len: longest JSON text accepted (0:
- * AEMP_DEFAULT_MAX_MESSAGE); max_depth: 0 for AEMP_JSON_MAX_DEPTH. */
+ * AEMP_DEFAULT_MAX_MESSAGE); max_depth: 0 for AEMP_JSON_MAX_DEPTH. No
+ * memory is allocated: there is nothing to free. */
 AEMP_API void aemp_framer_init(aemp_framer_t *f, size_t max_len,
                                unsigned max_depth);
 
-/* Scans buf[0..len). Returns
- *   1  a complete text is buf[*start .. *end): the caller decodes it and
- *      drops the first *end bytes of its region before the next call;
- *   0  need more bytes (buf may hold leading whitespace that is already
- *      skipped: *end then tells how many bytes may be dropped, else 0);
- *  <0  AEMP_EBADMSG (not JSON: the scanner saw a byte that cannot start
- *      or continue a text) or AEMP_ELIMIT (text longer than max_len or
- *      deeper than max_depth); errors are sticky.
- * A top-level number or literal is complete only when a byte after it
- * arrives (as with any streaming JSON parser). */
+/* Scans buf[0..len) (borrowed). Returns
+ *   1  a complete text is buf[*start .. *end) (*start skips leading
+ *      whitespace): the caller decodes it and drops the first *end bytes
+ *      of its region before the next call;
+ *   0  need more bytes. *end is how many leading bytes may be dropped:
+ *      len when the region holds only whitespace, else 0 (*start = *end).
+ *      Dropping them or not both work;
+ *  <0  AEMP_EBADMSG (a byte that cannot start a text, or a malformed
+ *      top-level number or literal) or AEMP_ELIMIT (text longer than
+ *      max_len, or deeper than max_depth: reported as soon as the scan
+ *      passes the limit, before the text is complete); AEMP_EINVAL when
+ *      len is shorter than what was already scanned (a caller bug; not
+ *      sticky). Errors are sticky: every later call returns the same
+ *      code.
+ * A top-level number is complete only when a byte after it arrives (as
+ * with any streaming JSON parser); a literal (true, false, null) is
+ * complete at its last letter. */
 AEMP_API int aemp_framer_next(aemp_framer_t *f, const char *buf, size_t len,
                               size_t *start, size_t *end);
+
+/* The message of the sticky error, e.g. "nesting deeper than 512",
+ * "JSON text longer than 67108864 bytes", "unexpected byte 0x7d where a
+ * JSON text should start"; "" when there is none. Valid until the next
+ * call on f. */
+AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
 /* == END json == */
 
 /* ===================================================================== */
@@ -481,6 +535,14 @@ AEMP_API int aemp_node_send(aemp_node_t *node, const char *noderef,
  * unknown). Lets a fast sender hold back before max_outq. */
 AEMP_API size_t aemp_node_queued(const aemp_node_t *node, const char *noderef);
 
+/* 1 when an authenticated link to noderef is up, else 0. */
+AEMP_API int aemp_node_is_up(const aemp_node_t *node, const char *noderef);
+/* A key of the greeting of the node's current link to noderef (e.g.
+ * "provider", "timeout"), NULL when not connected or absent. Borrowed
+ * until that link goes down. */
+AEMP_API const char *aemp_node_peer_kv(const aemp_node_t *node, const char *noderef,
+                                       const char *key);
+
 /* Connects to noderef now, if not connected (also used by slaves and
  * pings). Returns 0 or AEMP_EINVAL. */
 AEMP_API int aemp_node_connect(aemp_node_t *node, const char *noderef);
@@ -493,6 +555,118 @@ AEMP_API char *aemp_resolve(const char *spec, int *err);
  * malloc'd bytes and *len, or NULL with *err (AEMP_ENOENT, AEMP_ENOMEM). */
 AEMP_API void *aemp_read_secret(const char *path, size_t *len, int *err);
 /* == END node == */
+
+/* ===================================================================== */
+/* == BEGIN ports ==                                                      */
+/*
+ * Ports: message endpoints inside a node. A port id is "NODEREF#LOCALID";
+ * the node port is the bare noderef (LOCALID ""). Local ids are
+ * "UNIQ.ID" (UNIQ random per node, ID counting a, b, ... z, aa, ...) and
+ * are never reused, so a message for a dead port is never delivered to a
+ * newer port.
+ *
+ * Messages are JSON arrays of elements; on the wire the target's local id
+ * goes first. A receive callback gets the elements only, e.g.
+ * ["tick", 42]. No message is queued at a port: a message that no
+ * callback matches is dropped. Local sends are delivered from the loop,
+ * in order, never from inside the sending call.
+ */
+typedef struct aemp_port aemp_port_t;
+typedef struct aemp_mon aemp_mon_t;
+
+/* What a receive callback returns. */
+#define AEMP_KEEP 0 /* keep the callback */
+#define AEMP_DONE 1 /* remove it; a done catch-all callback kills its port
+                       with an empty (normal) reason */
+
+/* A receive callback. msg is borrowed for the call (json_incref to keep
+ * it). To fail, call aemp_port_die(port, "message") and return. */
+typedef int (*aemp_recv_fn)(aemp_port_t *port, json_t *msg, void *ud);
+
+/* Creates a local port. cb, when not NULL, is its catch-all callback (a
+ * "miniport"). Returns NULL on ENOMEM or a NULL node. The port lives
+ * until it is killed (or the node destroyed). */
+AEMP_API aemp_port_t *aemp_port_new(aemp_node_t *node, aemp_recv_fn cb, void *ud);
+
+/* The port's id, "NODEREF#LOCALID". Borrowed: valid while the port lives
+ * (a slave's ports keep the id they were made with). */
+AEMP_API const char *aemp_port_id(const aemp_port_t *port);
+AEMP_API aemp_node_t *aemp_port_node(const aemp_port_t *port);
+
+/* Adds a callback for messages whose first element is the string tag.
+ * Callbacks are tried in the order added; tag callbacks before the
+ * catch-all. Returns 0, AEMP_EINVAL or AEMP_ENOMEM. */
+AEMP_API int aemp_port_rcv(aemp_port_t *port, const char *tag, aemp_recv_fn cb, void *ud);
+/* Adds a callback for messages whose leading elements equal those of
+ * pattern (a JSON array; steals it, always). */
+AEMP_API int aemp_port_rcv_match(aemp_port_t *port, json_t *pattern, aemp_recv_fn cb, void *ud);
+
+/* Kills the port with reason (a JSON array of elements; steals it; NULL
+ * or [] is a normal exit). Its monitors fire with the reason; callbacks
+ * never run again. Safe from inside the port's own callback. */
+AEMP_API void aemp_port_kill(aemp_port_t *port, json_t *reason);
+/* Kills the port with ("die", message): an error while handling a
+ * message. message is copied. */
+AEMP_API void aemp_port_die(aemp_port_t *port, const char *message);
+
+/* Kills the port portid, local or remote, with reason (steals; NULL =
+ * normal). A remote port gets ["","kil",LOCALID,REASON...] (a Perl node
+ * reads that as a monitor notice). Returns 0, AEMP_EINVAL, AEMP_ENOENT
+ * (no such local port). */
+AEMP_API int aemp_kil(aemp_node_t *node, const char *portid, json_t *reason);
+
+/* Sends the elements (a JSON array; steals it, always) to portid, local
+ * or remote. Returns 0, AEMP_EINVAL or the errors of aemp_node_send. */
+AEMP_API int aemp_send(aemp_node_t *node, const char *portid, json_t *elements);
+/* Sends json_pack(fmt, ...) (fmt must build an array), e.g.
+ * aemp_sendf(node, id, "[si]", "tick", 1). */
+AEMP_API int aemp_sendf(aemp_node_t *node, const char *portid, const char *fmt, ...);
+
+/* Registers a well-known name for portid (copied), replacing any earlier
+ * one. The node port's `lookup` answers with it. Returns 0 or an error. */
+AEMP_API int aemp_reg(aemp_node_t *node, const char *name, const char *portid);
+/* The port id registered under name here, or NULL. Borrowed until the
+ * name is registered again. */
+AEMP_API const char *aemp_lookup(const aemp_node_t *node, const char *name);
+
+/* Monitors. A monitor fires once, when the port dies (with its reason)
+ * or when the link to its node fails (("transport_error", NODEREF,
+ * MESSAGE)). Monitoring a local port that does not exist fires at once
+ * (from the loop) with ("no_such_port", "cannot monitor nonexistent
+ * port"). The first monitor on a remote port sends mon1 to its node; the
+ * last one cancelled sends mon0. After aemp_mon_*, every message sent to
+ * the port arrives or the monitor fires.
+ * The returned handle is valid until the monitor fires or is cancelled;
+ * NULL on error (bad port id, ENOMEM). */
+typedef void (*aemp_mon_fn)(aemp_node_t *node, const char *portid, json_t *reason, void *ud);
+/* Calls cb with the reason (borrowed) and portid (borrowed). */
+AEMP_API aemp_mon_t *aemp_mon(aemp_node_t *node, const char *portid, aemp_mon_fn cb, void *ud);
+/* Kills the local port kill_portid with the same reason when the reason
+ * is not empty (a normal exit does not propagate). */
+AEMP_API aemp_mon_t *aemp_mon_kill(aemp_node_t *node, const char *portid, const char *kill_portid);
+/* Sends elements (a JSON array; steals it, always) with the reason's
+ * elements appended to to_portid. */
+AEMP_API aemp_mon_t *aemp_mon_send(aemp_node_t *node, const char *portid, const char *to_portid,
+                                   json_t *elements);
+/* Cancels a monitor that has not fired. Accepts NULL. */
+AEMP_API void aemp_mon_cancel(aemp_mon_t *mon);
+
+/* Named functions: the node port runs them for ["", NAME, ARGS...] and
+ * for spawn requests. port is the spawned port (NULL for a plain call),
+ * args the arguments (borrowed). For a spawn, a function that calls
+ * aemp_port_die makes the port die; returning leaves it alive with the
+ * callbacks the function installed. Registration copies name; a later
+ * registration of the same name replaces the earlier one. */
+typedef void (*aemp_func_fn)(aemp_node_t *node, aemp_port_t *port, json_t *args, void *ud);
+AEMP_API int aemp_func_register(aemp_node_t *node, const char *name, aemp_func_fn fn, void *ud);
+
+/* Creates a port on node noderef running function func with args (a JSON
+ * array; steals it, always): sends ["", "AnyEvent::MP::_spawn", LOCALID,
+ * FUNC, ARGS...]. Returns the new port id at once (malloc'd, caller
+ * frees), or NULL on error. An unknown function kills that port with
+ * ("die", "unable to resolve FUNC"). */
+AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *func, json_t *args);
+/* == END ports == */
 
 /* ===================================================================== */
 /* == BEGIN util ==                                                       */

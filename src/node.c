@@ -861,3 +861,16 @@ struct ev_loop *aemp_node_loop(const aemp_node_t *n)
 {
     return n ? n->loop : NULL;
 }
+
+int aemp_node_is_up(const aemp_node_t *n, const char *noderef)
+{
+    aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
+    return p && p->link && p->link->state == LINK_UP;
+}
+
+const char *aemp_node_peer_kv(const aemp_node_t *n, const char *noderef, const char *key)
+{
+    aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
+    if (!p || !p->link || !p->link->hs || !key) return NULL;
+    return aemp_hs_remote_kv(p->link->hs, key);
+}

@@ -1,24 +1,920 @@
 /*
- * port.c - ports, monitors and the node-port services (placeholder: hands
- * every message to the raw delivery hook).
+ * port.c - ports, monitors and the node-port services (PROTOCOL §6, §7).
+ *
+ * Local ports live in a table by local id. Monitors are kept in one list
+ * per node; each watches a port id (local or remote) and has an action.
+ * A fired monitor is moved to the "due" list with its reason and run from
+ * an idle watcher, so no monitor action ever runs inside the call that
+ * killed the port. Remote ports are watched with mon1/mon0 and learn of
+ * deaths through kil; a failing link fires every monitor on its node.
  */
 #include "node_int.h"
 
-void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg)
+#include <stdarg.h>
+#include <stdio.h>
+
+enum mon_kind { MON_CB, MON_KILL, MON_SEND, MON_REMOTE };
+
+struct aemp_mon {
+    aemp_node_t *node;
+    struct aemp_mon *next, *prev; /* in ports->mons or ports->due */
+    enum mon_kind kind;
+    char *portid;      /* what is watched */
+    const char *local; /* its local id (points into portid) */
+    int remote;        /* watched port is on another node */
+    aemp_mon_fn cb;
+    void *ud;
+    char *target;      /* MON_KILL / MON_SEND: port id; MON_REMOTE: noderef */
+    json_t *elements;  /* MON_SEND */
+    json_t *reason;    /* set once due */
+};
+
+typedef struct rcv {
+    struct rcv *next;
+    char *tag;         /* or NULL */
+    json_t *pattern;   /* or NULL */
+    aemp_recv_fn cb;
+    void *ud;
+    int removed;
+} rcv_t;
+
+struct aemp_port {
+    aemp_node_t *node;
+    char *id;
+    const char *local;
+    rcv_t *rcvs;
+    aemp_recv_fn mini;
+    void *mini_ud;
+    int dead;
+    int busy;          /* inside one of its callbacks */
+    struct aemp_port *next_dead;
+};
+
+typedef struct func {
+    aemp_func_fn fn;
+    void *ud;
+} func_t;
+
+struct aemp__ports {
+    char uniq[16];
+    char counter[16];  /* "a", "b", ... "z", "aa", ... */
+    aemp__map_t ports; /* local id -> port */
+    aemp__map_t names; /* name -> malloc'd port id */
+    aemp__map_t funcs; /* name -> func_t */
+    struct aemp_mon *mons;
+    struct aemp_mon *due_head, *due_tail;
+    aemp_port_t *dead; /* killed ports, freed when callbacks unwind */
+    ev_idle due_w;
+    ev_check reap_w;
+};
+
+static void due_cb(struct ev_loop *loop, ev_idle *w, int revents);
+static void reap_cb(struct ev_loop *loop, ev_check *w, int revents);
+
+static aemp__ports_t *ports_of(aemp_node_t *n)
 {
-    const char *id = json_string_value(json_array_get(msg, 0));
-    if (n->cfg.on_message && id) n->cfg.on_message(n->cfg.message_ud, n, src, id, msg);
-    json_decref(msg);
+    if (n->ports) return n->ports;
+    aemp__ports_t *ps = calloc(1, sizeof *ps);
+    if (!ps) return NULL;
+    /* UNIQ: random, from an alphabet without '#' and '.' */
+    static const char abc[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char r[11];
+    aemp_random_bytes(r, sizeof r);
+    for (size_t i = 0; i < sizeof r; i++) ps->uniq[i] = abc[r[i] % 62];
+    ps->uniq[sizeof r] = 0;
+    ev_idle_init(&ps->due_w, due_cb);
+    ps->due_w.data = n;
+    ev_set_priority(&ps->due_w, EV_MAXPRI);
+    ev_check_init(&ps->reap_w, reap_cb);
+    ps->reap_w.data = n;
+    n->ports = ps;
+    return ps;
+}
+
+/* The next local id: UNIQ.ID with ID counting like Perl's magic ++. */
+static void next_local(aemp__ports_t *ps, char *out, size_t n)
+{
+    size_t len = strlen(ps->counter);
+    if (!len) {
+        strcpy(ps->counter, "a");
+    } else {
+        int i = (int)len - 1;
+        while (i >= 0 && ps->counter[i] == 'z') ps->counter[i--] = 'a';
+        if (i >= 0) {
+            ps->counter[i]++;
+        } else if (len + 1 < sizeof ps->counter) {
+            memmove(ps->counter + 1, ps->counter, len + 1);
+            ps->counter[0] = 'a';
+        }
+    }
+    snprintf(out, n, "%s.%s", ps->uniq, ps->counter);
+}
+
+/* Splits a port id into node and local id; local is "" for a noderef. */
+static int split_id(const char *portid, char **node, const char **local)
+{
+    const char *h = strchr(portid, '#');
+    *node = h ? strndup(portid, (size_t)(h - portid)) : strdup(portid);
+    *local = h ? h + 1 : "";
+    return *node ? 0 : AEMP_ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
+/* sending                                                             */
+
+int aemp_send(aemp_node_t *n, const char *portid, json_t *elements)
+{
+    if (!n || !portid || !json_is_array(elements)) {
+        json_decref(elements);
+        return AEMP_EINVAL;
+    }
+    char *node;
+    const char *local;
+    if (split_id(portid, &node, &local)) {
+        json_decref(elements);
+        return AEMP_ENOMEM;
+    }
+    json_t *id = json_string(local);
+    if (!id || json_array_insert_new(elements, 0, id)) {
+        free(node);
+        json_decref(elements);
+        return AEMP_ENOMEM;
+    }
+    int rc = aemp_node_send(n, *node ? node : n->noderef, elements);
+    free(node);
+    return rc;
+}
+
+int aemp_sendf(aemp_node_t *n, const char *portid, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *e = json_vpack_ex(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (!e) return AEMP_EINVAL;
+    return aemp_send(n, portid, e);
+}
+
+/* Sends [REPLY-ELEMENTS..., extra...] where reply = [PORTID, ELEMS...]
+ * taken from args starting at index `from`. Steals extra. */
+static void reply(aemp_node_t *n, json_t *args, size_t from, json_t *extra)
+{
+    const char *to = json_string_value(json_array_get(args, from));
+    if (!to) {
+        json_decref(extra);
+        return;
+    }
+    json_t *e = json_array();
+    for (size_t i = from + 1; e && i < json_array_size(args); i++)
+        json_array_append(e, json_array_get(args, i));
+    if (e && extra) json_array_extend(e, extra);
+    json_decref(extra);
+    if (e) aemp_send(n, to, e);
+}
+
+/* ------------------------------------------------------------------ */
+/* monitors                                                            */
+
+static void mon_unlink(aemp__ports_t *ps, struct aemp_mon *m)
+{
+    if (m->prev) m->prev->next = m->next;
+    else ps->mons = m->next;
+    if (m->next) m->next->prev = m->prev;
+    m->next = m->prev = NULL;
+}
+
+static void mon_free(struct aemp_mon *m)
+{
+    free(m->portid);
+    free(m->target);
+    json_decref(m->elements);
+    json_decref(m->reason);
+    free(m);
+}
+
+/* Moves m from the live list to the due list with reason (increments). */
+static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
+{
+    mon_unlink(ps, m);
+    m->reason = json_incref(reason);
+    if (ps->due_tail) ps->due_tail->next = m;
+    else ps->due_head = m;
+    m->prev = ps->due_tail;
+    ps->due_tail = m;
+    ev_idle_start(m->node->loop, &ps->due_w);
+}
+
+static int remote_watchers(aemp__ports_t *ps, const char *portid, struct aemp_mon *except)
+{
+    int c = 0;
+    for (struct aemp_mon *m = ps->mons; m; m = m->next)
+        if (m != except && m->remote && m->kind != MON_REMOTE && !strcmp(m->portid, portid)) c++;
+    return c;
+}
+
+static struct aemp_mon *mon_new(aemp_node_t *n, const char *portid, enum mon_kind kind)
+{
+    aemp__ports_t *ps = ports_of(n);
+    if (!ps || !portid || !*portid) return NULL;
+    struct aemp_mon *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->node = n;
+    m->kind = kind;
+    /* a bare noderef watches the node port */
+    m->portid = strchr(portid, '#') ? strdup(portid) : NULL;
+    if (!m->portid) {
+        size_t l = strlen(portid) + 2;
+        if ((m->portid = malloc(l))) snprintf(m->portid, l, "%s#", portid);
+    }
+    if (!m->portid) {
+        free(m);
+        return NULL;
+    }
+    char *h = strchr(m->portid, '#');
+    m->local = h + 1;
+    *h = 0;
+    m->remote = !aemp__is_self(n, m->portid) && strcmp(m->portid, n->noderef);
+    *h = '#';
+    return m;
+}
+
+/* Links m in and arms it: a remote port gets mon1 when first watched, a
+ * missing local port fires at once. */
+static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
+{
+    aemp__ports_t *ps = n->ports;
+    m->next = ps->mons;
+    if (ps->mons) ps->mons->prev = m;
+    ps->mons = m;
+    if (m->remote) {
+        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0) {
+            char node[1024];
+            snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
+            aemp_sendf(n, node, "[sss]", "", "mon1", m->local);
+        }
+    } else if (!aemp__map_get(&ps->ports, m->local)) {
+        json_t *r = json_pack("[ss]", "no_such_port", "cannot monitor nonexistent port");
+        mon_fire(ps, m, r);
+        json_decref(r);
+    }
+    return m;
+}
+
+aemp_mon_t *aemp_mon(aemp_node_t *n, const char *portid, aemp_mon_fn cb, void *ud)
+{
+    if (!n || !cb) return NULL;
+    struct aemp_mon *m = mon_new(n, portid, MON_CB);
+    if (!m) return NULL;
+    m->cb = cb;
+    m->ud = ud;
+    return mon_start(n, m);
+}
+
+aemp_mon_t *aemp_mon_kill(aemp_node_t *n, const char *portid, const char *kill_portid)
+{
+    if (!n || !kill_portid) return NULL;
+    struct aemp_mon *m = mon_new(n, portid, MON_KILL);
+    if (!m) return NULL;
+    if (!(m->target = strdup(kill_portid))) {
+        mon_free(m);
+        return NULL;
+    }
+    return mon_start(n, m);
+}
+
+aemp_mon_t *aemp_mon_send(aemp_node_t *n, const char *portid, const char *to, json_t *elements)
+{
+    struct aemp_mon *m = n && to && json_is_array(elements) ? mon_new(n, portid, MON_SEND) : NULL;
+    if (!m) {
+        json_decref(elements);
+        return NULL;
+    }
+    m->elements = elements;
+    if (!(m->target = strdup(to))) {
+        mon_free(m);
+        return NULL;
+    }
+    return mon_start(n, m);
+}
+
+void aemp_mon_cancel(aemp_mon_t *m)
+{
+    if (!m) return;
+    aemp_node_t *n = m->node;
+    aemp__ports_t *ps = n->ports;
+    if (m->reason) {
+        /* due but not yet run: drop it from the due list */
+        if (m->prev) m->prev->next = m->next;
+        else ps->due_head = m->next;
+        if (m->next) m->next->prev = m->prev;
+        else ps->due_tail = m->prev;
+        mon_free(m);
+        return;
+    }
+    mon_unlink(ps, m);
+    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0) {
+        char node[1024];
+        snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
+        aemp_sendf(n, node, "[sss]", "", "mon0", m->local);
+    }
+    mon_free(m);
+}
+
+static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason);
+
+/* Runs the due monitors' actions. */
+static void due_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    aemp__ports_t *ps = n->ports;
+    (void)revents;
+    aemp__enter(n);
+    struct aemp_mon *m = ps->due_head, *last = ps->due_tail;
+    ps->due_head = ps->due_tail = NULL;
+    ev_idle_stop(loop, w);
+    while (m && !n->destroy_pending) {
+        struct aemp_mon *next = m == last ? NULL : m->next;
+        json_t *reason = m->reason;
+        switch (m->kind) {
+        case MON_CB:
+            m->cb(n, m->portid, reason, m->ud);
+            break;
+        case MON_KILL:
+            if (json_array_size(reason)) aemp_kil(n, m->target, json_incref(reason));
+            break;
+        case MON_SEND: {
+            json_t *e = json_copy(m->elements);
+            if (e) {
+                json_array_extend(e, reason);
+                aemp_send(n, m->target, e);
+            }
+            break;
+        }
+        case MON_REMOTE: {
+            json_t *e = json_pack("[ss]", "kil", m->local);
+            if (e) {
+                json_array_extend(e, reason);
+                aemp_send(n, m->target, e); /* target is the node port */
+            }
+            break;
+        }
+        }
+        mon_free(m);
+        m = next;
+    }
+    while (m) { /* destroyed meanwhile */
+        struct aemp_mon *next = m->next;
+        mon_free(m);
+        m = next;
+    }
+    aemp__leave(n);
+}
+
+/* Fires every live monitor that matches. */
+static void fire_matching(aemp_node_t *n, int (*match)(struct aemp_mon *, void *), void *ud,
+                          json_t *reason)
+{
+    aemp__ports_t *ps = n->ports;
+    if (!ps) return;
+    for (struct aemp_mon *m = ps->mons, *next; m; m = next) {
+        next = m->next;
+        if (match(m, ud)) mon_fire(ps, m, reason);
+    }
+}
+
+struct remote_match {
+    aemp__peer_t *peer;
+    const char *local; /* NULL: any port of that node */
+};
+
+static int match_remote(struct aemp_mon *m, void *ud)
+{
+    struct remote_match *rm = ud;
+    if (!m->remote || m->kind == MON_REMOTE) return 0;
+    if (rm->local && strcmp(m->local, rm->local)) return 0;
+    char node[1024];
+    snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
+    return aemp__peer_get(m->node, node, 0) == rm->peer;
+}
+
+static int match_remote_watcher(struct aemp_mon *m, void *ud)
+{
+    struct remote_match *rm = ud;
+    return m->kind == MON_REMOTE && aemp__peer_get(m->node, m->target, 0) == rm->peer;
 }
 
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg)
 {
-    (void)n;
-    (void)noderef;
-    (void)msg;
+    aemp__ports_t *ps = n->ports;
+    if (!ps) return;
+    struct remote_match rm = {aemp__peer_get(n, noderef, 0), NULL};
+    if (!rm.peer) return;
+    json_t *reason = json_pack("[sss]", "transport_error", noderef, msg);
+    if (reason) fire_matching(n, match_remote, &rm, reason);
+    json_decref(reason);
+    /* the failed node's watches on our ports are gone with it */
+    for (struct aemp_mon *m = ps->mons, *next; m; m = next) {
+        next = m->next;
+        if (match_remote_watcher(m, &rm)) {
+            mon_unlink(ps, m);
+            mon_free(m);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* ports                                                               */
+
+aemp_port_t *aemp_port_new(aemp_node_t *n, aemp_recv_fn cb, void *ud)
+{
+    aemp__ports_t *ps = n ? ports_of(n) : NULL;
+    if (!ps) return NULL;
+    char local[64];
+    next_local(ps, local, sizeof local);
+    aemp_port_t *p = calloc(1, sizeof *p);
+    size_t l = strlen(n->noderef ? n->noderef : "") + strlen(local) + 2;
+    if (!p || !(p->id = malloc(l))) {
+        free(p);
+        return NULL;
+    }
+    snprintf(p->id, l, "%s#%s", n->noderef ? n->noderef : "", local);
+    p->local = strchr(p->id, '#') + 1;
+    p->node = n;
+    p->mini = cb;
+    p->mini_ud = ud;
+    if (aemp__map_set(&ps->ports, p->local, p)) {
+        free(p->id);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* A port with a given local id (spawn). */
+static aemp_port_t *port_with_id(aemp_node_t *n, const char *local)
+{
+    aemp__ports_t *ps = ports_of(n);
+    if (!ps || aemp__map_get(&ps->ports, local)) return NULL;
+    aemp_port_t *p = calloc(1, sizeof *p);
+    size_t l = strlen(n->noderef) + strlen(local) + 2;
+    if (!p || !(p->id = malloc(l))) {
+        free(p);
+        return NULL;
+    }
+    snprintf(p->id, l, "%s#%s", n->noderef, local);
+    p->local = strchr(p->id, '#') + 1;
+    p->node = n;
+    if (aemp__map_set(&ps->ports, p->local, p)) {
+        free(p->id);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+const char *aemp_port_id(const aemp_port_t *p) { return p ? p->id : NULL; }
+aemp_node_t *aemp_port_node(const aemp_port_t *p) { return p ? p->node : NULL; }
+
+static int add_rcv(aemp_port_t *p, const char *tag, json_t *pattern, aemp_recv_fn cb, void *ud)
+{
+    if (!p || p->dead || !cb) {
+        json_decref(pattern);
+        return AEMP_EINVAL;
+    }
+    rcv_t *r = calloc(1, sizeof *r);
+    if (!r || (tag && !(r->tag = strdup(tag)))) {
+        free(r);
+        json_decref(pattern);
+        return AEMP_ENOMEM;
+    }
+    r->pattern = pattern;
+    r->cb = cb;
+    r->ud = ud;
+    rcv_t **pp = &p->rcvs;
+    while (*pp) pp = &(*pp)->next;
+    *pp = r;
+    return 0;
+}
+
+int aemp_port_rcv(aemp_port_t *p, const char *tag, aemp_recv_fn cb, void *ud)
+{
+    if (!tag) return AEMP_EINVAL;
+    return add_rcv(p, tag, NULL, cb, ud);
+}
+
+int aemp_port_rcv_match(aemp_port_t *p, json_t *pattern, aemp_recv_fn cb, void *ud)
+{
+    if (!json_is_array(pattern)) {
+        json_decref(pattern);
+        return AEMP_EINVAL;
+    }
+    return add_rcv(p, NULL, pattern, cb, ud);
+}
+
+static void prune_rcvs(aemp_port_t *p)
+{
+    for (rcv_t **pp = &p->rcvs; *pp;) {
+        rcv_t *r = *pp;
+        if (r->removed) {
+            *pp = r->next;
+            free(r->tag);
+            json_decref(r->pattern);
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static void port_free(aemp_port_t *p)
+{
+    for (rcv_t *r = p->rcvs; r; r = r->next) r->removed = 1;
+    prune_rcvs(p);
+    free(p->id);
+    free(p);
+}
+
+static int match_local(struct aemp_mon *m, void *ud)
+{
+    return !m->remote && !strcmp(m->local, (const char *)ud);
+}
+
+static void reap_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    aemp__ports_t *ps = n->ports;
+    (void)revents;
+    ev_check_stop(loop, w);
+    while (ps->dead) {
+        aemp_port_t *p = ps->dead;
+        ps->dead = p->next_dead;
+        port_free(p);
+    }
+}
+
+static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
+{
+    aemp__ports_t *ps = n->ports;
+    if (p->dead) return;
+    p->dead = 1;
+    aemp__map_del(&ps->ports, p->local);
+    /* the names that pointed to it go with it */
+    for (size_t i = 0; i < ps->names.nslots; i++)
+        for (aemp__map_ent_t *e = ps->names.slots[i], *next; e; e = next) {
+            next = e->next;
+            if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
+        }
+    int watched = 0;
+    for (struct aemp_mon *m = ps->mons; m; m = m->next) watched += match_local(m, (void *)p->local);
+    if (!watched && json_array_size(reason)) {
+        char *r = aemp_json_encode(reason, NULL);
+        aemp__log(n, AEMP_LOG_WARN, "%s: port killed with reason %s, and nobody monitors it",
+                  p->id, r ? r : "?");
+        free(r);
+    }
+    fire_matching(n, match_local, (void *)p->local, reason);
+    p->next_dead = ps->dead;
+    ps->dead = p;
+    ev_check_start(n->loop, &ps->reap_w);
+}
+
+void aemp_port_kill(aemp_port_t *p, json_t *reason)
+{
+    if (!p) {
+        json_decref(reason);
+        return;
+    }
+    if (!reason) reason = json_array();
+    kill_local(p->node, p, reason);
+    json_decref(reason);
+}
+
+void aemp_port_die(aemp_port_t *p, const char *message)
+{
+    if (!p) return;
+    aemp_port_kill(p, json_pack("[ss]", "die", message ? message : ""));
+}
+
+int aemp_kil(aemp_node_t *n, const char *portid, json_t *reason)
+{
+    if (!n || !portid || (reason && !json_is_array(reason))) {
+        json_decref(reason);
+        return AEMP_EINVAL;
+    }
+    if (!reason) reason = json_array();
+    char *node;
+    const char *local;
+    if (split_id(portid, &node, &local)) {
+        json_decref(reason);
+        return AEMP_ENOMEM;
+    }
+    int rc = 0;
+    if (!*node || aemp__is_self(n, node) || !strcmp(node, n->noderef)) {
+        aemp_port_t *p = n->ports ? aemp__map_get(&n->ports->ports, local) : NULL;
+        if (p) kill_local(n, p, reason);
+        else rc = AEMP_ENOENT;
+        json_decref(reason);
+    } else {
+        json_t *e = json_pack("[ss]", "kil", local);
+        if (e) {
+            json_array_extend(e, reason);
+            rc = aemp_send(n, node, e);
+        } else {
+            rc = AEMP_ENOMEM;
+        }
+        json_decref(reason);
+    }
+    free(node);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* registry and functions                                              */
+
+int aemp_reg(aemp_node_t *n, const char *name, const char *portid)
+{
+    aemp__ports_t *ps = n ? ports_of(n) : NULL;
+    if (!ps || !name || !portid) return AEMP_EINVAL;
+    char *c = strdup(portid);
+    if (!c) return AEMP_ENOMEM;
+    char *old = aemp__map_get(&ps->names, name);
+    if (aemp__map_set(&ps->names, name, c)) {
+        free(c);
+        return AEMP_ENOMEM;
+    }
+    free(old);
+    return 0;
+}
+
+const char *aemp_lookup(const aemp_node_t *n, const char *name)
+{
+    if (!n || !n->ports || !name) return NULL;
+    return aemp__map_get(&n->ports->names, name);
+}
+
+int aemp_func_register(aemp_node_t *n, const char *name, aemp_func_fn fn, void *ud)
+{
+    aemp__ports_t *ps = n ? ports_of(n) : NULL;
+    if (!ps || !name || !fn) return AEMP_EINVAL;
+    func_t *f = malloc(sizeof *f);
+    if (!f) return AEMP_ENOMEM;
+    f->fn = fn;
+    f->ud = ud;
+    func_t *old = aemp__map_get(&ps->funcs, name);
+    if (aemp__map_set(&ps->funcs, name, f)) {
+        free(f);
+        return AEMP_ENOMEM;
+    }
+    free(old);
+    return 0;
+}
+
+char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *args)
+{
+    aemp__ports_t *ps = n ? ports_of(n) : NULL;
+    if (!ps || !noderef || !func || (args && !json_is_array(args))) {
+        json_decref(args);
+        return NULL;
+    }
+    char local[64];
+    next_local(ps, local, sizeof local);
+    json_t *e = json_pack("[sss]", "AnyEvent::MP::_spawn", local, func);
+    if (!e) {
+        json_decref(args);
+        return NULL;
+    }
+    if (args) json_array_extend(e, args);
+    json_decref(args);
+    size_t l = strlen(noderef) + strlen(local) + 2;
+    char *id = malloc(l);
+    if (!id) {
+        json_decref(e);
+        return NULL;
+    }
+    snprintf(id, l, "%s#%s", noderef, local);
+    if (aemp_send(n, noderef, e)) {
+        free(id);
+        return NULL;
+    }
+    return id;
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch                                                            */
+
+static json_t *slice(json_t *a, size_t from)
+{
+    json_t *r = json_array();
+    for (size_t i = from; r && i < json_array_size(a); i++) json_array_append(r, json_array_get(a, i));
+    return r;
+}
+
+/* ["", TAG, ARGS...] from src. */
+static void node_service(aemp_node_t *n, const char *src, json_t *msg)
+{
+    aemp__ports_t *ps = n->ports;
+    const char *tag = json_string_value(json_array_get(msg, 1));
+    if (!tag) {
+        aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s",
+                  json_is_string(json_array_get(msg, 1)) ? "?" : "");
+        return;
+    }
+    if (!strcmp(tag, "devnull")) return;
+    if (!strcmp(tag, "lookup")) {
+        const char *name = json_string_value(json_array_get(msg, 2));
+        const char *id = name ? aemp_lookup(n, name) : NULL;
+        reply(n, msg, 3, json_pack("[s?]", id));
+        return;
+    }
+    if (!strcmp(tag, "time")) {
+        reply(n, msg, 2, json_pack("[f]", ev_time()));
+        return;
+    }
+    if (!strcmp(tag, "eval")) {
+        reply(n, msg, 3, json_pack("[s]", "eval is not supported by this node (no Perl here)"));
+        return;
+    }
+    if (!strcmp(tag, "relay")) {
+        const char *to = json_string_value(json_array_get(msg, 2));
+        if (to) aemp_send(n, to, slice(msg, 3));
+        return;
+    }
+    if (!strcmp(tag, "relay_multiple")) {
+        for (size_t i = 2; i < json_array_size(msg); i++) {
+            json_t *one = json_array_get(msg, i);
+            const char *to = json_string_value(json_array_get(one, 0));
+            if (to) aemp_send(n, to, slice(one, 1));
+        }
+        return;
+    }
+    if (!strcmp(tag, "mon1") || !strcmp(tag, "mon0")) {
+        const char *local = json_string_value(json_array_get(msg, 2));
+        if (!local || !src || aemp__is_self(n, src)) return;
+        if (tag[3] == '1') {
+            struct aemp_mon *m = mon_new(n, n->noderef, MON_REMOTE);
+            if (!m) return;
+            free(m->portid);
+            size_t l = strlen(n->noderef) + strlen(local) + 2;
+            m->portid = malloc(l);
+            m->target = strdup(src);
+            if (!m->portid || !m->target) {
+                mon_free(m);
+                return;
+            }
+            snprintf(m->portid, l, "%s#%s", n->noderef, local);
+            m->local = strchr(m->portid, '#') + 1;
+            m->remote = 0;
+            if (!aemp__map_get(&ps->ports, local)) {
+                /* answer at once; nothing to keep */
+                json_t *e = json_pack("[ssss]", "kil", local, "no_such_port",
+                                      "cannot monitor nonexistent port");
+                if (e) aemp_send(n, src, e);
+                mon_free(m);
+                return;
+            }
+            m->next = ps->mons;
+            if (ps->mons) ps->mons->prev = m;
+            ps->mons = m;
+        } else {
+            aemp__peer_t *sp = aemp__peer_get(n, src, 0);
+            for (struct aemp_mon *m = ps->mons; m; m = m->next)
+                if (m->kind == MON_REMOTE && !strcmp(m->local, local) &&
+                    aemp__peer_get(n, m->target, 0) == sp) {
+                    mon_unlink(ps, m);
+                    mon_free(m);
+                    break;
+                }
+        }
+        return;
+    }
+    if (!strcmp(tag, "kil")) {
+        /* the sender's port LOCALID died: run our monitors for it */
+        const char *local = json_string_value(json_array_get(msg, 2));
+        if (!local || !src) return;
+        struct remote_match rm = {aemp__peer_get(n, src, 0), local};
+        json_t *reason = slice(msg, 3);
+        if (rm.peer && reason) fire_matching(n, match_remote, &rm, reason);
+        json_decref(reason);
+        return;
+    }
+    if (!strcmp(tag, "AnyEvent::MP::_spawn")) {
+        const char *local = json_string_value(json_array_get(msg, 2));
+        const char *fname = json_string_value(json_array_get(msg, 3));
+        if (!local || !*local || strchr(local, '#')) return;
+        aemp_port_t *p = port_with_id(n, local);
+        if (!p) {
+            aemp__log(n, AEMP_LOG_WARN, "spawn: port %s exists or out of memory", local);
+            return;
+        }
+        func_t *f = fname ? aemp__map_get(&ps->funcs, fname) : NULL;
+        if (!f) {
+            char m[512];
+            snprintf(m, sizeof m, "unable to resolve %s", fname ? fname : "");
+            aemp_port_die(p, m);
+            return;
+        }
+        json_t *args = slice(msg, 4);
+        p->busy++;
+        f->fn(n, p, args, f->ud);
+        p->busy--;
+        json_decref(args);
+        return;
+    }
+    if (!strcmp(tag, "iam")) return; /* handled by the node */
+    func_t *f = aemp__map_get(&ps->funcs, tag);
+    if (!f) {
+        aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
+        return;
+    }
+    json_t *args = slice(msg, 2);
+    f->fn(n, NULL, args, f->ud);
+    json_decref(args);
+}
+
+static int rcv_matches(const rcv_t *r, json_t *elems)
+{
+    if (r->tag) {
+        const char *t = json_string_value(json_array_get(elems, 0));
+        return t && !strcmp(t, r->tag);
+    }
+    size_t np = json_array_size(r->pattern);
+    if (json_array_size(elems) < np) return 0;
+    for (size_t i = 0; i < np; i++)
+        if (!json_equal(json_array_get(r->pattern, i), json_array_get(elems, i))) return 0;
+    return 1;
+}
+
+static void port_dispatch(aemp_port_t *p, json_t *elems)
+{
+    int matched = 0;
+    p->busy++;
+    for (rcv_t *r = p->rcvs; r && !p->dead; r = r->next) {
+        if (r->removed || !rcv_matches(r, elems)) continue;
+        matched = 1;
+        if (r->cb(p, elems, r->ud) == AEMP_DONE) r->removed = 1;
+    }
+    if (!matched && p->mini && !p->dead) {
+        if (p->mini(p, elems, p->mini_ud) == AEMP_DONE && !p->dead) aemp_port_kill(p, NULL);
+    }
+    p->busy--;
+    prune_rcvs(p);
+}
+
+void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg)
+{
+    aemp__ports_t *ps = ports_of(n);
+    const char *id = json_string_value(json_array_get(msg, 0));
+    if (!ps || !id) {
+        json_decref(msg);
+        return;
+    }
+    if (!*id) {
+        node_service(n, src, msg);
+        json_decref(msg);
+        return;
+    }
+    aemp_port_t *p = aemp__map_get(&ps->ports, id);
+    if (!p) {
+        if (n->cfg.on_message) n->cfg.on_message(n->cfg.message_ud, n, src, id, msg);
+        else aemp__log(n, AEMP_LOG_DEBUG, "message for unknown port %s dropped", id);
+        json_decref(msg);
+        return;
+    }
+    json_array_remove(msg, 0);
+    port_dispatch(p, msg);
+    json_decref(msg);
 }
 
 void aemp__ports_free(aemp_node_t *n)
 {
-    (void)n;
+    aemp__ports_t *ps = n->ports;
+    if (!ps) return;
+    ev_idle_stop(n->loop, &ps->due_w);
+    ev_check_stop(n->loop, &ps->reap_w);
+    for (size_t i = 0; i < ps->ports.nslots; i++)
+        for (aemp__map_ent_t *e = ps->ports.slots[i]; e; e = e->next) port_free(e->value);
+    while (ps->dead) {
+        aemp_port_t *p = ps->dead;
+        ps->dead = p->next_dead;
+        port_free(p);
+    }
+    for (size_t i = 0; i < ps->names.nslots; i++)
+        for (aemp__map_ent_t *e = ps->names.slots[i]; e; e = e->next) free(e->value);
+    for (size_t i = 0; i < ps->funcs.nslots; i++)
+        for (aemp__map_ent_t *e = ps->funcs.slots[i]; e; e = e->next) free(e->value);
+    while (ps->mons) {
+        struct aemp_mon *m = ps->mons;
+        ps->mons = m->next;
+        mon_free(m);
+    }
+    while (ps->due_head) {
+        struct aemp_mon *m = ps->due_head;
+        ps->due_head = m->next;
+        mon_free(m);
+    }
+    aemp__map_free(&ps->ports);
+    aemp__map_free(&ps->names);
+    aemp__map_free(&ps->funcs);
+    free(ps);
+    n->ports = NULL;
 }
