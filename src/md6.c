@@ -65,7 +65,7 @@ static const uint64_t md6_q[Q_WORDS] = {
 /* Which round loop a context uses (see aemp__md6_set_impl). */
 enum { IMPL_BEST = 0, IMPL_PORTABLE = 1, IMPL_AVX2 = 2, IMPL_AVX512 = 3 };
 
-typedef void (*rounds_fn)(uint64_t *A, int r);
+typedef void (*rounds_fn)(const uint64_t *in, int r, uint64_t *out);
 
 /* The context behind aemp_md6_ctx_t. Buffers are not cleared at init:
  * the fill counts say what is live, and padding is written when a block
@@ -101,18 +101,20 @@ int aemp__md6_set_impl(aemp_md6_ctx_t *ctx, int impl);
 const char *aemp__md6_impl_name(const aemp_md6_ctx_t *ctx);
 
 /* ------------------------------------------------------------------ */
-/* Round loops. Each gets A with the 89 input words in A[0..88] and room
- * for 16r more; the output is the last 16 words written. */
+/* Round loops. Each computes the 16r words that follow the 89 input words
+ * and writes the last 16 of them (the chaining value) to out. */
 
 static inline uint64_t next_s(uint64_t s)
 {
     return (s << 1 | s >> 63) ^ (s & MD6_SMASK);
 }
 
-static void rounds_portable(uint64_t *A, int r)
+static void rounds_portable(const uint64_t *in, int r, uint64_t *out)
 {
+    uint64_t A[N_WORDS + 16 * MAX_ROUNDS];
     uint64_t s = MD6_S0;
     uint64_t *a = A + N_WORDS;
+    memcpy(A, in, N_WORDS * sizeof *A);
     for (int j = 0; j < r; j++, a += 16) {
 #define STEP(k, rs, ls)                                                     \
     do {                                                                    \
@@ -140,12 +142,14 @@ static void rounds_portable(uint64_t *A, int r)
 #undef STEP
         s = next_s(s);
     }
+    memcpy(out, a - C_WORDS, C_WORDS * sizeof *out);
 }
 
 #if MD6_X86
 /* A round as four vectors of four steps; the per-step shift amounts
  * become per-lane shift vectors. */
-__attribute__((target("avx2"))) static void rounds_avx2(uint64_t *A, int r)
+__attribute__((target("avx2"))) static void rounds_avx2(const uint64_t *in, int r,
+                                                        uint64_t *out)
 {
     const __m256i r0 = _mm256_setr_epi64x(10, 5, 13, 10);
     const __m256i r1 = _mm256_setr_epi64x(11, 12, 2, 7);
@@ -155,8 +159,10 @@ __attribute__((target("avx2"))) static void rounds_avx2(uint64_t *A, int r)
     const __m256i l1 = _mm256_setr_epi64x(15, 9, 27, 15);
     const __m256i l2 = _mm256_setr_epi64x(6, 2, 29, 8);
     const __m256i l3 = _mm256_setr_epi64x(15, 5, 31, 9);
+    uint64_t A[N_WORDS + 16 * MAX_ROUNDS];
     uint64_t s = MD6_S0;
     uint64_t *a = A + N_WORDS;
+    memcpy(A, in, N_WORDS * sizeof *A);
     for (int j = 0; j < r; j++, a += 16) {
         const __m256i sv = _mm256_set1_epi64x((long long)s);
 #define LD(k, t) _mm256_loadu_si256((const __m256i *)(a + (k) - (t)))
@@ -178,6 +184,64 @@ __attribute__((target("avx2"))) static void rounds_avx2(uint64_t *A, int r)
 #undef LD
         s = next_s(s);
     }
+    memcpy(out, a - C_WORDS, C_WORDS * sizeof *out);
+}
+
+/* A round as two vectors of eight steps, with the last 96 words held in
+ * twelve registers instead of memory: reading the taps back from memory
+ * right after storing them stalls on store forwarding, so each tap is cut
+ * out of two neighbouring registers (valignq) instead. w[k] holds words
+ * i-96+8k .. i-89+8k for the round that starts at word i. */
+__attribute__((target("avx512f"))) static void rounds_avx512(const uint64_t *in,
+                                                            int r, uint64_t *out)
+{
+    const __m512i r0 = _mm512_setr_epi64(10, 5, 13, 10, 11, 12, 2, 7);
+    const __m512i r1 = _mm512_setr_epi64(14, 15, 7, 13, 11, 7, 6, 12);
+    const __m512i l0 = _mm512_setr_epi64(11, 24, 9, 16, 15, 9, 27, 15);
+    const __m512i l1 = _mm512_setr_epi64(6, 2, 29, 8, 15, 5, 31, 9);
+    /* the first round starts at word 89: the window begins 7 words before
+     * the input, words no tap ever reaches */
+    uint64_t first[96] = {0};
+    memcpy(first + 7, in, N_WORDS * sizeof *in);
+    __m512i w0 = _mm512_loadu_si512(first), w1 = _mm512_loadu_si512(first + 8),
+            w2 = _mm512_loadu_si512(first + 16), w3 = _mm512_loadu_si512(first + 24),
+            w4 = _mm512_loadu_si512(first + 32), w5 = _mm512_loadu_si512(first + 40),
+            w6 = _mm512_loadu_si512(first + 48), w7 = _mm512_loadu_si512(first + 56),
+            w8 = _mm512_loadu_si512(first + 64), w9 = _mm512_loadu_si512(first + 72),
+            w10 = _mm512_loadu_si512(first + 80), w11 = _mm512_loadu_si512(first + 88);
+    uint64_t s = MD6_S0;
+    for (int j = 0; j < r; j++) {
+        const __m512i sv = _mm512_set1_epi64((long long)s);
+        /* Tap t of the vector at offset o sits 96 + o - t words into the
+         * window. Ternary logic: 0x96 = a ^ b ^ c, 0x78 = a ^ (b & c).
+         * The taps from the last round (17, 18, 21) come in last, since
+         * they are on the critical path. */
+#define TAP(hi, lo, sh) _mm512_alignr_epi64(hi, lo, sh)
+#define VSTEP(n, t89, t67, t31, t21, t18, t17, rv, lv)                      \
+    do {                                                                    \
+        __m512i u = _mm512_ternarylogic_epi64(                              \
+            sv, t89, _mm512_and_si512(t31, t67), 0x96);                     \
+        u = _mm512_ternarylogic_epi64(u, t18, t21, 0x78);                   \
+        u = _mm512_xor_si512(u, t17);                                       \
+        u = _mm512_xor_si512(u, _mm512_srlv_epi64(u, rv));                  \
+        n = _mm512_xor_si512(u, _mm512_sllv_epi64(u, lv));                  \
+    } while (0)
+        __m512i n0, n1;
+        /* o = 0: 89 -> 7 (w0/w1, 7), 67 -> 29 (w3/w4, 5), 31 -> 65 (w8/w9, 1),
+         * 21 -> 75 (w9/w10, 3), 18 -> 78 (w9/w10, 6), 17 -> 79 (w9/w10, 7) */
+        VSTEP(n0, TAP(w1, w0, 7), TAP(w4, w3, 5), TAP(w9, w8, 1),
+              TAP(w10, w9, 3), TAP(w10, w9, 6), TAP(w10, w9, 7), r0, l0);
+        /* o = 8: every position 8 further on */
+        VSTEP(n1, TAP(w2, w1, 7), TAP(w5, w4, 5), TAP(w10, w9, 1),
+              TAP(w11, w10, 3), TAP(w11, w10, 6), TAP(w11, w10, 7), r1, l1);
+#undef VSTEP
+#undef TAP
+        w0 = w2; w1 = w3; w2 = w4; w3 = w5; w4 = w6; w5 = w7;
+        w6 = w8; w7 = w9; w8 = w10; w9 = w11; w10 = n0; w11 = n1;
+        s = next_s(s);
+    }
+    _mm512_storeu_si512(out, w10);
+    _mm512_storeu_si512(out + 8, w11);
 }
 #endif
 
@@ -186,6 +250,7 @@ static rounds_fn impl_fn(int impl)
     switch (impl) {
 #if MD6_X86
     case IMPL_AVX2: return rounds_avx2;
+    case IMPL_AVX512: return rounds_avx512;
 #endif
     default: return rounds_portable;
     }
@@ -201,6 +266,7 @@ static int impl_available(int impl)
     case IMPL_PORTABLE: return 1;
 #if MD6_X86
     case IMPL_AVX2: return __builtin_cpu_supports("avx2");
+    case IMPL_AVX512: return __builtin_cpu_supports("avx512f");
 #endif
     default: return 0;
     }
@@ -208,6 +274,7 @@ static int impl_available(int impl)
 
 static int best_impl(void)
 {
+    if (impl_available(IMPL_AVX512)) return IMPL_AVX512;
     if (impl_available(IMPL_AVX2)) return IMPL_AVX2;
     return IMPL_PORTABLE;
 }
@@ -252,7 +319,7 @@ static int is_seq(const md6_state_t *st, int ell)
 static void compress_level(md6_state_t *st, int ell, int z,
                            const unsigned char *direct, uint64_t out[C_WORDS])
 {
-    uint64_t A[N_WORDS + 16 * MAX_ROUNDS];
+    uint64_t A[N_WORDS];
     int seq = is_seq(st, ell);
     size_t cap = seq ? SEQ_BYTES : PAR_BYTES;
     size_t fill = direct ? cap : st->fill[ell - 1];
@@ -278,8 +345,7 @@ static void compress_level(md6_state_t *st, int ell, int z,
                                (uint64_t)z << 36 | p << 20 |
                                (uint64_t)st->keylen << 12 | (uint64_t)st->d;
 
-    impl_fn(st->impl)(A, st->r);
-    memcpy(out, A + N_WORDS + 16 * st->r - C_WORDS, CV_BYTES);
+    impl_fn(st->impl)(A, st->r, out);
 
     st->idx[ell - 1]++;
     if (!direct) st->fill[ell - 1] = 0;

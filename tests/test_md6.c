@@ -166,6 +166,14 @@ static void check_vector_set(const char *set, int standard)
 TEST(md6_vectors)
 {
     check_vector_set("vectors", 1);
+    /* say which loops this machine could check */
+    aemp_md6_ctx_t ctx;
+    printf("    round loops checked:");
+    for (int impl = 1; impl < N_IMPLS; impl++) {
+        aemp_md6_init(&ctx, 256);
+        if (aemp__md6_set_impl(&ctx, impl) == 0) printf(" %s", aemp__md6_impl_name(&ctx));
+    }
+    printf("\n");
 }
 
 TEST(md6_full_vectors)
