@@ -56,7 +56,7 @@ TESTBIN := $(BUILD)/aemp_tests
 
 SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
-.PHONY: all check test demo bench install uninstall clean deps deps-check examples
+.PHONY: FORCE all check test demo bench install uninstall clean deps deps-check examples
 
 all: $(STATIC) $(SHARED) $(AEMP) $(BUILD)/aemp.pc $(EXAMPLES)
 
@@ -86,10 +86,14 @@ $(BUILD)/bench/%: bench/%.c $(STATIC)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
 # The test list is generated from the TEST(name) lines of tests/*.c.
-$(BUILD)/tests/test_list.h: $(TEST_SRCS)
+# Regenerated on every run, replaced only when it changes.
+$(BUILD)/tests/test_list.h: FORCE
 	@mkdir -p $(dir $@)
-	grep -h -o '^TEST([A-Za-z0-9_]*)' $(TEST_SRCS) | sed 's/^TEST(\(.*\))/X(\1)/' > $@.tmp
-	mv $@.tmp $@
+	@grep -h -o '^TEST([A-Za-z0-9_]*)' $(TEST_SRCS) | sed 's/^TEST(\(.*\))/X(\1)/' > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@
+	@rm -f $@.tmp
+
+FORCE:
 
 $(BUILD)/tests/runner.o: $(BUILD)/tests/test_list.h
 $(BUILD)/tests/runner.o: ALL_CFLAGS += -I$(BUILD)/tests

@@ -1,0 +1,562 @@
+/*
+ * test_node.c - the node runtime over real loopback sockets: message
+ * transport in order and without loss, queueing before the peer listens,
+ * failure detection (kill, freeze, wrong secret, framing error), the
+ * simultaneous-connect rule, slaves and iam. Nodes run in this process on
+ * one loop, or in forked processes where a process must die.
+ */
+#include "test.h"
+#include "aemp.h"
+
+#include <arpa/inet.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char secret[] = "test secret\n";
+
+typedef struct tnode {
+    aemp_node_t *node;
+    int links_up, links_down;
+    char last_down[256];
+    char last_up_peer[256];
+    long received;
+    long expected_next;
+    int order_errors;
+    json_t *kept; /* messages kept by the test */
+    char warnings[4096];
+} tnode_t;
+
+static void t_log(void *ud, int level, const char *msg)
+{
+    tnode_t *t = ud;
+    if (level <= AEMP_LOG_WARN) {
+        size_t l = strlen(t->warnings);
+        snprintf(t->warnings + l, sizeof t->warnings - l, "%s\n", msg);
+    }
+    if (getenv("AEMP_TEST_VERBOSE")) fprintf(stderr, "[%d] %s\n", level, msg);
+}
+
+static void t_link(void *ud, aemp_node_t *node, const char *noderef, int up, const char *reason)
+{
+    tnode_t *t = ud;
+    (void)node;
+    if (up) {
+        t->links_up++;
+        snprintf(t->last_up_peer, sizeof t->last_up_peer, "%s", noderef);
+    } else {
+        t->links_down++;
+        snprintf(t->last_down, sizeof t->last_down, "%s", reason);
+    }
+}
+
+static void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg)
+{
+    tnode_t *t = ud;
+    (void)node;
+    (void)src;
+    (void)id;
+    t->received++;
+    json_t *seq = json_array_get(msg, 2);
+    if (json_is_integer(seq)) {
+        if (json_integer_value(seq) != t->expected_next) t->order_errors++;
+        t->expected_next = json_integer_value(seq) + 1;
+    }
+    if (t->kept && json_array_size(t->kept) < 1000) json_array_append(t->kept, msg);
+}
+
+static aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout)
+{
+    memset(t, 0, sizeof *t);
+    aemp_node_config_t c = {0};
+    c.bind = bind;
+    c.secret = sec;
+    c.secret_len = strlen(sec);
+    c.timeout = timeout;
+    c.connect_interval = 0.2;
+    c.connect_timeout = 3;
+    c.log = t_log;
+    c.log_ud = t;
+    c.on_link = t_link;
+    c.link_ud = t;
+    c.on_message = t_msg;
+    c.message_ud = t;
+    int err = 0;
+    t->node = aemp_node_new(EV_DEFAULT, &c, &err);
+    if (!t->node) return NULL;
+    if (aemp_node_start(t->node)) {
+        aemp_node_destroy(t->node);
+        t->node = NULL;
+    }
+    return t->node;
+}
+
+/* Runs the loop until cond(ud) or the deadline; returns cond's value. */
+static int run_until(int (*cond)(void *), void *ud, double seconds)
+{
+    ev_tstamp end = ev_time() + seconds;
+    while (!cond(ud) && ev_time() < end) ev_run(EV_DEFAULT, EVRUN_ONCE);
+    return cond(ud);
+}
+
+static void tick_cb(struct ev_loop *l, ev_timer *w, int r) { (void)l; (void)w; (void)r; }
+
+/* Keeps ev_run(ONCE) from blocking for long. */
+static ev_timer ticker;
+static void start_ticker(void)
+{
+    ev_timer_init(&ticker, tick_cb, 0.02, 0.02);
+    ev_timer_start(EV_DEFAULT, &ticker);
+}
+
+typedef struct {
+    tnode_t *t;
+    long n;
+} want_t;
+static int got_n(void *ud)
+{
+    want_t *w = ud;
+    return w->t->received >= w->n;
+}
+static int down_n(void *ud)
+{
+    want_t *w = ud;
+    return w->t->links_down >= w->n;
+}
+
+static json_t *mixed_msg(long i)
+{
+    switch (i % 5) {
+    case 0: return json_pack("[ssI]", "x", "int", (json_int_t)i);
+    case 1: return json_pack("[ssIs]", "x", "str", (json_int_t)i, "Grüße \"quoted\" \n");
+    case 2: return json_pack("[ssIf]", "x", "real", (json_int_t)i, 0.5 + (double)i);
+    case 3: return json_pack("[ssI{s:[i,n,b]}]", "x", "obj", (json_int_t)i, "k", 1, 1);
+    default: return json_pack("[ssIs#]", "x", "nul", (json_int_t)i, "a\0b", (size_t)3);
+    }
+}
+
+TEST(node_start_and_noderef)
+{
+    tnode_t a;
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    const char *nr = aemp_node_noderef(a.node);
+    CHECK(!strncmp(nr, "127.0.0.1:", 10));
+    CHECK(atoi(nr + 10) > 0);
+    aemp_node_destroy(a.node);
+}
+
+TEST(node_resolve)
+{
+    int err = 0;
+    char *r = aemp_resolve("127.0.0.1:4041", &err);
+    CHECK_STR(r, "127.0.0.1:4041");
+    free(r);
+    r = aemp_resolve("localhost:99,127.0.0.1:99", &err);
+    REQUIRE(r);
+    CHECK(strstr(r, "127.0.0.1:99") != NULL);
+    /* duplicates dropped */
+    CHECK(strstr(r, "127.0.0.1:99") == strrchr(r, '1') - 10 || strstr(strstr(r, "127.0.0.1:99") + 1, "127.0.0.1:99") == NULL);
+    free(r);
+    r = aemp_resolve("[::1]:7", &err);
+    CHECK_STR(r, "[::1]:7");
+    free(r);
+    r = aemp_resolve("4049", &err);
+    REQUIRE(r);
+    CHECK(strstr(r, ":4049") != NULL);
+    free(r);
+    r = aemp_resolve("", &err);
+    REQUIRE(r);
+    CHECK(strstr(r, ":4040") != NULL);
+    free(r);
+    r = aemp_resolve("no-such-host.invalid:1", &err);
+    CHECK(r == NULL);
+    CHECK_INT(err, AEMP_ERESOLVE);
+}
+
+TEST(node_exchange_100k_in_order)
+{
+    tnode_t a, b;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    REQUIRE(mknode(&b, "127.0.0.1:0", secret, 0));
+    const char *bn = aemp_node_noderef(b.node);
+    b.kept = json_array();
+    const long N = 100000;
+    for (long i = 0; i < N; i++) CHECK_INT(aemp_node_send(a.node, bn, mixed_msg(i)), 0);
+    want_t w = {&b, N};
+    CHECK(run_until(got_n, &w, 60));
+    CHECK_INT(b.received, N);
+    CHECK_INT(b.order_errors, 0);
+    CHECK_INT(a.links_up, 1);
+    CHECK_INT(b.links_up, 1);
+    /* the values survive the trip */
+    json_t *m1 = mixed_msg(1), *m4 = mixed_msg(4), *m3 = mixed_msg(3);
+    CHECK(json_equal(json_array_get(b.kept, 1), m1));
+    CHECK(json_equal(json_array_get(b.kept, 3), m3));
+    CHECK(json_equal(json_array_get(b.kept, 4), m4));
+    json_decref(m1);
+    json_decref(m3);
+    json_decref(m4);
+    json_decref(b.kept);
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+TEST(node_local_send_async_in_order)
+{
+    tnode_t a;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    for (long i = 0; i < 1000; i++)
+        CHECK_INT(aemp_node_send(a.node, aemp_node_noderef(a.node), json_pack("[ssI]", "x", "l", (json_int_t)i)), 0);
+    CHECK_INT(a.received, 0); /* not delivered from inside send */
+    want_t w = {&a, 1000};
+    CHECK(run_until(got_n, &w, 10));
+    CHECK_INT(a.order_errors, 0);
+    CHECK_INT(a.links_up, 0);
+    aemp_node_destroy(a.node);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+typedef struct {
+    double at;
+    int done;
+} late_t;
+static int time_passed(void *ud)
+{
+    late_t *l = ud;
+    return ev_time() >= l->at;
+}
+
+TEST(node_queue_until_peer_listens)
+{
+    tnode_t a, b;
+    start_ticker();
+    int port = free_port();
+    char nr[64];
+    snprintf(nr, sizeof nr, "127.0.0.1:%d", port);
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    for (long i = 0; i < 100; i++) aemp_node_send(a.node, nr, json_pack("[ssI]", "x", "q", (json_int_t)i));
+    late_t l = {ev_time() + 0.7, 0};
+    run_until(time_passed, &l, 2);
+    CHECK_INT(a.links_down, 0); /* still trying, nothing reported */
+    REQUIRE(mknode(&b, nr, secret, 0));
+    want_t w = {&b, 100};
+    CHECK(run_until(got_n, &w, 5));
+    CHECK_INT(b.order_errors, 0);
+    CHECK_INT(b.received, 100);
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+TEST(node_unreachable_fails_with_transport_error)
+{
+    tnode_t a;
+    start_ticker();
+    char nr[64];
+    snprintf(nr, sizeof nr, "127.0.0.1:%d", free_port());
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    aemp_node_send(a.node, nr, json_pack("[ss]", "x", "lost"));
+    want_t w = {&a, 1};
+    CHECK(run_until(down_n, &w, 10));
+    CHECK_STR(a.last_down, "Connection refused");
+    CHECK(strstr(a.warnings, "Connection refused") != NULL);
+    aemp_node_destroy(a.node);
+}
+
+TEST(node_wrong_secret_fails_both)
+{
+    tnode_t a, b;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    REQUIRE(mknode(&b, "127.0.0.1:0", "another secret", 0));
+    aemp_node_send(a.node, aemp_node_noderef(b.node), json_pack("[ss]", "x", "never"));
+    want_t w = {&a, 1};
+    CHECK(run_until(down_n, &w, 10));
+    CHECK(strstr(a.warnings, "authentication failure/shared secret mismatch") != NULL);
+    CHECK(strstr(b.warnings, "authentication failure/shared secret mismatch") != NULL);
+    CHECK_INT(b.received, 0);
+    CHECK_INT(a.links_up + b.links_up, 0);
+    CHECK(strstr(a.warnings, secret) == NULL);
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+TEST(node_simultaneous_connect_one_link)
+{
+    for (int round = 0; round < 10; round++) {
+        tnode_t a, b;
+        start_ticker();
+        REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+        REQUIRE(mknode(&b, "127.0.0.1:0", secret, 0));
+        char an[64], bn[64];
+        snprintf(an, sizeof an, "%s", aemp_node_noderef(a.node));
+        snprintf(bn, sizeof bn, "%s", aemp_node_noderef(b.node));
+        for (long i = 0; i < 50; i++) {
+            aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "a", (json_int_t)i));
+            aemp_node_send(b.node, an, json_pack("[ssI]", "x", "b", (json_int_t)i));
+        }
+        want_t w = {&a, 50}, w2 = {&b, 50};
+        CHECK(run_until(got_n, &w, 5));
+        CHECK(run_until(got_n, &w2, 5));
+        late_t l = {ev_time() + 0.2, 0};
+        run_until(time_passed, &l, 1);
+        CHECK_INT(a.received, 50);
+        CHECK_INT(b.received, 50);
+        CHECK_INT(a.order_errors + b.order_errors, 0);
+        CHECK_INT(a.links_up, 1);
+        CHECK_INT(b.links_up, 1);
+        CHECK_INT(a.links_down + b.links_down, 0);
+        aemp_node_destroy(a.node);
+        aemp_node_destroy(b.node);
+    }
+}
+
+/* A child process that runs a node until killed; its noderef comes back
+ * through a pipe. */
+static pid_t spawn_node(char *noderef, size_t n, unsigned timeout)
+{
+    int pfd[2];
+    if (pipe(pfd)) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        tnode_t t;
+        struct ev_loop *loop = ev_loop_new(0);
+        aemp_node_config_t c = {0};
+        c.bind = "127.0.0.1:0";
+        c.secret = secret;
+        c.secret_len = strlen(secret);
+        c.timeout = timeout;
+        c.log = t_log;
+        c.log_ud = &t;
+        memset(&t, 0, sizeof t);
+        aemp_node_t *node = aemp_node_new(loop, &c, NULL);
+        if (!node || aemp_node_start(node)) _exit(2);
+        dprintf(pfd[1], "%s\n", aemp_node_noderef(node));
+        close(pfd[1]);
+        ev_run(loop, 0);
+        _exit(0);
+    }
+    close(pfd[1]);
+    ssize_t r = read(pfd[0], noderef, n - 1);
+    close(pfd[0]);
+    if (r <= 0) return -1;
+    noderef[r] = 0;
+    char *nl = strchr(noderef, '\n');
+    if (nl) *nl = 0;
+    return pid;
+}
+
+TEST(node_peer_killed_is_detected)
+{
+    tnode_t a;
+    char bn[128];
+    start_ticker();
+    pid_t pid = spawn_node(bn, sizeof bn, 0);
+    REQUIRE(pid > 0);
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 4));
+    aemp_node_send(a.node, bn, json_pack("[ss]", "x", "hello"));
+    want_t up = {&a, 0};
+    (void)up;
+    late_t l = {ev_time() + 0.5, 0};
+    run_until(time_passed, &l, 1);
+    CHECK_INT(a.links_up, 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    want_t w = {&a, 1};
+    CHECK(run_until(down_n, &w, 5));
+    CHECK(strlen(a.last_down) > 0);
+    aemp_node_destroy(a.node);
+}
+
+TEST(node_frozen_peer_times_out)
+{
+    tnode_t a;
+    char bn[128];
+    start_ticker();
+    /* the peer announces timeout=4: a silent peer is dead after 4 s */
+    pid_t pid = spawn_node(bn, sizeof bn, 4);
+    REQUIRE(pid > 0);
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 4));
+    aemp_node_send(a.node, bn, json_pack("[ss]", "x", "hello"));
+    late_t l = {ev_time() + 0.5, 0};
+    run_until(time_passed, &l, 1);
+    CHECK_INT(a.links_up, 1);
+    kill(pid, SIGSTOP);
+    double t0 = ev_time();
+    want_t w = {&a, 1};
+    CHECK(run_until(down_n, &w, 8));
+    double dt = ev_time() - t0;
+    CHECK(dt > 3.0 && dt < 6.0);
+    CHECK_STR(a.last_down, "Connection timed out");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    aemp_node_destroy(a.node);
+}
+
+TEST(node_keepalive_keeps_idle_link)
+{
+    tnode_t a, b;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 4));
+    REQUIRE(mknode(&b, "127.0.0.1:0", secret, 4));
+    aemp_node_send(a.node, aemp_node_noderef(b.node), json_pack("[ss]", "x", "hi"));
+    late_t l = {ev_time() + 6.0, 0};
+    run_until(time_passed, &l, 7);
+    CHECK_INT(a.links_up, 1);
+    CHECK_INT(a.links_down + b.links_down, 0);
+    CHECK_INT(b.received, 1); /* devnull is not delivered */
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+/* A raw client: a handshake engine on a blocking socket. */
+static int raw_connect_auth(const char *noderef, const char *sec)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    const char *colon = strrchr(noderef, ':');
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) return -1;
+    unsigned char nonce[AEMP_NONCE_BYTES];
+    aemp_random_bytes(nonce, sizeof nonce);
+    aemp_hs_config_t hc = {.noderef = "127.0.0.1:1", .secret = sec, .secret_len = strlen(sec),
+                           .timeout = 30, .nonce = nonce};
+    aemp_hs_t *hs = aemp_hs_new(&hc, NULL);
+    char buf[8192];
+    size_t have = 0;
+    while (!(aemp_hs_state(hs) & (AEMP_HS_DONE | AEMP_HS_FAILED))) {
+        size_t len;
+        const void *p;
+        while ((p = aemp_hs_out(hs, &len)) && len) {
+            if (write(fd, p, len) != (ssize_t)len) break;
+            aemp_hs_out_ack(hs, len);
+        }
+        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (r <= 0) break;
+        have += (size_t)r;
+        size_t used = aemp_hs_feed(hs, buf, have);
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+    size_t len;
+    const void *p;
+    while ((p = aemp_hs_out(hs, &len)) && len) {
+        if (write(fd, p, len) != (ssize_t)len) break;
+        aemp_hs_out_ack(hs, len);
+    }
+    int ok = (aemp_hs_state(hs) & AEMP_HS_DONE) != 0;
+    aemp_hs_free(hs);
+    if (!ok) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+TEST(node_framing_error_only_kills_that_link)
+{
+    tnode_t a, b;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    REQUIRE(mknode(&b, "127.0.0.1:0", secret, 0));
+    const char *bn = aemp_node_noderef(b.node);
+    aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "before", (json_int_t)0));
+    want_t w = {&b, 1};
+    CHECK(run_until(got_n, &w, 5));
+    /* a raw peer authenticates (blocking, while b's loop is not running:
+     * the handshake completes because the kernel buffers it) */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = raw_connect_auth(bn, secret);
+        if (fd < 0) _exit(1);
+        const char bad[] = "[\"\",\"devnull\"][\"x\",\"ok\"]}}garbage";
+        if (write(fd, bad, sizeof bad - 1) < 0) _exit(1);
+        char c;
+        while (read(fd, &c, 1) > 0) {}
+        _exit(0);
+    }
+    late_t l = {ev_time() + 1.0, 0};
+    run_until(time_passed, &l, 2);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(strstr(b.warnings, "Bad message") != NULL);
+    CHECK_INT(b.received, 2); /* the good texts before the garbage arrived */
+    aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "after", (json_int_t)1));
+    want_t w2 = {&b, 3};
+    CHECK(run_until(got_n, &w2, 5));
+    CHECK_INT(a.links_down, 0);
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+TEST(node_slave_renames_and_sends_iam)
+{
+    tnode_t m, s;
+    start_ticker();
+    REQUIRE(mknode(&m, "127.0.0.1:0", secret, 0));
+    memset(&s, 0, sizeof s);
+    const char *masters[1] = {aemp_node_noderef(m.node)};
+    aemp_node_config_t c = {0};
+    c.slave_name = "worker";
+    c.masters = masters;
+    c.nmasters = 1;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.connect_interval = 0.2;
+    c.log = t_log;
+    c.log_ud = &s;
+    c.on_link = t_link;
+    c.link_ud = &s;
+    c.on_message = t_msg;
+    c.message_ud = &s;
+    s.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(s.node);
+    CHECK_INT(aemp_node_start(s.node), 0);
+    CHECK_STR(aemp_node_noderef(s.node), "slave/worker");
+    want_t w = {&m, 1};
+    (void)w;
+    late_t l = {ev_time() + 0.5, 0};
+    run_until(time_passed, &l, 1);
+    char expect[256];
+    snprintf(expect, sizeof expect, "slave/worker@%s", aemp_node_noderef(m.node));
+    CHECK_STR(aemp_node_noderef(s.node), expect);
+    /* the master knows the slave under its new name and can answer it */
+    CHECK_INT(aemp_node_send(m.node, expect, json_pack("[ssI]", "x", "to slave", (json_int_t)0)), 0);
+    want_t ws = {&s, 1};
+    CHECK(run_until(got_n, &ws, 3));
+    CHECK_INT(m.links_down + s.links_down, 0);
+    aemp_node_destroy(s.node);
+    aemp_node_destroy(m.node);
+}
+
+TEST(node_destroy_inside_callback)
+{
+    tnode_t a;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    /* destroying with queued work and live listeners frees everything */
+    aemp_node_send(a.node, "127.0.0.1:1", json_pack("[ss]", "x", "y"));
+    aemp_node_send(a.node, aemp_node_noderef(a.node), json_pack("[ss]", "x", "y"));
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(NULL);
+    ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+}
