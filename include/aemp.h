@@ -123,7 +123,8 @@ AEMP_API void aemp_md6_update(aemp_md6_ctx_t *ctx, const void *data,
                               size_t len);
 
 /* Writes the ceil(d/8)-byte digest to out. The context must be
- * initialised again before reuse. */
+ * initialised again before reuse (until then, update ignores its input
+ * and final writes zeros). */
 AEMP_API void aemp_md6_final(aemp_md6_ctx_t *ctx, unsigned char *out);
 
 /* One-shot standard MD6-d of data. Returns 0 or AEMP_EINVAL. */
@@ -142,7 +143,9 @@ AEMP_API int aemp_md6_full(int d, const void *key, size_t keylen, int L,
  * HMAC over standard MD6 (no MD6 key, L=64, default rounds), with the
  * semantics of Perl's Digest::HMAC_MD6:
  *   K' = key if keylen <= block_size, else MD6-hash_bits(key);
- *   K' zero-padded to block_size;
+ *   K' zero-padded to block_size (a hashed K' longer than block_size,
+ *   possible when block_size < hash_bits/8, is kept whole, as Perl does:
+ *   only its first block_size bytes are XORed with the pad bytes);
  *   out = H((K' ^ 0x5c..) || H((K' ^ 0x36..) || data)), H = MD6-hash_bits.
  * NOTE the Perl function is hmac_md6_hex(DATA, KEY, ...): data first. This
  * C call takes the key first, like every other HMAC API.
