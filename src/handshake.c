@@ -1,0 +1,863 @@
+/*
+ * handshake.c - the AEMP handshake engine: builds our greeting, parses the
+ * peer's, picks auth method and framing, hands over to TLS when both sides
+ * want it, and checks the peer's auth line. A pure state machine: bytes in,
+ * bytes out, no sockets, clocks or globals; the nonce is injected.
+ *
+ * Peer input is parsed with the semantics of the Perl node (AnyEvent::MP
+ * 0.4, Transport.pm), which is what decides interoperability: fields split
+ * like Perl's `split /;/` (trailing empty fields dropped), numbers read like
+ * Perl numifies strings, KEY=VALUE pairs like /^([^=]+)(?:=(.*))?/. Error
+ * texts are the Perl node's, verbatim, so logs of both sides agree.
+ */
+#include "aemp_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+/* Auth methods we know how to produce or check. */
+#define M_HMAC "hmac_md6_64_256"
+#define M_CLEAR "cleartext"
+#define M_TLS "tls"
+#define SEND_HMAC 1u
+#define SEND_CLEAR 2u
+
+/* The only framing this library can write. */
+#define FRAMING_JSON "json"
+
+enum phase {
+    PH_LINE1,    /* waiting for the peer's greeting line 1 */
+    PH_LINE2,    /* waiting for the peer's nonce line */
+    PH_TLS_WAIT, /* TLS must run; waiting for aemp_hs_tls_up */
+    PH_AUTH,     /* waiting for the peer's auth line */
+    PH_DONE,
+    PH_FAILED
+};
+
+/* A byte range that need not be NUL-terminated. */
+typedef struct span {
+    const char *p;
+    size_t n;
+} span_t;
+
+typedef struct kv {
+    const char *key;
+    const char *val;
+} kv_t;
+
+struct aemp_hs {
+    enum phase phase;
+    int err_code;
+    char *err_msg;      /* NULL when no error, else owned or err_static */
+    int err_static;
+
+    unsigned char *secret;
+    size_t secret_len;
+    char *auths_accept; /* comma list, as announced */
+    char *framings;     /* comma list, as announced */
+    unsigned send_mask; /* SEND_HMAC | SEND_CLEAR */
+    int tls;            /* TLS configured on our side */
+
+    char *l1, *l2;      /* our greeting lines, without LF */
+    size_t l1_len, l2_len;
+
+    char *r1, *r2;      /* the peer's lines, verbatim, NUL-terminated */
+    size_t r1_len, r2_len;
+    char *r1_split;     /* copy of r1 cut into NUL-terminated fields */
+    const char *remote_noderef;
+    kv_t *kv;
+    size_t nkv;
+
+    const char *send_auth;    /* static string */
+    const char *send_framing; /* static string */
+    char *recv_auth, *recv_framing;
+
+    int tls_role; /* 0 none, AEMP_HS_TLS_CLIENT or AEMP_HS_TLS_SERVER */
+    int tls_up;
+    int greeted;
+
+    aemp__buf_t out;
+    size_t line_len;
+    char line[AEMP_HS_MAX_LINE];
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers */
+
+/* Zeroes memory holding secret-derived bytes; the volatile access keeps
+ * the compiler from dropping a store to memory about to be freed. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--) *v++ = 0;
+}
+
+static char *dup_span(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    if (n) memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+static int span_eq(span_t a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.n == n && memcmp(a.p, lit, n) == 0;
+}
+
+/*
+ * Fields of s split on sep, the way Perl's split does it: every separator
+ * cuts, and trailing empty fields are dropped ("" has no fields, "a;;b;;"
+ * has three). Fields past the end read as empty, like Perl's undef in
+ * string context.
+ */
+typedef struct fields {
+    span_t s;
+    char sep;
+    size_t pos;  /* where the next field starts */
+    size_t left; /* fields still to return */
+} fields_t;
+
+static const char *find_sep(span_t s, size_t pos, char sep)
+{
+    return pos < s.n ? memchr(s.p + pos, sep, s.n - pos) : NULL;
+}
+
+static void fields_init(fields_t *it, span_t s, char sep)
+{
+    size_t fields = 0, pos = 0;
+    it->s = s;
+    it->sep = sep;
+    it->pos = 0;
+    it->left = 0;
+    for (;;) {
+        const char *q = find_sep(s, pos, sep);
+        size_t end = q ? (size_t)(q - s.p) : s.n;
+        fields++;
+        if (end > pos) it->left = fields; /* last non-empty one so far */
+        if (!q) break;
+        pos = end + 1;
+    }
+}
+
+static int fields_next(fields_t *it, span_t *f)
+{
+    if (!it->left) return 0;
+    it->left--;
+    const char *q = find_sep(it->s, it->pos, it->sep);
+    size_t end = q ? (size_t)(q - it->s.p) : it->s.n;
+    f->p = it->s.p + it->pos;
+    f->n = end - it->pos;
+    it->pos = end + 1;
+    return 1;
+}
+
+/* The first n fields of s into out[], empty where s has fewer. */
+static void split_head(span_t s, char sep, span_t *out, size_t n)
+{
+    fields_t it;
+    fields_init(&it, s, sep);
+    for (size_t i = 0; i < n; i++)
+        if (!fields_next(&it, &out[i])) out[i] = (span_t){"", 0};
+}
+
+/* Is item one of the entries of the comma list? */
+static int list_has(const char *list, span_t item)
+{
+    fields_t it;
+    span_t e;
+    fields_init(&it, (span_t){list, strlen(list)}, ',');
+    while (fields_next(&it, &e))
+        if (e.n && e.n == item.n && memcmp(e.p, item.p, e.n) == 0) return 1;
+    return 0;
+}
+
+/*
+ * A string as Perl numifies it: leading white space, a sign, "inf"/"nan",
+ * or decimal digits with an optional fraction and exponent; anything after
+ * that is ignored and no digits at all give 0. The digits are handed to
+ * strtod without a decimal point (mantissa digits and an adjusted
+ * exponent), which keeps the result independent of the C locale.
+ */
+static double perl_numify(span_t s)
+{
+    size_t i = 0;
+    while (i < s.n && (s.p[i] == ' ' || (s.p[i] >= '\t' && s.p[i] <= '\r'))) i++;
+    int neg = 0;
+    if (i < s.n && (s.p[i] == '+' || s.p[i] == '-')) neg = s.p[i++] == '-';
+    if (s.n - i >= 3) {
+        const char *t = s.p + i;
+        char a = (char)(t[0] | 0x20), b = (char)(t[1] | 0x20), c = (char)(t[2] | 0x20);
+        if (a == 'i' && b == 'n' && c == 'f') return neg ? -INFINITY : INFINITY;
+        if (a == 'n' && b == 'a' && c == 'n') return NAN;
+    }
+    char buf[AEMP_HS_MAX_LINE + 32];
+    size_t nd = 0;
+    long exp10 = 0;
+    int any = 0;
+    for (; i < s.n && s.p[i] >= '0' && s.p[i] <= '9'; i++) {
+        any = 1;
+        if (nd || s.p[i] != '0') buf[1 + nd++] = s.p[i];
+    }
+    if (i < s.n && s.p[i] == '.') {
+        for (i++; i < s.n && s.p[i] >= '0' && s.p[i] <= '9'; i++) {
+            any = 1;
+            exp10--;
+            if (nd || s.p[i] != '0') buf[1 + nd++] = s.p[i];
+        }
+    }
+    if (!any || !nd) return neg ? -0.0 : 0.0;
+    if (i + 1 < s.n && (s.p[i] == 'e' || s.p[i] == 'E')) {
+        size_t j = i + 1;
+        int eneg = 0;
+        if (j < s.n && (s.p[j] == '+' || s.p[j] == '-')) eneg = s.p[j++] == '-';
+        if (j < s.n && s.p[j] >= '0' && s.p[j] <= '9') {
+            long e = 0;
+            for (; j < s.n && s.p[j] >= '0' && s.p[j] <= '9'; j++)
+                if (e < 1000000) e = e * 10 + (s.p[j] - '0');
+            exp10 += eneg ? -e : e;
+        }
+    }
+    buf[0] = neg ? '-' : '+';
+    snprintf(buf + 1 + nd, sizeof buf - 1 - nd, "e%ld", exp10);
+    return strtod(buf, NULL);
+}
+
+/* Standard base64 with padding (33 bytes need none). */
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n) v |= in[i + 2];
+        out[o++] = a[v >> 18 & 63];
+        out[o++] = a[v >> 12 & 63];
+        out[o++] = i + 1 < n ? a[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? a[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+/* Equality of a received token with the expected one. The content is
+ * compared in constant time; only the lengths (64 for hmac, twice the
+ * secret's length for cleartext) can show in the timing. */
+static int token_equal(span_t got, const char *want, size_t want_len)
+{
+    size_t n = got.n < want_len ? got.n : want_len;
+    int diff = aemp__ct_memcmp(got.p, want, n);
+    return (got.n == want_len) & (diff == 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* tokens */
+
+/*
+ * The hmac_md6_64_256 token for the greeting lines in `lines` (sender's
+ * first). As the Perl node computes it, the line text is the HMAC key and
+ * MD6-256(secret) the message. A key over 64 bytes is hashed first; doing
+ * that here, by streaming the lines into MD6, saves assembling them.
+ */
+static int auth_token(const void *secret, size_t secret_len,
+                      const span_t lines[4], char out_hex[65])
+{
+    unsigned char msg[32], key[64], mac[32];
+    size_t keylen = 0;
+    int rc;
+
+    rc = aemp_md6(256, secret_len ? secret : "", secret_len, msg);
+    if (rc) return rc;
+    for (int i = 0; i < 4; i++) keylen += lines[i].n + 1;
+    if (keylen <= sizeof key) {
+        size_t o = 0;
+        for (int i = 0; i < 4; i++) {
+            if (lines[i].n) memcpy(key + o, lines[i].p, lines[i].n);
+            o += lines[i].n;
+            key[o++] = '\n';
+        }
+    } else {
+        aemp_md6_ctx_t ctx;
+        rc = aemp_md6_init(&ctx, 256);
+        if (rc) goto out;
+        for (int i = 0; i < 4; i++) {
+            aemp_md6_update(&ctx, lines[i].p, lines[i].n);
+            aemp_md6_update(&ctx, "\n", 1);
+        }
+        aemp_md6_final(&ctx, key);
+        keylen = 32;
+    }
+    rc = aemp_hmac_md6(key, keylen, msg, sizeof msg, 64, 256, mac);
+    if (rc == 0) aemp__hex(mac, sizeof mac, out_hex);
+out:
+    wipe(msg, sizeof msg);
+    wipe(mac, sizeof mac);
+    return rc;
+}
+
+int aemp_auth_token(const void *secret, size_t secret_len, const char *l1,
+                    const char *l2, const char *r1, const char *r2,
+                    char out_hex[65])
+{
+    if ((!secret && secret_len) || !l1 || !l2 || !r1 || !r2 || !out_hex)
+        return AEMP_EINVAL;
+    span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)},
+                       {r1, strlen(r1)}, {r2, strlen(r2)}};
+    return auth_token(secret, secret_len, lines, out_hex);
+}
+
+/* ------------------------------------------------------------------ */
+/* errors and output */
+
+static void set_error(aemp_hs_t *hs, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the first error and stops the engine. Lines queued before
+ * stay available (whole lines only); nothing is queued afterwards. */
+static void set_error(aemp_hs_t *hs, int code, const char *fmt, ...)
+{
+    if (hs->phase == PH_FAILED) return;
+    hs->phase = PH_FAILED;
+    hs->err_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *m = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (m) {
+        va_start(ap, fmt);
+        vsnprintf(m, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        hs->err_msg = m;
+    } else {
+        /* No room for the text: the class of the error has to do. */
+        hs->err_msg = (char *)aemp_strerror(code);
+        hs->err_static = 1;
+    }
+}
+
+static void fail_nomem(aemp_hs_t *hs)
+{
+    set_error(hs, AEMP_ENOMEM, "%s", aemp_strerror(AEMP_ENOMEM));
+}
+
+/* Queues "a;b;c\n" as one piece, so a failure never leaves half a line. */
+static int queue_auth_line(aemp_hs_t *hs, const char *method,
+                           const char *data, size_t data_len)
+{
+    size_t ml = strlen(method), fl = strlen(hs->send_framing);
+    size_t n = ml + 1 + data_len + 1 + fl + 1;
+    char *p = malloc(n);
+    if (!p) {
+        fail_nomem(hs);
+        return AEMP_ENOMEM;
+    }
+    size_t o = 0;
+    memcpy(p, method, ml), o += ml;
+    p[o++] = ';';
+    if (data_len) memcpy(p + o, data, data_len), o += data_len;
+    p[o++] = ';';
+    memcpy(p + o, hs->send_framing, fl), o += fl;
+    p[o++] = '\n';
+    int rc = aemp__buf_append(&hs->out, p, n);
+    wipe(p, n);
+    free(p);
+    if (rc) fail_nomem(hs);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the peer's lines */
+
+static void parse_line1(aemp_hs_t *hs, span_t line)
+{
+    span_t f[5];
+    split_head(line, ';', f, 5);
+    span_t aemp = f[0], version = f[1], noderef = f[2], auths = f[3],
+           framings = f[4];
+    fields_t it;
+    span_t e;
+
+    if (!span_eq(aemp, "aemp")) {
+        set_error(hs, AEMP_EPROTO, "unparsable greeting");
+        return;
+    }
+    if (perl_numify(version) != AEMP_PROTOCOL_VERSION) {
+        set_error(hs, AEMP_EPROTO, "version mismatch (we: %d, they: %.*s)",
+                  AEMP_PROTOCOL_VERSION, (int)version.n, version.p);
+        return;
+    }
+
+    /* The peer's order decides, as in the Perl node. */
+    fields_init(&it, auths, ',');
+    while (!hs->send_auth && fields_next(&it, &e)) {
+        if ((hs->send_mask & SEND_HMAC) && span_eq(e, M_HMAC)) hs->send_auth = M_HMAC;
+        else if ((hs->send_mask & SEND_CLEAR) && span_eq(e, M_CLEAR)) hs->send_auth = M_CLEAR;
+    }
+    if (!hs->send_auth) {
+        set_error(hs, AEMP_EPROTO, "%.*s: no common auth type supported",
+                  (int)auths.n, auths.p);
+        return;
+    }
+    fields_init(&it, framings, ',');
+    while (!hs->send_framing && fields_next(&it, &e))
+        if (span_eq(e, FRAMING_JSON)) hs->send_framing = FRAMING_JSON;
+    if (!hs->send_framing) {
+        set_error(hs, AEMP_EPROTO, "%.*s: no common framing method supported",
+                  (int)framings.n, framings.p);
+        return;
+    }
+
+    /* Keep the line, and a copy cut into NUL-terminated fields that the
+     * getters hand out. */
+    hs->r1 = dup_span(line.p, line.n);
+    hs->r1_split = dup_span(line.p, line.n);
+    size_t nfields = 0;
+    fields_init(&it, line, ';');
+    nfields = it.left;
+    if (nfields > 5) hs->kv = calloc(nfields - 5, sizeof *hs->kv);
+    if (!hs->r1 || !hs->r1_split || (nfields > 5 && !hs->kv)) {
+        fail_nomem(hs);
+        return;
+    }
+    hs->r1_len = line.n;
+    char *base = hs->r1_split;
+    for (size_t i = 0; i < line.n; i++)
+        if (base[i] == ';') base[i] = 0;
+    hs->remote_noderef = noderef.n ? base + (noderef.p - line.p) : "";
+    for (size_t i = 0; fields_next(&it, &e); i++) {
+        if (i < 5) continue;
+        /* /^([^=]+)(?:=(.*))?/: a field that is empty or starts with '='
+         * does not match and is dropped; no '=' means an undef value. */
+        if (e.n == 0 || e.p[0] == '=') continue;
+        char *k = base + (e.p - line.p);
+        char *eq = memchr(k, '=', e.n);
+        hs->kv[hs->nkv].key = k;
+        if (eq) {
+            *eq = 0;
+            hs->kv[hs->nkv].val = eq + 1;
+        } else {
+            hs->kv[hs->nkv].val = "";
+        }
+        hs->nkv++;
+    }
+    hs->phase = PH_LINE2;
+}
+
+static const char *kv_get(const aemp_hs_t *hs, const char *key)
+{
+    /* Later pairs win: the Perl node builds a hash from them. */
+    for (size_t i = hs->nkv; i-- > 0;)
+        if (strcmp(hs->kv[i].key, key) == 0) return hs->kv[i].val;
+    return NULL;
+}
+
+static void send_token_line(aemp_hs_t *hs)
+{
+    if (strcmp(hs->send_auth, M_CLEAR) == 0) {
+        size_t n = 2 * hs->secret_len;
+        char *hex = malloc(n + 1);
+        if (!hex) {
+            fail_nomem(hs);
+            return;
+        }
+        aemp__hex(hs->secret, hs->secret_len, hex);
+        queue_auth_line(hs, M_CLEAR, hex, n);
+        wipe(hex, n);
+        free(hex);
+        return;
+    }
+    char tok[65];
+    span_t lines[4] = {{hs->l1, hs->l1_len}, {hs->l2, hs->l2_len},
+                       {hs->r1, hs->r1_len}, {hs->r2, hs->r2_len}};
+    int rc = auth_token(hs->secret, hs->secret_len, lines, tok);
+    if (rc) {
+        set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
+        return;
+    }
+    queue_auth_line(hs, M_HMAC, tok, 64);
+    wipe(tok, sizeof tok);
+}
+
+static void parse_line2(aemp_hs_t *hs, span_t line)
+{
+    hs->r2 = dup_span(line.p, line.n);
+    if (!hs->r2) {
+        fail_nomem(hs);
+        return;
+    }
+    hs->r2_len = line.n;
+
+    if (hs->l1_len == hs->r1_len && hs->l2_len == hs->r2_len &&
+        memcmp(hs->l1, hs->r1, hs->r1_len) == 0 &&
+        memcmp(hs->l2, hs->r2, hs->r2_len) == 0) {
+        set_error(hs, AEMP_EAUTH, "authentication error, echo attack?");
+        return;
+    }
+    hs->greeted = 1;
+
+    const char *tls = kv_get(hs, "tls");
+    double v = tls ? perl_numify((span_t){tls, strlen(tls)}) : 0.0;
+    if (hs->tls && isfinite(v) && trunc(v) == 1.0) {
+        /* Perl's `lt`: bytewise, a proper prefix is lower. */
+        size_t n = hs->l2_len < hs->r2_len ? hs->l2_len : hs->r2_len;
+        int c = memcmp(hs->l2, hs->r2, n);
+        int lower = c < 0 || (c == 0 && hs->l2_len < hs->r2_len);
+        hs->tls_role = lower ? AEMP_HS_TLS_CLIENT : AEMP_HS_TLS_SERVER;
+        hs->phase = PH_TLS_WAIT;
+        return;
+    }
+    /* Like the Perl node, answer at once, without waiting for the peer. */
+    send_token_line(hs);
+    if (hs->phase != PH_FAILED) hs->phase = PH_AUTH;
+}
+
+static void parse_auth(aemp_hs_t *hs, span_t line)
+{
+    span_t f[3];
+    split_head(line, ';', f, 3);
+    span_t method = f[0], data = f[1], framing = f[2];
+
+    hs->recv_auth = dup_span(method.p, method.n);
+    hs->recv_framing = dup_span(framing.p, framing.n);
+    if (!hs->recv_auth || !hs->recv_framing) {
+        fail_nomem(hs);
+        return;
+    }
+
+    int ok;
+    if (span_eq(method, M_HMAC) && list_has(hs->auths_accept, method)) {
+        char want[65];
+        span_t lines[4] = {{hs->r1, hs->r1_len}, {hs->r2, hs->r2_len},
+                           {hs->l1, hs->l1_len}, {hs->l2, hs->l2_len}};
+        int rc = auth_token(hs->secret, hs->secret_len, lines, want);
+        if (rc) {
+            set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
+            return;
+        }
+        ok = token_equal(data, want, 64);
+        wipe(want, sizeof want);
+    } else if (span_eq(method, M_CLEAR) && list_has(hs->auths_accept, method)) {
+        size_t n = 2 * hs->secret_len;
+        char *hex = malloc(n + 1);
+        if (!hex) {
+            fail_nomem(hs);
+            return;
+        }
+        aemp__hex(hs->secret, hs->secret_len, hex);
+        ok = token_equal(data, hex, n);
+        wipe(hex, n);
+        free(hex);
+    } else if (span_eq(method, M_TLS)) {
+        /* Empty data, and only on a connection that really is TLS. */
+        ok = hs->tls_up && data.n == 0;
+    } else {
+        set_error(hs, AEMP_EAUTH, "%.*s: fatal, selected unsupported auth method",
+                  (int)method.n, method.p);
+        return;
+    }
+    if (!ok) {
+        set_error(hs, AEMP_EAUTH, "authentication failure/shared secret mismatch");
+        return;
+    }
+    /* Not a check the Perl node makes (it would fail later, reading an
+     * unknown framing); better to say why here. */
+    if (!list_has(hs->framings, framing)) {
+        set_error(hs, AEMP_EPROTO,
+                  "%.*s: peer selected a framing we did not offer (we accept: %s)",
+                  (int)framing.n, framing.p, hs->framings);
+        return;
+    }
+    hs->phase = PH_DONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* public interface */
+
+static int field_ok(const char *s, int allow_semicolon)
+{
+    for (; *s; s++)
+        if (*s == '\n' || *s == '\r' || (*s == ';' && !allow_semicolon)) return 0;
+    return 1;
+}
+
+static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg,
+                          const char *provider)
+{
+    aemp__buf_t b = {0};
+    char num[32];
+    int rc = 0;
+
+    snprintf(num, sizeof num, "%d", AEMP_PROTOCOL_VERSION);
+    rc |= aemp__buf_append(&b, "aemp;", 5);
+    rc |= aemp__buf_append(&b, num, strlen(num));
+    rc |= aemp__buf_append(&b, ";", 1);
+    rc |= aemp__buf_append(&b, cfg->noderef, strlen(cfg->noderef));
+    rc |= aemp__buf_append(&b, ";", 1);
+    rc |= aemp__buf_append(&b, hs->auths_accept, strlen(hs->auths_accept));
+    rc |= aemp__buf_append(&b, ";", 1);
+    rc |= aemp__buf_append(&b, hs->framings, strlen(hs->framings));
+    if (cfg->kv_override) {
+        if (*cfg->kv_override) {
+            rc |= aemp__buf_append(&b, ";", 1);
+            rc |= aemp__buf_append(&b, cfg->kv_override, strlen(cfg->kv_override));
+        }
+    } else {
+        rc |= aemp__buf_append(&b, ";provider=", 10);
+        rc |= aemp__buf_append(&b, provider, strlen(provider));
+        if (cfg->peeraddr) {
+            rc |= aemp__buf_append(&b, ";peeraddr=", 10);
+            rc |= aemp__buf_append(&b, cfg->peeraddr, strlen(cfg->peeraddr));
+        }
+        if (cfg->timeout) {
+            snprintf(num, sizeof num, ";timeout=%u", cfg->timeout);
+            rc |= aemp__buf_append(&b, num, strlen(num));
+        }
+        if (cfg->tls) rc |= aemp__buf_append(&b, ";tls=1.0", 8);
+    }
+    if (rc) {
+        aemp__buf_free(&b);
+        return AEMP_ENOMEM;
+    }
+    /* A peer that keeps to the protocol would refuse a longer line. */
+    if (aemp__buf_size(&b) + 1 > AEMP_HS_MAX_LINE) {
+        aemp__buf_free(&b);
+        return AEMP_EINVAL;
+    }
+    hs->l1 = dup_span(aemp__buf_head(&b), aemp__buf_size(&b));
+    hs->l1_len = aemp__buf_size(&b);
+    aemp__buf_free(&b);
+    if (!hs->l1) return AEMP_ENOMEM;
+
+    char nonce[4 * ((AEMP_NONCE_BYTES + 2) / 3) + 1];
+    base64(cfg->nonce, AEMP_NONCE_BYTES, nonce);
+    hs->l2 = dup_span(nonce, strlen(nonce));
+    hs->l2_len = strlen(nonce);
+    if (!hs->l2) return AEMP_ENOMEM;
+
+    if (aemp__buf_append(&hs->out, hs->l1, hs->l1_len) ||
+        aemp__buf_append(&hs->out, "\n", 1) ||
+        aemp__buf_append(&hs->out, hs->l2, hs->l2_len) ||
+        aemp__buf_append(&hs->out, "\n", 1))
+        return AEMP_ENOMEM;
+    return 0;
+}
+
+aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err)
+{
+    int rc = AEMP_EINVAL;
+    aemp_hs_t *hs = NULL;
+    if (err) *err = 0;
+    if (!cfg || !cfg->noderef || !*cfg->noderef || !cfg->nonce ||
+        (!cfg->secret && cfg->secret_len))
+        goto fail;
+
+    const char *accept = cfg->auths_accept ? cfg->auths_accept : M_HMAC "," M_CLEAR;
+    const char *send = cfg->auths_send ? cfg->auths_send : M_HMAC;
+    const char *framings = cfg->framings ? cfg->framings : FRAMING_JSON;
+    const char *provider = cfg->provider ? cfg->provider : "aemp-C-" AEMP_VERSION;
+    if (!field_ok(cfg->noderef, 0) || !field_ok(accept, 0) || !field_ok(send, 0) ||
+        !field_ok(framings, 0) || !field_ok(provider, 0) ||
+        (cfg->peeraddr && !field_ok(cfg->peeraddr, 0)) ||
+        (cfg->kv_override && !field_ok(cfg->kv_override, 1)))
+        goto fail;
+
+    unsigned mask = 0;
+    fields_t it;
+    span_t e;
+    fields_init(&it, (span_t){send, strlen(send)}, ',');
+    while (fields_next(&it, &e)) {
+        if (span_eq(e, M_HMAC)) mask |= SEND_HMAC;
+        else if (span_eq(e, M_CLEAR)) mask |= SEND_CLEAR;
+        else if (e.n) goto fail; /* a method we cannot produce */
+    }
+    if (!mask) goto fail;
+
+    rc = AEMP_ENOMEM;
+    hs = calloc(1, sizeof *hs);
+    if (!hs) goto fail;
+    hs->phase = PH_LINE1;
+    hs->send_mask = mask;
+    hs->tls = cfg->tls != 0;
+    hs->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
+    hs->auths_accept = dup_span(accept, strlen(accept));
+    hs->framings = dup_span(framings, strlen(framings));
+    if (!hs->secret || !hs->auths_accept || !hs->framings) goto fail;
+    if (cfg->secret_len) memcpy(hs->secret, cfg->secret, cfg->secret_len);
+    hs->secret_len = cfg->secret_len;
+
+    rc = build_greeting(hs, cfg, provider);
+    if (rc) goto fail;
+    return hs;
+
+fail:
+    aemp_hs_free(hs);
+    if (err) *err = rc;
+    return NULL;
+}
+
+void aemp_hs_free(aemp_hs_t *hs)
+{
+    if (!hs) return;
+    if (hs->secret) wipe(hs->secret, hs->secret_len);
+    free(hs->secret);
+    free(hs->auths_accept);
+    free(hs->framings);
+    free(hs->l1);
+    free(hs->l2);
+    free(hs->r1);
+    free(hs->r2);
+    free(hs->r1_split);
+    free(hs->kv);
+    free(hs->recv_auth);
+    free(hs->recv_framing);
+    if (!hs->err_static) free(hs->err_msg);
+    aemp__buf_free(&hs->out);
+    free(hs);
+}
+
+unsigned aemp_hs_state(const aemp_hs_t *hs)
+{
+    if (!hs) return AEMP_HS_FAILED;
+    unsigned st = aemp__buf_size(&hs->out) ? AEMP_HS_SEND : 0;
+    if (hs->phase == PH_FAILED) return st | AEMP_HS_FAILED;
+    if (hs->greeted) st |= AEMP_HS_GREETED;
+    if (hs->phase == PH_TLS_WAIT) st |= (unsigned)hs->tls_role;
+    if (hs->phase == PH_DONE) st |= AEMP_HS_DONE;
+    return st;
+}
+
+size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len)
+{
+    const char *in = buf;
+    size_t used = 0;
+    if (!hs || !buf) return 0;
+    while (used < len &&
+           (hs->phase == PH_LINE1 || hs->phase == PH_LINE2 || hs->phase == PH_AUTH)) {
+        const char *p = in + used;
+        size_t n = len - used;
+        const char *lf = memchr(p, '\n', n);
+        size_t body = lf ? (size_t)(lf - p) : n;
+        /* A line that already has AEMP_HS_MAX_LINE bytes before its LF
+         * can only end up too long: fail at that byte. */
+        if (hs->line_len + body >= AEMP_HS_MAX_LINE) {
+            used += AEMP_HS_MAX_LINE - hs->line_len;
+            hs->line_len = 0;
+            set_error(hs, AEMP_ELIMIT, "handshake line too long (over %d bytes)",
+                      AEMP_HS_MAX_LINE);
+            break;
+        }
+        memcpy(hs->line + hs->line_len, p, body);
+        hs->line_len += body;
+        if (!lf) {
+            used += n;
+            break;
+        }
+        used += body + 1;
+        span_t line = {hs->line, hs->line_len};
+        if (line.n && line.p[line.n - 1] == '\r') line.n--;
+        hs->line_len = 0;
+        switch (hs->phase) {
+        case PH_LINE1: parse_line1(hs, line); break;
+        case PH_LINE2: parse_line2(hs, line); break;
+        case PH_AUTH: parse_auth(hs, line); break;
+        default: break;
+        }
+    }
+    return used;
+}
+
+const void *aemp_hs_out(aemp_hs_t *hs, size_t *len)
+{
+    size_t n = hs ? aemp__buf_size(&hs->out) : 0;
+    if (len) *len = n;
+    return n ? aemp__buf_head(&hs->out) : NULL;
+}
+
+void aemp_hs_out_ack(aemp_hs_t *hs, size_t n)
+{
+    if (!hs) return;
+    size_t have = aemp__buf_size(&hs->out);
+    aemp__buf_consume(&hs->out, n < have ? n : have);
+}
+
+int aemp_hs_tls_up(aemp_hs_t *hs)
+{
+    if (!hs || hs->phase != PH_TLS_WAIT) return AEMP_ESTATE;
+    hs->tls_up = 1;
+    hs->phase = PH_AUTH;
+    if (queue_auth_line(hs, M_TLS, "", 0)) return AEMP_ENOMEM;
+    return 0;
+}
+
+void aemp_hs_fail(aemp_hs_t *hs, int code, const char *message)
+{
+    if (!hs || hs->phase == PH_FAILED || hs->phase == PH_DONE) return;
+    if (code >= 0) code = AEMP_EPROTO;
+    set_error(hs, code, "%s", message ? message : aemp_strerror(code));
+}
+
+int aemp_hs_error_code(const aemp_hs_t *hs)
+{
+    return hs ? hs->err_code : AEMP_EINVAL;
+}
+
+const char *aemp_hs_error(const aemp_hs_t *hs)
+{
+    return hs && hs->err_msg ? hs->err_msg : "";
+}
+
+const char *aemp_hs_remote_noderef(const aemp_hs_t *hs)
+{
+    return hs ? hs->remote_noderef : NULL;
+}
+
+const char *aemp_hs_remote_kv(const aemp_hs_t *hs, const char *key)
+{
+    return hs && key ? kv_get(hs, key) : NULL;
+}
+
+int aemp_hs_remote_timeout(const aemp_hs_t *hs)
+{
+    const char *v = hs ? kv_get(hs, "timeout") : NULL;
+    if (!v || *v < '0' || *v > '9') return -1;
+    long t = 0;
+    for (; *v >= '0' && *v <= '9'; v++)
+        if (t <= 1000000000) t = t * 10 + (*v - '0');
+    /* A fraction is dropped; anything else makes it no number. */
+    if (*v == '.')
+        for (v++; *v >= '0' && *v <= '9'; v++) {}
+    if (*v) return -1;
+    return t > 1000000000 ? 1000000000 : (int)t;
+}
+
+const char *aemp_hs_send_framing(const aemp_hs_t *hs)
+{
+    return hs ? hs->send_framing : NULL;
+}
+
+const char *aemp_hs_recv_framing(const aemp_hs_t *hs)
+{
+    return hs ? hs->recv_framing : NULL;
+}
+
+const char *aemp_hs_recv_auth(const aemp_hs_t *hs)
+{
+    return hs ? hs->recv_auth : NULL;
+}
+
+const char *aemp_hs_local_line(const aemp_hs_t *hs, int which)
+{
+    if (!hs) return NULL;
+    return which == 1 ? hs->l1 : which == 2 ? hs->l2 : NULL;
+}
+
+const char *aemp_hs_remote_line(const aemp_hs_t *hs, int which)
+{
+    if (!hs) return NULL;
+    return which == 1 ? hs->r1 : which == 2 ? hs->r2 : NULL;
+}
