@@ -204,12 +204,16 @@ typedef struct aemp_hs_config {
     const void *secret;      /* shared secret bytes, copied */
     size_t secret_len;
     /* Auth methods we accept, comma-separated, in greeting order.
-     * NULL: "hmac_md6_64_256,cleartext". */
+     * NULL: "hmac_md6_64_256,cleartext". The peer's auth line must use
+     * one of them (or "tls", valid only after aemp_hs_tls_up). */
     const char *auths_accept;
     /* Auth methods we are willing to send. NULL: "hmac_md6_64_256".
-     * Add "cleartext" only when you really want the secret on the wire. */
+     * Add "cleartext" only when you really want the secret on the wire.
+     * The first entry of the PEER's list found here is sent. */
     const char *auths_send;
-    /* Framings we accept, in order of preference. NULL: "json". */
+    /* Framings we accept, in order of preference. NULL: "json". The
+     * peer's auth line must name one of them. What we send is json, the
+     * one framing implemented for writing, whatever this list says. */
     const char *framings;
     /* Our timeout in seconds, announced as timeout=N (0: key omitted). */
     unsigned timeout;
@@ -228,7 +232,11 @@ typedef struct aemp_hs_config {
     const unsigned char *nonce;
 } aemp_hs_config_t;
 
-/* State flags, polled with aemp_hs_state(). FAILED excludes the others. */
+/* State flags, polled with aemp_hs_state(). FAILED excludes the others
+ * except SEND: whole lines queued before the failure (e.g. our auth line)
+ * may still be written before closing, so the peer can log the real
+ * reason, as Perl nodes do; nothing new is queued after a failure.
+ * TLS_CLIENT/TLS_SERVER are cleared by aemp_hs_tls_up. */
 #define AEMP_HS_SEND       0x01u /* output is pending (aemp_hs_out) */
 #define AEMP_HS_GREETED    0x02u /* the peer's greeting was accepted */
 #define AEMP_HS_TLS_CLIENT 0x04u /* start TLS as client, then tls_up */
@@ -239,7 +247,9 @@ typedef struct aemp_hs_config {
 /* Creates an engine; our greeting is queued as output at once. cfg and
  * everything it points to are copied. Returns NULL and sets *err (when
  * err is not NULL) to AEMP_EINVAL (missing noderef or nonce, a field with
- * ';' or a line end) or AEMP_ENOMEM. */
+ * ';' or a line end, an auths_send without any method we can send or
+ * with one other than hmac_md6_64_256/cleartext, a greeting line 1
+ * longer than AEMP_HS_MAX_LINE - 1) or AEMP_ENOMEM. */
 AEMP_API aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err);
 /* Frees the engine. Accepts NULL. */
 AEMP_API void aemp_hs_free(aemp_hs_t *hs);
@@ -247,7 +257,11 @@ AEMP_API void aemp_hs_free(aemp_hs_t *hs);
 AEMP_API unsigned aemp_hs_state(const aemp_hs_t *hs);
 
 /* Feeds received bytes (borrowed). Returns how many were consumed (see
- * above). After a failure, or while waiting for tls_up, returns 0. */
+ * above). After a failure, or while waiting for tls_up, returns 0; the
+ * call that fails counts the bytes up to and including the offending one
+ * (the bad line's LF, or the byte that made a line too long). Failure
+ * codes: AEMP_EPROTO (greeting, framing), AEMP_EAUTH (echo, auth method,
+ * token), AEMP_ELIMIT (line too long), AEMP_ENOMEM. */
 AEMP_API size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len);
 
 /* Peeks at pending output; NULL (and *len = 0) when there is none. The
@@ -261,7 +275,8 @@ AEMP_API void aemp_hs_out_ack(aemp_hs_t *hs, size_t n);
 AEMP_API int aemp_hs_tls_up(aemp_hs_t *hs);
 
 /* Fails the engine from outside (e.g. the TLS handshake failed) with the
- * given message (copied). No effect once failed or done. */
+ * given message (copied; NULL: aemp_strerror(code)); a code >= 0 becomes
+ * AEMP_EPROTO. No effect once failed or done. */
 AEMP_API void aemp_hs_fail(aemp_hs_t *hs, int code, const char *message);
 
 /* The first error: a code (AEMP_OK if none) and the message (protocol

@@ -313,6 +313,17 @@ int aemp_auth_token(const void *secret, size_t secret_len, const char *l1,
 /* ------------------------------------------------------------------ */
 /* errors and output */
 
+/* Once the outcome is known the secret is of no more use: do not keep it
+ * around in memory. */
+static void drop_secret(aemp_hs_t *hs)
+{
+    if (!hs->secret) return;
+    wipe(hs->secret, hs->secret_len);
+    free(hs->secret);
+    hs->secret = NULL;
+    hs->secret_len = 0;
+}
+
 static void set_error(aemp_hs_t *hs, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -323,6 +334,7 @@ static void set_error(aemp_hs_t *hs, int code, const char *fmt, ...)
     if (hs->phase == PH_FAILED) return;
     hs->phase = PH_FAILED;
     hs->err_code = code;
+    drop_secret(hs);
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
@@ -572,6 +584,7 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
                   (int)framing.n, framing.p, hs->framings);
         return;
     }
+    drop_secret(hs);
     hs->phase = PH_DONE;
 }
 
@@ -703,8 +716,9 @@ fail:
 void aemp_hs_free(aemp_hs_t *hs)
 {
     if (!hs) return;
-    if (hs->secret) wipe(hs->secret, hs->secret_len);
-    free(hs->secret);
+    drop_secret(hs);
+    /* the out buffer may have held the secret's hex (cleartext auth) */
+    if (hs->out.data) wipe(hs->out.data, hs->out.cap);
     free(hs->auths_accept);
     free(hs->framings);
     free(hs->l1);
