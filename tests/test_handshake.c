@@ -1300,3 +1300,119 @@ TEST(hs_kv_and_getters)
     CHECK_STR(aemp_hs_remote_noderef(hs), "");
     aemp_hs_free(hs);
 }
+
+/* ------------------------------------------------------------------ */
+/* robustness */
+
+/* The token computed another way: the whole greeting text handed to
+ * aemp_hmac_md6 as the key (the engine hashes a long key itself). */
+static void token_by_hmac(const char *secret, size_t slen, const char *text, size_t tlen,
+                          char out[65])
+{
+    unsigned char key[32], mac[32];
+    CHECK_INT(aemp_md6(256, secret, slen, key), 0);
+    CHECK_INT(aemp_hmac_md6(text, tlen, key, 32, 64, 256, mac), 0);
+    aemp__hex(mac, 32, out);
+}
+
+TEST(hs_auth_token_paths)
+{
+    char a[65], b[65];
+    /* a greeting text of at most 64 bytes is used as the key directly */
+    CHECK_INT(aemp_auth_token("s", 1, "a", "b", "c", "d", a), 0);
+    token_by_hmac("s", 1, "a\nb\nc\nd\n", 8, b);
+    CHECK_STR(a, b);
+    static char l1[61];
+    memset(l1, 'x', 60);
+    CHECK_INT(aemp_auth_token("s", 1, l1, "", "", "", a), 0); /* 64 bytes */
+    char text[80];
+    snprintf(text, sizeof text, "%s\n\n\n\n", l1);
+    token_by_hmac("s", 1, text, 64, b);
+    CHECK_STR(a, b);
+    l1[60] = 0;
+    char l1b[62];
+    snprintf(l1b, sizeof l1b, "%sy", l1);
+    CHECK_INT(aemp_auth_token("s", 1, l1b, "", "", "", a), 0); /* 65: hashed */
+    snprintf(text, sizeof text, "%s\n\n\n\n", l1b);
+    token_by_hmac("s", 1, text, 65, b);
+    CHECK_STR(a, b);
+}
+
+/* A NUL byte inside a peer's line is part of the line: the token covers
+ * it (the getters, being C strings, stop there). */
+TEST(hs_nul_in_peer_line)
+{
+    aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 1);
+    REQUIRE(hs);
+    static const char l1[] = "aemp;0;n;hmac_md6_64_256;json;x=a\0b";
+    size_t l1n = sizeof l1 - 1;
+    char in[256];
+    memcpy(in, l1, l1n);
+    memcpy(in + l1n, "\n" PEER2 "\n", strlen(PEER2) + 2);
+    size_t inn = l1n + strlen(PEER2) + 2;
+    CHECK_INT(aemp_hs_feed(hs, in, inn), inn);
+    CHECK_STR(aemp_hs_remote_kv(hs, "x"), "a");
+    /* the peer's token: its lines first, then ours */
+    char text[1024], tok[65], line[128];
+    size_t n = 0;
+    memcpy(text, in, inn);
+    n = inn;
+    n += (size_t)snprintf(text + n, sizeof text - n, "%s\n%s\n", aemp_hs_local_line(hs, 1),
+                          aemp_hs_local_line(hs, 2));
+    token_by_hmac("geheim", 6, text, n, tok);
+    snprintf(line, sizeof line, "hmac_md6_64_256;%s;json\n", tok);
+    CHECK_INT(feed_str(hs, line), strlen(line));
+    CHECK_INT(aemp_hs_state(hs) & ~AEMP_HS_SEND, AEMP_HS_GREETED | AEMP_HS_DONE);
+    aemp_hs_free(hs);
+}
+
+/* Random input made of protocol fragments, in random pieces: the engine
+ * never takes more than it is given, stops for good once failed, and
+ * never crashes (the sanitizer build watches memory). */
+TEST(hs_random_input)
+{
+    static const char *frag[] = {
+        "aemp", ";", "0", "1", ",", "=", "\n", "\r", "\r\n", "hmac_md6_64_256",
+        "cleartext", "tls", "json", "storable", "tls=1.0", "timeout=", "x",
+        PEER2, "\0", "\xff", ";;", "aemp;0;n;hmac_md6_64_256;json;tls=1\n"};
+    uint64_t rng = 12345;
+    for (int iter = 0; iter < 3000; iter++) {
+        unsigned char nonce[AEMP_NONCE_BYTES];
+        aemp_hs_config_t c = basic_cfg("10.0.0.1:4040", "geheim", nonce, (unsigned)iter);
+        c.tls = iter & 1;
+        c.auths_send = iter & 2 ? "cleartext,hmac_md6_64_256" : NULL;
+        aemp_hs_t *hs = aemp_hs_new(&c, NULL);
+        REQUIRE(hs);
+        char buf[1024];
+        size_t n = 0;
+        int parts = (int)(t_rand(&rng) % 60);
+        for (int i = 0; i < parts; i++) {
+            const char *f = frag[t_rand(&rng) % (sizeof frag / sizeof frag[0])];
+            size_t fl = f[0] ? strlen(f) : 1;
+            if (n + fl > sizeof buf) break;
+            memcpy(buf + n, f, fl);
+            n += fl;
+        }
+        size_t pos = 0;
+        while (pos < n) {
+            size_t k = 1 + t_rand(&rng) % (n - pos);
+            unsigned before = aemp_hs_state(hs);
+            size_t used = aemp_hs_feed(hs, buf + pos, k);
+            CHECK(used <= k);
+            if (before & (AEMP_HS_FAILED | AEMP_HS_DONE)) CHECK_INT(used, 0);
+            unsigned st = aemp_hs_state(hs);
+            if (st & AEMP_HS_FAILED) {
+                CHECK(aemp_hs_error_code(hs) < 0);
+                CHECK(*aemp_hs_error(hs) != 0);
+                CHECK(!(st & (AEMP_HS_DONE | AEMP_HS_GREETED | AEMP_HS_TLS_CLIENT |
+                              AEMP_HS_TLS_SERVER)));
+            }
+            int tls = (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) != 0;
+            if (tls) CHECK_INT(aemp_hs_tls_up(hs), 0);
+            drain(hs, NULL);
+            pos += used;
+            if (used < k && !tls) break;
+        }
+        aemp_hs_free(hs);
+    }
+}
