@@ -515,3 +515,48 @@ TEST(framer_random_streams)
         aemp__buf_free(&stream);
     }
 }
+
+/* Whatever the bytes, the outcome (texts, then the final code) does not
+ * depend on how the stream is cut, also near the limits. */
+TEST(framer_cut_invariance)
+{
+    /* mostly pieces that keep a stream going, now and then a byte that
+     * breaks it */
+    static const char *const pieces[] = {
+        "[", "]", "{", "}", "[]", "[1,2]", "{\"a\":[]}", "\"ab\"", "\"\\\"\"", "\"[\"",
+        "\"}\\\\\"", ",", ":", " ", "\n", "0", "42", "-0.5e+3", "1E9", "true", "false",
+        "null", "nu", "\"\xc3\xa9\"",
+    };
+    static const char rare[] = "+E-.\xc3\xff}]xe";
+    uint64_t seed = 31337;
+    size_t texts = 0;
+    for (int round = 0; round < 20000; round++) {
+        char s[128];
+        size_t n = 0, want = 1 + t_rand(&seed) % 100;
+        while (n < want) {
+            uint64_t r = t_rand(&seed);
+            if (r % 40 == 0) {
+                s[n++] = rare[r / 40 % (sizeof rare - 1)];
+            } else {
+                const char *p = pieces[r / 40 % (sizeof pieces / sizeof pieces[0])];
+                memcpy(s + n, p, strlen(p));
+                n += strlen(p);
+            }
+        }
+        size_t max_len = round % 3 ? 0 : 1 + t_rand(&seed) % 12;
+        unsigned max_depth = round % 2 ? 0 : 1 + (unsigned)(t_rand(&seed) % 4);
+        run_t whole = feed(s, n, CUT_WHOLE, 0, 0, max_len, max_depth);
+        for (int cut = CUT_BYTES; cut <= CUT_RANDOM; cut++) {
+            run_t r = feed(s, n, cut, seed, round & 1, max_len, max_depth);
+            if (r.rc != whole.rc || !json_equal(r.texts, whole.texts)) {
+                t_fail(__FILE__, __LINE__, "round %d (%.*s), cut %d: rc %d vs %d", round,
+                       (int)n, s, cut, r.rc, whole.rc);
+                round = 1 << 30;
+            }
+            json_decref(r.texts);
+        }
+        texts += json_array_size(whole.texts);
+        json_decref(whole.texts);
+    }
+    CHECK(texts > 20000);
+}
