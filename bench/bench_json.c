@@ -190,7 +190,7 @@ static double run_jansson_encode(const payload_t *p, size_t iters, char *out, si
 
 static void bench(payload_t *p)
 {
-    size_t iters = p->len > 512 ? 300000 : 1000000;
+    size_t iters = p->len > 512 ? 60000 : 500000;
     char *out = malloc(p->len * 8 + 64);
 
     printf("\n%s: %zu bytes per message (%.*s%s)\n", p->name, p->len,
@@ -235,7 +235,7 @@ int main(void)
     make_payload(&small, "small message", json_pack("[s,s,i]", "port", "tick", 12345),
                  64u << 20);
     make_payload(&big, "1 KiB string payload", json_pack("[s,s,s]", "port", "data", kib),
-                 256u << 20);
+                 64u << 20);
     make_payload(&shorts, "array of short strings",
                  json_pack("[s,s,s,s,s,s,s,s,s,s,s,s]", "", "lookup", "echo", "a", "bb", "ccc",
                            "dddd", "eeeee", "ffffff", "127.0.0.1:44001#7V1rBdrQ8iI.a",
