@@ -47,6 +47,7 @@ struct aemp_port {
     void *mini_ud;
     int dead;
     int busy;          /* inside one of its callbacks */
+    int spawning;      /* made by a local spawn; its init runs from the loop */
     struct aemp_port *next_dead;
 };
 
@@ -250,9 +251,9 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
         if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0) {
             char node[1024];
             snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
-            aemp_sendf(n, node, "[sss]", "", "mon1", m->local);
+            aemp_sendf(n, node, "[ss]", "mon1", m->local);
         }
-    } else if (!aemp__map_get(&ps->ports, m->local)) {
+    } else if (*m->local && !aemp__map_get(&ps->ports, m->local)) {
         json_t *r = json_pack("[ss]", "no_such_port", "cannot monitor nonexistent port");
         mon_fire(ps, m, r);
         json_decref(r);
@@ -315,7 +316,7 @@ void aemp_mon_cancel(aemp_mon_t *m)
     if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0) {
         char node[1024];
         snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
-        aemp_sendf(n, node, "[sss]", "", "mon0", m->local);
+        aemp_sendf(n, node, "[ss]", "mon0", m->local);
     }
     mon_free(m);
 }
@@ -692,6 +693,12 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
         return NULL;
     }
     snprintf(id, l, "%s#%s", noderef, local);
+    if (aemp__is_self(n, noderef) || !strcmp(noderef, n->noderef)) {
+        /* the port exists at once, so monitors and messages made before
+         * the init function runs find it; the init runs from the loop */
+        aemp_port_t *p = port_with_id(n, local);
+        if (p) p->spawning = 1;
+    }
     if (aemp_send(n, noderef, e)) {
         free(id);
         return NULL;
@@ -764,8 +771,8 @@ static void node_service(aemp_node_t *n, const char *src, json_t *msg)
             snprintf(m->portid, l, "%s#%s", n->noderef, local);
             m->local = strchr(m->portid, '#') + 1;
             m->remote = 0;
-            if (!aemp__map_get(&ps->ports, local)) {
-                /* answer at once; nothing to keep */
+            if (*local && !aemp__map_get(&ps->ports, local)) {
+                /* answer at once; nothing to keep (the node port "" never dies) */
                 json_t *e = json_pack("[ssss]", "kil", local, "no_such_port",
                                       "cannot monitor nonexistent port");
                 if (e) aemp_send(n, src, e);
@@ -801,8 +808,9 @@ static void node_service(aemp_node_t *n, const char *src, json_t *msg)
         const char *local = json_string_value(json_array_get(msg, 2));
         const char *fname = json_string_value(json_array_get(msg, 3));
         if (!local || !*local || strchr(local, '#')) return;
-        aemp_port_t *p = port_with_id(n, local);
-        if (!p) {
+        aemp_port_t *p = aemp__map_get(&ps->ports, local);
+        if (p && p->spawning && src && aemp__is_self(n, src)) p->spawning = 0;
+        else if (!(p = port_with_id(n, local))) {
             aemp__log(n, AEMP_LOG_WARN, "spawn: port %s exists or out of memory", local);
             return;
         }

@@ -1,0 +1,56 @@
+/*
+ * tnode.h - helpers for tests that run real nodes: a node with counters
+ * for links and messages, running the loop until a condition holds,
+ * forked peer nodes, free ports, and a raw authenticated client socket.
+ */
+#ifndef AEMP_TNODE_H
+#define AEMP_TNODE_H
+
+#include "aemp.h"
+#include <sys/types.h>
+
+extern const char secret[];
+
+typedef struct tnode {
+    aemp_node_t *node;
+    int links_up, links_down;
+    char last_down[256];
+    char last_up_peer[256];
+    long received;
+    long expected_next;
+    int order_errors;
+    json_t *kept; /* messages kept by the test */
+    char warnings[4096];
+} tnode_t;
+
+typedef struct {
+    tnode_t *t;
+    long n;
+} want_t;
+
+typedef struct {
+    double at;
+    int done;
+} late_t;
+
+void t_log(void *ud, int level, const char *msg);
+void t_link(void *ud, aemp_node_t *node, const char *noderef, int up, const char *reason);
+void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg);
+/* A started node bound to bind with secret sec and timeout (0: default). */
+aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout);
+/* Runs the default loop until cond(ud) or seconds pass; returns cond. */
+int run_until(int (*cond)(void *), void *ud, double seconds);
+/* Runs the default loop for seconds. */
+void run_for(double seconds);
+void start_ticker(void);
+int got_n(void *ud);
+int down_n(void *ud);
+int free_port(void);
+int time_passed(void *ud);
+/* Forks a process running a node (bound to 127.0.0.1:0, the test secret)
+ * until killed; its noderef is written to noderef. */
+pid_t spawn_node(char *noderef, size_t n, unsigned timeout);
+/* A blocking socket authenticated to noderef (127.0.0.1 only), or -1. */
+int raw_connect_auth(const char *noderef, const char *sec);
+
+#endif
