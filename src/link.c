@@ -134,8 +134,9 @@ static void process_data(aemp__link_t *l)
         const char *head = aemp__buf_head(&l->in);
         int r = aemp_framer_next(&l->framer, head, aemp__buf_size(&l->in), &start, &end);
         if (r < 0) {
-            link_fail(l, r == AEMP_ELIMIT ? "message too large or too deep (Bad message)"
-                                          : "Bad message");
+            char m[200];
+            snprintf(m, sizeof m, "Bad message (%s)", aemp_framer_error(&l->framer));
+            link_fail(l, m);
             return;
         }
         if (r == 0) {
@@ -164,6 +165,12 @@ static void process_handshake(aemp__link_t *l)
         aemp__buf_consume(&l->in, used);
         unsigned st = aemp_hs_state(l->hs);
         if (st & AEMP_HS_FAILED) {
+            /* whole lines the engine queued before failing (our auth line)
+             * still go out, so the peer can log the real reason */
+            drain_hs_output(l);
+            if (aemp__buf_size(&l->out))
+                send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
             link_fail(l, aemp_hs_error(l->hs));
             return;
         }
@@ -208,8 +215,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (r == 0) {
         /* end of stream is reported as Perl's AnyEvent::Handle does */
-        link_fail(l, l->state == LINK_UP || l->state == LINK_HANDSHAKE ? "Broken pipe"
-                                                                        : "Broken pipe");
+        link_fail(l, "Broken pipe");
         goto out;
     }
     l->in.len += (size_t)r;
