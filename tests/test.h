@@ -65,6 +65,8 @@ void t_fail_mem(const char *file, int line, const char *what, const void *a,
 const char *t_shared_path(const char *rel);
 /* Loads a JSON file below ../shared/; aborts the test on failure. */
 json_t *t_load_vectors(const char *rel);
+/* The same with libaemp's decoder (big integers, NUL in strings). */
+json_t *t_load_json_aemp(const char *rel);
 /* Hex helpers: t_unhex returns malloc'd bytes (caller frees) and length. */
 unsigned char *t_unhex(const char *hex, size_t *len);
 void t_hex(const unsigned char *p, size_t n, char *out);

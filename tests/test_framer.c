@@ -10,7 +10,6 @@
 #include <stdlib.h>
 
 /* From test_json.c: loads a vectors file with the library's decoder. */
-json_t *t_load_json_aemp(const char *rel);
 
 /* How a test feeds the stream. */
 enum { CUT_WHOLE, CUT_BYTES, CUT_RANDOM };

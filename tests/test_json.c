@@ -740,31 +740,6 @@ static const char *const transcripts[] = {
 /* Loads a vectors file with our own decoder: jansson's loader refuses the
  * integers above INT64_MAX that transcript 01 holds. Shared with
  * test_framer.c. */
-json_t *t_load_json_aemp(const char *rel);
-json_t *t_load_json_aemp(const char *rel)
-{
-    const char *path = t_shared_path(rel);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    char err[AEMP_JSON_ERRMAX];
-    json_t *v = buf ? aemp_json_decode(buf, n, 0, err, sizeof err) : NULL;
-    if (!v) {
-        fprintf(stderr, "cannot load %s: %s\n", path, buf ? err : "out of memory");
-        exit(1);
-    }
-    free(buf);
-    return v;
-}
 
 static json_t *load_transcript(const char *name)
 {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "aemp.h"
+
 void t_fail_mem(const char *file, int line, const char *what, const void *a,
                 const void *b, size_t n)
 {
@@ -104,4 +106,31 @@ const char *t_build_dir(void)
 {
     const char *b = getenv("AEMP_BUILD");
     return b && *b ? b : "build";
+}
+
+/* Loads a JSON file with the library's own decoder (jansson refuses the
+ * integers beyond 64 bits that some transcripts hold). */
+json_t *t_load_json_aemp(const char *rel)
+{
+    const char *path = t_shared_path(rel);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(1);
+    }
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = malloc(cap);
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    char err[AEMP_JSON_ERRMAX];
+    json_t *v = buf ? aemp_json_decode(buf, n, 0, err, sizeof err) : NULL;
+    if (!v) {
+        fprintf(stderr, "cannot load %s: %s\n", path, buf ? err : "out of memory");
+        exit(1);
+    }
+    free(buf);
+    return v;
 }
