@@ -193,10 +193,22 @@ static void mon_free(struct aemp_mon *m)
     free(m);
 }
 
-/* Moves m from the live list to the due list with reason (increments). */
+/* Moves m from the live list to the due list with reason (increments).
+ * A remote node's watch is answered at once: that is only a message, and
+ * sending it now keeps it ahead of anything the port's death causes
+ * later (as a Perl node orders it). */
 static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
 {
     mon_unlink(ps, m);
+    if (m->kind == MON_REMOTE) {
+        json_t *e = json_pack("[ss]", "kil", m->local);
+        if (e) {
+            json_array_extend(e, reason);
+            aemp_send(m->node, m->target, e); /* target is the node port */
+        }
+        mon_free(m);
+        return;
+    }
     m->reason = json_incref(reason);
     if (ps->due_tail) ps->due_tail->next = m;
     else ps->due_head = m;
@@ -351,14 +363,8 @@ static void due_cb(struct ev_loop *loop, ev_idle *w, int revents)
             }
             break;
         }
-        case MON_REMOTE: {
-            json_t *e = json_pack("[ss]", "kil", m->local);
-            if (e) {
-                json_array_extend(e, reason);
-                aemp_send(n, m->target, e); /* target is the node port */
-            }
+        case MON_REMOTE: /* answered in mon_fire */
             break;
-        }
         }
         mon_free(m);
         m = next;
