@@ -10,6 +10,7 @@
 #include "tnode.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ev.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -346,4 +347,106 @@ TEST(node_destroy_inside_callback)
     aemp_node_destroy(a.node);
     aemp_node_destroy(NULL);
     ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+}
+
+TEST(node_send_queue_limit_fails_the_link)
+{
+    tnode_t a;
+    char bn[128];
+    start_ticker();
+    pid_t pid = spawn_node(bn, sizeof bn, 0);
+    REQUIRE(pid > 0);
+    memset(&a, 0, sizeof a);
+    aemp_node_config_t c = {0};
+    c.bind = "127.0.0.1:0";
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.max_outq = 1 << 20;
+    c.log = t_log;
+    c.log_ud = &a;
+    c.on_link = t_link;
+    c.link_ud = &a;
+    a.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(a.node && aemp_node_start(a.node) == 0);
+    aemp_node_send(a.node, bn, json_pack("[ss]", "x", "hello"));
+    run_for(0.3);
+    CHECK_INT(a.links_up, 1);
+    kill(pid, SIGSTOP); /* a receiver that reads nothing */
+    int rc = 0;
+    long sent = 0;
+    char payload[1000];
+    memset(payload, 'p', sizeof payload - 1);
+    payload[sizeof payload - 1] = 0;
+    while (sent < 200000 && rc == 0) {
+        rc = aemp_node_send(a.node, bn, json_pack("[ssI]", "x", payload, (json_int_t)sent));
+        sent++;
+        if (sent % 100 == 0) ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+        if (sent % 1000 == 0) CHECK(aemp_node_queued(a.node, bn) <= (1u << 20) + 2000);
+    }
+    CHECK_INT(rc, AEMP_ELIMIT);
+    run_for(0.1);
+    CHECK_INT(a.links_down, 1);
+    CHECK_STR(a.last_down, "send queue overflow");
+    CHECK(strstr(a.warnings, "send queue overflow") != NULL);
+    CHECK_INT(aemp_node_queued(a.node, bn), 0); /* dropped, not kept */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    aemp_node_destroy(a.node);
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++) n += fcntl(fd, F_GETFD) != -1;
+    return n;
+}
+
+/* A Perl peer reconnects at once after any error and may replace its own
+ * links thousands of times a second: the node must stay stable and
+ * bounded, and an honest peer's traffic must flow meanwhile. */
+TEST(node_link_churn_stays_bounded)
+{
+    tnode_t a, b;
+    start_ticker();
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+    REQUIRE(mknode(&b, "127.0.0.1:0", secret, 0));
+    char bn[128];
+    snprintf(bn, sizeof bn, "%s", aemp_node_noderef(b.node));
+    aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "m", (json_int_t)0));
+    want_t w1 = {&b, 1};
+    CHECK(run_until(got_n, &w1, 5));
+    int fds0 = count_fds();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* 500 authenticated links under one name, each replacing the last */
+        int prev = -1;
+        for (int i = 0; i < 500; i++) {
+            int fd = raw_connect_auth(bn, secret);
+            if (fd < 0) _exit(1);
+            if (prev >= 0) close(prev);
+            prev = fd;
+        }
+        close(prev);
+        _exit(0);
+    }
+    long i = 1;
+    int st[1] = {0};
+    ev_tstamp end = ev_time() + 30;
+    int done = 0;
+    while (!done && ev_time() < end) {
+        aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "m", (json_int_t)i++));
+        ev_run(EV_DEFAULT, EVRUN_ONCE);
+        done = waitpid(pid, st, WNOHANG) == pid;
+    }
+    CHECK(done);
+    CHECK(WIFEXITED(st[0]) && WEXITSTATUS(st[0]) == 0);
+    want_t w = {&b, i};
+    CHECK(run_until(got_n, &w, 10));
+    CHECK_INT(b.received, i);
+    CHECK_INT(b.order_errors, 0);
+    CHECK_INT(a.links_down, 0);
+    run_for(0.3);
+    CHECK_INT(count_fds(), fds0); /* every churned link is gone */
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
 }
