@@ -138,7 +138,8 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libaemp.so.$(VERSION)
 	ln -sf libaemp.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libaemp.so.$(SOMAJOR)
 	ln -sf libaemp.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libaemp.so
-	install -m 644 $(BUILD)/aemp.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/aemp.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' aemp.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/aemp.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/aemp.pc
 	install -m 755 $(AEMP) $(DESTDIR)$(PREFIX)/bin/aemp
 	if [ -f docs/aemp.1 ]; then install -m 644 docs/aemp.1 $(DESTDIR)$(PREFIX)/share/man/man1/aemp.1; fi
 
