@@ -70,6 +70,9 @@ json_t *t_load_json_aemp(const char *rel);
 /* Hex helpers: t_unhex returns malloc'd bytes (caller frees) and length. */
 unsigned char *t_unhex(const char *hex, size_t *len);
 void t_hex(const unsigned char *p, size_t n, char *out);
+/* Decodes base64 (padding optional) into out; returns the byte count or
+ * -1 on a bad character or when more than max bytes would result. */
+int t_b64dec(const char *s, unsigned char *out, size_t max);
 /* A small deterministic PRNG for property tests (xorshift64*). */
 uint64_t t_rand(uint64_t *state);
 /* Path of the aemp binary under test (AEMP_BIN) and the build dir. */

@@ -12,36 +12,6 @@
 /* ------------------------------------------------------------------ */
 /* helpers */
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Decodes base64 (padding optional) into out; returns the byte count or
- * -1 on a bad character or when more than max bytes would result. */
-static int b64dec(const char *s, unsigned char *out, size_t max)
-{
-    unsigned acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (; *s && *s != '='; s++) {
-        int v = b64val((unsigned char)*s);
-        if (v < 0) return -1;
-        acc = acc << 6 | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == max) return -1;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return (int)n;
-}
 
 /* Everything needed to rebuild an engine that sends given greeting
  * lines: field 3 is the noderef, 4 the auth list, 5 the framings, the
@@ -73,7 +43,7 @@ static int side_from_lines(side_t *sd, const char *l1, const char *l2)
     }
     snprintf(sd->kv, sizeof sd->kv, "%s", p);
     sd->tls = strstr(l1, ";tls=1.0") != NULL;
-    return b64dec(l2, sd->nonce, sizeof sd->nonce) == AEMP_NONCE_BYTES ? 0 : -1;
+    return t_b64dec(l2, sd->nonce, sizeof sd->nonce) == AEMP_NONCE_BYTES ? 0 : -1;
 }
 
 static aemp_hs_config_t side_cfg(const side_t *sd, const void *secret, size_t len)

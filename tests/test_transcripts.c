@@ -198,34 +198,6 @@ static int logged(const session_t *ss, char side, const char *want)
 /* ------------------------------------------------------------------ */
 /* the engine for one side */
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-static int b64dec(const char *s, unsigned char *out, size_t max)
-{
-    unsigned acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (; *s && *s != '='; s++) {
-        int v = b64val((unsigned char)*s);
-        if (v < 0) return -1;
-        acc = acc << 6 | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == max) return -1;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return (int)n;
-}
 
 typedef struct side {
     char l1[4096], l2[4096];
@@ -265,7 +237,7 @@ static int make_side(side_t *sd, const session_t *ss, const play_t *pl)
         p = q + 1;
     }
     snprintf(sd->kv, sizeof sd->kv, "%s", p);
-    if (b64dec(sd->l2, sd->nonce, sizeof sd->nonce) != AEMP_NONCE_BYTES) return -1;
+    if (t_b64dec(sd->l2, sd->nonce, sizeof sd->nonce) != AEMP_NONCE_BYTES) return -1;
 
     const char *shex = NULL;
     if (pl->side == 's')

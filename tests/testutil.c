@@ -134,3 +134,34 @@ json_t *t_load_json_aemp(const char *rel)
     free(buf);
     return v;
 }
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes base64 (padding optional) into out; returns the byte count or
+ * -1 on a bad character or when more than max bytes would result. */
+int t_b64dec(const char *s, unsigned char *out, size_t max)
+{
+    unsigned acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *s && *s != '='; s++) {
+        int v = b64val((unsigned char)*s);
+        if (v < 0) return -1;
+        acc = acc << 6 | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == max) return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (int)n;
+}
