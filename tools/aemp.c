@@ -1,5 +1,8 @@
 /*
- * aemp.c - the aemp command: dispatches to its subcommands.
+ * aemp.c - the aemp command: dispatches to its subcommands. Each one
+ * lives in its own tools/cmd_*.c and returns the exit status: 0 success,
+ * 1 failure (unreachable node, authentication, timeout, I/O), 2 a bad
+ * command line.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +15,15 @@ static const struct {
     int (*fn)(int, char **);
     const char *usage;
 } cmds[] = {
+    {"run", cmd_run,
+     "run [--bind NODEREF] [--slave NAME --master NODEREF...] [--secret-file FILE]\n"
+     "           [--timeout S] [--service NAME]... [-v]"},
+    {"snd", cmd_snd, "snd [OPTIONS] PORT [ARG...]"},
+    {"cal", cmd_cal, "cal [OPTIONS] [--timeout S] PORT [ARG...]"},
+    {"mon", cmd_mon, "mon [OPTIONS] PORT"},
+    {"ping", cmd_ping, "ping [OPTIONS] [--timeout S] NODEREF"},
+    {"gensecret", cmd_gensecret, "gensecret [--force] [FILE]"},
+    {"gencert", cmd_gencert, "gencert [--force] [FILE]"},
     {"md6sum", cmd_md6sum, "md6sum [-d BITS] [-K KEY] [-L LEVELS] [-r ROUNDS] [FILE...]"},
 };
 
@@ -23,17 +35,30 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  aemp %s\n", cmds[i].usage);
     fprintf(f, "  aemp help | --help | --version\n\n"
-               "'aemp COMMAND --help' describes one command.\n");
+               "Client OPTIONS: --secret-file FILE, --bind NODEREF, --connect-timeout S, -v.\n"
+               "PORT is a port id (NODEREF#ID) or a bare NODEREF (the node port); an ARG\n"
+               "starting with [, { or \" is JSON, any other ARG a string.\n"
+               "'aemp COMMAND --help' describes one command; see also aemp(1).\n");
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return 1;
+        return 2;
     }
     const char *c = argv[1];
     if (!strcmp(c, "help") || !strcmp(c, "--help") || !strcmp(c, "-h")) {
+        /* `aemp help COMMAND` is `aemp COMMAND --help` */
+        if (argc > 2) {
+            for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+                if (!strcmp(argv[2], cmds[i].name)) {
+                    char *args[] = {argv[2], "--help", NULL};
+                    return cmds[i].fn(2, args);
+                }
+            fprintf(stderr, "aemp: unknown command '%s' (see 'aemp help')\n", argv[2]);
+            return 2;
+        }
         usage(stdout);
         return 0;
     }
@@ -44,5 +69,5 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(c, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "aemp: unknown command '%s' (see 'aemp help')\n", c);
-    return 1;
+    return 2;
 }

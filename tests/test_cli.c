@@ -1,0 +1,1040 @@
+/*
+ * test_cli.c - the aemp command driven as a user drives it: every
+ * subcommand run as a child process (t_aemp_bin()) with its stdout and
+ * stderr on pipes, against nodes started with `aemp run --bind
+ * 127.0.0.1:0` and temporary secret files. Message argument conversion
+ * is checked end to end through the echo service, which returns what it
+ * was given. Every wait has a deadline and every child is killed at the
+ * end of its test, so no test can hang.
+ */
+#include "test.h"
+#include "aemp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#define MAX_ARGS 32
+#define MAX_KIDS 16
+
+/* ------------------------------------------------------------------ */
+/* processes                                                           */
+
+static pid_t kids[MAX_KIDS];
+
+static void kid_add(pid_t pid)
+{
+    for (int i = 0; i < MAX_KIDS; i++)
+        if (!kids[i]) {
+            kids[i] = pid;
+            return;
+        }
+}
+
+static void kid_forget(pid_t pid)
+{
+    for (int i = 0; i < MAX_KIDS; i++)
+        if (kids[i] == pid) kids[i] = 0;
+}
+
+/* Kills every child still running (the end of each test). */
+static void kill_kids(void)
+{
+    for (int i = 0; i < MAX_KIDS; i++)
+        if (kids[i]) {
+            kill(kids[i], SIGKILL);
+            waitpid(kids[i], NULL, 0);
+            kids[i] = 0;
+        }
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Waits up to ms for pid; returns the exit status (128+signal when
+ * killed), or -1 on timeout (the child is then killed). */
+static int wait_exit(pid_t pid, int ms)
+{
+    double end = now_ms() + ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            kid_forget(pid);
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (r < 0) return -1;
+        if (now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            kid_forget(pid);
+            return -1;
+        }
+        usleep(2000);
+    }
+}
+
+/* Child environment changes: HOME set to home ("" unsets it). */
+typedef struct env {
+    const char *home;
+} env_t;
+
+/* Starts `aemp ARGS...` (or prog when not NULL) with stdout and stderr
+ * on pipes (err_fd NULL: stderr to err_file, or inherited when that is
+ * NULL too). */
+static pid_t spawn(const char *prog, char *const args[], const env_t *env, int *out_fd,
+                   int *err_fd, const char *err_file)
+{
+    int po[2], pe[2] = {-1, -1};
+    if (pipe(po)) return -1;
+    if (err_fd && pipe(pe)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        dup2(nul, 0);
+        dup2(po[1], 1);
+        if (err_fd) dup2(pe[1], 2);
+        else if (err_file) {
+            int fd = open(err_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (fd >= 0) dup2(fd, 2);
+        }
+        for (int fd = 3; fd < 64; fd++) close(fd);
+        if (env && env->home) {
+            if (*env->home) setenv("HOME", env->home, 1);
+            else unsetenv("HOME");
+        }
+        const char *bin = prog ? prog : t_aemp_bin();
+        char *argv[MAX_ARGS + 2];
+        int n = 0;
+        argv[n++] = (char *)bin;
+        for (int i = 0; args[i] && n < MAX_ARGS + 1; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(po[1]);
+    if (err_fd) close(pe[1]);
+    *out_fd = po[0];
+    if (err_fd) *err_fd = pe[0];
+    kid_add(pid);
+    return pid;
+}
+
+/* Output collected from a finished command. */
+typedef struct res {
+    int rc;             /* exit status, -1 when it had to be killed */
+    char out[16384];
+    char err[16384];
+    double ms;          /* how long it ran */
+} res_t;
+
+static void append(char *buf, size_t cap, size_t *len, const char *p, size_t n)
+{
+    if (n > cap - 1 - *len) n = cap - 1 - *len;
+    memcpy(buf + *len, p, n);
+    *len += n;
+    buf[*len] = 0;
+}
+
+/* Runs a command to its end (at most ms) and collects its output. */
+static void run_full(res_t *r, const char *prog, const env_t *env, int ms, char *const args[])
+{
+    int out, err;
+    double t0 = now_ms();
+    memset(r, 0, sizeof *r);
+    pid_t pid = spawn(prog, args, env, &out, &err, NULL);
+    if (pid < 0) {
+        r->rc = -1;
+        return;
+    }
+    size_t ol = 0, el = 0;
+    struct pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
+    int open_fds = 2;
+    double end = t0 + ms;
+    while (open_fds && now_ms() < end) {
+        int left = (int)(end - now_ms());
+        if (poll(fds, 2, left > 0 ? left : 0) <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !fds[i].revents) continue;
+            char buf[4096];
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            } else if (i == 0) {
+                append(r->out, sizeof r->out, &ol, buf, (size_t)n);
+            } else {
+                append(r->err, sizeof r->err, &el, buf, (size_t)n);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0) close(fds[i].fd);
+    int left = (int)(end - now_ms());
+    r->rc = wait_exit(pid, left > 0 ? left : 1);
+    r->ms = now_ms() - t0;
+}
+
+/* Runs `aemp ARG...` (NULL-terminated) with a 10 s limit. */
+static void run(res_t *r, ...)
+{
+    char *args[MAX_ARGS + 1];
+    int n = 0;
+    va_list ap;
+    va_start(ap, r);
+    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    run_full(r, NULL, NULL, 10000, args);
+}
+
+/* Runs with the environment changed. */
+static void run_env(res_t *r, const env_t *env, ...)
+{
+    char *args[MAX_ARGS + 1];
+    int n = 0;
+    va_list ap;
+    va_start(ap, env);
+    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    run_full(r, NULL, env, 10000, args);
+}
+
+/* Reads one line from fd within ms; returns its length (without the
+ * LF), or -1. Byte by byte: nothing after the line is consumed. */
+static int read_line(int fd, char *buf, size_t n, int ms)
+{
+    size_t len = 0;
+    double end = now_ms() + ms;
+    while (len + 1 < n) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)(end - now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0) return -1;
+        char c;
+        if (read(fd, &c, 1) != 1) return -1;
+        if (c == '\n') break;
+        buf[len++] = c;
+    }
+    buf[len] = 0;
+    return (int)len;
+}
+
+/* Waits until the file contains needle (ms at most). */
+static int file_waitfor(const char *path, const char *needle, int ms)
+{
+    double end = now_ms() + ms;
+    do {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char buf[65536];
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = 0;
+            if (strstr(buf, needle)) return 1;
+        }
+        usleep(10000);
+    } while (now_ms() < end);
+    return 0;
+}
+
+/* Number of lines in s. */
+static int lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* A failed command: status rc, nothing on stdout, exactly one line on
+ * stderr containing what. */
+#define CHECK_FAILS(r, want_rc, what)                                       \
+    do {                                                                    \
+        CHECK_INT((r)->rc, want_rc);                                        \
+        CHECK_STR((r)->out, "");                                            \
+        CHECK_INT(lines((r)->err), 1);                                      \
+        if (!strstr((r)->err, what))                                        \
+            t_fail(__FILE__, __LINE__, "stderr lacks \"%s\": %s", what, (r)->err); \
+    } while (0)
+
+/* ------------------------------------------------------------------ */
+/* files and nodes                                                     */
+
+/* A temporary file holding text; path gets its name. */
+static void temp_file(char path[64], const char *text)
+{
+    snprintf(path, 64, "/tmp/aemp-cli-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) abort();
+    if (text && write(fd, text, strlen(text)) != (ssize_t)strlen(text)) abort();
+    close(fd);
+}
+
+static void temp_dir(char path[64])
+{
+    snprintf(path, 64, "/tmp/aemp-cli-XXXXXX");
+    if (!mkdtemp(path)) abort();
+}
+
+/* Removes a temporary directory and the files named in it. */
+static void rm_dir(const char *dir, const char *const *names)
+{
+    char p[256];
+    for (; names && *names; names++) {
+        snprintf(p, sizeof p, "%s/%s", dir, *names);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+typedef struct node {
+    pid_t pid;
+    int out;
+    char noderef[256];
+    char errfile[64]; /* its stderr */
+} node_t;
+
+/* Starts `aemp run --bind 127.0.0.1:0 --secret-file SECRET EXTRA...`
+ * and reads its noderef. Returns 0 or -1. */
+static int node_start(node_t *nd, const char *secret, ...)
+{
+    char *args[MAX_ARGS + 1];
+    int n = 0;
+    args[n++] = "run";
+    args[n++] = "--bind";
+    args[n++] = "127.0.0.1:0";
+    args[n++] = "--secret-file";
+    args[n++] = (char *)secret;
+    va_list ap;
+    va_start(ap, secret);
+    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    memset(nd, 0, sizeof *nd);
+    temp_file(nd->errfile, NULL);
+    nd->pid = spawn(NULL, args, NULL, &nd->out, NULL, nd->errfile);
+    if (nd->pid < 0) return -1;
+    if (read_line(nd->out, nd->noderef, sizeof nd->noderef, 5000) <= 0) {
+        t_fail(__FILE__, __LINE__, "aemp run printed no noderef");
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGTERM (or sig), then the exit status (-1: had to be killed). */
+static int node_stop(node_t *nd, int sig)
+{
+    if (nd->pid <= 0) return -1;
+    kill(nd->pid, sig);
+    int rc = wait_exit(nd->pid, 5000);
+    nd->pid = 0;
+    close(nd->out);
+    return rc;
+}
+
+static void node_cleanup(node_t *nd)
+{
+    if (nd->pid > 0) node_stop(nd, SIGKILL);
+    if (nd->errfile[0]) unlink(nd->errfile);
+}
+
+/* The port id registered under name on the node, or "" (buf). */
+static const char *lookup(const node_t *nd, const char *secret, const char *name, char *buf,
+                          size_t n)
+{
+    res_t r;
+    run(&r, "cal", "--secret-file", secret, nd->noderef, "lookup", name, NULL);
+    buf[0] = 0;
+    if (r.rc == 0 && !strncmp(r.out, "[\"", 2)) {
+        char *end = strchr(r.out + 2, '"');
+        if (end) snprintf(buf, n, "%.*s", (int)(end - r.out - 2), r.out + 2);
+    } else {
+        t_fail(__FILE__, __LINE__, "lookup %s failed: %d %s%s", name, r.rc, r.out, r.err);
+    }
+    return buf;
+}
+
+/* A loopback port where nobody listens. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sl) || getsockname(fd, (struct sockaddr *)&sa, &sl))
+        abort();
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static const char secret_a[] = "test secret A\n";
+static const char secret_b[] = "test secret B\n";
+
+/* ------------------------------------------------------------------ */
+/* command line                                                        */
+
+TEST(cli_help)
+{
+    res_t r;
+    run(&r, "help", NULL);
+    CHECK_INT(r.rc, 0);
+    const char *cmds[] = {"run", "snd", "cal", "mon", "ping", "gensecret", "gencert", "md6sum"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "aemp %s ", cmds[i]);
+        if (!strstr(r.out, want)) t_fail(__FILE__, __LINE__, "help lacks '%s'", want);
+    }
+    const char *own[] = {"run", "snd", "cal", "mon", "ping", "gensecret", "gencert"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "usage: aemp %s ", own[i]);
+        run(&r, own[i], "--help", NULL);
+        CHECK_INT(r.rc, 0);
+        CHECK(!strncmp(r.out, want, strlen(want)));
+        CHECK_STR(r.err, "");
+    }
+    run(&r, "help", "cal", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(strstr(r.out, "usage: aemp cal ") != NULL);
+    CHECK(strstr(r.out, "--timeout") != NULL);
+    run(&r, "--version", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(!strncmp(r.out, "aemp ", 5));
+    run(&r, NULL);
+    CHECK(r.rc != 0);
+    CHECK(strstr(r.err, "usage: aemp") != NULL);
+}
+
+TEST(cli_usage_errors)
+{
+    res_t r;
+    run(&r, "frob", NULL);
+    CHECK_FAILS(&r, 2, "unknown command 'frob'");
+    run(&r, "help", "frob", NULL);
+    CHECK_FAILS(&r, 2, "unknown command 'frob'");
+    run(&r, "cal", "--frob", "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 2, "unknown option '--frob'");
+    run(&r, "snd", "-x", "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 2, "unknown option '-x'");
+    run(&r, "cal", "--timeout", NULL);
+    CHECK_FAILS(&r, 2, "needs a value");
+    run(&r, "cal", "--timeout", "soon", "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 2, "not a number of seconds");
+    run(&r, "ping", "--connect-timeout", "-1", "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 2, "not a number of seconds");
+    run(&r, "snd", NULL);
+    CHECK_FAILS(&r, 2, "missing PORT");
+    run(&r, "cal", NULL);
+    CHECK_FAILS(&r, 2, "missing PORT");
+    run(&r, "mon", NULL);
+    CHECK_FAILS(&r, 2, "missing PORT");
+    run(&r, "mon", "127.0.0.1:9#a", "extra", NULL);
+    CHECK_FAILS(&r, 2, "unexpected argument 'extra'");
+    run(&r, "ping", NULL);
+    CHECK_FAILS(&r, 2, "missing NODEREF");
+    run(&r, "ping", "127.0.0.1:9#a", NULL);
+    CHECK_FAILS(&r, 2, "port id");
+    run(&r, "ping", "127.0.0.1:9", "extra", NULL);
+    CHECK_FAILS(&r, 2, "unexpected argument");
+    run(&r, "cal", "#a", NULL);
+    CHECK_FAILS(&r, 1, "not a port id");
+    run(&r, "run", "--service", "nope", NULL);
+    CHECK_FAILS(&r, 2, "unknown service 'nope'");
+    run(&r, "run", "--timeout", "x", NULL);
+    CHECK_FAILS(&r, 2, "not a number of seconds");
+    run(&r, "run", "--slave", "s", NULL);
+    CHECK_FAILS(&r, 2, "needs at least one --master");
+    run(&r, "run", "--master", "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 2, "only for a slave");
+    run(&r, "run", "extra", NULL);
+    CHECK_FAILS(&r, 2, "unexpected argument 'extra'");
+    run(&r, "run", "--bogus", NULL);
+    CHECK_FAILS(&r, 2, "unknown option '--bogus'");
+    run(&r, "gensecret", "a", "b", NULL);
+    CHECK_FAILS(&r, 2, "unexpected argument 'b'");
+    run(&r, "gencert", "--bogus", NULL);
+    CHECK_FAILS(&r, 2, "unknown option '--bogus'");
+    /* a missing secret file is named with the reason */
+    run(&r, "ping", "--secret-file", "/nonexistent/secret", "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 1, "/nonexistent/secret: cannot read the secret: No such file");
+    run(&r, "run", "--secret-file", "/nonexistent/secret", NULL);
+    CHECK_FAILS(&r, 1, "/nonexistent/secret: cannot read the secret");
+    /* an address that cannot be resolved (no DNS: a port that is not one) */
+    run(&r, "ping", "127.0.0.1:notaport", NULL);
+    CHECK_FAILS(&r, 1, "cannot resolve");
+    run(&r, "snd", "127.0.0.1:notaport#x", NULL);
+    CHECK_FAILS(&r, 1, "cannot resolve");
+}
+
+/* JSON arguments that do not parse are refused before any connection:
+ * the port named here does not exist. */
+TEST(cli_args_errors)
+{
+    res_t r;
+    run(&r, "cal", "127.0.0.1:9#x", "[1,", NULL);
+    CHECK_FAILS(&r, 2, "argument '[1,' is not valid JSON");
+    run(&r, "snd", "127.0.0.1:9#x", "a", "{bad", NULL);
+    CHECK_FAILS(&r, 2, "argument '{bad' is not valid JSON");
+    run(&r, "snd", "127.0.0.1:9#x", "\"open", NULL);
+    CHECK_FAILS(&r, 2, "is not valid JSON");
+    run(&r, "snd", "127.0.0.1:9#x", "a", "[1,2", NULL);
+    CHECK_FAILS(&r, 2, "is not valid JSON");
+    run(&r, "cal", "127.0.0.1:9#x", "[1]", "more", NULL);
+    CHECK_FAILS(&r, 2, "put 'more' inside it");
+    run(&r, "snd", "127.0.0.1:9#x", "\xff\xfe", NULL);
+    CHECK_FAILS(&r, 2, "not valid UTF-8");
+    run(&r, "snd", "127.0.0.1:9#x", "[\"\xff\"]", NULL);
+    CHECK_FAILS(&r, 2, "is not valid JSON");
+}
+
+/* ------------------------------------------------------------------ */
+/* secrets                                                             */
+
+static size_t read_file(const char *path, char *buf, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t len = fread(buf, 1, n - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    return len;
+}
+
+static int file_mode(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) ? -1 : (int)(st.st_mode & 07777);
+}
+
+TEST(cli_gensecret)
+{
+    char dir[64], path[128], first[256], again[256];
+    temp_dir(dir);
+    snprintf(path, sizeof path, "%s/.aemp-secret", dir);
+    env_t env = {dir};
+    res_t r;
+    run_env(&r, &env, "gensecret", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(strstr(r.out, path) != NULL);
+    CHECK_INT(read_file(path, first, sizeof first), 65);
+    CHECK_INT(file_mode(path), 0600);
+    CHECK_INT(strspn(first, "0123456789abcdef"), 64);
+    CHECK(first[64] == '\n');
+    /* never overwritten by accident */
+    run_env(&r, &env, "gensecret", NULL);
+    CHECK_FAILS(&r, 1, "exists; use --force");
+    read_file(path, again, sizeof again);
+    CHECK_STR(again, first);
+    run_env(&r, &env, "gensecret", "--force", NULL);
+    CHECK_INT(r.rc, 0);
+    read_file(path, again, sizeof again);
+    CHECK(strcmp(again, first) != 0);
+    CHECK_INT(strlen(again), 65);
+    CHECK_INT(file_mode(path), 0600);
+    /* an explicit file */
+    char other[128];
+    snprintf(other, sizeof other, "%s/other", dir);
+    run(&r, "gensecret", other, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_INT(file_mode(other), 0600);
+    CHECK_INT(read_file(other, again, sizeof again), 65);
+    /* failures */
+    run(&r, "gensecret", "/nonexistent/dir/secret", NULL);
+    CHECK_FAILS(&r, 1, "/nonexistent/dir/secret");
+    env_t nohome = {""};
+    run_env(&r, &nohome, "gensecret", NULL);
+    CHECK_FAILS(&r, 2, "HOME");
+    const char *names[] = {".aemp-secret", "other", NULL};
+    rm_dir(dir, names);
+}
+
+TEST(cli_gencert)
+{
+    char dir[64], path[128];
+    temp_dir(dir);
+    snprintf(path, sizeof path, "%s/tls-secret", dir);
+    res_t r;
+    run(&r, "gencert", path, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_INT(file_mode(path), 0600);
+    static char pem[16384];
+    size_t len = read_file(path, pem, sizeof pem);
+    REQUIRE(len > 0);
+    /* the layout of vectors/tls/aemp-secret.pem: PKCS#1 key, then cert */
+    const char *k0 = "-----BEGIN RSA PRIVATE KEY-----\n";
+    const char *mid = "-----END RSA PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\n";
+    const char *c1 = "-----END CERTIFICATE-----\n";
+    CHECK(!strncmp(pem, k0, strlen(k0)));
+    CHECK(strstr(pem, mid) != NULL);
+    CHECK(len > strlen(c1) && !strcmp(pem + len - strlen(c1), c1));
+
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    REQUIRE(key && x);
+    CHECK_INT(EVP_PKEY_get_base_id(key), EVP_PKEY_RSA);
+    CHECK_INT(EVP_PKEY_get_bits(key), 2048);
+    CHECK_INT(X509_check_private_key(x, key), 1);
+    CHECK_INT(X509_verify(x, key), 1); /* self-signed */
+    CHECK_INT(X509_check_ca(x), 1);
+    char cn[64] = "";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+    CHECK_STR(cn, "aemp node");
+    CHECK_INT(X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)), 0);
+    int days = 0, secs = 0;
+    CHECK(ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)));
+    CHECK(days > 365 * 50);
+    CHECK(X509_cmp_current_time(X509_get0_notBefore(x)) < 0);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+
+    /* nodes sharing the file talk TLS (tls.c); a wrong one is refused */
+    node_t nd;
+    REQUIRE(node_start(&nd, path, NULL) == 0);
+    run(&r, "ping", "--secret-file", path, nd.noderef, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(strstr(r.out, "provider aemp-C-") != NULL);
+    run(&r, "ping", "--secret-file", t_shared_path("vectors/tls/aemp-secret.pem"), nd.noderef,
+        NULL);
+    CHECK_FAILS(&r, 1, "cannot connect to");
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    kill_kids();
+
+    /* a key that does not parse: the node cannot start, one line */
+    char bad[128];
+    snprintf(bad, sizeof bad, "%s/bad-secret", dir);
+    FILE *f = fopen(bad, "w");
+    REQUIRE(f);
+    fputs("-----BEGIN RSA PRIVATE KEY-----\ngarbage\n-----END RSA PRIVATE KEY-----\n"
+          "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    run(&r, "run", "--bind", "127.0.0.1:0", "--secret-file", bad, NULL);
+    CHECK_FAILS(&r, 1, "cannot create the node: ");
+    run(&r, "ping", "--secret-file", bad, "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 1, "cannot create the node: ");
+
+    run(&r, "gencert", path, NULL);
+    CHECK_FAILS(&r, 1, "exists; use --force");
+    run(&r, "gencert", "--force", path, NULL);
+    CHECK_INT(r.rc, 0);
+    static char pem2[16384];
+    read_file(path, pem2, sizeof pem2);
+    CHECK(strcmp(pem, pem2) != 0);
+    const char *names[] = {"tls-secret", "bad-secret", NULL};
+    rm_dir(dir, names);
+}
+
+/* ------------------------------------------------------------------ */
+/* aemp run                                                            */
+
+TEST(cli_run_lifecycle)
+{
+    char secret[64];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, "-v", NULL) == 0);
+    /* the real port of --bind 127.0.0.1:0 */
+    CHECK(!strncmp(nd.noderef, "127.0.0.1:", 10));
+    CHECK(atoi(nd.noderef + 10) > 0);
+    CHECK(file_waitfor(nd.errfile, "service echo: ", 2000));
+    CHECK(file_waitfor(nd.errfile, "service exit: ", 2000));
+    CHECK(file_waitfor(nd.errfile, "service count: ", 2000));
+    /* -v: link events with a timestamp, as a client comes and goes */
+    res_t r;
+    run(&r, "ping", "--secret-file", secret, nd.noderef, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(file_waitfor(nd.errfile, "link up: 127.0.0.1:", 2000));
+    CHECK(file_waitfor(nd.errfile, "link down: 127.0.0.1:", 2000));
+    static char logtext[65536];
+    read_file(nd.errfile, logtext, sizeof logtext);
+    /* "YYYY-MM-DD HH:MM:SS.mmm aemp run: " */
+    CHECK(strlen(logtext) > 24 && logtext[4] == '-' && logtext[10] == ' ' && logtext[19] == '.');
+    CHECK(strstr(logtext, " aemp run: ") != NULL);
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+
+    /* SIGINT is a clean shutdown too; only the chosen services run */
+    REQUIRE(node_start(&nd, secret, "--service", "echo", NULL) == 0);
+    char port[256];
+    lookup(&nd, secret, "echo", port, sizeof port);
+    CHECK(!strncmp(port, nd.noderef, strlen(nd.noderef)));
+    run(&r, "cal", "--secret-file", secret, nd.noderef, "lookup", "count", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[null]\n");
+    CHECK_INT(node_stop(&nd, SIGINT), 0);
+    node_cleanup(&nd);
+
+    /* an address in use: one line, status 1 */
+    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    REQUIRE(busy >= 0 && !bind(busy, (struct sockaddr *)&sa, sl) && !listen(busy, 1) &&
+            !getsockname(busy, (struct sockaddr *)&sa, &sl));
+    char bind_to[64];
+    snprintf(bind_to, sizeof bind_to, "127.0.0.1:%d", ntohs(sa.sin_port));
+    run(&r, "run", "--bind", bind_to, "--secret-file", secret, NULL);
+    CHECK_FAILS(&r, 1, "cannot listen");
+    /* a client node that cannot listen where it is told to */
+    run(&r, "ping", "--bind", bind_to, "--secret-file", secret, "127.0.0.1:9", NULL);
+    CHECK_FAILS(&r, 1, "cannot start the node: ");
+    close(busy);
+    unlink(secret);
+    kill_kids();
+}
+
+TEST(cli_run_slave)
+{
+    char secret[64];
+    temp_file(secret, secret_a);
+    node_t master, slave;
+    REQUIRE(node_start(&master, secret, "-v", NULL) == 0);
+    char *args[] = {"run", "--slave", "s1", "--master", master.noderef, "--secret-file", secret,
+                    NULL};
+    memset(&slave, 0, sizeof slave);
+    temp_file(slave.errfile, NULL);
+    slave.pid = spawn(NULL, args, NULL, &slave.out, NULL, slave.errfile);
+    REQUIRE(slave.pid > 0);
+    CHECK(read_line(slave.out, slave.noderef, sizeof slave.noderef, 5000) > 0);
+    CHECK_STR(slave.noderef, "slave/s1");
+    CHECK(file_waitfor(master.errfile, "link up: slave/s1", 5000));
+    CHECK_INT(node_stop(&slave, SIGTERM), 0);
+    CHECK(file_waitfor(master.errfile, "link down: slave/s1", 5000));
+    CHECK_INT(node_stop(&master, SIGTERM), 0);
+    node_cleanup(&slave);
+    node_cleanup(&master);
+    unlink(secret);
+    kill_kids();
+}
+
+/* ------------------------------------------------------------------ */
+/* client commands                                                     */
+
+TEST(cli_ping)
+{
+    char secret[64];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    res_t r;
+    run(&r, "ping", "--secret-file", secret, nd.noderef, NULL);
+    CHECK_INT(r.rc, 0);
+    char want[300];
+    snprintf(want, sizeof want, "%s: provider aemp-C-" AEMP_VERSION ", round trip ", nd.noderef);
+    CHECK(!strncmp(r.out, want, strlen(want)));
+    CHECK_INT(lines(r.out), 1);
+    CHECK_STR(r.err, "");
+    /* a host name is resolved first */
+    char byname[64];
+    snprintf(byname, sizeof byname, "localhost:%s", strchr(nd.noderef, ':') + 1);
+    run(&r, "ping", "--secret-file", secret, byname, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(strstr(r.out, "provider aemp-C-") != NULL);
+    /* -v logs the link */
+    run(&r, "ping", "-v", "--secret-file", secret, nd.noderef, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(strstr(r.err, "aemp ping: link up: ") != NULL);
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+}
+
+/* Arguments become message elements as in the Perl utility; the echo
+ * service sends them back. */
+TEST(cli_cal_echo_args)
+{
+    char secret[64], echo[256];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    lookup(&nd, secret, "echo", echo, sizeof echo);
+    REQUIRE(echo[0]);
+    res_t r;
+    run(&r, "cal", "--secret-file", secret, echo, "a", "1", "\"x\"", "[1,2]", "{\"k\":null}",
+        "\xc3\xbc", "-5", "", "true", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[\"a\",\"1\",\"x\",[1,2],{\"k\":null},\"\xc3\xbc\",\"-5\",\"\",\"true\"]\n");
+    CHECK_STR(r.err, "");
+    /* a first argument starting with '[' is the whole message */
+    run(&r, "cal", "--secret-file", secret, echo, "[1, true, null, 1.5, \"s\", {}]", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[1,true,null,1.5,\"s\",{}]\n");
+    /* numbers beyond int64 and escapes survive the round trip */
+    run(&r, "cal", "--secret-file", secret, echo,
+        "[18446744073709551615,-9223372036854775807,\"a\\\"b\\n\\u0001\"]", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[18446744073709551615,-9223372036854775807,\"a\\\"b\\n\\u0001\"]\n");
+    /* no arguments: the reply port alone, an empty answer */
+    run(&r, "cal", "--secret-file", secret, echo, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[]\n");
+    /* the node port: a bare noderef */
+    run(&r, "cal", "--secret-file", secret, nd.noderef, "lookup", "nosuchname", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[null]\n");
+    run(&r, "cal", "--secret-file", secret, nd.noderef, "time", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(r.out[0] == '[' && atof(r.out + 1) > 1e9);
+    /* the node part of a port id is resolved too */
+    char byname[300];
+    snprintf(byname, sizeof byname, "localhost:%s", strchr(echo, ':') + 1);
+    run(&r, "cal", "--secret-file", secret, byname, "hi", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[\"hi\"]\n");
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+}
+
+TEST(cli_cal_failures)
+{
+    char secret[64], count[256], exitp[256], port[300];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    lookup(&nd, secret, "count", count, sizeof count);
+    lookup(&nd, secret, "exit", exitp, sizeof exitp);
+    res_t r;
+    /* a port that never answers: the timeout */
+    run(&r, "cal", "--timeout", "0.3", "--secret-file", secret, count, "x", NULL);
+    CHECK_FAILS(&r, 1, "no reply from");
+    CHECK(r.ms < 3000);
+    /* a port that does not exist: the monitor says so at once */
+    snprintf(port, sizeof port, "%s#nosuchport", nd.noderef);
+    run(&r, "cal", "--secret-file", secret, port, "x", NULL);
+    CHECK_FAILS(&r, 1, "no_such_port");
+    CHECK(r.ms < 3000);
+    /* a port that dies instead of answering */
+    run(&r, "cal", "--secret-file", secret, exitp, "oops", NULL);
+    CHECK_FAILS(&r, 1, "died before replying: [\"oops\",");
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+}
+
+TEST(cli_snd_count)
+{
+    char secret[64], count[256];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    lookup(&nd, secret, "count", count, sizeof count);
+    res_t r;
+    for (int i = 0; i < 3; i++) {
+        run(&r, "snd", "--secret-file", secret, count, "hello", "[1,2]", NULL);
+        CHECK_INT(r.rc, 0);
+        CHECK_STR(r.out, "");
+        CHECK_STR(r.err, "");
+    }
+    run(&r, "snd", "--secret-file", secret, count, NULL);
+    CHECK_INT(r.rc, 0);
+    /* the node port ignores devnull */
+    run(&r, "snd", "--secret-file", secret, nd.noderef, "devnull", NULL);
+    CHECK_INT(r.rc, 0);
+    run(&r, "cal", "--secret-file", secret, count, "report", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(!strncmp(r.out, "[4,", 3));
+    double secs = atof(r.out + 3);
+    CHECK(secs > 0 && secs < 30);
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+}
+
+/* Starts `aemp mon -v PORT` and waits until its link is up. */
+static pid_t start_mon(const char *secret, const char *port, int *out, int *err)
+{
+    char *args[] = {"mon", "-v", "--secret-file", (char *)secret, (char *)port, NULL};
+    pid_t pid = spawn(NULL, args, NULL, out, err, NULL);
+    char line[512];
+    while (pid > 0 && read_line(*err, line, sizeof line, 5000) >= 0)
+        if (strstr(line, "link up: ")) {
+            /* mon1 went out with the link; give the node a moment */
+            usleep(100000);
+            return pid;
+        }
+    t_fail(__FILE__, __LINE__, "aemp mon did not connect");
+    return pid;
+}
+
+TEST(cli_mon)
+{
+    char secret[64], exitp[256], exit2[256], echo[256], line[512];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    lookup(&nd, secret, "exit", exitp, sizeof exitp);
+    lookup(&nd, secret, "echo", echo, sizeof echo);
+    int out, err, out2, err2;
+    /* a port killed with a reason */
+    pid_t mon = start_mon(secret, exitp, &out, &err);
+    res_t r;
+    run(&r, "snd", "--secret-file", secret, exitp, "bye", "[42]", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(read_line(out, line, sizeof line, 5000) >= 0);
+    CHECK_STR(line, "[\"bye\",[42]]");
+    CHECK_INT(wait_exit(mon, 5000), 0);
+    close(out);
+    close(err);
+    /* the exit service registered a fresh port: a normal exit this time */
+    lookup(&nd, secret, "exit", exit2, sizeof exit2);
+    CHECK(exit2[0] && strcmp(exit2, exitp) != 0);
+    mon = start_mon(secret, exit2, &out, &err);
+    run(&r, "snd", "--secret-file", secret, exit2, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(read_line(out, line, sizeof line, 5000) >= 0);
+    CHECK_STR(line, "[]");
+    CHECK_INT(wait_exit(mon, 5000), 0);
+    close(out);
+    close(err);
+    /* a port that does not exist */
+    char nope[300];
+    snprintf(nope, sizeof nope, "%s#nosuchport", nd.noderef);
+    run(&r, "mon", "--secret-file", secret, nope, NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[\"no_such_port\",\"cannot monitor nonexistent port\"]\n");
+    /* the node goes away: a transport error is a death too */
+    mon = start_mon(secret, echo, &out2, &err2);
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    CHECK(read_line(out2, line, sizeof line, 5000) >= 0);
+    char want[300];
+    snprintf(want, sizeof want, "[\"transport_error\",\"%s\",", nd.noderef);
+    CHECK(!strncmp(line, want, strlen(want)));
+    CHECK_INT(wait_exit(mon, 5000), 0);
+    close(out2);
+    close(err2);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+}
+
+/* Nobody listening, a wrong secret, no secret at all: one line each,
+ * status 1, and at once (every endpoint has failed: no waiting for the
+ * connect timeout). */
+TEST(cli_connect_failures)
+{
+    char secret[64], other[64], dir[64], nobody[64], portid[128];
+    temp_file(secret, secret_a);
+    temp_file(other, secret_b);
+    temp_dir(dir);
+    snprintf(nobody, sizeof nobody, "127.0.0.1:%d", free_port());
+    snprintf(portid, sizeof portid, "%s#x", nobody);
+    res_t r;
+    run(&r, "ping", "--secret-file", secret, nobody, NULL);
+    CHECK_FAILS(&r, 1, "cannot connect to 127.0.0.1:");
+    CHECK(strstr(r.err, "Connection refused") != NULL);
+    CHECK(r.ms < 3000);
+    run(&r, "snd", "--secret-file", secret, portid, "x", NULL);
+    CHECK_FAILS(&r, 1, "Connection refused");
+    run(&r, "cal", "--secret-file", secret, portid, "x", NULL);
+    CHECK_FAILS(&r, 1, "Connection refused");
+    run(&r, "mon", "--secret-file", secret, portid, NULL);
+    CHECK_FAILS(&r, 1, "Connection refused");
+
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    char echo[256];
+    lookup(&nd, secret, "echo", echo, sizeof echo);
+    run(&r, "ping", "--secret-file", other, nd.noderef, NULL);
+    CHECK_FAILS(&r, 1, "authentication failure/shared secret mismatch");
+    CHECK(r.ms < 3000);
+    run(&r, "cal", "--secret-file", other, echo, "x", NULL);
+    CHECK_FAILS(&r, 1, "authentication failure");
+    run(&r, "snd", "--secret-file", other, echo, "x", NULL);
+    CHECK_FAILS(&r, 1, "authentication failure");
+    /* no secret file at all: the hint says what to do */
+    env_t env = {dir};
+    run_env(&r, &env, "ping", nd.noderef, NULL);
+    CHECK_FAILS(&r, 1, "aemp gensecret");
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    unlink(other);
+    rm_dir(dir, NULL);
+    kill_kids();
+}
+
+/* ------------------------------------------------------------------ */
+/* the API guide's example                                             */
+
+/* Reads a file of the source tree: from the cwd (make runs the tests
+ * from the top directory) or beside the build directory. Malloc'd. */
+static char *read_source(const char *rel)
+{
+    char path[4096];
+    FILE *f = fopen(rel, "rb");
+    if (!f) {
+        snprintf(path, sizeof path, "%s/../%s", t_build_dir(), rel);
+        f = fopen(path, "rb");
+    }
+    if (!f) return NULL;
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    size_t n = buf ? fread(buf, 1, cap - 1, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+TEST(cli_api_example)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/examples/api_minimal", t_build_dir());
+    res_t r;
+    char *none[] = {NULL};
+    run_full(&r, path, NULL, 10000, none);
+    CHECK_INT(r.rc, 0);
+    CHECK(!strncmp(r.out, "node 127.0.0.1:", 15));
+    CHECK(strstr(r.out, "\nanswer: [\"pong\",1]\n") != NULL);
+    CHECK_STR(r.err, "");
+
+    /* aimed at the echo service of another node */
+    char secret[64], echo[256];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    lookup(&nd, secret, "echo", echo, sizeof echo);
+    char *args[] = {echo, secret, NULL};
+    run_full(&r, path, NULL, 10000, args);
+    CHECK_INT(r.rc, 0);
+    CHECK(strstr(r.out, "\nanswer: [\"ping\",1]\n") != NULL);
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+
+    /* the guide shows the program exactly as it is compiled */
+    char *src = read_source("examples/api_minimal.c");
+    char *guide = read_source("docs/API.md");
+    CHECK(src && strlen(src) > 1000);
+    CHECK(guide != NULL);
+    if (src && guide && !strstr(guide, src))
+        t_fail(__FILE__, __LINE__, "docs/API.md does not contain examples/api_minimal.c verbatim");
+    free(src);
+    free(guide);
+}

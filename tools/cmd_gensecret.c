@@ -1,0 +1,67 @@
+/*
+ * cmd_gensecret.c - `aemp gensecret [--force] [FILE]`: writes a fresh
+ * shared secret, 32 bytes from the system's CSPRNG as 64 hex digits and a
+ * newline, to FILE (default $HOME/.aemp-secret) with mode 0600. Nodes use
+ * the whole file as the secret, newline included; every node of a network
+ * needs the same file.
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define PROG "aemp gensecret"
+#define SECRET_BYTES 32
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: aemp gensecret [--force] [FILE]\n\n"
+            "Writes a new random shared secret (32 bytes as 64 hex digits) to FILE,\n"
+            "default $HOME/.aemp-secret, readable by its owner only. Copy the file\n"
+            "to every node of the network.\n\n"
+            "  --force   replace an existing FILE\n"
+            "  --help    this text\n");
+}
+
+int cmd_gensecret(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"force", 0, NULL, 'f'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int force = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': force = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_bad_option(PROG, argv, c);
+        }
+    }
+    if (argc - optind > 1) {
+        cli_err(PROG, "unexpected argument '%s' (see 'aemp gensecret --help')", argv[optind + 1]);
+        return 2;
+    }
+    char path[4096];
+    if (optind < argc) snprintf(path, sizeof path, "%s", argv[optind]);
+    else if (cli_default_secret_path(PROG, path, sizeof path)) return 2;
+
+    unsigned char raw[SECRET_BYTES];
+    char text[2 * SECRET_BYTES + 2];
+    static const char hex[] = "0123456789abcdef";
+    if (aemp_random_bytes(raw, sizeof raw)) {
+        cli_err(PROG, "no random bytes from the system");
+        return 1;
+    }
+    for (size_t i = 0; i < SECRET_BYTES; i++) {
+        text[2 * i] = hex[raw[i] >> 4];
+        text[2 * i + 1] = hex[raw[i] & 15];
+    }
+    text[2 * SECRET_BYTES] = '\n';
+    text[2 * SECRET_BYTES + 1] = 0;
+    int rc = cli_write_private_file(PROG, path, text, 2 * SECRET_BYTES + 1, force);
+    explicit_bzero(raw, sizeof raw);
+    explicit_bzero(text, sizeof text);
+    if (rc) return 1;
+    printf("wrote a new secret to %s\n", path);
+    return 0;
+}
