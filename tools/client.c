@@ -17,6 +17,7 @@
  * the link was ever up, the command ends with the last such message.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ struct cli_client {
     char *peer;           /* resolved noderef of the peer */
     char **eps;           /* its endpoints, to recognise its warnings */
     size_t neps;
-    size_t failed;        /* endpoints that failed before the link was up */
+    unsigned char *ep_failed; /* per endpoint: failed before the link was up */
     int verbose;
     int no_secret;        /* no secret file: auth will fail, say why */
     int status;           /* exit status; -1 while running */
@@ -131,17 +132,18 @@ static void free_eps(char **v)
     free(v);
 }
 
-/* 1 when msg is "X: ..." with X an endpoint of the peer or the peer's
- * whole noderef. */
-static int about_peer(const cli_client_t *c, const char *msg)
+/* Which endpoint of the peer a warning "X: ..." is about: its index, or
+ * neps when X is the peer's whole noderef, or -1 when it is not about
+ * the peer. */
+static long about_peer(const cli_client_t *c, const char *msg)
 {
-    size_t l = strlen(c->peer);
-    if (!strncmp(msg, c->peer, l) && msg[l] == ':' && msg[l + 1] == ' ') return 1;
     for (size_t i = 0; i < c->neps; i++) {
-        l = strlen(c->eps[i]);
-        if (!strncmp(msg, c->eps[i], l) && msg[l] == ':' && msg[l + 1] == ' ') return 1;
+        size_t l = strlen(c->eps[i]);
+        if (!strncmp(msg, c->eps[i], l) && msg[l] == ':' && msg[l + 1] == ' ') return (long)i;
     }
-    return 0;
+    size_t l = strlen(c->peer);
+    if (!strncmp(msg, c->peer, l) && msg[l] == ':' && msg[l + 1] == ' ') return (long)c->neps;
+    return -1;
 }
 
 /* 1 when the node named by an on_link event is the peer: the node may
@@ -217,22 +219,23 @@ static void log_cb(void *ud, int level, const char *msg)
         c->start_error = strdup(msg);
         return;
     }
-    int peer_msg = level <= AEMP_LOG_WARN && about_peer(c, msg);
+    long ep = level <= AEMP_LOG_WARN ? about_peer(c, msg) : -1;
     if (c->verbose && level <= AEMP_LOG_INFO + (c->verbose > 1))
         cli_logf(c->prog, "%s", msg);
-    else if (level <= AEMP_LOG_WARN && !peer_msg)
+    else if (level <= AEMP_LOG_WARN && ep < 0)
         cli_err(c->prog, "%s", msg);
-    /* the peer's failures become the one error line (fail_connect, or
-     * the on_link handler once the link was up) */
-    if (peer_msg && !c->was_up && c->status < 0 && ++c->failed >= c->neps) {
-        /* drop the endpoint: fail_connect names the peer */
-        const char *why = msg;
-        for (size_t i = 0; i < c->neps; i++) {
-            size_t l = strlen(c->eps[i]);
-            if (c->neps == 1 && !strncmp(msg, c->eps[i], l) && msg[l] == ':') why = msg + l + 2;
-        }
-        fail_connect(c, why);
+    /* the peer's failures become the one error line: fail_connect once
+     * every endpoint has failed, the on_link handler after the link was
+     * up */
+    if (ep < 0 || c->was_up || c->status >= 0) return;
+    size_t failed = 0;
+    for (size_t i = 0; i < c->neps; i++) {
+        if ((size_t)ep == i || (size_t)ep == c->neps) c->ep_failed[i] = 1;
+        failed += c->ep_failed[i];
     }
+    if (failed < c->neps) return;
+    /* fail_connect names the peer: drop a lone endpoint's name */
+    fail_connect(c, c->neps == 1 && ep == 0 ? msg + strlen(c->eps[0]) + 2 : msg);
 }
 
 static void link_cb(void *ud, aemp_node_t *node, const char *noderef, int up, const char *reason)
@@ -281,7 +284,8 @@ cli_client_t *cli_client_new(const char *prog, const cli_client_opts_t *o, const
     cli_secret_t secret;
     if (cli_secret_load(prog, o->secret_file, &secret)) return NULL;
     cli_client_t *c = calloc(1, sizeof *c);
-    if (!c || !(c->peer = strdup(peer)) || !(c->eps = split_eps(peer, &c->neps))) {
+    if (!c || !(c->peer = strdup(peer)) || !(c->eps = split_eps(peer, &c->neps)) ||
+        !(c->ep_failed = calloc(c->neps, 1))) {
         cli_err(prog, "out of memory");
         goto bad;
     }
@@ -294,6 +298,8 @@ cli_client_t *cli_client_new(const char *prog, const cli_client_opts_t *o, const
         cli_err(prog, "cannot initialise the event loop");
         goto bad;
     }
+    /* a peer closing on us must be an error return, not a signal */
+    signal(SIGPIPE, SIG_IGN);
     c->t0 = ev_time();
     double ct = o->connect_timeout > 0 ? o->connect_timeout : DEFAULT_CONNECT_TIMEOUT;
     aemp_node_config_t cfg = {
@@ -340,6 +346,7 @@ bad:
     if (c) {
         aemp_node_destroy(c->node);
         free(c->start_error);
+        free(c->ep_failed);
         free(c->peer);
         free_eps(c->eps);
         free(c);
@@ -389,6 +396,7 @@ int cli_client_run(cli_client_t *c)
     free_eps(c->eps);
     free(c->deadline_msg);
     free(c->start_error);
+    free(c->ep_failed);
     free(c);
     return status;
 }
