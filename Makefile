@@ -152,3 +152,62 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+# ==== fuzz: fuzzing and the network-namespace tests =======================
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="json framer"] [FUZZ_FLAGS=...]
+#       Builds each target with clang into build-fuzz/ twice: fuzz_NAME
+#       (libFuzzer, ASan, UBSan) and replay_NAME (the plain corpus driver,
+#       fuzz/replay.c). Replays the committed corpus fuzz/corpus/NAME, then
+#       fuzzes each target, one after the other, for FUZZ_SECONDS on a copy
+#       of it in build-fuzz/corpus/NAME, so the committed corpus never grows
+#       by itself. Findings land in build-fuzz/artifacts/NAME/. The corpora
+#       are also replayed by `make check` (tests/test_fuzz_replay.c).
+#   make netns-test
+#       Only the tests that build their own hosts from network namespaces
+#       (tests/test_netns.c; they need root and skip without it).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= handshake framer json noderef $(if $(wildcard tools/args.c),args)
+FUZZ_FLAGS   ?=
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      := clang
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -Iinclude -Isrc $(PKG_CFLAGS) -DFUZZ_STANDALONE
+FUZZ_COV_OBJS   := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/cov/%.o)
+FUZZ_PLAIN_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/plain/%.o)
+
+.PHONY: fuzz netns-test
+
+$(FUZZ_BUILD)/cov/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -DAEMP_BUILDING -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/plain/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DAEMP_BUILDING -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_COV_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COV_OBJS) $(LIBS)
+
+$(FUZZ_BUILD)/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(FUZZ_PLAIN_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< fuzz/replay.c $(FUZZ_PLAIN_OBJS) $(LIBS)
+
+fuzz:
+	@sh scripts/deps.sh fuzz
+	$(MAKE) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/replay_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  ./$(FUZZ_BUILD)/replay_$$t fuzz/corpus/$$t; \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/artifacts/$$t; \
+	  cp -n fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ./$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	      -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t/ $$dict $(FUZZ_FLAGS) \
+	      $(FUZZ_BUILD)/corpus/$$t; \
+	done
+
+netns-test:
+	$(MAKE) test TESTS=netns_
+
+-include $(FUZZ_COV_OBJS:.o=.d) $(FUZZ_PLAIN_OBJS:.o=.d)
+# ==== end of fuzz: ========================================================

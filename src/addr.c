@@ -32,9 +32,14 @@ int aemp__ep_parse(const char *ep, struct sockaddr_storage *sa, socklen_t *len)
     if (hl == 0 || hl >= sizeof host) return AEMP_EINVAL;
     memcpy(host, h, hl);
     host[hl] = 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535) return AEMP_EINVAL;
+    /* digits only: strtol would also take blanks and a sign, and a
+     * noderef from a peer's greeting ends up here */
+    const char *d = colon + 1;
+    size_t nd = strspn(d, "0123456789");
+    if (nd == 0 || d[nd]) return AEMP_EINVAL;
+    long port = 0;
+    for (size_t i = 0; i < nd; i++)
+        if ((port = port * 10 + (d[i] - '0')) > 65535) return AEMP_EINVAL;
     struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
     if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
@@ -160,23 +165,25 @@ char *aemp_resolve(const char *spec, int *err)
     if (gethostname(hostname, sizeof hostname) != 0) strcpy(hostname, "localhost");
     hostname[sizeof hostname - 1] = 0;
     for (size_t i = 0; i < nparts && !rc; i++) {
-        char *p = parts[i], port[16] = "4040", *host = hostname;
+        /* the port points into the part: a long one is not cut short */
+        char *p = parts[i], *host = hostname;
+        const char *port = "4040";
         char *colon = strrchr(p, ':');
         if (*p == 0) {
             /* default port on this host */
         } else if (strspn(p, "0123456789") == strlen(p)) {
-            snprintf(port, sizeof port, "%s", p);
+            port = p;
         } else if (*p == '[') {
             char *close = strchr(p, ']');
             if (!close) { rc = AEMP_ERESOLVE; break; }
             *close = 0;
             host = p + 1;
-            if (close[1] == ':') snprintf(port, sizeof port, "%s", close + 2);
+            if (close[1] == ':') port = close + 2;
             else if (close[1]) { rc = AEMP_ERESOLVE; break; }
         } else if (colon && strchr(p, ':') == colon) {
             *colon = 0;
             host = p;
-            snprintf(port, sizeof port, "%s", colon + 1);
+            port = colon + 1;
         } else {
             host = p; /* a name, or a bare IPv6 address */
         }

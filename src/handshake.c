@@ -23,6 +23,9 @@
 #define SEND_HMAC 1u
 #define SEND_CLEAR 2u
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* The only framing this library can write. */
 #define FRAMING_JSON "json"
 
@@ -357,6 +360,56 @@ static void fail_nomem(aemp_hs_t *hs)
     set_error(hs, AEMP_ENOMEM, "%s", aemp_strerror(AEMP_ENOMEM));
 }
 
+/*
+ * The peer's text quoted in an error message ends up in a log line.
+ * Control bytes and DEL are shown as \xNN, so a peer cannot end the line,
+ * forge another entry or send escape sequences to a terminal; printable
+ * text (all a real node ever sends) stays verbatim, as the Perl node
+ * prints it. Returns a malloc'd string, or NULL on ENOMEM.
+ */
+static char *log_safe(span_t s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        n += c < 0x20 || c == 0x7f ? 4 : 1;
+    }
+    char *out = malloc(n + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c < 0x20 || c == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* Fails with a message that quotes one piece of peer text: fmt has one
+ * %s, for that text made safe, then the optional `extra` string. */
+static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer,
+                           const char *extra)
+{
+    char *safe = log_safe(peer);
+    if (!safe) {
+        fail_nomem(hs);
+        return;
+    }
+    /* the formats are the literals below, checked by hand */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    set_error(hs, code, fmt, safe, extra);
+#pragma GCC diagnostic pop
+    free(safe);
+}
+
 /* Queues "a;b;c\n" as one piece, so a failure never leaves half a line. */
 static int queue_auth_line(aemp_hs_t *hs, const char *method,
                            const char *data, size_t data_len)
@@ -399,8 +452,9 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
         return;
     }
     if (perl_numify(version) != AEMP_PROTOCOL_VERSION) {
-        set_error(hs, AEMP_EPROTO, "version mismatch (we: %d, they: %.*s)",
-                  AEMP_PROTOCOL_VERSION, (int)version.n, version.p);
+        set_error_peer(hs, AEMP_EPROTO,
+                       "version mismatch (we: " STR(AEMP_PROTOCOL_VERSION) ", they: %s)", version,
+                       NULL);
         return;
     }
 
@@ -411,16 +465,15 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
         else if ((hs->send_mask & SEND_CLEAR) && span_eq(e, M_CLEAR)) hs->send_auth = M_CLEAR;
     }
     if (!hs->send_auth) {
-        set_error(hs, AEMP_EPROTO, "%.*s: no common auth type supported",
-                  (int)auths.n, auths.p);
+        set_error_peer(hs, AEMP_EPROTO, "%s: no common auth type supported", auths, NULL);
         return;
     }
     fields_init(&it, framings, ',');
     while (!hs->send_framing && fields_next(&it, &e))
         if (span_eq(e, FRAMING_JSON)) hs->send_framing = FRAMING_JSON;
     if (!hs->send_framing) {
-        set_error(hs, AEMP_EPROTO, "%.*s: no common framing method supported",
-                  (int)framings.n, framings.p);
+        set_error_peer(hs, AEMP_EPROTO, "%s: no common framing method supported", framings,
+                       NULL);
         return;
     }
 
@@ -568,8 +621,8 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
         /* Empty data, and only on a connection that really is TLS. */
         ok = hs->tls_up && data.n == 0;
     } else {
-        set_error(hs, AEMP_EAUTH, "%.*s: fatal, selected unsupported auth method",
-                  (int)method.n, method.p);
+        set_error_peer(hs, AEMP_EAUTH, "%s: fatal, selected unsupported auth method", method,
+                       NULL);
         return;
     }
     if (!ok) {
@@ -579,9 +632,9 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
     /* Not a check the Perl node makes (it would fail later, reading an
      * unknown framing); better to say why here. */
     if (!list_has(hs->framings, framing)) {
-        set_error(hs, AEMP_EPROTO,
-                  "%.*s: peer selected a framing we did not offer (we accept: %s)",
-                  (int)framing.n, framing.p, hs->framings);
+        set_error_peer(hs, AEMP_EPROTO,
+                       "%s: peer selected a framing we did not offer (we accept: %s)", framing,
+                       hs->framings);
         return;
     }
     drop_secret(hs);

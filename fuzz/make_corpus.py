@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""make_corpus.py - writes the seed corpus of each fuzz target into
+fuzz/corpus/<target>/: the handshake and data-phase bytes of the recorded
+sessions (../shared/vectors/transcripts/*.json), the JSON texts and
+noderefs found in them, and hand-made inputs for the corners each target
+has. Only files whose names start with "seed-" are written or replaced;
+crash reproducers and other inputs added by hand (any other name) are left
+alone. Output is deterministic, so running it again changes nothing.
+
+Usage: fuzz/make_corpus.py [TRANSCRIPTS_DIR]   (run from the repository root)
+"""
+import glob
+import json
+import os
+import sys
+
+MAX_SEED = 8192  # keep seeds small: the fuzzer grows what it needs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def write(target, name, data):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "seed-" + name)
+    data = data[:MAX_SEED]
+    old = None
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            old = f.read()
+    if old != data:
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def stream(tr, direction, conn=1):
+    """The bytes one side sent on one connection, in order."""
+    return b"".join(bytes.fromhex(e["hex"]) for e in tr["events"]
+                    if e["conn"] == conn and e["dir"] == direction and e.get("hex"))
+
+
+def after_lines(data, n):
+    """What follows the first n LF-terminated lines, or None."""
+    pos = 0
+    for _ in range(n):
+        lf = data.find(b"\n", pos)
+        if lf < 0:
+            return None
+        pos = lf + 1
+    return data[pos:]
+
+
+def handshake_seeds(name, tr):
+    hs = tr.get("handshake") or {}
+    c2s, s2c = stream(tr, "c2s"), stream(tr, "s2c")
+    tls = "tls=1" in hs.get("client_greeting1", "") and "tls=1" in hs.get("server_greeting1", "")
+    # our side given as lines: greeting line 1, nonce, secret hex
+    sides = [("client", s2c, tr["secret_hex"]),
+             ("server", c2s, tr.get("server_secret_hex", tr["secret_hex"]))]
+    for side, peer_bytes, secret_hex in sides:
+        g1, g2 = hs.get(side + "_greeting1"), hs.get(side + "_greeting2")
+        if g1 is None or g2 is None:
+            continue
+        local = (g1 + "\n" + g2 + "\n" + secret_hex + "\n").encode()
+        flags = 0x40 | (0x22 if tls else 0)
+        write("handshake", "%s-%s" % (name, side), bytes([flags]) + local + peer_bytes)
+        write("handshake", "%s-%s-pieces" % (name, side),
+              bytes([flags | 0x80]) + local + peer_bytes)
+    # the peer bytes against a default engine (fails at auth, exercises parsing)
+    write("handshake", "%s-c2s" % name, b"\x00" + c2s)
+    write("handshake", "%s-s2c-pieces" % name, b"\x80" + s2c)
+
+
+def framer_seeds(name, tr):
+    for direction in ("c2s", "s2c"):
+        data = after_lines(stream(tr, direction), 3)
+        if not data:
+            continue
+        write("framer", "%s-%s" % (name, direction), b"\x00" + data)
+        write("framer", "%s-%s-cut" % (name, direction), b"\x80" + data)
+        write("framer", "%s-%s-small" % (name, direction), b"\x9a" + data)
+
+
+def json_seeds(name, tr):
+    msgs = tr.get("messages") or {}
+    seen = set()
+    for direction in ("c2s", "s2c"):
+        for i, m in enumerate(msgs.get(direction, [])):
+            if not isinstance(m, str) or len(m) > 4096 or m in seen:
+                continue
+            seen.add(m)
+            write("json", "%s-%s-%03d" % (name, direction, i), m)
+
+
+def noderef_seeds(tr, out):
+    setup = tr.get("setup", {})
+    for k in ("client_noderef", "server_noderef", "server_listens_on"):
+        if setup.get(k):
+            out.add(setup[k])
+    for c in setup.get("connections", {}).values():
+        out.update(v for v in c.values() if isinstance(v, str))
+
+
+HAND_HANDSHAKE = {
+    # pair mode: flags, config A, config B, schedule
+    "pair-plain": b"\x01\x00\x00",
+    "pair-bytewise": b"\x01\x00\x00" + b"\x02\x03" * 200,
+    "pair-tls": b"\x01\x01\x01\x20\x21\x00",
+    "pair-tls-one-side": b"\x01\x01\x00",
+    "pair-cleartext": b"\x01\x02\x02",
+    "pair-cleartext-only-to-hmac-only": b"\x01\x02\x08",
+    "pair-cleartext-accepted": b"\x01\x04\x18",
+    "pair-wrong-secret": b"\x01\x00\x40",
+    "pair-crlf": b"\x01\x80\x80\x10\x11",
+    "pair-storable-offered": b"\x01\x20\x20",
+    "pair-echo": b"\x05\x00\x00",
+    "pair-echo-tls": b"\x05\x01\x01",
+    "pair-corrupt": b"\x03\x00\x00\x05\x40",
+    "pair-corrupt-late": b"\x03\x00\x00\x50\x01",
+    # peer mode against the default engine
+    "peer-garbage": b"\x00GET / HTTP/1.0\r\n\r\n",
+    "peer-version": b"\x00aemp;1;x:1;hmac_md6_64_256;json\nAAAA\n",
+    "peer-noauth": b"\x00aemp;0;x:1;foo,bar;json\nAAAA\n",
+    "peer-noframing": b"\x00aemp;0;x:1;hmac_md6_64_256;storable\nAAAA\n",
+    "peer-kv": b"\x00aemp;0;x:1;hmac_md6_64_256;json;timeout=4.5;tls=1.0;=x;k;a=b=c;;\nAAAA\n",
+    "peer-tls": b"\x22aemp;0;x:1;hmac_md6_64_256;json;tls=1\nAAAA\ntls;;json\n[1]",
+    "peer-tls-refused": b"\x02aemp;0;x:1;hmac_md6_64_256;json;tls=1\nAAAA\ntls;;json\n",
+    "peer-tls-on-plain": b"\x00aemp;0;x:1;hmac_md6_64_256;json\nAAAA\ntls;;json\n",
+    "peer-badmethod": b"\x00aemp;0;x:1;hmac_md6_64_256;json\nAAAA\nmd5;00;json\n",
+    "peer-cleartext": b"\x00aemp;0;x:1;hmac_md6_64_256;json\nAAAA\ncleartext;"
+                      + "fuzzing secret\n".encode().hex().encode() + b";json\n[\"\",\"devnull\"]",
+    "peer-cleartext-wrong": b"\x00aemp;0;x:1;hmac_md6_64_256;json\nAAAA\ncleartext;00;json\n",
+    "peer-crlf": b"\x00aemp;0;x:1;hmac_md6_64_256;json\r\nAAAA\r\nhmac_md6_64_256;00;json\r\n",
+    "peer-nul": b"\x00aemp;0;x\x00:1;hmac_md6_64_256;json\nAA\x00AA\n",
+    "peer-control": b"\x00aemp;1\x1b[31m\r;x:1;hmac_md6_64_256;json\n",
+    "peer-empty-lines": b"\x00\n\n\n",
+    "peer-long-line": b"\x00aemp;0;" + b"x" * 4100 + b"\n",
+    # a greeting line of 4095 bytes, 4096 with its LF: the longest allowed
+    "peer-line-4095": b"\x00aemp;0;x:1;hmac_md6_64_256;json;pad=" + b"y" * (4095 - 36)
+                      + b"\nAAAA\n",
+    "peer-pieces": b"\x80aemp;0;x:1;hmac_md6_64_256,cleartext;json,storable\nBBBB\nhmac_md6_64_256;"
+                   + b"0" * 64 + b";json\n",
+}
+
+HAND_FRAMER = {
+    "texts": b"\x00[1,2][\"a\",{\"b\":[]}]{\"x\":\"]}\\\"\"}",
+    "whitespace": b"\x80 \t\r\n[1] \n [2]\r\n\t[3]   ",
+    "numbers": b"\x0012 -0 0.5e+10 1E-3 042 -",
+    "numbers-bad": b"\x00-x",
+    "literals": b"\x00true false null nul",
+    "strings": b"\x00\"a\\\"b\" \"\\\\\" \"unterminated",
+    "bad-start": b"\x00}",
+    "deep": b"\x00" + b"[" * 600 + b"]" * 600,
+    "deep-limit": b"\x03[[[]]][[[[]]]]",
+    "long": b"\x08[\"" + b"a" * 100 + b"\"]",
+    "long-number": b"\x08" + b"1" * 40 + b" ",
+    "brackets-mixed": b"\x00[}{]",
+    "cut-everywhere": b"\x80[\"\\u00e9\",1.5e3,{\"k\":[true,false,null]}]\"x\"7 ",
+}
+
+HAND_JSON = {
+    "array": "[\"\",\"devnull\"]",
+    "ints": "[0,-0,1,-1,9223372036854775807,-9223372036854775808,18446744073709551615,"
+            "18446744073709551616,-9223372036854775809]",
+    "reals": "[0.1,1.5e-7,1e21,3.141592653589793,1e400,-1e400,2.0,1E+2,5e-324,"
+             "1.7976931348623157e308]",
+    "strings": "[\"\\u0000\",\"\\ud83d\\ude00\",\"\\u00e9\",\"\\/\","
+               "\"\\b\\f\\n\\r\\t\",\"\\\"\\\\\"]",
+    "utf8": "[\"Gr\u00fc\u00dfe\",\"\u4e16\u754c\",\"\U0001F600\",\"\u2028\"]",
+    "object": "{\"a\":1,\"a\":2,\"\":[],\"\\u0000k\":{}}",
+    "literals": "[true,false,null]",
+    "scalar": " 42 ",
+    "deep-512": "[" * 512 + "]" * 512,
+    "deep-513": "[" * 513 + "]" * 513,
+    "lone-surrogate": "[\"\\ud800\"]",
+    "bad-escape": "[\"\\x\"]",
+    "trailing": "[1] x",
+    "long-string": "[\"" + "z" * 3000 + "\"]",
+}
+HAND_JSON_BYTES = {
+    "bad-utf8": b"[\"\xc3\x28\"]",
+    "overlong": b"[\"\xc0\xaf\"]",
+    "surrogate-utf8": b"[\"\xed\xa0\x80\"]",
+    "above-max": b"[\"\xf4\x90\x80\x80\"]",
+    "control": b"[\"a\x01b\"]",
+}
+
+HAND_NODEREF = [
+    "127.0.0.1:4040", "[::1]:4040", "127.0.0.1:4040,[::1]:4040", "4040", "", ",",
+    "::1", "[::1]", "[::ffff:1.2.3.4]:80", "1.2.3.4:65535", "1.2.3.4:65536",
+    "1.2.3.4:-1", "1.2.3.4: 80", "1.2.3.4:+80", "1.2.3.4:00000000000000000080",
+    "[::1:80", "[]:1", "1.2.3.4", "1.2.3.4:80,1.2.3.4:80", "slave/worker",
+    "slave/worker@127.0.0.1:4040!127.0.0.2:4040", "host:4040", "[fe80::1%eth0]:80",
+    "0.0.0.0:0", "::1:80",
+]
+
+HAND_ARGS = {
+    # first byte: error buffer size - 1; words separated by NUL
+    "snd-words": b"\x7ftag\x0042\x00\"42\"\x00[1,2]",
+    "snd-array": b"\x7f[1, \"two\", {\"x\": null}]",
+    "snd-array-extra": b"\x7f[1]\x00extra",
+    "bad-json": b"\x7f{\"a\":}",
+    "bad-json-tiny-buffer": b"\x00[",
+    "bad-utf8": b"\x7fok\x00\xff\xfe",
+    "long-word": b"\x27[" + b"x" * 200,
+    "empty": b"\x10",
+    "empty-words": b"\x10\x00\x00",
+    "newline-word": b"\x7f[\"a\nb\"",
+}
+
+
+def main():
+    tdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared",
+                                                              "vectors", "transcripts")
+    files = sorted(glob.glob(os.path.join(tdir, "*.json")))
+    if not files:
+        sys.exit("no transcripts in %s" % tdir)
+    noderefs = set(HAND_NODEREF)
+    for path in files:
+        name = os.path.basename(path)[:-5]
+        with open(path, encoding="utf-8") as f:
+            tr = json.load(f)
+        handshake_seeds(name, tr)
+        framer_seeds(name, tr)
+        json_seeds(name, tr)
+        noderef_seeds(tr, noderefs)
+    for k, v in HAND_HANDSHAKE.items():
+        write("handshake", "hand-" + k, v)
+    for k, v in HAND_FRAMER.items():
+        write("framer", "hand-" + k, v)
+    for k, v in HAND_JSON.items():
+        write("json", "hand-" + k, v)
+    for k, v in HAND_JSON_BYTES.items():
+        write("json", "hand-" + k, v)
+    for i, nr in enumerate(sorted(noderefs)):
+        write("noderef", "%03d" % i, nr)
+    for k, v in HAND_ARGS.items():
+        write("args", "hand-" + k, v)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1066 @@
+/*
+ * test_hostile.c - a live node against hostile peers. The victim node runs
+ * on this process's loop next to an honest node that keeps sending it
+ * numbered messages; the attacker is a raw socket in this process (for
+ * the data-phase attacks, authenticated by a handshake engine). Each
+ * attack must close only the offending link, with the precise warning
+ * "HOST:PORT: MESSAGE" for that connection, while the honest messages keep
+ * arriving in order; repeating the attack must not grow the victim's
+ * memory (live heap bytes: mallinfo2, or the sanitizer's allocator count
+ * under ASan) or keep file descriptors. Also: no secret in any log line.
+ */
+#include "test.h"
+#include "aemp.h"
+#include "tnode.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HOSTILE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HOSTILE_ASAN 1
+#endif
+#ifdef HOSTILE_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
+/* Live heap bytes. ASan has its own allocator, which mallinfo2 does not
+ * see; its own counter is exact. */
+static size_t mem_used(void)
+{
+#ifdef HOSTILE_ASAN
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+static int fd_count(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* the victim and the honest node */
+
+typedef struct victim {
+    aemp_node_t *node;
+    char noderef[128];
+    const char *honest;       /* the honest node's noderef */
+    char warnings[32 * 1024]; /* warnings of the current attack */
+    size_t nwarn;
+    int all_levels;           /* record every level, not only warnings */
+    long honest_got, honest_next;
+    int honest_order_errors, honest_down;
+    long other_got;           /* messages from attackers */
+    json_t *other_last;
+} victim_t;
+
+static void v_log(void *ud, int level, const char *msg)
+{
+    victim_t *v = ud;
+    if (level > AEMP_LOG_WARN && !v->all_levels) return;
+    size_t l = strlen(v->warnings);
+    snprintf(v->warnings + l, sizeof v->warnings - l, "%s\n", msg);
+    v->nwarn++;
+    if (getenv("AEMP_TEST_VERBOSE")) fprintf(stderr, "victim [%d] %s\n", level, msg);
+}
+
+static void v_link(void *ud, aemp_node_t *node, const char *noderef, int up, const char *reason)
+{
+    victim_t *v = ud;
+    (void)node;
+    if (!up && v->honest && !strcmp(noderef, v->honest)) {
+        v->honest_down++;
+        fprintf(stderr, "    honest link lost: %s\n", reason);
+    }
+}
+
+static void v_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg)
+{
+    victim_t *v = ud;
+    (void)node;
+    (void)id;
+    if (v->honest && !strcmp(src, v->honest)) {
+        json_int_t seq = json_integer_value(json_array_get(msg, 2));
+        if (seq != v->honest_next) v->honest_order_errors++;
+        v->honest_next = seq + 1;
+        v->honest_got++;
+        return;
+    }
+    v->other_got++;
+    json_decref(v->other_last);
+    v->other_last = json_incref(msg);
+}
+
+typedef struct env {
+    victim_t v;
+    tnode_t h;
+    long sent;
+} env_t;
+
+#define MAX_MESSAGE (64 * 1024)
+
+static int env_setup(env_t *e, const char *vsecret)
+{
+    memset(e, 0, sizeof *e);
+    start_ticker();
+    aemp_node_config_t c = {0};
+    c.bind = "127.0.0.1:0";
+    c.secret = vsecret;
+    c.secret_len = strlen(vsecret);
+    c.max_message = MAX_MESSAGE;
+    c.log = v_log;
+    c.log_ud = &e->v;
+    c.on_link = v_link;
+    c.link_ud = &e->v;
+    c.on_message = v_msg;
+    c.message_ud = &e->v;
+    e->v.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (!e->v.node || aemp_node_start(e->v.node)) return -1;
+    snprintf(e->v.noderef, sizeof e->v.noderef, "%s", aemp_node_noderef(e->v.node));
+    if (!mknode(&e->h, "127.0.0.1:0", vsecret, 0)) return -1;
+    e->v.honest = aemp_node_noderef(e->h.node);
+    return 0;
+}
+
+static void env_teardown(env_t *e)
+{
+    aemp_node_destroy(e->h.node);
+    aemp_node_destroy(e->v.node);
+    json_decref(e->v.other_last);
+}
+
+static void honest_send(env_t *e, int n)
+{
+    for (int i = 0; i < n; i++)
+        aemp_node_send(e->h.node, e->v.noderef,
+                       json_pack("[ssI]", "x", "honest", (json_int_t)e->sent++));
+}
+
+static int honest_all_in(void *ud)
+{
+    env_t *e = ud;
+    return e->v.honest_got >= e->sent;
+}
+
+/* Sends n honest messages and waits until every one sent so far is in. */
+static void honest_check(env_t *e, int n)
+{
+    honest_send(e, n);
+    if (!run_until(honest_all_in, e, 10))
+        t_fail(__FILE__, __LINE__, "honest messages stuck: %ld of %ld arrived",
+               e->v.honest_got, e->sent);
+}
+
+/* ------------------------------------------------------------------ */
+/* the attacker's socket */
+
+typedef struct raw {
+    int fd;
+    char addr[64]; /* our end, as the victim names it in its warnings */
+    char *in;      /* what the victim sent */
+    size_t inlen, incap;
+    int closed;
+} raw_t;
+
+static int raw_open(raw_t *r, const char *noderef)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    const char *colon = strrchr(noderef, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    /* on loopback the kernel completes the connect without the victim */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    getsockname(fd, (struct sockaddr *)&me, &ml);
+    snprintf(r->addr, sizeof r->addr, "127.0.0.1:%u", ntohs(me.sin_port));
+    r->fd = fd;
+    return 0;
+}
+
+static void raw_close(raw_t *r)
+{
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+    free(r->in);
+    r->in = NULL;
+    r->inlen = r->incap = 0;
+}
+
+/* Takes whatever the victim sent; notes the end of the stream. */
+static void raw_pump(raw_t *r)
+{
+    while (!r->closed && r->fd >= 0) {
+        if (r->incap - r->inlen < 65536) {
+            r->incap = r->incap ? r->incap * 2 : 65536;
+            r->in = realloc(r->in, r->incap + 1);
+            if (!r->in) abort();
+        }
+        ssize_t n = recv(r->fd, r->in + r->inlen, r->incap - r->inlen, 0);
+        if (n > 0) {
+            r->inlen += (size_t)n;
+            r->in[r->inlen] = 0;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            r->closed = 1;
+        break;
+    }
+}
+
+static void raw_consume(raw_t *r, size_t n)
+{
+    memmove(r->in, r->in + n, r->inlen - n);
+    r->inlen -= n;
+    if (r->in) r->in[r->inlen] = 0;
+}
+
+typedef struct raw_wait {
+    raw_t *r;
+    int lines; /* wait for this many LFs, or (0) for the close */
+} raw_wait_t;
+
+static int raw_cond(void *ud)
+{
+    raw_wait_t *w = ud;
+    raw_pump(w->r);
+    if (w->lines == 0) return w->r->closed;
+    int n = 0;
+    for (size_t i = 0; i < w->r->inlen; i++) n += w->r->in[i] == '\n';
+    return n >= w->lines || w->r->closed;
+}
+
+static int raw_wait_closed(raw_t *r, double secs)
+{
+    raw_wait_t w = {r, 0};
+    return run_until(raw_cond, &w, secs);
+}
+
+/* Waits for the victim's first `lines` lines (its greeting is two). */
+static int raw_wait_lines(raw_t *r, int lines, double secs)
+{
+    raw_wait_t w = {r, lines};
+    return run_until(raw_cond, &w, secs) && !r->closed;
+}
+
+/* Writes all of p, running the loop while the socket is full, until the
+ * victim closes. Returns the bytes written. */
+static size_t raw_send(raw_t *r, const void *p, size_t n)
+{
+    size_t done = 0;
+    double end = ev_time() + 20;
+    while (done < n && !r->closed && ev_time() < end) {
+        ssize_t w = send(r->fd, (const char *)p + done, n - done, MSG_NOSIGNAL);
+        if (w > 0) {
+            done += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            r->closed = 1;
+            break;
+        }
+        ev_run(EV_DEFAULT, EVRUN_ONCE);
+        raw_pump(r);
+    }
+    return done;
+}
+
+static size_t raw_send_str(raw_t *r, const char *s)
+{
+    return raw_send(r, s, strlen(s));
+}
+
+/* A well-formed greeting (two lines) naming noderef. */
+static char *greeting(const char *noderef)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf,
+             "aemp;0;%s;hmac_md6_64_256,cleartext;json;provider=hostile-0;timeout=30\n"
+             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+             noderef);
+    return buf;
+}
+
+/* Authenticates r with a handshake engine. Returns 1 when done, 0 when
+ * the handshake failed (error text in err), -1 on a timeout. */
+static int raw_auth(raw_t *r, const char *sec, const char *auths_send, char *err, size_t errlen)
+{
+    unsigned char nonce[AEMP_NONCE_BYTES];
+    aemp_random_bytes(nonce, sizeof nonce);
+    aemp_hs_config_t hc = {.noderef = "127.0.0.1:9", .secret = sec, .secret_len = strlen(sec),
+                           .auths_send = auths_send, .timeout = 30, .nonce = nonce};
+    aemp_hs_t *hs = aemp_hs_new(&hc, NULL);
+    if (!hs) return -1;
+    int rc = -1;
+    double end = ev_time() + 10;
+    while (ev_time() < end) {
+        const void *p;
+        size_t n;
+        while ((p = aemp_hs_out(hs, &n)) != NULL) {
+            ssize_t w = send(r->fd, p, n, MSG_NOSIGNAL);
+            if (w <= 0) break;
+            aemp_hs_out_ack(hs, (size_t)w);
+        }
+        unsigned st = aemp_hs_state(hs);
+        if (st & AEMP_HS_DONE) {
+            rc = 1;
+            break;
+        }
+        if ((st & AEMP_HS_FAILED) || r->closed) {
+            rc = 0;
+            break;
+        }
+        raw_pump(r);
+        if (r->inlen) raw_consume(r, aemp_hs_feed(hs, r->in, r->inlen));
+        if (!(aemp_hs_state(hs) & (AEMP_HS_DONE | AEMP_HS_FAILED)))
+            ev_run(EV_DEFAULT, EVRUN_ONCE);
+    }
+    if (err && errlen) snprintf(err, errlen, "%s", aemp_hs_error(hs));
+    aemp_hs_free(hs);
+    return rc;
+}
+
+/* The victim warned "OUR-ADDR: msg" about this connection. */
+static void expect_warning(const env_t *e, const raw_t *r, const char *msg, int line)
+{
+    char want[1024];
+    snprintf(want, sizeof want, "%s: %s\n", r->addr, msg);
+    if (!strstr(e->v.warnings, want))
+        t_fail(__FILE__, line, "no warning \"%.*s\"; the victim said:\n%s", (int)strlen(want) - 1,
+               want, e->v.warnings);
+}
+#define EXPECT_WARNING(e, r, msg) expect_warning((e), (r), (msg), __LINE__)
+
+/* ------------------------------------------------------------------ */
+/* the frame every attack runs in */
+
+typedef void (*attack_fn)(env_t *e, int round);
+
+/* Runs the attack `rounds` times against one victim. The first round
+ * warms up (one-time allocations of the loop, the peer entry for the
+ * attacker's name); from then on the live heap must not grow by more
+ * than slack bytes, nor the number of open descriptors change. */
+static void run_attack(attack_fn attack, int rounds, size_t slack)
+{
+    env_t e;
+    if (env_setup(&e, secret)) {
+        t_fail(__FILE__, __LINE__, "cannot start the nodes");
+        return;
+    }
+    honest_check(&e, 20);
+    size_t base = 0;
+    int fds = 0;
+    for (int round = 0; round < rounds; round++) {
+        if (round == 1) {
+            run_for(0.05);
+            base = mem_used();
+            fds = fd_count();
+        }
+        e.v.warnings[0] = 0;
+        e.v.nwarn = 0;
+        attack(&e, round);
+        honest_check(&e, 20);
+    }
+    run_for(0.05);
+    if (rounds > 1) {
+        size_t now = mem_used();
+        if (now > base + slack)
+            t_fail(__FILE__, __LINE__, "heap grew by %zu bytes over %d attacks (allowed %zu)",
+                   now - base, rounds - 1, slack);
+        CHECK_INT(fd_count(), fds);
+    }
+    CHECK_INT(e.v.honest_down, 0);
+    CHECK_INT(e.v.honest_order_errors, 0);
+    CHECK_INT(e.v.honest_got, e.sent);
+    env_teardown(&e);
+}
+
+#define SLACK (32 * 1024)
+
+/* Sends bytes as a fresh connection, lets the honest node talk meanwhile,
+ * and expects the victim to close with msg. */
+static void bytes_attack(env_t *e, const char *bytes, size_t n, const char *msg)
+{
+    raw_t r;
+    if (raw_open(&r, e->v.noderef)) {
+        t_fail(__FILE__, __LINE__, "cannot connect");
+        return;
+    }
+    raw_send(&r, bytes, n);
+    honest_send(e, 5);
+    CHECK(raw_wait_closed(&r, 5));
+    EXPECT_WARNING(e, &r, msg);
+    /* the victim greeted first, as every node does */
+    CHECK(r.inlen >= 7 && !memcmp(r.in, "aemp;0;", 7));
+    raw_close(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* before authentication */
+
+static void attack_garbage(env_t *e, int round)
+{
+    (void)round;
+    static const char http[] = "GET / HTTP/1.1\r\nHost: example\r\n\r\n";
+    bytes_attack(e, http, sizeof http - 1, "unparsable greeting");
+}
+
+TEST(hostile_garbage_greeting)
+{
+    run_attack(attack_garbage, 4, SLACK);
+}
+
+static void attack_endless_line(env_t *e, int round)
+{
+    (void)round;
+    size_t n = 1 << 20;
+    char *junk = malloc(n);
+    memset(junk, 'x', n);
+    bytes_attack(e, junk, n, "handshake line too long (over 4096 bytes)");
+    free(junk);
+}
+
+TEST(hostile_endless_line)
+{
+    run_attack(attack_endless_line, 3, SLACK);
+}
+
+/* Greeting line 1 padded to total bytes, LF included. */
+static char *padded_greeting(size_t total)
+{
+    char *g = malloc(total + 64);
+    int head = snprintf(g, total + 64, "aemp;0;127.0.0.1:9;hmac_md6_64_256;json;pad=");
+    memset(g + head, 'y', total - 1 - (size_t)head);
+    g[total - 1] = '\n';
+    g[total] = 0;
+    return g;
+}
+
+static void attack_greeting_4097(env_t *e, int round)
+{
+    (void)round;
+    char *g = padded_greeting(4097);
+    bytes_attack(e, g, 4097, "handshake line too long (over 4096 bytes)");
+    free(g);
+
+    /* one byte less is a line the protocol allows: the victim answers */
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    g = padded_greeting(4096);
+    raw_send(&r, g, 4096);
+    raw_send_str(&r, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+    free(g);
+    CHECK(raw_wait_lines(&r, 3, 5)); /* its greeting and its auth line */
+    CHECK(strstr(r.in, "\nhmac_md6_64_256;") != NULL);
+    char refused[128];
+    snprintf(refused, sizeof refused, "%s: handshake line too long", r.addr);
+    CHECK(strstr(e->v.warnings, refused) == NULL);
+    raw_close(&r);
+    run_for(0.05);
+    EXPECT_WARNING(e, &r, "Broken pipe");
+}
+
+TEST(hostile_greeting_4097_bytes)
+{
+    run_attack(attack_greeting_4097, 3, SLACK);
+}
+
+static void attack_version(env_t *e, int round)
+{
+    (void)round;
+    static const char g[] = "aemp;1;127.0.0.1:9;hmac_md6_64_256;json\nAAAA\n";
+    bytes_attack(e, g, sizeof g - 1, "version mismatch (we: 0, they: 1)");
+}
+
+TEST(hostile_wrong_version)
+{
+    run_attack(attack_version, 3, SLACK);
+}
+
+static void attack_no_common(env_t *e, int round)
+{
+    (void)round;
+    static const char a[] = "aemp;0;127.0.0.1:9;md5_hmac,sha1_hmac;json\nAAAA\n";
+    bytes_attack(e, a, sizeof a - 1, "md5_hmac,sha1_hmac: no common auth type supported");
+    static const char f[] = "aemp;0;127.0.0.1:9;hmac_md6_64_256;xml,yaml\nAAAA\n";
+    bytes_attack(e, f, sizeof f - 1, "xml,yaml: no common framing method supported");
+    /* control bytes of a peer never reach the log as they are */
+    static const char c[] = "aemp;0;127.0.0.1:9;x\r\x1b[2J;json\nAAAA\n";
+    bytes_attack(e, c, sizeof c - 1, "x\\x0d\\x1b[2J: no common auth type supported");
+}
+
+TEST(hostile_no_common_auth_or_framing)
+{
+    run_attack(attack_no_common, 3, SLACK);
+}
+
+static void attack_echo(env_t *e, int round)
+{
+    (void)round;
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    REQUIRE(raw_wait_lines(&r, 2, 5));
+    /* the victim's own two lines, back to it */
+    char *lf = strchr(r.in, '\n');
+    size_t n = (size_t)(strchr(lf + 1, '\n') + 1 - r.in);
+    raw_send(&r, r.in, n);
+    CHECK(raw_wait_closed(&r, 5));
+    EXPECT_WARNING(e, &r, "authentication error, echo attack?");
+    raw_close(&r);
+}
+
+TEST(hostile_echo_of_own_greeting)
+{
+    run_attack(attack_echo, 3, SLACK);
+}
+
+/* Greets, waits for the victim's auth line, then sends line: the failing
+ * line arrives in a read of its own (see the disabled test below for all
+ * of it in one segment). */
+static void auth_line_attack(env_t *e, const char *line, const char *msg)
+{
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    raw_send_str(&r, greeting("127.0.0.1:9"));
+    CHECK(raw_wait_lines(&r, 3, 5));
+    raw_send_str(&r, line);
+    honest_send(e, 5);
+    CHECK(raw_wait_closed(&r, 5));
+    EXPECT_WARNING(e, &r, msg);
+    raw_close(&r);
+}
+
+static void attack_wrong_token(env_t *e, int round)
+{
+    (void)round;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "hmac_md6_64_256;%064d;json\n", 0);
+    auth_line_attack(e, buf, "authentication failure/shared secret mismatch");
+    /* a real token, computed with the wrong secret */
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    char err[256];
+    CHECK_INT(raw_auth(&r, "not the secret\n", NULL, err, sizeof err), 0);
+    CHECK_STR(err, "authentication failure/shared secret mismatch");
+    CHECK(raw_wait_closed(&r, 5));
+    EXPECT_WARNING(e, &r, "authentication failure/shared secret mismatch");
+    raw_close(&r);
+}
+
+TEST(hostile_wrong_token)
+{
+    run_attack(attack_wrong_token, 3, SLACK);
+}
+
+static void attack_cleartext(env_t *e, int round)
+{
+    (void)round;
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    CHECK_INT(raw_auth(&r, "not the secret\n", "cleartext", NULL, 0), 0);
+    CHECK(raw_wait_closed(&r, 5));
+    EXPECT_WARNING(e, &r, "authentication failure/shared secret mismatch");
+    raw_close(&r);
+    /* the victim's auth line itself is never cleartext */
+    CHECK(strstr(e->v.warnings, "cleartext") == NULL);
+}
+
+TEST(hostile_cleartext_wrong_secret)
+{
+    run_attack(attack_cleartext, 3, SLACK);
+}
+
+static void attack_data_before_auth(env_t *e, int round)
+{
+    (void)round;
+    char buf[1024];
+    auth_line_attack(e, "[\"\",\"relay\",\"x\",\"y\"]\n",
+                     "[\"\",\"relay\",\"x\",\"y\"]: fatal, selected unsupported auth method");
+    /* and a text that is not even a line: it just waits, then the peer
+     * goes */
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    snprintf(buf, sizeof buf, "%s[\"\",\"relay\"]", greeting("127.0.0.1:9"));
+    raw_send_str(&r, buf);
+    honest_check(e, 5);
+    CHECK_INT(e->v.other_got, 0);
+    raw_close(&r);
+    run_for(0.05);
+    EXPECT_WARNING(e, &r, "Broken pipe");
+}
+
+TEST(hostile_data_before_auth)
+{
+    run_attack(attack_data_before_auth, 3, SLACK);
+}
+
+/*
+ * DISABLED until link.c is fixed: greeting, nonce and a failing auth line
+ * in one segment. The victim's engine queues its own auth line (on the
+ * nonce line) and fails (on the next line) in the same feed;
+ * process_handshake() then hands the queued line to aemp__link_write(),
+ * which puts the link on the node's flush list, and closes the link. The
+ * link is freed when the read callback unwinds, but stays on the flush
+ * list: aemp__flush_cb() then reads freed memory (ASan:
+ * heap-use-after-free in aemp__flush_cb). Only the ASan build notices.
+ */
+#if 0 /* to enable: drop the #if and the space in "TEST (" (the test list
+         is built from lines starting with "TEST(") */
+static void attack_one_segment(env_t *e, int round)
+{
+    (void)round;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%shmac_md6_64_256;%064d;json\n", greeting("127.0.0.1:9"), 0);
+    bytes_attack(e, buf, strlen(buf), "authentication failure/shared secret mismatch");
+    snprintf(buf, sizeof buf, "%s[\"\",\"devnull\"]\n", greeting("127.0.0.1:9"));
+    bytes_attack(e, buf, strlen(buf),
+                 "[\"\",\"devnull\"]: fatal, selected unsupported auth method");
+}
+
+TEST (hostile_failed_handshake_in_one_segment)
+{
+    run_attack(attack_one_segment, 3, SLACK);
+}
+#endif
+
+static void attack_silence(env_t *e, int round)
+{
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    raw_send_str(&r, greeting("127.0.0.1:9"));
+    if (round == 0) {
+        /* warm-up: the same greeting, then gone */
+        REQUIRE(raw_wait_lines(&r, 3, 5));
+        raw_close(&r);
+        run_for(0.05);
+        EXPECT_WARNING(e, &r, "Broken pipe");
+        return;
+    }
+    double t0 = ev_time();
+    /* the honest node is served all the while */
+    while (!r.closed && ev_time() - t0 < AEMP_HANDSHAKE_TIMEOUT + 3) {
+        honest_check(e, 5);
+        run_for(1.0);
+        raw_pump(&r);
+    }
+    double dt = ev_time() - t0;
+    CHECK(r.closed);
+    CHECK(dt > AEMP_HANDSHAKE_TIMEOUT - 0.5 && dt < AEMP_HANDSHAKE_TIMEOUT + 2.5);
+    EXPECT_WARNING(e, &r, "Connection timed out");
+    raw_close(&r);
+}
+
+TEST(hostile_silence_after_greeting)
+{
+    run_attack(attack_silence, 2, SLACK);
+}
+
+/* ------------------------------------------------------------------ */
+/* after authentication */
+
+/* Authenticates, sends bytes, expects the close with msg (NULL: expects
+ * the link to stay; then it is closed here). */
+static void data_attack(env_t *e, const char *bytes, size_t n, const char *msg)
+{
+    raw_t r;
+    REQUIRE(raw_open(&r, e->v.noderef) == 0);
+    REQUIRE(raw_auth(&r, secret, NULL, NULL, 0) == 1);
+    raw_send(&r, bytes, n);
+    honest_send(e, 5);
+    if (msg) {
+        CHECK(raw_wait_closed(&r, 5));
+        EXPECT_WARNING(e, &r, msg);
+    } else {
+        honest_check(e, 5);
+        raw_pump(&r);
+        CHECK(!r.closed);
+    }
+    raw_close(&r);
+    run_for(0.05);
+}
+
+static void attack_endless_json(env_t *e, int round)
+{
+    (void)round;
+    /* a string that never ends, then an array that never ends */
+    size_t n = 4 * MAX_MESSAGE;
+    char *text = malloc(n);
+    memset(text, 'a', n);
+    memcpy(text, "[\"x\",\"", 6);
+    char want[128];
+    snprintf(want, sizeof want, "Bad message (JSON text longer than %d bytes)", MAX_MESSAGE);
+    data_attack(e, text, n, want);
+    text[0] = '[';
+    for (size_t i = 1; i < n; i++) text[i] = i % 2 ? '1' : ',';
+    data_attack(e, text, n, want);
+    free(text);
+}
+
+TEST(hostile_json_never_ends)
+{
+    run_attack(attack_endless_json, 3, SLACK);
+}
+
+static void attack_deep(env_t *e, int round)
+{
+    (void)round;
+    size_t n = 1000000;
+    char *deep = malloc(n);
+    memset(deep, '[', n);
+    data_attack(e, deep, n, "Bad message (nesting deeper than 512)");
+
+    /* 512 levels are allowed and arrive; 513 are not */
+    char *ok = malloc(2 * 513 + 16);
+    long before = e->v.other_got;
+    for (int depth = 512; depth <= 513; depth++) {
+        size_t o = 0;
+        o += (size_t)sprintf(ok, "[\"x\",");
+        for (int i = 1; i < depth; i++) ok[o++] = '[';
+        for (int i = 0; i < depth; i++) ok[o++] = ']';
+        data_attack(e, ok, o, depth == 512 ? NULL : "Bad message (nesting deeper than 512)");
+    }
+    CHECK_INT(e->v.other_got, before + 1);
+    free(ok);
+    free(deep);
+}
+
+TEST(hostile_deep_nesting)
+{
+    run_attack(attack_deep, 3, SLACK);
+    /* the decoder alone, without the framer in front: it does not
+     * recurse, so 200000 levels (allowed here on purpose) need no stack */
+    size_t n = 1000000;
+    char *deep = malloc(2 * n);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    char err[AEMP_JSON_ERRMAX];
+    CHECK(aemp_json_decode(deep, 2 * n, 0, err, sizeof err) == NULL);
+    CHECK_STR(err, "nesting deeper than 512 at offset 512");
+    size_t levels = 200000;
+    json_t *v = aemp_json_decode(deep + n - levels, 2 * levels, (unsigned)levels, err, sizeof err);
+    CHECK(v != NULL);
+    /* jansson frees recursively: take the value apart level by level */
+    while (v && json_array_size(v)) {
+        json_t *child = json_incref(json_array_get(v, 0));
+        json_decref(v);
+        v = child;
+    }
+    json_decref(v);
+    free(deep);
+}
+
+static void attack_bad_utf8(env_t *e, int round)
+{
+    (void)round;
+    static const char bad[] = "[\"x\",\"\xff\"]";
+    data_attack(e, bad, sizeof bad - 1, "Bad message (invalid UTF-8 at offset 6)");
+    static const char surrogate[] = "[\"x\",\"\xed\xa0\x80\"]";
+    data_attack(e, surrogate, sizeof surrogate - 1, "Bad message (invalid UTF-8 at offset 6)");
+}
+
+TEST(hostile_invalid_utf8)
+{
+    run_attack(attack_bad_utf8, 3, SLACK);
+}
+
+static void attack_numbers(env_t *e, int round)
+{
+    (void)round;
+    static const char big[] =
+        "[\"x\",\"n\",1e400,-1e999,123456789012345678901234567890,-9223372036854775808,"
+        "18446744073709551615,-0,4.9e-325][\"x\",\"after\"]";
+    long before = e->v.other_got;
+    data_attack(e, big, sizeof big - 1, NULL);
+    CHECK_INT(e->v.other_got, before + 2);
+}
+
+TEST(hostile_numbers_out_of_range)
+{
+    run_attack(attack_numbers, 3, SLACK);
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    raw_t r;
+    REQUIRE(raw_open(&r, e.v.noderef) == 0);
+    REQUIRE(raw_auth(&r, secret, NULL, NULL, 0) == 1);
+    static const char big[] = "[\"x\",1e400,123456789012345678901234567890,"
+                              "-9223372036854775808,18446744073709551615]";
+    raw_send(&r, big, sizeof big - 1);
+    for (int i = 0; i < 100 && !e.v.other_got; i++) run_for(0.02);
+    REQUIRE(e.v.other_got == 1);
+    json_t *m = e.v.other_last;
+    const char *t = NULL;
+    CHECK(aemp_json_is_raw_number(json_array_get(m, 1), &t) && !strcmp(t, "1e400"));
+    CHECK_STR(json_string_value(json_array_get(m, 2)), "123456789012345678901234567890");
+    CHECK_STR(json_string_value(json_array_get(m, 3)), "-9223372036854775808");
+    CHECK(aemp_json_is_raw_number(json_array_get(m, 4), &t) &&
+          !strcmp(t, "18446744073709551615"));
+    raw_close(&r);
+    env_teardown(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* many connections */
+
+TEST(hostile_10k_abandoned_connections)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    honest_check(&e, 20);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    /* each connection costs two descriptors here: ours and the victim's */
+    size_t batch = 500;
+    if (rl.rlim_cur != RLIM_INFINITY && (rl.rlim_cur - 64) / 2 < batch)
+        batch = (rl.rlim_cur - 64) / 2;
+    REQUIRE(batch >= 16);
+    size_t total = 10000, done = 0, base = 0;
+    int fds = fd_count(), round = 0;
+    raw_t *conns = calloc(batch, sizeof *conns);
+    const char *g = greeting("127.0.0.1:9");
+    while (done < total) {
+        size_t n = total - done < batch ? total - done : batch;
+        for (size_t i = 0; i < n; i++) REQUIRE(raw_open(&conns[i], e.v.noderef) == 0);
+        /* every one is accepted and greeted, then left in some state */
+        for (size_t i = 0; i < n; i++) {
+            CHECK(raw_wait_lines(&conns[i], 1, 5));
+            switch (i % 3) {
+            case 0: break;                                 /* silent */
+            case 1: raw_send(&conns[i], g, 20); break;     /* half a line */
+            default: raw_send(&conns[i], g, strlen(g) - 10); /* line 1, half a nonce */
+            }
+        }
+        honest_send(&e, 5);
+        for (size_t i = 0; i < n; i++) raw_close(&conns[i]);
+        done += n;
+        /* the victim notices each close and keeps nothing */
+        double end = ev_time() + 10;
+        while (fd_count() != fds && ev_time() < end) run_for(0.01);
+        CHECK_INT(fd_count(), fds);
+        honest_check(&e, 5);
+        e.v.warnings[0] = 0;
+        if (round++ == 0) base = mem_used();
+    }
+    free(conns);
+    run_for(0.05);
+    size_t now = mem_used();
+    if (now > base + SLACK)
+        t_fail(__FILE__, __LINE__, "heap grew by %zu bytes over %zu connections", now - base,
+               total - batch);
+    CHECK_INT(e.v.honest_down, 0);
+    CHECK_INT(e.v.honest_order_errors, 0);
+    CHECK_INT(e.v.honest_got, e.sent);
+    env_teardown(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* no secret in any log line or error message */
+
+static int contains_secret(const char *text, const char *sec)
+{
+    char hex[256];
+    size_t n = strlen(sec);
+    for (size_t i = 0; i < n; i++) sprintf(hex + 2 * i, "%02x", (unsigned char)sec[i]);
+    /* the secret, its hex (the cleartext form) and any 8-byte piece of it */
+    if (strstr(text, sec) || strstr(text, hex)) return 1;
+    for (size_t i = 0; i + 8 <= n; i++) {
+        char piece[9];
+        memcpy(piece, sec + i, 8);
+        piece[8] = 0;
+        if (strstr(text, piece)) return 1;
+    }
+    return 0;
+}
+
+static int o_refused(void *ud)
+{
+    tnode_t *o = ud;
+    return strstr(o->warnings, "shared secret mismatch") != NULL;
+}
+
+TEST(hostile_no_secret_in_logs)
+{
+    static const char canary[] = "CANARY-5ecret-7f3a9\n";
+    static const char other[] = "OTHER-5ecret-c41d2\n";
+    env_t e;
+    REQUIRE(env_setup(&e, canary) == 0);
+    e.v.all_levels = 1;
+    honest_check(&e, 5);
+    /* every failure we can make: wrong secrets both ways, cleartext,
+     * garbage, a broken data phase */
+    for (int i = 0; i < 2; i++) {
+        raw_t r;
+        REQUIRE(raw_open(&r, e.v.noderef) == 0);
+        char err[256];
+        raw_auth(&r, other, i ? "cleartext" : NULL, err, sizeof err);
+        CHECK(!contains_secret(err, canary) && !contains_secret(err, other));
+        raw_wait_closed(&r, 5);
+        raw_close(&r);
+    }
+    raw_t r;
+    REQUIRE(raw_open(&r, e.v.noderef) == 0);
+    REQUIRE(raw_auth(&r, canary, "cleartext", NULL, 0) == 1);
+    raw_send_str(&r, "[\"x\",\"\xff\"]");
+    raw_wait_closed(&r, 5);
+    raw_close(&r);
+    tnode_t o;
+    REQUIRE(mknode(&o, "127.0.0.1:0", other, 0));
+    o.warnings[0] = 0;
+    aemp_node_send(o.node, e.v.noderef, json_pack("[ss]", "x", "y"));
+    CHECK(run_until(o_refused, &o, 5));
+    run_for(0.1);
+    CHECK(strstr(e.v.warnings, "authentication failure/shared secret mismatch") != NULL);
+    CHECK(strstr(e.v.warnings, "Bad message") != NULL);
+    CHECK(!contains_secret(e.v.warnings, canary));
+    CHECK(!contains_secret(e.v.warnings, other));
+    CHECK(!contains_secret(o.warnings, canary));
+    CHECK(!contains_secret(o.warnings, other));
+    CHECK(!contains_secret(o.last_down, other));
+    if (t_failures) fprintf(stderr, "victim log:\n%s\nother log:\n%s\n", e.v.warnings, o.warnings);
+    aemp_node_destroy(o.node);
+    env_teardown(&e);
+
+    /* the engine's own error texts on every path */
+    static const char *const peers[] = {
+        "aemp;1;a:1;hmac_md6_64_256;json\nAAAA\n",
+        "junk\n",
+        "aemp;0;a:1;x;json\nAAAA\n",
+        "aemp;0;a:1;hmac_md6_64_256;x\nAAAA\n",
+        "aemp;0;a:1;hmac_md6_64_256;json\nAAAA\nhmac_md6_64_256;00;json\n",
+        "aemp;0;a:1;hmac_md6_64_256;json\nAAAA\ncleartext;00;json\n",
+        "aemp;0;a:1;hmac_md6_64_256;json\nAAAA\nmd5;00;json\n",
+        "aemp;0;a:1;hmac_md6_64_256;json\nAAAA\ntls;;json\n",
+    };
+    unsigned char nonce[AEMP_NONCE_BYTES] = {0};
+    for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++) {
+        aemp_hs_config_t hc = {.noderef = "b:1", .secret = canary, .secret_len = strlen(canary),
+                               .auths_send = "hmac_md6_64_256,cleartext", .nonce = nonce};
+        aemp_hs_t *hs = aemp_hs_new(&hc, NULL);
+        aemp_hs_feed(hs, peers[i], strlen(peers[i]));
+        CHECK(aemp_hs_state(hs) & AEMP_HS_FAILED);
+        CHECK(!contains_secret(aemp_hs_error(hs), canary));
+        aemp_hs_free(hs);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* what an unauthenticated greeting may leave behind
+ *
+ * DISABLED until node.c is fixed (to enable: drop the #if and the spaces
+ * in "TEST ("; the test list is built from lines starting with "TEST(").
+ * All three come from aemp__link_greeted() acting on the noderef of a
+ * greeting before the peer has authenticated:
+ *  - every new name creates a peer entry (and map entries) that is never
+ *    freed: about 400 bytes per greeting, unbounded;
+ *  - a second greeting with the same name holds the first link (reading
+ *    stopped), which then ignores the peer's close and keeps its socket
+ *    until the 30 s handshake timeout;
+ *  - a greeting with the name of a real peer makes peer_has_attempt() see
+ *    an attempt in progress: no connection is made for messages to that
+ *    peer until the stranger's link dies (30 s later); with a connect
+ *    timeout below 30 s they are dropped and the monitors fire.
+ */
+#if 0
+
+/* Opens n connections that greet with noderef(i) and a nonce, waits for
+ * the victim's auth line on each, then closes them all. */
+static void greet_and_leave(env_t *e, int n, int distinct)
+{
+    static int serial;
+    raw_t *c = calloc((size_t)n, sizeof *c);
+    for (int i = 0; i < n; i++) {
+        char nr[64];
+        int k = distinct ? ++serial : 1;
+        snprintf(nr, sizeof nr, "10.%d.%d.%d:4040", (k >> 16) & 255, (k >> 8) & 255, k & 255);
+        if (raw_open(&c[i], e->v.noderef)) break;
+        raw_send_str(&c[i], greeting(nr));
+    }
+    for (int i = 0; i < n; i++) raw_wait_lines(&c[i], 2, 5);
+    for (int i = 0; i < n; i++) raw_close(&c[i]);
+    free(c);
+}
+
+TEST (hostile_greeted_names_do_not_accumulate)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    honest_check(&e, 5);
+    int fds = fd_count();
+    greet_and_leave(&e, 200, 1);
+    run_for(0.2);
+    size_t base = mem_used();
+    for (int round = 0; round < 5; round++) greet_and_leave(&e, 400, 1);
+    run_for(0.2);
+    size_t now = mem_used();
+    if (now > base + SLACK)
+        t_fail(__FILE__, __LINE__, "heap grew by %zu bytes after 2000 greetings with new names",
+               now - base);
+    CHECK_INT(fd_count(), fds);
+    honest_check(&e, 5);
+    env_teardown(&e);
+}
+
+TEST (hostile_greeted_links_released_on_close)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    honest_check(&e, 5);
+    int fds = fd_count();
+    greet_and_leave(&e, 100, 0);
+    double end = ev_time() + 5;
+    while (fd_count() != fds && ev_time() < end) run_for(0.05);
+    CHECK_INT(fd_count(), fds);
+    honest_check(&e, 5);
+    env_teardown(&e);
+}
+
+/* An unauthenticated connection that greets with the noderef of a real
+ * peer, then says nothing more, while this node wants to reach that
+ * peer. */
+TEST (hostile_spoofed_greeting_does_not_block_peer)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    raw_t r;
+    REQUIRE(raw_open(&r, e.v.noderef) == 0);
+    raw_send_str(&r, greeting(e.v.honest));
+    REQUIRE(raw_wait_lines(&r, 3, 5));
+    /* the victim now sends to the real node of that name */
+    tnode_t *h = &e.h;
+    aemp_node_send(e.v.node, e.v.honest, json_pack("[ssI]", "x", "to honest", (json_int_t)0));
+    want_t w = {h, 1};
+    CHECK(run_until(got_n, &w, 2));
+    if (!h->received) fprintf(stderr, "    victim said:\n%s", e.v.warnings);
+    raw_close(&r);
+    env_teardown(&e);
+}
+#endif
