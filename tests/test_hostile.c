@@ -625,14 +625,17 @@ TEST(hostile_data_before_auth)
 }
 
 /*
- * DISABLED until link.c is fixed: greeting, nonce and a failing auth line
- * in one segment. The victim's engine queues its own auth line (on the
- * nonce line) and fails (on the next line) in the same feed;
- * process_handshake() then hands the queued line to aemp__link_write(),
- * which puts the link on the node's flush list, and closes the link. The
- * link is freed when the read callback unwinds, but stays on the flush
- * list: aemp__flush_cb() then reads freed memory (ASan:
- * heap-use-after-free in aemp__flush_cb). Only the ASan build notices.
+ * DISABLED until link.c is fixed (both tests below). A link closed while
+ * it is on the node's flush list stays there: it is freed when the
+ * callback that closed it unwinds, and aemp__flush_cb() then reads freed
+ * memory (ASan: heap-use-after-free in aemp__flush_cb; the plain build
+ * does not notice). Two ways to get there:
+ *  - greeting, nonce and a failing auth line in one segment: the engine
+ *    queues the victim's auth line (on the nonce line) and fails (on the
+ *    next line) in the same feed; process_handshake() hands the queued
+ *    line to aemp__link_write(), which schedules a flush, then closes;
+ *  - aemp_node_send() past max_outq from inside a callback: the link is
+ *    on the flush list since the sends before, and is closed.
  */
 #if 0 /* to enable: drop the #if and the space in "TEST (" (the test list
          is built from lines starting with "TEST(") */
@@ -650,6 +653,53 @@ static void attack_one_segment(env_t *e, int round)
 TEST (hostile_failed_handshake_in_one_segment)
 {
     run_attack(attack_one_segment, 3, SLACK);
+}
+
+/* The same dangling flush-list entry, reached through max_outq: a peer
+ * that authenticates and then never reads, and a handler on the victim
+ * that sends to it until the queue overflows. */
+static const char *stuck_peer;
+
+static void overflow_from_handler(void *ud, aemp_node_t *node, const char *src, const char *id,
+                                  json_t *msg)
+{
+    victim_t *v = ud;
+    v_msg(ud, node, src, id, msg);
+    if (!stuck_peer || strcmp(src, v->honest)) return;
+    char pad[4096];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    for (int i = 0; i < 100000; i++)
+        if (aemp_node_send(node, stuck_peer, json_pack("[sss]", "x", "fill", pad))) break;
+    stuck_peer = NULL;
+}
+
+TEST (hostile_queue_overflow_inside_callback)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    aemp_node_destroy(e.v.node);
+    aemp_node_config_t c = {0};
+    c.bind = "127.0.0.1:0";
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.max_outq = 1 << 20;
+    c.log = v_log;
+    c.log_ud = &e.v;
+    c.on_message = overflow_from_handler;
+    c.message_ud = &e.v;
+    e.v.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(e.v.node && aemp_node_start(e.v.node) == 0);
+    snprintf(e.v.noderef, sizeof e.v.noderef, "%s", aemp_node_noderef(e.v.node));
+    raw_t r;
+    REQUIRE(raw_open(&r, e.v.noderef) == 0);
+    REQUIRE(raw_auth(&r, secret, NULL, NULL, 0) == 1);
+    stuck_peer = "127.0.0.1:9"; /* the name raw_auth greets with; it never reads */
+    honest_check(&e, 3);
+    CHECK(strstr(e.v.warnings, "send queue overflow") != NULL);
+    honest_check(&e, 3);
+    raw_close(&r);
+    env_teardown(&e);
 }
 #endif
 
@@ -682,7 +732,15 @@ static void attack_silence(env_t *e, int round)
 
 TEST(hostile_silence_after_greeting)
 {
+#ifdef HOSTILE_ASAN
+    /* 30 s of waiting teach a sanitizer nothing new (the same timer path
+     * closes links in the node tests): the plain build runs it, this one
+     * only the greeting and the close */
+    printf("    30 s wait skipped under ASan\n");
+    run_attack(attack_silence, 1, SLACK);
+#else
     run_attack(attack_silence, 2, SLACK);
+#endif
 }
 
 /* ------------------------------------------------------------------ */
