@@ -454,6 +454,31 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
  * this header, including aemp_node_destroy (the destruction is then
  * deferred until the callback returns; no callback of that node runs
  * after aemp_node_destroy returns).
+ *
+ * TLS mode (PROTOCOL §3): a secret that holds an RSA private key PEM block
+ * ("-----BEGIN RSA PRIVATE KEY-----" ... "-----END RSA PRIVATE KEY-----")
+ * followed somewhere later by a certificate PEM block ("-----BEGIN
+ * CERTIFICATE-----" ... "-----END CERTIFICATE-----") puts the node in TLS
+ * mode, exactly as a Perl node decides it. As our extension, a PKCS#8
+ * "-----BEGIN PRIVATE KEY-----" block in place of the RSA one does too
+ * (a Perl node with such a secret stays plain: it authenticates with hmac
+ * only). `aemp gencert` writes such a secret. In TLS mode:
+ *   - greetings carry tls=1.0;
+ *   - with a peer whose greeting has tls=1 too, TLS starts right after the
+ *     nonce lines (the side with the lower nonce line is the client). Each
+ *     side presents the secret's certificate (later certificates in the
+ *     secret go with it as its chain) and verifies the peer's against the
+ *     secret's certificates as the only CAs, without a host name check; a
+ *     client certificate is required; TLS 1.2 or newer. The auth line
+ *     `tls;;json` and all data then flow inside TLS. A failed TLS
+ *     handshake fails the link with OpenSSL's reason, e.g. "error:0A000086:
+ *     SSL routines::certificate verify failed (self-signed certificate)"
+ *     on the side that refused the certificate and "error:0A000418:SSL
+ *     routines::tlsv1 alert unknown ca" on the other;
+ *   - with a peer without tls=1, the link authenticates with
+ *     hmac_md6_64_256 over the whole secret (the PEM text), as any node;
+ *   - the limits (max_message, max_outq) apply to the plaintext as on a
+ *     plain link.
  */
 struct ev_loop;
 typedef struct aemp_node aemp_node_t;
@@ -488,7 +513,8 @@ typedef struct aemp_node_config {
     size_t nmasters;
     /* The shared secret: secret/secret_len when secret is not NULL, else
      * the contents of secret_file, else $HOME/.aemp-secret, else 32 random
-     * bytes (the node can then talk to nobody). Copied. */
+     * bytes (the node can then talk to nobody). Copied. A key and a
+     * certificate in it select TLS mode (see above). */
     const void *secret;
     size_t secret_len;
     const char *secret_file;
@@ -514,12 +540,16 @@ typedef struct aemp_node_config {
     void *message_ud;
     /* The provider= string; NULL: "aemp-C-" AEMP_VERSION. */
     const char *provider;
+    /* Non-zero: never TLS mode, even with a key and a certificate in the
+     * secret (no tls=1.0 in greetings; links use hmac over the secret). */
+    int no_tls;
 } aemp_node_config_t;
 
 /* Creates a node on loop (NULL: libev's default loop). cfg is copied.
  * Returns NULL with *err set (AEMP_EINVAL bad config, AEMP_ENOMEM,
- * AEMP_ENOENT unreadable secret_file). The node does nothing until
- * aemp_node_start. */
+ * AEMP_ENOENT unreadable secret_file, AEMP_ETLS a TLS-mode secret whose
+ * key or certificate cannot be loaded or do not match: the reason is
+ * logged). The node does nothing until aemp_node_start. */
 AEMP_API aemp_node_t *aemp_node_new(struct ev_loop *loop,
                                     const aemp_node_config_t *cfg, int *err);
 

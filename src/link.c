@@ -4,6 +4,13 @@
  * JSON stream framer in the data phase, the timers (handshake silence,
  * peer timeout, keepalive) and batched writes. Who the link belongs to and
  * what happens when it comes up or dies is node.c's business.
+ *
+ * TLS (PROTOCOL §3): once the engine says both sides want it, the socket
+ * carries TLS records only. Bytes from the socket go into the TLS filter
+ * (tls.c); its plaintext lands in `in`, where the engine (auth line) and
+ * then the framer read it as on a plain link. `out` stays plaintext, with
+ * the same limits; a flush encrypts it into `wire`, which is what goes to
+ * the socket.
  */
 #include "node_int.h"
 
@@ -17,8 +24,13 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
+/* Plaintext encrypted per batch: one SSL_write (cut into 16 KiB records),
+ * one send(). Bounds the ciphertext held besides `out`, so the send queue
+ * limit still sees what waits. */
+#define TLS_BATCH (256 * 1024)
 
 static const char devnull_msg[] = "[\"\",\"devnull\"]";
 
@@ -32,15 +44,17 @@ static void link_fail(aemp__link_t *l, const char *msg)
 void aemp__link_free(aemp__link_t *l)
 {
     aemp_hs_free(l->hs);
+    aemp__tls_free(l->tls);
     aemp__buf_free(&l->in);
     aemp__buf_free(&l->out);
+    aemp__buf_free(&l->wire);
     free(l->error);
     free(l);
 }
 
 static void schedule_flush(aemp__link_t *l)
 {
-    if (l->in_flush) return;
+    if (l->in_flush || l->state == LINK_DEAD) return;
     l->in_flush = 1;
     l->flush_next = l->node->flush;
     l->node->flush = l;
@@ -63,10 +77,68 @@ int aemp__link_send(aemp__link_t *l, const json_t *msg)
     return 0;
 }
 
+/* Moves the next batch of plaintext through TLS and whatever ciphertext
+ * TLS has (handshake flights, alerts) into wire. Returns 0 or an error. */
+static int tls_encrypt_batch(aemp__link_t *l)
+{
+    size_t n = aemp__buf_size(&l->out);
+    if (n && aemp__buf_size(&l->wire) < TLS_BATCH && aemp__tls_established(l->tls)) {
+        if (n > TLS_BATCH) n = TLS_BATCH;
+        int rc = aemp__tls_write(l->tls, aemp__buf_head(&l->out), n);
+        if (rc) return rc;
+        aemp__buf_consume(&l->out, n);
+    }
+    return aemp__tls_take(l->tls, &l->wire);
+}
+
+/* The TLS side of link_do_write: batches of TLS records from out, each
+ * handed to the kernel with one send(). */
+static int tls_do_write(aemp__link_t *l)
+{
+    for (;;) {
+        int rc = tls_encrypt_batch(l);
+        if (rc) {
+            link_fail(l, rc == AEMP_ENOMEM ? "out of memory" : aemp__tls_error(l->tls));
+            return -1;
+        }
+        if (!aemp__buf_size(&l->wire)) break;
+        ssize_t w = send(l->fd, aemp__buf_head(&l->wire), aemp__buf_size(&l->wire), MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!ev_is_active(&l->wio)) ev_io_start(l->node->loop, &l->wio);
+                return 0;
+            }
+            link_fail(l, strerror(errno));
+            return -1;
+        }
+        aemp__buf_consume(&l->wire, (size_t)w);
+        l->last_write = ev_now(l->node->loop);
+    }
+    if (ev_is_active(&l->wio)) ev_io_stop(l->node->loop, &l->wio);
+    if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
+    if (l->wire.cap > 256 * 1024) aemp__buf_free(&l->wire);
+    return 0;
+}
+
+/* A last attempt, without waiting, to hand queued output to the kernel
+ * before the link closes (so the peer can log the real reason). */
+static void link_send_last(aemp__link_t *l)
+{
+    aemp__buf_t *b = &l->out;
+    if (l->tls) {
+        if (tls_encrypt_batch(l)) return;
+        b = &l->wire;
+    }
+    if (aemp__buf_size(b))
+        send(l->fd, aemp__buf_head(b), aemp__buf_size(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Writes as much pending output as the kernel takes. Returns 0, or -1
  * when the link died. */
 static int link_do_write(aemp__link_t *l)
 {
+    if (l->tls) return tls_do_write(l);
     while (aemp__buf_size(&l->out)) {
         ssize_t w = send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
                          MSG_NOSIGNAL);
@@ -157,6 +229,88 @@ static void process_data(aemp__link_t *l)
     }
 }
 
+static void process_handshake(aemp__link_t *l);
+static void tls_pump(aemp__link_t *l);
+
+/* Both greetings asked for TLS: what is still queued of our greeting goes
+ * out as it is, every byte after the peer's nonce line is TLS. */
+static void tls_start(aemp__link_t *l, int server)
+{
+    if (!l->node->tls_ctx) {
+        /* the engine offers TLS only when we announced it */
+        link_fail(l, "TLS requested, but not configured on this node");
+        return;
+    }
+    l->tls = aemp__tls_new(l->node->tls_ctx, server);
+    drain_hs_output(l);
+    if (!l->tls || aemp__buf_append(&l->wire, aemp__buf_head(&l->out), aemp__buf_size(&l->out)) ||
+        aemp__tls_feed(l->tls, aemp__buf_head(&l->in), aemp__buf_size(&l->in))) {
+        link_fail(l, "out of memory");
+        return;
+    }
+    aemp__buf_consume(&l->out, aemp__buf_size(&l->out));
+    aemp__buf_consume(&l->in, aemp__buf_size(&l->in));
+    schedule_flush(l);
+    tls_pump(l);
+}
+
+/* The TLS session failed: the alert goes out, the link fails with
+ * OpenSSL's reason. */
+static void tls_failed(aemp__link_t *l, int rc)
+{
+    char msg[300];
+    if (rc == AEMP_ECLOSED) snprintf(msg, sizeof msg, "Broken pipe"); /* close_notify */
+    else if (rc == AEMP_ENOMEM) snprintf(msg, sizeof msg, "out of memory");
+    else snprintf(msg, sizeof msg, "%s", aemp__tls_error(l->tls));
+    link_send_last(l);
+    if (l->state == LINK_HANDSHAKE) {
+        aemp_hs_fail(l->hs, rc, msg);
+        link_fail(l, aemp_hs_error(l->hs));
+    } else {
+        link_fail(l, msg);
+    }
+}
+
+/* Ciphertext arrived: finish the TLS handshake (then the engine queues its
+ * `tls` auth line), then hand the plaintext to the engine or the framer,
+ * a bounded piece at a time, as on a plain link. */
+static void tls_pump(aemp__link_t *l)
+{
+    if (!aemp__tls_established(l->tls)) {
+        int rc = aemp__tls_handshake(l->tls);
+        if (rc < 0) {
+            tls_failed(l, rc);
+            return;
+        }
+        if (aemp__tls_pending(l->tls)) schedule_flush(l);
+        if (rc == 0) return;
+        aemp__log(l->node, AEMP_LOG_DEBUG, "%s: %s", l->addr, aemp__tls_info(l->tls));
+        if (aemp_hs_tls_up(l->hs)) {
+            link_fail(l, "out of memory");
+            return;
+        }
+        drain_hs_output(l);
+    }
+    while (l->state == LINK_HANDSHAKE || l->state == LINK_UP) {
+        if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
+            link_fail(l, "out of memory");
+            return;
+        }
+        ssize_t r = aemp__tls_read(l->tls, l->in.data + l->in.len, READ_CHUNK);
+        if (r < 0) {
+            tls_failed(l, (int)r);
+            return;
+        }
+        if (r == 0) break;
+        l->in.len += (size_t)r;
+        if (l->state == LINK_HANDSHAKE) process_handshake(l);
+        else process_data(l);
+        if (l->node->destroy_pending) return;
+    }
+    /* reading may have produced records to answer (e.g. a key update) */
+    if (l->state != LINK_DEAD && aemp__tls_pending(l->tls)) schedule_flush(l);
+}
+
 static void process_handshake(aemp__link_t *l)
 {
     while (l->state == LINK_HANDSHAKE) {
@@ -168,9 +322,7 @@ static void process_handshake(aemp__link_t *l)
             /* whole lines the engine queued before failing (our auth line)
              * still go out, so the peer can log the real reason */
             drain_hs_output(l);
-            if (aemp__buf_size(&l->out))
-                send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            link_send_last(l);
             link_fail(l, aemp_hs_error(l->hs));
             return;
         }
@@ -178,8 +330,7 @@ static void process_handshake(aemp__link_t *l)
             if (aemp__link_greeted(l, aemp_hs_remote_noderef(l->hs))) return;
         }
         if (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) {
-            /* both sides asked for TLS, but this link has no TLS layer */
-            link_fail(l, "TLS requested, but not configured on this node");
+            if (!l->tls) tls_start(l, (st & AEMP_HS_TLS_SERVER) != 0);
             return;
         }
         drain_hs_output(l);
@@ -218,8 +369,14 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         link_fail(l, "Broken pipe");
         goto out;
     }
-    l->in.len += (size_t)r;
     l->last_read = ev_now(loop);
+    if (l->tls) {
+        /* the ciphertext only passed through the free end of `in` */
+        if (aemp__tls_feed(l->tls, l->in.data + l->in.len, (size_t)r)) link_fail(l, "out of memory");
+        else tls_pump(l);
+        goto out;
+    }
+    l->in.len += (size_t)r;
     if (l->state == LINK_HANDSHAKE) process_handshake(l);
     else if (l->state == LINK_UP) process_data(l);
     /* an incomplete text larger than the limit is refused by the framer;
@@ -308,6 +465,7 @@ static void link_start_handshake(aemp__link_t *l)
         .timeout = n->timeout,
         .provider = n->provider,
         .peeraddr = l->addr,
+        .tls = n->tls_ctx != NULL,
         .nonce = nonce,
     };
     l->hs = aemp_hs_new(&hc, &err);
@@ -398,12 +556,18 @@ void aemp__link_close(aemp__link_t *l, const char *reason, int silent)
     aemp_node_t *n = l->node;
     if (l->state == LINK_DEAD) return;
     int was_up = l->state == LINK_UP;
-    if (was_up && aemp__buf_size(&l->out) && !silent) {
-        /* last attempt to hand queued bytes to the kernel */
-        send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
-             MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
+    if (was_up && !silent) link_send_last(l);
     l->state = LINK_DEAD;
+    /* a dead link is freed once the callbacks unwind: the flush list must
+     * not keep it (output queued in the same read that failed it) */
+    if (l->in_flush) {
+        for (aemp__link_t **pp = &n->flush; *pp; pp = &(*pp)->flush_next)
+            if (*pp == l) {
+                *pp = l->flush_next;
+                break;
+            }
+        l->in_flush = 0;
+    }
     ev_io_stop(n->loop, &l->rio);
     ev_io_stop(n->loop, &l->wio);
     ev_timer_stop(n->loop, &l->timer);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "tls.h"
 
 /* ------------------------------------------------------------------ */
 /* logging and callback nesting                                        */
@@ -514,7 +515,8 @@ size_t aemp_node_queued(const aemp_node_t *n, const char *noderef)
 {
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
     if (!p) return 0;
-    return p->link ? aemp__buf_size(&p->link->out) : aemp__buf_size(&p->queue);
+    return p->link ? aemp__buf_size(&p->link->out) + aemp__buf_size(&p->link->wire)
+                   : aemp__buf_size(&p->queue);
 }
 
 int aemp_node_connect(aemp_node_t *n, const char *noderef)
@@ -705,6 +707,18 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
             }
         }
     }
+    /* a key and a certificate in the secret: TLS mode, as a Perl node
+     * decides it; material that looks like it but does not load is a
+     * configuration error, not a reason to fall back to plain links */
+    if (!cfg->no_tls && aemp__tls_secret_is_tls(n->secret, n->secret_len)) {
+        char why[300];
+        n->tls_ctx = aemp__tls_ctx_new(n->secret, n->secret_len, why, sizeof why);
+        if (!n->tls_ctx) {
+            aemp__log(n, AEMP_LOG_ERROR, "secret: %s", why);
+            e = AEMP_ETLS;
+            goto bad;
+        }
+    }
     ev_prepare_init(&n->flush_w, aemp__flush_cb);
     n->flush_w.data = n;
     ev_idle_init(&n->local_w, local_cb);
@@ -833,6 +847,7 @@ static void node_free(aemp_node_t *n)
     aemp__strv_free(n->masters);
     if (n->secret) memset(n->secret, 0, n->secret_len);
     free(n->secret);
+    SSL_CTX_free(n->tls_ctx);
     free(n->bind);
     free(n->slave_name);
     free(n->secret_file);
@@ -873,4 +888,11 @@ const char *aemp_node_peer_kv(const aemp_node_t *n, const char *noderef, const c
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
     if (!p || !p->link || !p->link->hs || !key) return NULL;
     return aemp_hs_remote_kv(p->link->hs, key);
+}
+
+const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef)
+{
+    aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
+    if (!p || !p->link || !p->link->tls) return NULL;
+    return aemp__tls_info(p->link->tls);
 }

@@ -14,6 +14,8 @@
 typedef struct aemp__link aemp__link_t;
 typedef struct aemp__peer aemp__peer_t;
 typedef struct aemp__ports aemp__ports_t;
+typedef struct aemp__tls aemp__tls_t; /* tls.h */
+struct ssl_ctx_st;
 
 enum link_state {
     LINK_CONNECTING, /* outgoing TCP connect in progress */
@@ -39,7 +41,9 @@ struct aemp__link {
     double read_timeout;  /* peer's timeout, 0 = none */
     double keepalive;     /* our timeout - 3 */
     aemp_hs_t *hs;
-    aemp__buf_t in, out;
+    aemp__buf_t in, out;   /* with TLS: plaintext */
+    aemp__tls_t *tls;      /* set when both sides chose TLS */
+    aemp__buf_t wire;      /* with TLS: bytes for the socket as they are */
     aemp_framer_t framer;
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
@@ -95,6 +99,7 @@ struct aemp_node {
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
     aemp__ports_t *ports;       /* port layer (port.c) */
+    struct ssl_ctx_st *tls_ctx; /* TLS mode: from the secret (tls.c) */
 };
 
 /* ---- node.c ---- */
@@ -116,6 +121,9 @@ void aemp__link_died(aemp__link_t *l, int silent);
 void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg);
 int aemp__is_self(const aemp_node_t *n, const char *noderef);
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create);
+/* "VERSION CIPHER" of the TLS session of the current link to noderef;
+ * NULL when there is no such link or it does not use TLS. */
+const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef);
 
 /* ---- link.c ---- */
 aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing,

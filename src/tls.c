@@ -97,7 +97,7 @@ SSL_CTX *aemp__tls_ctx_new(const void *secret, size_t len, char *err, size_t err
 
     ERR_clear_error();
     if (!secret || len > INT_MAX) {
-        what = "the secret is too large";
+        what = secret ? "the secret is too large" : "no secret";
         goto bad;
     }
     ctx = SSL_CTX_new(TLS_method());
@@ -160,7 +160,9 @@ SSL_CTX *aemp__tls_ctx_new(const void *secret, size_t len, char *err, size_t err
     /* every link is a fresh session: no resumption, so nothing to cache
      * or ticket (the cache would grow with every accepted link) */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    /* a peer has no business renegotiating (TLS 1.2) in the middle of
+     * a link: one more way to make us work for nothing */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_num_tickets(ctx, 0);
     /* idle links give their record buffers back */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -27,9 +27,10 @@ int aemp__tls_secret_is_tls(const void *secret, size_t len);
  * key and its first certificate (later ones are sent as the chain), every
  * certificate of the secret as a trusted CA, peers verified without a
  * host name check, a client certificate required, TLS 1.2 or newer, no
- * session cache or tickets. Returns NULL with a message in err (errlen
- * bytes) when the key or certificate cannot be read, do not match, or
- * OpenSSL fails. secret is borrowed. Free with SSL_CTX_free. */
+ * session cache, tickets or renegotiation. Returns NULL with a message
+ * in err (errlen bytes) when the key or certificate cannot be read, do
+ * not match, or OpenSSL fails. secret is borrowed. Free with
+ * SSL_CTX_free. */
 SSL_CTX *aemp__tls_ctx_new(const void *secret, size_t len, char *err, size_t errlen);
 
 /* A filter for one connection on ctx (which it references), as the TLS
