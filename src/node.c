@@ -170,6 +170,8 @@ static void peer_connect(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     if (p->link || p->connecting) return;
+    /* the caller may have blocked outside the loop: timers start from now */
+    ev_now_update(n->loop);
     if (!p->neps) {
         /* a slave cannot be connected to: only its own link reaches it */
         if (!peer_has_attempt(p)) peer_fail(p, "cannot connect to a slave node");
