@@ -271,21 +271,20 @@ TEST(node_framing_error_only_kills_that_link)
     CHECK(run_until(got_n, &w, 5));
     /* a raw peer authenticates (blocking, while b's loop is not running:
      * the handshake completes because the kernel buffers it) */
-    pid_t pid = fork();
+    child_t ch;
+    pid_t pid = fork_reporting(&ch);
     if (pid == 0) {
         int fd = raw_connect_auth(bn, secret);
-        if (fd < 0) _exit(1);
+        if (fd < 0) child_exit(1);
         const char bad[] = "[\"\",\"devnull\"][\"x\",\"ok\"]}}garbage";
-        if (write(fd, bad, sizeof bad - 1) < 0) _exit(1);
+        if (write(fd, bad, sizeof bad - 1) < 0) child_exit(1);
         char c;
         while (read(fd, &c, 1) > 0) {}
-        _exit(0);
+        child_exit(0);
     }
-    late_t l = {ev_time() + 1.0, 0};
-    run_until(time_passed, &l, 2);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(pid > 0);
+    CHECK(run_until(child_reported, &ch, 5));
+    CHECK_INT(ch.code, 0);
     CHECK(strstr(b.warnings, "Bad message") != NULL);
     CHECK_INT(b.received, 2); /* the good texts before the garbage arrived */
     aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "after", (json_int_t)1));
@@ -416,30 +415,31 @@ TEST(node_link_churn_stays_bounded)
     want_t w1 = {&b, 1};
     CHECK(run_until(got_n, &w1, 5));
     int fds0 = count_fds();
-    pid_t pid = fork();
+    child_t ch;
+    pid_t pid = fork_reporting(&ch);
     if (pid == 0) {
         /* 300 authenticated links under one name, each replacing the last */
         int prev = -1;
         for (int i = 0; i < 300; i++) {
             int fd = raw_connect_auth(bn, secret);
-            if (fd < 0) _exit(1);
+            if (fd < 0) child_exit(1);
             if (prev >= 0) close(prev);
             prev = fd;
         }
         close(prev);
-        _exit(0);
+        child_exit(0);
     }
+    REQUIRE(pid > 0);
     long i = 1;
-    int st[1] = {0};
     ev_tstamp end = ev_time() + 90;
     int done = 0;
     while (!done && ev_time() < end) {
         if (i < 20000) aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "m", (json_int_t)i++));
         ev_run(EV_DEFAULT, EVRUN_ONCE);
-        done = waitpid(pid, st, WNOHANG) == pid;
+        done = child_reported(&ch);
     }
     CHECK(done);
-    CHECK(WIFEXITED(st[0]) && WEXITSTATUS(st[0]) == 0);
+    CHECK_INT(ch.code, 0);
     want_t w = {&b, i};
     CHECK(run_until(got_n, &w, 10));
     CHECK_INT(b.received, i);

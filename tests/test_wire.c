@@ -192,25 +192,18 @@ static int replay(const char *name, const char *noderef, const subst_t *sub, siz
     return fails;
 }
 
-/* st = {status, pid, reaped} */
-static int child_done(void *ud)
-{
-    int *st = ud;
-    if (!st[2] && waitpid((pid_t)st[1], &st[0], WNOHANG) == (pid_t)st[1]) st[2] = 1;
-    return st[2];
-}
-
 /* Runs the replay in a child while this process serves with its loop. */
 static void serve_replay(aemp_node_t *node, const char *name, const subst_t *sub, size_t nsub)
 {
     char noderef[256];
     snprintf(noderef, sizeof noderef, "%s", aemp_node_noderef(node));
     fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) _exit(replay(name, noderef, sub, nsub) ? 1 : 0);
-    int st[3] = {0, (int)pid, 0};
-    CHECK(run_until(child_done, st, 20));
-    CHECK(WIFEXITED(st[0]) && WEXITSTATUS(st[0]) == 0);
+    child_t ch;
+    pid_t pid = fork_reporting(&ch);
+    if (pid == 0) child_exit(replay(name, noderef, sub, nsub) ? 1 : 0);
+    REQUIRE(pid > 0);
+    CHECK(run_until(child_reported, &ch, 20));
+    CHECK_INT(ch.code, 0);
 }
 
 TEST(wire_services_and_values_match_perl)

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -213,4 +214,55 @@ void run_for(double seconds)
 {
     late_t l = {ev_time() + seconds, 0};
     run_until(time_passed, &l, seconds + 1);
+}
+
+/* libev's default loop reaps every child on SIGCHLD, so a test cannot
+ * learn a child's exit status with waitpid: children report through a
+ * pipe instead. */
+static int report_fd = -1;
+
+pid_t fork_reporting(child_t *c)
+{
+    int p[2];
+    c->fd = -1;
+    c->code = -1;
+    if (pipe(p)) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        report_fd = p[1];
+        return 0;
+    }
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    c->fd = p[0];
+    c->pid = pid;
+    return pid;
+}
+
+void child_exit(int code)
+{
+    unsigned char b = (unsigned char)code;
+    if (report_fd >= 0 && write(report_fd, &b, 1) != 1) code = 3;
+    _exit(code);
+}
+
+int child_reported(void *ud)
+{
+    child_t *c = ud;
+    unsigned char b;
+    if (c->code < 0 && c->fd >= 0) {
+        ssize_t r = read(c->fd, &b, 1);
+        if (r == 1) c->code = b;
+        else if (r == 0) c->code = 255; /* exited without a word */
+        if (c->code >= 0) {
+            close(c->fd);
+            c->fd = -1;
+        }
+    }
+    return c->code >= 0;
 }

@@ -53,4 +53,17 @@ pid_t spawn_node(char *noderef, size_t n, unsigned timeout);
 /* A blocking socket authenticated to noderef (127.0.0.1 only), or -1. */
 int raw_connect_auth(const char *noderef, const char *sec);
 
+/* A forked child that reports its result through a pipe (see tnode.c). */
+typedef struct child {
+    pid_t pid;
+    int fd;
+    int code; /* -1 until reported; 255 when it died without reporting */
+} child_t;
+/* Forks; returns 0 in the child, the pid (or -1) in the parent. */
+pid_t fork_reporting(child_t *c);
+/* In the child: reports code and exits with it. */
+void child_exit(int code) __attribute__((noreturn));
+/* In the parent: 1 once the child reported (c->code holds it). */
+int child_reported(void *ud);
+
 #endif
