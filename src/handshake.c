@@ -392,6 +392,26 @@ static char *log_safe(span_t s)
     return out;
 }
 
+/*
+ * Does the peer's text carry our secret, as raw bytes or as hex (what a
+ * cleartext auth line holds)? A peer that knows the secret and sends a
+ * broken cleartext line, e.g. with the ';' after the method lost, would
+ * otherwise have it quoted in our log. Secrets under 4 bytes are not
+ * looked for: they would match everywhere and protect nothing.
+ */
+static int holds_secret(const aemp_hs_t *hs, span_t peer, const char *safe)
+{
+    if (!hs->secret || hs->secret_len < 4) return 0;
+    if (memmem(peer.p, peer.n, hs->secret, hs->secret_len)) return 1;
+    char *hex = malloc(2 * hs->secret_len + 1);
+    if (!hex) return 1; /* when in doubt, do not quote */
+    aemp__hex(hs->secret, hs->secret_len, hex);
+    int found = strcasestr(safe, hex) != NULL;
+    wipe(hex, 2 * hs->secret_len);
+    free(hex);
+    return found;
+}
+
 /* Fails with a message that quotes one piece of peer text: fmt has one
  * %s, for that text made safe, then the optional `extra` string. */
 static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer,
@@ -401,6 +421,14 @@ static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer
     if (!safe) {
         fail_nomem(hs);
         return;
+    }
+    if (holds_secret(hs, peer, safe)) {
+        free(safe);
+        safe = strdup("(text holding the shared secret, not shown)");
+        if (!safe) {
+            fail_nomem(hs);
+            return;
+        }
     }
     /* the formats are the literals below, checked by hand */
 #pragma GCC diagnostic push

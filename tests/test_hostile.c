@@ -1028,6 +1028,19 @@ TEST(hostile_no_secret_in_logs)
         CHECK(!contains_secret(aemp_hs_error(hs), canary));
         aemp_hs_free(hs);
     }
+    /* a cleartext line from a peer that knows the secret, but lost the
+     * ';' after the method: the method it names holds the secret */
+    char line[256], hex[64];
+    for (size_t i = 0; canary[i]; i++) sprintf(hex + 2 * i, "%02X", (unsigned char)canary[i]);
+    snprintf(line, sizeof line, "aemp;0;a:1;hmac_md6_64_256;json\nAAAA\ncleartextx%s;json\n", hex);
+    aemp_hs_config_t hc = {.noderef = "b:1", .secret = canary, .secret_len = strlen(canary),
+                           .nonce = nonce};
+    aemp_hs_t *hs = aemp_hs_new(&hc, NULL);
+    aemp_hs_feed(hs, line, strlen(line));
+    CHECK_STR(aemp_hs_error(hs),
+              "(text holding the shared secret, not shown): fatal, selected unsupported auth "
+              "method");
+    aemp_hs_free(hs);
 }
 
 /* ------------------------------------------------------------------ */
