@@ -625,11 +625,11 @@ TEST(hostile_data_before_auth)
 }
 
 /*
- * DISABLED until link.c is fixed (both tests below). A link closed while
- * it is on the node's flush list stays there: it is freed when the
- * callback that closed it unwinds, and aemp__flush_cb() then reads freed
- * memory (ASan: heap-use-after-free in aemp__flush_cb; the plain build
- * does not notice). Two ways to get there:
+ * A link closed while it is on the node's flush list must leave it: it is
+ * freed when the callback that closed it unwinds, and aemp__flush_cb()
+ * would then read freed memory (ASan: heap-use-after-free in
+ * aemp__flush_cb; the plain build does not notice). Two ways to get
+ * there:
  *  - greeting, nonce and a failing auth line in one segment: the engine
  *    queues the victim's auth line (on the nonce line) and fails (on the
  *    next line) in the same feed; process_handshake() hands the queued
@@ -637,8 +637,6 @@ TEST(hostile_data_before_auth)
  *  - aemp_node_send() past max_outq from inside a callback: the link is
  *    on the flush list since the sends before, and is closed.
  */
-#if 0 /* to enable: drop the #if and the space in "TEST (" (the test list
-         is built from lines starting with "TEST(") */
 static void attack_one_segment(env_t *e, int round)
 {
     (void)round;
@@ -650,7 +648,7 @@ static void attack_one_segment(env_t *e, int round)
                  "[\"\",\"devnull\"]: fatal, selected unsupported auth method");
 }
 
-TEST (hostile_failed_handshake_in_one_segment)
+TEST(hostile_failed_handshake_in_one_segment)
 {
     run_attack(attack_one_segment, 3, SLACK);
 }
@@ -674,7 +672,7 @@ static void overflow_from_handler(void *ud, aemp_node_t *node, const char *src, 
     stuck_peer = NULL;
 }
 
-TEST (hostile_queue_overflow_inside_callback)
+TEST(hostile_queue_overflow_inside_callback)
 {
     env_t e;
     REQUIRE(env_setup(&e, secret) == 0);
@@ -701,7 +699,6 @@ TEST (hostile_queue_overflow_inside_callback)
     raw_close(&r);
     env_teardown(&e);
 }
-#endif
 
 static void attack_silence(env_t *e, int round)
 {
