@@ -380,6 +380,9 @@ static void run_attack(attack_fn attack, int rounds, size_t slack)
     honest_check(&e, 20);
     size_t base = 0;
     int fds = 0;
+    /* more rounds find smaller leaks: AEMP_HOSTILE_ROUNDS=N */
+    const char *more = getenv("AEMP_HOSTILE_ROUNDS");
+    if (more && atoi(more) > rounds && rounds > 1) rounds = atoi(more);
     for (int round = 0; round < rounds; round++) {
         if (round == 1) {
             run_for(0.05);
@@ -394,6 +397,8 @@ static void run_attack(attack_fn attack, int rounds, size_t slack)
     run_for(0.05);
     if (rounds > 1) {
         size_t now = mem_used();
+        if (getenv("AEMP_TEST_VERBOSE"))
+            fprintf(stderr, "    heap: %+ld bytes over %d attacks\n", (long)(now - base), rounds - 1);
         if (now > base + slack)
             t_fail(__FILE__, __LINE__, "heap grew by %zu bytes over %d attacks (allowed %zu)",
                    now - base, rounds - 1, slack);
@@ -405,7 +410,13 @@ static void run_attack(attack_fn attack, int rounds, size_t slack)
     env_teardown(&e);
 }
 
+/* ASan counts live bytes exactly; malloc's own counter moves a little
+ * with its free lists (a few KB that settle, whatever the rounds) */
+#ifdef HOSTILE_ASAN
+#define SLACK (4 * 1024)
+#else
 #define SLACK (32 * 1024)
+#endif
 
 /* Sends bytes as a fresh connection, lets the honest node talk meanwhile,
  * and expects the victim to close with msg. */
