@@ -894,6 +894,33 @@ TEST(hostile_numbers_out_of_range)
     env_teardown(&e);
 }
 
+/* Well-formed JSON that makes no sense to the node port or the ports:
+ * each is dropped (with a warning or without), the link stays. */
+static void attack_odd_messages(env_t *e, int round)
+{
+    (void)round;
+    static const char odd[] =
+        "[][null][1][{}][\"\"][\"\",1][\"\",\"\"][\"\",\"relay\"][\"\",\"relay\",1]"
+        "[\"\",\"relay\",\"nowhere#x\",1][\"\",\"relay_multiple\",1,[],[1],[null,2]]"
+        "[\"\",\"lookup\"][\"\",\"lookup\",{}][\"\",\"lookup\",\"x\",\"127.0.0.1:9#r\"]"
+        "[\"\",\"time\"][\"\",\"time\",7][\"\",\"eval\",\"1\"][\"\",\"devnull\",[[[]]]]"
+        "[\"\",\"mon1\"][\"\",\"mon1\",{}][\"\",\"mon1\",\"no.such\"][\"\",\"mon0\",\"x\"]"
+        "[\"\",\"kil\"][\"\",\"kil\",null,\"x\"][\"\",\"kil\",\"a.b\",\"die\",\"m\"]"
+        "[\"\",\"iam\"][\"\",\"iam\",\"\"][\"\",\"iam\",5][\"\",\"AnyEvent::MP::_spawn\"]"
+        "[\"\",\"AnyEvent::MP::_spawn\",\"id\",\"no::such\",1]"
+        "[\"\",\"AnyEvent::MP::_spawn\",{},{}][\"\",\"no_such_function\",1]"
+        "[\"no.such.port\",1][\"x\",\"after\"]";
+    long before = e->v.other_got;
+    data_attack(e, odd, sizeof odd - 1, NULL);
+    CHECK(e->v.other_got > before); /* at least the last one */
+    CHECK(strstr(e->v.warnings, "Bad message") == NULL);
+}
+
+TEST(hostile_odd_node_port_messages)
+{
+    run_attack(attack_odd_messages, 3, SLACK);
+}
+
 /* ------------------------------------------------------------------ */
 /* many connections */
 
