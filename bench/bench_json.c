@@ -2,9 +2,10 @@
  * bench_json.c - throughput of the data-phase JSON path: the stream framer
  * (MB/s and texts/s), the decoder and the encoder (messages/s), each next
  * to jansson's own json_loadb / json_dumpb on the same messages in the
- * same run. Three payloads: a small message ["port","tick",12345], an
- * array of short strings, and a message carrying a 1 KiB string. Every
- * figure is the median of 3 runs.
+ * same run, and the forms a link uses (the target id kept apart from the
+ * elements, so it never becomes a value). Three payloads: a small
+ * message ["port","tick",12345], an array of short strings, and a message
+ * carrying a 1 KiB string. Every figure is the median of 3 runs.
  */
 #include "aemp.h"
 #include "aemp_int.h"
@@ -138,6 +139,21 @@ static double run_decode(const payload_t *p, size_t iters)
     return now() - t0;
 }
 
+/* The link's path: the target id stays bytes, the elements become the
+ * array a port callback gets. */
+static double run_decode_msg(const payload_t *p, size_t iters)
+{
+    double t0 = now();
+    for (size_t i = 0; i < iters; i++) {
+        const char *id;
+        size_t idlen;
+        json_t *v = aemp__json_decode_msg(p->text, p->len, 0, &id, &idlen, NULL, NULL);
+        sink += json_array_size(v) + idlen;
+        json_decref(v);
+    }
+    return now() - t0;
+}
+
 static double run_jansson_decode(const payload_t *p, size_t iters)
 {
     json_error_t err;
@@ -161,6 +177,27 @@ static double run_encode_buf(const payload_t *p, size_t iters)
         sink += b.len;
     }
     double t = now() - t0;
+    aemp__buf_free(&b);
+    return t;
+}
+
+/* The send path: the target id and the elements, never joined. */
+static double run_encode_msg(const payload_t *p, size_t iters)
+{
+    aemp__buf_t b = {0};
+    json_t *elems = json_array();
+    for (size_t i = 1; i < json_array_size(p->value); i++)
+        json_array_append(elems, json_array_get(p->value, i));
+    const char *id = json_string_value(json_array_get(p->value, 0));
+    size_t idlen = strlen(id);
+    double t0 = now();
+    for (size_t i = 0; i < iters; i++) {
+        b.len = b.off = 0;
+        aemp__json_encode_msg(&b, id, idlen, elems);
+        sink += b.len;
+    }
+    double t = now() - t0;
+    json_decref(elems);
     aemp__buf_free(&b);
     return t;
 }
@@ -210,11 +247,17 @@ static void bench(payload_t *p)
 
     t = MED3(run_decode(p, iters));
     printf("  %-34s %10.0f %14.0f\n", "aemp_json_decode", iters * p->len / t / 1e6, iters / t);
+    t = MED3(run_decode_msg(p, iters));
+    printf("  %-34s %10.0f %14.0f\n", "aemp__json_decode_msg (id as bytes)", iters * p->len / t / 1e6,
+           iters / t);
     t = MED3(run_jansson_decode(p, iters));
     printf("  %-34s %10.0f %14.0f\n", "jansson json_loadb", iters * p->len / t / 1e6, iters / t);
 
     t = MED3(run_encode_buf(p, iters));
     printf("  %-34s %10.0f %14.0f\n", "aemp__json_encode_buf (reused)", iters * p->len / t / 1e6,
+           iters / t);
+    t = MED3(run_encode_msg(p, iters));
+    printf("  %-34s %10.0f %14.0f\n", "aemp__json_encode_msg (id apart)", iters * p->len / t / 1e6,
            iters / t);
     t = MED3(run_encode_alloc(p, iters));
     printf("  %-34s %10.0f %14.0f\n", "aemp_json_encode (malloc)", iters * p->len / t / 1e6,

@@ -34,6 +34,36 @@ static inline char *aemp__buf_head(const aemp__buf_t *b) { return b->data + b->o
  * encoded. On failure b is rewound to its former length. */
 int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v);
 
+/* The message [id, ELEMENTS...] appended to b without building it: id is
+ * idlen bytes (strict UTF-8, no NUL), elements a JSON array (borrowed).
+ * The bytes are those aemp__json_encode_buf writes for that message.
+ * Returns 0, AEMP_ENOMEM, or AEMP_EINVAL (bad id, not an array, a value
+ * that cannot be encoded); on failure b is rewound. */
+int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
+                          const json_t *elements);
+
+/* Decodes a message text [ID, ELEMENTS...] as a link receives it, without
+ * making a value of ID: returns the array of the elements after it (new
+ * reference) and ID's bytes in *id / *idlen (pointing into buf, not
+ * NUL-terminated). The result is what aemp_json_decode would return for
+ * the text with the first element removed. NULL means "not on this
+ * path": the text is not such an array, ID has escapes or non-ASCII
+ * bytes, the text is invalid or incomplete, or memory ran out;
+ * aemp_json_decode on the same text then gives the value or the error
+ * message. With used NULL, buf is exactly one text (whitespace around it
+ * allowed); otherwise buf starts with one (after whitespace) and may go
+ * on past it: *used is where it ends, so a stream can be decoded without
+ * the framer while each text arrives whole. into, when not NULL, is an
+ * empty array (refcount 1) to fill instead of a new one; it is taken
+ * over always (returned filled, or freed). */
+json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
+                              const char **id, size_t *idlen, size_t *used, json_t *into);
+
+/* True when the framer is between texts (no text partly scanned, no
+ * error): a caller may then take a text by other means, e.g.
+ * aemp__json_decode_msg with `used`, without the framer noticing. */
+int aemp__framer_idle(const aemp_framer_t *f);
+
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);
 

@@ -72,6 +72,11 @@ void aemp_framer_init(aemp_framer_t *f, size_t max_len, unsigned max_depth)
     f->state_ = ST_IDLE;
 }
 
+int aemp__framer_idle(const aemp_framer_t *f)
+{
+    return f->state_ == ST_IDLE && !f->err_;
+}
+
 const char *aemp_framer_error(const aemp_framer_t *f)
 {
     return f->err_ ? f->msg_ : "";

@@ -235,7 +235,8 @@ static int emit_key(aemp__buf_t *b, void *it)
     return rc ? rc : put1(b, ':');
 }
 
-int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v)
+/* Appends v, nesting at most max_depth containers deep. */
+static int encode_value(aemp__buf_t *b, const json_t *v, size_t max_depth)
 {
     /* relative to off: the buffer may move its content while growing */
     size_t mark = b->len - b->off;
@@ -257,7 +258,7 @@ int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v)
                 it = json_object_iter((json_t *)v);
             else
                 n = json_array_size(v);
-            if (depth == AEMP_JSON_MAX_ENCODE_DEPTH) {
+            if (depth == max_depth) {
                 rc = AEMP_EINVAL;
                 goto fail;
             }
@@ -350,6 +351,53 @@ done:
 fail:
     if (st != inline_stack) free(st);
     b->len = b->off + mark;
+    return rc;
+}
+
+int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v)
+{
+    return encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH);
+}
+
+/* True when s[0..n) is strict UTF-8 (what json_string accepts). */
+static int utf8_ok(const unsigned char *s, size_t n);
+static inline const unsigned char *plain_scan(const unsigned char *p, const unsigned char *e);
+
+int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
+                          const json_t *elements)
+{
+    const unsigned char *u = (const unsigned char *)id;
+    size_t mark = b->len - b->off, n = json_array_size(elements);
+    int rc = 0;
+    if (!id || !json_is_array(elements)) return AEMP_EINVAL;
+    if (plain_scan(u, u + idlen) == u + idlen) {
+        /* printable ASCII without '"' or '\' (every port id a node makes):
+         * valid, and written as it is */
+        if (need(b, idlen + 3)) return AEMP_ENOMEM;
+        char *w = b->data + b->len;
+        w[0] = '[';
+        w[1] = '"';
+        memcpy(w + 2, id, idlen);
+        w[idlen + 2] = '"';
+        b->len += idlen + 3;
+    } else {
+        if (memchr(id, 0, idlen) || !utf8_ok(u, idlen)) return AEMP_EINVAL;
+        rc = put1(b, '[');
+        if (!rc) rc = emit_string(b, u, idlen);
+    }
+    /* the elements sit one level below the message array, as they would
+     * in the message the slow path builds; strings and integers, most of
+     * what messages hold, skip the container machinery */
+    for (size_t i = 0; !rc && i < n; i++) {
+        const json_t *v = json_array_get(elements, i);
+        rc = put1(b, ',');
+        if (rc) break;
+        if (json_is_string(v)) rc = emit_string_value(b, v);
+        else if (json_is_integer(v)) rc = emit_integer(b, json_integer_value(v));
+        else rc = encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH - 1);
+    }
+    if (!rc) rc = put1(b, ']');
+    if (rc) b->len = b->off + mark;
     return rc;
 }
 
@@ -497,6 +545,21 @@ static inline const unsigned char *plain_scan(const unsigned char *p,
 #endif
     while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
     return p;
+}
+
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+    const unsigned char *p = s, *e = s + n;
+    while ((p = plain_scan(p, e)) < e) {
+        if (*p < 0x80) { /* a quote, backslash or control: valid UTF-8 */
+            p++;
+            continue;
+        }
+        size_t k = utf8_seq(p, e);
+        if (!k) return 0;
+        p += k;
+    }
+    return 1;
 }
 
 /* Reads the 4 hex digits at p (up to e). Returns 0, -1 for a byte that
@@ -795,29 +858,26 @@ static json_t *parse_literal(dec_t *d, const unsigned char **pp)
     return v;
 }
 
-json_t *aemp_json_decode(const char *buf, size_t len, unsigned max_depth,
-                         char *errbuf, size_t errlen)
+/* Parses one JSON text from p to the end of the input (whitespace
+ * after it allowed), or with endp only up to the end of the text, which
+ * is stored there. With outer, the parse starts inside that array as
+ * its first element is due (it then counts as the first level and is
+ * owned here: returned complete, or freed on failure). */
+static json_t *decode_from(dec_t *d, const unsigned char *p, unsigned max_depth,
+                           json_t *outer, const unsigned char **endp)
 {
-    dec_t D = {NULL, NULL, errbuf, errlen, {0}};
-    dec_t *d = &D;
     dframe_t inline_stack[32], *st = inline_stack;
     size_t cap = sizeof inline_stack / sizeof inline_stack[0], depth = 0;
     json_t *v = NULL;
-    const unsigned char *p, *e;
+    const unsigned char *e = d->end;
     sref_t sr;
 
-    if (errbuf && errlen) errbuf[0] = '\0';
-    if (!buf) {
-        if (len) {
-            dec_error(d, "invalid argument");
-            return NULL;
-        }
-        buf = "";
+    if (outer) {
+        st[0].c = outer;
+        st[0].key = NULL;
+        st[0].koff = st[0].klen = 0;
+        depth = 1;
     }
-    D.beg = (const unsigned char *)buf;
-    D.end = e = D.beg + len;
-    if (!max_depth) max_depth = AEMP_JSON_MAX_DEPTH;
-    p = skip_ws(D.beg, e);
 
 value:
     if (p >= e) {
@@ -864,8 +924,8 @@ value:
     }
     case '"':
         if (scan_string(d, &p, &sr)) goto fail;
-        v = json_stringn_nocheck(sr.s ? sr.s : D.arena.data + sr.aoff, sr.n);
-        if (!sr.s) D.arena.len = sr.aoff;
+        v = json_stringn_nocheck(sr.s ? sr.s : d->arena.data + sr.aoff, sr.n);
+        if (!sr.s) d->arena.len = sr.aoff;
         if (!v) {
             dec_error(d, "out of memory");
             goto fail;
@@ -908,12 +968,12 @@ have:
                 goto have;
             }
         } else {
-            const char *k = top->key ? top->key : D.arena.data + top->koff;
+            const char *k = top->key ? top->key : d->arena.data + top->koff;
             if (json_object_setn_new_nocheck(top->c, k, top->klen, v)) {
                 dec_error(d, "out of memory");
                 goto fail;
             }
-            if (!top->key) D.arena.len = top->koff;
+            if (!top->key) d->arena.len = top->koff;
             p = skip_ws(p, e);
             if (p < e && *p == ',') {
                 p = skip_ws(p + 1, e);
@@ -952,6 +1012,11 @@ key:
     }
 
 done:
+    if (endp) {
+        *endp = p;
+        if (st != inline_stack) free(st);
+        return v;
+    }
     p = skip_ws(p, e);
     if (p != e) {
         unexpected(d, p);
@@ -960,12 +1025,80 @@ done:
         goto fail;
     }
     if (st != inline_stack) free(st);
-    aemp__buf_free(&D.arena);
     return v;
 
 fail:
     while (depth) json_decref(st[--depth].c);
     if (st != inline_stack) free(st);
+    return NULL;
+}
+
+json_t *aemp_json_decode(const char *buf, size_t len, unsigned max_depth,
+                         char *errbuf, size_t errlen)
+{
+    dec_t D = {NULL, NULL, errbuf, errlen, {0}};
+
+    if (errbuf && errlen) errbuf[0] = '\0';
+    if (!buf) {
+        if (len) {
+            dec_error(&D, "invalid argument");
+            return NULL;
+        }
+        buf = "";
+    }
+    D.beg = (const unsigned char *)buf;
+    D.end = D.beg + len;
+    json_t *v = decode_from(&D, skip_ws(D.beg, D.end), max_depth ? max_depth : AEMP_JSON_MAX_DEPTH,
+                            NULL, NULL);
     aemp__buf_free(&D.arena);
+    return v;
+}
+
+json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
+                              const char **id, size_t *idlen, size_t *used, json_t *into)
+{
+    if (!buf) {
+        json_decref(into);
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)buf, *e = b + len, *p, *s;
+    p = skip_ws(b, e);
+    if (p >= e || *p != '[') goto decline;
+    p = skip_ws(p + 1, e);
+    if (p >= e || *p != '"') goto decline;
+    /* an id with escapes or non-ASCII bytes is left to the full decoder */
+    s = ++p;
+    p = plain_scan(p, e);
+    if (p >= e || *p != '"') goto decline;
+    *id = (const char *)s;
+    *idlen = (size_t)(p - s);
+    p = skip_ws(p + 1, e);
+    json_t *elems = into ? into : json_array();
+    if (!elems || p >= e) {
+        json_decref(elems);
+        return NULL;
+    }
+    if (*p == ']') {
+        if (used) {
+            *used = (size_t)(p + 1 - b);
+            return elems;
+        }
+        if (skip_ws(p + 1, e) == e) return elems;
+        json_decref(elems);
+        return NULL;
+    }
+    if (*p != ',') {
+        json_decref(elems);
+        return NULL;
+    }
+    dec_t D = {b, e, NULL, 0, {0}};
+    const unsigned char *end = NULL;
+    json_t *v = decode_from(&D, skip_ws(p + 1, e), max_depth ? max_depth : AEMP_JSON_MAX_DEPTH,
+                            elems, used ? &end : NULL);
+    aemp__buf_free(&D.arena);
+    if (v && used) *used = (size_t)(end - b);
+    return v;
+decline:
+    json_decref(into);
     return NULL;
 }

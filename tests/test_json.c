@@ -1009,3 +1009,208 @@ TEST(json_locale_independent)
     CHECK_DEC_REAL("2.5e-320", 2.5e-320);
     setlocale(LC_NUMERIC, "C");
 }
+
+/* ---- the message fast paths ------------------------------------------- */
+
+/* What aemp__json_decode_msg must agree with: the full decode of the text,
+ * first element removed. NULL is allowed only where the full decoder fails
+ * or the text is not [PLAIN-ASCII-STRING, ...]. */
+static void check_decode_msg(const char *file, int line, const char *s, size_t n,
+                             unsigned max_depth)
+{
+    const char *id = NULL;
+    size_t idlen = 0;
+    char err[AEMP_JSON_ERRMAX];
+    json_t *fast = aemp__json_decode_msg(s, n, max_depth, &id, &idlen, NULL, NULL);
+    json_t *full = aemp_json_decode(s, n, max_depth, err, sizeof err);
+    if (fast) {
+        const char *fid = json_string_value(json_array_get(full, 0));
+        if (!json_is_array(full) || !fid || json_string_length(json_array_get(full, 0)) != idlen ||
+            memcmp(fid, id, idlen)) {
+            t_fail(file, line, "fast path took %.100s, full decode disagrees", s);
+        } else {
+            json_t *rest = json_array();
+            for (size_t i = 1; i < json_array_size(full); i++)
+                json_array_append(rest, json_array_get(full, i));
+            if (!json_equal(rest, fast)) t_fail(file, line, "elements differ for %.100s", s);
+            json_decref(rest);
+        }
+    } else if (full && json_is_array(full) && json_is_string(json_array_get(full, 0))) {
+        /* only an id the fast path leaves alone may make it step aside */
+        const unsigned char *q = memchr(s, '"', n), *e = (const unsigned char *)s + n;
+        int special = 0;
+        for (q = q ? q + 1 : e; q < e && *q != '"'; q++)
+            if (*q == '\\' || *q >= 0x80 || *q < 0x20) special = 1;
+        if (!special) t_fail(file, line, "fast path refused %.100s", s);
+    }
+    json_decref(fast);
+    json_decref(full);
+}
+#define CHECK_DECODE_MSG(s, d) check_decode_msg(__FILE__, __LINE__, (s), strlen(s), (d))
+
+TEST(json_decode_msg_cases)
+{
+    const char *id = NULL;
+    size_t idlen = 0;
+    json_t *v = aemp__json_decode_msg("[\"AbC.a\",\"tick\",12345]", 22, 0, &id, &idlen, NULL, NULL);
+    REQUIRE(v);
+    CHECK_INT(idlen, 5);
+    CHECK(!memcmp(id, "AbC.a", 5));
+    CHECK_INT(json_array_size(v), 2);
+    CHECK_STR(json_string_value(json_array_get(v, 0)), "tick");
+    CHECK_INT(json_integer_value(json_array_get(v, 1)), 12345);
+    json_decref(v);
+    /* the node port, whitespace, an id alone */
+    v = aemp__json_decode_msg(" [ \"\" , \"devnull\" ] \n", 21, 0, &id, &idlen, NULL, NULL);
+    CHECK(v && idlen == 0 && json_array_size(v) == 1);
+    json_decref(v);
+    v = aemp__json_decode_msg("[\"x\"]", 5, 0, &id, &idlen, NULL, NULL);
+    CHECK(v && idlen == 1 && json_array_size(v) == 0);
+    json_decref(v);
+    /* shapes it leaves to the full decoder */
+    static const char *const others[] = {
+        "{\"a\":1}", "[]", "[1,\"x\"]", "[\"\\u0041\",1]", "[\"\xc3\xa9\",1]", "\"x\"", "",
+        "[\"x\" 1]", "[\"x\",]", "[\"x\",1", "[\"x\"]]", "[\"x\",1]x", "[\"x\",\"\xff\"]",
+        "[\"x\",[1}]", "[\"x\",{\"a\" 1}]", "[\"x\"",
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        v = aemp__json_decode_msg(others[i], strlen(others[i]), 0, &id, &idlen, NULL, NULL);
+        if (v) t_fail(__FILE__, __LINE__, "fast path took %s", others[i]);
+        json_decref(v);
+        CHECK_DECODE_MSG(others[i], 0);
+    }
+    CHECK(aemp__json_decode_msg(NULL, 0, 0, &id, &idlen, NULL, NULL) == NULL);
+    /* the depth limit counts the message array, as in the full decoder */
+    v = aemp__json_decode_msg("[\"x\",[[1]]]", 11, 3, &id, &idlen, NULL, NULL);
+    CHECK(v != NULL);
+    json_decref(v);
+    CHECK(aemp__json_decode_msg("[\"x\",[[1]]]", 11, 2, &id, &idlen, NULL, NULL) == NULL);
+    CHECK_DECODE_MSG("[\"x\",[[1]]]", 2);
+    CHECK_DECODE_MSG("[\"x\",[[1]]]", 3);
+    CHECK_DECODE_MSG("[\"x\",{\"k\\n\":[\"a\\u00e9\",-0.5e3,true,null]},\"\"]", 0);
+}
+
+TEST(json_decode_msg_matches_full_decode)
+{
+    /* every recorded message, then mutated ones */
+    int fast = 0;
+    for (size_t t = 0; t < sizeof transcripts / sizeof transcripts[0]; t++) {
+        json_t *tr = load_transcript(transcripts[t]);
+        json_t *msgs = json_object_get(tr, "messages");
+        for (int dir = 0; dir < 2; dir++) {
+            json_t *list = json_object_get(msgs, dir ? "s2c" : "c2s");
+            size_t i;
+            json_t *m;
+            json_array_foreach(list, i, m) {
+                if (!json_is_string(m)) continue;
+                const char *id;
+                size_t idlen;
+                json_t *v = aemp__json_decode_msg(json_string_value(m), json_string_length(m), 0,
+                                                  &id, &idlen, NULL, NULL);
+                fast += v != NULL;
+                json_decref(v);
+                check_decode_msg(__FILE__, __LINE__, json_string_value(m), json_string_length(m),
+                                 0);
+            }
+        }
+        json_decref(tr);
+    }
+    CHECK(fast >= 60);
+    json_t *tr = load_transcript("01-hmac-messages");
+    json_t *list = json_object_get(json_object_get(tr, "messages"), "c2s");
+    uint64_t seed = 99;
+    static const char alphabet[] = "[]{},:\"\\u0123456789.eE+-tfnlrsa \xc3\xa9\xff\x80\x00";
+    for (int round = 0; round < 20000 && !t_failures; round++) {
+        json_t *m = json_array_get(list, t_rand(&seed) % json_array_size(list));
+        size_t n = json_string_length(m);
+        if (n > 2000) continue;
+        char *s = malloc(n + 8);
+        memcpy(s, json_string_value(m), n);
+        size_t at = t_rand(&seed) % (n + 1);
+        char c = alphabet[t_rand(&seed) % (sizeof alphabet - 1)];
+        switch (t_rand(&seed) % 3) {
+        case 0: if (at < n) s[at] = c; break;
+        case 1: if (at < n) { memmove(s + at, s + at + 1, n - at - 1); n--; } break;
+        default: memmove(s + at + 1, s + at, n - at); s[at] = c; n++; break;
+        }
+        check_decode_msg(__FILE__, __LINE__, s, n, (unsigned)(t_rand(&seed) % 4 == 0 ? 3 : 0));
+        free(s);
+    }
+    json_decref(tr);
+    /* random elements behind a plain id */
+    for (int i = 0; i < 3000 && !t_failures; i++) {
+        json_t *e = rand_value(&seed, 1);
+        json_t *msg = json_pack("[so]", "Q1w2E3r4T5y.ab", e);
+        size_t n;
+        char *s = aemp_json_encode(msg, &n);
+        REQUIRE(s);
+        check_decode_msg(__FILE__, __LINE__, s, n, 0);
+        free(s);
+        json_decref(msg);
+    }
+}
+
+/* aemp__json_encode_msg must write exactly what encoding the built
+ * message [id, elements...] writes, and fail where that fails. */
+TEST(json_encode_msg_matches_built_message)
+{
+    uint64_t seed = 5150;
+    aemp__buf_t a = {0}, b = {0};
+    for (int i = 0; i < 3000 && !t_failures; i++) {
+        char id[64];
+        size_t idlen;
+        rand_string(&seed, id, &idlen, 0);
+        json_t *elems = json_array();
+        for (size_t k = t_rand(&seed) % 5; k > 0; k--)
+            json_array_append_new(elems, rand_value(&seed, 1));
+        json_t *msg = json_deep_copy(elems);
+        json_array_insert_new(msg, 0, json_stringn(id, idlen));
+        a.off = a.len = b.off = b.len = 0;
+        CHECK_INT(aemp__json_encode_msg(&a, id, idlen, elems), 0);
+        CHECK_INT(aemp__json_encode_buf(&b, msg), 0);
+        if (aemp__buf_size(&a) != aemp__buf_size(&b) ||
+            memcmp(aemp__buf_head(&a), aemp__buf_head(&b), aemp__buf_size(&a)))
+            t_fail(__FILE__, __LINE__, "encode_msg: %.*s, built: %.*s", (int)aemp__buf_size(&a),
+                   aemp__buf_head(&a), (int)aemp__buf_size(&b), aemp__buf_head(&b));
+        json_decref(elems);
+        json_decref(msg);
+    }
+    /* failures rewind: bad ids, not an array, a bad raw number */
+    a.off = a.len = 0;
+    REQUIRE(aemp__buf_append(&a, "keep", 4) == 0);
+    json_t *e = json_pack("[si]", "tick", 1);
+    CHECK_INT(aemp__json_encode_msg(&a, "\xff", 1, e), AEMP_EINVAL);
+    CHECK_INT(aemp__json_encode_msg(&a, "\xed\xa0\x80", 3, e), AEMP_EINVAL);
+    CHECK_INT(aemp__json_encode_msg(&a, "a\0b", 3, e), AEMP_EINVAL);
+    CHECK_INT(aemp__json_encode_msg(&a, NULL, 0, e), AEMP_EINVAL);
+    CHECK_INT(aemp__json_encode_msg(&a, "x", 1, json_object_get(e, "no")), AEMP_EINVAL);
+    json_t *bad = json_pack("[s,o]", "first", json_stringn_nocheck("\xff" "x", 2));
+    CHECK_INT(aemp__json_encode_msg(&a, "x", 1, bad), AEMP_EINVAL);
+    CHECK_INT(aemp__buf_size(&a), 4);
+    CHECK_INT(aemp__json_encode_msg(&a, "", 0, e), 0);
+    CHECK_MEM(aemp__buf_head(&a), "keep[\"\",\"tick\",1]", 17);
+    json_decref(bad);
+    json_decref(e);
+    /* the depth limit: a message nested exactly to the limit is written,
+     * one level more fails, in both forms */
+    for (int extra = 0; extra <= 1; extra++) {
+        json_t *deep = json_array(), *inner = deep;
+        for (int k = 0; k < AEMP_JSON_MAX_ENCODE_DEPTH - 2 + extra; k++) {
+            json_t *x = json_array();
+            json_array_append_new(inner, x);
+            inner = x;
+        }
+        json_t *elems = json_pack("[O]", deep);
+        json_t *msg = json_pack("[sO]", "x", deep);
+        a.off = a.len = b.off = b.len = 0;
+        int ra = aemp__json_encode_msg(&a, "x", 1, elems);
+        int rb = aemp__json_encode_buf(&b, msg);
+        CHECK_INT(ra, rb);
+        CHECK_INT(rb, extra ? AEMP_EINVAL : 0);
+        json_decref(elems);
+        json_decref(msg);
+        json_decref(deep);
+    }
+    aemp__buf_free(&a);
+    aemp__buf_free(&b);
+}
