@@ -45,6 +45,7 @@ void aemp__link_free(aemp__link_t *l)
 {
     aemp_hs_free(l->hs);
     aemp__tls_free(l->tls);
+    json_decref(l->spare);
     aemp__buf_free(&l->in);
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
@@ -197,13 +198,67 @@ static void drain_hs_output(aemp__link_t *l)
     }
 }
 
-/* Splits data-phase bytes into JSON texts and delivers them. */
+/* Texts at least this long make the link hand the next text to the
+ * framer first (see process_data). */
+#define BIG_TEXT (8 * 1024)
+
+/* Hands a message whose id stayed bytes to the node. Its text (ending at
+ * `end` bytes into `in`) is consumed first; the byte after the id is its
+ * closing quote, which nobody reads again (`in` stays put until the next
+ * read): a NUL there makes the id a C string without a copy. When the
+ * elements array comes back with no other holder, it is emptied and kept
+ * for the next message (unless it had to grow: its table stays small). */
+static void deliver_elems(aemp__link_t *l, size_t end, const char *id, size_t idlen,
+                          json_t *elems)
+{
+    aemp__buf_consume(&l->in, end);
+    ((char *)id)[idlen] = '\0';
+    aemp__deliver_elems(l->node, l->peer, id, idlen, elems);
+    if (elems->refcount == 1 && !l->spare && json_array_size(elems) <= 8) {
+        json_array_clear(elems);
+        l->spare = elems;
+    } else {
+        json_decref(elems);
+    }
+}
+
+/* The spare array, handed over (aemp__json_decode_msg takes it). */
+static json_t *take_spare(aemp__link_t *l)
+{
+    json_t *a = l->spare;
+    l->spare = NULL;
+    return a;
+}
+
+/* Splits data-phase bytes into JSON texts and delivers them.
+ *
+ * The usual message, [ID, ELEMENTS...] with a plain ID, is decoded
+ * without making a value of ID (a port callback gets only the elements).
+ * While texts arrive whole, the decoder also finds where each ends, so
+ * the bytes are scanned once; the framer takes over for a text that is
+ * incomplete (it keeps its place across reads), for anything the fast
+ * decoder declines, errors included (the general decoder then gives the
+ * message), and after a big text (a big text is usually cut by reads,
+ * and a decode attempt on its first part would only scan it twice). */
 static void process_data(aemp__link_t *l)
 {
     aemp_node_t *n = l->node;
     while (l->state == LINK_UP && aemp__buf_size(&l->in)) {
-        size_t start = 0, end = 0;
-        const char *head = aemp__buf_head(&l->in);
+        size_t start = 0, end = 0, idlen;
+        const char *id, *head = aemp__buf_head(&l->in);
+        json_t *elems;
+        if (!l->big_text && aemp__framer_idle(&l->framer)) {
+            elems = aemp__json_decode_msg(head, aemp__buf_size(&l->in), 0, &id, &idlen, &end,
+                                          take_spare(l));
+            /* the framer's length limit holds here too (counting leading
+             * whitespace: at worst the framer then decides) */
+            if (elems && end <= n->cfg.max_message) {
+                deliver_elems(l, end, id, idlen, elems);
+                if (n->destroy_pending) return;
+                continue;
+            }
+            json_decref(elems);
+        }
         int r = aemp_framer_next(&l->framer, head, aemp__buf_size(&l->in), &start, &end);
         if (r < 0) {
             char m[200];
@@ -214,6 +269,14 @@ static void process_data(aemp__link_t *l)
         if (r == 0) {
             if (end) aemp__buf_consume(&l->in, end);
             return;
+        }
+        l->big_text = end - start >= BIG_TEXT;
+        elems = aemp__json_decode_msg(head + start, end - start, 0, &id, &idlen, NULL,
+                                      take_spare(l));
+        if (elems) {
+            deliver_elems(l, end, id, idlen, elems);
+            if (n->destroy_pending) return;
+            continue;
         }
         char err[128];
         json_t *msg = aemp_json_decode(head + start, end - start, 0, err, sizeof err);

@@ -67,8 +67,16 @@ int aemp__is_self(const aemp_node_t *n, const char *noderef)
     return aemp__map_get(&n->self_names, noderef) != NULL;
 }
 
+/* Every change to the peer table or to our own names ends the send
+ * path's remembered destination (see route()). */
+static void routes_changed(aemp_node_t *n)
+{
+    n->route_peer = NULL;
+}
+
 static int peer_register(aemp_node_t *n, aemp__peer_t *p, const char *noderef)
 {
+    routes_changed(n);
     size_t cnt;
     char **parts = aemp__split(noderef, ',', &cnt);
     if (!parts) return AEMP_ENOMEM;
@@ -105,6 +113,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     if (!p->noderef || (strncmp(noderef, "slave/", 6) != 0 && !p->eps) ||
         peer_register(n, p, noderef)) {
         aemp__map_del_value(&n->peers, p);
+        routes_changed(n);
         free(p->noderef);
         aemp__strv_free(p->eps);
         free(p);
@@ -119,6 +128,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
 
 static void peer_free(aemp__peer_t *p)
 {
+    routes_changed(p->node);
     ev_timer_stop(p->node->loop, &p->retry);
     aemp__buf_free(&p->queue);
     aemp__strv_free(p->eps);
@@ -247,6 +257,7 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
         ev_timer_start(n->loop, &to->retry);
     }
     /* every name of `from` now means `to` */
+    routes_changed(n);
     for (size_t i = 0; i < n->peers.nslots; i++)
         for (aemp__map_ent_t *e = n->peers.slots[i]; e; e = e->next)
             if (e->value == from) e->value = to;
@@ -350,6 +361,7 @@ void aemp__link_authenticated(aemp__link_t *l)
             if (nn) {
                 snprintf(nn, len, "%s@%s", n->greet_name, via);
                 aemp__map_set(&n->self_names, nn, (void *)1);
+                routes_changed(n);
                 free(n->noderef);
                 n->noderef = nn;
                 n->renamed = 1;
@@ -460,6 +472,7 @@ void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg)
             const char *nn = json_string_value(json_array_get(msg, 2));
             if (nn && *nn && !aemp__is_self(n, nn) && peer_find(n, nn) != src) {
                 aemp__map_set(&n->peers, nn, src);
+                routes_changed(n);
                 char *c = strdup(nn);
                 if (c) {
                     free(src->noderef);
@@ -473,21 +486,27 @@ void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg)
     aemp__ports_dispatch(n, src ? src->noderef : n->noderef, msg);
 }
 
-int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
+void aemp__deliver_elems(aemp_node_t *n, aemp__peer_t *src, const char *id, size_t idlen,
+                         json_t *elems)
 {
-    if (!n || !noderef || !json_is_array(msg) || !json_is_string(json_array_get(msg, 0))) {
-        json_decref(msg);
-        return AEMP_EINVAL;
+    if (!idlen) {
+        /* the node port's services read whole messages; they are rare
+         * enough to take the general path */
+        json_t *sid = json_string("");
+        if (sid && !json_array_insert_new(elems, 0, sid)) aemp__deliver(n, src, json_incref(elems));
+        return;
     }
-    if (aemp__is_self(n, noderef)) return queue_local(n, msg);
-    aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
-    if (!p) {
-        json_decref(msg);
-        return AEMP_ENOMEM;
-    }
+    aemp__ports_dispatch_elems(n, src ? src->noderef : n->noderef, id, idlen, elems);
+}
+
+/* Appends a message for p to its link's output (or, before the link is
+ * up, to its queue) and sends it on its way: msg is the whole message,
+ * or with id the elements after id. Steals msg. */
+static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, json_t *msg)
+{
     int rc;
     aemp__buf_t *b = p->link ? &p->link->out : &p->queue;
-    rc = aemp__json_encode_buf(b, msg);
+    rc = id ? aemp__json_encode_msg(b, id, strlen(id), msg) : aemp__json_encode_buf(b, msg);
     json_decref(msg);
     if (rc) return rc;
     if (aemp__buf_size(b) > n->cfg.max_outq) {
@@ -511,6 +530,63 @@ int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
         peer_connect(p);
     }
     return 0;
+}
+
+/* The peer a message to noderef goes to (made when new), or NULL with
+ * *self set when noderef is one of our own names (else out of memory). */
+static aemp__peer_t *route(aemp_node_t *n, const char *noderef, size_t len, int *self)
+{
+    *self = 0;
+    if (n->route_peer && len == n->route_len && !memcmp(noderef, n->route_name, len))
+        return n->route_peer;
+    if (aemp__is_self(n, noderef)) {
+        *self = 1;
+        return NULL;
+    }
+    aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
+    if (p && len < sizeof n->route_name) {
+        memcpy(n->route_name, noderef, len);
+        n->route_len = len;
+        n->route_peer = p;
+    }
+    return p;
+}
+
+int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
+{
+    if (!n || !noderef || !json_is_array(msg) || !json_is_string(json_array_get(msg, 0))) {
+        json_decref(msg);
+        return AEMP_EINVAL;
+    }
+    int self;
+    aemp__peer_t *p = route(n, noderef, strlen(noderef), &self);
+    if (self) return queue_local(n, msg);
+    if (!p) {
+        json_decref(msg);
+        return AEMP_ENOMEM;
+    }
+    return send_to_peer(n, p, NULL, msg);
+}
+
+int aemp__node_send_elems(aemp_node_t *n, const char *noderef, size_t noderef_len,
+                          const char *id, json_t *elems)
+{
+    int self;
+    aemp__peer_t *p = route(n, noderef, noderef_len, &self);
+    if (self) {
+        /* local delivery hands whole messages to the dispatcher */
+        json_t *sid = json_string(id);
+        if (!sid || json_array_insert_new(elems, 0, sid)) {
+            json_decref(elems);
+            return sid ? AEMP_ENOMEM : AEMP_EINVAL;
+        }
+        return queue_local(n, elems);
+    }
+    if (!p) {
+        json_decref(elems);
+        return AEMP_ENOMEM;
+    }
+    return send_to_peer(n, p, id, elems);
 }
 
 size_t aemp_node_queued(const aemp_node_t *n, const char *noderef)
@@ -751,6 +827,7 @@ static int set_noderef(aemp_node_t *n, const char *name)
     if (!parts) return AEMP_ENOMEM;
     aemp__map_set(&n->self_names, name, (void *)1);
     for (size_t i = 0; i < cnt; i++) aemp__map_set(&n->self_names, parts[i], (void *)1);
+    routes_changed(n);
     aemp__strv_free(parts);
     return 0;
 }

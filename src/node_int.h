@@ -45,6 +45,8 @@ struct aemp__link {
     aemp__tls_t *tls;      /* set when both sides chose TLS */
     aemp__buf_t wire;      /* with TLS: bytes for the socket as they are */
     aemp_framer_t framer;
+    int big_text;         /* the last text was big: framer first (link.c) */
+    json_t *spare;        /* an empty array for the next message, or NULL */
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
 };
@@ -99,6 +101,12 @@ struct aemp_node {
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
     aemp__ports_t *ports;       /* port layer (port.c) */
+    /* the destination of the last remote send, so that a stream of
+     * messages to one node compares a name instead of hashing it twice;
+     * cleared whenever the peer table or our own names change */
+    aemp__peer_t *route_peer;
+    size_t route_len;
+    char route_name[80];
     struct ssl_ctx_st *tls_ctx; /* TLS mode: from the secret (tls.c) */
 };
 
@@ -119,6 +127,17 @@ void aemp__link_authenticated(aemp__link_t *l);
 void aemp__link_died(aemp__link_t *l, int silent);
 /* A decoded message arrived on a link. Steals msg. */
 void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg);
+/* The same for a message [id, ELEMENTS...] whose id stayed bytes (see
+ * aemp__json_decode_msg): id is NUL-terminated and borrowed for the call,
+ * and so is elems (whoever keeps it increments it: a caller that then
+ * holds the only reference may reuse the array). */
+void aemp__deliver_elems(aemp_node_t *n, aemp__peer_t *src, const char *id, size_t idlen,
+                         json_t *elems);
+/* Sends [id, ELEMENTS...] to noderef (noderef_len bytes, NUL-terminated)
+ * without building that array: id is borrowed, elems stolen (always).
+ * The result of aemp_node_send. */
+int aemp__node_send_elems(aemp_node_t *n, const char *noderef, size_t noderef_len,
+                          const char *id, json_t *elems);
 int aemp__is_self(const aemp_node_t *n, const char *noderef);
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create);
 /* "VERSION CIPHER" of the TLS session of the current link to noderef;
@@ -141,6 +160,11 @@ void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 /* ---- port.c ---- */
 /* Node-port and port dispatch of a message from src (steals msg). */
 void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg);
+/* Dispatch to the local port id (not the node port; idlen bytes,
+ * NUL-terminated) of the elements of a message whose id was kept apart
+ * (borrows elems, as aemp__deliver_elems). */
+void aemp__ports_dispatch_elems(aemp_node_t *n, const char *src, const char *id, size_t idlen,
+                                json_t *elems);
 /* Every monitor on noderef's ports fires with transport_error. */
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg);
 void aemp__ports_free(aemp_node_t *n);

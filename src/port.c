@@ -42,6 +42,7 @@ struct aemp_port {
     aemp_node_t *node;
     char *id;
     const char *local;
+    size_t local_len;
     rcv_t *rcvs;
     aemp_recv_fn mini;
     void *mini_ud;
@@ -65,6 +66,10 @@ struct aemp__ports {
     struct aemp_mon *mons;
     struct aemp_mon *due_head, *due_tail;
     aemp_port_t *dead; /* killed ports, freed when callbacks unwind */
+    /* the port the last remote message went to: a stream of messages to
+     * one port is the common case, and comparing its id costs less than
+     * hashing it (cleared when that port dies) */
+    aemp_port_t *last;
     ev_idle due_w;
     ev_check reap_w;
 };
@@ -129,20 +134,36 @@ int aemp_send(aemp_node_t *n, const char *portid, json_t *elements)
         json_decref(elements);
         return AEMP_EINVAL;
     }
-    char *node;
-    const char *local;
-    if (split_id(portid, &node, &local)) {
-        json_decref(elements);
-        return AEMP_ENOMEM;
+    /* the target id never becomes a value: it is written straight into
+     * the link's output in front of the elements (or, locally, put in
+     * front of them); only the node part is copied, to the stack when it
+     * fits, to look it up */
+    const char *h = strchr(portid, '#');
+    const char *local = h ? h + 1 : "";
+    size_t nl = h ? (size_t)(h - portid) : strlen(portid);
+    char buf[256], *copy = NULL;
+    const char *node = portid;
+    if (!nl) {
+        node = n->noderef;
+    } else if (h) {
+        copy = nl < sizeof buf ? buf : malloc(nl + 1);
+        if (!copy) {
+            json_decref(elements);
+            return AEMP_ENOMEM;
+        }
+        memcpy(copy, portid, nl);
+        copy[nl] = 0;
+        node = copy;
     }
-    json_t *id = json_string(local);
-    if (!id || json_array_insert_new(elements, 0, id)) {
-        free(node);
+    int rc;
+    if (node) {
+        rc = aemp__node_send_elems(n, node, node == n->noderef ? strlen(node) : nl, local,
+                                   elements);
+    } else {
         json_decref(elements);
-        return AEMP_ENOMEM;
+        rc = AEMP_EINVAL;
     }
-    int rc = aemp_node_send(n, *node ? node : n->noderef, elements);
-    free(node);
+    if (copy != buf) free(copy);
     return rc;
 }
 
@@ -446,6 +467,7 @@ aemp_port_t *aemp_port_new(aemp_node_t *n, aemp_recv_fn cb, void *ud)
     }
     snprintf(p->id, l, "%s#%s", n->noderef ? n->noderef : "", local);
     p->local = strchr(p->id, '#') + 1;
+    p->local_len = strlen(p->local);
     p->node = n;
     p->mini = cb;
     p->mini_ud = ud;
@@ -470,6 +492,7 @@ static aemp_port_t *port_with_id(aemp_node_t *n, const char *local)
     }
     snprintf(p->id, l, "%s#%s", n->noderef, local);
     p->local = strchr(p->id, '#') + 1;
+    p->local_len = strlen(p->local);
     p->node = n;
     if (aemp__map_set(&ps->ports, p->local, p)) {
         free(p->id);
@@ -565,6 +588,7 @@ static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
     if (p->dead) return;
     p->dead = 1;
     aemp__map_del(&ps->ports, p->local);
+    if (ps->last == p) ps->last = NULL;
     /* the names that pointed to it go with it */
     for (size_t i = 0; i < ps->names.nslots; i++)
         for (aemp__map_ent_t *e = ps->names.slots[i], *next; e; e = next) {
@@ -897,6 +921,25 @@ void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg)
     json_array_remove(msg, 0);
     port_dispatch(p, msg);
     json_decref(msg);
+}
+
+void aemp__ports_dispatch_elems(aemp_node_t *n, const char *src, const char *id, size_t idlen,
+                                json_t *elems)
+{
+    aemp__ports_t *ps = ports_of(n);
+    aemp_port_t *p = ps ? ps->last : NULL;
+    if (!p || p->local_len != idlen || memcmp(p->local, id, idlen)) {
+        p = ps ? aemp__map_get(&ps->ports, id) : NULL;
+        if (ps) ps->last = p;
+    }
+    if (!p) {
+        /* the raw hook sees the whole message, as on the general path */
+        json_t *sid = ps ? json_string(id) : NULL;
+        if (sid && !json_array_insert_new(elems, 0, sid))
+            aemp__ports_dispatch(n, src, json_incref(elems));
+        return;
+    }
+    port_dispatch(p, elems);
 }
 
 void aemp__ports_free(aemp_node_t *n)
