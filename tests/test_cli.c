@@ -866,6 +866,41 @@ TEST(cli_snd_count)
     kill_kids();
 }
 
+TEST(cli_flood_count)
+{
+    char secret[64], count[256];
+    temp_file(secret, secret_a);
+    node_t nd;
+    REQUIRE(node_start(&nd, secret, NULL) == 0);
+    lookup(&nd, secret, "count", count, sizeof count);
+    res_t r;
+    run(&r, "flood", "--secret-file", secret, count, NULL);
+    CHECK_INT(r.rc, 2);
+    run(&r, "flood", "--secret-file", secret, count, "-5", "tick", NULL);
+    CHECK_INT(r.rc, 2);
+    /* more than the flood's high mark, so it has to hold back */
+    run(&r, "flood", "--secret-file", secret, count, "100000", "tick", "[1,2]", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "");
+    CHECK_STR(r.err, "");
+    run(&r, "flood", "--secret-file", secret, count, "0", NULL);
+    CHECK_INT(r.rc, 0);
+    /* written is not yet counted: ask until all have arrived, and see
+     * that each arrived exactly once */
+    long got = -1;
+    for (int i = 0; i < 50 && got != 100000; i++) {
+        run(&r, "cal", "--secret-file", secret, count, "report", NULL);
+        CHECK_INT(r.rc, 0);
+        got = r.out[0] == '[' ? atol(r.out + 1) : -1;
+        if (got != 100000) usleep(100000);
+    }
+    CHECK_INT(got, 100000);
+    CHECK_INT(node_stop(&nd, SIGTERM), 0);
+    node_cleanup(&nd);
+    unlink(secret);
+    kill_kids();
+}
+
 /* Starts `aemp mon -v PORT` and waits until its link is up. */
 static pid_t start_mon(const char *secret, const char *port, int *out, int *err)
 {

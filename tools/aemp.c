@@ -19,6 +19,7 @@ static const struct {
      "run [--bind NODEREF] [--slave NAME --master NODEREF...] [--secret-file FILE]\n"
      "           [--timeout S] [--service NAME]... [-v]"},
     {"snd", cmd_snd, "snd [OPTIONS] PORT [ARG...]"},
+    {"flood", cmd_flood, "flood [OPTIONS] PORT N [ARG...]"},
     {"cal", cmd_cal, "cal [OPTIONS] [--timeout S] PORT [ARG...]"},
     {"mon", cmd_mon, "mon [OPTIONS] PORT"},
     {"ping", cmd_ping, "ping [OPTIONS] [--timeout S] NODEREF"},

@@ -20,6 +20,7 @@
 int cmd_md6sum(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_snd(int argc, char **argv);
+int cmd_flood(int argc, char **argv);
 int cmd_cal(int argc, char **argv);
 int cmd_mon(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
