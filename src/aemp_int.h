@@ -42,6 +42,21 @@ int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v);
 int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
                           const json_t *elements);
 
+/* Values a link hands back after a message was delivered, for the
+ * decoder to fill instead of allocating new ones: an empty array, and
+ * integers and strings nobody else holds (refcount 1, owned here). What
+ * a callback kept is never among them. */
+typedef struct aemp__recycle {
+    json_t *array;
+    json_t *vals[8];
+    size_t nvals;
+} aemp__recycle_t;
+
+/* Takes back a delivered elements array: kept (emptied, with its scalar
+ * elements) when its only reference is the caller's, else released. */
+void aemp__recycle_put(aemp__recycle_t *r, json_t *elems);
+void aemp__recycle_free(aemp__recycle_t *r);
+
 /* Decodes a message text [ID, ELEMENTS...] as a link receives it, without
  * making a value of ID: returns the array of the elements after it (new
  * reference) and ID's bytes in *id / *idlen (pointing into buf, not
@@ -53,16 +68,30 @@ int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
  * message. With used NULL, buf is exactly one text (whitespace around it
  * allowed); otherwise buf starts with one (after whitespace) and may go
  * on past it: *used is where it ends, so a stream can be decoded without
- * the framer while each text arrives whole. into, when not NULL, is an
- * empty array (refcount 1) to fill instead of a new one; it is taken
- * over always (returned filled, or freed). */
+ * the framer while each text arrives whole. With rc, the values come
+ * from it where it has some (its array is taken over in any case). */
 json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
-                              const char **id, size_t *idlen, size_t *used, json_t *into);
+                              const char **id, size_t *idlen, size_t *used, aemp__recycle_t *rc);
 
 /* True when the framer is between texts (no text partly scanned, no
  * error): a caller may then take a text by other means, e.g.
  * aemp__json_decode_msg with `used`, without the framer noticing. */
 int aemp__framer_idle(const aemp_framer_t *f);
+
+/* 1 when a[0..n) equals b[0..n): for the short ids compared on every
+ * message, where a library call costs more than the comparison. */
+static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) return 0;
+    }
+    while (n--)
+        if (*a++ != *b++) return 0;
+    return 1;
+}
 
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);

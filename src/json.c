@@ -69,6 +69,31 @@ static const char digit_pairs[] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+/* memcpy for the short pieces messages are made of (ids, tags), without
+ * a library call; the loads and stores stay within [s, s+n) and
+ * [d, d+n). */
+static inline void copy_short(char *d, const void *src, size_t n)
+{
+    const char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &z, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &z, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
 static inline int need(aemp__buf_t *b, size_t n)
 {
     return b->cap - b->len >= n ? 0 : aemp__buf_reserve(b, n);
@@ -116,7 +141,7 @@ static int emit_string(aemp__buf_t *b, const unsigned char *s, size_t n)
     *w++ = '"';
     for (;;) {
         const unsigned char *q = enc_scan(p, e);
-        memcpy(w, p, (size_t)(q - p));
+        copy_short(w, p, (size_t)(q - p));
         w += q - p;
         p = q;
         if (p == e) break;
@@ -147,12 +172,22 @@ static int emit_string(aemp__buf_t *b, const unsigned char *s, size_t n)
 /* Writes v in decimal, backwards, ending just before end. */
 static char *u64_digits(char *end, uint64_t v)
 {
-    while (v >= 100) {
+    /* 64-bit division only while the number needs 64 bits: dividing a
+     * 32-bit number by 100 is a cheaper multiplication */
+    while (v > UINT32_MAX) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         end -= 2;
         memcpy(end, digit_pairs + 2 * r, 2);
     }
+    uint32_t u = (uint32_t)v;
+    while (u >= 100) {
+        unsigned r = u % 100;
+        u /= 100;
+        end -= 2;
+        memcpy(end, digit_pairs + 2 * r, 2);
+    }
+    v = u;
     if (v >= 10) {
         end -= 2;
         memcpy(end, digit_pairs + 2 * v, 2);
@@ -168,7 +203,11 @@ static int emit_integer(aemp__buf_t *b, json_int_t i)
     uint64_t mag = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
     char *s = u64_digits(end, mag);
     if (i < 0) *--s = '-';
-    return put(b, s, (size_t)(end - s));
+    size_t n = (size_t)(end - s);
+    if (need(b, n)) return AEMP_ENOMEM;
+    copy_short(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
 }
 
 /* "%.15g" is what JSON::XS uses (NV_DIG digits). printf follows the
@@ -377,7 +416,7 @@ int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
         char *w = b->data + b->len;
         w[0] = '[';
         w[1] = '"';
-        memcpy(w + 2, id, idlen);
+        copy_short(w + 2, id, idlen);
         w[idlen + 2] = '"';
         b->len += idlen + 3;
     } else {
@@ -390,11 +429,34 @@ int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
      * what messages hold, skip the container machinery */
     for (size_t i = 0; !rc && i < n; i++) {
         const json_t *v = json_array_get(elements, i);
-        rc = put1(b, ',');
-        if (rc) break;
-        if (json_is_string(v)) rc = emit_string_value(b, v);
-        else if (json_is_integer(v)) rc = emit_integer(b, json_integer_value(v));
-        else rc = encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH - 1);
+        if (json_is_string(v)) {
+            const char *sv = json_string_value(v);
+            size_t sl = json_string_length(v);
+            const unsigned char *su = (const unsigned char *)sv;
+            /* a short string with nothing to escape: one reservation,
+             * written in place */
+            if (sl <= 64 && (!sl || su[0] != RAW_MARK) && enc_scan(su, su + sl) == su + sl) {
+                if (need(b, sl + 3)) {
+                    rc = AEMP_ENOMEM;
+                    break;
+                }
+                char *w = b->data + b->len;
+                w[0] = ',';
+                w[1] = '"';
+                copy_short(w + 2, sv, sl);
+                w[sl + 2] = '"';
+                b->len += sl + 3;
+                continue;
+            }
+            rc = put1(b, ',');
+            if (!rc) rc = emit_string_value(b, v);
+        } else if (json_is_integer(v)) {
+            rc = put1(b, ',');
+            if (!rc) rc = emit_integer(b, json_integer_value(v));
+        } else {
+            rc = put1(b, ',');
+            if (!rc) rc = encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH - 1);
+        }
     }
     if (!rc) rc = put1(b, ']');
     if (rc) b->len = b->off + mark;
@@ -461,7 +523,69 @@ typedef struct dec {
     /* scratch for unescaped strings and number literals; pending keys are
      * stacked in it too, so offsets (not pointers) are kept */
     aemp__buf_t arena;
+    aemp__recycle_t *rc; /* values to fill instead of allocating, or NULL */
 } dec_t;
+
+/* A recycled value of type t, taken out of the pool, or NULL. */
+static json_t *recycled(dec_t *d, json_type t)
+{
+    aemp__recycle_t *r = d->rc;
+    for (size_t i = r ? r->nvals : 0; i-- > 0;)
+        if (json_typeof(r->vals[i]) == t) {
+            json_t *v = r->vals[i];
+            r->vals[i] = r->vals[--r->nvals];
+            return v;
+        }
+    return NULL;
+}
+
+static json_t *new_integer(dec_t *d, json_int_t x)
+{
+    json_t *v = recycled(d, JSON_INTEGER);
+    if (!v) return json_integer(x);
+    json_integer_set(v, x);
+    return v;
+}
+
+/* A recycled string still costs the copy of its text, but not the value
+ * around it. */
+static json_t *new_string(dec_t *d, const char *s, size_t n)
+{
+    json_t *v = recycled(d, JSON_STRING);
+    if (!v) return json_stringn_nocheck(s, n);
+    if (json_string_setn_nocheck(v, s, n)) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+void aemp__recycle_put(aemp__recycle_t *r, json_t *elems)
+{
+    size_t n = json_array_size(elems);
+    /* a grown table would stay grown: only small arrays come back */
+    if (elems->refcount != 1 || r->array || n > 8) {
+        json_decref(elems);
+        return;
+    }
+    /* short strings only: a kept string keeps its text until reused, and
+     * an idle link must not sit on a big one */
+    for (size_t i = 0; i < n && r->nvals < sizeof r->vals / sizeof r->vals[0]; i++) {
+        json_t *v = json_array_get(elems, i);
+        if (v->refcount == 1 &&
+            (json_is_integer(v) || (json_is_string(v) && json_string_length(v) <= 64)))
+            r->vals[r->nvals++] = json_incref(v);
+    }
+    json_array_clear(elems);
+    r->array = elems;
+}
+
+void aemp__recycle_free(aemp__recycle_t *r)
+{
+    json_decref(r->array);
+    r->array = NULL;
+    while (r->nvals) json_decref(r->vals[--r->nvals]);
+}
 
 __attribute__((format(printf, 2, 3)))
 static void dec_error(dec_t *d, const char *fmt, ...)
@@ -799,7 +923,7 @@ static json_t *parse_number(dec_t *d, const unsigned char **pp)
 
     if (!is_real) {
         if (!overflow && mag <= (uint64_t)INT64_MAX)
-            v = json_integer(neg ? -(json_int_t)mag : (json_int_t)mag);
+            v = new_integer(d, neg ? -(json_int_t)mag : (json_int_t)mag);
         else if (!overflow && !neg)
             v = make_raw((const char *)s, (size_t)(p - s));
         else /* what Perl does with what fits no 64-bit integer */
@@ -924,7 +1048,7 @@ value:
     }
     case '"':
         if (scan_string(d, &p, &sr)) goto fail;
-        v = json_stringn_nocheck(sr.s ? sr.s : d->arena.data + sr.aoff, sr.n);
+        v = new_string(d, sr.s ? sr.s : d->arena.data + sr.aoff, sr.n);
         if (!sr.s) d->arena.len = sr.aoff;
         if (!v) {
             dec_error(d, "out of memory");
@@ -1036,7 +1160,7 @@ fail:
 json_t *aemp_json_decode(const char *buf, size_t len, unsigned max_depth,
                          char *errbuf, size_t errlen)
 {
-    dec_t D = {NULL, NULL, errbuf, errlen, {0}};
+    dec_t D = {NULL, NULL, errbuf, errlen, {0}, NULL};
 
     if (errbuf && errlen) errbuf[0] = '\0';
     if (!buf) {
@@ -1050,13 +1174,15 @@ json_t *aemp_json_decode(const char *buf, size_t len, unsigned max_depth,
     D.end = D.beg + len;
     json_t *v = decode_from(&D, skip_ws(D.beg, D.end), max_depth ? max_depth : AEMP_JSON_MAX_DEPTH,
                             NULL, NULL);
-    aemp__buf_free(&D.arena);
+    if (D.arena.data) aemp__buf_free(&D.arena);
     return v;
 }
 
 json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
-                              const char **id, size_t *idlen, size_t *used, json_t *into)
+                              const char **id, size_t *idlen, size_t *used, aemp__recycle_t *rc)
 {
+    json_t *into = rc ? rc->array : NULL;
+    if (rc) rc->array = NULL;
     if (!buf) {
         json_decref(into);
         return NULL;
@@ -1091,11 +1217,11 @@ json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
         json_decref(elems);
         return NULL;
     }
-    dec_t D = {b, e, NULL, 0, {0}};
+    dec_t D = {b, e, NULL, 0, {0}, rc};
     const unsigned char *end = NULL;
     json_t *v = decode_from(&D, skip_ws(p + 1, e), max_depth ? max_depth : AEMP_JSON_MAX_DEPTH,
                             elems, used ? &end : NULL);
-    aemp__buf_free(&D.arena);
+    if (D.arena.data) aemp__buf_free(&D.arena);
     if (v && used) *used = (size_t)(end - b);
     return v;
 decline:

@@ -537,7 +537,7 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, json_t 
 static aemp__peer_t *route(aemp_node_t *n, const char *noderef, size_t len, int *self)
 {
     *self = 0;
-    if (n->route_peer && len == n->route_len && !memcmp(noderef, n->route_name, len))
+    if (n->route_peer && len == n->route_len && aemp__same_bytes(noderef, n->route_name, len))
         return n->route_peer;
     if (aemp__is_self(n, noderef)) {
         *self = 1;
@@ -566,6 +566,18 @@ int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
         return AEMP_ENOMEM;
     }
     return send_to_peer(n, p, NULL, msg);
+}
+
+int aemp__node_send_remembered(aemp_node_t *n, const char *portid, json_t *elems)
+{
+    aemp__peer_t *p = n->route_peer;
+    if (!p) return 1;
+    /* byte by byte: a shorter portid ends in a NUL, which differs */
+    size_t len = n->route_len;
+    for (size_t i = 0; i < len; i++)
+        if (portid[i] != n->route_name[i]) return 1;
+    if (portid[len] != '#') return 1;
+    return send_to_peer(n, p, portid + len + 1, elems);
 }
 
 int aemp__node_send_elems(aemp_node_t *n, const char *noderef, size_t noderef_len,

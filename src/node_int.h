@@ -46,7 +46,7 @@ struct aemp__link {
     aemp__buf_t wire;      /* with TLS: bytes for the socket as they are */
     aemp_framer_t framer;
     int big_text;         /* the last text was big: framer first (link.c) */
-    json_t *spare;        /* an empty array for the next message, or NULL */
+    aemp__recycle_t recycle; /* values for the next message (link.c) */
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
 };
@@ -133,6 +133,10 @@ void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg);
  * holds the only reference may reuse the array). */
 void aemp__deliver_elems(aemp_node_t *n, aemp__peer_t *src, const char *id, size_t idlen,
                          json_t *elems);
+/* When portid ("NODEREF#ID") is on the node the last remote send went to,
+ * sends elems there as aemp__node_send_elems does and returns its result
+ * (0 or an error); else returns 1 and leaves elems alone. */
+int aemp__node_send_remembered(aemp_node_t *n, const char *portid, json_t *elems);
 /* Sends [id, ELEMENTS...] to noderef (noderef_len bytes, NUL-terminated)
  * without building that array: id is borrowed, elems stolen (always).
  * The result of aemp_node_send. */

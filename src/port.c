@@ -137,7 +137,9 @@ int aemp_send(aemp_node_t *n, const char *portid, json_t *elements)
     /* the target id never becomes a value: it is written straight into
      * the link's output in front of the elements (or, locally, put in
      * front of them); only the node part is copied, to the stack when it
-     * fits, to look it up */
+     * fits, to look it up, unless it is the last destination */
+    int rc = aemp__node_send_remembered(n, portid, elements);
+    if (rc <= 0) return rc;
     const char *h = strchr(portid, '#');
     const char *local = h ? h + 1 : "";
     size_t nl = h ? (size_t)(h - portid) : strlen(portid);
@@ -155,7 +157,6 @@ int aemp_send(aemp_node_t *n, const char *portid, json_t *elements)
         copy[nl] = 0;
         node = copy;
     }
-    int rc;
     if (node) {
         rc = aemp__node_send_elems(n, node, node == n->noderef ? strlen(node) : nl, local,
                                    elements);
@@ -928,7 +929,7 @@ void aemp__ports_dispatch_elems(aemp_node_t *n, const char *src, const char *id,
 {
     aemp__ports_t *ps = ports_of(n);
     aemp_port_t *p = ps ? ps->last : NULL;
-    if (!p || p->local_len != idlen || memcmp(p->local, id, idlen)) {
+    if (!p || p->local_len != idlen || !aemp__same_bytes(p->local, id, idlen)) {
         p = ps ? aemp__map_get(&ps->ports, id) : NULL;
         if (ps) ps->last = p;
     }
