@@ -544,7 +544,8 @@ static aemp__peer_t *route(aemp_node_t *n, const char *noderef, size_t len, int 
         return NULL;
     }
     aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
-    if (p && len < sizeof n->route_name) {
+    /* an empty name would match every "#ID" (a local port) */
+    if (p && len && len < sizeof n->route_name) {
         memcpy(n->route_name, noderef, len);
         n->route_len = len;
         n->route_peer = p;

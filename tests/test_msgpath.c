@@ -364,8 +364,10 @@ TEST(msgpath_destinations_alternate)
     CHECK_INT(got_c, 667);
     CHECK_INT(got_self, 666);
     CHECK_INT(order_errors, 0);
-    /* a bare noderef is the node port; an empty node part is this node */
+    /* a bare noderef is the node port; an empty node part is this node,
+     * also right after a send to the (odd) empty noderef */
     CHECK_INT(aemp_send(ta.node, aemp_node_noderef(tb.node), json_pack("[s]", "devnull")), 0);
+    aemp_node_send(ta.node, "", json_pack("[s]", ""));
     char local[128];
     snprintf(local, sizeof local, "#%s", strchr(aemp_port_id(ps), '#') + 1);
     CHECK_INT(aemp_send(ta.node, local, json_pack("[sI]", "n", (json_int_t)666)), 0);
