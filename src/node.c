@@ -41,6 +41,7 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
 }
 
 static void node_free(aemp_node_t *n);
+static void reap_idle_peers(aemp_node_t *n);
 
 void aemp__enter(aemp_node_t *n) { n->depth++; }
 
@@ -56,6 +57,7 @@ int aemp__leave(aemp_node_t *n)
         node_free(n);
         return 1;
     }
+    if (n->peers_idle) reap_idle_peers(n);
     return 0;
 }
 
@@ -135,6 +137,25 @@ static void peer_free(aemp__peer_t *p)
     free(p->noderef);
     free(p->last_error);
     free(p);
+}
+
+/* A peer with no link, no attempt and nothing queued is forgotten, so a
+ * node that meets many short-lived nodes (every `aemp snd` is one) does
+ * not grow with them. Runs when the callback stack has unwound, so no
+ * caller holds the pointer. */
+static void reap_idle_peers(aemp_node_t *n)
+{
+    n->peers_idle = 0;
+    for (aemp__peer_t **pp = &n->peers_list; *pp;) {
+        aemp__peer_t *p = *pp;
+        if (!p->links && !p->link && !p->connecting && !aemp__buf_size(&p->queue)) {
+            *pp = p->next;
+            aemp__map_del_value(&n->peers, p);
+            peer_free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
 }
 
 /* The peer is unreachable or its link failed: drop what waits for it and
@@ -400,6 +421,7 @@ void aemp__link_died(aemp__link_t *l, int silent)
     aemp_node_t *n = l->node;
     int was_current = p->link == l;
     peer_unlink(l);
+    if (!p->links) n->peers_idle = 1;
     if (was_current) {
         p->link = NULL;
         if (!silent) peer_fail(p, l->error ? l->error : "closed");

@@ -100,6 +100,7 @@ struct aemp_node {
     aemp__local_msg_t *local_head, *local_tail;
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
+    int peers_idle;             /* a peer lost its last link: reap on leave */
     aemp__ports_t *ports;       /* port layer (port.c) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;

@@ -8,6 +8,7 @@
 #include "test.h"
 #include "aemp.h"
 #include "tnode.h"
+#include "node_int.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -448,5 +449,31 @@ TEST(node_link_churn_stays_bounded)
     run_for(0.3);
     CHECK_INT(count_fds(), fds0); /* every churned link is gone */
     aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+/* Every short-lived node that talks to a long-lived one must be
+ * forgotten once its link is gone. */
+TEST(node_forgets_departed_peers)
+{
+    tnode_t b;
+    start_ticker();
+    REQUIRE(mknode(&b, "127.0.0.1:0", secret, 0));
+    char bn[128];
+    snprintf(bn, sizeof bn, "%s", aemp_node_noderef(b.node));
+    for (int i = 0; i < 40; i++) {
+        tnode_t a;
+        REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0));
+        aemp_node_send(a.node, bn, json_pack("[ssI]", "x", "m", (json_int_t)i));
+        want_t w = {&b, i + 1};
+        CHECK(run_until(got_n, &w, 5));
+        aemp_node_destroy(a.node);
+        run_for(0.02);
+    }
+    want_t d = {&b, 40};
+    CHECK(run_until(down_n, &d, 5));
+    run_for(0.1);
+    CHECK_INT(b.node->peers.count, 0);
+    CHECK(b.node->peers_list == NULL);
     aemp_node_destroy(b.node);
 }
