@@ -74,6 +74,11 @@ void cli_secret_free(cli_secret_t *s);
 /* The default secret file, $HOME/.aemp-secret, into buf. Returns 0, or
  * -1 after printing why (no $HOME). */
 int cli_default_secret_path(const char *prog, char *buf, size_t n);
+/* Parses "[--force] [FILE]" for commands that write a secret file: sets
+ * *force and path (FILE or the default secret path). Returns -1 to go
+ * on, else the exit status (0 after --help). */
+int cli_force_and_file(const char *prog, int argc, char **argv, void (*usage)(FILE *), int *force,
+                       char *path, size_t n);
 /* Writes a private file (mode 0600) holding len bytes. Without force an
  * existing file is left alone (an error); with force it is replaced
  * atomically. Returns 0, or -1 after printing why. */

@@ -294,3 +294,26 @@ int cli_print_json(const char *prog, const json_t *v)
     }
     return 0;
 }
+
+int cli_force_and_file(const char *prog, int argc, char **argv, void (*usage)(FILE *), int *force,
+                       char *path, size_t n)
+{
+    static const struct option opts[] = {
+        {"force", 0, NULL, 'f'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': *force = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_bad_option(prog, argv, c);
+        }
+    }
+    if (argc - optind > 1) {
+        cli_err(prog, "unexpected argument '%s' (see '%s --help')", argv[optind + 1], prog);
+        return 2;
+    }
+    if (optind < argc) snprintf(path, n, "%s", argv[optind]);
+    else if (cli_default_secret_path(prog, path, n)) return 2;
+    return -1;
+}

@@ -80,24 +80,9 @@ static X509 *make_cert(EVP_PKEY *key)
 
 int cmd_gencert(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"force", 0, NULL, 'f'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int force = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:fh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'f': force = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: return cli_bad_option(PROG, argv, c);
-        }
-    }
-    if (argc - optind > 1) {
-        cli_err(PROG, "unexpected argument '%s' (see 'aemp gencert --help')", argv[optind + 1]);
-        return 2;
-    }
+    int force = 0, st;
     char path[4096];
-    if (optind < argc) snprintf(path, sizeof path, "%s", argv[optind]);
-    else if (cli_default_secret_path(PROG, path, sizeof path)) return 2;
+    if ((st = cli_force_and_file(PROG, argc, argv, usage, &force, path, sizeof path)) >= 0) return st;
 
     int status = 1;
     X509 *cert = NULL;
