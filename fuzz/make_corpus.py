@@ -85,6 +85,11 @@ def framer_seeds(name, tr):
 
 
 def json_seeds(name, tr):
+    # whole data phases too: the links' message path takes them as streams
+    for direction in ("c2s", "s2c"):
+        data = after_lines(stream(tr, direction), 3)
+        if data and "tls=1" not in (tr.get("handshake") or {}).get("client_greeting1", ""):
+            write("json", "%s-%s-stream" % (name, direction), data)
     msgs = tr.get("messages") or {}
     seen = set()
     for direction in ("c2s", "s2c"):
@@ -181,6 +186,12 @@ HAND_JSON = {
     "long-string": "[\"" + "z" * 3000 + "\"]",
 }
 HAND_JSON_BYTES = {
+    # message streams: plain ids, escaped and non-ASCII ids, kept values
+    "stream-ids": b'["a",1,"s"]["",2]["b\\u0041",3] ["\xc3\xa9",4]\n["a",[1],{"k":5}]["a"]',
+    "stream-recycle": b'["x",1,2,"three",4]["x",5,6,"seven",8]["x","a","b","c","d","e","f","g","h"]'
+                      b'["x",-1,"\\u0000",1e400,18446744073709551615]["x",9]',
+    "stream-cut": b'["x",1]["x",[[[',
+
     "bad-utf8": b"[\"\xc3\x28\"]",
     "overlong": b"[\"\xc0\xaf\"]",
     "surrogate-utf8": b"[\"\xed\xa0\x80\"]",
