@@ -410,6 +410,16 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         goto out;
     }
     ssize_t r = recv(l->fd, l->in.data + l->in.len, l->in.cap - l->in.len, 0);
+    if (l->state == LINK_HELD) {
+        /* a held loser is only watched for its end: it goes quietly, and
+         * bytes it sends meanwhile are kept only up to a line's worth */
+        if (r > 0) l->in.len += (size_t)r;
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            aemp__link_close(l, "closed while held", 1);
+        else if (aemp__buf_size(&l->in) > 2 * AEMP_HS_MAX_LINE)
+            aemp__link_close(l, "too much data while held", 1);
+        goto out;
+    }
     if (r < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             link_fail(l, strerror(errno));

@@ -343,8 +343,7 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
         if (loser->outgoing) {
             aemp__link_close(loser, "simultaneous connect, other link kept", 1);
         } else {
-            loser->state = LINK_HELD;
-            ev_io_stop(n->loop, &loser->rio);
+            loser->state = LINK_HELD; /* read_cb only watches for its close */
             aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", loser->addr);
         }
         if (loser == l) return 1;

@@ -1095,7 +1095,6 @@ TEST(hostile_no_secret_in_logs)
  *    peer until the stranger's link dies (30 s later); with a connect
  *    timeout below 30 s they are dropped and the monitors fire.
  */
-#if 0
 
 /* Opens n connections that greet with noderef(i) and a nonce, waits for
  * the victim's auth line on each, then closes them all. */
@@ -1115,13 +1114,16 @@ static void greet_and_leave(env_t *e, int n, int distinct)
     free(c);
 }
 
-TEST (hostile_greeted_names_do_not_accumulate)
+TEST(hostile_greeted_names_do_not_accumulate)
 {
     env_t e;
     REQUIRE(env_setup(&e, secret) == 0);
     honest_check(&e, 5);
     int fds = fd_count();
-    greet_and_leave(&e, 200, 1);
+    /* the warm-up reaches the same concurrency, so tables that grow to
+     * fit 400 open connections (libev's fd array, the peer map) have
+     * their size before the baseline */
+    greet_and_leave(&e, 400, 1);
     run_for(0.2);
     size_t base = mem_used();
     for (int round = 0; round < 5; round++) greet_and_leave(&e, 400, 1);
@@ -1135,7 +1137,7 @@ TEST (hostile_greeted_names_do_not_accumulate)
     env_teardown(&e);
 }
 
-TEST (hostile_greeted_links_released_on_close)
+TEST(hostile_greeted_links_released_on_close)
 {
     env_t e;
     REQUIRE(env_setup(&e, secret) == 0);
@@ -1149,6 +1151,7 @@ TEST (hostile_greeted_links_released_on_close)
     env_teardown(&e);
 }
 
+#if 0
 /* An unauthenticated connection that greets with the noderef of a real
  * peer, then says nothing more, while this node wants to reach that
  * peer. */
