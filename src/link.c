@@ -92,6 +92,28 @@ static int tls_encrypt_batch(aemp__link_t *l)
     return aemp__tls_take(l->tls, &l->wire);
 }
 
+/* Hands b to the kernel. Returns 1 when all of it went, 0 when the
+ * socket is full (the write watcher then waits for room), -1 when the
+ * link died. */
+static int send_pending(aemp__link_t *l, aemp__buf_t *b)
+{
+    while (aemp__buf_size(b)) {
+        ssize_t w = send(l->fd, aemp__buf_head(b), aemp__buf_size(b), MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!ev_is_active(&l->wio)) ev_io_start(l->node->loop, &l->wio);
+                return 0;
+            }
+            link_fail(l, strerror(errno));
+            return -1;
+        }
+        aemp__buf_consume(b, (size_t)w);
+        l->last_write = ev_now(l->node->loop);
+    }
+    return 1;
+}
+
 /* The TLS side of link_do_write: batches of TLS records from out, each
  * handed to the kernel with one send(). */
 static int tls_do_write(aemp__link_t *l)
@@ -103,18 +125,7 @@ static int tls_do_write(aemp__link_t *l)
             return -1;
         }
         if (!aemp__buf_size(&l->wire)) break;
-        ssize_t w = send(l->fd, aemp__buf_head(&l->wire), aemp__buf_size(&l->wire), MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!ev_is_active(&l->wio)) ev_io_start(l->node->loop, &l->wio);
-                return 0;
-            }
-            link_fail(l, strerror(errno));
-            return -1;
-        }
-        aemp__buf_consume(&l->wire, (size_t)w);
-        l->last_write = ev_now(l->node->loop);
+        if ((rc = send_pending(l, &l->wire)) <= 0) return rc;
     }
     if (ev_is_active(&l->wio)) ev_io_stop(l->node->loop, &l->wio);
     if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
@@ -140,21 +151,8 @@ static void link_send_last(aemp__link_t *l)
 static int link_do_write(aemp__link_t *l)
 {
     if (l->tls) return tls_do_write(l);
-    while (aemp__buf_size(&l->out)) {
-        ssize_t w = send(l->fd, aemp__buf_head(&l->out), aemp__buf_size(&l->out),
-                         MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!ev_is_active(&l->wio)) ev_io_start(l->node->loop, &l->wio);
-                return 0;
-            }
-            link_fail(l, strerror(errno));
-            return -1;
-        }
-        aemp__buf_consume(&l->out, (size_t)w);
-        l->last_write = ev_now(l->node->loop);
-    }
+    int rc = send_pending(l, &l->out);
+    if (rc <= 0) return rc;
     if (ev_is_active(&l->wio)) ev_io_stop(l->node->loop, &l->wio);
     /* a drained buffer keeps no big allocation around */
     if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
