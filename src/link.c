@@ -185,9 +185,13 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
     aemp__leave(n);
 }
 
-/* Moves the engine's pending output into our output buffer. */
+/* Moves the engine's pending output into our output buffer. The
+ * accepting side of a link keeps its auth line back until the peer's has
+ * been verified and the node lets the link go up (node.c), or until the
+ * peer's auth line failed (a Perl node would have sent ours by then). */
 static void drain_hs_output(aemp__link_t *l)
 {
+    if (!l->outgoing && l->greeting_out && !l->auth_sent) return;
     size_t len;
     const void *p;
     while ((p = aemp_hs_out(l->hs, &len)) != NULL && len) {
@@ -360,6 +364,21 @@ static void tls_pump(aemp__link_t *l)
     if (l->state != LINK_DEAD && aemp__tls_pending(l->tls)) schedule_flush(l);
 }
 
+/* Our auth line goes out (if still held back) and the data phase
+ * begins. */
+static void link_go_up(aemp__link_t *l)
+{
+    l->auth_sent = 1;
+    drain_hs_output(l);
+    int t = aemp_hs_remote_timeout(l->hs);
+    l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
+    aemp_framer_init(&l->framer, l->node->cfg.max_message, 0);
+    l->state = LINK_UP;
+    l->last_read = ev_now(l->node->loop);
+    link_rearm_timer(l);
+    aemp__link_authenticated(l);
+}
+
 static void process_handshake(aemp__link_t *l)
 {
     while (l->state == LINK_HANDSHAKE) {
@@ -368,8 +387,10 @@ static void process_handshake(aemp__link_t *l)
         aemp__buf_consume(&l->in, used);
         unsigned st = aemp_hs_state(l->hs);
         if (st & AEMP_HS_FAILED) {
-            /* whole lines the engine queued before failing (our auth line)
-             * still go out, so the peer can log the real reason */
+            /* whole lines the engine queued before failing (our auth line,
+             * held back until now on an accepting link) still go out, as
+             * from a Perl node, so the peer can log the real reason */
+            l->auth_sent = 1;
             drain_hs_output(l);
             link_send_last(l);
             link_fail(l, aemp_hs_error(l->hs));
@@ -384,12 +405,8 @@ static void process_handshake(aemp__link_t *l)
         }
         drain_hs_output(l);
         if (st & AEMP_HS_DONE) {
-            int t = aemp_hs_remote_timeout(l->hs);
-            l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
-            aemp_framer_init(&l->framer, l->node->cfg.max_message, 0);
-            l->state = LINK_UP;
-            link_rearm_timer(l);
-            aemp__link_authenticated(l);
+            if (!l->outgoing && aemp__link_verified(l)) return; /* held or closed */
+            link_go_up(l);
             if (l->state == LINK_UP) process_data(l);
             return;
         }
@@ -409,13 +426,22 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     ssize_t r = recv(l->fd, l->in.data + l->in.len, l->in.cap - l->in.len, 0);
     if (l->state == LINK_HELD) {
-        /* a held loser is only watched for its end: it goes quietly, and
-         * bytes it sends meanwhile are kept only up to a line's worth */
-        if (r > 0) l->in.len += (size_t)r;
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        /* a held link is mostly watched for its end: it goes quietly.
+         * Its peer waits for our auth line and has nothing to say, so
+         * what it sends meanwhile (with TLS: records such as session
+         * tickets) is kept for later, up to two lines' worth. */
+        if (r > 0) {
+            l->held_bytes += (size_t)r;
+            if (l->held_bytes > 2 * AEMP_HS_MAX_LINE) {
+                aemp__link_close(l, "too much data while held", 1);
+                goto out;
+            }
+            if (!l->tls) l->in.len += (size_t)r;
+            else if (aemp__tls_feed(l->tls, l->in.data + l->in.len, (size_t)r))
+                link_fail(l, "out of memory");
+        } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             aemp__link_close(l, "closed while held", 1);
-        else if (aemp__buf_size(&l->in) > 2 * AEMP_HS_MAX_LINE)
-            aemp__link_close(l, "too much data while held", 1);
+        }
         goto out;
     }
     if (r < 0) {
@@ -483,8 +509,18 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             goto out;
         }
         break;
-    case LINK_HANDSHAKE:
     case LINK_HELD:
+        if (aemp__link_may_release(l)) {
+            /* what kept it waiting is gone (node.c kicks this timer) */
+            link_go_up(l);
+            if (l->state == LINK_UP) {
+                if (l->tls) tls_pump(l);
+                else process_data(l);
+            }
+            goto out;
+        }
+        /* fall through */
+    case LINK_HANDSHAKE:
         if (now - l->last_read >= AEMP_HANDSHAKE_TIMEOUT) {
             aemp__link_close(l, "Connection timed out", l->state == LINK_HELD);
             goto out;
@@ -535,6 +571,7 @@ static void link_start_handshake(aemp__link_t *l)
     l->state = LINK_HANDSHAKE;
     l->last_read = l->last_write = ev_now(n->loop);
     drain_hs_output(l);
+    l->greeting_out = 1; /* whatever the engine queues next is an auth line */
     ev_io_start(n->loop, &l->rio);
     link_rearm_timer(l);
 }

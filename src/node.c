@@ -5,12 +5,23 @@
  * when both sides connect at once, routing of outgoing messages and the
  * local delivery queue. Link I/O is in link.c, ports in port.c.
  *
- * Simultaneous connects: when a second link to the same peer greets while
- * the first is still in its handshake, the link started by the node with
- * the smaller noderef (byte order) wins on both sides; a losing outgoing
- * link is closed at once and a losing incoming one is held silent (no
- * auth line) until the winner is up. Both sides thus end with the same
- * single link before any message is sent on either.
+ * Who is at the other end of a link counts only once it has proven
+ * knowledge of the secret: until then a link belongs to no peer (an
+ * outgoing one only to the peer it was started for), so a greeting that
+ * merely names a node cannot block, beat or rename anything. The
+ * accepting side of a link sends its own auth line only after the
+ * connecting side's has been verified, and that is where it decides
+ * whether the link is used:
+ *
+ * Simultaneous connects: the link started by the node with the smaller
+ * noderef (byte order) wins. The smaller node holds a verified incoming
+ * link silent (no auth line) while its own attempt to that peer runs, or
+ * while its own link to it is up (the peer either closes the new link as
+ * a loser or has restarted; a keepalive then probes the old link, and the
+ * held link is released when the old one dies). The larger node never
+ * holds: a verified incoming link wins over its own attempts. A link is
+ * thus up on one side exactly when it is up on the other, and no message
+ * is ever sent on a loser.
  */
 #include "node_int.h"
 
@@ -179,10 +190,12 @@ static void peer_fail(aemp__peer_t *p, const char *msg)
     free(m);
 }
 
+/* Our own connection attempts: incoming links join a peer only once
+ * verified, so they are never counted here. */
 static int peer_has_attempt(const aemp__peer_t *p)
 {
     for (aemp__link_t *l = p->links; l; l = l->peer_next)
-        if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE) return 1;
+        if (l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE)) return 1;
     return 0;
 }
 
@@ -225,10 +238,14 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!p->connecting || p->link) goto out;
     ev_tstamp now = ev_now(loop);
     if (now >= p->connect_deadline) {
-        /* give up: close the attempts still running, then report */
-        for (aemp__link_t *l = p->links; l; l = l->peer_next)
-            if (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE)
+        /* give up: close the attempts still running (no new ones start
+         * as they go), then report */
+        p->connecting = 0;
+        for (aemp__link_t *l = p->links, *next; l; l = next) {
+            next = l->peer_next;
+            if (l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE))
                 aemp__link_close(l, "Connection timed out", 1);
+        }
         aemp__log(n, AEMP_LOG_WARN, "%s: %s", p->noderef,
                   p->last_error ? p->last_error : "Connection timed out");
         peer_fail(p, p->last_error ? p->last_error : "Connection timed out");
@@ -292,17 +309,28 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
 
 int aemp__link_greeted(aemp__link_t *l, const char *remote)
 {
-    aemp_node_t *n = l->node;
-    if (!remote || !*remote || aemp__is_self(n, remote)) {
+    /* the name is not proven yet: only a link to ourselves is refused */
+    if (!remote || !*remote || aemp__is_self(l->node, remote)) {
         aemp__link_close(l, "connected to myself", 1);
         return 1;
     }
+    return 0;
+}
+
+/* The link's peer has proven itself: the link joins the peer known by the
+ * name it greeted with (merging the peer the link was started for into
+ * it when the two differ), and the peer learns its full name. Returns the
+ * peer, or NULL when the link was closed. */
+static aemp__peer_t *peer_identify(aemp__link_t *l)
+{
+    aemp_node_t *n = l->node;
+    const char *remote = aemp_hs_remote_noderef(l->hs);
     aemp__peer_t *p = peer_find(n, remote);
     if (!p) p = l->peer;
     if (!p) p = aemp__peer_get(n, remote, 1);
     if (!p) {
         aemp__link_close(l, "out of memory", 0);
-        return 1;
+        return NULL;
     }
     if (l->peer && l->peer != p) peer_merge(n, l->peer, p);
     if (!l->peer) {
@@ -330,32 +358,57 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
             aemp__strv_free(eps);
         }
     }
-    /* simultaneous connect: one link must win, the same on both sides */
-    int we_smaller = strcmp(n->greet_name, remote) < 0;
-    for (aemp__link_t *o = p->links; o; o = o->peer_next) {
-        if (o == l || (o->state != LINK_HANDSHAKE && o->state != LINK_CONNECTING))
-            continue;
-        aemp__link_t *loser;
-        if (o->outgoing != l->outgoing)
-            loser = (l->outgoing == we_smaller) ? o : l;
-        else
-            loser = o; /* the same side connected twice: the newer wins */
-        if (loser->outgoing) {
-            aemp__link_close(loser, "simultaneous connect, other link kept", 1);
-        } else {
-            loser->state = LINK_HELD; /* read_cb only watches for its close */
-            aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", loser->addr);
-        }
-        if (loser == l) return 1;
-        break;
+    return p;
+}
+
+/* Whether the verified incoming link l must stay held: only the node
+ * with the smaller noderef holds, while its own link to the peer (an
+ * attempt, or one that is up) may be the one the peer uses. */
+static int incoming_must_wait(const aemp__link_t *l)
+{
+    const aemp__peer_t *p = l->peer;
+    if (strcmp(l->node->greet_name, aemp_hs_remote_noderef(l->hs)) >= 0) return 0;
+    if (p->link && p->link != l && p->link->outgoing && p->link->state == LINK_UP) return 1;
+    return peer_has_attempt(p);
+}
+
+int aemp__link_verified(aemp__link_t *l)
+{
+    aemp_node_t *n = l->node;
+    aemp__peer_t *p = peer_identify(l);
+    if (!p) return 1;
+    if (!incoming_must_wait(l)) return 0;
+    l->state = LINK_HELD; /* read_cb only watches for its close */
+    aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", l->addr);
+    if (p->link && p->link->state == LINK_UP) {
+        /* the peer may have restarted: a dead old link shows itself when
+         * written to, which releases this one */
+        static const char devnull[] = "[\"\",\"devnull\"]";
+        aemp__link_write(p->link, devnull, sizeof devnull - 1);
     }
-    return 0;
+    return 1;
+}
+
+int aemp__link_may_release(const aemp__link_t *l)
+{
+    return l->peer && !incoming_must_wait(l);
+}
+
+/* Something that kept p's held links waiting went away: each gets a look
+ * from its own timer callback (not from here, where the caller may be
+ * walking the peer's links). */
+static void peer_kick_held(aemp__peer_t *p)
+{
+    for (aemp__link_t *o = p->links; o; o = o->peer_next)
+        if (o->state == LINK_HELD) ev_feed_event(p->node->loop, &o->timer, EV_TIMER);
 }
 
 void aemp__link_authenticated(aemp__link_t *l)
 {
     aemp_node_t *n = l->node;
-    aemp__peer_t *p = l->peer;
+    /* an incoming link was identified when its peer's auth line came */
+    aemp__peer_t *p = l->outgoing ? peer_identify(l) : l->peer;
+    if (!p) return;
     aemp__link_t *old = p->link;
     p->link = l;
     p->connecting = 0;
@@ -421,6 +474,8 @@ void aemp__link_died(aemp__link_t *l, int silent)
     int was_current = p->link == l;
     peer_unlink(l);
     if (!p->links) n->peers_idle = 1;
+    /* held links wait for other links of the peer: each end is news */
+    peer_kick_held(p);
     if (was_current) {
         p->link = NULL;
         if (!silent) peer_fail(p, l->error ? l->error : "closed");

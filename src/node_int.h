@@ -20,20 +20,24 @@ struct ssl_ctx_st;
 enum link_state {
     LINK_CONNECTING, /* outgoing TCP connect in progress */
     LINK_HANDSHAKE,  /* greeting / auth */
-    LINK_HELD,       /* lost a simultaneous-connect tie-break: kept quiet */
+    LINK_HELD,       /* incoming, verified, our auth line held back while
+                        our own link to that peer may win (node.c) */
     LINK_UP,         /* authenticated, data phase */
     LINK_DEAD        /* closed; freed when the callback stack unwinds */
 };
 
 struct aemp__link {
     aemp_node_t *node;
-    aemp__peer_t *peer;          /* known once the peer greeted (or outgoing) */
+    aemp__peer_t *peer;          /* outgoing: from the start; incoming: once verified */
     aemp__link_t *peer_next;     /* in peer->links */
     aemp__link_t *next, *prev;   /* in node->links */
     aemp__link_t *flush_next;    /* in node->flush list when queued */
     int fd;
     int outgoing;
     int in_flush;
+    int greeting_out;     /* our greeting left the engine (link.c) */
+    int auth_sent;        /* our auth line left the engine (link.c) */
+    size_t held_bytes;    /* received while held */
     enum link_state state;
     ev_io rio, wio;
     ev_timer timer;
@@ -119,9 +123,14 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
  * node is gone. */
 void aemp__enter(aemp_node_t *n);
 int aemp__leave(aemp_node_t *n);
-/* A link told us who is at the other end (greeting line 1). Returns 0 to
- * go on, or 1 when the link was closed or held. */
+/* A link told us who is at the other end (greeting line 1, not proven
+ * yet). Returns 0 to go on, or 1 when the link was closed. */
 int aemp__link_greeted(aemp__link_t *l, const char *remote);
+/* An incoming link verified the peer's auth line (ours is not sent yet).
+ * Returns 0 when the link is to go up, 1 when it was held or closed. */
+int aemp__link_verified(aemp__link_t *l);
+/* Whether a held link may now go up (asked from its timer callback). */
+int aemp__link_may_release(const aemp__link_t *l);
 /* The link finished authentication. */
 void aemp__link_authenticated(aemp__link_t *l);
 /* The link died (after the link layer closed it). */

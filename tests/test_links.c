@@ -1,0 +1,172 @@
+/*
+ * test_links.c - which link a node uses when there are two to one peer.
+ * The peer is a raw socket with a handshake engine, named after an
+ * address on 127.0.0.2; the node under test is on 127.0.0.1 (a smaller
+ * noderef: it holds) or 127.0.0.3 (a larger one: it never holds). A
+ * listener that never accepts keeps the node's own attempt hanging in
+ * its handshake; closing it resets that attempt.
+ */
+#include "test.h"
+#include "aemp.h"
+#include "tnode.h"
+#include "traw.h"
+
+#include <ev.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct {
+    raw_t *r;
+    const char *s;
+} raw_has_t;
+
+static int raw_has_cond(void *ud)
+{
+    raw_has_t *h = ud;
+    raw_pump(h->r);
+    return h->r->in && strstr(h->r->in, h->s) != NULL;
+}
+
+/* Runs the loop until the node sent s on r. */
+static int raw_wait_for(raw_t *r, const char *s, double secs)
+{
+    raw_has_t h = {r, s};
+    return run_until(raw_has_cond, &h, secs);
+}
+
+/* Lines the node sent on r that the engine has not taken. */
+static int lines_in(raw_t *r)
+{
+    int n = 0;
+    raw_pump(r);
+    for (size_t i = 0; i < r->inlen; i++) n += r->in[i] == '\n';
+    return n;
+}
+
+/* Starts the node on node_ip and a listener for the peer's name, which
+ * it returns (its endpoint in ep), then queues a message to the peer. */
+static int setup(tnode_t *x, const char *node_ip, char *ep, size_t eplen, const char *first)
+{
+    char bind[32];
+    start_ticker();
+    snprintf(bind, sizeof bind, "%s:0", node_ip);
+    if (!mknode(x, bind, secret, 0)) return -1;
+    int ls = raw_listen("127.0.0.2", ep, eplen);
+    if (ls >= 0) aemp_node_send(x->node, ep, json_pack("[ss]", "p", first));
+    return ls;
+}
+
+/* The node (bound to node_ip) has an attempt to the peer hanging when the
+ * peer connects to it and proves itself. */
+static void attempt_vs_incoming(const char *node_ip, int node_holds)
+{
+    tnode_t x;
+    char ep[64];
+    int bh = setup(&x, node_ip, ep, sizeof ep, "queued");
+    REQUIRE(bh >= 0);
+    run_for(0.2); /* the attempt is connected and waits for a greeting */
+
+    raw_t y;
+    REQUIRE(raw_open(&y, aemp_node_noderef(x.node)) == 0);
+    char err[256] = "";
+    aemp_hs_t *hs = raw_auth_begin(&y, ep, secret, NULL, err, sizeof err);
+    REQUIRE(hs != NULL);
+    if (node_holds) {
+        run_for(0.3);
+        CHECK_INT(lines_in(&y), 0); /* no auth line after its greeting */
+        CHECK_INT(x.links_up, 0);
+        close(bh); /* resets the node's attempt: the held link goes up */
+        bh = -1;
+    }
+    double t0 = ev_time();
+    CHECK_INT(raw_auth_end(&y, hs, 5, err, sizeof err), 1);
+    CHECK(ev_time() - t0 < 2.0);
+    CHECK(raw_wait_for(&y, "[\"p\",\"queued\"]", 5));
+    CHECK_INT(x.links_up, 1);
+    CHECK(!strcmp(x.last_up_peer, ep));
+    if (bh >= 0) {
+        /* the node's own attempt was closed as the loser */
+        int fd = accept(bh, NULL, NULL);
+        CHECK(fd >= 0);
+        char buf[4096];
+        struct pollfd pf = {fd, POLLIN, 0};
+        ssize_t r = 1;
+        while (r > 0 && poll(&pf, 1, 2000) == 1) r = read(fd, buf, sizeof buf);
+        CHECK(r == 0);
+        close(fd);
+        close(bh);
+    }
+    CHECK_INT(x.links_down, 0);
+    raw_close(&y);
+    aemp_node_destroy(x.node);
+}
+
+TEST(links_smaller_node_holds_incoming_until_its_attempt_fails)
+{
+    attempt_vs_incoming("127.0.0.1", 1);
+}
+
+TEST(links_larger_node_takes_incoming_at_once)
+{
+    attempt_vs_incoming("127.0.0.3", 0);
+}
+
+/* The node's link to the peer is up when the peer connects again (it
+ * restarted, or gave the old link up). */
+static void up_vs_incoming(const char *node_ip, int node_holds)
+{
+    tnode_t x;
+    char ep[64];
+    int ls = setup(&x, node_ip, ep, sizeof ep, "first");
+    REQUIRE(ls >= 0);
+    struct pollfd pf = {ls, POLLIN, 0};
+    for (int i = 0; i < 50 && poll(&pf, 1, 0) == 0; i++) run_for(0.02);
+    int fd = accept(ls, NULL, NULL);
+    REQUIRE(fd >= 0);
+    raw_t y1, y2;
+    raw_adopt(&y1, fd);
+    char err[256] = "";
+    aemp_hs_t *hs = raw_auth_begin(&y1, ep, secret, NULL, err, sizeof err);
+    REQUIRE(hs != NULL);
+    CHECK_INT(raw_auth_end(&y1, hs, 5, err, sizeof err), 1);
+    CHECK(raw_wait_for(&y1, "[\"p\",\"first\"]", 5));
+    CHECK_INT(x.links_up, 1);
+
+    REQUIRE(raw_open(&y2, aemp_node_noderef(x.node)) == 0);
+    hs = raw_auth_begin(&y2, ep, secret, NULL, err, sizeof err);
+    REQUIRE(hs != NULL);
+    if (node_holds) {
+        /* held; the old link is probed, and its end releases the new */
+        CHECK(raw_wait_for(&y1, "[\"\",\"devnull\"]", 2));
+        CHECK_INT(lines_in(&y2), 0);
+        CHECK_INT(x.links_down, 0);
+        raw_close(&y1);
+    }
+    CHECK_INT(raw_auth_end(&y2, hs, 5, err, sizeof err), 1);
+    if (!node_holds) {
+        /* the new link replaced the old one */
+        CHECK(raw_wait_closed(&y1, 2));
+        raw_close(&y1);
+    }
+    want_t down = {&x, 1};
+    CHECK(run_until(down_n, &down, 2)); /* the old link's monitors heard */
+    aemp_node_send(x.node, ep, json_pack("[ss]", "p", "second"));
+    CHECK(raw_wait_for(&y2, "[\"p\",\"second\"]", 5));
+    CHECK_INT(x.links_up, 2);
+    raw_close(&y2);
+    close(ls);
+    aemp_node_destroy(x.node);
+}
+
+TEST(links_smaller_node_probes_old_link_before_taking_new)
+{
+    up_vs_incoming("127.0.0.1", 1);
+}
+
+TEST(links_larger_node_replaces_old_link)
+{
+    up_vs_incoming("127.0.0.3", 0);
+}
