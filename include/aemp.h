@@ -281,7 +281,10 @@ AEMP_API void aemp_hs_fail(aemp_hs_t *hs, int code, const char *message);
 
 /* The first error: a code (AEMP_OK if none) and the message (protocol
  * text verbatim, e.g. "authentication failure/shared secret mismatch";
- * "" if none). The string is valid until aemp_hs_free. */
+ * "" if none). Text of the peer quoted in a message (e.g. an auth type
+ * list) is made safe for a log line: control bytes and DEL appear as
+ * \xNN (other bytes as they are), and peer text that holds the secret
+ * (or its hex) is never quoted. The string is valid until aemp_hs_free. */
 AEMP_API int aemp_hs_error_code(const aemp_hs_t *hs);
 AEMP_API const char *aemp_hs_error(const aemp_hs_t *hs);
 
@@ -339,6 +342,10 @@ AEMP_API int aemp_json_is_raw_number(const json_t *v, const char **text);
 /* Deepest value the encoder writes (local values; guards the stack and
  * reference cycles). */
 #define AEMP_JSON_MAX_ENCODE_DEPTH 10000
+/* The decoder's max_depth is never above this: jansson frees a value
+ * recursively, so freeing a deeper one could exhaust the stack (at this
+ * depth it takes well under 1 MiB). */
+#define AEMP_JSON_DEPTH_LIMIT AEMP_JSON_MAX_ENCODE_DEPTH
 /* An error buffer of this size always holds a whole decoder or framer
  * message. */
 #define AEMP_JSON_ERRMAX 128
@@ -356,8 +363,9 @@ AEMP_API char *aemp_json_encode(const json_t *v, size_t *len);
  * U+10FFFF and stray bytes fail. \u escapes must pair surrogates; a lone
  * surrogate escape fails (as in JSON::XS). \u0000 is allowed (jansson
  * strings carry their length). Duplicate object keys: the last wins.
- * Nesting deeper than max_depth (0: AEMP_JSON_MAX_DEPTH) fails; the
- * parser does not recurse, so any input is safe.
+ * Nesting deeper than max_depth (0: AEMP_JSON_MAX_DEPTH; values above
+ * AEMP_JSON_DEPTH_LIMIT count as that limit) fails; the parser does not
+ * recurse, so any input is safe.
  * Returns a new reference, or NULL with a message in errbuf (if not NULL;
  * errlen bytes, AEMP_JSON_ERRMAX always suffice), e.g. "unexpected byte
  * 0x7d at offset 20", "invalid UTF-8 at offset 17", "nesting deeper than
@@ -599,9 +607,14 @@ AEMP_API int aemp_node_connect(aemp_node_t *node, const char *noderef);
  * Returns a malloc'd resolved noderef (caller frees) or NULL with *err. */
 AEMP_API char *aemp_resolve(const char *spec, int *err);
 
-/* Reads a secret file completely (trailing newline included). Returns
- * malloc'd bytes and *len, or NULL with *err (AEMP_ENOENT, AEMP_ENOMEM). */
+/* Reads a secret file completely (trailing newline included; at most
+ * 16 MiB). Returns malloc'd bytes and *len, or NULL with *err
+ * (AEMP_ENOENT, AEMP_EIO, AEMP_ELIMIT, AEMP_ENOMEM). No other copy of the
+ * bytes is left in memory; free them with aemp_secret_free. */
 AEMP_API void *aemp_read_secret(const char *path, size_t *len, int *err);
+/* Overwrites len bytes of secret (so no copy stays in freed memory) and
+ * frees it. NULL is allowed. */
+AEMP_API void aemp_secret_free(void *secret, size_t len);
 /* == END node == */
 
 /* ===================================================================== */

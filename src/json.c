@@ -1157,6 +1157,13 @@ fail:
     return NULL;
 }
 
+/* The depth a decode may reach (see AEMP_JSON_DEPTH_LIMIT). */
+static unsigned depth_limit(unsigned max_depth)
+{
+    if (!max_depth) return AEMP_JSON_MAX_DEPTH;
+    return max_depth < AEMP_JSON_DEPTH_LIMIT ? max_depth : AEMP_JSON_DEPTH_LIMIT;
+}
+
 json_t *aemp_json_decode(const char *buf, size_t len, unsigned max_depth,
                          char *errbuf, size_t errlen)
 {
@@ -1172,8 +1179,7 @@ json_t *aemp_json_decode(const char *buf, size_t len, unsigned max_depth,
     }
     D.beg = (const unsigned char *)buf;
     D.end = D.beg + len;
-    json_t *v = decode_from(&D, skip_ws(D.beg, D.end), max_depth ? max_depth : AEMP_JSON_MAX_DEPTH,
-                            NULL, NULL);
+    json_t *v = decode_from(&D, skip_ws(D.beg, D.end), depth_limit(max_depth), NULL, NULL);
     if (D.arena.data) aemp__buf_free(&D.arena);
     return v;
 }
@@ -1219,7 +1225,7 @@ json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
     }
     dec_t D = {b, e, NULL, 0, {0}, rc};
     const unsigned char *end = NULL;
-    json_t *v = decode_from(&D, skip_ws(p + 1, e), max_depth ? max_depth : AEMP_JSON_MAX_DEPTH,
+    json_t *v = decode_from(&D, skip_ws(p + 1, e), depth_limit(max_depth),
                             elems, used ? &end : NULL);
     if (D.arena.data) aemp__buf_free(&D.arena);
     if (v && used) *used = (size_t)(end - b);

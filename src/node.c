@@ -37,6 +37,8 @@
 #include "addr.h"
 #include "tls.h"
 
+#include <openssl/crypto.h>
+
 /* ------------------------------------------------------------------ */
 /* logging and callback nesting                                        */
 
@@ -546,7 +548,12 @@ void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg)
         const char *tag = json_string_value(json_array_get(msg, 1));
         if (tag && !strcmp(tag, "iam")) {
             const char *nn = json_string_value(json_array_get(msg, 2));
-            if (nn && *nn && !aemp__is_self(n, nn) && peer_find(n, nn) != src) {
+            aemp__peer_t *holder = nn && *nn ? peer_find(n, nn) : NULL;
+            if (holder && holder != src && (holder->link || holder->links)) {
+                /* a name in use by another connected node is not taken */
+                aemp__log(n, AEMP_LOG_WARN, "%s: iam refused: %s is another connected node",
+                          src->noderef, holder->noderef);
+            } else if (nn && *nn && !aemp__is_self(n, nn) && holder != src) {
                 aemp__map_set(&n->peers, nn, src);
                 routes_changed(n);
                 char *c = strdup(nn);
@@ -755,39 +762,61 @@ static int listen_on(aemp_node_t *n, const char *ep, char *actual, size_t an)
 /* ------------------------------------------------------------------ */
 /* life cycle                                                          */
 
+void aemp_secret_free(void *secret, size_t len)
+{
+    if (!secret) return;
+    OPENSSL_cleanse(secret, len);
+    free(secret);
+}
+
+/* The secret is read with read(2) into one buffer sized from the file
+ * (grown, wiping the old copy, only for a file that grows or is not a
+ * regular one): no stdio buffer and no realloc leave copies behind. */
 void *aemp_read_secret(const char *path, size_t *len, int *err)
 {
+    enum { LIMIT = 16u << 20 };
     int e = 0;
     char *buf = NULL;
     size_t n = 0, cap = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        e = AEMP_ENOENT;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        e = errno == ENOENT || errno == ENOTDIR ? AEMP_ENOENT : AEMP_EIO;
         goto out;
     }
+    struct stat st;
+    size_t first = 4096;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= LIMIT)
+        first = (size_t)st.st_size + 1; /* one more: the end shows at once */
     for (;;) {
-        if (cap - n < 4096) {
-            char *nb = realloc(buf, cap ? cap * 2 : 8192);
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : first;
+            char *nb = ncap <= 2 * (size_t)LIMIT ? malloc(ncap) : NULL;
             if (!nb) {
                 e = AEMP_ENOMEM;
                 break;
             }
+            if (n) memcpy(nb, buf, n);
+            aemp_secret_free(buf, cap);
             buf = nb;
-            cap = cap ? cap * 2 : 8192;
+            cap = ncap;
         }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            e = AEMP_EIO;
+            break;
+        }
         if (r == 0) break;
-        if (n > (16u << 20)) {
+        n += (size_t)r;
+        if (n > LIMIT) {
             e = AEMP_ELIMIT;
             break;
         }
     }
-    if (!e && ferror(f)) e = AEMP_EIO;
-    fclose(f);
+    close(fd);
 out:
     if (e) {
-        free(buf);
+        aemp_secret_free(buf, cap);
         buf = NULL;
     } else {
         *len = n;
@@ -1013,8 +1042,7 @@ static void node_free(aemp_node_t *n)
     aemp__map_free(&n->peers);
     aemp__map_free(&n->self_names);
     aemp__strv_free(n->masters);
-    if (n->secret) memset(n->secret, 0, n->secret_len);
-    free(n->secret);
+    aemp_secret_free(n->secret, n->secret_len);
     SSL_CTX_free(n->tls_ctx);
     free(n->bind);
     free(n->slave_name);

@@ -505,6 +505,11 @@ TEST(cli_args_errors)
     CHECK_FAILS(&r, 2, "not valid UTF-8");
     run(&r, "snd", "127.0.0.1:9#x", "[\"\xff\"]", NULL);
     CHECK_FAILS(&r, 2, "is not valid JSON");
+    /* a word with control bytes is shown on one line, escaped */
+    run(&r, "snd", "127.0.0.1:9#x", "[1,\n\x1b[2J", NULL);
+    CHECK_FAILS(&r, 2, "argument '[1,\\x0a\\x1b[2J' is not valid JSON");
+    run(&r, "snd", "127.0.0.1:9#x", "[\"0123456789012345678901234567890123456789", NULL);
+    CHECK_FAILS(&r, 2, "argument '[\"0123456789012345678901234567890123...' is not valid JSON");
 }
 
 /* ------------------------------------------------------------------ */

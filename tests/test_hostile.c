@@ -670,7 +670,8 @@ TEST(hostile_deep_nesting)
 {
     run_attack(attack_deep, 3, SLACK);
     /* the decoder alone, without the framer in front: it does not
-     * recurse, so 200000 levels (allowed here on purpose) need no stack */
+     * recurse; a caller's limit above AEMP_JSON_DEPTH_LIMIT counts as
+     * that limit (jansson frees values recursively) */
     size_t n = 1000000;
     char *deep = malloc(2 * n);
     memset(deep, '[', n);
@@ -678,16 +679,15 @@ TEST(hostile_deep_nesting)
     char err[AEMP_JSON_ERRMAX];
     CHECK(aemp_json_decode(deep, 2 * n, 0, err, sizeof err) == NULL);
     CHECK_STR(err, "nesting deeper than 512 at offset 512");
-    size_t levels = 200000;
-    json_t *v = aemp_json_decode(deep + n - levels, 2 * levels, (unsigned)levels, err, sizeof err);
+    CHECK(aemp_json_decode(deep, 2 * n, 200000, err, sizeof err) == NULL);
+    char want[64];
+    snprintf(want, sizeof want, "nesting deeper than %d at offset %d", AEMP_JSON_DEPTH_LIMIT,
+             AEMP_JSON_DEPTH_LIMIT);
+    CHECK_STR(err, want);
+    size_t levels = AEMP_JSON_DEPTH_LIMIT;
+    json_t *v = aemp_json_decode(deep + n - levels, 2 * levels, 200000, err, sizeof err);
     CHECK(v != NULL);
-    /* jansson frees recursively: take the value apart level by level */
-    while (v && json_array_size(v)) {
-        json_t *child = json_incref(json_array_get(v, 0));
-        json_decref(v);
-        v = child;
-    }
-    json_decref(v);
+    json_decref(v); /* recursively, at the deepest depth allowed */
     free(deep);
 }
 
@@ -1033,5 +1033,31 @@ TEST(hostile_spoofed_greeting_does_not_block_peer)
         CHECK(strstr(r[i].in, "\nhmac_md6_64_256;") == NULL);
         raw_close(&r[i]);
     }
+    env_teardown(&e);
+}
+
+/* An authenticated peer that claims, with iam, the name of another node
+ * this one is connected to does not get that node's messages. */
+TEST(hostile_iam_cannot_take_a_connected_name)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    honest_check(&e, 3);
+    raw_t r;
+    REQUIRE(raw_open(&r, e.v.noderef) == 0);
+    REQUIRE(raw_auth(&r, secret, NULL, NULL, 0) == 1);
+    char iam[300];
+    snprintf(iam, sizeof iam, "[\"\",\"iam\",\"%s\"]", e.v.honest);
+    raw_send_str(&r, iam);
+    run_for(0.1);
+    want_t w = {&e.h, e.h.received + 1};
+    aemp_node_send(e.v.node, e.v.honest, json_pack("[ssI]", "x", "to honest", (json_int_t)0));
+    CHECK(run_until(got_n, &w, 2));
+    raw_pump(&r);
+    CHECK(!r.in || !strstr(r.in, "to honest"));
+    CHECK(strstr(e.v.warnings, "iam refused") != NULL);
+    CHECK(!r.closed);
+    honest_check(&e, 3);
+    raw_close(&r);
     env_teardown(&e);
 }

@@ -4,6 +4,8 @@
  * trips of every message recorded between real Perl nodes.
  */
 #include "test.h"
+
+#include <limits.h>
 #include "aemp_int.h"
 
 #include <locale.h>
@@ -699,10 +701,17 @@ TEST(json_decode_depth)
     CHECK(aemp_json_decode("[[[[1]]]]", 9, 3, err, sizeof err) == NULL);
     CHECK_STR(err, "nesting deeper than 3 at offset 3");
     /* a high limit grows the parser's own stack; the decoder never
-     * recurses (jansson frees the value recursively, so stay moderate) */
-    v = aemp_json_decode(s + 1000000 - 20000, 40000, 30000, err, sizeof err);
+     * recurses, but jansson frees a value recursively: no limit goes
+     * past AEMP_JSON_DEPTH_LIMIT */
+    const size_t lim = AEMP_JSON_DEPTH_LIMIT;
+    v = aemp_json_decode(s + 1000000 - lim, 2 * lim, 30000, err, sizeof err);
     CHECK(json_is_array(v));
     json_decref(v);
+    v = aemp_json_decode(s + 1000000 - lim - 1, 2 * lim + 2, UINT_MAX, err, sizeof err);
+    CHECK(v == NULL);
+    char want[64];
+    snprintf(want, sizeof want, "nesting deeper than %zu at offset %zu", lim, lim);
+    CHECK_STR(err, want);
     free(s);
 
     /* transcript 25: 601 levels, which the Perl node refused */

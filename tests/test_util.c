@@ -2,6 +2,12 @@
 #include "test.h"
 #include "aemp_int.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 TEST(util_strerror)
 {
     CHECK_STR(aemp_strerror(AEMP_OK), "success");
@@ -39,4 +45,74 @@ TEST(util_random_bytes)
     CHECK_INT(aemp_random_bytes(a, sizeof a), 0);
     CHECK_INT(aemp_random_bytes(b, sizeof b), 0);
     CHECK(memcmp(a, b, sizeof a) != 0);
+}
+
+/* Writes n pseudo-random bytes to path and returns them (caller frees). */
+static unsigned char *write_bytes(const char *path, size_t n)
+{
+    unsigned char *b = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(i * 131 + 7);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+TEST(util_read_secret)
+{
+    char dir[] = "/tmp/aemp-secret-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/s", dir);
+    /* regular files of several sizes, read whole */
+    static const size_t sizes[] = {0, 1, 33, 4095, 4096, 4097, 100000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *want = write_bytes(path, sizes[i]);
+        REQUIRE(want);
+        size_t len = 12345;
+        int err = -1;
+        void *got = aemp_read_secret(path, &len, &err);
+        CHECK(got != NULL);
+        CHECK_INT(err, 0);
+        CHECK_INT(len, sizes[i]);
+        CHECK(got && !memcmp(got, want, sizes[i]));
+        aemp_secret_free(got, len);
+        free(want);
+    }
+    /* not a regular file: a FIFO fed by a child, read as it comes */
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "%s/f", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        unsigned char *b = write_bytes(fifo, 50000);
+        _exit(b ? 0 : 1);
+    }
+    size_t len = 0;
+    int err = -1;
+    void *got = aemp_read_secret(fifo, &len, &err);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_INT(len, 50000);
+    CHECK(got && ((unsigned char *)got)[49999] == (unsigned char)(49999 * 131 + 7));
+    aemp_secret_free(got, len);
+    /* errors */
+    char missing[80];
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    CHECK(aemp_read_secret(missing, &len, &err) == NULL);
+    CHECK_INT(err, AEMP_ENOENT);
+    CHECK(aemp_read_secret(dir, &len, &err) == NULL); /* a directory */
+    CHECK_INT(err, AEMP_EIO);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f && ftruncate(fileno(f), (16 << 20) + 1) == 0);
+    fclose(f);
+    CHECK(aemp_read_secret(path, &len, &err) == NULL);
+    CHECK_INT(err, AEMP_ELIMIT);
+    aemp_secret_free(NULL, 0);
+    unlink(path);
+    unlink(fifo);
+    rmdir(dir);
 }

@@ -14,15 +14,30 @@
 
 #include "cli.h"
 
-/* Shortens a long argument for an error message. */
+/* An argument as an error message shows it: control bytes and DEL as
+ * \xNN (the message stays one line, and a terminal gets no escape
+ * sequence), cut with "..." when it does not fit n (>= 8) bytes. */
 static void quote_arg(const char *arg, char *out, size_t n)
 {
-    size_t len = strlen(arg);
-    if (len + 1 <= n) {
-        memcpy(out, arg, len + 1);
-        return;
+    static const char hex[] = "0123456789abcdef";
+    size_t total = 0;
+    for (const unsigned char *p = (const unsigned char *)arg; *p; p++)
+        total += *p < 0x20 || *p == 0x7f ? 4 : 1;
+    size_t max = total < n ? total : n - 4, o = 0;
+    for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
+        int ctl = *p < 0x20 || *p == 0x7f;
+        if (o + (ctl ? 4 : 1) > max) break;
+        if (ctl) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        } else {
+            out[o++] = (char)*p;
+        }
     }
-    snprintf(out, n, "%.*s...", (int)(n - 4), arg);
+    if (total >= n) memcpy(out + o, "...", 3), o += 3;
+    out[o] = 0;
 }
 
 static json_t *decode_arg(const char *arg, char *err, size_t errlen)

@@ -198,8 +198,7 @@ int cli_secret_load(const char *prog, const char *file, cli_secret_t *s)
 void cli_secret_free(cli_secret_t *s)
 {
     if (s->data) {
-        explicit_bzero(s->data, s->len);
-        free(s->data);
+        aemp_secret_free(s->data, s->len);
     }
     free(s->path);
     memset(s, 0, sizeof *s);
