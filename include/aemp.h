@@ -504,6 +504,7 @@ enum aemp_log_level {
 #define AEMP_DEFAULT_CONNECT_TIMEOUT 30.0
 #define AEMP_HANDSHAKE_TIMEOUT 30.0      /* silence during the handshake */
 #define AEMP_DEFAULT_MAX_OUTQ (64u << 20)  /* bytes queued for one peer */
+#define AEMP_DEFAULT_MAX_HANDSHAKES 512u    /* incoming, unauthenticated */
 #define AEMP_DEFAULT_PORT 4040
 
 typedef struct aemp_node_config {
@@ -551,6 +552,12 @@ typedef struct aemp_node_config {
     /* Non-zero: never TLS mode, even with a key and a certificate in the
      * secret (no tls=1.0 in greetings; links use hmac over the secret). */
     int no_tls;
+    /* Incoming connections that may be in their handshake at once (0:
+     * AEMP_DEFAULT_MAX_HANDSHAKES). One more closes the oldest of them
+     * ("too many connections in handshake"), so silent connections cannot
+     * hold the node's descriptors while honest peers, which finish within
+     * a round trip, still get through. */
+    unsigned max_handshakes;
 } aemp_node_config_t;
 
 /* Creates a node on loop (NULL: libev's default loop). cfg is copied.

@@ -233,7 +233,7 @@ static void deliver_elems(aemp__link_t *l, size_t end, const char *id, size_t id
 static void process_data(aemp__link_t *l)
 {
     aemp_node_t *n = l->node;
-    while (l->state == LINK_UP && aemp__buf_size(&l->in)) {
+    while (l->state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
         size_t start = 0, end = 0, idlen;
         const char *id, *head = aemp__buf_head(&l->in);
         json_t *elems;

@@ -705,6 +705,38 @@ int aemp_node_connect(aemp_node_t *n, const char *noderef)
 /* ------------------------------------------------------------------ */
 /* listening                                                           */
 
+/* Over max_handshakes incoming links in their handshake: the oldest one
+ * goes (the link list is newest first). Walks the links only when there
+ * are that many at all. */
+static void limit_handshakes(aemp_node_t *n)
+{
+    if (n->nlinks <= n->cfg.max_handshakes) return;
+    size_t count = 0;
+    aemp__link_t *oldest = NULL;
+    for (aemp__link_t *l = n->links; l; l = l->next)
+        if (!l->outgoing && l->state == LINK_HANDSHAKE) {
+            count++;
+            oldest = l;
+        }
+    if (count > n->cfg.max_handshakes) aemp__link_close(oldest, "too many connections in handshake", 0);
+}
+
+static void listeners_set(aemp_node_t *n, int on)
+{
+    for (size_t i = 0; i < n->nlisteners; i++) {
+        if (on) ev_io_start(n->loop, &n->listeners[i].io);
+        else ev_io_stop(n->loop, &n->listeners[i].io);
+    }
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)loop;
+    (void)revents;
+    listeners_set(n, 1);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     aemp_node_t *n = w->data;
@@ -716,14 +748,24 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t sl = sizeof sa;
         int fd = accept4(w->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the connection stays in the backlog and the socket stays
+                 * readable: pause instead of spinning on it */
+                aemp__log(n, AEMP_LOG_WARN, "accept: %s; new connections wait %.1f s",
+                          strerror(errno), AEMP_ACCEPT_PAUSE);
+                listeners_set(n, 0);
+                ev_timer_set(&n->accept_pause, AEMP_ACCEPT_PAUSE, 0.0);
+                ev_timer_start(n->loop, &n->accept_pause);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
                 aemp__log(n, AEMP_LOG_WARN, "accept: %s", strerror(errno));
+            }
             break;
         }
         char addr[80];
         aemp__ep_format((struct sockaddr *)&sa, addr, sizeof addr);
         if (!aemp__link_new(n, fd, 0, addr)) close(fd);
+        else limit_handshakes(n);
     }
     aemp__leave(n);
 }
@@ -874,6 +916,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (n->cfg.connect_timeout <= 0) n->cfg.connect_timeout = AEMP_DEFAULT_CONNECT_TIMEOUT;
     if (!n->cfg.max_message) n->cfg.max_message = AEMP_DEFAULT_MAX_MESSAGE;
     if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
+    if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
 
     /* the secret: given, from a file, from $HOME/.aemp-secret, or random */
     if (cfg->secret) {
@@ -917,6 +960,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     ev_prepare_init(&n->flush_w, aemp__flush_cb);
     n->flush_w.data = n;
+    ev_init(&n->accept_pause, accept_resume_cb);
+    n->accept_pause.data = n;
     ev_idle_init(&n->local_w, local_cb);
     n->local_w.data = n;
     ev_set_priority(&n->local_w, EV_MAXPRI);
@@ -1035,6 +1080,7 @@ static void node_free(aemp_node_t *n)
         free(m);
     }
     if (loop) {
+        ev_timer_stop(loop, &n->accept_pause);
         ev_prepare_stop(loop, &n->flush_w);
         ev_idle_stop(loop, &n->local_w);
     }

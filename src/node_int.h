@@ -100,6 +100,7 @@ struct aemp_node {
     aemp__link_t *dead;         /* to free once callbacks unwind */
     aemp__link_t *flush;        /* links with output to write */
     ev_prepare flush_w;
+    ev_timer accept_pause;      /* accept ran out of descriptors: wait */
     ev_idle local_w;
     aemp__local_msg_t *local_head, *local_tail;
     int depth;                  /* callback nesting; >0: defer frees */
@@ -114,6 +115,9 @@ struct aemp_node {
     char route_name[80];
     struct ssl_ctx_st *tls_ctx; /* TLS mode: from the secret (tls.c) */
 };
+
+/* Seconds the listeners rest when accept runs out of descriptors. */
+#define AEMP_ACCEPT_PAUSE 0.5
 
 /* ---- node.c ---- */
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)

@@ -122,6 +122,9 @@ typedef struct env {
 
 #define MAX_MESSAGE (64 * 1024)
 
+/* max_handshakes of the next victim (0: the default) */
+static unsigned victim_max_handshakes;
+
 static int env_setup(env_t *e, const char *vsecret)
 {
     memset(e, 0, sizeof *e);
@@ -137,6 +140,7 @@ static int env_setup(env_t *e, const char *vsecret)
     c.link_ud = &e->v;
     c.on_message = v_msg;
     c.message_ud = &e->v;
+    c.max_handshakes = victim_max_handshakes;
     e->v.node = aemp_node_new(EV_DEFAULT, &c, NULL);
     if (!e->v.node || aemp_node_start(e->v.node)) return -1;
     snprintf(e->v.noderef, sizeof e->v.noderef, "%s", aemp_node_noderef(e->v.node));
@@ -958,6 +962,91 @@ static void greet_and_leave(env_t *e, int n, int distinct)
     for (int i = 0; i < n; i++) raw_wait_lines(&c[i], 2, 5);
     for (int i = 0; i < n; i++) raw_close(&c[i]);
     free(c);
+}
+
+/* More silent connections than max_handshakes: the oldest go, and a new
+ * honest node still gets in. */
+TEST(hostile_handshake_flood_evicts_oldest)
+{
+    victim_max_handshakes = 20;
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    honest_check(&e, 5);
+    raw_t c[30];
+    for (int i = 0; i < 30; i++) {
+        REQUIRE(raw_open(&c[i], e.v.noderef) == 0);
+        run_for(0.01); /* accepted in this order */
+    }
+    for (int i = 10; i < 30; i++) CHECK(raw_wait_lines(&c[i], 2, 5));
+    for (int i = 0; i < 10; i++) {
+        CHECK(raw_wait_closed(&c[i], 5));
+        EXPECT_WARNING(&e, &c[i], "too many connections in handshake");
+    }
+    for (int i = 10; i < 30; i++) CHECK(!c[i].closed);
+    /* a new node connects: its link takes the place of the oldest */
+    tnode_t h2;
+    REQUIRE(mknode(&h2, "127.0.0.1:0", secret, 0));
+    long before = e.v.other_got;
+    aemp_node_send(h2.node, e.v.noderef, json_pack("[ss]", "x", "newcomer"));
+    double end = ev_time() + 5;
+    while (e.v.other_got == before && ev_time() < end) run_for(0.02);
+    CHECK_INT(e.v.other_got, before + 1);
+    CHECK(raw_wait_closed(&c[10], 5));
+    honest_check(&e, 5);
+    for (int i = 0; i < 30; i++) raw_close(&c[i]);
+    aemp_node_destroy(h2.node);
+    env_teardown(&e);
+}
+
+static int count_lines_with(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)) != NULL; p++) n++;
+    return n;
+}
+
+/* The process runs out of descriptors: the victim's accept fails, and it
+ * pauses its listener instead of spinning on it; established links go on,
+ * and once descriptors are free the waiting connection is served. */
+TEST(hostile_descriptor_exhaustion_pauses_accept)
+{
+    env_t e;
+    REQUIRE(env_setup(&e, secret) == 0);
+    honest_check(&e, 5);
+    struct rlimit old, rl;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    rl = old;
+    rl.rlim_cur = (rlim_t)fd_count() + 40;
+    REQUIRE(rl.rlim_cur <= old.rlim_max && setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    /* each connection is two descriptors here (ours and the victim's):
+     * open until ours cannot be made; the last ones wait in the backlog */
+    int reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(reserve >= 0);
+    raw_t c[64];
+    int n = 0;
+    while (n < 63 && raw_open(&c[n], e.v.noderef) == 0) {
+        n++;
+        run_for(0.01);
+    }
+    REQUIRE(n >= 2 && n < 63);
+    /* no descriptor is left: one more connection, made with the reserve,
+     * waits in the backlog for the victim's accept */
+    run_for(0.6);
+    e.v.warnings[0] = 0;
+    close(reserve);
+    REQUIRE(raw_open(&c[n++], e.v.noderef) == 0);
+    run_for(1.2);
+    int pauses = count_lines_with(e.v.warnings, "accept: Too many open files");
+    if (pauses < 1 || pauses > 4) fprintf(stderr, "    %d pauses; victim said:\n%s", pauses, e.v.warnings);
+    CHECK(pauses >= 1 && pauses <= 4);
+    honest_check(&e, 5);
+    /* descriptors come back: the connection in the backlog is served */
+    for (int i = 0; i < n / 2; i++) raw_close(&c[i]);
+    CHECK(raw_wait_lines(&c[n - 1], 2, 3));
+    for (int i = n / 2; i < n; i++) raw_close(&c[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    honest_check(&e, 5);
+    env_teardown(&e);
 }
 
 TEST(hostile_greeted_names_do_not_accumulate)
