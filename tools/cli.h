@@ -114,6 +114,13 @@ void cli_client_options_usage(FILE *f);
 /* Creates and starts the node. peer is the resolved noderef of the node
  * the command talks to. Returns NULL after printing why. */
 cli_client_t *cli_client_new(const char *prog, const cli_client_opts_t *o, const char *peer);
+/* The start shared by the commands that take PORT [ARG...] (snd, cal;
+ * mon takes PORT alone: msg NULL), with optind at PORT: builds the
+ * message from the ARGs, resolves PORT and creates the client. Returns 0
+ * with *msg (new reference), *c and the malloc'd *node and *port set, or
+ * the exit status (2: usage, 1: anything else) after printing why. */
+int cli_client_for_port(const char *prog, int argc, char **argv, const cli_client_opts_t *o,
+                        json_t **msg, cli_client_t **c, char **node, char **port);
 aemp_node_t *cli_client_node(cli_client_t *c);
 const char *cli_client_peer(const cli_client_t *c);
 /* Seconds since the client was created. */

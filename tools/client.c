@@ -400,3 +400,35 @@ int cli_client_run(cli_client_t *c)
     free(c);
     return status;
 }
+
+int cli_client_for_port(const char *prog, int argc, char **argv, const cli_client_opts_t *o,
+                        json_t **msg, cli_client_t **c, char **node, char **port)
+{
+    const char *cmd = strchr(prog, ' ') ? strchr(prog, ' ') + 1 : prog;
+    *c = NULL;
+    *node = *port = NULL;
+    if (optind >= argc) {
+        cli_err(prog, "missing PORT (see 'aemp %s --help')", cmd);
+        return 2;
+    }
+    if (msg) {
+        char err[256];
+        *msg = cli_args_to_json(argc - optind - 1, argv + optind + 1, err, sizeof err);
+        if (!*msg) {
+            cli_err(prog, "%s", err);
+            return 2;
+        }
+    } else if (optind + 1 < argc) {
+        cli_err(prog, "unexpected argument '%s' (see 'aemp %s --help')", argv[optind + 1], cmd);
+        return 2;
+    }
+    if (cli_resolve_portid(prog, argv[optind], node, port) ||
+        !(*c = cli_client_new(prog, o, *node))) {
+        if (msg) json_decref(*msg);
+        free(*node);
+        free(*port);
+        *node = *port = NULL;
+        return 1;
+    }
+    return 0;
+}

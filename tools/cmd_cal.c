@@ -9,7 +9,6 @@
  * reason rather than after the timeout. The node port (a bare noderef)
  * cannot be monitored and is not.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,25 +87,10 @@ int cmd_cal(int argc, char **argv)
     cli_client_opts_t o = {0};
     int rc = cli_client_parse(PROG, argc, argv, &o, 1, usage);
     if (rc >= 0) return rc;
-    if (optind >= argc) {
-        cli_err(PROG, "missing PORT (see 'aemp cal --help')");
-        return 2;
-    }
-    char err[256];
-    json_t *msg = cli_args_to_json(argc - optind - 1, argv + optind + 1, err, sizeof err);
-    if (!msg) {
-        cli_err(PROG, "%s", err);
-        return 2;
-    }
     cal_t k = {.timeout = o.timeout > 0 ? o.timeout : DEFAULT_TIMEOUT};
-    char *node = NULL;
-    if (cli_resolve_portid(PROG, argv[optind], &node, &k.port) ||
-        !(k.c = cli_client_new(PROG, &o, node))) {
-        json_decref(msg);
-        free(node);
-        free(k.port);
-        return 1;
-    }
+    json_t *msg;
+    char *node;
+    if ((rc = cli_client_for_port(PROG, argc, argv, &o, &msg, &k.c, &node, &k.port))) return rc;
     aemp_node_t *n = cli_client_node(k.c);
     cli_client_on_up(k.c, up_cb, &k);
     aemp_port_t *reply = aemp_port_new(n, reply_cb, &k);

@@ -4,7 +4,6 @@
  * death too, as for any monitor: ["transport_error", NODEREF, MESSAGE].
  * Only a node that cannot be reached at all is an error.
  */
-#include <getopt.h>
 #include <stdlib.h>
 
 #include "cli.h"
@@ -46,22 +45,9 @@ int cmd_mon(int argc, char **argv)
     cli_client_opts_t o = {0};
     int rc = cli_client_parse(PROG, argc, argv, &o, 0, usage);
     if (rc >= 0) return rc;
-    if (optind >= argc) {
-        cli_err(PROG, "missing PORT (see 'aemp mon --help')");
-        return 2;
-    }
-    if (optind + 1 < argc) {
-        cli_err(PROG, "unexpected argument '%s' (see 'aemp mon --help')", argv[optind + 1]);
-        return 2;
-    }
-    char *node = NULL, *port = NULL;
+    char *node, *port;
     mon_t m = {0};
-    if (cli_resolve_portid(PROG, argv[optind], &node, &port) ||
-        !(m.c = cli_client_new(PROG, &o, node))) {
-        free(node);
-        free(port);
-        return 1;
-    }
+    if ((rc = cli_client_for_port(PROG, argc, argv, &o, NULL, &m.c, &node, &port))) return rc;
     m.port = port;
     cli_client_on_down(m.c, down_cb, &m);
     if (!aemp_mon(cli_client_node(m.c), port, mon_cb, &m))

@@ -4,7 +4,6 @@
  * port's node. That is all a sender can know: AEMP has no receipts (use
  * `aemp cal` for an answer).
  */
-#include <getopt.h>
 #include <stdlib.h>
 
 #include "cli.h"
@@ -27,25 +26,10 @@ int cmd_snd(int argc, char **argv)
     cli_client_opts_t o = {0};
     int rc = cli_client_parse(PROG, argc, argv, &o, 0, usage);
     if (rc >= 0) return rc;
-    if (optind >= argc) {
-        cli_err(PROG, "missing PORT (see 'aemp snd --help')");
-        return 2;
-    }
-    char err[256];
-    json_t *msg = cli_args_to_json(argc - optind - 1, argv + optind + 1, err, sizeof err);
-    if (!msg) {
-        cli_err(PROG, "%s", err);
-        return 2;
-    }
-    char *node = NULL, *port = NULL;
-    cli_client_t *c = NULL;
-    if (cli_resolve_portid(PROG, argv[optind], &node, &port) ||
-        !(c = cli_client_new(PROG, &o, node))) {
-        json_decref(msg);
-        free(node);
-        free(port);
-        return 1;
-    }
+    json_t *msg;
+    cli_client_t *c;
+    char *node, *port;
+    if ((rc = cli_client_for_port(PROG, argc, argv, &o, &msg, &c, &node, &port))) return rc;
     rc = aemp_send(cli_client_node(c), port, msg);
     if (rc) cli_client_fail(c, "cannot send to %s: %s", port, aemp_strerror(rc));
     else cli_client_finish_flushed(c, 0, 0);
