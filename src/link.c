@@ -405,7 +405,10 @@ static void process_handshake(aemp__link_t *l)
         }
         drain_hs_output(l);
         if (st & AEMP_HS_DONE) {
-            if (!l->outgoing && aemp__link_verified(l)) return; /* held or closed */
+            if (!l->outgoing && aemp__link_verified(l)) {
+                if (l->state == LINK_HELD) link_rearm_timer(l); /* held_until */
+                return;
+            }
             link_go_up(l);
             if (l->state == LINK_UP) process_data(l);
             return;
@@ -481,6 +484,8 @@ static void link_rearm_timer(aemp__link_t *l)
     case LINK_HANDSHAKE:
     case LINK_HELD:
         next = l->last_read + AEMP_HANDSHAKE_TIMEOUT;
+        if (l->state == LINK_HELD && l->held_until > 0 && l->held_until < next)
+            next = l->held_until;
         break;
     case LINK_UP:
         next = l->last_write + l->keepalive;
@@ -513,10 +518,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (aemp__link_may_release(l)) {
             /* what kept it waiting is gone (node.c kicks this timer) */
             link_go_up(l);
-            if (l->state == LINK_UP) {
-                if (l->tls) tls_pump(l);
-                else process_data(l);
-            }
+            if (l->state == LINK_UP) process_data(l); /* what came behind its auth line */
+            if (l->state == LINK_UP && l->tls && !n->destroy_pending) tls_pump(l);
             goto out;
         }
         /* fall through */

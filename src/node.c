@@ -18,7 +18,8 @@
  * link silent (no auth line) while its own attempt to that peer runs, or
  * while its own link to it is up (the peer either closes the new link as
  * a loser or has restarted; a keepalive then probes the old link, and the
- * held link is released when the old one dies). The larger node never
+ * held link is released when the old one dies, or after AEMP_HOLD_UP_MAX
+ * when the peer keeps both, e.g. having reached us under another name). The larger node never
  * holds: a verified incoming link wins over its own attempts. A link is
  * thus up on one side exactly when it is up on the other, and no message
  * is ever sent on a loser.
@@ -243,10 +244,21 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
         /* give up: close the attempts still running (no new ones start
          * as they go), then report */
         p->connecting = 0;
+        int held = 0;
         for (aemp__link_t *l = p->links, *next; l; l = next) {
             next = l->peer_next;
             if (l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE))
                 aemp__link_close(l, "Connection timed out", 1);
+            else if (l->state == LINK_HELD)
+                held = 1;
+        }
+        if (held) {
+            /* the peer's own link, held for these attempts, goes up next
+             * (its timer was kicked): one more look before giving up */
+            p->connecting = 1;
+            ev_timer_set(&p->retry, 1.0, 0.0);
+            ev_timer_start(loop, &p->retry);
+            goto out;
         }
         aemp__log(n, AEMP_LOG_WARN, "%s: %s", p->noderef,
                   p->last_error ? p->last_error : "Connection timed out");
@@ -370,8 +382,10 @@ static int incoming_must_wait(const aemp__link_t *l)
 {
     const aemp__peer_t *p = l->peer;
     if (strcmp(l->node->greet_name, aemp_hs_remote_noderef(l->hs)) >= 0) return 0;
-    if (p->link && p->link != l && p->link->outgoing && p->link->state == LINK_UP) return 1;
-    return peer_has_attempt(p);
+    if (peer_has_attempt(p)) return 1;
+    if (p->link && p->link != l && p->link->outgoing && p->link->state == LINK_UP)
+        return !l->held_until || ev_now(l->node->loop) < l->held_until;
+    return 0;
 }
 
 int aemp__link_verified(aemp__link_t *l)
@@ -382,9 +396,13 @@ int aemp__link_verified(aemp__link_t *l)
     if (!incoming_must_wait(l)) return 0;
     l->state = LINK_HELD; /* read_cb only watches for its close */
     aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", l->addr);
-    if (p->link && p->link->state == LINK_UP) {
+    if (!peer_has_attempt(p)) {
         /* the peer may have restarted: a dead old link shows itself when
-         * written to, which releases this one */
+         * written to, which releases this one. A peer that merely opened
+         * a second link (under another name for us) would wait forever
+         * on a healthy old link: after AEMP_HOLD_UP_MAX the new link
+         * replaces it, as at the larger node. */
+        l->held_until = ev_now(n->loop) + AEMP_HOLD_UP_MAX;
         static const char devnull[] = "[\"\",\"devnull\"]";
         aemp__link_write(p->link, devnull, sizeof devnull - 1);
     }
@@ -455,15 +473,16 @@ void aemp__link_authenticated(aemp__link_t *l)
             n->greet_name = strdup(n->noderef);
         }
     }
+    if (aemp__buf_size(&p->queue)) {
+        /* first, so that failing the old link below drops none of it */
+        aemp__link_write(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
+        aemp__buf_free(&p->queue);
+    }
     if (old && old != l) {
         /* a new link replaces the old one: what was in flight on it may
          * be lost, so its monitors must hear of it */
         aemp__link_close(old, "replaced by a new link", 1);
         peer_fail(p, "replaced by a new link");
-    }
-    if (aemp__buf_size(&p->queue)) {
-        aemp__link_write(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
-        aemp__buf_free(&p->queue);
     }
     if (n->cfg.on_link) n->cfg.on_link(n->cfg.link_ud, n, p->noderef, 1, "");
 }

@@ -38,6 +38,7 @@ struct aemp__link {
     int greeting_out;     /* our greeting left the engine (link.c) */
     int auth_sent;        /* our auth line left the engine (link.c) */
     size_t held_bytes;    /* received while held */
+    ev_tstamp held_until; /* held for an up link: released then (node.c) */
     enum link_state state;
     ev_io rio, wio;
     ev_timer timer;
@@ -118,6 +119,9 @@ struct aemp_node {
 
 /* Seconds the listeners rest when accept runs out of descriptors. */
 #define AEMP_ACCEPT_PAUSE 0.5
+/* Seconds a verified incoming link is held for an up link of ours to the
+ * same peer (a real simultaneous connect ends within a round trip). */
+#define AEMP_HOLD_UP_MAX 1.0
 
 /* ---- node.c ---- */
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)

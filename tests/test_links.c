@@ -10,6 +10,7 @@
 #include "aemp.h"
 #include "tnode.h"
 #include "traw.h"
+#include "node_int.h" /* AEMP_HOLD_UP_MAX */
 
 #include <ev.h>
 #include <poll.h>
@@ -169,4 +170,73 @@ TEST(links_smaller_node_probes_old_link_before_taking_new)
 TEST(links_larger_node_replaces_old_link)
 {
     up_vs_incoming("127.0.0.3", 0);
+}
+
+static int both_up(void *ud)
+{
+    tnode_t **t = ud;
+    return t[0]->links_up >= 1 && t[1]->links_up >= 1;
+}
+
+static int got_more(void *ud)
+{
+    want_t *w = ud;
+    return w->t->received > w->n;
+}
+
+/* Two nodes have a link up; the second sends to the first under another
+ * name for it (alias: an address of the first that it does not announce),
+ * so it opens a second link. The first node is the larger (node_ip
+ * "[::]") or the smaller (127.0.0.1): either way the message arrives, the
+ * smaller one taking the new link once AEMP_HOLD_UP_MAX has passed. */
+static void second_link_under_alias(const char *a_bind, const char *b_bind, const char *alias_host,
+                                    double within)
+{
+    tnode_t a, b;
+    start_ticker();
+    REQUIRE(mknode(&a, a_bind, secret, 0));
+    REQUIRE(mknode(&b, b_bind, secret, 0));
+    aemp_node_send(a.node, aemp_node_noderef(b.node), json_pack("[ss]", "p", "hi"));
+    tnode_t *ab[2] = {&a, &b};
+    REQUIRE(run_until(both_up, ab, 3));
+    char alias[80];
+    snprintf(alias, sizeof alias, "%s%s", alias_host, strrchr(aemp_node_noderef(a.node), ':'));
+    want_t w = {&a, a.received};
+    aemp_node_send(b.node, alias, json_pack("[ss]", "q", "via alias"));
+    CHECK(run_until(got_more, &w, within));
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(b.node);
+}
+
+TEST(links_second_link_under_alias_smaller_node)
+{
+    second_link_under_alias("127.0.0.1:0", "127.0.0.3:0", "0.0.0.0", AEMP_HOLD_UP_MAX + 3);
+}
+
+TEST(links_second_link_under_alias_larger_node)
+{
+    second_link_under_alias("[::]:0", "127.0.0.1:0", "[::1]", 2);
+}
+
+/* The node's own attempt reaches its connect deadline while it holds the
+ * peer's verified link: the queue is not dropped, the held link goes up
+ * and carries it. */
+TEST(links_deadline_with_held_link_keeps_queue)
+{
+    tnode_t x;
+    char ep[64];
+    int bh = setup(&x, "127.0.0.1", ep, sizeof ep, "queued");
+    REQUIRE(bh >= 0);
+    run_for(0.2);
+    raw_t y;
+    REQUIRE(raw_open(&y, aemp_node_noderef(x.node)) == 0);
+    char err[256] = "";
+    aemp_hs_t *hs = raw_auth_begin(&y, ep, secret, NULL, err, sizeof err);
+    REQUIRE(hs != NULL);
+    CHECK_INT(raw_auth_end(&y, hs, 10, err, sizeof err), 1);
+    CHECK(raw_wait_for(&y, "[\"p\",\"queued\"]", 2));
+    CHECK_INT(x.links_down, 0);
+    raw_close(&y);
+    close(bh);
+    aemp_node_destroy(x.node);
 }
