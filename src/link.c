@@ -50,6 +50,7 @@ void aemp__link_free(aemp__link_t *l)
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
     free(l->error);
+    free(l->greeted_as);
     free(l);
 }
 
@@ -567,7 +568,9 @@ static void link_start_handshake(aemp__link_t *l)
         .nonce = nonce,
     };
     l->hs = aemp_hs_new(&hc, &err);
-    if (!l->hs) {
+    l->greeted_as = strdup(n->greet_name);
+    if (!l->greeted_as && l->hs) err = AEMP_ENOMEM;
+    if (!l->hs || !l->greeted_as) {
         link_fail(l, aemp_strerror(err));
         return;
     }

@@ -462,7 +462,9 @@ void aemp__link_authenticated(aemp__link_t *l)
             free(via);
         }
     }
-    if (strcmp(n->noderef, n->greet_name)) {
+    /* a link that greeted with an older name of ours (a slave's first
+     * name: every master link but the one that renamed it) says the new */
+    if (l->greeted_as && strcmp(n->noderef, l->greeted_as)) {
         json_t *iam = json_pack("[sss]", "", "iam", n->noderef);
         if (iam) {
             aemp__link_send(l, iam);

@@ -39,6 +39,7 @@ struct aemp__link {
     int auth_sent;        /* our auth line left the engine (link.c) */
     size_t held_bytes;    /* received while held */
     ev_tstamp held_until; /* held for an up link: released then (node.c) */
+    char *greeted_as;     /* our name in this link's greeting */
     enum link_state state;
     ev_io rio, wio;
     ev_timer timer;

@@ -477,3 +477,36 @@ TEST(node_forgets_departed_peers)
     CHECK(b.node->peers_list == NULL);
     aemp_node_destroy(b.node);
 }
+
+/* A slave with two masters connects to both at once: the link that comes
+ * up second greeted with the slave's first name too, so it also tells the
+ * new name (iam), and both masters know the slave by it. */
+TEST(node_slave_two_masters_both_learn_the_name)
+{
+    tnode_t m1, m2, s;
+    start_ticker();
+    REQUIRE(mknode(&m1, "127.0.0.1:0", secret, 0));
+    REQUIRE(mknode(&m2, "127.0.0.3:0", secret, 0));
+    memset(&s, 0, sizeof s);
+    aemp_node_config_t c = {0};
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.slave_name = "x";
+    const char *ms[2] = {aemp_node_noderef(m1.node), aemp_node_noderef(m2.node)};
+    c.masters = ms;
+    c.nmasters = 2;
+    c.log = t_log;
+    c.log_ud = &s;
+    c.on_link = t_link;
+    c.link_ud = &s;
+    s.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(s.node && aemp_node_start(s.node) == 0);
+    run_for(1.0);
+    const char *sn = aemp_node_noderef(s.node);
+    CHECK_INT(s.links_up, 2);
+    CHECK(aemp_node_is_up(m1.node, sn));
+    CHECK(aemp_node_is_up(m2.node, sn));
+    aemp_node_destroy(s.node);
+    aemp_node_destroy(m1.node);
+    aemp_node_destroy(m2.node);
+}
