@@ -310,12 +310,7 @@ TEST(node_slave_renames_and_sends_iam)
     c.secret = secret;
     c.secret_len = strlen(secret);
     c.connect_interval = 0.2;
-    c.log = t_log;
-    c.log_ud = &s;
-    c.on_link = t_link;
-    c.link_ud = &s;
-    c.on_message = t_msg;
-    c.message_ud = &s;
+    t_hooks(&c, &s);
     s.node = aemp_node_new(EV_DEFAULT, &c, NULL);
     REQUIRE(s.node);
     CHECK_INT(aemp_node_start(s.node), 0);
@@ -362,10 +357,7 @@ TEST(node_send_queue_limit_fails_the_link)
     c.secret = secret;
     c.secret_len = strlen(secret);
     c.max_outq = 1 << 20;
-    c.log = t_log;
-    c.log_ud = &a;
-    c.on_link = t_link;
-    c.link_ud = &a;
+    t_hooks(&c, &a);
     a.node = aemp_node_new(EV_DEFAULT, &c, NULL);
     REQUIRE(a.node && aemp_node_start(a.node) == 0);
     aemp_node_send(a.node, bn, json_pack("[ss]", "x", "hello"));
@@ -495,10 +487,7 @@ TEST(node_slave_two_masters_both_learn_the_name)
     const char *ms[2] = {aemp_node_noderef(m1.node), aemp_node_noderef(m2.node)};
     c.masters = ms;
     c.nmasters = 2;
-    c.log = t_log;
-    c.log_ud = &s;
-    c.on_link = t_link;
-    c.link_ud = &s;
+    t_hooks(&c, &s);
     s.node = aemp_node_new(EV_DEFAULT, &c, NULL);
     REQUIRE(s.node && aemp_node_start(s.node) == 0);
     run_for(1.0);

@@ -595,12 +595,7 @@ static aemp_node_t *mktls(tnode_t *t, const char *sec, size_t len, int no_tls, s
     c.max_message = max_message;
     c.connect_interval = 0.2;
     c.connect_timeout = 3;
-    c.log = t_log;
-    c.log_ud = t;
-    c.on_link = t_link;
-    c.link_ud = t;
-    c.on_message = t_msg;
-    c.message_ud = t;
+    t_hooks(&c, t);
     t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
     if (!t->node) return NULL;
     if (aemp_node_start(t->node)) {

@@ -54,6 +54,16 @@ void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t 
     if (t->kept && json_array_size(t->kept) < 1000) json_array_append(t->kept, msg);
 }
 
+void t_hooks(aemp_node_config_t *c, tnode_t *t)
+{
+    c->log = t_log;
+    c->log_ud = t;
+    c->on_link = t_link;
+    c->link_ud = t;
+    c->on_message = t_msg;
+    c->message_ud = t;
+}
+
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout)
 {
     memset(t, 0, sizeof *t);
@@ -64,12 +74,7 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
     c.timeout = timeout;
     c.connect_interval = 0.2;
     c.connect_timeout = 3;
-    c.log = t_log;
-    c.log_ud = t;
-    c.on_link = t_link;
-    c.link_ud = t;
-    c.on_message = t_msg;
-    c.message_ud = t;
+    t_hooks(&c, t);
     int err = 0;
     t->node = aemp_node_new(EV_DEFAULT, &c, &err);
     if (!t->node) return NULL;

@@ -37,6 +37,8 @@ void t_log(void *ud, int level, const char *msg);
 void t_link(void *ud, aemp_node_t *node, const char *noderef, int up, const char *reason);
 void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg);
 /* A started node bound to bind with secret sec and timeout (0: default). */
+/* Points the log, link and message callbacks of c at t's counters. */
+void t_hooks(aemp_node_config_t *c, tnode_t *t);
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout);
 /* Runs the default loop until cond(ud) or seconds pass; returns cond. */
 int run_until(int (*cond)(void *), void *ud, double seconds);
