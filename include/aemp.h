@@ -515,8 +515,9 @@ typedef struct aemp_node_config {
      * slave mode. */
     const char *bind;
     /* Slave mode: non-NULL makes a slave node "slave/NAME" (NAME random
-     * when ""), which connects to the first reachable of masters[] and
-     * renames itself to "slave/NAME@VIA". */
+     * when ""), which connects to each of masters[] and renames itself
+     * to "slave/NAME@VIA" when the first link comes up (VIA: that
+     * master); every master hears the new name. */
     const char *slave_name;
     const char *const *masters; /* noderefs, nmasters of them, copied */
     size_t nmasters;
