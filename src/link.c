@@ -34,6 +34,11 @@
 
 static const char devnull_msg[] = "[\"\",\"devnull\"]";
 
+void aemp__link_probe(aemp__link_t *l)
+{
+    aemp__link_write(l, devnull_msg, sizeof devnull_msg - 1);
+}
+
 static void link_rearm_timer(aemp__link_t *l);
 
 static void link_fail(aemp__link_t *l, const char *msg)
@@ -192,7 +197,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
  * peer's auth line failed (a Perl node would have sent ours by then). */
 static void drain_hs_output(aemp__link_t *l)
 {
-    if (!l->outgoing && l->greeting_out && !l->auth_sent) return;
+    if (l->hold_auth) return;
     size_t len;
     const void *p;
     while ((p = aemp_hs_out(l->hs, &len)) != NULL && len) {
@@ -369,7 +374,7 @@ static void tls_pump(aemp__link_t *l)
  * begins. */
 static void link_go_up(aemp__link_t *l)
 {
-    l->auth_sent = 1;
+    l->hold_auth = 0;
     drain_hs_output(l);
     int t = aemp_hs_remote_timeout(l->hs);
     l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
@@ -391,7 +396,7 @@ static void process_handshake(aemp__link_t *l)
             /* whole lines the engine queued before failing (our auth line,
              * held back until now on an accepting link) still go out, as
              * from a Perl node, so the peer can log the real reason */
-            l->auth_sent = 1;
+            l->hold_auth = 0;
             drain_hs_output(l);
             link_send_last(l);
             link_fail(l, aemp_hs_error(l->hs));
@@ -536,7 +541,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             goto out;
         }
         if (now - l->last_write >= l->keepalive && !aemp__buf_size(&l->out)) {
-            aemp__link_write(l, devnull_msg, sizeof devnull_msg - 1);
+            aemp__link_probe(l);
             l->last_write = now; /* counted as written once queued */
         }
         break;
@@ -577,7 +582,8 @@ static void link_start_handshake(aemp__link_t *l)
     l->state = LINK_HANDSHAKE;
     l->last_read = l->last_write = ev_now(n->loop);
     drain_hs_output(l);
-    l->greeting_out = 1; /* whatever the engine queues next is an auth line */
+    /* whatever the engine queues next is an auth line */
+    l->hold_auth = !l->outgoing;
     ev_io_start(n->loop, &l->rio);
     link_rearm_timer(l);
 }

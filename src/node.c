@@ -19,8 +19,9 @@
  * while its own link to it is up (the peer either closes the new link as
  * a loser or has restarted; a keepalive then probes the old link, and the
  * held link is released when the old one dies, or after AEMP_HOLD_UP_MAX
- * when the peer keeps both, e.g. having reached us under another name). The larger node never
- * holds: a verified incoming link wins over its own attempts. A link is
+ * when the peer keeps both, e.g. having reached us under another name).
+ * The larger node never holds: a verified incoming link wins over its own
+ * attempts. A link is
  * thus up on one side exactly when it is up on the other, and no message
  * is ever sent on a loser.
  */
@@ -193,12 +194,17 @@ static void peer_fail(aemp__peer_t *p, const char *msg)
     free(m);
 }
 
-/* Our own connection attempts: incoming links join a peer only once
- * verified, so they are never counted here. */
+/* One of our own connection attempts (incoming links join a peer only
+ * once verified, so they never count). */
+static int is_attempt(const aemp__link_t *l)
+{
+    return l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE);
+}
+
 static int peer_has_attempt(const aemp__peer_t *p)
 {
     for (aemp__link_t *l = p->links; l; l = l->peer_next)
-        if (l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE)) return 1;
+        if (is_attempt(l)) return 1;
     return 0;
 }
 
@@ -247,7 +253,7 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
         int held = 0;
         for (aemp__link_t *l = p->links, *next; l; l = next) {
             next = l->peer_next;
-            if (l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE))
+            if (is_attempt(l))
                 aemp__link_close(l, "Connection timed out", 1);
             else if (l->state == LINK_HELD)
                 held = 1;
@@ -403,8 +409,7 @@ int aemp__link_verified(aemp__link_t *l)
          * on a healthy old link: after AEMP_HOLD_UP_MAX the new link
          * replaces it, as at the larger node. */
         l->held_until = ev_now(n->loop) + AEMP_HOLD_UP_MAX;
-        static const char devnull[] = "[\"\",\"devnull\"]";
-        aemp__link_write(p->link, devnull, sizeof devnull - 1);
+        aemp__link_probe(p->link);
     }
     return 1;
 }

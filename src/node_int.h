@@ -35,8 +35,7 @@ struct aemp__link {
     int fd;
     int outgoing;
     int in_flush;
-    int greeting_out;     /* our greeting left the engine (link.c) */
-    int auth_sent;        /* our auth line left the engine (link.c) */
+    int hold_auth;        /* accepting side: our auth line waits (link.c) */
     size_t held_bytes;    /* received while held */
     ev_tstamp held_until; /* held for an up link: released then (node.c) */
     char *greeted_as;     /* our name in this link's greeting */
@@ -177,6 +176,8 @@ void aemp__link_close(aemp__link_t *l, const char *reason, int silent);
 /* Appends bytes to the link's output and schedules a flush. */
 int aemp__link_write(aemp__link_t *l, const void *p, size_t n);
 int aemp__link_send(aemp__link_t *l, const json_t *msg);
+/* Queues a keepalive (["","devnull"]). */
+void aemp__link_probe(aemp__link_t *l);
 void aemp__link_free(aemp__link_t *l);
 void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 

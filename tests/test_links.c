@@ -19,25 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-typedef struct {
-    raw_t *r;
-    const char *s;
-} raw_has_t;
-
-static int raw_has_cond(void *ud)
-{
-    raw_has_t *h = ud;
-    raw_pump(h->r);
-    return h->r->in && strstr(h->r->in, h->s) != NULL;
-}
-
-/* Runs the loop until the node sent s on r. */
-static int raw_wait_for(raw_t *r, const char *s, double secs)
-{
-    raw_has_t h = {r, s};
-    return run_until(raw_has_cond, &h, secs);
-}
-
 /* Lines the node sent on r that the engine has not taken. */
 static int lines_in(raw_t *r)
 {
@@ -60,6 +41,14 @@ static int setup(tnode_t *x, const char *node_ip, char *ep, size_t eplen, const 
     return ls;
 }
 
+/* The peer, named ep, connects to the node and sends its auth line. */
+static aemp_hs_t *peer_connects(raw_t *y, const tnode_t *x, const char *ep)
+{
+    char err[256] = "";
+    if (raw_open(y, aemp_node_noderef(x->node))) return NULL;
+    return raw_auth_begin(y, ep, secret, NULL, err, sizeof err);
+}
+
 /* The node (bound to node_ip) has an attempt to the peer hanging when the
  * peer connects to it and proves itself. */
 static void attempt_vs_incoming(const char *node_ip, int node_holds)
@@ -71,9 +60,8 @@ static void attempt_vs_incoming(const char *node_ip, int node_holds)
     run_for(0.2); /* the attempt is connected and waits for a greeting */
 
     raw_t y;
-    REQUIRE(raw_open(&y, aemp_node_noderef(x.node)) == 0);
     char err[256] = "";
-    aemp_hs_t *hs = raw_auth_begin(&y, ep, secret, NULL, err, sizeof err);
+    aemp_hs_t *hs = peer_connects(&y, &x, ep);
     REQUIRE(hs != NULL);
     if (node_holds) {
         run_for(0.3);
@@ -136,8 +124,7 @@ static void up_vs_incoming(const char *node_ip, int node_holds)
     CHECK(raw_wait_for(&y1, "[\"p\",\"first\"]", 5));
     CHECK_INT(x.links_up, 1);
 
-    REQUIRE(raw_open(&y2, aemp_node_noderef(x.node)) == 0);
-    hs = raw_auth_begin(&y2, ep, secret, NULL, err, sizeof err);
+    hs = peer_connects(&y2, &x, ep);
     REQUIRE(hs != NULL);
     if (node_holds) {
         /* held; the old link is probed, and its end releases the new */
@@ -229,9 +216,8 @@ TEST(links_deadline_with_held_link_keeps_queue)
     REQUIRE(bh >= 0);
     run_for(0.2);
     raw_t y;
-    REQUIRE(raw_open(&y, aemp_node_noderef(x.node)) == 0);
     char err[256] = "";
-    aemp_hs_t *hs = raw_auth_begin(&y, ep, secret, NULL, err, sizeof err);
+    aemp_hs_t *hs = peer_connects(&y, &x, ep);
     REQUIRE(hs != NULL);
     CHECK_INT(raw_auth_end(&y, hs, 10, err, sizeof err), 1);
     CHECK(raw_wait_for(&y, "[\"p\",\"queued\"]", 2));

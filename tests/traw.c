@@ -138,6 +138,24 @@ int raw_wait_lines(raw_t *r, int lines, double secs)
     return run_until(raw_cond, &w, secs) && !r->closed;
 }
 
+typedef struct {
+    raw_t *r;
+    const char *s;
+} raw_has_t;
+
+static int raw_has_cond(void *ud)
+{
+    raw_has_t *h = ud;
+    raw_pump(h->r);
+    return h->r->in && strstr(h->r->in, h->s) != NULL;
+}
+
+int raw_wait_for(raw_t *r, const char *s, double secs)
+{
+    raw_has_t h = {r, s};
+    return run_until(raw_has_cond, &h, secs);
+}
+
 /* See traw.h. */
 size_t raw_send(raw_t *r, const void *p, size_t n)
 {

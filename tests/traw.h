@@ -29,6 +29,8 @@ void raw_consume(raw_t *r, size_t n);
  * has not closed); return whether that happened within secs. */
 int raw_wait_closed(raw_t *r, double secs);
 int raw_wait_lines(raw_t *r, int lines, double secs);
+/* Runs the loop until the node has sent s on r (within secs). */
+int raw_wait_for(raw_t *r, const char *s, double secs);
 /* Writes all of p, running the loop while the socket is full, until the
  * node closes. Returns the bytes written. */
 size_t raw_send(raw_t *r, const void *p, size_t n);
