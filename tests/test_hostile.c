@@ -11,8 +11,8 @@
  */
 #include "test.h"
 #include "aemp.h"
-#include "tnode.h"
-#include "traw.h"
+#include "harness_node.h"
+#include "harness_raw.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -8,8 +8,8 @@
  */
 #include "test.h"
 #include "aemp.h"
-#include "tnode.h"
-#include "traw.h"
+#include "harness_node.h"
+#include "harness_raw.h"
 #include "node_int.h" /* AEMP_HOLD_UP_MAX */
 
 #include <ev.h>

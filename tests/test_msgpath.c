@@ -10,7 +10,7 @@
 #include "test.h"
 #include "aemp.h"
 #include "aemp_int.h"
-#include "tnode.h"
+#include "harness_node.h"
 
 #include <ev.h>
 #include <signal.h>

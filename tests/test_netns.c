@@ -15,7 +15,7 @@
  */
 #include "test.h"
 #include "aemp.h"
-#include "tnode.h"
+#include "harness_node.h"
 
 #include <dirent.h>
 #include <errno.h>

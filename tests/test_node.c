@@ -7,7 +7,7 @@
  */
 #include "test.h"
 #include "aemp.h"
-#include "tnode.h"
+#include "harness_node.h"
 #include "node_int.h"
 
 #include <arpa/inet.h>

@@ -5,7 +5,7 @@
  * form, remote monitors with mon1/mon0/kil, lookup/relay/time/eval/spawn.
  */
 #include "test.h"
-#include "tnode.h"
+#include "harness_node.h"
 
 #include <ev.h>
 #include <signal.h>

@@ -8,7 +8,7 @@
  */
 #include "test.h"
 #include "aemp.h"
-#include "tnode.h"
+#include "harness_node.h"
 #include "node_int.h"
 #include "tls.h"
 

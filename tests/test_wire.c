@@ -7,7 +7,7 @@
  * putting our port ids where the Perl ones were.
  */
 #include "test.h"
-#include "tnode.h"
+#include "harness_node.h"
 
 #include <ev.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * testutil.c - helpers shared by the tests: finding ../shared, loading the
+ * harness.c - helpers shared by the tests: finding ../shared, loading the
  * golden vectors, hex conversion, a deterministic PRNG.
  */
 #include "test.h"

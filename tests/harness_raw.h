@@ -1,5 +1,5 @@
 /*
- * traw.h - a raw peer for tests: a non-blocking socket that plays the
+ * harness_raw.h - a raw peer for tests: a non-blocking socket that plays the
  * other side of a link by hand (bytes of its own, or a handshake engine
  * under any name), while the node under test runs on the default loop.
  */

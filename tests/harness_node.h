@@ -1,5 +1,5 @@
 /*
- * tnode.h - helpers for tests that run real nodes: a node with counters
+ * harness_node.h - helpers for tests that run real nodes: a node with counters
  * for links and messages, running the loop until a condition holds,
  * forked peer nodes, free ports, and a raw authenticated client socket.
  */
@@ -55,7 +55,7 @@ pid_t spawn_node(char *noderef, size_t n, unsigned timeout);
 /* A blocking socket authenticated to noderef (127.0.0.1 only), or -1. */
 int raw_connect_auth(const char *noderef, const char *sec);
 
-/* A forked child that reports its result through a pipe (see tnode.c). */
+/* A forked child that reports its result through a pipe (see harness_node.c). */
 typedef struct child {
     pid_t pid;
     int fd;

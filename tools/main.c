@@ -1,5 +1,5 @@
 /*
- * aemp.c - the aemp command: dispatches to its subcommands. Each one
+ * main.c - the aemp command: dispatches to its subcommands. Each one
  * lives in its own tools/cmd_*.c and returns the exit status: 0 success,
  * 1 failure (unreachable node, authentication, timeout, I/O), 2 a bad
  * command line.

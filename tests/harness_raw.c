@@ -1,8 +1,8 @@
 /*
- * traw.c - the raw test peer (see traw.h).
+ * harness_raw.c - the raw test peer (see harness_raw.h).
  */
-#include "traw.h"
-#include "tnode.h"
+#include "harness_raw.h"
+#include "harness_node.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -156,7 +156,7 @@ int raw_wait_for(raw_t *r, const char *s, double secs)
     return run_until(raw_has_cond, &h, secs);
 }
 
-/* See traw.h. */
+/* See harness_raw.h. */
 size_t raw_send(raw_t *r, const void *p, size_t n)
 {
     size_t done = 0;

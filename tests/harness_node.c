@@ -1,8 +1,8 @@
 /*
- * tnode.c - helpers for tests that run real nodes (see tnode.h).
+ * harness_node.c - helpers for tests that run real nodes (see harness_node.h).
  */
 #include "test.h"
-#include "tnode.h"
+#include "harness_node.h"
 
 #include <arpa/inet.h>
 #include <ev.h>
