@@ -78,6 +78,13 @@ typedef enum aemp_err {
 #undef AEMP__ERR_ENUM
 } aemp_err_t;
 
+/* The library's version at run time, "MAJOR.MINOR.PATCH" (static; equal
+ * to AEMP_VERSION of the header the library was built with, which may
+ * differ from the header a program was compiled with). */
+AEMP_API const char *aemp_version(void);
+/* The same as MAJOR * 10000 + MINOR * 100 + PATCH. */
+AEMP_API int aemp_version_number(void);
+
 /* A static, never-NULL description of an error code ("unknown error" for
  * codes not in the list). */
 AEMP_API const char *aemp_strerror(int err);
@@ -254,6 +261,8 @@ AEMP_API aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err);
 /* Frees the engine. Accepts NULL. */
 AEMP_API void aemp_hs_free(aemp_hs_t *hs);
 
+/* The engine's state: an OR of the AEMP_HS_* flags above. Cheap; poll it
+ * after every feed and every out_ack. */
 AEMP_API unsigned aemp_hs_state(const aemp_hs_t *hs);
 
 /* Feeds received bytes (borrowed). Returns how many were consumed (see
@@ -584,6 +593,8 @@ AEMP_API void aemp_node_destroy(aemp_node_t *node);
  * slave's current name). Borrowed: valid until the next loop iteration
  * that may rename it (slaves) or destroy. */
 AEMP_API const char *aemp_node_noderef(const aemp_node_t *node);
+/* The loop the node runs on (the one given to aemp_node_new, or libev's
+ * default loop); NULL for a NULL node. The caller still owns the loop. */
 AEMP_API struct ev_loop *aemp_node_loop(const aemp_node_t *node);
 
 /* Sends msg (a JSON array whose first element is the target's local id
@@ -660,6 +671,8 @@ AEMP_API aemp_port_t *aemp_port_new(aemp_node_t *node, aemp_recv_fn cb, void *ud
 /* The port's id, "NODEREF#LOCALID". Borrowed: valid while the port lives
  * (a slave's ports keep the id they were made with). */
 AEMP_API const char *aemp_port_id(const aemp_port_t *port);
+/* The node the port belongs to (NULL for a NULL port), e.g. to send from
+ * inside a receive callback. */
 AEMP_API aemp_node_t *aemp_port_node(const aemp_port_t *port);
 
 /* Adds a callback for messages whose first element is the string tag.
@@ -678,24 +691,37 @@ AEMP_API void aemp_port_kill(aemp_port_t *port, json_t *reason);
  * message. message is copied. */
 AEMP_API void aemp_port_die(aemp_port_t *port, const char *message);
 
-/* Kills the port portid, local or remote, with reason (steals; NULL =
- * normal). A remote port gets ["","kil",LOCALID,REASON...] (a Perl node
- * reads that as a monitor notice). Returns 0, AEMP_EINVAL, AEMP_ENOENT
- * (no such local port). */
+/* Kills the port with the id portid, local or remote, with reason
+ * (steals, always; NULL = normal). A remote port's node gets
+ * ["","kil",LOCALID,REASON...] (a Perl node reads that as a monitor
+ * notice). Returns 0, AEMP_EINVAL, AEMP_ENOENT (no such local port) or
+ * the errors of aemp_send. */
+AEMP_API int aemp_port_kill_id(aemp_node_t *node, const char *portid, json_t *reason);
+/* Deprecated: the old name of aemp_port_kill_id (one letter from
+ * aemp_port_kill, which takes a port object). Kept for old programs. */
 AEMP_API int aemp_kil(aemp_node_t *node, const char *portid, json_t *reason);
 
 /* Sends the elements (a JSON array; steals it, always) to portid, local
  * or remote. Returns 0, AEMP_EINVAL or the errors of aemp_node_send. */
 AEMP_API int aemp_send(aemp_node_t *node, const char *portid, json_t *elements);
 /* Sends json_pack(fmt, ...) (fmt must build an array), e.g.
- * aemp_sendf(node, id, "[si]", "tick", 1). */
+ * aemp_sendf(node, id, "[si]", "tick", 1). The arguments are read as
+ * json_pack reads them ("o" values are stolen, also on failure). To
+ * another node the message is written straight to the wire, without
+ * making a value, for formats of arrays, strings, numbers, booleans, null
+ * and json_t arguments; other formats (objects, '+') go through
+ * json_pack. Returns 0, AEMP_EINVAL (a format or argument json_pack
+ * refuses, e.g. a NULL "s" string or invalid UTF-8) or the errors of
+ * aemp_node_send. */
 AEMP_API int aemp_sendf(aemp_node_t *node, const char *portid, const char *fmt, ...);
 
 /* Registers a well-known name for portid (copied), replacing any earlier
  * one. The node port's `lookup` answers with it. Returns 0 or an error. */
 AEMP_API int aemp_reg(aemp_node_t *node, const char *name, const char *portid);
-/* The port id registered under name here, or NULL. Borrowed until the
- * name is registered again. */
+/* The port id registered under name here, or NULL. Borrowed: valid until
+ * the name is registered again, the port it names is killed (a killed
+ * port's names go with it), or the node is destroyed; copy it to keep
+ * it. */
 AEMP_API const char *aemp_lookup(const aemp_node_t *node, const char *name);
 
 /* Monitors. A monitor fires once, when the port dies (with its reason)
@@ -727,6 +753,8 @@ AEMP_API void aemp_mon_cancel(aemp_mon_t *mon);
  * callbacks the function installed. Registration copies name; a later
  * registration of the same name replaces the earlier one. */
 typedef void (*aemp_func_fn)(aemp_node_t *node, aemp_port_t *port, json_t *args, void *ud);
+/* Returns 0, AEMP_EINVAL (NULL node, name or fn) or AEMP_ENOMEM (the
+ * earlier registration, if any, then stays). */
 AEMP_API int aemp_func_register(aemp_node_t *node, const char *name, aemp_func_fn fn, void *ud);
 
 /* Creates a port on node noderef running function func with args (a JSON

@@ -8,6 +8,7 @@
 
 #include "aemp.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,62 @@ int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v);
  * that cannot be encoded); on failure b is rewound. */
 int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
                           const json_t *elements);
+
+/* Pieces of the encoder (json.c) for writers that build a message
+ * without a value: each appends to b and returns 0, AEMP_ENOMEM or
+ * AEMP_EINVAL (rewinding b on failure).
+ *   put_head:   '[' and the target id as a JSON string (id: idlen bytes,
+ *               strict UTF-8, no NUL);
+ *   put_string: a JSON string of s[0..n) (strict UTF-8, NUL allowed);
+ *   put_integer, put_real: a number as JSON::XS writes it (a real must
+ *               be finite);
+ *   put_value:  any value, at most max_depth containers deep;
+ *   put_elem:   ',' and one element of a message (one level down). */
+int aemp__json_put_head(aemp__buf_t *b, const char *id, size_t idlen);
+int aemp__json_put_string(aemp__buf_t *b, const char *s, size_t n);
+int aemp__json_put_integer(aemp__buf_t *b, json_int_t i);
+int aemp__json_put_real(aemp__buf_t *b, double d);
+int aemp__json_put_value(aemp__buf_t *b, const json_t *v, size_t max_depth);
+int aemp__json_put_elem(aemp__buf_t *b, const json_t *v);
+
+/* A message's elements on their way out (pack.c): a JSON array (elems),
+ * or a jansson pack format building one with its arguments (fmt, ap;
+ * aemp_sendf). A format is written straight to the wire when the message
+ * leaves the node, without making a value. A payload is consumed exactly
+ * once, by one of the three calls below: elems is stolen, a format's
+ * arguments are read and its "o" references released (as json_pack
+ * does, also on failure). */
+typedef struct aemp__payload {
+    json_t *elems;     /* or NULL when fmt is used */
+    const char *fmt;
+    va_list *ap;
+} aemp__payload_t;
+
+/* Appends the message [id, ELEMENTS...] to b: the bytes
+ * aemp__json_encode_msg writes for the elements the payload stands for.
+ * Returns 0, AEMP_ENOMEM or AEMP_EINVAL (a format json_pack refuses, an
+ * argument it refuses, a value that cannot be encoded); b is rewound on
+ * failure. */
+int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aemp__payload_t *pl);
+/* The elements as a value (new reference to an array), or NULL when the
+ * payload is not an array or cannot be made. */
+json_t *aemp__payload_value(const aemp__payload_t *pl);
+/* Consumes the payload without using it. */
+void aemp__payload_drop(const aemp__payload_t *pl);
+
+/* Port ids: "NODE#LOCAL", or a bare NODE for its node port. Returns the
+ * local id (after the first '#'; "" for a bare node) and the length of
+ * the node part in *nodelen. The one splitter. */
+static inline const char *aemp__portid_split(const char *portid, size_t *nodelen)
+{
+    const char *h = strchr(portid, '#');
+    if (!h) {
+        *nodelen = strlen(portid);
+        return portid + *nodelen;
+    }
+    *nodelen = (size_t)(h - portid);
+    return h + 1;
+}
 
 /* Values a link hands back after a message was delivered, for the
  * decoder to fill instead of allocating new ones: an empty array, and

@@ -402,62 +402,101 @@ int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v)
 static int utf8_ok(const unsigned char *s, size_t n);
 static inline const unsigned char *plain_scan(const unsigned char *p, const unsigned char *e);
 
-int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
-                          const json_t *elements)
+/* Writes lead (when not 0) and s[0..n) in quotes as it is: for strings
+ * with nothing to escape. One reservation. */
+static int put_quoted(aemp__buf_t *b, char lead, const char *s, size_t n)
+{
+    size_t k = lead != 0;
+    if (need(b, n + 2 + k)) return AEMP_ENOMEM;
+    char *w = b->data + b->len;
+    w[0] = lead;
+    w[k] = '"';
+    copy_short(w + k + 1, s, n);
+    w[n + k + 1] = '"';
+    b->len += n + 2 + k;
+    return 0;
+}
+
+int aemp__json_put_head(aemp__buf_t *b, const char *id, size_t idlen)
 {
     const unsigned char *u = (const unsigned char *)id;
-    size_t mark = b->len - b->off, n = json_array_size(elements);
-    int rc = 0;
-    if (!id || !json_is_array(elements)) return AEMP_EINVAL;
+    if (!id) return AEMP_EINVAL;
     if (plain_scan(u, u + idlen) == u + idlen) {
         /* printable ASCII without '"' or '\' (every port id a node makes):
          * valid, and written as it is */
-        if (need(b, idlen + 3)) return AEMP_ENOMEM;
-        char *w = b->data + b->len;
-        w[0] = '[';
-        w[1] = '"';
-        copy_short(w + 2, id, idlen);
-        w[idlen + 2] = '"';
-        b->len += idlen + 3;
+        return put_quoted(b, '[', id, idlen);
+    }
+    if (memchr(id, 0, idlen) || !utf8_ok(u, idlen)) return AEMP_EINVAL;
+    size_t mark = b->len - b->off;
+    int rc = put1(b, '[');
+    if (!rc) rc = emit_string(b, u, idlen);
+    if (rc) b->len = b->off + mark;
+    return rc;
+}
+
+int aemp__json_put_string(aemp__buf_t *b, const char *s, size_t n)
+{
+    const unsigned char *su = (const unsigned char *)s;
+    /* a short string with nothing to escape: one reservation, written in
+     * place */
+    if (n <= 64 && enc_scan(su, su + n) == su + n) {
+        if (plain_scan(su, su + n) != su + n && !utf8_ok(su, n)) return AEMP_EINVAL;
+        return put_quoted(b, 0, s, n);
+    }
+    if (!utf8_ok(su, n)) return AEMP_EINVAL;
+    return emit_string(b, su, n);
+}
+
+int aemp__json_put_integer(aemp__buf_t *b, json_int_t i)
+{
+    return emit_integer(b, i);
+}
+
+int aemp__json_put_real(aemp__buf_t *b, double d)
+{
+    return emit_real(b, d);
+}
+
+int aemp__json_put_value(aemp__buf_t *b, const json_t *v, size_t max_depth)
+{
+    return encode_value(b, v, max_depth);
+}
+
+int aemp__json_put_elem(aemp__buf_t *b, const json_t *v)
+{
+    size_t mark = b->len - b->off;
+    int rc = 0;
+    if (json_is_string(v)) {
+        const char *sv = json_string_value(v);
+        size_t sl = json_string_length(v);
+        const unsigned char *su = (const unsigned char *)sv;
+        /* a short string with nothing to escape: one reservation,
+         * written in place (a jansson string is valid UTF-8 already) */
+        if (sl <= 64 && (!sl || su[0] != RAW_MARK) && enc_scan(su, su + sl) == su + sl)
+            return put_quoted(b, ',', sv, sl);
+        rc = put1(b, ',');
+        if (!rc) rc = emit_string_value(b, v);
+    } else if (json_is_integer(v)) {
+        rc = put1(b, ',');
+        if (!rc) rc = emit_integer(b, json_integer_value(v));
     } else {
-        if (memchr(id, 0, idlen) || !utf8_ok(u, idlen)) return AEMP_EINVAL;
-        rc = put1(b, '[');
-        if (!rc) rc = emit_string(b, u, idlen);
+        /* the elements sit one level below the message array */
+        rc = put1(b, ',');
+        if (!rc) rc = encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH - 1);
     }
-    /* the elements sit one level below the message array, as they would
-     * in the message the slow path builds; strings and integers, most of
-     * what messages hold, skip the container machinery */
-    for (size_t i = 0; !rc && i < n; i++) {
-        const json_t *v = json_array_get(elements, i);
-        if (json_is_string(v)) {
-            const char *sv = json_string_value(v);
-            size_t sl = json_string_length(v);
-            const unsigned char *su = (const unsigned char *)sv;
-            /* a short string with nothing to escape: one reservation,
-             * written in place */
-            if (sl <= 64 && (!sl || su[0] != RAW_MARK) && enc_scan(su, su + sl) == su + sl) {
-                if (need(b, sl + 3)) {
-                    rc = AEMP_ENOMEM;
-                    break;
-                }
-                char *w = b->data + b->len;
-                w[0] = ',';
-                w[1] = '"';
-                copy_short(w + 2, sv, sl);
-                w[sl + 2] = '"';
-                b->len += sl + 3;
-                continue;
-            }
-            rc = put1(b, ',');
-            if (!rc) rc = emit_string_value(b, v);
-        } else if (json_is_integer(v)) {
-            rc = put1(b, ',');
-            if (!rc) rc = emit_integer(b, json_integer_value(v));
-        } else {
-            rc = put1(b, ',');
-            if (!rc) rc = encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH - 1);
-        }
-    }
+    if (rc) b->len = b->off + mark;
+    return rc;
+}
+
+int aemp__json_encode_msg(aemp__buf_t *b, const char *id, size_t idlen,
+                          const json_t *elements)
+{
+    size_t mark = b->len - b->off, n = json_array_size(elements);
+    if (!json_is_array(elements)) return AEMP_EINVAL;
+    int rc = aemp__json_put_head(b, id, idlen);
+    /* strings and integers, most of what messages hold, skip the
+     * container machinery */
+    for (size_t i = 0; !rc && i < n; i++) rc = aemp__json_put_elem(b, json_array_get(elements, i));
     if (!rc) rc = put1(b, ']');
     if (rc) b->len = b->off + mark;
     return rc;

@@ -26,6 +26,30 @@
 #include "addr.h"
 #include "tls.h"
 
+/* A link: the node's view (node_int.h) and what only this file touches. */
+typedef struct link {
+    aemp__link_t pub;     /* first: a link_t is an aemp__link_t */
+    struct link *flush_next; /* in node->flush list when queued */
+    int fd;
+    int in_flush;
+    int hold_auth;        /* accepting side: our auth line waits */
+    size_t held_bytes;    /* received while held */
+    ev_io rio, wio;
+    ev_timer timer;
+    ev_tstamp last_read, last_write;
+    double read_timeout;  /* peer's timeout, 0 = none */
+    double keepalive;     /* our timeout - 3 */
+    aemp_hs_t *hs;
+    aemp__buf_t in, out;  /* with TLS: plaintext */
+    aemp__tls_t *tls;     /* set when both sides chose TLS */
+    aemp__buf_t wire;     /* with TLS: bytes for the socket as they are */
+    aemp_framer_t framer;
+    int big_text;         /* the last text was big: framer first */
+    aemp__recycle_t recycle; /* values for the next message */
+} link_t;
+
+#define PRIV(l) ((link_t *)(l))
+
 #define READ_CHUNK (64 * 1024)
 /* Plaintext encrypted per batch: one SSL_write (cut into 16 KiB records),
  * one send(). Bounds the ciphertext held besides `out`, so the send queue
@@ -34,59 +58,92 @@
 
 static const char devnull_msg[] = "[\"\",\"devnull\"]";
 
-void aemp__link_probe(aemp__link_t *l)
+static void link_rearm_timer(link_t *l);
+static void link_close(link_t *l, const char *reason, int silent);
+
+static void link_fail(link_t *l, const char *msg)
 {
-    aemp__link_write(l, devnull_msg, sizeof devnull_msg - 1);
+    link_close(l, msg, 0);
 }
 
-static void link_rearm_timer(aemp__link_t *l);
-
-static void link_fail(aemp__link_t *l, const char *msg)
+void aemp__link_free(aemp__link_t *pl)
 {
-    aemp__link_close(l, msg, 0);
-}
-
-void aemp__link_free(aemp__link_t *l)
-{
+    link_t *l = PRIV(pl);
     aemp_hs_free(l->hs);
     aemp__tls_free(l->tls);
     aemp__recycle_free(&l->recycle);
     aemp__buf_free(&l->in);
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
-    free(l->error);
-    free(l->greeted_as);
+    free(l->pub.error);
+    free(l->pub.greeted_as);
     free(l);
 }
 
-static void schedule_flush(aemp__link_t *l)
+static void schedule_flush(link_t *l)
 {
-    if (l->in_flush || l->state == LINK_DEAD) return;
+    if (l->in_flush || l->pub.state == LINK_DEAD) return;
     l->in_flush = 1;
-    l->flush_next = l->node->flush;
-    l->node->flush = l;
+    l->flush_next = l->pub.node->flush;
+    l->pub.node->flush = l;
 }
 
-int aemp__link_write(aemp__link_t *l, const void *p, size_t n)
+static int link_write(link_t *l, const void *p, size_t n)
 {
-    if (l->state == LINK_DEAD) return AEMP_ECLOSED;
+    if (l->pub.state == LINK_DEAD) return AEMP_ECLOSED;
     if (aemp__buf_append(&l->out, p, n)) return AEMP_ENOMEM;
     schedule_flush(l);
     return 0;
 }
 
-int aemp__link_send(aemp__link_t *l, const json_t *msg)
+int aemp__link_queue(aemp__link_t *pl, const void *p, size_t n)
 {
-    if (l->state != LINK_UP) return AEMP_ESTATE;
-    int rc = aemp__json_encode_buf(&l->out, msg);
-    if (rc) return rc;
-    schedule_flush(l);
-    return 0;
+    return link_write(PRIV(pl), p, n);
+}
+
+int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const aemp__payload_t *pay)
+{
+    link_t *l = PRIV(pl);
+    if (l->pub.state == LINK_DEAD) {
+        aemp__payload_drop(pay);
+        return AEMP_ECLOSED;
+    }
+    int rc = aemp__payload_encode(&l->out, id, idlen, pay);
+    if (!rc) schedule_flush(l);
+    return rc;
+}
+
+size_t aemp__link_queued(const aemp__link_t *pl)
+{
+    const link_t *l = (const link_t *)pl;
+    return aemp__buf_size(&l->out) + aemp__buf_size(&l->wire);
+}
+
+void aemp__link_probe(aemp__link_t *pl)
+{
+    link_write(PRIV(pl), devnull_msg, sizeof devnull_msg - 1);
+}
+
+void aemp__link_kick(aemp__link_t *pl)
+{
+    link_t *l = PRIV(pl);
+    ev_feed_event(l->pub.node->loop, &l->timer, EV_TIMER);
+}
+
+const aemp_hs_t *aemp__link_hs(const aemp__link_t *pl)
+{
+    return ((const link_t *)pl)->hs;
+}
+
+const char *aemp__link_tls_info(const aemp__link_t *pl)
+{
+    const link_t *l = (const link_t *)pl;
+    return l->tls ? aemp__tls_info(l->tls) : NULL;
 }
 
 /* Moves the next batch of plaintext through TLS and whatever ciphertext
  * TLS has (handshake flights, alerts) into wire. Returns 0 or an error. */
-static int tls_encrypt_batch(aemp__link_t *l)
+static int tls_encrypt_batch(link_t *l)
 {
     size_t n = aemp__buf_size(&l->out);
     if (n && aemp__buf_size(&l->wire) < TLS_BATCH && aemp__tls_established(l->tls)) {
@@ -101,28 +158,28 @@ static int tls_encrypt_batch(aemp__link_t *l)
 /* Hands b to the kernel. Returns 1 when all of it went, 0 when the
  * socket is full (the write watcher then waits for room), -1 when the
  * link died. */
-static int send_pending(aemp__link_t *l, aemp__buf_t *b)
+static int send_pending(link_t *l, aemp__buf_t *b)
 {
     while (aemp__buf_size(b)) {
         ssize_t w = send(l->fd, aemp__buf_head(b), aemp__buf_size(b), MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!ev_is_active(&l->wio)) ev_io_start(l->node->loop, &l->wio);
+                if (!ev_is_active(&l->wio)) ev_io_start(l->pub.node->loop, &l->wio);
                 return 0;
             }
             link_fail(l, strerror(errno));
             return -1;
         }
         aemp__buf_consume(b, (size_t)w);
-        l->last_write = ev_now(l->node->loop);
+        l->last_write = ev_now(l->pub.node->loop);
     }
     return 1;
 }
 
 /* The TLS side of link_do_write: batches of TLS records from out, each
  * handed to the kernel with one send(). */
-static int tls_do_write(aemp__link_t *l)
+static int tls_do_write(link_t *l)
 {
     for (;;) {
         int rc = tls_encrypt_batch(l);
@@ -133,7 +190,7 @@ static int tls_do_write(aemp__link_t *l)
         if (!aemp__buf_size(&l->wire)) break;
         if ((rc = send_pending(l, &l->wire)) <= 0) return rc;
     }
-    if (ev_is_active(&l->wio)) ev_io_stop(l->node->loop, &l->wio);
+    if (ev_is_active(&l->wio)) ev_io_stop(l->pub.node->loop, &l->wio);
     if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
     if (l->wire.cap > 256 * 1024) aemp__buf_free(&l->wire);
     return 0;
@@ -141,7 +198,7 @@ static int tls_do_write(aemp__link_t *l)
 
 /* A last attempt, without waiting, to hand queued output to the kernel
  * before the link closes (so the peer can log the real reason). */
-static void link_send_last(aemp__link_t *l)
+static void link_send_last(link_t *l)
 {
     aemp__buf_t *b = &l->out;
     if (l->tls) {
@@ -154,12 +211,12 @@ static void link_send_last(aemp__link_t *l)
 
 /* Writes as much pending output as the kernel takes. Returns 0, or -1
  * when the link died. */
-static int link_do_write(aemp__link_t *l)
+static int link_do_write(link_t *l)
 {
     if (l->tls) return tls_do_write(l);
     int rc = send_pending(l, &l->out);
     if (rc <= 0) return rc;
-    if (ev_is_active(&l->wio)) ev_io_stop(l->node->loop, &l->wio);
+    if (ev_is_active(&l->wio)) ev_io_stop(l->pub.node->loop, &l->wio);
     /* a drained buffer keeps no big allocation around */
     if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
     return 0;
@@ -172,20 +229,20 @@ void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)revents;
     aemp__enter(n);
     while (n->flush) {
-        aemp__link_t *l = n->flush;
+        link_t *l = n->flush;
         n->flush = l->flush_next;
         l->in_flush = 0;
-        if (l->state != LINK_DEAD && l->state != LINK_CONNECTING) link_do_write(l);
+        if (l->pub.state != LINK_DEAD && l->pub.state != LINK_CONNECTING) link_do_write(l);
     }
     aemp__leave(n);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    aemp__link_t *l = w->data;
+    link_t *l = w->data;
     (void)loop;
     (void)revents;
-    aemp_node_t *n = l->node;
+    aemp_node_t *n = l->pub.node;
     aemp__enter(n);
     link_do_write(l);
     aemp__leave(n);
@@ -195,13 +252,13 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
  * accepting side of a link keeps its auth line back until the peer's has
  * been verified and the node lets the link go up (node.c), or until the
  * peer's auth line failed (a Perl node would have sent ours by then). */
-static void drain_hs_output(aemp__link_t *l)
+static void drain_hs_output(link_t *l)
 {
     if (l->hold_auth) return;
     size_t len;
     const void *p;
     while ((p = aemp_hs_out(l->hs, &len)) != NULL && len) {
-        if (aemp__link_write(l, p, len)) return;
+        if (link_write(l, p, len)) return;
         aemp_hs_out_ack(l->hs, len);
     }
 }
@@ -217,13 +274,39 @@ static void drain_hs_output(aemp__link_t *l)
  * elements array comes back with no other holder, it and its integers
  * and strings are kept for the next message to fill, saving most of the
  * allocations a message costs. */
-static void deliver_elems(aemp__link_t *l, size_t end, const char *id, size_t idlen,
+static void deliver_elems(link_t *l, size_t end, const char *id, size_t idlen,
                           json_t *elems)
 {
+    aemp_node_t *n = l->pub.node;
     aemp__buf_consume(&l->in, end);
     ((char *)id)[idlen] = '\0';
-    aemp__deliver_elems(l->node, l->peer, id, idlen, elems);
+    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : n->noderef, id, idlen, elems);
     aemp__recycle_put(&l->recycle, elems);
+}
+
+/* A message the fast decoder declined, decoded whole: split into its
+ * target id and elements like every other message. What is not an array
+ * with a string first is dropped (as a Perl node drops it), the link
+ * stays. */
+static void deliver_value(link_t *l, json_t *msg)
+{
+    aemp_node_t *n = l->pub.node;
+    const char *src = l->pub.peer ? l->pub.peer->noderef : "?";
+    json_t *idv = json_array_get(msg, 0);
+    if (!json_is_string(idv)) {
+        /* not an array, or one without a target: null and 0 are quiet */
+        if (!json_is_array(msg) && !json_is_null(msg) &&
+            !(json_is_integer(msg) && !json_integer_value(msg)))
+            aemp__log(n, AEMP_LOG_WARN, "%s: message is not an array, dropped", src);
+        json_decref(msg);
+        return;
+    }
+    json_incref(idv);
+    json_array_remove(msg, 0);
+    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : n->noderef, json_string_value(idv),
+                   json_string_length(idv), msg);
+    json_decref(idv);
+    json_decref(msg);
 }
 
 /* Splits data-phase bytes into JSON texts and delivers them.
@@ -236,10 +319,10 @@ static void deliver_elems(aemp__link_t *l, size_t end, const char *id, size_t id
  * decoder declines, errors included (the general decoder then gives the
  * message), and after a big text (a big text is usually cut by reads,
  * and a decode attempt on its first part would only scan it twice). */
-static void process_data(aemp__link_t *l)
+static void process_data(link_t *l)
 {
-    aemp_node_t *n = l->node;
-    while (l->state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
+    aemp_node_t *n = l->pub.node;
+    while (l->pub.state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
         size_t start = 0, end = 0, idlen;
         const char *id, *head = aemp__buf_head(&l->in);
         json_t *elems;
@@ -283,24 +366,24 @@ static void process_data(aemp__link_t *l)
             link_fail(l, m);
             return;
         }
-        aemp__deliver(n, l->peer, msg);
+        deliver_value(l, msg);
         if (n->destroy_pending) return;
     }
 }
 
-static void process_handshake(aemp__link_t *l);
-static void tls_pump(aemp__link_t *l);
+static void process_handshake(link_t *l);
+static void tls_pump(link_t *l);
 
 /* Both greetings asked for TLS: what is still queued of our greeting goes
  * out as it is, every byte after the peer's nonce line is TLS. */
-static void tls_start(aemp__link_t *l, int server)
+static void tls_start(link_t *l, int server)
 {
-    if (!l->node->tls_ctx) {
+    if (!l->pub.node->tls_ctx) {
         /* the engine offers TLS only when we announced it */
         link_fail(l, "TLS requested, but not configured on this node");
         return;
     }
-    l->tls = aemp__tls_new(l->node->tls_ctx, server);
+    l->tls = aemp__tls_new(l->pub.node->tls_ctx, server);
     drain_hs_output(l);
     if (!l->tls || aemp__buf_append(&l->wire, aemp__buf_head(&l->out), aemp__buf_size(&l->out)) ||
         aemp__tls_feed(l->tls, aemp__buf_head(&l->in), aemp__buf_size(&l->in))) {
@@ -315,14 +398,14 @@ static void tls_start(aemp__link_t *l, int server)
 
 /* The TLS session failed: the alert goes out, the link fails with
  * OpenSSL's reason. */
-static void tls_failed(aemp__link_t *l, int rc)
+static void tls_failed(link_t *l, int rc)
 {
     char msg[300];
     if (rc == AEMP_ECLOSED) snprintf(msg, sizeof msg, "Broken pipe"); /* close_notify */
     else if (rc == AEMP_ENOMEM) snprintf(msg, sizeof msg, "out of memory");
     else snprintf(msg, sizeof msg, "%s", aemp__tls_error(l->tls));
     link_send_last(l);
-    if (l->state == LINK_HANDSHAKE) {
+    if (l->pub.state == LINK_HANDSHAKE) {
         aemp_hs_fail(l->hs, rc, msg);
         link_fail(l, aemp_hs_error(l->hs));
     } else {
@@ -333,7 +416,7 @@ static void tls_failed(aemp__link_t *l, int rc)
 /* Ciphertext arrived: finish the TLS handshake (then the engine queues its
  * `tls` auth line), then hand the plaintext to the engine or the framer,
  * a bounded piece at a time, as on a plain link. */
-static void tls_pump(aemp__link_t *l)
+static void tls_pump(link_t *l)
 {
     if (!aemp__tls_established(l->tls)) {
         int rc = aemp__tls_handshake(l->tls);
@@ -343,14 +426,14 @@ static void tls_pump(aemp__link_t *l)
         }
         if (aemp__tls_pending(l->tls)) schedule_flush(l);
         if (rc == 0) return;
-        aemp__log(l->node, AEMP_LOG_DEBUG, "%s: %s", l->addr, aemp__tls_info(l->tls));
+        aemp__log(l->pub.node, AEMP_LOG_DEBUG, "%s: %s", l->pub.addr, aemp__tls_info(l->tls));
         if (aemp_hs_tls_up(l->hs)) {
             link_fail(l, "out of memory");
             return;
         }
         drain_hs_output(l);
     }
-    while (l->state == LINK_HANDSHAKE || l->state == LINK_UP) {
+    while (l->pub.state == LINK_HANDSHAKE || l->pub.state == LINK_UP) {
         if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
             link_fail(l, "out of memory");
             return;
@@ -362,32 +445,32 @@ static void tls_pump(aemp__link_t *l)
         }
         if (r == 0) break;
         l->in.len += (size_t)r;
-        if (l->state == LINK_HANDSHAKE) process_handshake(l);
+        if (l->pub.state == LINK_HANDSHAKE) process_handshake(l);
         else process_data(l);
-        if (l->node->destroy_pending) return;
+        if (l->pub.node->destroy_pending) return;
     }
     /* reading may have produced records to answer (e.g. a key update) */
-    if (l->state != LINK_DEAD && aemp__tls_pending(l->tls)) schedule_flush(l);
+    if (l->pub.state != LINK_DEAD && aemp__tls_pending(l->tls)) schedule_flush(l);
 }
 
 /* Our auth line goes out (if still held back) and the data phase
  * begins. */
-static void link_go_up(aemp__link_t *l)
+static void link_go_up(link_t *l)
 {
     l->hold_auth = 0;
     drain_hs_output(l);
     int t = aemp_hs_remote_timeout(l->hs);
     l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
-    aemp_framer_init(&l->framer, l->node->cfg.max_message, 0);
-    l->state = LINK_UP;
-    l->last_read = ev_now(l->node->loop);
+    aemp_framer_init(&l->framer, l->pub.node->cfg.max_message, 0);
+    l->pub.state = LINK_UP;
+    l->last_read = ev_now(l->pub.node->loop);
     link_rearm_timer(l);
-    aemp__link_authenticated(l);
+    aemp__link_authenticated(&l->pub);
 }
 
-static void process_handshake(aemp__link_t *l)
+static void process_handshake(link_t *l)
 {
-    while (l->state == LINK_HANDSHAKE) {
+    while (l->pub.state == LINK_HANDSHAKE) {
         unsigned before = aemp_hs_state(l->hs);
         size_t used = aemp_hs_feed(l->hs, aemp__buf_head(&l->in), aemp__buf_size(&l->in));
         aemp__buf_consume(&l->in, used);
@@ -403,7 +486,7 @@ static void process_handshake(aemp__link_t *l)
             return;
         }
         if ((st & AEMP_HS_GREETED) && !(before & AEMP_HS_GREETED)) {
-            if (aemp__link_greeted(l, aemp_hs_remote_noderef(l->hs))) return;
+            if (aemp__link_greeted(&l->pub, aemp_hs_remote_noderef(l->hs))) return;
         }
         if (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) {
             if (!l->tls) tls_start(l, (st & AEMP_HS_TLS_SERVER) != 0);
@@ -411,12 +494,12 @@ static void process_handshake(aemp__link_t *l)
         }
         drain_hs_output(l);
         if (st & AEMP_HS_DONE) {
-            if (!l->outgoing && aemp__link_verified(l)) {
-                if (l->state == LINK_HELD) link_rearm_timer(l); /* held_until */
+            if (!l->pub.outgoing && aemp__link_verified(&l->pub)) {
+                if (l->pub.state == LINK_HELD) link_rearm_timer(l); /* held_until */
                 return;
             }
             link_go_up(l);
-            if (l->state == LINK_UP) process_data(l);
+            if (l->pub.state == LINK_UP) process_data(l);
             return;
         }
         if (!used) return;
@@ -425,8 +508,8 @@ static void process_handshake(aemp__link_t *l)
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    aemp__link_t *l = w->data;
-    aemp_node_t *n = l->node;
+    link_t *l = w->data;
+    aemp_node_t *n = l->pub.node;
     (void)revents;
     aemp__enter(n);
     if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
@@ -434,7 +517,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         goto out;
     }
     ssize_t r = recv(l->fd, l->in.data + l->in.len, l->in.cap - l->in.len, 0);
-    if (l->state == LINK_HELD) {
+    if (l->pub.state == LINK_HELD) {
         /* a held link is mostly watched for its end: it goes quietly.
          * Its peer waits for our auth line and has nothing to say, so
          * what it sends meanwhile (with TLS: records such as session
@@ -442,14 +525,14 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (r > 0) {
             l->held_bytes += (size_t)r;
             if (l->held_bytes > 2 * AEMP_HS_MAX_LINE) {
-                aemp__link_close(l, "too much data while held", 1);
+                link_close(l, "too much data while held", 1);
                 goto out;
             }
             if (!l->tls) l->in.len += (size_t)r;
             else if (aemp__tls_feed(l->tls, l->in.data + l->in.len, (size_t)r))
                 link_fail(l, "out of memory");
         } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            aemp__link_close(l, "closed while held", 1);
+            link_close(l, "closed while held", 1);
         }
         goto out;
     }
@@ -471,27 +554,27 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         goto out;
     }
     l->in.len += (size_t)r;
-    if (l->state == LINK_HANDSHAKE) process_handshake(l);
-    else if (l->state == LINK_UP) process_data(l);
+    if (l->pub.state == LINK_HANDSHAKE) process_handshake(l);
+    else if (l->pub.state == LINK_UP) process_data(l);
     /* an incomplete text larger than the limit is refused by the framer;
      * this guards the handshake phase, where the engine buffers lines */
 out:
     aemp__leave(n);
 }
 
-static void link_rearm_timer(aemp__link_t *l)
+static void link_rearm_timer(link_t *l)
 {
-    struct ev_loop *loop = l->node->loop;
+    struct ev_loop *loop = l->pub.node->loop;
     ev_tstamp now = ev_now(loop), next;
-    switch (l->state) {
+    switch (l->pub.state) {
     case LINK_CONNECTING:
-        next = l->last_read + l->node->cfg.connect_timeout;
+        next = l->last_read + l->pub.node->cfg.connect_timeout;
         break;
     case LINK_HANDSHAKE:
     case LINK_HELD:
         next = l->last_read + AEMP_HANDSHAKE_TIMEOUT;
-        if (l->state == LINK_HELD && l->held_until > 0 && l->held_until < next)
-            next = l->held_until;
+        if (l->pub.state == LINK_HELD && l->pub.held_until > 0 && l->pub.held_until < next)
+            next = l->pub.held_until;
         break;
     case LINK_UP:
         next = l->last_write + l->keepalive;
@@ -508,12 +591,12 @@ static void link_rearm_timer(aemp__link_t *l)
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    aemp__link_t *l = w->data;
-    aemp_node_t *n = l->node;
+    link_t *l = w->data;
+    aemp_node_t *n = l->pub.node;
     ev_tstamp now = ev_now(loop);
     (void)revents;
     aemp__enter(n);
-    switch (l->state) {
+    switch (l->pub.state) {
     case LINK_CONNECTING:
         if (now - l->last_read >= n->cfg.connect_timeout) {
             link_fail(l, "Connection timed out");
@@ -521,17 +604,17 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         break;
     case LINK_HELD:
-        if (aemp__link_may_release(l)) {
+        if (aemp__link_may_release(&l->pub)) {
             /* what kept it waiting is gone (node.c kicks this timer) */
             link_go_up(l);
-            if (l->state == LINK_UP) process_data(l); /* what came behind its auth line */
-            if (l->state == LINK_UP && l->tls && !n->destroy_pending) tls_pump(l);
+            if (l->pub.state == LINK_UP) process_data(l); /* what came behind its auth line */
+            if (l->pub.state == LINK_UP && l->tls && !n->destroy_pending) tls_pump(l);
             goto out;
         }
         /* fall through */
     case LINK_HANDSHAKE:
         if (now - l->last_read >= AEMP_HANDSHAKE_TIMEOUT) {
-            aemp__link_close(l, "Connection timed out", l->state == LINK_HELD);
+            link_close(l, "Connection timed out", l->pub.state == LINK_HELD);
             goto out;
         }
         break;
@@ -541,7 +624,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             goto out;
         }
         if (now - l->last_write >= l->keepalive && !aemp__buf_size(&l->out)) {
-            aemp__link_probe(l);
+            link_write(l, devnull_msg, sizeof devnull_msg - 1);
             l->last_write = now; /* counted as written once queued */
         }
         break;
@@ -553,9 +636,9 @@ out:
     aemp__leave(n);
 }
 
-static void link_start_handshake(aemp__link_t *l)
+static void link_start_handshake(link_t *l)
 {
-    aemp_node_t *n = l->node;
+    aemp_node_t *n = l->pub.node;
     unsigned char nonce[AEMP_NONCE_BYTES];
     int err = 0;
     if (aemp_random_bytes(nonce, sizeof nonce)) {
@@ -568,35 +651,35 @@ static void link_start_handshake(aemp__link_t *l)
         .secret_len = n->secret_len,
         .timeout = n->timeout,
         .provider = n->provider,
-        .peeraddr = l->addr,
+        .peeraddr = l->pub.addr,
         .tls = n->tls_ctx != NULL,
         .nonce = nonce,
     };
     l->hs = aemp_hs_new(&hc, &err);
-    l->greeted_as = strdup(n->greet_name);
-    if (!l->greeted_as && l->hs) err = AEMP_ENOMEM;
-    if (!l->hs || !l->greeted_as) {
+    l->pub.greeted_as = strdup(n->greet_name);
+    if (!l->pub.greeted_as && l->hs) err = AEMP_ENOMEM;
+    if (!l->hs || !l->pub.greeted_as) {
         link_fail(l, aemp_strerror(err));
         return;
     }
-    l->state = LINK_HANDSHAKE;
+    l->pub.state = LINK_HANDSHAKE;
     l->last_read = l->last_write = ev_now(n->loop);
     drain_hs_output(l);
     /* whatever the engine queues next is an auth line */
-    l->hold_auth = !l->outgoing;
+    l->hold_auth = !l->pub.outgoing;
     ev_io_start(n->loop, &l->rio);
     link_rearm_timer(l);
 }
 
-aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
+static link_t *link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
 {
-    aemp__link_t *l = calloc(1, sizeof *l);
+    link_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
-    l->node = n;
+    l->pub.node = n;
     l->fd = fd;
-    l->outgoing = outgoing;
-    l->state = outgoing ? LINK_CONNECTING : LINK_HANDSHAKE;
-    snprintf(l->addr, sizeof l->addr, "%s", addr);
+    l->pub.outgoing = outgoing;
+    l->pub.state = outgoing ? LINK_CONNECTING : LINK_HANDSHAKE;
+    snprintf(l->pub.addr, sizeof l->pub.addr, "%s", addr);
     l->keepalive = n->timeout - 3.0;
     ev_io_init(&l->rio, read_cb, fd, EV_READ);
     ev_io_init(&l->wio, write_cb, fd, EV_WRITE);
@@ -605,9 +688,9 @@ aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *a
     l->last_read = l->last_write = ev_now(n->loop);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    l->next = n->links;
-    if (n->links) n->links->prev = l;
-    n->links = l;
+    l->pub.next = n->links;
+    if (n->links) n->links->prev = &l->pub;
+    n->links = &l->pub;
     n->nlinks++;
     if (!outgoing) link_start_handshake(l);
     return l;
@@ -615,8 +698,8 @@ aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *a
 
 static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    aemp__link_t *l = w->data;
-    aemp_node_t *n = l->node;
+    link_t *l = w->data;
+    aemp_node_t *n = l->pub.node;
     (void)revents;
     aemp__enter(n);
     ev_io_stop(loop, w);
@@ -630,6 +713,12 @@ static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
     aemp__leave(n);
 }
 
+aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
+{
+    link_t *l = link_new(n, fd, outgoing, addr);
+    return l ? &l->pub : NULL;
+}
+
 aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep)
 {
     struct sockaddr_storage sa;
@@ -637,14 +726,14 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     if (aemp__ep_parse(ep, &sa, &sl)) return NULL;
     int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return NULL;
-    aemp__link_t *l = aemp__link_new(n, fd, 1, ep);
+    link_t *l = link_new(n, fd, 1, ep);
     if (!l) {
         close(fd);
         return NULL;
     }
-    l->peer = p;
-    l->peer_next = p->links;
-    p->links = l;
+    l->pub.peer = p;
+    l->pub.peer_next = p->links;
+    p->links = &l->pub;
     int r = connect(fd, (struct sockaddr *)&sa, sl);
     if (r == 0) {
         link_start_handshake(l);
@@ -656,20 +745,20 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     } else {
         link_fail(l, strerror(errno));
     }
-    return l;
+    return &l->pub;
 }
 
-void aemp__link_close(aemp__link_t *l, const char *reason, int silent)
+static void link_close(link_t *l, const char *reason, int silent)
 {
-    aemp_node_t *n = l->node;
-    if (l->state == LINK_DEAD) return;
-    int was_up = l->state == LINK_UP;
+    aemp_node_t *n = l->pub.node;
+    if (l->pub.state == LINK_DEAD) return;
+    int was_up = l->pub.state == LINK_UP;
     if (was_up && !silent) link_send_last(l);
-    l->state = LINK_DEAD;
+    l->pub.state = LINK_DEAD;
     /* a dead link is freed once the callbacks unwind: the flush list must
      * not keep it (output queued in the same read that failed it) */
     if (l->in_flush) {
-        for (aemp__link_t **pp = &n->flush; *pp; pp = &(*pp)->flush_next)
+        for (link_t **pp = &n->flush; *pp; pp = &(*pp)->flush_next)
             if (*pp == l) {
                 *pp = l->flush_next;
                 break;
@@ -681,16 +770,21 @@ void aemp__link_close(aemp__link_t *l, const char *reason, int silent)
     ev_timer_stop(n->loop, &l->timer);
     close(l->fd);
     l->fd = -1;
-    free(l->error);
-    l->error = strdup(reason ? reason : "closed");
-    if (!silent) aemp__log(n, AEMP_LOG_WARN, "%s: %s", l->addr, l->error ? l->error : "closed");
+    free(l->pub.error);
+    l->pub.error = strdup(reason ? reason : "closed");
+    if (!silent) aemp__log(n, AEMP_LOG_WARN, "%s: %s", l->pub.addr, l->pub.error ? l->pub.error : "closed");
     /* unlink from the node's live list */
-    if (l->prev) l->prev->next = l->next;
-    else n->links = l->next;
-    if (l->next) l->next->prev = l->prev;
+    if (l->pub.prev) l->pub.prev->next = l->pub.next;
+    else n->links = l->pub.next;
+    if (l->pub.next) l->pub.next->prev = l->pub.prev;
     n->nlinks--;
-    l->next = n->dead;
-    l->prev = NULL;
-    n->dead = l;
-    aemp__link_died(l, silent);
+    l->pub.next = n->dead;
+    l->pub.prev = NULL;
+    n->dead = &l->pub;
+    aemp__link_died(&l->pub, silent);
+}
+
+void aemp__link_close(aemp__link_t *pl, const char *reason, int silent)
+{
+    link_close(PRIV(pl), reason, silent);
 }

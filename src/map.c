@@ -130,9 +130,10 @@ void aemp__map_free(aemp__map_t *m)
     m->nslots = m->count = 0;
 }
 
-void aemp__map_each(const aemp__map_t *m,
-                    void (*fn)(const char *key, void *value, void *ud), void *ud)
+aemp__map_ent_t *aemp__map_next(const aemp__map_t *m, aemp__map_iter_t *it)
 {
-    for (size_t i = 0; i < m->nslots; i++)
-        for (aemp__map_ent_t *e = m->slots[i]; e; e = e->next) fn(e->key, e->value, ud);
+    aemp__map_ent_t *e = it->next;
+    while (!e && it->slot < m->nslots) e = m->slots[it->slot++];
+    it->next = e ? e->next : NULL;
+    return e;
 }

@@ -30,9 +30,14 @@ void *aemp__map_del(aemp__map_t *m, const char *key);
 /* Removes every key whose value is value; returns how many. */
 size_t aemp__map_del_value(aemp__map_t *m, const void *value);
 void aemp__map_free(aemp__map_t *m);
-/* Calls fn for every entry; fn must not change the map. */
-void aemp__map_each(const aemp__map_t *m,
-                    void (*fn)(const char *key, void *value, void *ud),
-                    void *ud);
+/* Iteration: `aemp__map_iter_t it = {0}; while ((e = aemp__map_next(m, &it)))`.
+ * The loop may change the value of the entry it was given and may delete
+ * that entry (aemp__map_del of its key); any other change to the map
+ * ends the iteration's guarantees. */
+typedef struct aemp__map_iter {
+    size_t slot;
+    aemp__map_ent_t *next;
+} aemp__map_iter_t;
+aemp__map_ent_t *aemp__map_next(const aemp__map_t *m, aemp__map_iter_t *it);
 
 #endif

@@ -79,9 +79,9 @@ int aemp__leave(aemp_node_t *n)
 /* ------------------------------------------------------------------ */
 /* peers                                                               */
 
-int aemp__is_self(const aemp_node_t *n, const char *noderef)
+int aemp__is_self(const aemp_node_t *n, const char *name)
 {
-    return aemp__map_get(&n->self_names, noderef) != NULL;
+    return !*name || aemp__map_get(&n->self_names, name) != NULL;
 }
 
 /* Every change to the peer table or to our own names ends the send
@@ -316,9 +316,9 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     }
     /* every name of `from` now means `to` */
     routes_changed(n);
-    for (size_t i = 0; i < n->peers.nslots; i++)
-        for (aemp__map_ent_t *e = n->peers.slots[i]; e; e = e->next)
-            if (e->value == from) e->value = to;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&n->peers, &it));)
+        if (e->value == from) e->value = to;
     for (aemp__peer_t **pp = &n->peers_list; *pp; pp = &(*pp)->next)
         if (*pp == from) {
             *pp = from->next;
@@ -344,7 +344,7 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
 static aemp__peer_t *peer_identify(aemp__link_t *l)
 {
     aemp_node_t *n = l->node;
-    const char *remote = aemp_hs_remote_noderef(l->hs);
+    const char *remote = aemp_hs_remote_noderef(aemp__link_hs(l));
     aemp__peer_t *p = peer_find(n, remote);
     if (!p) p = l->peer;
     if (!p) p = aemp__peer_get(n, remote, 1);
@@ -387,7 +387,7 @@ static aemp__peer_t *peer_identify(aemp__link_t *l)
 static int incoming_must_wait(const aemp__link_t *l)
 {
     const aemp__peer_t *p = l->peer;
-    if (strcmp(l->node->greet_name, aemp_hs_remote_noderef(l->hs)) >= 0) return 0;
+    if (strcmp(l->node->greet_name, aemp_hs_remote_noderef(aemp__link_hs(l))) >= 0) return 0;
     if (peer_has_attempt(p)) return 1;
     if (p->link && p->link != l && p->link->outgoing && p->link->state == LINK_UP)
         return !l->held_until || ev_now(l->node->loop) < l->held_until;
@@ -425,7 +425,7 @@ int aemp__link_may_release(const aemp__link_t *l)
 static void peer_kick_held(aemp__peer_t *p)
 {
     for (aemp__link_t *o = p->links; o; o = o->peer_next)
-        if (o->state == LINK_HELD) ev_feed_event(p->node->loop, &o->timer, EV_TIMER);
+        if (o->state == LINK_HELD) aemp__link_kick(o);
 }
 
 void aemp__link_authenticated(aemp__link_t *l)
@@ -446,11 +446,13 @@ void aemp__link_authenticated(aemp__link_t *l)
         if (o != l && o != old && o->state != LINK_UP) aemp__link_close(o, "superseded", 1);
         o = next;
     }
+    const aemp_hs_t *hs = aemp__link_hs(l);
+    const char *provider = aemp_hs_remote_kv(hs, "provider");
     aemp__log(n, AEMP_LOG_INFO, "%s: link up (%s, %s)", l->addr, p->noderef,
-              aemp_hs_remote_kv(l->hs, "provider") ? aemp_hs_remote_kv(l->hs, "provider") : "?");
+              provider ? provider : "?");
     if (n->slave && !n->renamed) {
         /* the first master link names us */
-        char *via = strdup(aemp_hs_remote_noderef(l->hs));
+        char *via = strdup(aemp_hs_remote_noderef(hs));
         if (via) {
             for (char *c = via; *c; c++)
                 if (*c == ',') *c = '!';
@@ -470,11 +472,8 @@ void aemp__link_authenticated(aemp__link_t *l)
     /* a link that greeted with an older name of ours (a slave's first
      * name: every master link but the one that renamed it) says the new */
     if (l->greeted_as && strcmp(n->noderef, l->greeted_as)) {
-        json_t *iam = json_pack("[sss]", "", "iam", n->noderef);
-        if (iam) {
-            aemp__link_send(l, iam);
-            json_decref(iam);
-        }
+        aemp__payload_t iam = {json_pack("[ss]", "iam", n->noderef), NULL, NULL};
+        if (iam.elems) aemp__link_queue_msg(l, "", 0, &iam);
         if (n->slave) {
             free(n->greet_name);
             n->greet_name = strdup(n->noderef);
@@ -482,7 +481,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     }
     if (aemp__buf_size(&p->queue)) {
         /* first, so that failing the old link below drops none of it */
-        aemp__link_write(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
+        aemp__link_queue(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
         aemp__buf_free(&p->queue);
     }
     if (old && old != l) {
@@ -522,7 +521,16 @@ void aemp__link_died(aemp__link_t *l, int silent)
 }
 
 /* ------------------------------------------------------------------ */
-/* delivery                                                            */
+/* delivery and sending                                                */
+
+/* A message for one of our own ports waits for the loop, its target id
+ * kept apart from the elements as on every other path. */
+struct aemp__local_msg {
+    struct aemp__local_msg *next;
+    json_t *elems;
+    size_t idlen;
+    char id[];
+};
 
 static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
@@ -535,22 +543,27 @@ static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
     ev_idle_stop(loop, w);
     while (m) {
         aemp__local_msg_t *next = m == last ? NULL : m->next;
-        if (!n->destroy_pending) aemp__ports_dispatch(n, n->noderef, m->msg);
-        else json_decref(m->msg);
+        if (!n->destroy_pending) aemp__dispatch(n, n->noderef, m->id, m->idlen, m->elems);
+        json_decref(m->elems);
         free(m);
         m = next;
     }
     aemp__leave(n);
 }
 
-static int queue_local(aemp_node_t *n, json_t *msg)
+static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp__payload_t *pl)
 {
-    aemp__local_msg_t *m = malloc(sizeof *m);
+    json_t *elems = aemp__payload_value(pl);
+    if (!elems) return AEMP_EINVAL;
+    aemp__local_msg_t *m = malloc(sizeof *m + idlen + 1);
     if (!m) {
-        json_decref(msg);
+        json_decref(elems);
         return AEMP_ENOMEM;
     }
-    m->msg = msg;
+    memcpy(m->id, id, idlen);
+    m->id[idlen] = 0;
+    m->idlen = idlen;
+    m->elems = elems;
     m->next = NULL;
     if (n->local_tail) n->local_tail->next = m;
     else n->local_head = m;
@@ -559,164 +572,114 @@ static int queue_local(aemp_node_t *n, json_t *msg)
     return 0;
 }
 
-void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg)
+void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
 {
-    if (!json_is_array(msg)) {
-        /* as a Perl node: not an array is dropped, the link stays */
-        if (!json_is_null(msg) && !(json_is_integer(msg) && !json_integer_value(msg)))
-            aemp__log(n, AEMP_LOG_WARN, "%s: message is not an array, dropped",
-                      src ? src->noderef : "?");
-        json_decref(msg);
+    aemp__peer_t *sp = peer_find(n, src);
+    if (!sp || !*nn || aemp__is_self(n, nn)) return;
+    aemp__peer_t *holder = peer_find(n, nn);
+    if (holder == sp) return;
+    if (holder && (holder->link || holder->links)) {
+        /* a name in use by another connected node is not taken */
+        aemp__log(n, AEMP_LOG_WARN, "%s: iam refused: %s is another connected node",
+                  sp->noderef, holder->noderef);
         return;
     }
-    const char *id = json_string_value(json_array_get(msg, 0));
-    if (id && !*id && src) {
-        const char *tag = json_string_value(json_array_get(msg, 1));
-        if (tag && !strcmp(tag, "iam")) {
-            const char *nn = json_string_value(json_array_get(msg, 2));
-            aemp__peer_t *holder = nn && *nn ? peer_find(n, nn) : NULL;
-            if (holder && holder != src && (holder->link || holder->links)) {
-                /* a name in use by another connected node is not taken */
-                aemp__log(n, AEMP_LOG_WARN, "%s: iam refused: %s is another connected node",
-                          src->noderef, holder->noderef);
-            } else if (nn && *nn && !aemp__is_self(n, nn) && holder != src) {
-                aemp__map_set(&n->peers, nn, src);
-                routes_changed(n);
-                char *c = strdup(nn);
-                if (c) {
-                    free(src->noderef);
-                    src->noderef = c;
-                }
-            }
-            json_decref(msg);
-            return;
-        }
+    aemp__map_set(&n->peers, nn, sp);
+    routes_changed(n);
+    char *c = strdup(nn);
+    if (c) {
+        free(sp->noderef);
+        sp->noderef = c;
     }
-    aemp__ports_dispatch(n, src ? src->noderef : n->noderef, msg);
 }
 
-void aemp__deliver_elems(aemp_node_t *n, aemp__peer_t *src, const char *id, size_t idlen,
-                         json_t *elems)
-{
-    if (!idlen) {
-        /* the node port's services read whole messages; they are rare
-         * enough to take the general path */
-        json_t *sid = json_string("");
-        if (sid && !json_array_insert_new(elems, 0, sid)) aemp__deliver(n, src, json_incref(elems));
-        return;
-    }
-    aemp__ports_dispatch_elems(n, src ? src->noderef : n->noderef, id, idlen, elems);
-}
-
-/* Appends a message for p to its link's output (or, before the link is
- * up, to its queue) and sends it on its way: msg is the whole message,
- * or with id the elements after id. Steals msg. */
-static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, json_t *msg)
+/* Appends the message to p's link (or, before the link is up, to its
+ * queue) and sends it on its way. */
+static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t idlen,
+                        const aemp__payload_t *pl)
 {
     int rc;
-    aemp__buf_t *b = p->link ? &p->link->out : &p->queue;
-    rc = id ? aemp__json_encode_msg(b, id, strlen(id), msg) : aemp__json_encode_buf(b, msg);
-    json_decref(msg);
+    size_t queued;
+    if (p->link) {
+        rc = aemp__link_queue_msg(p->link, id, idlen, pl);
+        queued = aemp__link_queued(p->link);
+    } else {
+        rc = aemp__payload_encode(&p->queue, id, idlen, pl);
+        queued = aemp__buf_size(&p->queue);
+    }
     if (rc) return rc;
-    if (aemp__buf_size(b) > n->cfg.max_outq) {
-        aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes)", p->noderef,
-                  aemp__buf_size(b));
-        if (p->link) {
-            aemp__link_close(p->link, "send queue overflow", 1);
-            peer_fail(p, "send queue overflow");
-        } else {
-            peer_fail(p, "send queue overflow");
-        }
+    if (queued > n->cfg.max_outq) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes)", p->noderef, queued);
+        if (p->link) aemp__link_close(p->link, "send queue overflow", 1);
+        peer_fail(p, "send queue overflow");
         return AEMP_ELIMIT;
     }
-    if (p->link) {
-        if (!p->link->in_flush) {
-            p->link->in_flush = 1;
-            p->link->flush_next = n->flush;
-            n->flush = p->link;
-        }
-    } else {
-        peer_connect(p);
-    }
+    if (!p->link) peer_connect(p);
     return 0;
 }
 
-/* The peer a message to noderef goes to (made when new), or NULL with
- * *self set when noderef is one of our own names (else out of memory). */
-static aemp__peer_t *route(aemp_node_t *n, const char *noderef, size_t len, int *self)
+/* The peer a message to node[0..len) goes to (made when new), or NULL
+ * with *self set when that is one of our own names (else out of memory
+ * or a name too long). The last destination is remembered, so a stream
+ * of messages to one node compares a name instead of hashing it. */
+static aemp__peer_t *route(aemp_node_t *n, const char *node, size_t len, int *self)
 {
     *self = 0;
-    if (n->route_peer && len == n->route_len && aemp__same_bytes(noderef, n->route_name, len))
+    if (n->route_peer && len == n->route_len && aemp__same_bytes(node, n->route_name, len))
         return n->route_peer;
-    if (aemp__is_self(n, noderef)) {
+    char buf[256], *name = len < sizeof buf ? buf : malloc(len + 1);
+    if (!name) return NULL;
+    memcpy(name, node, len);
+    name[len] = 0;
+    aemp__peer_t *p = NULL;
+    if (aemp__is_self(n, name)) {
         *self = 1;
-        return NULL;
-    }
-    aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
-    /* an empty name would match every "#ID" (a local port) */
-    if (p && len && len < sizeof n->route_name) {
-        memcpy(n->route_name, noderef, len);
+    } else if ((p = aemp__peer_get(n, name, 1)) && len < sizeof n->route_name) {
+        /* (an empty name is ours, so never remembered: it would match
+         * every "#ID") */
+        memcpy(n->route_name, node, len);
         n->route_len = len;
         n->route_peer = p;
     }
+    if (name != buf) free(name);
     return p;
+}
+
+int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
+               const aemp__payload_t *pl)
+{
+    int self;
+    aemp__peer_t *p = route(n, node, nodelen, &self);
+    if (self) return queue_local(n, id, idlen, pl);
+    if (!p) {
+        aemp__payload_drop(pl);
+        return AEMP_ENOMEM;
+    }
+    return send_to_peer(n, p, id, idlen, pl);
 }
 
 int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
 {
-    if (!n || !noderef || !json_is_array(msg) || !json_is_string(json_array_get(msg, 0))) {
+    json_t *idv = json_array_get(msg, 0);
+    if (!n || !noderef || !json_is_string(idv)) {
         json_decref(msg);
         return AEMP_EINVAL;
     }
-    int self;
-    aemp__peer_t *p = route(n, noderef, strlen(noderef), &self);
-    if (self) return queue_local(n, msg);
-    if (!p) {
-        json_decref(msg);
-        return AEMP_ENOMEM;
-    }
-    return send_to_peer(n, p, NULL, msg);
-}
-
-int aemp__node_send_remembered(aemp_node_t *n, const char *portid, json_t *elems)
-{
-    aemp__peer_t *p = n->route_peer;
-    if (!p) return 1;
-    /* byte by byte: a shorter portid ends in a NUL, which differs */
-    size_t len = n->route_len;
-    for (size_t i = 0; i < len; i++)
-        if (portid[i] != n->route_name[i]) return 1;
-    if (portid[len] != '#') return 1;
-    return send_to_peer(n, p, portid + len + 1, elems);
-}
-
-int aemp__node_send_elems(aemp_node_t *n, const char *noderef, size_t noderef_len,
-                          const char *id, json_t *elems)
-{
-    int self;
-    aemp__peer_t *p = route(n, noderef, noderef_len, &self);
-    if (self) {
-        /* local delivery hands whole messages to the dispatcher */
-        json_t *sid = json_string(id);
-        if (!sid || json_array_insert_new(elems, 0, sid)) {
-            json_decref(elems);
-            return sid ? AEMP_ENOMEM : AEMP_EINVAL;
-        }
-        return queue_local(n, elems);
-    }
-    if (!p) {
-        json_decref(elems);
-        return AEMP_ENOMEM;
-    }
-    return send_to_peer(n, p, id, elems);
+    /* the target id leaves the array: what travels is id + elements */
+    json_incref(idv);
+    json_array_remove(msg, 0);
+    aemp__payload_t pl = {msg, NULL, NULL};
+    int rc = aemp__send(n, noderef, strlen(noderef), json_string_value(idv),
+                        json_string_length(idv), &pl);
+    json_decref(idv);
+    return rc;
 }
 
 size_t aemp_node_queued(const aemp_node_t *n, const char *noderef)
 {
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
     if (!p) return 0;
-    return p->link ? aemp__buf_size(&p->link->out) + aemp__buf_size(&p->link->wire)
-                   : aemp__buf_size(&p->queue);
+    return p->link ? aemp__link_queued(p->link) : aemp__buf_size(&p->queue);
 }
 
 int aemp_node_connect(aemp_node_t *n, const char *noderef)
@@ -919,6 +882,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     n->loop = loop;
     n->cfg = *cfg;
+    n->dialect = &aemp__dialect_p0;
     n->bind = dupnull(cfg->bind ? cfg->bind : "", &fail);
     n->slave_name = dupnull(cfg->slave_name, &fail);
     n->secret_file = dupnull(cfg->secret_file, &fail);
@@ -1102,7 +1066,7 @@ static void node_free(aemp_node_t *n)
     while (n->local_head) {
         aemp__local_msg_t *m = n->local_head;
         n->local_head = m->next;
-        json_decref(m->msg);
+        json_decref(m->elems);
         free(m);
     }
     if (loop) {
@@ -1154,13 +1118,12 @@ int aemp_node_is_up(const aemp_node_t *n, const char *noderef)
 const char *aemp_node_peer_kv(const aemp_node_t *n, const char *noderef, const char *key)
 {
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
-    if (!p || !p->link || !p->link->hs || !key) return NULL;
-    return aemp_hs_remote_kv(p->link->hs, key);
+    if (!p || !p->link || !key) return NULL;
+    return aemp_hs_remote_kv(aemp__link_hs(p->link), key);
 }
 
 const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef)
 {
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
-    if (!p || !p->link || !p->link->tls) return NULL;
-    return aemp__tls_info(p->link->tls);
+    return p && p->link ? aemp__link_tls_info(p->link) : NULL;
 }

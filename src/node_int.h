@@ -15,7 +15,17 @@ typedef struct aemp__link aemp__link_t;
 typedef struct aemp__peer aemp__peer_t;
 typedef struct aemp__ports aemp__ports_t;
 typedef struct aemp__tls aemp__tls_t; /* tls.h */
+typedef struct aemp__service aemp__service_t; /* services.c */
+
+/* A dialect of the protocol, as the drivers see it: its table of node
+ * requests (services.c). */
+typedef struct aemp__dialect {
+    const char *name;
+    const aemp__service_t *services; /* ends with a NULL tag */
+} aemp__dialect_t;
+extern const aemp__dialect_t aemp__dialect_p0;
 struct ssl_ctx_st;
+struct link; /* link.c */
 
 enum link_state {
     LINK_CONNECTING, /* outgoing TCP connect in progress */
@@ -26,32 +36,19 @@ enum link_state {
     LINK_DEAD        /* closed; freed when the callback stack unwinds */
 };
 
+/* The node's view of a link: which peer it serves and how it stands.
+ * node.c reads and writes these fields; everything else about a link
+ * (socket, buffers, engines, watchers) is private to link.c, which
+ * allocates each link with this struct at its start. */
 struct aemp__link {
     aemp_node_t *node;
     aemp__peer_t *peer;          /* outgoing: from the start; incoming: once verified */
     aemp__link_t *peer_next;     /* in peer->links */
-    aemp__link_t *next, *prev;   /* in node->links */
-    aemp__link_t *flush_next;    /* in node->flush list when queued */
-    int fd;
+    aemp__link_t *next, *prev;   /* in node->links (link.c) */
     int outgoing;
-    int in_flush;
-    int hold_auth;        /* accepting side: our auth line waits (link.c) */
-    size_t held_bytes;    /* received while held */
+    enum link_state state;
     ev_tstamp held_until; /* held for an up link: released then (node.c) */
     char *greeted_as;     /* our name in this link's greeting */
-    enum link_state state;
-    ev_io rio, wio;
-    ev_timer timer;
-    ev_tstamp last_read, last_write;
-    double read_timeout;  /* peer's timeout, 0 = none */
-    double keepalive;     /* our timeout - 3 */
-    aemp_hs_t *hs;
-    aemp__buf_t in, out;   /* with TLS: plaintext */
-    aemp__tls_t *tls;      /* set when both sides chose TLS */
-    aemp__buf_t wire;      /* with TLS: bytes for the socket as they are */
-    aemp_framer_t framer;
-    int big_text;         /* the last text was big: framer first (link.c) */
-    aemp__recycle_t recycle; /* values for the next message (link.c) */
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
 };
@@ -72,10 +69,7 @@ struct aemp__peer {
     char *last_error;
 };
 
-typedef struct aemp__local_msg {
-    struct aemp__local_msg *next;
-    json_t *msg;
-} aemp__local_msg_t;
+typedef struct aemp__local_msg aemp__local_msg_t; /* node.c */
 
 struct aemp_node {
     struct ev_loop *loop;
@@ -99,7 +93,7 @@ struct aemp_node {
     aemp__link_t *links;        /* every live link */
     size_t nlinks;
     aemp__link_t *dead;         /* to free once callbacks unwind */
-    aemp__link_t *flush;        /* links with output to write */
+    struct link *flush;         /* links with output to write (link.c) */
     ev_prepare flush_w;
     ev_timer accept_pause;      /* accept ran out of descriptors: wait */
     ev_idle local_w;
@@ -108,6 +102,7 @@ struct aemp_node {
     int destroy_pending;
     int peers_idle;             /* a peer lost its last link: reap on leave */
     aemp__ports_t *ports;       /* port layer (port.c) */
+    const aemp__dialect_t *dialect;
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -143,25 +138,23 @@ int aemp__link_may_release(const aemp__link_t *l);
 void aemp__link_authenticated(aemp__link_t *l);
 /* The link died (after the link layer closed it). */
 void aemp__link_died(aemp__link_t *l, int silent);
-/* A decoded message arrived on a link. Steals msg. */
-void aemp__deliver(aemp_node_t *n, aemp__peer_t *src, json_t *msg);
-/* The same for a message [id, ELEMENTS...] whose id stayed bytes (see
- * aemp__json_decode_msg): id is NUL-terminated and borrowed for the call,
- * and so is elems (whoever keeps it increments it: a caller that then
- * holds the only reference may reuse the array). */
-void aemp__deliver_elems(aemp_node_t *n, aemp__peer_t *src, const char *id, size_t idlen,
-                         json_t *elems);
-/* When portid ("NODEREF#ID") is on the node the last remote send went to,
- * sends elems there as aemp__node_send_elems does and returns its result
- * (0 or an error); else returns 1 and leaves elems alone. */
-int aemp__node_send_remembered(aemp_node_t *n, const char *portid, json_t *elems);
-/* Sends [id, ELEMENTS...] to noderef (noderef_len bytes, NUL-terminated)
- * without building that array: id is borrowed, elems stolen (always).
- * The result of aemp_node_send. */
-int aemp__node_send_elems(aemp_node_t *n, const char *noderef, size_t noderef_len,
-                          const char *id, json_t *elems);
-int aemp__is_self(const aemp_node_t *n, const char *noderef);
+/* "Is this our node": 1 when name (NUL-terminated) is our noderef, one of
+ * our endpoints or an earlier name of ours, or "" (a port id without a
+ * node part, "#ID", means a port of ours). The one such test. */
+int aemp__is_self(const aemp_node_t *n, const char *name);
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create);
+/* The one send: the message [id, ELEMENTS...] (id: idlen bytes) to the
+ * node named by node[0..nodelen) ("" or one of our names: this node; the
+ * message is then delivered from the loop). Steals the payload's
+ * elements (always). Returns 0, AEMP_EINVAL (a payload that cannot be
+ * encoded or made), AEMP_ENOMEM, or AEMP_ELIMIT (the peer's queue passed
+ * max_outq: its link fails with "send queue overflow"). */
+int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
+               const aemp__payload_t *pl);
+/* The node that sent `src` an iam names itself newname from now on
+ * (protocol 0 slaves). Refused, with a warning, when another connected
+ * node holds that name. */
+void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *newname);
 /* "VERSION CIPHER" of the TLS session of the current link to noderef;
  * NULL when there is no such link or it does not use TLS. */
 const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef);
@@ -173,24 +166,56 @@ aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing,
 aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep);
 /* Closes the link: silent = no warning / no failure report. */
 void aemp__link_close(aemp__link_t *l, const char *reason, int silent);
-/* Appends bytes to the link's output and schedules a flush. */
-int aemp__link_write(aemp__link_t *l, const void *p, size_t n);
-int aemp__link_send(aemp__link_t *l, const json_t *msg);
+/* Appends bytes to the link's output and schedules a flush. Returns 0,
+ * AEMP_ECLOSED or AEMP_ENOMEM. */
+int aemp__link_queue(aemp__link_t *l, const void *p, size_t n);
+/* Appends the message [id, ELEMENTS...] (see aemp__payload_encode) and
+ * schedules a flush. Returns 0, AEMP_ECLOSED, AEMP_ENOMEM or AEMP_EINVAL
+ * (nothing queued then). */
+int aemp__link_queue_msg(aemp__link_t *l, const char *id, size_t idlen, const aemp__payload_t *pl);
+/* Bytes queued on the link and not yet handed to the kernel. */
+size_t aemp__link_queued(const aemp__link_t *l);
+/* Makes the link look at its state again from its timer callback (not
+ * from the caller's stack): a held link then asks aemp__link_may_release. */
+void aemp__link_kick(aemp__link_t *l);
 /* Queues a keepalive (["","devnull"]). */
 void aemp__link_probe(aemp__link_t *l);
+/* The link's handshake engine, to read what it learned (the peer's name,
+ * its greeting's keys, the auth method), and its TLS session ("VERSION
+ * CIPHER", NULL without TLS). Borrowed until the link is freed. */
+const aemp_hs_t *aemp__link_hs(const aemp__link_t *l);
+const char *aemp__link_tls_info(const aemp__link_t *l);
 void aemp__link_free(aemp__link_t *l);
 void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 /* ---- port.c ---- */
-/* Node-port and port dispatch of a message from src (steals msg). */
-void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg);
-/* Dispatch to the local port id (not the node port; idlen bytes,
- * NUL-terminated) of the elements of a message whose id was kept apart
- * (borrows elems, as aemp__deliver_elems). */
-void aemp__ports_dispatch_elems(aemp_node_t *n, const char *src, const char *id, size_t idlen,
-                                json_t *elems);
+/* The one dispatch: a message [id, ELEMENTS...] for this node from src
+ * (a noderef; ours for local sends). id is idlen bytes, NUL-terminated;
+ * "" is the node port (its services, services.c). elems is borrowed for
+ * the call: whoever keeps it increments it (a caller that then holds the
+ * only reference may reuse the array). */
+void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idlen, json_t *elems);
 /* Every monitor on noderef's ports fires with transport_error. */
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg);
 void aemp__ports_free(aemp_node_t *n);
+/* For the node services: src watches our port local (mon1), or stops
+ * (mon0); src's port local died with reason (kil: our monitors of it
+ * fire); a spawn request for port local running function fname with
+ * args (borrowed); a plain call of the named function (AEMP_ENOENT when
+ * none is registered). */
+void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local);
+void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local);
+void aemp__ports_remote_died(aemp_node_t *n, const char *src, const char *local, json_t *reason);
+void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const char *fname,
+                       json_t *args);
+int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args);
+
+/* ---- services.c ---- */
+/* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],
+ * borrowed) from src: looked up in the node's dialect table, its
+ * arguments checked against the entry's shape, then handled; a tag not
+ * in the table calls the registered function of that name. Anything
+ * malformed is logged and dropped. */
+void aemp__services_dispatch(aemp_node_t *n, const char *src, json_t *elems);
 
 #endif

@@ -19,8 +19,10 @@ struct aemp_mon {
     aemp_node_t *node;
     struct aemp_mon *next, *prev; /* in ports->mons or ports->due */
     enum mon_kind kind;
-    char *portid;      /* what is watched */
+    char *portid;      /* what is watched, "NODE#LOCAL" */
     const char *local; /* its local id (points into portid) */
+    char *nodename;    /* its node, NUL-terminated */
+    size_t nodelen;
     int remote;        /* watched port is on another node */
     aemp_mon_fn cb;
     void *ud;
@@ -116,17 +118,17 @@ static void next_local(aemp__ports_t *ps, char *out, size_t n)
     snprintf(out, n, "%s.%s", ps->uniq, ps->counter);
 }
 
-/* Splits a port id into node and local id; local is "" for a noderef. */
-static int split_id(const char *portid, char **node, const char **local)
-{
-    const char *h = strchr(portid, '#');
-    *node = h ? strndup(portid, (size_t)(h - portid)) : strdup(portid);
-    *local = h ? h + 1 : "";
-    return *node ? 0 : AEMP_ENOMEM;
-}
-
 /* ------------------------------------------------------------------ */
 /* sending                                                             */
+
+/* Sends a payload to portid ("NODE#LOCAL" or a bare node for its node
+ * port). */
+static int send_portid(aemp_node_t *n, const char *portid, const aemp__payload_t *pl)
+{
+    size_t nodelen;
+    const char *local = aemp__portid_split(portid, &nodelen);
+    return aemp__send(n, portid, nodelen, local, strlen(local), pl);
+}
 
 int aemp_send(aemp_node_t *n, const char *portid, json_t *elements)
 {
@@ -134,65 +136,35 @@ int aemp_send(aemp_node_t *n, const char *portid, json_t *elements)
         json_decref(elements);
         return AEMP_EINVAL;
     }
-    /* the target id never becomes a value: it is written straight into
-     * the link's output in front of the elements (or, locally, put in
-     * front of them); only the node part is copied, to the stack when it
-     * fits, to look it up, unless it is the last destination */
-    int rc = aemp__node_send_remembered(n, portid, elements);
-    if (rc <= 0) return rc;
-    const char *h = strchr(portid, '#');
-    const char *local = h ? h + 1 : "";
-    size_t nl = h ? (size_t)(h - portid) : strlen(portid);
-    char buf[256], *copy = NULL;
-    const char *node = portid;
-    if (!nl) {
-        node = n->noderef;
-    } else if (h) {
-        copy = nl < sizeof buf ? buf : malloc(nl + 1);
-        if (!copy) {
-            json_decref(elements);
-            return AEMP_ENOMEM;
-        }
-        memcpy(copy, portid, nl);
-        copy[nl] = 0;
-        node = copy;
-    }
-    if (node) {
-        rc = aemp__node_send_elems(n, node, node == n->noderef ? strlen(node) : nl, local,
-                                   elements);
-    } else {
-        json_decref(elements);
-        rc = AEMP_EINVAL;
-    }
-    if (copy != buf) free(copy);
-    return rc;
+    aemp__payload_t pl = {elements, NULL, NULL};
+    return send_portid(n, portid, &pl);
 }
 
 int aemp_sendf(aemp_node_t *n, const char *portid, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    json_t *e = json_vpack_ex(NULL, 0, fmt, ap);
+    aemp__payload_t pl = {NULL, fmt, &ap};
+    int rc;
+    if (n && portid && fmt) {
+        rc = send_portid(n, portid, &pl);
+    } else {
+        if (fmt) aemp__payload_drop(&pl);
+        rc = AEMP_EINVAL;
+    }
     va_end(ap);
-    if (!e) return AEMP_EINVAL;
-    return aemp_send(n, portid, e);
+    return rc;
 }
 
-/* Sends [REPLY-ELEMENTS..., extra...] where reply = [PORTID, ELEMS...]
- * taken from args starting at index `from`. Steals extra. */
-static void reply(aemp_node_t *n, json_t *args, size_t from, json_t *extra)
+/* Sends json_pack(fmt, ...) to the node port of node[0..nodelen). */
+static int node_sendf(aemp_node_t *n, const char *node, size_t nodelen, const char *fmt, ...)
 {
-    const char *to = json_string_value(json_array_get(args, from));
-    if (!to) {
-        json_decref(extra);
-        return;
-    }
-    json_t *e = json_array();
-    for (size_t i = from + 1; e && i < json_array_size(args); i++)
-        json_array_append(e, json_array_get(args, i));
-    if (e && extra) json_array_extend(e, extra);
-    json_decref(extra);
-    if (e) aemp_send(n, to, e);
+    va_list ap;
+    va_start(ap, fmt);
+    aemp__payload_t pl = {NULL, fmt, &ap};
+    int rc = aemp__send(n, node, nodelen, "", 0, &pl);
+    va_end(ap);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -209,6 +181,7 @@ static void mon_unlink(aemp__ports_t *ps, struct aemp_mon *m)
 static void mon_free(struct aemp_mon *m)
 {
     free(m->portid);
+    free(m->nodename);
     free(m->target);
     json_decref(m->elements);
     json_decref(m->reason);
@@ -226,7 +199,7 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
         json_t *e = json_pack("[ss]", "kil", m->local);
         if (e) {
             json_array_extend(e, reason);
-            aemp_send(m->node, m->target, e); /* target is the node port */
+            aemp_send(m->node, m->target, e); /* target is the watcher's node port */
         }
         mon_free(m);
         return;
@@ -247,6 +220,7 @@ static int remote_watchers(aemp__ports_t *ps, const char *portid, struct aemp_mo
     return c;
 }
 
+/* A monitor of portid (a bare node watches its node port), not armed. */
 static struct aemp_mon *mon_new(aemp_node_t *n, const char *portid, enum mon_kind kind)
 {
     aemp__ports_t *ps = ports_of(n);
@@ -255,26 +229,25 @@ static struct aemp_mon *mon_new(aemp_node_t *n, const char *portid, enum mon_kin
     if (!m) return NULL;
     m->node = n;
     m->kind = kind;
-    /* a bare noderef watches the node port */
-    m->portid = strchr(portid, '#') ? strdup(portid) : NULL;
-    if (!m->portid) {
-        size_t l = strlen(portid) + 2;
-        if ((m->portid = malloc(l))) snprintf(m->portid, l, "%s#", portid);
-    }
-    if (!m->portid) {
-        free(m);
+    size_t nodelen, plen = strlen(portid);
+    const char *local = aemp__portid_split(portid, &nodelen);
+    m->portid = malloc(plen + 2);
+    m->nodename = strndup(portid, nodelen);
+    if (!m->portid || !m->nodename) {
+        mon_free(m);
         return NULL;
     }
-    char *h = strchr(m->portid, '#');
-    m->local = h + 1;
-    *h = 0;
-    m->remote = !aemp__is_self(n, m->portid) && strcmp(m->portid, n->noderef);
-    *h = '#';
+    memcpy(m->portid, portid, plen + 1);
+    if (!*local && portid[nodelen] != '#') strcpy(m->portid + plen, "#");
+    m->local = m->portid + nodelen + 1;
+    m->nodelen = nodelen;
+    m->remote = !aemp__is_self(n, m->nodename);
     return m;
 }
 
 /* Links m in and arms it: a remote port gets mon1 when first watched, a
- * missing local port fires at once. */
+ * missing local port fires at once (for a remote watcher: its kil goes
+ * out at once). */
 static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
 {
     aemp__ports_t *ps = n->ports;
@@ -282,15 +255,14 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
     if (ps->mons) ps->mons->prev = m;
     ps->mons = m;
     if (m->remote) {
-        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0) {
-            char node[1024];
-            snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
-            aemp_sendf(n, node, "[ss]", "mon1", m->local);
-        }
+        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0)
+            node_sendf(n, m->portid, m->nodelen, "[ss]", "mon1", m->local);
     } else if (*m->local && !aemp__map_get(&ps->ports, m->local)) {
+        int watcher = m->kind == MON_REMOTE; /* answered and freed at once */
         json_t *r = json_pack("[ss]", "no_such_port", "cannot monitor nonexistent port");
         mon_fire(ps, m, r);
         json_decref(r);
+        if (watcher) return NULL;
     }
     return m;
 }
@@ -347,11 +319,8 @@ void aemp_mon_cancel(aemp_mon_t *m)
         return;
     }
     mon_unlink(ps, m);
-    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0) {
-        char node[1024];
-        snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
-        aemp_sendf(n, node, "[ss]", "mon0", m->local);
-    }
+    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0)
+        node_sendf(n, m->portid, m->nodelen, "[ss]", "mon0", m->local);
     mon_free(m);
 }
 
@@ -375,7 +344,7 @@ static void due_cb(struct ev_loop *loop, ev_idle *w, int revents)
             m->cb(n, m->portid, reason, m->ud);
             break;
         case MON_KILL:
-            if (json_array_size(reason)) aemp_kil(n, m->target, json_incref(reason));
+            if (json_array_size(reason)) aemp_port_kill_id(n, m->target, json_incref(reason));
             break;
         case MON_SEND: {
             json_t *e = json_copy(m->elements);
@@ -421,9 +390,7 @@ static int match_remote(struct aemp_mon *m, void *ud)
     struct remote_match *rm = ud;
     if (!m->remote || m->kind == MON_REMOTE) return 0;
     if (rm->local && strcmp(m->local, rm->local)) return 0;
-    char node[1024];
-    snprintf(node, sizeof node, "%.*s", (int)(m->local - 1 - m->portid), m->portid);
-    return aemp__peer_get(m->node, node, 0) == rm->peer;
+    return aemp__peer_get(m->node, m->nodename, 0) == rm->peer;
 }
 
 static int match_remote_watcher(struct aemp_mon *m, void *ud)
@@ -454,24 +421,30 @@ void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *ms
 /* ------------------------------------------------------------------ */
 /* ports                                                               */
 
-aemp_port_t *aemp_port_new(aemp_node_t *n, aemp_recv_fn cb, void *ud)
+/* A new port with the local id `local` (NULL: the next one), or NULL when
+ * that id is taken or memory ran out. */
+static aemp_port_t *port_create(aemp_node_t *n, const char *local)
 {
-    aemp__ports_t *ps = n ? ports_of(n) : NULL;
+    aemp__ports_t *ps = ports_of(n);
+    char next[64];
     if (!ps) return NULL;
-    char local[64];
-    next_local(ps, local, sizeof local);
+    if (!local) {
+        next_local(ps, next, sizeof next);
+        local = next;
+    } else if (aemp__map_get(&ps->ports, local)) {
+        return NULL;
+    }
+    const char *me = n->noderef ? n->noderef : "";
+    size_t l = strlen(me) + strlen(local) + 2;
     aemp_port_t *p = calloc(1, sizeof *p);
-    size_t l = strlen(n->noderef ? n->noderef : "") + strlen(local) + 2;
     if (!p || !(p->id = malloc(l))) {
         free(p);
         return NULL;
     }
-    snprintf(p->id, l, "%s#%s", n->noderef ? n->noderef : "", local);
-    p->local = strchr(p->id, '#') + 1;
+    snprintf(p->id, l, "%s#%s", me, local);
+    p->local = p->id + strlen(me) + 1;
     p->local_len = strlen(p->local);
     p->node = n;
-    p->mini = cb;
-    p->mini_ud = ud;
     if (aemp__map_set(&ps->ports, p->local, p)) {
         free(p->id);
         free(p);
@@ -480,25 +453,12 @@ aemp_port_t *aemp_port_new(aemp_node_t *n, aemp_recv_fn cb, void *ud)
     return p;
 }
 
-/* A port with a given local id (spawn). */
-static aemp_port_t *port_with_id(aemp_node_t *n, const char *local)
+aemp_port_t *aemp_port_new(aemp_node_t *n, aemp_recv_fn cb, void *ud)
 {
-    aemp__ports_t *ps = ports_of(n);
-    if (!ps || aemp__map_get(&ps->ports, local)) return NULL;
-    aemp_port_t *p = calloc(1, sizeof *p);
-    size_t l = strlen(n->noderef) + strlen(local) + 2;
-    if (!p || !(p->id = malloc(l))) {
-        free(p);
-        return NULL;
-    }
-    snprintf(p->id, l, "%s#%s", n->noderef, local);
-    p->local = strchr(p->id, '#') + 1;
-    p->local_len = strlen(p->local);
-    p->node = n;
-    if (aemp__map_set(&ps->ports, p->local, p)) {
-        free(p->id);
-        free(p);
-        return NULL;
+    aemp_port_t *p = n ? port_create(n, NULL) : NULL;
+    if (p) {
+        p->mini = cb;
+        p->mini_ud = ud;
     }
     return p;
 }
@@ -591,11 +551,9 @@ static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
     aemp__map_del(&ps->ports, p->local);
     if (ps->last == p) ps->last = NULL;
     /* the names that pointed to it go with it */
-    for (size_t i = 0; i < ps->names.nslots; i++)
-        for (aemp__map_ent_t *e = ps->names.slots[i], *next; e; e = next) {
-            next = e->next;
-            if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
-        }
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->names, &it));)
+        if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
     int watched = 0;
     for (struct aemp_mon *m = ps->mons; m; m = m->next) watched += match_local(m, (void *)p->local);
     if (!watched && json_array_size(reason)) {
@@ -627,37 +585,41 @@ void aemp_port_die(aemp_port_t *p, const char *message)
     aemp_port_kill(p, json_pack("[ss]", "die", message ? message : ""));
 }
 
-int aemp_kil(aemp_node_t *n, const char *portid, json_t *reason)
+int aemp_port_kill_id(aemp_node_t *n, const char *portid, json_t *reason)
 {
     if (!n || !portid || (reason && !json_is_array(reason))) {
         json_decref(reason);
         return AEMP_EINVAL;
     }
     if (!reason) reason = json_array();
-    char *node;
-    const char *local;
-    if (split_id(portid, &node, &local)) {
-        json_decref(reason);
-        return AEMP_ENOMEM;
-    }
+    size_t nodelen;
+    const char *local = aemp__portid_split(portid, &nodelen);
+    char *node = strndup(portid, nodelen);
     int rc = 0;
-    if (!*node || aemp__is_self(n, node) || !strcmp(node, n->noderef)) {
+    if (!node || !reason) {
+        rc = AEMP_ENOMEM;
+    } else if (aemp__is_self(n, node)) {
         aemp_port_t *p = n->ports ? aemp__map_get(&n->ports->ports, local) : NULL;
         if (p) kill_local(n, p, reason);
         else rc = AEMP_ENOENT;
-        json_decref(reason);
     } else {
         json_t *e = json_pack("[ss]", "kil", local);
-        if (e) {
-            json_array_extend(e, reason);
-            rc = aemp_send(n, node, e);
+        if (e && !json_array_extend(e, reason)) {
+            aemp__payload_t pl = {e, NULL, NULL};
+            rc = aemp__send(n, portid, nodelen, "", 0, &pl);
         } else {
+            json_decref(e);
             rc = AEMP_ENOMEM;
         }
-        json_decref(reason);
     }
+    json_decref(reason);
     free(node);
     return rc;
+}
+
+int aemp_kil(aemp_node_t *n, const char *portid, json_t *reason)
+{
+    return aemp_port_kill_id(n, portid, reason);
 }
 
 /* ------------------------------------------------------------------ */
@@ -724,10 +686,10 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
         return NULL;
     }
     snprintf(id, l, "%s#%s", noderef, local);
-    if (aemp__is_self(n, noderef) || !strcmp(noderef, n->noderef)) {
+    if (aemp__is_self(n, noderef)) {
         /* the port exists at once, so monitors and messages made before
          * the init function runs find it; the init runs from the loop */
-        aemp_port_t *p = port_with_id(n, local);
+        aemp_port_t *p = port_create(n, local);
         if (p) p->spawning = 1;
     }
     if (aemp_send(n, noderef, e)) {
@@ -738,137 +700,78 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
 }
 
 /* ------------------------------------------------------------------ */
-/* dispatch                                                            */
+/* what the node services do with ports (services.c)                   */
 
-static json_t *slice(json_t *a, size_t from)
+void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
 {
-    json_t *r = json_array();
-    for (size_t i = from; r && i < json_array_size(a); i++) json_array_append(r, json_array_get(a, i));
-    return r;
+    if (aemp__is_self(n, src) || !ports_of(n)) return;
+    size_t l = strlen(n->noderef) + strlen(local) + 2;
+    char *portid = malloc(l);
+    if (!portid) return;
+    snprintf(portid, l, "%s#%s", n->noderef, local);
+    struct aemp_mon *m = mon_new(n, portid, MON_REMOTE);
+    free(portid);
+    if (!m) return;
+    if (!(m->target = strdup(src))) {
+        mon_free(m);
+        return;
+    }
+    mon_start(n, m);
 }
 
-/* ["", TAG, ARGS...] from src. */
-static void node_service(aemp_node_t *n, const char *src, json_t *msg)
+void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local)
 {
     aemp__ports_t *ps = n->ports;
-    const char *tag = json_string_value(json_array_get(msg, 1));
-    if (!tag) {
-        aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s",
-                  json_is_string(json_array_get(msg, 1)) ? "?" : "");
-        return;
-    }
-    if (!strcmp(tag, "devnull")) return;
-    if (!strcmp(tag, "lookup")) {
-        const char *name = json_string_value(json_array_get(msg, 2));
-        const char *id = name ? aemp_lookup(n, name) : NULL;
-        reply(n, msg, 3, json_pack("[s?]", id));
-        return;
-    }
-    if (!strcmp(tag, "time")) {
-        reply(n, msg, 2, json_pack("[f]", ev_time()));
-        return;
-    }
-    if (!strcmp(tag, "eval")) {
-        reply(n, msg, 3, json_pack("[s]", "eval is not supported by this node (no Perl here)"));
-        return;
-    }
-    if (!strcmp(tag, "relay")) {
-        const char *to = json_string_value(json_array_get(msg, 2));
-        if (to) aemp_send(n, to, slice(msg, 3));
-        return;
-    }
-    if (!strcmp(tag, "relay_multiple")) {
-        for (size_t i = 2; i < json_array_size(msg); i++) {
-            json_t *one = json_array_get(msg, i);
-            const char *to = json_string_value(json_array_get(one, 0));
-            if (to) aemp_send(n, to, slice(one, 1));
-        }
-        return;
-    }
-    if (!strcmp(tag, "mon1") || !strcmp(tag, "mon0")) {
-        const char *local = json_string_value(json_array_get(msg, 2));
-        if (!local || !src || aemp__is_self(n, src)) return;
-        if (tag[3] == '1') {
-            struct aemp_mon *m = mon_new(n, n->noderef, MON_REMOTE);
-            if (!m) return;
-            free(m->portid);
-            size_t l = strlen(n->noderef) + strlen(local) + 2;
-            m->portid = malloc(l);
-            m->target = strdup(src);
-            if (!m->portid || !m->target) {
-                mon_free(m);
-                return;
-            }
-            snprintf(m->portid, l, "%s#%s", n->noderef, local);
-            m->local = strchr(m->portid, '#') + 1;
-            m->remote = 0;
-            if (*local && !aemp__map_get(&ps->ports, local)) {
-                /* answer at once; nothing to keep (the node port "" never dies) */
-                json_t *e = json_pack("[ssss]", "kil", local, "no_such_port",
-                                      "cannot monitor nonexistent port");
-                if (e) aemp_send(n, src, e);
-                mon_free(m);
-                return;
-            }
-            m->next = ps->mons;
-            if (ps->mons) ps->mons->prev = m;
-            ps->mons = m;
-        } else {
-            aemp__peer_t *sp = aemp__peer_get(n, src, 0);
-            for (struct aemp_mon *m = ps->mons; m; m = m->next)
-                if (m->kind == MON_REMOTE && !strcmp(m->local, local) &&
-                    aemp__peer_get(n, m->target, 0) == sp) {
-                    mon_unlink(ps, m);
-                    mon_free(m);
-                    break;
-                }
-        }
-        return;
-    }
-    if (!strcmp(tag, "kil")) {
-        /* the sender's port LOCALID died: run our monitors for it */
-        const char *local = json_string_value(json_array_get(msg, 2));
-        if (!local || !src) return;
-        struct remote_match rm = {aemp__peer_get(n, src, 0), local};
-        json_t *reason = slice(msg, 3);
-        if (rm.peer && reason) fire_matching(n, match_remote, &rm, reason);
-        json_decref(reason);
-        return;
-    }
-    if (!strcmp(tag, "AnyEvent::MP::_spawn")) {
-        const char *local = json_string_value(json_array_get(msg, 2));
-        const char *fname = json_string_value(json_array_get(msg, 3));
-        if (!local || !*local || strchr(local, '#')) return;
-        aemp_port_t *p = aemp__map_get(&ps->ports, local);
-        if (p && p->spawning && src && aemp__is_self(n, src)) p->spawning = 0;
-        else if (!(p = port_with_id(n, local))) {
-            aemp__log(n, AEMP_LOG_WARN, "spawn: port %s exists or out of memory", local);
+    aemp__peer_t *sp = aemp__peer_get(n, src, 0);
+    for (struct aemp_mon *m = ps ? ps->mons : NULL; m; m = m->next)
+        if (m->kind == MON_REMOTE && !strcmp(m->local, local) &&
+            aemp__peer_get(n, m->target, 0) == sp) {
+            mon_unlink(ps, m);
+            mon_free(m);
             return;
         }
-        func_t *f = fname ? aemp__map_get(&ps->funcs, fname) : NULL;
-        if (!f) {
-            char m[512];
-            snprintf(m, sizeof m, "unable to resolve %s", fname ? fname : "");
-            aemp_port_die(p, m);
-            return;
-        }
-        json_t *args = slice(msg, 4);
-        p->busy++;
-        f->fn(n, p, args, f->ud);
-        p->busy--;
-        json_decref(args);
-        return;
-    }
-    if (!strcmp(tag, "iam")) return; /* handled by the node */
-    func_t *f = aemp__map_get(&ps->funcs, tag);
-    if (!f) {
-        aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
-        return;
-    }
-    json_t *args = slice(msg, 2);
-    f->fn(n, NULL, args, f->ud);
-    json_decref(args);
 }
+
+void aemp__ports_remote_died(aemp_node_t *n, const char *src, const char *local, json_t *reason)
+{
+    struct remote_match rm = {aemp__peer_get(n, src, 0), local};
+    if (rm.peer) fire_matching(n, match_remote, &rm, reason);
+}
+
+void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const char *fname,
+                       json_t *args)
+{
+    aemp__ports_t *ps = ports_of(n);
+    if (!ps || !*local || strchr(local, '#')) return;
+    aemp_port_t *p = aemp__map_get(&ps->ports, local);
+    if (p && p->spawning && aemp__is_self(n, src)) {
+        p->spawning = 0;
+    } else if (!(p = port_create(n, local))) {
+        aemp__log(n, AEMP_LOG_WARN, "spawn: port %s exists or out of memory", local);
+        return;
+    }
+    func_t *f = aemp__map_get(&ps->funcs, fname);
+    if (!f) {
+        char m[512];
+        snprintf(m, sizeof m, "unable to resolve %s", fname);
+        aemp_port_die(p, m);
+        return;
+    }
+    p->busy++;
+    f->fn(n, p, args, f->ud);
+    p->busy--;
+}
+
+int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args)
+{
+    func_t *f = n->ports ? aemp__map_get(&n->ports->funcs, name) : NULL;
+    if (!f) return AEMP_ENOENT;
+    f->fn(n, NULL, args, f->ud);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch                                                            */
 
 static int rcv_matches(const rcv_t *r, json_t *elems)
 {
@@ -899,48 +802,35 @@ static void port_dispatch(aemp_port_t *p, json_t *elems)
     prune_rcvs(p);
 }
 
-void aemp__ports_dispatch(aemp_node_t *n, const char *src, json_t *msg)
+void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idlen, json_t *elems)
 {
     aemp__ports_t *ps = ports_of(n);
-    const char *id = json_string_value(json_array_get(msg, 0));
-    if (!ps || !id) {
-        json_decref(msg);
+    if (!ps) return;
+    if (!idlen) {
+        aemp__services_dispatch(n, src, elems);
         return;
     }
-    if (!*id) {
-        node_service(n, src, msg);
-        json_decref(msg);
-        return;
-    }
-    aemp_port_t *p = aemp__map_get(&ps->ports, id);
-    if (!p) {
-        if (n->cfg.on_message) n->cfg.on_message(n->cfg.message_ud, n, src, id, msg);
-        else aemp__log(n, AEMP_LOG_DEBUG, "message for unknown port %s dropped", id);
-        json_decref(msg);
-        return;
-    }
-    json_array_remove(msg, 0);
-    port_dispatch(p, msg);
-    json_decref(msg);
-}
-
-void aemp__ports_dispatch_elems(aemp_node_t *n, const char *src, const char *id, size_t idlen,
-                                json_t *elems)
-{
-    aemp__ports_t *ps = ports_of(n);
-    aemp_port_t *p = ps ? ps->last : NULL;
+    /* a stream of messages to one port is the common case: comparing its
+     * id costs less than hashing it */
+    aemp_port_t *p = ps->last;
     if (!p || p->local_len != idlen || !aemp__same_bytes(p->local, id, idlen)) {
-        p = ps ? aemp__map_get(&ps->ports, id) : NULL;
-        if (ps) ps->last = p;
+        p = aemp__map_get(&ps->ports, id);
+        ps->last = p;
     }
-    if (!p) {
-        /* the raw hook sees the whole message, as on the general path */
-        json_t *sid = ps ? json_string(id) : NULL;
-        if (sid && !json_array_insert_new(elems, 0, sid))
-            aemp__ports_dispatch(n, src, json_incref(elems));
+    if (p) {
+        port_dispatch(p, elems);
         return;
     }
-    port_dispatch(p, elems);
+    if (!n->cfg.on_message) {
+        aemp__log(n, AEMP_LOG_DEBUG, "message for unknown port %s dropped", id);
+        return;
+    }
+    /* the raw hook sees the whole message, as it came */
+    json_t *msg = json_array(), *sid = json_stringn(id, idlen);
+    if (msg && sid && !json_array_append_new(msg, sid) && !json_array_extend(msg, elems))
+        n->cfg.on_message(n->cfg.message_ud, n, src, id, msg);
+    else if (!msg) json_decref(sid);
+    json_decref(msg);
 }
 
 void aemp__ports_free(aemp_node_t *n)
@@ -949,17 +839,17 @@ void aemp__ports_free(aemp_node_t *n)
     if (!ps) return;
     ev_idle_stop(n->loop, &ps->due_w);
     ev_check_stop(n->loop, &ps->reap_w);
-    for (size_t i = 0; i < ps->ports.nslots; i++)
-        for (aemp__map_ent_t *e = ps->ports.slots[i]; e; e = e->next) port_free(e->value);
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->ports, &it));) port_free(e->value);
     while (ps->dead) {
         aemp_port_t *p = ps->dead;
         ps->dead = p->next_dead;
         port_free(p);
     }
-    for (size_t i = 0; i < ps->names.nslots; i++)
-        for (aemp__map_ent_t *e = ps->names.slots[i]; e; e = e->next) free(e->value);
-    for (size_t i = 0; i < ps->funcs.nslots; i++)
-        for (aemp__map_ent_t *e = ps->funcs.slots[i]; e; e = e->next) free(e->value);
+    for (aemp__map_t *m = &ps->names; m; m = m == &ps->names ? &ps->funcs : NULL) {
+        it = (aemp__map_iter_t){0};
+        for (aemp__map_ent_t *e; (e = aemp__map_next(m, &it));) free(e->value);
+    }
     while (ps->mons) {
         struct aemp_mon *m = ps->mons;
         ps->mons = m->next;

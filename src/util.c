@@ -6,6 +6,16 @@
 
 #include <openssl/rand.h>
 
+const char *aemp_version(void)
+{
+    return AEMP_VERSION;
+}
+
+int aemp_version_number(void)
+{
+    return AEMP_VERSION_MAJOR * 10000 + AEMP_VERSION_MINOR * 100 + AEMP_VERSION_PATCH;
+}
+
 const char *aemp_strerror(int err)
 {
     switch (err) {

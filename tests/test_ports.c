@@ -467,3 +467,65 @@ TEST(ports_monitor_fires_for_unreachable_node)
     json_decref(m.log);
     aemp_node_destroy(a.node);
 }
+
+/* Node requests are checked against their table entry's argument shape
+ * in one place: a malformed one is logged and dropped, the link stays,
+ * and the well-formed requests around it are served. */
+TEST(ports_service_argument_shapes)
+{
+    pair_t pr;
+    seen_t r;
+    seen_init(&r);
+    REQUIRE(mkpair(&pr));
+    aemp_node_t *A = pr.a.node, *B = pr.b.node;
+    const char *bn = aemp_node_noderef(B);
+    aemp_port_t *rp = aemp_port_new(A, rec_cb, &r);
+    aemp_sendf(A, bn, "[s]", "time");                          /* no reply port */
+    aemp_sendf(A, bn, "[sis]", "lookup", 5, aemp_port_id(rp)); /* name not a string */
+    aemp_sendf(A, bn, "[s[i]]", "mon1", 1);                    /* port not a string */
+    aemp_sendf(A, bn, "[ss]", "AnyEvent::MP::_spawn", "x");    /* no function */
+    aemp_sendf(A, bn, "[sn]", "kil", 1);
+    aemp_sendf(A, bn, "[sss]", "time", aemp_port_id(rp), "still_served");
+    CHECK(wait_calls(&r, 1, 5));
+    CHECK_STR(json_string_value(json_array_get(json_array_get(r.log, 0), 0)), "still_served");
+    const char *w = pr.b.warnings;
+    CHECK(strstr(w, "node request time with bad arguments, dropped") != NULL);
+    CHECK(strstr(w, "node request lookup with bad arguments, dropped") != NULL);
+    CHECK(strstr(w, "node request mon1 with bad arguments, dropped") != NULL);
+    CHECK(strstr(w, "node request AnyEvent::MP::_spawn with bad arguments, dropped") != NULL);
+    CHECK(strstr(w, "node request kil with bad arguments, dropped") != NULL);
+    CHECK_INT(pr.a.links_down + pr.b.links_down, 0);
+    json_decref(r.log);
+    freepair(&pr);
+}
+
+/* aemp_port_kill_id is the new name; aemp_kil stays as an alias. */
+TEST(ports_kill_id_and_old_name)
+{
+    tnode_t t;
+    seen_t m1, m2;
+    seen_init(&m1);
+    seen_init(&m2);
+    aemp_node_t *n = mknode(&t, "127.0.0.1:0", secret, 0);
+    REQUIRE(n);
+    aemp_port_t *p1 = aemp_port_new(n, rec_cb, &m1), *p2 = aemp_port_new(n, rec_cb, &m2);
+    char id1[128];
+    snprintf(id1, sizeof id1, "%s", aemp_port_id(p1)); /* p1 is freed once killed */
+    aemp_mon(n, aemp_port_id(p1), mon_cb, &m1);
+    aemp_mon(n, aemp_port_id(p2), mon_cb, &m2);
+    CHECK_INT(aemp_port_kill_id(n, id1, json_pack("[s]", "one")), 0);
+    CHECK_INT(aemp_kil(n, aemp_port_id(p2), json_pack("[s]", "two")), 0);
+    CHECK(wait_calls(&m1, 1, 2) && wait_calls(&m2, 1, 2));
+    CHECK_STR(logtext(&m1, 0), "[\"one\"]");
+    CHECK_STR(logtext(&m2, 0), "[\"two\"]");
+    CHECK_INT(aemp_port_kill_id(n, id1, NULL), AEMP_ENOENT);
+    /* "#ID" without a node part is a port of ours */
+    aemp_port_t *p3 = aemp_port_new(n, rec_cb, &m1);
+    char local[128];
+    snprintf(local, sizeof local, "#%s", strchr(aemp_port_id(p3), '#') + 1);
+    CHECK_INT(aemp_port_kill_id(n, local, NULL), 0);
+    CHECK_INT(aemp_port_kill_id(n, local, NULL), AEMP_ENOENT);
+    json_decref(m1.log);
+    json_decref(m2.log);
+    aemp_node_destroy(n);
+}

@@ -1,0 +1,214 @@
+/*
+ * pack.c - message payloads: the elements of an outgoing message, given
+ * as a JSON array or as a jansson pack format with its arguments
+ * (aemp_sendf). A format is written straight into the output as the JSON
+ * text that json_pack followed by the encoder would give, so a formatted
+ * message to another node never becomes a value. Formats this writer
+ * does not take on (objects, '+' concatenation, anything unusual) go
+ * through json_vpack_ex, which also has the last word on every error.
+ * Pure code: no I/O, no globals.
+ */
+#include "aemp_int.h"
+
+/* Nesting this writer follows itself; deeper formats go to jansson. */
+#define PACK_MAX_NEST 32
+
+static int skip_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':';
+}
+
+/* True when fmt is an array format made only of what pack_write knows:
+ * s s? s* s# s%, n b i I f, o O with ? or *, and nested arrays. */
+static int direct_format(const char *fmt)
+{
+    const char *p = fmt;
+    int depth = 0, seen_top = 0;
+    while (skip_space(*p)) p++;
+    if (*p != '[') return 0;
+    for (; *p; p++) {
+        char c = *p;
+        if (skip_space(c)) continue;
+        if (seen_top) return 0; /* after the top array: jansson says what it is */
+        switch (c) {
+        case '[':
+            if (++depth > PACK_MAX_NEST) return 0;
+            break;
+        case ']':
+            if (--depth == 0) seen_top = 1;
+            break;
+        case 's':
+            if (p[1] == '?' || p[1] == '*' || p[1] == '#' || p[1] == '%') p++;
+            if (p[1] == '+' || p[1] == '#' || p[1] == '%' || p[1] == '?' || p[1] == '*') return 0;
+            break;
+        case 'o':
+        case 'O':
+            if (p[1] == '?' || p[1] == '*') p++;
+            break;
+        case 'n':
+        case 'b':
+        case 'i':
+        case 'I':
+        case 'f':
+            break;
+        default:
+            return 0;
+        }
+    }
+    return seen_top;
+}
+
+static int put_raw(aemp__buf_t *b, const char *s, size_t n)
+{
+    return aemp__buf_append(b, s, n);
+}
+
+/* Writes the elements of the array format fmt (checked by direct_format)
+ * after the message head already in b, then the closing ']'. Every
+ * argument is consumed, also after a failure, and "o" references are
+ * released, as json_pack does; with discard nothing is written. */
+static int pack_write(aemp__buf_t *b, const char *fmt, va_list *ap, int discard)
+{
+    unsigned char first[PACK_MAX_NEST + 1];
+    int depth = 0, rc = discard;
+    const char *p = strchr(fmt, '[') + 1;
+    first[0] = 0; /* the top array follows the id: a ',' before each element */
+    for (; *p && depth >= 0; p++) {
+        char c = *p, mod = 0;
+        if (skip_space(c)) continue;
+        if (c == ']') {
+            if (!rc) rc = put_raw(b, "]", 1);
+            depth--;
+            continue;
+        }
+        if ((c == 's' || c == 'o' || c == 'O') &&
+            (p[1] == '?' || p[1] == '*' || p[1] == '#' || p[1] == '%'))
+            mod = *++p;
+        /* each token's arguments are fetched whatever happens */
+        const char *s = NULL;
+        size_t slen = 0;
+        json_t *v = NULL;
+        json_int_t iv = 0;
+        double dv = 0;
+        switch (c) {
+        case 's':
+            s = va_arg(*ap, const char *);
+            if (mod == '#') {
+                int l = va_arg(*ap, int);
+                if (l < 0) s = NULL, mod = 0;
+                slen = l < 0 ? 0 : (size_t)l;
+            } else if (mod == '%') {
+                slen = va_arg(*ap, size_t);
+            } else if (s) {
+                slen = strlen(s);
+            }
+            break;
+        case 'o':
+        case 'O':
+            v = va_arg(*ap, json_t *);
+            break;
+        case 'b':
+        case 'i':
+            iv = va_arg(*ap, int);
+            break;
+        case 'I':
+            iv = va_arg(*ap, json_int_t);
+            break;
+        case 'f':
+            dv = va_arg(*ap, double);
+            break;
+        default: /* '[' and 'n' take none */
+            break;
+        }
+        int omit = mod == '*' && ((c == 's' && !s) || (c != 's' && !v));
+        if (!rc && !omit) {
+            if (!first[depth]) rc = put_raw(b, ",", 1);
+            first[depth] = 0;
+            if (!rc) switch (c) {
+            case '[':
+                rc = put_raw(b, "[", 1);
+                break;
+            case 's':
+                rc = s ? aemp__json_put_string(b, s, slen)
+                       : mod == '?' ? put_raw(b, "null", 4) : AEMP_EINVAL;
+                break;
+            case 'o':
+            case 'O':
+                rc = v ? aemp__json_put_value(b, v, (size_t)(AEMP_JSON_MAX_ENCODE_DEPTH - 1 - depth))
+                       : mod == '?' ? put_raw(b, "null", 4) : AEMP_EINVAL;
+                break;
+            case 'n':
+                rc = put_raw(b, "null", 4);
+                break;
+            case 'b':
+                rc = iv ? put_raw(b, "true", 4) : put_raw(b, "false", 5);
+                break;
+            case 'i':
+            case 'I':
+                rc = aemp__json_put_integer(b, iv);
+                break;
+            case 'f':
+                rc = aemp__json_put_real(b, dv);
+                break;
+            default:
+                break;
+            }
+        }
+        if (c == '[') first[++depth] = 1;
+        if (c == 'o' && v) json_decref(v);
+    }
+    return discard ? 0 : rc;
+}
+
+/* A format's value through jansson: a new array, or NULL. */
+static json_t *pack_value(const char *fmt, va_list *ap)
+{
+    json_t *v = json_vpack_ex(NULL, 0, fmt, *ap);
+    if (v && !json_is_array(v)) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
+int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aemp__payload_t *pl)
+{
+    if (pl->elems) {
+        int rc = aemp__json_encode_msg(b, id, idlen, pl->elems);
+        json_decref(pl->elems);
+        return rc;
+    }
+    if (!pl->fmt) return AEMP_EINVAL;
+    if (!direct_format(pl->fmt)) {
+        json_t *v = pack_value(pl->fmt, pl->ap);
+        int rc = v ? aemp__json_encode_msg(b, id, idlen, v) : AEMP_EINVAL;
+        json_decref(v);
+        return rc;
+    }
+    size_t mark = b->len - b->off;
+    int rc = aemp__json_put_head(b, id, idlen);
+    if (rc) {
+        pack_write(b, pl->fmt, pl->ap, 1);
+        return rc;
+    }
+    rc = pack_write(b, pl->fmt, pl->ap, 0);
+    if (rc) b->len = b->off + mark;
+    return rc;
+}
+
+json_t *aemp__payload_value(const aemp__payload_t *pl)
+{
+    if (pl->elems) {
+        if (json_is_array(pl->elems)) return pl->elems;
+        json_decref(pl->elems);
+        return NULL;
+    }
+    return pl->fmt ? pack_value(pl->fmt, pl->ap) : NULL;
+}
+
+void aemp__payload_drop(const aemp__payload_t *pl)
+{
+    if (pl->elems) json_decref(pl->elems);
+    else if (pl->fmt && direct_format(pl->fmt)) pack_write(NULL, pl->fmt, pl->ap, 1);
+    else if (pl->fmt) json_decref(pack_value(pl->fmt, pl->ap));
+}

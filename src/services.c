@@ -1,0 +1,167 @@
+/*
+ * services.c - the node port: requests ["", TAG, ARGS...] that a node
+ * serves itself (PROTOCOL §7). Each dialect is a table of tag -> handler
+ * with the shape its arguments must have; the shapes are checked here,
+ * in one place, so a handler reads its arguments without checking them.
+ * A tag missing from the table calls the registered function of that
+ * name (aemp_func_register). A second dialect is a second table that
+ * reuses these handlers where the requests mean the same.
+ */
+#include "node_int.h"
+
+#include <stdio.h>
+
+/* A handler gets the arguments after the tag (borrowed). */
+typedef void (*service_fn)(aemp_node_t *n, const char *src, json_t *args);
+
+struct aemp__service {
+    const char *tag;
+    /* One letter per leading argument: 's' a string, 'a' an array, '?'
+     * any value. More arguments than the shape names are allowed (a Perl
+     * node ignores them too); fewer, or another type, drop the request
+     * with a warning. */
+    const char *shape;
+    service_fn fn;
+};
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+static json_t *slice(json_t *a, size_t from)
+{
+    json_t *r = json_array();
+    for (size_t i = from; r && i < json_array_size(a); i++) json_array_append(r, json_array_get(a, i));
+    return r;
+}
+
+/* Answers a request whose args hold REPLY = [PORTID, ELEMENTS...] from
+ * index `from` on: sends [ELEMENTS..., RESULTS...] to PORTID. Steals
+ * results (an array; NULL sends none). */
+static void reply(aemp_node_t *n, json_t *args, size_t from, json_t *results)
+{
+    const char *to = json_string_value(json_array_get(args, from));
+    json_t *e = slice(args, from + 1);
+    if (e && results) json_array_extend(e, results);
+    json_decref(results);
+    if (to && e) aemp_send(n, to, e);
+    else json_decref(e);
+}
+
+static int shape_ok(const char *shape, json_t *args)
+{
+    for (size_t i = 0; shape[i]; i++) {
+        json_t *v = json_array_get(args, i);
+        if (!v) return 0;
+        if (shape[i] == 's' && !json_is_string(v)) return 0;
+        if (shape[i] == 'a' && !json_is_array(v)) return 0;
+    }
+    return 1;
+}
+
+#define ARG(i) json_string_value(json_array_get(args, i))
+
+/* ------------------------------------------------------------------ */
+/* handlers                                                            */
+
+static void svc_ignore(aemp_node_t *n, const char *src, json_t *args) {}
+
+static void svc_lookup(aemp_node_t *n, const char *src, json_t *args)
+{
+    reply(n, args, 1, json_pack("[s?]", aemp_lookup(n, ARG(0))));
+}
+
+static void svc_time(aemp_node_t *n, const char *src, json_t *args)
+{
+    reply(n, args, 0, json_pack("[f]", ev_time()));
+}
+
+static void svc_eval(aemp_node_t *n, const char *src, json_t *args)
+{
+    reply(n, args, 1, json_pack("[s]", "eval is not supported by this node (no Perl here)"));
+}
+
+static void svc_relay(aemp_node_t *n, const char *src, json_t *args)
+{
+    aemp_send(n, ARG(0), slice(args, 1));
+}
+
+static void svc_relay_multiple(aemp_node_t *n, const char *src, json_t *args)
+{
+    for (size_t i = 0; i < json_array_size(args); i++) {
+        json_t *one = json_array_get(args, i);
+        const char *to = json_string_value(json_array_get(one, 0));
+        if (to) aemp_send(n, to, slice(one, 1));
+    }
+}
+
+static void svc_mon1(aemp_node_t *n, const char *src, json_t *args)
+{
+    aemp__ports_watch(n, src, ARG(0));
+}
+
+static void svc_mon0(aemp_node_t *n, const char *src, json_t *args)
+{
+    aemp__ports_unwatch(n, src, ARG(0));
+}
+
+/* The sender's port died: our monitors of it fire with the reason. */
+static void svc_kil_notice(aemp_node_t *n, const char *src, json_t *args)
+{
+    json_t *reason = slice(args, 1);
+    if (reason) aemp__ports_remote_died(n, src, ARG(0), reason);
+    json_decref(reason);
+}
+
+static void svc_spawn(aemp_node_t *n, const char *src, json_t *args)
+{
+    json_t *fargs = slice(args, 2);
+    if (fargs) aemp__ports_spawn(n, src, ARG(0), ARG(1), fargs);
+    json_decref(fargs);
+}
+
+static void svc_iam(aemp_node_t *n, const char *src, json_t *args)
+{
+    if (!aemp__is_self(n, src)) aemp__node_peer_renamed(n, src, ARG(0));
+}
+
+/* ------------------------------------------------------------------ */
+/* the dialects                                                        */
+
+/* Protocol 0 (AnyEvent::MP 0.4). */
+static const aemp__service_t p0_services[] = {
+    {"devnull", "", svc_ignore},
+    {"lookup", "ss", svc_lookup},
+    {"time", "s", svc_time},
+    {"eval", "?s", svc_eval},
+    {"relay", "s", svc_relay},
+    {"relay_multiple", "", svc_relay_multiple},
+    {"mon1", "s", svc_mon1},
+    {"mon0", "s", svc_mon0},
+    {"kil", "s", svc_kil_notice},
+    {"AnyEvent::MP::_spawn", "ss", svc_spawn},
+    {"iam", "s", svc_iam},
+    {NULL, NULL, NULL},
+};
+
+const aemp__dialect_t aemp__dialect_p0 = {"0", p0_services};
+
+void aemp__services_dispatch(aemp_node_t *n, const char *src, json_t *elems)
+{
+    const char *tag = json_string_value(json_array_get(elems, 0));
+    if (!tag) {
+        aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s",
+                  json_is_string(json_array_get(elems, 0)) ? "?" : "");
+        return;
+    }
+    json_t *args = slice(elems, 1);
+    if (!args) return;
+    const aemp__service_t *s = n->dialect->services;
+    while (s->tag && strcmp(s->tag, tag)) s++;
+    if (s->tag) {
+        if (shape_ok(s->shape, args)) s->fn(n, src, args);
+        else aemp__log(n, AEMP_LOG_WARN, "%s: node request %s with bad arguments, dropped", src, tag);
+    } else if (aemp__ports_call(n, tag, args)) {
+        aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
+    }
+    json_decref(args);
+}
