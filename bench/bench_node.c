@@ -3,8 +3,11 @@
  * loopback, each printed next to a baseline measured in the same run:
  *
  *   one-way     node A floods a counting port on node B with
- *               ["<port>","tick",i] (about 31 bytes on the wire), then
- *               with 1 KiB and 64 KiB string payloads; the rate is taken
+ *               ["<port>","tick",i] (about 31 bytes on the wire): built
+ *               from shared constant parts and sent with aemp_send, then
+ *               as a user writes it, with aemp_sendf(node, port, "[sI]",
+ *               "tick", i) and with aemp_send(json_pack(...)) each time;
+ *               then with 1 KiB and 64 KiB string payloads; the rate is taken
  *               at B from the first message to the last. Baseline: a raw
  *               TCP pair moving the same encoded bytes in 64 KiB writes,
  *               the receiver splitting texts by bracket depth. For small
@@ -28,7 +31,8 @@
  * them over pipes, so every figure comes from processes that do nothing
  * else. Nodes use the public API only and bind 127.0.0.1:0.
  * BENCH_SCALE=0.1 (for instance) shortens every measurement; BENCH_ONLY
- * takes a comma list of parts (small kib big rtt rtt1 hs idle queue).
+ * takes a comma list of parts (small sendf pack kib big rtt rtt1 hs idle
+ * queue).
  */
 #include "aemp.h"
 
@@ -379,6 +383,11 @@ static void server_main(int in, int out, void *arg)
 
 /* ---- node A: the flood sender ---- */
 
+/* Payload sizes below 0 select small messages made through the public
+ * API each time, as a user writes it. */
+#define API_SENDF (-1)
+#define API_PACK (-2)
+
 typedef struct flood {
     struct ev_loop *loop;
     aemp_node_t *node;
@@ -390,6 +399,7 @@ typedef struct flood {
     char target[200], peer[200];
     json_t *payload;     /* NULL: small messages */
     json_t *tick_tag, *data_tag;
+    long long mode;      /* < 0: small messages through the API as users write it */
     long long n, sent;
     double t0, cpu0;
 } flood_t;
@@ -439,13 +449,20 @@ static void flood_gen_cb(struct ev_loop *loop, ev_idle *w, int revents)
             ev_idle_stop(loop, w);
             return;
         }
-        /* built the way a program that cares about speed builds its
-         * messages: the constant parts are shared, not packed anew */
-        json_t *m = json_array();
-        json_array_append(m, f->payload ? f->data_tag : f->tick_tag);
-        json_array_append_new(m, json_integer((json_int_t)f->sent));
-        if (f->payload) json_array_append(m, f->payload);
-        int rc = aemp_send(f->node, f->target, m);
+        int rc;
+        if (f->mode == API_SENDF) {
+            rc = aemp_sendf(f->node, f->target, "[sI]", "tick", (json_int_t)f->sent);
+        } else if (f->mode == API_PACK) {
+            rc = aemp_send(f->node, f->target, json_pack("[sI]", "tick", (json_int_t)f->sent));
+        } else {
+            /* built the way a program that cares about speed builds its
+             * messages: the constant parts are shared, not packed anew */
+            json_t *m = json_array();
+            json_array_append(m, f->payload ? f->data_tag : f->tick_tag);
+            json_array_append_new(m, json_integer((json_int_t)f->sent));
+            if (f->payload) json_array_append(m, f->payload);
+            rc = aemp_send(f->node, f->target, m);
+        }
         if (rc) {
             fprintf(stderr, "bench_node: send: %s\n", aemp_strerror(rc));
             exit(1);
@@ -468,6 +485,7 @@ static void flood_cmd_cb(struct ev_loop *loop, ev_io *w, int revents)
     expect_op(&m, OP_RUN);
     json_decref(f->payload);
     f->payload = make_payload(m.m);
+    f->mode = m.m;
     f->n = m.n;
     f->sent = 0;
     f->t0 = now();
@@ -1157,13 +1175,15 @@ static void run_oneway(long long n, long long payload, series_t *aemp, series_t 
     child_t b = start_server(-1, &ids);
     child_t a = spawn(flood_main, ids.sink, -1);
     const char *local = strchr(ids.sink, '#') + 1;
+    long long mode = payload;
+    if (payload < 0) payload = 0;
     double bytes = wire_bytes(local, n, payload);
     for (int r = -1; r < RUNS; r++) {
         /* run -1 warms up: it also connects and authenticates */
         long long k = r < 0 ? n / 10 : n;
         send_op(&b, OP_EXPECT, k, 0, NULL);
         wait_op(&b, OP_READY, &m);
-        send_op(&a, OP_RUN, k, payload, NULL);
+        send_op(&a, OP_RUN, k, mode, NULL);
         wait_op(&b, OP_DONE, &m);
         double secs = m.d[0], cpu = m.d[1];
         wait_op(&a, OP_SENT, &m);
@@ -1400,7 +1420,10 @@ int main(void)
 
     series_t s_a = {0}, s_r = {0}, k_a = {0}, k_r = {0}, b_a = {0}, b_r = {0};
     series_t c_a = {0}, c_r = {0}, c_s = {0};
+    series_t f_a = {0}, f_r = {0}, f_s = {0}, p_a = {0}, p_r = {0}, p_s = {0};
     if (want("small")) run_oneway(scaled(SMALL_N), 0, &s_a, &s_r, &c_a, &c_r, &c_s);
+    if (want("sendf")) run_oneway(scaled(SMALL_N), API_SENDF, &f_a, &f_r, NULL, NULL, &f_s);
+    if (want("pack")) run_oneway(scaled(SMALL_N), API_PACK, &p_a, &p_r, NULL, NULL, &p_s);
     if (want("kib")) run_oneway(scaled(KIB_N), 1024, &k_a, &k_r, NULL, NULL, NULL);
     if (want("big")) run_oneway(scaled(BIG_N), 65536, &b_a, &b_r, NULL, NULL, NULL);
 
@@ -1430,14 +1453,19 @@ int main(void)
         med(&s_a) >= 4.5e6 && med(&s_a) / med(&s_r) >= 0.25);
     row("  receiver CPU, ns per message", &c_a, &c_r, 1, 0, "", -1);
     row("  sender CPU, ns per message", &c_s, NULL, 1, 0, "", -1);
+    row("one-way aemp_sendf, M msg/s", &f_a, &f_r, 1e6, 2, ">= 0.5x",
+        med(&f_a) / med(&f_r) >= 0.5);
+    row("  sender CPU, ns per message", &f_s, NULL, 1, 0, "", -1);
+    row("one-way aemp_send(json_pack), M msg/s", &p_a, &p_r, 1e6, 2, "", -1);
+    row("  sender CPU, ns per message", &p_s, NULL, 1, 0, "", -1);
     row("one-way 1 KiB string, MB/s", &k_a, &k_r, 1, 0, "", -1);
     row("one-way 64 KiB string, MB/s", &b_a, &b_r, 1, 0, "", -1);
     row("round trip, median us", &um, &umr, 1, 1, "", -1);
     row("round trip, p99 us", &up, &upr, 1, 1, "", -1);
-    row("round trip 1 CPU, median us", &pm, &pmr, 1, 1, "<= 20", med(&pm) <= 20);
+    row("round trip 1 CPU, median us", &pm, &pmr, 1, 1, "<= 1.2x", med(&pm) / med(&pmr) <= 1.2);
     row("round trip 1 CPU, p99 us", &pp, &ppr, 1, 1, "", -1);
-    row("handshakes/s (16 at a time)", &hs, &hsr, 1, 0, ">= 5000", med(&hs) >= 5000);
-    row("RSS per idle link, KiB", &idle, NULL, 1, 1, "<= 16", med(&idle) <= 16);
+    row("handshakes/s (16 at a time)", &hs, &hsr, 1, 0, ">= 0.5x", med(&hs) / med(&hsr) >= 0.5);
+    row("RSS per idle link, KiB", &idle, NULL, 1, 1, "<= 8", med(&idle) <= 8);
     row("RSS per 1M queued small, MiB", &queue, &encs, 1, 1, "", -1);
     printf("\nbaselines: raw TCP, 64 KiB writes, receiver splitting by bracket depth; blocking "
            "raw ping-pong;\nTCP connect + request/reply + close; encoded bytes of the queued "

@@ -437,12 +437,9 @@ int aemp__json_put_head(aemp__buf_t *b, const char *id, size_t idlen)
 int aemp__json_put_string(aemp__buf_t *b, const char *s, size_t n)
 {
     const unsigned char *su = (const unsigned char *)s;
-    /* a short string with nothing to escape: one reservation, written in
-     * place */
-    if (n <= 64 && enc_scan(su, su + n) == su + n) {
-        if (plain_scan(su, su + n) != su + n && !utf8_ok(su, n)) return AEMP_EINVAL;
-        return put_quoted(b, 0, s, n);
-    }
+    /* plain printable ASCII (most strings): valid, nothing to escape, one
+     * reservation, written in place */
+    if (n <= 64 && plain_scan(su, su + n) == su + n) return put_quoted(b, 0, s, n);
     if (!utf8_ok(su, n)) return AEMP_EINVAL;
     return emit_string(b, su, n);
 }

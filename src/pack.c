@@ -58,9 +58,14 @@ static int direct_format(const char *fmt)
     return seen_top;
 }
 
-static int put_raw(aemp__buf_t *b, const char *s, size_t n)
+/* A few bytes: reserved and copied in place (this runs for every
+ * separator of every formatted message). */
+static inline int put_raw(aemp__buf_t *b, const char *s, size_t n)
 {
-    return aemp__buf_append(b, s, n);
+    if (b->cap - b->len < n && aemp__buf_reserve(b, n)) return AEMP_ENOMEM;
+    for (size_t i = 0; i < n; i++) b->data[b->len + i] = s[i];
+    b->len += n;
+    return 0;
 }
 
 /* Writes the elements of the array format fmt (checked by direct_format)
