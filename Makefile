@@ -166,7 +166,7 @@ clean:
 #       Only the tests that build their own hosts from network namespaces
 #       (tests/test_netns.c; they need root and skip without it).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= handshake framer json noderef $(if $(wildcard tools/args.c),args)
+FUZZ_TARGETS ?= handshake handshake1 framer json noderef $(if $(wildcard tools/args.c),args)
 FUZZ_FLAGS   ?=
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang
@@ -186,10 +186,10 @@ $(FUZZ_BUILD)/plain/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DAEMP_BUILDING -MMD -MP -c $< -o $@
 
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_COV_OBJS)
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/fuzz_hs.h $(FUZZ_COV_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COV_OBJS) $(LIBS)
 
-$(FUZZ_BUILD)/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(FUZZ_PLAIN_OBJS)
+$(FUZZ_BUILD)/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h fuzz/fuzz_hs.h $(FUZZ_PLAIN_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< fuzz/replay.c $(FUZZ_PLAIN_OBJS) $(LIBS)
 
 fuzz:

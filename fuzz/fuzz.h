@@ -20,6 +20,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int fuzz_handshake_one(const uint8_t *data, size_t size);
+int fuzz_handshake1_one(const uint8_t *data, size_t size);
 int fuzz_framer_one(const uint8_t *data, size_t size);
 int fuzz_json_one(const uint8_t *data, size_t size);
 int fuzz_noderef_one(const uint8_t *data, size_t size);

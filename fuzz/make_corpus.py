@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make_corpus.py - writes the seed corpus of each fuzz target into
 fuzz/corpus/<target>/: the handshake and data-phase bytes of the recorded
-sessions (../shared/vectors/transcripts/*.json), the JSON texts and
+sessions (../shared/vectors/transcripts/*.json; for handshake1 the
+protocol-1 sessions in ../shared/vectors/p1/transcripts), the JSON texts and
 noderefs found in them, and hand-made inputs for the corners each target
 has. Only files whose names start with "seed-" are written or replaced;
 crash reproducers and other inputs added by hand (any other name) are left
@@ -72,6 +73,33 @@ def handshake_seeds(name, tr):
     # the peer bytes against a default engine (fails at auth, exercises parsing)
     write("handshake", "%s-c2s" % name, b"\x00" + c2s)
     write("handshake", "%s-s2c-pieces" % name, b"\x80" + s2c)
+
+
+def handshake1_seeds(name, tr):
+    """Every connection of a protocol-1 session, as each Perl side saw it:
+    our side as three lines (greeting 1, nonce, secret hex or "-"), then
+    what the other side sent; and the raw bytes against a default engine."""
+    setup = tr["setup"]
+    nodes = setup["nodes"]
+    for key, conn in sorted(setup["connections"].items(), key=lambda kv: int(kv[0])):
+        h = tr["handshakes"].get(key) or {}
+        n = int(key)
+        c2s, s2c = stream(tr, "c2s", n), stream(tr, "s2c", n)
+        server = nodes.get(conn["listener_of"])
+        client = next((v for v in nodes.values() if v["node_id"] == conn["client_node_id"]), None)
+        for side, node, peer_bytes in (("server", server, c2s), ("client", client, s2c)):
+            g1, g2 = h.get(side + "_greeting1"), h.get(side + "_greeting2")
+            if g1 is None or g2 is None or node is None:
+                continue
+            secret = node.get("secret")
+            sec = secret.encode("latin-1").hex() if secret is not None else "-"
+            local = (g1 + "\n" + g2 + "\n" + sec + "\n").encode()
+            flags = 0x40 | (0x22 if "cert" in node else 0)
+            write("handshake1", "%s-%d-%s" % (name, n, side), bytes([flags]) + local + peer_bytes)
+            write("handshake1", "%s-%d-%s-pieces" % (name, n, side),
+                  bytes([flags | 0x80]) + local + peer_bytes)
+        if c2s:
+            write("handshake1", "%s-%d-c2s" % (name, n), b"\x00" + c2s)
 
 
 def framer_seeds(name, tr):
@@ -148,6 +176,45 @@ HAND_HANDSHAKE = {
                       + b"\nAAAA\n",
     "peer-pieces": b"\x80aemp;0;x:1;hmac_md6_64_256,cleartext;json,storable\nBBBB\nhmac_md6_64_256;"
                    + b"0" * 64 + b";json\n",
+}
+
+HAND_HANDSHAKE1 = {
+    # pair mode: flags, config A, config B, schedule
+    "pair-plain": b"\x01\x00\x00",
+    "pair-bytewise": b"\x01\x00\x00" + b"\x02\x03" * 200,
+    "pair-tls": b"\x01\x01\x01\x20\x21\x00",
+    "pair-tls-no-secrets": b"\x01\x03\x03",
+    "pair-tls-one-side-no-secret": b"\x01\x03\x00",
+    "pair-tls-anon": b"\x01\x05\x05",
+    "pair-hmac-first-under-tls": b"\x01\x11\x11",
+    "pair-no-common": b"\x01\x08\x20",
+    "pair-cleartext-offered": b"\x01\x0c\x30",
+    "pair-wrong-secret": b"\x01\x00\x40",
+    "pair-crlf": b"\x01\x80\x80\x10\x11",
+    "pair-same-id": b"\x05\x00\x00",
+    "pair-corrupt": b"\x03\x00\x00\x05\x40",
+    "pair-corrupt-late": b"\x03\x00\x00\x50\x01",
+    # peer mode against the default engine (node id fuzz/me)
+    "peer-garbage": b"\x00GET / HTTP/1.0\r\n\r\n",
+    "peer-version": b"\x00aemp;0;x;hmac_sha3_512;json\nAAAA\n",
+    "peer-self": b"\x00aemp;1;fuzz/me;hmac_sha3_512;json\nAAAA\n",
+    "peer-noauth": b"\x00aemp;1;x;foo,bar;json\nAAAA\n",
+    "peer-noframing": b"\x00aemp;1;x;hmac_sha3_512;storable,cbor\nAAAA\n",
+    "peer-kv": b"\x00aemp;1;x;hmac_sha3_512;cbor,json;mproto=1;tls=1.0;=x;k;a=b=c;;\nAAAA\n",
+    "peer-tls": b"\x22aemp;1;x;tls_sha3_512,hmac_sha3_512;json;tls=1\nAAAA\ntls_sha3_512;00;json\n[1]",
+    "peer-tls-anon": b"\x2aaemp;1;x;tls_anon;json;tls=1\nAAAA\ntls_anon;;json\n",
+    "peer-tls-refused": b"\x02aemp;1;x;tls_sha3_512;json;tls=1\nAAAA\n",
+    "peer-no-secret": b"\x06aemp;1;x;tls_sha3_512,hmac_sha3_512;json\nAAAA\n",
+    "peer-rcv-method": b"\x00aemp;1;x;hmac_sha3_512;json\nAAAA\nhmac_md6_64_256;ab;json\n",
+    "peer-cleartext": b"\x00aemp;1;x;hmac_sha3_512;json\nAAAA\ncleartext;"
+                      + "fuzzing secret\n".encode().hex().encode() + b";json\n[\"\",\"time\"]",
+    "peer-cleartext-no-secret": b"\x04aemp;1;x;hmac_sha3_512;json\nAAAA\ncleartext;;json\n",
+    "peer-bad-framing": b"\x00aemp;1;x;hmac_sha3_512;json\nAAAA\ncleartext;"
+                        + "fuzzing secret\n".encode().hex().encode() + b";foo\n",
+    "peer-crlf": b"\x00aemp;1;x;hmac_sha3_512;json\r\nAAAA\r\nhmac_sha3_512;00;json\r\n",
+    "peer-long-line": b"\x00aemp;1;" + b"x" * 4100 + b"\n",
+    "peer-pieces": b"\x80aemp;1;x;hmac_sha3_512,cleartext;json,cbor\nBBBB\nhmac_sha3_512;"
+                   + b"0" * 128 + b";json\n",
 }
 
 HAND_FRAMER = {
@@ -240,6 +307,12 @@ def main():
         noderef_seeds(tr, noderefs)
     for k, v in HAND_HANDSHAKE.items():
         write("handshake", "hand-" + k, v)
+    p1dir = os.path.join(tdir, "..", "p1", "transcripts")
+    for path in sorted(glob.glob(os.path.join(p1dir, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            handshake1_seeds(os.path.basename(path)[:-5], json.load(f))
+    for k, v in HAND_HANDSHAKE1.items():
+        write("handshake1", "hand-" + k, v)
     for k, v in HAND_FRAMER.items():
         write("framer", "hand-" + k, v)
     for k, v in HAND_JSON.items():

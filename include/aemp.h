@@ -180,8 +180,38 @@ AEMP_API int aemp_auth_token(const void *secret, size_t secret_len,
                              const char *r2, char out_hex[65]);
 
 /*
+ * Protocol 1 (AnyEvent::MP 2.02): the token of an `hmac_sha3_512` auth
+ * line, the lowercase hex (128 digits) HMAC-SHA3-512 (RFC 2104, block 72
+ * bytes; a key over 72 bytes is replaced by its SHA3-512) keyed with the
+ * secret's bytes, over the text "l1\nl2\nr1\nr2\n": the token the side
+ * whose greeting lines are l1/l2 sends to the side whose lines are r1/r2
+ * (swap the pairs for the token it expects back). Lines without their
+ * line end. All arguments are borrowed. Returns 0, AEMP_EINVAL on a NULL
+ * argument (secret may be NULL when secret_len is 0), or AEMP_ENOMEM /
+ * AEMP_EIO when OpenSSL's SHA3-512 fails.
+ */
+AEMP_API int aemp_auth_token_sha3(const void *secret, size_t secret_len,
+                                  const char *l1, const char *l2,
+                                  const char *r1, const char *r2,
+                                  char out_hex[129]);
+
+/*
+ * Protocol 1: the token of a `tls_sha3_512` auth line (sent inside TLS),
+ * the lowercase hex SHA3-512 of "l1\nl2\nr1\nr2\n", no key, the sender's
+ * own lines first (as the 2.02 code does it; its documentation says the
+ * peer's first). Arguments and returns as aemp_auth_token_sha3.
+ */
+AEMP_API int aemp_auth_token_tls_sha3(const char *l1, const char *l2,
+                                      const char *r1, const char *r2,
+                                      char out_hex[129]);
+
+/*
  * The handshake engine: one connection's greeting, optional TLS switch,
- * and authentication, as a state machine fed with bytes.
+ * and authentication, as a state machine fed with bytes. It speaks
+ * protocol 0 (AnyEvent::MP 0.4, PROTOCOL.md) or protocol 1 (AnyEvent::MP
+ * 2.02, PROTOCOL-1.md section 4), chosen per engine by cfg.protocol; the
+ * calls, states and contracts are the same for both, differences are
+ * noted where they exist.
  *
  * Use:
  *   hs = aemp_hs_new(&cfg, &err);
@@ -201,28 +231,71 @@ AEMP_API int aemp_auth_token(const void *secret, size_t secret_len,
  */
 typedef struct aemp_hs aemp_hs_t;
 
-/* Size of the injected nonce, in bytes (sent as 44 base64 characters). */
+/* Size of the injected nonce, in bytes: protocol 0 sends 33 bytes as 44
+ * base64 characters, protocol 1 66 bytes as 88 (neither needs padding).
+ * AEMP_HS_NONCE_MAX is the larger, for buffers that serve both. */
 #define AEMP_NONCE_BYTES 33
-/* Longest line accepted before the data phase, delimiter included. */
+#define AEMP_NONCE1_BYTES 66
+#define AEMP_HS_NONCE_MAX 66
+/* Longest line accepted before the data phase, delimiter included. A
+ * longer line fails with AEMP_ELIMIT, "handshake line too long (over 4096
+ * bytes)". Protocol 1: 2.02 limits the *buffered* bytes without a line end
+ * to 4096 and fails with "No space left on device" (its read buffer
+ * limit, ENOSPC) when more arrive; a longer line that happens to arrive
+ * whole with its LF in one read passes there, never here. */
 #define AEMP_HS_MAX_LINE 4096
 
+/* Protocol 1: the text 2.02 closes a link with when a node greets that
+ * already has a link up (PROTOCOL-1.md section 4.3, check 4): the
+ * driver's decision, made when GREETED shows (see below) with
+ * aemp_hs_fail(hs, AEMP_EPROTO, text); %s is aemp_hs_remote_id(). */
+#define AEMP_HS_ALREADY_CONNECTED_FMT "%s already connected, not connecting again."
+
 typedef struct aemp_hs_config {
-    const char *noderef;     /* our noderef, copied; required */
-    const void *secret;      /* shared secret bytes, copied */
+    /* The dialect: 0 (default) protocol 0, 1 protocol 1. Anything else
+     * makes aemp_hs_new fail with AEMP_EINVAL. */
+    int protocol;
+    /* Our noderef (protocol 0) or node id (protocol 1), copied; required.
+     * Protocol 1 refuses a peer that greets with this same id ("I refuse
+     * to talk to myself"). */
+    const char *noderef;
+    /* Shared secret bytes, copied. Protocol 0: NULL with secret_len 0 is
+     * the empty secret. Protocol 1: NULL means no secret is configured
+     * (a TLS-only node: without TLS the engine fails with "unable to
+     * handshake TLS and no shared secret configured", and a peer's
+     * hmac_sha3_512 or cleartext line never counts); a non-NULL pointer
+     * with secret_len 0 is the empty secret. */
+    const void *secret;
     size_t secret_len;
     /* Auth methods we accept, comma-separated, in greeting order.
-     * NULL: "hmac_md6_64_256,cleartext". The peer's auth line must use
-     * one of them (or "tls", valid only after aemp_hs_tls_up). */
+     * NULL: "hmac_md6_64_256,cleartext" (protocol 1: "tls_sha3_512,
+     * hmac_sha3_512,tls_anon,cleartext", what 2.02 announces).
+     * Protocol 0: the peer's auth line must use one of them (or "tls",
+     * valid only after aemp_hs_tls_up). Protocol 1, as 2.02: the list is
+     * only announced; the peer may use any of the four methods (tls_*
+     * only inside TLS). */
     const char *auths_accept;
-    /* Auth methods we are willing to send. NULL: "hmac_md6_64_256".
-     * Add "cleartext" only when you really want the secret on the wire.
-     * The first entry of the PEER's list found here is sent. */
+    /* Auth methods we are willing to send (protocol 1: 2.02's auth_offer).
+     * NULL: "hmac_md6_64_256" (protocol 1: "tls_sha3_512,hmac_sha3_512").
+     * Protocol 0 takes hmac_md6_64_256 and cleartext; add "cleartext"
+     * only when you really want the secret on the wire. Protocol 1 takes
+     * the four methods above; the first of the PEER's list found here is
+     * chosen (tls_* skipped without TLS), and it must then be tls_sha3_512
+     * or tls_anon inside TLS, hmac_sha3_512 without, else the engine
+     * fails with "METHOD: fatal, selected unsupported snd auth method"
+     * (so cleartext, accepted by 2.02 in an offer, only ever fails). */
     const char *auths_send;
     /* Framings we accept, in order of preference. NULL: "json". The
-     * peer's auth line must name one of them. What we send is json, the
-     * one framing implemented for writing, whatever this list says. */
+     * peer's auth line must name one of them (protocol 1 failure:
+     * "FRAMING: unusable remote framing"). */
     const char *framings;
-    /* Our timeout in seconds, announced as timeout=N (0: key omitted). */
+    /* Framings the caller can write, comma-separated. NULL: "json", the
+     * one framing implemented for writing. We send the first of the
+     * PEER's list found here ("LIST: no common framing method supported"
+     * when there is none); aemp_hs_send_framing() says which. */
+    const char *framings_send;
+    /* Our timeout in seconds, announced as timeout=N (0: key omitted).
+     * Protocol 1 has no such key: ignored. */
     unsigned timeout;
     /* provider= value. NULL: "aemp-C-" AEMP_VERSION. */
     const char *provider;
@@ -232,18 +305,34 @@ typedef struct aemp_hs_config {
     int tls;
     /* The KEY=VALUE part of greeting line 1 exactly as given (without the
      * leading ';'), replacing the one built from provider/peeraddr/
-     * timeout/tls. For replaying recorded sessions. NULL: build it. */
+     * timeout/tls. For replaying recorded sessions. NULL: build it:
+     * protocol 0 writes provider, peeraddr, timeout, tls; protocol 1
+     * provider, peeraddr, mproto=1, gproto=1, tls (2.02 writes the same
+     * pairs in random order). */
     const char *kv_override;
-    /* The nonce: AEMP_NONCE_BYTES bytes, copied. Required: pass bytes
-     * from a CSPRNG (aemp_random_bytes) in production. */
+    /* The nonce, copied: aemp_hs_nonce_bytes(protocol) bytes
+     * (AEMP_NONCE_BYTES or AEMP_NONCE1_BYTES). Required: pass bytes from
+     * a CSPRNG (aemp_random_bytes) in production. */
     const unsigned char *nonce;
 } aemp_hs_config_t;
+
+/* The nonce size of a protocol (33 for 0, 66 for 1), 0 for an unknown
+ * protocol. */
+AEMP_API size_t aemp_hs_nonce_bytes(int protocol);
 
 /* State flags, polled with aemp_hs_state(). FAILED excludes the others
  * except SEND: whole lines queued before the failure (e.g. our auth line)
  * may still be written before closing, so the peer can log the real
  * reason, as Perl nodes do; nothing new is queued after a failure.
- * TLS_CLIENT/TLS_SERVER are cleared by aemp_hs_tls_up. */
+ * TLS_CLIENT/TLS_SERVER are cleared by aemp_hs_tls_up.
+ *
+ * GREETED: protocol 0: both greeting lines of the peer were accepted
+ * (set in the feed that also queues our auth line). Protocol 1: the
+ * peer's line 1 was accepted (checks 1-3 of PROTOCOL-1.md 4.3) and
+ * aemp_hs_remote_id() is known; that feed call returns right after line
+ * 1, before anything else is read or queued, so the driver can refuse
+ * the node there (AEMP_HS_ALREADY_CONNECTED_FMT with aemp_hs_fail) with
+ * nothing but our greeting on the wire, as 2.02 does. */
 #define AEMP_HS_SEND       0x01u /* output is pending (aemp_hs_out) */
 #define AEMP_HS_GREETED    0x02u /* the peer's greeting was accepted */
 #define AEMP_HS_TLS_CLIENT 0x04u /* start TLS as client, then tls_up */
@@ -253,10 +342,11 @@ typedef struct aemp_hs_config {
 
 /* Creates an engine; our greeting is queued as output at once. cfg and
  * everything it points to are copied. Returns NULL and sets *err (when
- * err is not NULL) to AEMP_EINVAL (missing noderef or nonce, a field with
- * ';' or a line end, an auths_send without any method we can send or
- * with one other than hmac_md6_64_256/cleartext, a greeting line 1
- * longer than AEMP_HS_MAX_LINE - 1) or AEMP_ENOMEM. */
+ * err is not NULL) to AEMP_EINVAL (an unknown protocol, missing noderef
+ * or nonce, a field with ';' or a line end, an auths_send without any
+ * method or with one the protocol does not know (see auths_send), an
+ * empty framings_send, a greeting line 1 longer than
+ * AEMP_HS_MAX_LINE - 1) or AEMP_ENOMEM. */
 AEMP_API aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err);
 /* Frees the engine. Accepts NULL. */
 AEMP_API void aemp_hs_free(aemp_hs_t *hs);
@@ -266,11 +356,23 @@ AEMP_API void aemp_hs_free(aemp_hs_t *hs);
 AEMP_API unsigned aemp_hs_state(const aemp_hs_t *hs);
 
 /* Feeds received bytes (borrowed). Returns how many were consumed (see
- * above). After a failure, or while waiting for tls_up, returns 0; the
- * call that fails counts the bytes up to and including the offending one
- * (the bad line's LF, or the byte that made a line too long). Failure
- * codes: AEMP_EPROTO (greeting, framing), AEMP_EAUTH (echo, auth method,
- * token), AEMP_ELIMIT (line too long), AEMP_ENOMEM. */
+ * above; protocol 1 also stops right after the peer's line 1, when
+ * GREETED appears: feed the rest again). After a failure, or while
+ * waiting for tls_up, returns 0; the call that fails counts the bytes up
+ * to and including the offending one (the bad line's LF, or the byte
+ * that made a line too long). Failure codes: AEMP_EPROTO (greeting,
+ * framing, protocol 1's "I refuse to talk to myself"), AEMP_EAUTH (echo,
+ * auth method, token, protocol 1's "unable to handshake TLS and no
+ * shared secret configured"), AEMP_ELIMIT (line too long), AEMP_ENOMEM,
+ * AEMP_EIO (OpenSSL could not compute SHA3-512). Protocol 1 texts are
+ * 2.02's verbatim: "unparsable greeting, expected 'aemp', got 'X'",
+ * "version mismatch (we: 1, they: V)", "I refuse to talk to myself",
+ * "authentication error, echo attack?", "AUTHS: no common auth type
+ * supported", "FRAMINGS: no common framing method supported", "METHOD:
+ * fatal, selected unsupported snd auth method", "unable to handshake TLS
+ * and no shared secret configured", "METHOD: fatal, selected unsupported
+ * rcv auth method", "authentication failure/shared secret mismatch",
+ * "FRAMING: unusable remote framing". */
 AEMP_API size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len);
 
 /* Peeks at pending output; NULL (and *len = 0) when there is none. The
@@ -280,7 +382,11 @@ AEMP_API const void *aemp_hs_out(aemp_hs_t *hs, size_t *len);
 AEMP_API void aemp_hs_out_ack(aemp_hs_t *hs, size_t n);
 
 /* Reports that TLS is established (after TLS_CLIENT/TLS_SERVER): the
- * engine queues its `tls;;FRAMING` auth line. Returns 0 or AEMP_ESTATE. */
+ * engine queues its auth line, to be sent inside TLS: `tls;;FRAMING`
+ * (protocol 0) or the method chosen with its token, normally
+ * `tls_sha3_512;TOKEN;FRAMING` (protocol 1). Returns 0, AEMP_ESTATE when
+ * not waiting for TLS, or the code the engine failed with (AEMP_ENOMEM,
+ * AEMP_EIO). */
 AEMP_API int aemp_hs_tls_up(aemp_hs_t *hs);
 
 /* Fails the engine from outside (e.g. the TLS handshake failed) with the
@@ -297,9 +403,15 @@ AEMP_API void aemp_hs_fail(aemp_hs_t *hs, int code, const char *message);
 AEMP_API int aemp_hs_error_code(const aemp_hs_t *hs);
 AEMP_API const char *aemp_hs_error(const aemp_hs_t *hs);
 
+/* The protocol of the engine (0 or 1); AEMP_EINVAL for NULL. */
+AEMP_API int aemp_hs_protocol(const aemp_hs_t *hs);
+
 /* Results; each string is valid until aemp_hs_free, NULL when not yet
  * known. */
 AEMP_API const char *aemp_hs_remote_noderef(const aemp_hs_t *hs);
+/* The same: field 3 of the peer's line 1, the node id in protocol 1
+ * ("" when the field is empty). Known once GREETED shows. */
+AEMP_API const char *aemp_hs_remote_id(const aemp_hs_t *hs);
 /* Value of KEY in the peer's greeting (e.g. "timeout", "provider"), NULL
  * when absent. A key without '=' has the value "". */
 AEMP_API const char *aemp_hs_remote_kv(const aemp_hs_t *hs, const char *key);
@@ -309,8 +421,11 @@ AEMP_API int aemp_hs_remote_timeout(const aemp_hs_t *hs);
  * said it sends (from its auth line). */
 AEMP_API const char *aemp_hs_send_framing(const aemp_hs_t *hs);
 AEMP_API const char *aemp_hs_recv_framing(const aemp_hs_t *hs);
-/* The auth method the peer used ("hmac_md6_64_256", "cleartext", "tls"). */
+/* The auth method the peer used ("hmac_md6_64_256", "cleartext", "tls";
+ * protocol 1: "hmac_sha3_512", "tls_sha3_512", "tls_anon", "cleartext")
+ * and the one in our auth line, once that is queued. */
 AEMP_API const char *aemp_hs_recv_auth(const aemp_hs_t *hs);
+AEMP_API const char *aemp_hs_send_auth(const aemp_hs_t *hs);
 /* Greeting lines without line ends: which = 1 or 2. */
 AEMP_API const char *aemp_hs_local_line(const aemp_hs_t *hs, int which);
 AEMP_API const char *aemp_hs_remote_line(const aemp_hs_t *hs, int which);

@@ -156,4 +156,16 @@ int aemp__ct_memcmp(const void *a, const void *b, size_t n);
 /* Lowercase hex of n bytes into out (2n+1 bytes with the NUL). */
 void aemp__hex(const unsigned char *p, size_t n, char *out);
 
+/* sha3.c: SHA3-512 and HMAC-SHA3-512 (block 72) of the concatenation of
+ * n pieces (each borrowed). Return 0, AEMP_ENOMEM or AEMP_EIO (OpenSSL
+ * refused). A NULL key is fine when keylen is 0. */
+#define AEMP__SHA3_512_BYTES 64
+typedef struct aemp__piece {
+    const void *p;
+    size_t n;
+} aemp__piece_t;
+int aemp__sha3_512(const aemp__piece_t *parts, size_t n, unsigned char out[AEMP__SHA3_512_BYTES]);
+int aemp__hmac_sha3_512(const void *key, size_t keylen, const aemp__piece_t *parts, size_t n,
+                        unsigned char out[AEMP__SHA3_512_BYTES]);
+
 #endif

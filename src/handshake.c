@@ -4,11 +4,19 @@
  * want it, and checks the peer's auth line. A pure state machine: bytes in,
  * bytes out, no sockets, clocks or globals; the nonce is injected.
  *
- * Peer input is parsed with the semantics of the Perl node (AnyEvent::MP
- * 0.4, Transport.pm), which is what decides interoperability: fields split
- * like Perl's `split /;/` (trailing empty fields dropped), numbers read like
- * Perl numifies strings, KEY=VALUE pairs like /^([^=]+)(?:=(.*))?/. Error
- * texts are the Perl node's, verbatim, so logs of both sides agree.
+ * One engine speaks both dialects. What differs between protocol 0
+ * (AnyEvent::MP 0.4) and protocol 1 (AnyEvent::MP 2.02) is data: a
+ * profile (hs_profile_t below) with the version, nonce size, the auth
+ * methods and their token functions, default lists, the greeting pairs,
+ * the line after which the choices are made, and the error texts. The
+ * code below reads the profile and never asks which protocol it speaks.
+ *
+ * Peer input is parsed with the semantics of the Perl node (Transport.pm
+ * of the release the profile follows), which is what decides
+ * interoperability: fields split like Perl's `split /;/` (trailing empty
+ * fields dropped), numbers read like Perl numifies strings, KEY=VALUE
+ * pairs like /^([^=]+)(?:=(.*))?/. Error texts are the Perl node's,
+ * verbatim, so logs of both sides agree.
  */
 #include "aemp_int.h"
 
@@ -16,17 +24,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* Auth methods we know how to produce or check. */
-#define M_HMAC "hmac_md6_64_256"
-#define M_CLEAR "cleartext"
-#define M_TLS "tls"
-#define SEND_HMAC 1u
-#define SEND_CLEAR 2u
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-/* The only framing this library can write. */
+/* The only framing this library writes unless told otherwise. */
 #define FRAMING_JSON "json"
 
 enum phase {
@@ -49,7 +47,12 @@ typedef struct kv {
     const char *val;
 } kv_t;
 
+
+typedef struct hs_method hs_method_t;
+typedef struct hs_profile hs_profile_t;
+
 struct aemp_hs {
+    const hs_profile_t *prof;
     enum phase phase;
     int err_code;
     char *err_msg;      /* NULL when no error, else owned or err_static */
@@ -57,23 +60,27 @@ struct aemp_hs {
 
     unsigned char *secret;
     size_t secret_len;
+    int has_secret;     /* a secret is configured (protocol 1 may have none) */
     char *auths_accept; /* comma list, as announced */
+    char *auths_send;   /* comma list: methods we may send */
     char *framings;     /* comma list, as announced */
-    unsigned send_mask; /* SEND_HMAC | SEND_CLEAR */
+    char *framings_send; /* comma list: framings we can write */
     int tls;            /* TLS configured on our side */
 
+    char *own_id;       /* our node id / noderef, as in our line 1 */
     char *l1, *l2;      /* our greeting lines, without LF */
     size_t l1_len, l2_len;
 
     char *r1, *r2;      /* the peer's lines, verbatim, NUL-terminated */
     size_t r1_len, r2_len;
     char *r1_split;     /* copy of r1 cut into NUL-terminated fields */
-    const char *remote_noderef;
+    const char *remote_id;
     kv_t *kv;
     size_t nkv;
 
-    const char *send_auth;    /* static string */
-    const char *send_framing; /* static string */
+    const hs_method_t *send_method; /* chosen from the peer's list */
+    const hs_method_t *sent_method; /* in our queued auth line */
+    char *send_framing;
     char *recv_auth, *recv_framing;
 
     int tls_role; /* 0 none, AEMP_HS_TLS_CLIENT or AEMP_HS_TLS_SERVER */
@@ -229,7 +236,7 @@ static double perl_numify(span_t s)
     return strtod(buf, NULL);
 }
 
-/* Standard base64 with padding (33 bytes need none). */
+/* Standard base64 with padding (33 and 66 bytes need none). */
 static void base64(const unsigned char *in, size_t n, char *out)
 {
     static const char a[] =
@@ -311,6 +318,254 @@ int aemp_auth_token(const void *secret, size_t secret_len, const char *l1,
     span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)},
                        {r1, strlen(r1)}, {r2, strlen(r2)}};
     return auth_token(secret, secret_len, lines, out_hex);
+}
+
+
+/* The protocol-1 digests over "l1 LF l2 LF r1 LF r2 LF" (sender's lines
+ * first), as 128 lowercase hex digits: HMAC-SHA3-512 keyed with the secret
+ * (keyed != 0) or plain SHA3-512. */
+static int sha3_token(const void *key, size_t keylen, int keyed, const span_t lines[4],
+                      char out_hex[129])
+{
+    aemp__piece_t parts[8];
+    unsigned char d[AEMP__SHA3_512_BYTES];
+    for (int i = 0; i < 4; i++) {
+        parts[2 * i] = (aemp__piece_t){lines[i].p, lines[i].n};
+        parts[2 * i + 1] = (aemp__piece_t){"\n", 1};
+    }
+    int rc = keyed ? aemp__hmac_sha3_512(key, keylen, parts, 8, d) : aemp__sha3_512(parts, 8, d);
+    if (rc == 0) aemp__hex(d, sizeof d, out_hex);
+    wipe(d, sizeof d);
+    return rc;
+}
+
+int aemp_auth_token_sha3(const void *secret, size_t secret_len, const char *l1, const char *l2,
+                         const char *r1, const char *r2, char out_hex[129])
+{
+    if ((!secret && secret_len) || !l1 || !l2 || !r1 || !r2 || !out_hex) return AEMP_EINVAL;
+    span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)}, {r1, strlen(r1)}, {r2, strlen(r2)}};
+    return sha3_token(secret, secret_len, 1, lines, out_hex);
+}
+
+int aemp_auth_token_tls_sha3(const char *l1, const char *l2, const char *r1, const char *r2,
+                             char out_hex[129])
+{
+    if (!l1 || !l2 || !r1 || !r2 || !out_hex) return AEMP_EINVAL;
+    span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)}, {r1, strlen(r1)}, {r2, strlen(r2)}};
+    return sha3_token(NULL, 0, 0, lines, out_hex);
+}
+
+/* ------------------------------------------------------------------ */
+/* auth methods: the token each one carries, over the greeting lines
+ * sender's first (what we send: ours first; what we expect: the peer's
+ * first). The token is returned malloc'd in *tok (NUL-terminated, *len
+ * bytes); the caller wipes and frees it. */
+
+typedef int (*token_fn)(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len);
+
+static int tok_md6(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+{
+    char *t = malloc(65);
+    if (!t) return AEMP_ENOMEM;
+    int rc = auth_token(hs->secret, hs->secret_len, lines, t);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *tok = t;
+    *len = 64;
+    return 0;
+}
+
+static int tok_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len,
+                    int keyed)
+{
+    char *t = malloc(129);
+    if (!t) return AEMP_ENOMEM;
+    int rc = sha3_token(hs->secret, hs->secret_len, keyed, lines, t);
+    if (rc) {
+        wipe(t, 129);
+        free(t);
+        return rc;
+    }
+    *tok = t;
+    *len = 128;
+    return 0;
+}
+
+static int tok_hmac_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+{
+    return tok_sha3(hs, lines, tok, len, 1);
+}
+
+static int tok_plain_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+{
+    return tok_sha3(hs, lines, tok, len, 0);
+}
+
+/* cleartext: the secret in hex, whatever the lines */
+static int tok_clear(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+{
+    char *t = malloc(2 * hs->secret_len + 1);
+    if (!t) return AEMP_ENOMEM;
+    aemp__hex(hs->secret, hs->secret_len, t);
+    *tok = t;
+    *len = 2 * hs->secret_len;
+    return 0;
+}
+
+/* the TLS methods without a token: the data field is empty */
+static int tok_empty(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+{
+    char *t = malloc(1);
+    if (!t) return AEMP_ENOMEM;
+    t[0] = 0;
+    *tok = t;
+    *len = 0;
+    return 0;
+}
+
+/* What a method may do: the dialect's rules, as flags. */
+#define MF_OFFER 0x01u        /* may be listed in auths_send */
+#define MF_SEND_PLAIN 0x02u   /* may be sent on a connection without TLS */
+#define MF_SEND_TLS 0x04u     /* may be sent inside TLS */
+#define MF_NEEDS_TLS 0x08u    /* only inside TLS: never picked without it, and a
+                               * peer's token counts only after tls_up */
+#define MF_NEEDS_SECRET 0x10u /* a peer's token counts only with a secret */
+#define MF_IN_ACCEPT 0x20u    /* the peer may use it only if we accept it */
+
+struct hs_method {
+    const char *name;
+    unsigned flags;
+    token_fn token;
+};
+
+/* Pairs we write in greeting line 1 (unless kv_override), in this order:
+ * provider, peeraddr, timeout, the profile's fixed pairs, tls. */
+#define KV_PROVIDER 0x01u
+#define KV_PEERADDR 0x02u
+#define KV_TIMEOUT 0x04u
+#define KV_TLS 0x08u
+
+struct hs_profile {
+    int version;
+    size_t nonce_bytes;
+    const hs_method_t *methods;
+    size_t nmethods;
+    const char *accept, *send, *framings; /* defaults of the three lists */
+    unsigned kv;                          /* KV_* */
+    const char *fixed_kv;                 /* ";k=v..." written as is */
+    int choose_at;       /* the peer's line (1 or 2) after which method and
+                          * framing are chosen */
+    int greeted_at;      /* the peer's line that sets GREETED; 1 also ends
+                          * that feed call, so the driver sees the node id
+                          * before anything else happens */
+    int secret_optional; /* a NULL secret means "none configured" */
+    int refuse_self;     /* a peer greeting with our own id is refused */
+    const hs_method_t *after_tls; /* the method sent once TLS is up; NULL:
+                                   * the one chosen */
+    struct {
+        const char *unparsable; /* %s: the peer's first field */
+        const char *version;    /* %s: the peer's version field */
+        const char *self;
+        const char *echo;
+        const char *no_auth;    /* %s: the peer's auth list */
+        const char *no_framing; /* %s: the peer's framing list */
+        const char *snd_method; /* %s: the method chosen */
+        const char *no_secret;  /* no TLS and no secret */
+        const char *rcv_method; /* %s: the peer's method */
+        const char *mismatch;
+        const char *framing;    /* %s: the peer's framing, %s: our list */
+    } err;
+};
+
+/* Protocol 0, AnyEvent::MP 0.4. */
+static const hs_method_t p0_methods[] = {
+    {"hmac_md6_64_256", MF_OFFER | MF_SEND_PLAIN | MF_IN_ACCEPT, tok_md6},
+    {"cleartext", MF_OFFER | MF_SEND_PLAIN | MF_IN_ACCEPT, tok_clear},
+    {"tls", MF_NEEDS_TLS, tok_empty},
+};
+
+static const hs_profile_t profile0 = {
+    .version = 0,
+    .nonce_bytes = AEMP_NONCE_BYTES,
+    .methods = p0_methods,
+    .nmethods = sizeof p0_methods / sizeof p0_methods[0],
+    .accept = "hmac_md6_64_256,cleartext",
+    .send = "hmac_md6_64_256",
+    .framings = FRAMING_JSON,
+    .kv = KV_PROVIDER | KV_PEERADDR | KV_TIMEOUT | KV_TLS,
+    .fixed_kv = "",
+    .choose_at = 1,
+    .greeted_at = 2,
+    .after_tls = &p0_methods[2],
+    .err = {
+        .unparsable = "unparsable greeting",
+        .version = "version mismatch (we: 0, they: %s)",
+        .echo = "authentication error, echo attack?",
+        .no_auth = "%s: no common auth type supported",
+        .no_framing = "%s: no common framing method supported",
+        .snd_method = "%s: fatal, selected unsupported snd auth method",
+        .rcv_method = "%s: fatal, selected unsupported auth method",
+        .mismatch = "authentication failure/shared secret mismatch",
+        .framing = "%s: peer selected a framing we did not offer (we accept: %s)",
+    },
+};
+
+/* Protocol 1, AnyEvent::MP 2.02 (PROTOCOL-1.md section 4). */
+static const hs_method_t p1_methods[] = {
+    {"tls_sha3_512", MF_OFFER | MF_SEND_TLS | MF_NEEDS_TLS, tok_plain_sha3},
+    {"hmac_sha3_512", MF_OFFER | MF_SEND_PLAIN | MF_NEEDS_SECRET, tok_hmac_sha3},
+    {"tls_anon", MF_OFFER | MF_SEND_TLS | MF_NEEDS_TLS, tok_empty},
+    /* accepted, never sent: 2.02 fails if its offer makes it pick this */
+    {"cleartext", MF_OFFER | MF_NEEDS_SECRET, tok_clear},
+};
+
+static const hs_profile_t profile1 = {
+    .version = 1,
+    .nonce_bytes = AEMP_NONCE1_BYTES,
+    .methods = p1_methods,
+    .nmethods = sizeof p1_methods / sizeof p1_methods[0],
+    .accept = "tls_sha3_512,hmac_sha3_512,tls_anon,cleartext",
+    .send = "tls_sha3_512,hmac_sha3_512",
+    .framings = FRAMING_JSON,
+    .kv = KV_PROVIDER | KV_PEERADDR | KV_TLS,
+    .fixed_kv = ";mproto=1;gproto=1",
+    .choose_at = 2,
+    .greeted_at = 1,
+    .secret_optional = 1,
+    .refuse_self = 1,
+    .err = {
+        .unparsable = "unparsable greeting, expected 'aemp', got '%s'",
+        .version = "version mismatch (we: 1, they: %s)",
+        .self = "I refuse to talk to myself",
+        .echo = "authentication error, echo attack?",
+        .no_auth = "%s: no common auth type supported",
+        .no_framing = "%s: no common framing method supported",
+        .snd_method = "%s: fatal, selected unsupported snd auth method",
+        .no_secret = "unable to handshake TLS and no shared secret configured",
+        .rcv_method = "%s: fatal, selected unsupported rcv auth method",
+        .mismatch = "authentication failure/shared secret mismatch",
+        .framing = "%s: unusable remote framing",
+    },
+};
+
+static const hs_profile_t *profile_of(int protocol)
+{
+    return protocol == 0 ? &profile0 : protocol == 1 ? &profile1 : NULL;
+}
+
+size_t aemp_hs_nonce_bytes(int protocol)
+{
+    const hs_profile_t *pf = profile_of(protocol);
+    return pf ? pf->nonce_bytes : 0;
+}
+
+static const hs_method_t *find_method(const hs_profile_t *pf, span_t name)
+{
+    for (size_t i = 0; i < pf->nmethods; i++)
+        if (span_eq(name, pf->methods[i].name)) return &pf->methods[i];
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -463,47 +718,89 @@ static int queue_auth_line(aemp_hs_t *hs, const char *method,
     return rc;
 }
 
+
 /* ------------------------------------------------------------------ */
 /* the peer's lines */
 
+static const char *kv_get(const aemp_hs_t *hs, const char *key)
+{
+    /* Later pairs win: the Perl node builds a hash from them. */
+    for (size_t i = hs->nkv; i-- > 0;)
+        if (strcmp(hs->kv[i].key, key) == 0) return hs->kv[i].val;
+    return NULL;
+}
+
+/*
+ * The auth method and framing we send, from the peer's lists: the peer's
+ * order decides, as in the Perl node. The method is the first of the
+ * peer's that we may send (methods that need TLS only when tls); then the
+ * profile's rules for the choice (TLS or not, a secret or not) apply.
+ * The framing is the first of the peer's that we can write. Returns 0,
+ * or -1 after failing the engine.
+ */
+static int choose(aemp_hs_t *hs, span_t auths, span_t framings, int tls)
+{
+    const hs_profile_t *pf = hs->prof;
+    const hs_method_t *m = NULL;
+    fields_t it;
+    span_t e, framing = {NULL, 0};
+
+    fields_init(&it, auths, ',');
+    while (!m && fields_next(&it, &e)) {
+        const hs_method_t *c = e.n && list_has(hs->auths_send, e) ? find_method(pf, e) : NULL;
+        if (c && (tls || !(c->flags & MF_NEEDS_TLS))) m = c;
+    }
+    if (!m) {
+        set_error_peer(hs, AEMP_EPROTO, pf->err.no_auth, auths, NULL);
+        return -1;
+    }
+    fields_init(&it, framings, ',');
+    while (!framing.p && fields_next(&it, &e))
+        if (e.n && list_has(hs->framings_send, e)) framing = e;
+    if (!framing.p) {
+        set_error_peer(hs, AEMP_EPROTO, pf->err.no_framing, framings, NULL);
+        return -1;
+    }
+    if (!tls && !hs->has_secret) {
+        set_error(hs, AEMP_EAUTH, "%s", pf->err.no_secret);
+        return -1;
+    }
+    if (!(m->flags & (tls ? MF_SEND_TLS : MF_SEND_PLAIN))) {
+        set_error_peer(hs, AEMP_EAUTH, pf->err.snd_method, (span_t){m->name, strlen(m->name)},
+                       NULL);
+        return -1;
+    }
+    hs->send_method = m;
+    hs->send_framing = dup_span(framing.p, framing.n);
+    if (!hs->send_framing) {
+        fail_nomem(hs);
+        return -1;
+    }
+    return 0;
+}
+
 static void parse_line1(aemp_hs_t *hs, span_t line)
 {
+    const hs_profile_t *pf = hs->prof;
     span_t f[5];
     split_head(line, ';', f, 5);
-    span_t aemp = f[0], version = f[1], noderef = f[2], auths = f[3],
-           framings = f[4];
+    span_t aemp = f[0], version = f[1], id = f[2], auths = f[3], framings = f[4];
     fields_t it;
     span_t e;
 
     if (!span_eq(aemp, "aemp")) {
-        set_error(hs, AEMP_EPROTO, "unparsable greeting");
+        set_error_peer(hs, AEMP_EPROTO, pf->err.unparsable, aemp, NULL);
         return;
     }
-    if (perl_numify(version) != AEMP_PROTOCOL_VERSION) {
-        set_error_peer(hs, AEMP_EPROTO,
-                       "version mismatch (we: " STR(AEMP_PROTOCOL_VERSION) ", they: %s)", version,
-                       NULL);
+    if (perl_numify(version) != pf->version) {
+        set_error_peer(hs, AEMP_EPROTO, pf->err.version, version, NULL);
         return;
     }
-
-    /* The peer's order decides, as in the Perl node. */
-    fields_init(&it, auths, ',');
-    while (!hs->send_auth && fields_next(&it, &e)) {
-        if ((hs->send_mask & SEND_HMAC) && span_eq(e, M_HMAC)) hs->send_auth = M_HMAC;
-        else if ((hs->send_mask & SEND_CLEAR) && span_eq(e, M_CLEAR)) hs->send_auth = M_CLEAR;
-    }
-    if (!hs->send_auth) {
-        set_error_peer(hs, AEMP_EPROTO, "%s: no common auth type supported", auths, NULL);
+    if (pf->refuse_self && span_eq(id, hs->own_id)) {
+        set_error(hs, AEMP_EPROTO, "%s", pf->err.self);
         return;
     }
-    fields_init(&it, framings, ',');
-    while (!hs->send_framing && fields_next(&it, &e))
-        if (span_eq(e, FRAMING_JSON)) hs->send_framing = FRAMING_JSON;
-    if (!hs->send_framing) {
-        set_error_peer(hs, AEMP_EPROTO, "%s: no common framing method supported", framings,
-                       NULL);
-        return;
-    }
+    if (pf->choose_at == 1 && choose(hs, auths, framings, 0)) return;
 
     /* Keep the line, and a copy cut into NUL-terminated fields that the
      * getters hand out. */
@@ -521,7 +818,7 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
     char *base = hs->r1_split;
     for (size_t i = 0; i < line.n; i++)
         if (base[i] == ';') base[i] = 0;
-    hs->remote_noderef = noderef.n ? base + (noderef.p - line.p) : "";
+    hs->remote_id = id.n ? base + (id.p - line.p) : "";
     for (size_t i = 0; fields_next(&it, &e); i++) {
         if (i < 5) continue;
         /* /^([^=]+)(?:=(.*))?/: a field that is empty or starts with '='
@@ -539,45 +836,33 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
         hs->nkv++;
     }
     hs->phase = PH_LINE2;
+    if (pf->greeted_at == 1) hs->greeted = 1;
 }
 
-static const char *kv_get(const aemp_hs_t *hs, const char *key)
+/* Queues our auth line for method m: its token over our lines first. */
+static void send_token_line(aemp_hs_t *hs, const hs_method_t *m)
 {
-    /* Later pairs win: the Perl node builds a hash from them. */
-    for (size_t i = hs->nkv; i-- > 0;)
-        if (strcmp(hs->kv[i].key, key) == 0) return hs->kv[i].val;
-    return NULL;
-}
-
-static void send_token_line(aemp_hs_t *hs)
-{
-    if (strcmp(hs->send_auth, M_CLEAR) == 0) {
-        size_t n = 2 * hs->secret_len;
-        char *hex = malloc(n + 1);
-        if (!hex) {
-            fail_nomem(hs);
-            return;
-        }
-        aemp__hex(hs->secret, hs->secret_len, hex);
-        queue_auth_line(hs, M_CLEAR, hex, n);
-        wipe(hex, n);
-        free(hex);
-        return;
-    }
-    char tok[65];
     span_t lines[4] = {{hs->l1, hs->l1_len}, {hs->l2, hs->l2_len},
                        {hs->r1, hs->r1_len}, {hs->r2, hs->r2_len}};
-    int rc = auth_token(hs->secret, hs->secret_len, lines, tok);
+    char *tok = NULL;
+    size_t n = 0;
+    int rc = m->token(hs, lines, &tok, &n);
+    if (rc == AEMP_ENOMEM) {
+        fail_nomem(hs);
+        return;
+    }
     if (rc) {
         set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
         return;
     }
-    queue_auth_line(hs, M_HMAC, tok, 64);
-    wipe(tok, sizeof tok);
+    if (queue_auth_line(hs, m->name, tok, n) == 0) hs->sent_method = m;
+    wipe(tok, n);
+    free(tok);
 }
 
 static void parse_line2(aemp_hs_t *hs, span_t line)
 {
+    const hs_profile_t *pf = hs->prof;
     hs->r2 = dup_span(line.p, line.n);
     if (!hs->r2) {
         fail_nomem(hs);
@@ -588,14 +873,20 @@ static void parse_line2(aemp_hs_t *hs, span_t line)
     if (hs->l1_len == hs->r1_len && hs->l2_len == hs->r2_len &&
         memcmp(hs->l1, hs->r1, hs->r1_len) == 0 &&
         memcmp(hs->l2, hs->r2, hs->r2_len) == 0) {
-        set_error(hs, AEMP_EAUTH, "authentication error, echo attack?");
+        set_error(hs, AEMP_EAUTH, "%s", pf->err.echo);
         return;
     }
-    hs->greeted = 1;
+    if (pf->greeted_at == 2) hs->greeted = 1;
 
     const char *tls = kv_get(hs, "tls");
     double v = tls ? perl_numify((span_t){tls, strlen(tls)}) : 0.0;
-    if (hs->tls && isfinite(v) && trunc(v) == 1.0) {
+    int use_tls = hs->tls && isfinite(v) && trunc(v) == 1.0;
+    if (pf->choose_at == 2) {
+        span_t f[5];
+        split_head((span_t){hs->r1, hs->r1_len}, ';', f, 5);
+        if (choose(hs, f[3], f[4], use_tls)) return;
+    }
+    if (use_tls) {
         /* Perl's `lt`: bytewise, a proper prefix is lower. */
         size_t n = hs->l2_len < hs->r2_len ? hs->l2_len : hs->r2_len;
         int c = memcmp(hs->l2, hs->r2, n);
@@ -605,12 +896,13 @@ static void parse_line2(aemp_hs_t *hs, span_t line)
         return;
     }
     /* Like the Perl node, answer at once, without waiting for the peer. */
-    send_token_line(hs);
+    send_token_line(hs, hs->send_method);
     if (hs->phase != PH_FAILED) hs->phase = PH_AUTH;
 }
 
 static void parse_auth(aemp_hs_t *hs, span_t line)
 {
+    const hs_profile_t *pf = hs->prof;
     span_t f[3];
     split_head(line, ';', f, 3);
     span_t method = f[0], data = f[1], framing = f[2];
@@ -622,47 +914,39 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
         return;
     }
 
-    int ok;
-    if (span_eq(method, M_HMAC) && list_has(hs->auths_accept, method)) {
-        char want[65];
+    const hs_method_t *m = find_method(pf, method);
+    if (!m || ((m->flags & MF_IN_ACCEPT) && !list_has(hs->auths_accept, method))) {
+        set_error_peer(hs, AEMP_EAUTH, pf->err.rcv_method, method, NULL);
+        return;
+    }
+    int ok = 0;
+    if ((hs->tls_up || !(m->flags & MF_NEEDS_TLS)) &&
+        (hs->has_secret || !(m->flags & MF_NEEDS_SECRET))) {
         span_t lines[4] = {{hs->r1, hs->r1_len}, {hs->r2, hs->r2_len},
                            {hs->l1, hs->l1_len}, {hs->l2, hs->l2_len}};
-        int rc = auth_token(hs->secret, hs->secret_len, lines, want);
+        char *want = NULL;
+        size_t n = 0;
+        int rc = m->token(hs, lines, &want, &n);
+        if (rc == AEMP_ENOMEM) {
+            fail_nomem(hs);
+            return;
+        }
         if (rc) {
             set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
             return;
         }
-        ok = token_equal(data, want, 64);
-        wipe(want, sizeof want);
-    } else if (span_eq(method, M_CLEAR) && list_has(hs->auths_accept, method)) {
-        size_t n = 2 * hs->secret_len;
-        char *hex = malloc(n + 1);
-        if (!hex) {
-            fail_nomem(hs);
-            return;
-        }
-        aemp__hex(hs->secret, hs->secret_len, hex);
-        ok = token_equal(data, hex, n);
-        wipe(hex, n);
-        free(hex);
-    } else if (span_eq(method, M_TLS)) {
-        /* Empty data, and only on a connection that really is TLS. */
-        ok = hs->tls_up && data.n == 0;
-    } else {
-        set_error_peer(hs, AEMP_EAUTH, "%s: fatal, selected unsupported auth method", method,
-                       NULL);
-        return;
+        ok = token_equal(data, want, n);
+        wipe(want, n);
+        free(want);
     }
     if (!ok) {
-        set_error(hs, AEMP_EAUTH, "authentication failure/shared secret mismatch");
+        set_error(hs, AEMP_EAUTH, "%s", pf->err.mismatch);
         return;
     }
-    /* Not a check the Perl node makes (it would fail later, reading an
+    /* Protocol 0 nodes do not check this (they fail later, reading an
      * unknown framing); better to say why here. */
     if (!list_has(hs->framings, framing)) {
-        set_error_peer(hs, AEMP_EPROTO,
-                       "%s: peer selected a framing we did not offer (we accept: %s)", framing,
-                       hs->framings);
+        set_error_peer(hs, AEMP_EPROTO, pf->err.framing, framing, hs->framings);
         return;
     }
     drop_secret(hs);
@@ -679,18 +963,17 @@ static int field_ok(const char *s, int allow_semicolon)
     return 1;
 }
 
-static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg,
-                          const char *provider)
+
+static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg, const char *provider)
 {
+    const hs_profile_t *pf = hs->prof;
     aemp__buf_t b = {0};
     char num[32];
     int rc = 0;
 
-    snprintf(num, sizeof num, "%d", AEMP_PROTOCOL_VERSION);
-    rc |= aemp__buf_append(&b, "aemp;", 5);
+    snprintf(num, sizeof num, "aemp;%d;", pf->version);
     rc |= aemp__buf_append(&b, num, strlen(num));
-    rc |= aemp__buf_append(&b, ";", 1);
-    rc |= aemp__buf_append(&b, cfg->noderef, strlen(cfg->noderef));
+    rc |= aemp__buf_append(&b, hs->own_id, strlen(hs->own_id));
     rc |= aemp__buf_append(&b, ";", 1);
     rc |= aemp__buf_append(&b, hs->auths_accept, strlen(hs->auths_accept));
     rc |= aemp__buf_append(&b, ";", 1);
@@ -701,17 +984,20 @@ static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg,
             rc |= aemp__buf_append(&b, cfg->kv_override, strlen(cfg->kv_override));
         }
     } else {
-        rc |= aemp__buf_append(&b, ";provider=", 10);
-        rc |= aemp__buf_append(&b, provider, strlen(provider));
-        if (cfg->peeraddr) {
+        if (pf->kv & KV_PROVIDER) {
+            rc |= aemp__buf_append(&b, ";provider=", 10);
+            rc |= aemp__buf_append(&b, provider, strlen(provider));
+        }
+        if ((pf->kv & KV_PEERADDR) && cfg->peeraddr) {
             rc |= aemp__buf_append(&b, ";peeraddr=", 10);
             rc |= aemp__buf_append(&b, cfg->peeraddr, strlen(cfg->peeraddr));
         }
-        if (cfg->timeout) {
+        if ((pf->kv & KV_TIMEOUT) && cfg->timeout) {
             snprintf(num, sizeof num, ";timeout=%u", cfg->timeout);
             rc |= aemp__buf_append(&b, num, strlen(num));
         }
-        if (cfg->tls) rc |= aemp__buf_append(&b, ";tls=1.0", 8);
+        rc |= aemp__buf_append(&b, pf->fixed_kv, strlen(pf->fixed_kv));
+        if ((pf->kv & KV_TLS) && cfg->tls) rc |= aemp__buf_append(&b, ";tls=1.0", 8);
     }
     if (rc) {
         aemp__buf_free(&b);
@@ -727,8 +1013,8 @@ static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg,
     aemp__buf_free(&b);
     if (!hs->l1) return AEMP_ENOMEM;
 
-    char nonce[4 * ((AEMP_NONCE_BYTES + 2) / 3) + 1];
-    base64(cfg->nonce, AEMP_NONCE_BYTES, nonce);
+    char nonce[4 * ((AEMP_HS_NONCE_MAX + 2) / 3) + 1];
+    base64(cfg->nonce, pf->nonce_bytes, nonce);
     hs->l2 = dup_span(nonce, strlen(nonce));
     hs->l2_len = strlen(nonce);
     if (!hs->l2) return AEMP_ENOMEM;
@@ -741,46 +1027,70 @@ static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg,
     return 0;
 }
 
+/* Is every entry of the comma list one of the profile's methods that may
+ * be offered, and is there at least one? */
+static int offer_ok(const hs_profile_t *pf, const char *list)
+{
+    fields_t it;
+    span_t e;
+    int any = 0;
+    fields_init(&it, (span_t){list, strlen(list)}, ',');
+    while (fields_next(&it, &e)) {
+        if (!e.n) continue;
+        const hs_method_t *m = find_method(pf, e);
+        if (!m || !(m->flags & MF_OFFER)) return 0;
+        any = 1;
+    }
+    return any;
+}
+
+/* Has the comma list at least one non-empty entry? */
+static int list_nonempty(const char *list)
+{
+    fields_t it;
+    span_t e;
+    fields_init(&it, (span_t){list, strlen(list)}, ',');
+    return fields_next(&it, &e);
+}
+
 aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err)
 {
     int rc = AEMP_EINVAL;
     aemp_hs_t *hs = NULL;
+    const hs_profile_t *pf = cfg ? profile_of(cfg->protocol) : NULL;
     if (err) *err = 0;
-    if (!cfg || !cfg->noderef || !*cfg->noderef || !cfg->nonce ||
+    if (!pf || !cfg->noderef || !*cfg->noderef || !cfg->nonce ||
         (!cfg->secret && cfg->secret_len))
         goto fail;
 
-    const char *accept = cfg->auths_accept ? cfg->auths_accept : M_HMAC "," M_CLEAR;
-    const char *send = cfg->auths_send ? cfg->auths_send : M_HMAC;
-    const char *framings = cfg->framings ? cfg->framings : FRAMING_JSON;
+    const char *accept = cfg->auths_accept ? cfg->auths_accept : pf->accept;
+    const char *send = cfg->auths_send ? cfg->auths_send : pf->send;
+    const char *framings = cfg->framings ? cfg->framings : pf->framings;
+    const char *fsend = cfg->framings_send ? cfg->framings_send : FRAMING_JSON;
     const char *provider = cfg->provider ? cfg->provider : "aemp-C-" AEMP_VERSION;
     if (!field_ok(cfg->noderef, 0) || !field_ok(accept, 0) || !field_ok(send, 0) ||
-        !field_ok(framings, 0) || !field_ok(provider, 0) ||
+        !field_ok(framings, 0) || !field_ok(fsend, 0) || !field_ok(provider, 0) ||
         (cfg->peeraddr && !field_ok(cfg->peeraddr, 0)) ||
         (cfg->kv_override && !field_ok(cfg->kv_override, 1)))
         goto fail;
-
-    unsigned mask = 0;
-    fields_t it;
-    span_t e;
-    fields_init(&it, (span_t){send, strlen(send)}, ',');
-    while (fields_next(&it, &e)) {
-        if (span_eq(e, M_HMAC)) mask |= SEND_HMAC;
-        else if (span_eq(e, M_CLEAR)) mask |= SEND_CLEAR;
-        else if (e.n) goto fail; /* a method we cannot produce */
-    }
-    if (!mask) goto fail;
+    if (!offer_ok(pf, send) || !list_nonempty(fsend)) goto fail;
 
     rc = AEMP_ENOMEM;
     hs = calloc(1, sizeof *hs);
     if (!hs) goto fail;
+    hs->prof = pf;
     hs->phase = PH_LINE1;
-    hs->send_mask = mask;
     hs->tls = cfg->tls != 0;
+    hs->has_secret = !pf->secret_optional || cfg->secret != NULL;
     hs->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
     hs->auths_accept = dup_span(accept, strlen(accept));
+    hs->auths_send = dup_span(send, strlen(send));
     hs->framings = dup_span(framings, strlen(framings));
-    if (!hs->secret || !hs->auths_accept || !hs->framings) goto fail;
+    hs->framings_send = dup_span(fsend, strlen(fsend));
+    hs->own_id = dup_span(cfg->noderef, strlen(cfg->noderef));
+    if (!hs->secret || !hs->auths_accept || !hs->auths_send || !hs->framings ||
+        !hs->framings_send || !hs->own_id)
+        goto fail;
     if (cfg->secret_len) memcpy(hs->secret, cfg->secret, cfg->secret_len);
     hs->secret_len = cfg->secret_len;
 
@@ -801,13 +1111,17 @@ void aemp_hs_free(aemp_hs_t *hs)
     /* the out buffer may have held the secret's hex (cleartext auth) */
     if (hs->out.data) wipe(hs->out.data, hs->out.cap);
     free(hs->auths_accept);
+    free(hs->auths_send);
     free(hs->framings);
+    free(hs->framings_send);
+    free(hs->own_id);
     free(hs->l1);
     free(hs->l2);
     free(hs->r1);
     free(hs->r2);
     free(hs->r1_split);
     free(hs->kv);
+    free(hs->send_framing);
     free(hs->recv_auth);
     free(hs->recv_framing);
     if (!hs->err_static) free(hs->err_msg);
@@ -856,12 +1170,16 @@ size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len)
         span_t line = {hs->line, hs->line_len};
         if (line.n && line.p[line.n - 1] == '\r') line.n--;
         hs->line_len = 0;
+        int was_greeted = hs->greeted;
         switch (hs->phase) {
         case PH_LINE1: parse_line1(hs, line); break;
         case PH_LINE2: parse_line2(hs, line); break;
         case PH_AUTH: parse_auth(hs, line); break;
         default: break;
         }
+        /* the driver sees GREETED before the engine goes on (see the
+         * header): where the profile sets it after line 1, stop there */
+        if (hs->greeted && !was_greeted && hs->phase == PH_LINE2) break;
     }
     return used;
 }
@@ -885,8 +1203,8 @@ int aemp_hs_tls_up(aemp_hs_t *hs)
     if (!hs || hs->phase != PH_TLS_WAIT) return AEMP_ESTATE;
     hs->tls_up = 1;
     hs->phase = PH_AUTH;
-    if (queue_auth_line(hs, M_TLS, "", 0)) return AEMP_ENOMEM;
-    return 0;
+    send_token_line(hs, hs->prof->after_tls ? hs->prof->after_tls : hs->send_method);
+    return hs->phase == PH_FAILED ? hs->err_code : 0;
 }
 
 void aemp_hs_fail(aemp_hs_t *hs, int code, const char *message)
@@ -906,9 +1224,19 @@ const char *aemp_hs_error(const aemp_hs_t *hs)
     return hs && hs->err_msg ? hs->err_msg : "";
 }
 
+int aemp_hs_protocol(const aemp_hs_t *hs)
+{
+    return hs ? hs->prof->version : AEMP_EINVAL;
+}
+
 const char *aemp_hs_remote_noderef(const aemp_hs_t *hs)
 {
-    return hs ? hs->remote_noderef : NULL;
+    return hs ? hs->remote_id : NULL;
+}
+
+const char *aemp_hs_remote_id(const aemp_hs_t *hs)
+{
+    return aemp_hs_remote_noderef(hs);
 }
 
 const char *aemp_hs_remote_kv(const aemp_hs_t *hs, const char *key)
@@ -938,6 +1266,11 @@ const char *aemp_hs_send_framing(const aemp_hs_t *hs)
 const char *aemp_hs_recv_framing(const aemp_hs_t *hs)
 {
     return hs ? hs->recv_framing : NULL;
+}
+
+const char *aemp_hs_send_auth(const aemp_hs_t *hs)
+{
+    return hs && hs->sent_method ? hs->sent_method->name : NULL;
 }
 
 const char *aemp_hs_recv_auth(const aemp_hs_t *hs)

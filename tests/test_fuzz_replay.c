@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../fuzz/fuzz_handshake.c"
+#include "../fuzz/fuzz_handshake1.c"
 #include "../fuzz/fuzz_framer.c"
 #include "../fuzz/fuzz_json.c"
 #include "../fuzz/fuzz_noderef.c"
@@ -170,6 +171,11 @@ static void replay_target(const char *target, fuzz_fn fn, size_t mutations)
 TEST(fuzz_replay_handshake)
 {
     replay_target("handshake", fuzz_handshake_one, 10000);
+}
+
+TEST(fuzz_replay_handshake1)
+{
+    replay_target("handshake1", fuzz_handshake1_one, 10000);
 }
 
 TEST(fuzz_replay_framer)
