@@ -683,6 +683,37 @@ typedef struct aemp_node_config {
      * hold the node's descriptors while honest peers, which finish within
      * a round trip, still get through. */
     unsigned max_handshakes;
+
+    /* ---- protocol 1 (AnyEvent::MP 2.x, PROTOCOL-1.md) ----
+     * 0 (the default): the node speaks protocol 0 as described above.
+     * 1: the node speaks protocol 1: it is named by nodeid, listens on
+     * binds, joins the network through seeds (section "protocol 1"
+     * below), and authenticates with hmac_sha3_512 over the secret, or
+     * with tls_sha3_512 when cert is given. bind, slave_name, masters,
+     * secret_file and no_tls are protocol 0 only; timeout is 2.02's
+     * monitor_timeout (handshake silence, seed back-off cap; 0: 30). */
+    int protocol;
+    /* Protocol 1: our node id, used as it is (aemp_nodeid_expand makes
+     * one from a configured "%n"/"%u" form); not empty, no '#', ';' or
+     * line end. Required. */
+    const char *nodeid;
+    /* Protocol 1: what to listen on, nbinds entries as 2.02 takes them
+     * ("host:port", "*:port" for every non-loopback address, port 0 or
+     * "*" for a free port; see aemp_hostport_resolve). binds NULL: no
+     * listener (2.02's default is ["*"]): the node then only connects. */
+    const char *const *binds;
+    size_t nbinds;
+    /* Protocol 1: the seeds, nseeds "host:port" entries: the node
+     * connects to each at start and keeps trying them with 2.02's
+     * back-off; the first one up becomes its master. */
+    const char *const *seeds;
+    size_t nseeds;
+    /* Protocol 1: the secret is secret/secret_len exactly (NULL: none,
+     * then only TLS links authenticate); cert/cert_len a PEM private key
+     * and certificate (and CA certificates), which switches TLS on as
+     * 2.02's "cert" does. Both copied. */
+    const char *cert;
+    size_t cert_len;
 } aemp_node_config_t;
 
 /* Creates a node on loop (NULL: libev's default loop). cfg is copied.
@@ -879,6 +910,60 @@ AEMP_API int aemp_func_register(aemp_node_t *node, const char *name, aemp_func_f
  * ("die", "unable to resolve FUNC"). */
 AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *func, json_t *args);
 /* == END ports == */
+
+/* ===================================================================== */
+/* == BEGIN db ==                                                         */
+/*
+ * The global database of a protocol-1 network (PROTOCOL-1.md §8), from a
+ * node's side: FAMILY -> KEY -> VALUE (any JSON value). What a node sets
+ * is its local database; its master (the first seed whose link is up)
+ * merges every node's into the global view, which reads and watches go
+ * to. Entries of a node disappear everywhere when it goes down. On the
+ * wire this is exactly 2.02's db_set, db_del, db_reg, db_family, db_keys,
+ * db_values and db_mon (g_upd, g_db_*, g_mon1/g_mon0 to the master).
+ * Without a master nothing is sent: the next master gets the whole local
+ * database, and every read and watch that still waits.
+ *
+ * Every call below needs a protocol-1 node: on a protocol-0 node it
+ * returns AEMP_ESTATE (or NULL) and takes nothing. Callbacks run from the
+ * loop, never inside the call.
+ */
+/* Sets KEY of FAMILY to value (steals, always; NULL is JSON null). Only a
+ * change is sent. Returns 0, AEMP_EINVAL, AEMP_ENOMEM or AEMP_ESTATE. */
+AEMP_API int aemp_db_set(aemp_node_t *node, const char *family, const char *key, json_t *value);
+/* Deletes KEY of FAMILY from the local database. Returns 0, AEMP_ENOENT
+ * (not set here), AEMP_EINVAL or AEMP_ESTATE. */
+AEMP_API int aemp_db_del(aemp_node_t *node, const char *family, const char *key);
+/* Registers portid under FAMILY (key: the port id, value: value, stolen;
+ * NULL is null) for as long as the port lives: when it dies the entry is
+ * deleted (2.02's db_reg). Returns as aemp_db_set. */
+AEMP_API int aemp_db_reg(aemp_node_t *node, const char *family, const char *portid, json_t *value);
+
+/* A read's answer: result is borrowed for the call (an object for
+ * aemp_db_family, an array for keys and values; empty for a family that
+ * does not exist). family is borrowed too. */
+typedef void (*aemp_db_reply_fn)(aemp_node_t *node, const char *family, json_t *result, void *ud);
+/* Asks the master for a family's whole content, its keys or its values.
+ * Returns 0 (cb runs once, when the answer comes), AEMP_EINVAL,
+ * AEMP_ENOMEM or AEMP_ESTATE. */
+AEMP_API int aemp_db_family(aemp_node_t *node, const char *family, aemp_db_reply_fn cb, void *ud);
+AEMP_API int aemp_db_keys(aemp_node_t *node, const char *family, aemp_db_reply_fn cb, void *ud);
+AEMP_API int aemp_db_values(aemp_node_t *node, const char *family, aemp_db_reply_fn cb, void *ud);
+
+/* Watches a family: cb runs with the family's content as now known
+ * (hash, an object) and arrays of the keys added, changed and deleted
+ * since the last call; first when the master's answer arrives (every key
+ * added), then at each change. All arguments are borrowed for the call.
+ * Returns a handle (valid until cancelled or the node is destroyed) or
+ * NULL (AEMP_ESTATE, bad argument, no memory). */
+typedef struct aemp_db_mon aemp_db_mon_t;
+typedef void (*aemp_db_mon_fn)(aemp_node_t *node, const char *family, json_t *hash,
+                               json_t *added, json_t *changed, json_t *deleted, void *ud);
+AEMP_API aemp_db_mon_t *aemp_db_mon(aemp_node_t *node, const char *family, aemp_db_mon_fn cb,
+                                    void *ud);
+/* Cancels a watch (also from inside its callback). Accepts NULL. */
+AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
+/* == END db == */
 
 /* ===================================================================== */
 /* == BEGIN util ==                                                       */

@@ -486,7 +486,15 @@ static void process_handshake(link_t *l)
             return;
         }
         if ((st & AEMP_HS_GREETED) && !(before & AEMP_HS_GREETED)) {
-            if (aemp__link_greeted(&l->pub, aemp_hs_remote_noderef(l->hs))) return;
+            const char *remote = aemp_hs_remote_noderef(l->hs);
+            int g = aemp__link_greeted(&l->pub, remote);
+            if (g == 1) return;
+            if (g == 2) {
+                char m[AEMP_HS_MAX_LINE + 64];
+                snprintf(m, sizeof m, "%s already connected, not connecting again.", remote);
+                aemp_hs_fail(l->hs, AEMP_EPROTO, m);
+                continue; /* fails below, after what is queued went out */
+            }
         }
         if (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) {
             if (!l->tls) tls_start(l, (st & AEMP_HS_TLS_SERVER) != 0);
@@ -639,13 +647,14 @@ out:
 static void link_start_handshake(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
-    unsigned char nonce[AEMP_NONCE_BYTES];
+    unsigned char nonce[AEMP_HS_NONCE_MAX];
     int err = 0;
     if (aemp_random_bytes(nonce, sizeof nonce)) {
         link_fail(l, "no randomness for the nonce");
         return;
     }
     aemp_hs_config_t hc = {
+        .protocol = n->dialect->protocol,
         .noderef = n->greet_name,
         .secret = n->secret,
         .secret_len = n->secret_len,

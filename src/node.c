@@ -86,22 +86,27 @@ int aemp__is_self(const aemp_node_t *n, const char *name)
 
 /* Every change to the peer table or to our own names ends the send
  * path's remembered destination (see route()). */
-static void routes_changed(aemp_node_t *n)
+void aemp__routes_changed(aemp_node_t *n)
 {
     n->route_peer = NULL;
 }
+#define routes_changed aemp__routes_changed
 
-static int peer_register(aemp_node_t *n, aemp__peer_t *p, const char *noderef)
+/* The peer is known by name and by every endpoint the name carries. */
+static int peer_register(aemp_node_t *n, aemp__peer_t *p, const char *name)
 {
     routes_changed(n);
-    size_t cnt;
-    char **parts = aemp__split(noderef, ',', &cnt);
-    if (!parts) return AEMP_ENOMEM;
-    int rc = aemp__map_set(&n->peers, noderef, p);
-    for (size_t i = 0; !rc && i < cnt && cnt > 1; i++)
-        rc = aemp__map_set(&n->peers, parts[i], p);
-    aemp__strv_free(parts);
+    int rc = aemp__map_set(&n->peers, name, p);
+    size_t cnt = 0;
+    char **eps = n->dialect->name_endpoints(name, &cnt);
+    for (size_t i = 0; !rc && i < cnt && cnt > 1; i++) rc = aemp__map_set(&n->peers, eps[i], p);
+    aemp__strv_free(eps);
     return rc;
+}
+
+int aemp__peer_add_name(aemp__peer_t *p, const char *name)
+{
+    return peer_register(p->node, p, name);
 }
 
 /* Finds the peer known under noderef or one of its endpoints. */
@@ -126,9 +131,8 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     if (!p) return NULL;
     p->node = n;
     p->noderef = strdup(noderef);
-    if (strncmp(noderef, "slave/", 6) != 0) p->eps = aemp__split(noderef, ',', &p->neps);
-    if (!p->noderef || (strncmp(noderef, "slave/", 6) != 0 && !p->eps) ||
-        peer_register(n, p, noderef)) {
+    p->eps = n->dialect->name_endpoints(noderef, &p->neps);
+    if (!p->noderef || peer_register(n, p, noderef)) {
         aemp__map_del_value(&n->peers, p);
         routes_changed(n);
         free(p->noderef);
@@ -175,10 +179,11 @@ static void reap_idle_peers(aemp_node_t *n)
 
 /* The peer is unreachable or its link failed: drop what waits for it and
  * tell the layers above. */
-static void peer_fail(aemp__peer_t *p, const char *msg)
+void aemp__peer_fail(aemp__peer_t *p, const char *msg)
 {
     aemp_node_t *n = p->node;
     p->connecting = 0;
+    p->resolving = 0;
     ev_timer_stop(n->loop, &p->retry);
     aemp__buf_free(&p->queue);
     char *name = strdup(p->noderef);
@@ -188,6 +193,7 @@ static void peer_fail(aemp__peer_t *p, const char *msg)
         free(m);
         return;
     }
+    n->dialect->peer_down(n, p);
     aemp__ports_peer_failed(n, name, m);
     if (n->cfg.on_link && !n->destroy_pending) n->cfg.on_link(n->cfg.link_ud, n, name, 0, m);
     free(name);
@@ -209,7 +215,7 @@ static int peer_has_attempt(const aemp__peer_t *p)
 }
 
 /* Starts the next connection attempt of the current round, if any. */
-static void peer_try_next(aemp__peer_t *p)
+void aemp__peer_try(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     while (p->connecting && !p->link && !peer_has_attempt(p) && p->next_ep < p->neps) {
@@ -219,23 +225,27 @@ static void peer_try_next(aemp__peer_t *p)
     }
 }
 
-static void peer_connect(aemp__peer_t *p)
+void aemp__peer_connect(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     if (p->link || p->connecting) return;
     /* the caller may have blocked outside the loop: timers start from now */
     ev_now_update(n->loop);
     if (!p->neps) {
-        /* a slave cannot be connected to: only its own link reaches it */
-        if (!peer_has_attempt(p)) peer_fail(p, "cannot connect to a slave node");
-        return;
+        /* endpoints unknown: the naming model finds them (and calls
+         * aemp__peer_connect again), or says why it cannot */
+        const char *why = peer_has_attempt(p) ? NULL : n->dialect->peer_resolve(n, p);
+        if (why) {
+            aemp__peer_fail(p, why);
+            return;
+        }
     }
     p->connecting = 1;
     p->next_ep = 0;
     p->connect_deadline = ev_now(n->loop) + n->cfg.connect_timeout;
     ev_timer_set(&p->retry, n->cfg.connect_interval, 0.0);
     ev_timer_start(n->loop, &p->retry);
-    peer_try_next(p);
+    aemp__peer_try(p);
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -266,9 +276,9 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
             ev_timer_start(loop, &p->retry);
             goto out;
         }
-        aemp__log(n, AEMP_LOG_WARN, "%s: %s", p->noderef,
-                  p->last_error ? p->last_error : "Connection timed out");
-        peer_fail(p, p->last_error ? p->last_error : "Connection timed out");
+        const char *why = p->last_error ? p->last_error : n->dialect->unreachable;
+        aemp__log(n, AEMP_LOG_WARN, "%s: %s", p->noderef, why);
+        aemp__peer_fail(p, why);
         goto out;
     }
     /* a new round */
@@ -276,7 +286,7 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     double left = p->connect_deadline - now;
     ev_timer_set(&p->retry, left < n->cfg.connect_interval ? left : n->cfg.connect_interval, 0.0);
     ev_timer_start(loop, &p->retry);
-    peer_try_next(p);
+    aemp__peer_try(p);
 out:
     aemp__leave(n);
 }
@@ -329,11 +339,15 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
 
 int aemp__link_greeted(aemp__link_t *l, const char *remote)
 {
+    aemp_node_t *n = l->node;
     /* the name is not proven yet: only a link to ourselves is refused */
-    if (!remote || !*remote || aemp__is_self(l->node, remote)) {
+    if (!remote || !*remote || aemp__is_self(n, remote)) {
         aemp__link_close(l, "connected to myself", 1);
         return 1;
     }
+    /* protocol 1: a node with a link up is not linked to again */
+    aemp__peer_t *p = n->dialect->refuse_second_link ? peer_find(n, remote) : NULL;
+    if (p && p->link && p->link != l && p->link->state == LINK_UP) return 2;
     return 0;
 }
 
@@ -359,25 +373,7 @@ static aemp__peer_t *peer_identify(aemp__link_t *l)
         p->links = l;
     }
     /* learn the peer's full name (and its endpoints for reconnecting) */
-    if (strcmp(p->noderef, remote) && strncmp(remote, "slave/", 6)) {
-        peer_register(n, p, remote);
-        if (strchr(remote, ',') && !strchr(p->noderef, ',')) {
-            char *nr = strdup(remote);
-            size_t ne;
-            char **eps = aemp__split(remote, ',', &ne);
-            if (nr && eps) {
-                free(p->noderef);
-                p->noderef = nr;
-                aemp__strv_free(p->eps);
-                p->eps = eps;
-                p->neps = ne;
-                nr = NULL;
-                eps = NULL;
-            }
-            free(nr);
-            aemp__strv_free(eps);
-        }
-    }
+    if (strcmp(p->noderef, remote)) n->dialect->peer_named(n, p, remote);
     return p;
 }
 
@@ -450,35 +446,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     const char *provider = aemp_hs_remote_kv(hs, "provider");
     aemp__log(n, AEMP_LOG_INFO, "%s: link up (%s, %s)", l->addr, p->noderef,
               provider ? provider : "?");
-    if (n->slave && !n->renamed) {
-        /* the first master link names us */
-        char *via = strdup(aemp_hs_remote_noderef(hs));
-        if (via) {
-            for (char *c = via; *c; c++)
-                if (*c == ',') *c = '!';
-            size_t len = strlen(n->greet_name) + strlen(via) + 2;
-            char *nn = malloc(len);
-            if (nn) {
-                snprintf(nn, len, "%s@%s", n->greet_name, via);
-                aemp__map_set(&n->self_names, nn, (void *)1);
-                routes_changed(n);
-                free(n->noderef);
-                n->noderef = nn;
-                n->renamed = 1;
-            }
-            free(via);
-        }
-    }
-    /* a link that greeted with an older name of ours (a slave's first
-     * name: every master link but the one that renamed it) says the new */
-    if (l->greeted_as && strcmp(n->noderef, l->greeted_as)) {
-        aemp__payload_t iam = {json_pack("[ss]", "iam", n->noderef), NULL, NULL};
-        if (iam.elems) aemp__link_queue_msg(l, "", 0, &iam);
-        if (n->slave) {
-            free(n->greet_name);
-            n->greet_name = strdup(n->noderef);
-        }
-    }
+    n->dialect->link_up(n, p, l);
     if (aemp__buf_size(&p->queue)) {
         /* first, so that failing the old link below drops none of it */
         aemp__link_queue(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
@@ -488,7 +456,7 @@ void aemp__link_authenticated(aemp__link_t *l)
         /* a new link replaces the old one: what was in flight on it may
          * be lost, so its monitors must hear of it */
         aemp__link_close(old, "replaced by a new link", 1);
-        peer_fail(p, "replaced by a new link");
+        aemp__peer_fail(p, "replaced by a new link");
     }
     if (n->cfg.on_link) n->cfg.on_link(n->cfg.link_ud, n, p->noderef, 1, "");
 }
@@ -505,18 +473,18 @@ void aemp__link_died(aemp__link_t *l, int silent)
     peer_kick_held(p);
     if (was_current) {
         p->link = NULL;
-        if (!silent) peer_fail(p, l->error ? l->error : "closed");
+        if (!silent) aemp__peer_fail(p, l->error ? l->error : "closed");
         return;
     }
     if (silent) {
-        if (p->connecting) peer_try_next(p);
+        if (p->connecting) aemp__peer_try(p);
         return;
     }
     /* a failed attempt: remember why, try the next endpoint; the round
      * timer starts new rounds and finally gives up */
     free(p->last_error);
     p->last_error = l->error ? strdup(l->error) : NULL;
-    if (p->connecting) peer_try_next(p);
+    if (p->connecting) aemp__peer_try(p);
     (void)n;
 }
 
@@ -611,10 +579,10 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
     if (queued > n->cfg.max_outq) {
         aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes)", p->noderef, queued);
         if (p->link) aemp__link_close(p->link, "send queue overflow", 1);
-        peer_fail(p, "send queue overflow");
+        aemp__peer_fail(p, "send queue overflow");
         return AEMP_ELIMIT;
     }
-    if (!p->link) peer_connect(p);
+    if (!p->link) aemp__peer_connect(p);
     return 0;
 }
 
@@ -687,7 +655,7 @@ int aemp_node_connect(aemp_node_t *n, const char *noderef)
     if (!n || !noderef || !*noderef || aemp__is_self(n, noderef)) return AEMP_EINVAL;
     aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
     if (!p) return AEMP_ENOMEM;
-    peer_connect(p);
+    aemp__peer_connect(p);
     return 0;
 }
 
@@ -882,72 +850,26 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     n->loop = loop;
     n->cfg = *cfg;
-    n->dialect = &aemp__dialect_p0;
-    n->bind = dupnull(cfg->bind ? cfg->bind : "", &fail);
-    n->slave_name = dupnull(cfg->slave_name, &fail);
-    n->secret_file = dupnull(cfg->secret_file, &fail);
-    n->provider = dupnull(cfg->provider, &fail);
-    n->cfg.bind = n->cfg.slave_name = n->cfg.secret_file = n->cfg.provider = NULL;
-    n->cfg.masters = NULL;
-    n->cfg.secret = NULL;
-    if (cfg->nmasters) {
-        n->masters = calloc(cfg->nmasters + 1, sizeof *n->masters);
-        if (!n->masters) fail = 1;
-        for (size_t i = 0; !fail && i < cfg->nmasters; i++)
-            n->masters[i] = dupnull(cfg->masters[i], &fail);
+    n->dialect = cfg->protocol == 1 ? &aemp__dialect_p1 : &aemp__dialect_p0;
+    if (cfg->protocol != 0 && cfg->protocol != 1) {
+        e = AEMP_EINVAL;
+        goto bad;
     }
+    n->provider = dupnull(cfg->provider, &fail);
+    n->cfg.provider = NULL;
+    n->cfg.secret = NULL;
+    n->cfg.cert = NULL;
+    n->cfg.nodeid = n->cfg.bind = n->cfg.slave_name = n->cfg.secret_file = NULL;
+    n->cfg.masters = n->cfg.binds = n->cfg.seeds = NULL;
     if (fail) {
         e = AEMP_ENOMEM;
         goto bad;
     }
-    n->slave = cfg->slave_name != NULL;
-    n->timeout = cfg->timeout ? (cfg->timeout < 4 ? 4 : cfg->timeout) : AEMP_DEFAULT_TIMEOUT;
-    if (n->cfg.connect_interval <= 0) n->cfg.connect_interval = AEMP_DEFAULT_CONNECT_INTERVAL;
-    if (n->cfg.connect_timeout <= 0) n->cfg.connect_timeout = AEMP_DEFAULT_CONNECT_TIMEOUT;
     if (!n->cfg.max_message) n->cfg.max_message = AEMP_DEFAULT_MAX_MESSAGE;
     if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
     if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
-
-    /* the secret: given, from a file, from $HOME/.aemp-secret, or random */
-    if (cfg->secret) {
-        n->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
-        if (!n->secret) {
-            e = AEMP_ENOMEM;
-            goto bad;
-        }
-        memcpy(n->secret, cfg->secret, cfg->secret_len);
-        n->secret_len = cfg->secret_len;
-    } else if (n->secret_file) {
-        n->secret = aemp_read_secret(n->secret_file, &n->secret_len, &e);
-        if (!n->secret) goto bad;
-    } else {
-        const char *home = getenv("HOME");
-        char path[4096];
-        if (home) {
-            snprintf(path, sizeof path, "%s/.aemp-secret", home);
-            n->secret = aemp_read_secret(path, &n->secret_len, NULL);
-        }
-        if (!n->secret) {
-            n->secret = malloc(32);
-            n->secret_len = 32;
-            if (!n->secret || aemp_random_bytes(n->secret, 32)) {
-                e = AEMP_EIO;
-                goto bad;
-            }
-        }
-    }
-    /* a key and a certificate in the secret: TLS mode, as a Perl node
-     * decides it; material that looks like it but does not load is a
-     * configuration error, not a reason to fall back to plain links */
-    if (!cfg->no_tls && aemp__tls_secret_is_tls(n->secret, n->secret_len)) {
-        char why[300];
-        n->tls_ctx = aemp__tls_ctx_new(n->secret, n->secret_len, why, sizeof why);
-        if (!n->tls_ctx) {
-            aemp__log(n, AEMP_LOG_ERROR, "secret: %s", why);
-            e = AEMP_ETLS;
-            goto bad;
-        }
-    }
+    /* names, secret, TLS and the dialect's defaults */
+    if ((e = n->dialect->init(n, cfg))) goto bad;
     ev_prepare_init(&n->flush_w, aemp__flush_cb);
     n->flush_w.data = n;
     ev_init(&n->accept_pause, accept_resume_cb);
@@ -963,7 +885,7 @@ bad:
     return NULL;
 }
 
-static int set_noderef(aemp_node_t *n, const char *name)
+int aemp__node_set_name(aemp_node_t *n, const char *name, char **others, size_t nothers)
 {
     char *a = strdup(name), *b = strdup(name);
     if (!a || !b) {
@@ -975,13 +897,29 @@ static int set_noderef(aemp_node_t *n, const char *name)
     free(n->greet_name);
     n->noderef = a;
     n->greet_name = b;
-    size_t cnt;
-    char **parts = aemp__split(name, ',', &cnt);
-    if (!parts) return AEMP_ENOMEM;
-    aemp__map_set(&n->self_names, name, (void *)1);
-    for (size_t i = 0; i < cnt; i++) aemp__map_set(&n->self_names, parts[i], (void *)1);
+    int rc = aemp__map_set(&n->self_names, name, (void *)1);
+    for (size_t i = 0; !rc && i < nothers; i++) rc = aemp__map_set(&n->self_names, others[i], (void *)1);
     routes_changed(n);
-    aemp__strv_free(parts);
+    return rc;
+}
+
+int aemp__node_listen(aemp_node_t *n, char **eps, size_t cnt, char ***actual)
+{
+    int rc = 0;
+    char **out = calloc(cnt + 1, sizeof *out);
+    for (size_t i = 0; out && !rc && i < cnt; i++) {
+        char a[80];
+        rc = listen_on(n, eps[i], a, sizeof a);
+        if (!rc && !(out[i] = strdup(a))) rc = AEMP_ENOMEM;
+    }
+    if (!out) rc = AEMP_ENOMEM;
+    if (rc) {
+        for (size_t i = 0; i < n->nlisteners; i++) close(n->listeners[i].fd);
+        n->nlisteners = 0;
+        aemp__strv_free(out);
+        return rc;
+    }
+    *actual = out;
     return 0;
 }
 
@@ -989,56 +927,15 @@ int aemp_node_start(aemp_node_t *n)
 {
     if (!n) return AEMP_EINVAL;
     if (n->started) return AEMP_ESTATE;
-    int rc = 0;
-    if (n->slave) {
-        char name[64];
-        if (!*n->slave_name) {
-            unsigned char r[8];
-            aemp_random_bytes(r, sizeof r);
-            char hex[17];
-            aemp__hex(r, sizeof r, hex);
-            snprintf(name, sizeof name, "slave/%s", hex);
-        } else {
-            snprintf(name, sizeof name, "slave/%.50s", n->slave_name);
-        }
-        if ((rc = set_noderef(n, name))) return rc;
-    } else {
-        char *resolved = aemp_resolve(n->bind, &rc);
-        if (!resolved) {
-            aemp__log(n, AEMP_LOG_ERROR, "%s: cannot resolve", n->bind);
-            return rc ? rc : AEMP_ERESOLVE;
-        }
-        size_t cnt;
-        char **eps = aemp__split(resolved, ',', &cnt);
-        free(resolved);
-        if (!eps) return AEMP_ENOMEM;
-        char **actual = calloc(cnt + 1, sizeof *actual);
-        for (size_t i = 0; actual && !rc && i < cnt; i++) {
-            char a[80];
-            rc = listen_on(n, eps[i], a, sizeof a);
-            if (!rc && !(actual[i] = strdup(a))) rc = AEMP_ENOMEM;
-        }
-        if (!actual) rc = AEMP_ENOMEM;
-        if (!rc) {
-            char *name = aemp__join(actual, cnt, ',');
-            rc = name ? set_noderef(n, name) : AEMP_ENOMEM;
-            free(name);
-        }
-        aemp__strv_free(eps);
-        aemp__strv_free(actual);
-        if (rc) {
-            for (size_t i = 0; i < n->nlisteners; i++) close(n->listeners[i].fd);
-            n->nlisteners = 0;
-            return rc;
-        }
-        for (size_t i = 0; i < n->nlisteners; i++) {
-            n->listeners[i].io.data = n;
-            ev_io_start(n->loop, &n->listeners[i].io);
-        }
+    int rc = n->dialect->start(n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n->nlisteners; i++) {
+        n->listeners[i].io.data = n;
+        ev_io_start(n->loop, &n->listeners[i].io);
     }
     ev_prepare_start(n->loop, &n->flush_w);
     n->started = 1;
-    for (size_t i = 0; n->masters && n->masters[i]; i++) aemp_node_connect(n, n->masters[i]);
+    n->dialect->started(n);
     return 0;
 }
 
@@ -1058,6 +955,7 @@ static void node_free(aemp_node_t *n)
         n->dead = l->next;
         aemp__link_free(l);
     }
+    if (n->dialect) n->dialect->free(n);
     while (n->peers_list) {
         aemp__peer_t *p = n->peers_list;
         n->peers_list = p->next;

@@ -15,15 +15,49 @@ typedef struct aemp__link aemp__link_t;
 typedef struct aemp__peer aemp__peer_t;
 typedef struct aemp__ports aemp__ports_t;
 typedef struct aemp__tls aemp__tls_t; /* tls.h */
-typedef struct aemp__service aemp__service_t; /* services.c */
+/* A node request of a dialect (services.c): the handler gets the
+ * arguments after the tag (borrowed), checked against shape: one letter
+ * per leading argument, 's' a string, 'a' an array, '?' any value. More
+ * arguments than the shape names are allowed (a Perl node ignores them
+ * too); fewer, or another type, drop the request with a warning. */
+typedef struct aemp__service {
+    const char *tag;
+    const char *shape;
+    void (*fn)(aemp_node_t *n, const char *src, json_t *args);
+} aemp__service_t;
 
-/* A dialect of the protocol, as the drivers see it: its table of node
- * requests (services.c). */
+/* A dialect of the protocol, as the drivers see it: the handshake
+ * profile it selects (by protocol number), its table of node requests
+ * (services.c) and its naming model (naming0.c, naming1.c): how a node
+ * is named and reached. node.c, link.c and port.c call through this and
+ * do not know which dialect they carry. */
 typedef struct aemp__dialect {
-    const char *name;
+    int protocol;                    /* the handshake profile */
     const aemp__service_t *services; /* ends with a NULL tag */
+    /* the naming model */
+    int (*init)(aemp_node_t *n, const aemp_node_config_t *cfg); /* secret, TLS, defaults */
+    int (*start)(aemp_node_t *n);      /* listen and name the node */
+    void (*started)(aemp_node_t *n);   /* first connections */
+    /* endpoints a peer's name carries (malloc'd vector, or NULL) */
+    char **(*name_endpoints)(const char *name, size_t *count);
+    /* a verified link greeted with remote, another name than p's */
+    void (*peer_named)(aemp_node_t *n, aemp__peer_t *p, const char *remote);
+    /* p has no endpoints: NULL when they are being found (the model then
+     * sets them and calls aemp__peer_connect again), else why not */
+    const char *(*peer_resolve)(aemp_node_t *n, aemp__peer_t *p);
+    void (*link_up)(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l);
+    void (*peer_down)(aemp_node_t *n, aemp__peer_t *p);
+    void (*free)(aemp_node_t *n);
+    const char *unreachable;   /* a peer no attempt reached */
+    /* monitor messages: "a port you watch died" and "kill this port" */
+    const char *tag_port_died, *tag_kill;
+    /* a node greeting while its link is up is refused (protocol 1) */
+    int refuse_second_link;
+    /* the no_such_port reason of a watch names the port (protocol 1) */
+    int no_such_port_names_port;
 } aemp__dialect_t;
-extern const aemp__dialect_t aemp__dialect_p0;
+extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
+extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];
 struct ssl_ctx_st;
 struct link; /* link.c */
 
@@ -63,6 +97,7 @@ struct aemp__peer {
     aemp__buf_t queue;         /* encoded messages waiting for a link */
     aemp__peer_t *next;        /* in node->peers_list */
     int connecting;
+    int resolving;             /* the naming model is finding endpoints */
     size_t next_ep;            /* next endpoint to try in this round */
     ev_tstamp connect_deadline;
     ev_timer retry;            /* next connect round / give up */
@@ -103,6 +138,8 @@ struct aemp_node {
     int peers_idle;             /* a peer lost its last link: reap on leave */
     aemp__ports_t *ports;       /* port layer (port.c) */
     const aemp__dialect_t *dialect;
+    struct aemp__p1 *p1;        /* protocol 1: seeds, master (naming1.c) */
+    struct aemp__db *db;        /* protocol 1: the database client (db.c) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -112,6 +149,9 @@ struct aemp_node {
     struct ssl_ctx_st *tls_ctx; /* TLS mode: from the secret (tls.c) */
 };
 
+/* Protocol 1's connect_interval (2.02): spacing of endpoint attempts and
+ * the deadline of a connection. */
+#define AEMP_P1_CONNECT_INTERVAL 2.0
 /* Seconds the listeners rest when accept runs out of descriptors. */
 #define AEMP_ACCEPT_PAUSE 0.5
 /* Seconds a verified incoming link is held for an up link of ours to the
@@ -126,8 +166,10 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
  * node is gone. */
 void aemp__enter(aemp_node_t *n);
 int aemp__leave(aemp_node_t *n);
-/* A link told us who is at the other end (greeting line 1, not proven
- * yet). Returns 0 to go on, or 1 when the link was closed. */
+/* A link told us who is at the other end (its greeting, not proven
+ * yet). Returns 0 to go on, 1 when the link was closed, or 2 when the
+ * peer must be refused as already connected (the link then fails its
+ * engine with the dialect's text). */
 int aemp__link_greeted(aemp__link_t *l, const char *remote);
 /* An incoming link verified the peer's auth line (ours is not sent yet).
  * Returns 0 when the link is to go up, 1 when it was held or closed. */
@@ -138,6 +180,23 @@ int aemp__link_may_release(const aemp__link_t *l);
 void aemp__link_authenticated(aemp__link_t *l);
 /* The link died (after the link layer closed it). */
 void aemp__link_died(aemp__link_t *l, int silent);
+/* Names the node (name and every other name of ours in others). */
+int aemp__node_set_name(aemp_node_t *n, const char *name, char **others, size_t nothers);
+/* Listens on each endpoint; *actual gets what was bound (malloc'd
+ * vector). On failure nothing stays open. */
+int aemp__node_listen(aemp_node_t *n, char **eps, size_t cnt, char ***actual);
+/* The send path's remembered destination is void (names changed). */
+void aemp__routes_changed(aemp_node_t *n);
+/* The peer is known under name too (and the endpoints it carries). */
+int aemp__peer_add_name(aemp__peer_t *p, const char *name);
+/* Connects to p now if not connected; fails p (monitors fire) when that
+ * cannot be. */
+void aemp__peer_connect(aemp__peer_t *p);
+/* Starts the next attempt when endpoints became known while connecting. */
+void aemp__peer_try(aemp__peer_t *p);
+/* p is unreachable or its link failed: its queue is dropped and the
+ * monitors of its ports fire with ("transport_error", NAME, msg). */
+void aemp__peer_fail(aemp__peer_t *p, const char *msg);
 /* "Is this our node": 1 when name (NUL-terminated) is our noderef, one of
  * our endpoints or an earlier name of ours, or "" (a port id without a
  * node part, "#ID", means a port of ours). The one such test. */
@@ -209,6 +268,28 @@ void aemp__ports_remote_died(aemp_node_t *n, const char *src, const char *local,
 void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const char *fname,
                        json_t *args);
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args);
+int aemp__ports_has_func(aemp_node_t *n, const char *name);
+
+/* ---- naming1.c (protocol 1) ---- */
+/* Sends ["", ELEMENTS...] to the master (steals elems). AEMP_ESTATE
+ * without a master: the caller's request is then sent by whoever keeps it
+ * when a master comes up. */
+int aemp__p1_to_master(aemp_node_t *n, json_t *elems);
+/* g_found: where node id listens (addrs: an array, or null). */
+void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs);
+/* Our listeners ("ip:port"), for the 'l entry. */
+const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count);
+/* Whether src (a node id) is our current master. */
+int aemp__p1_is_master(const aemp_node_t *n, const char *src);
+
+/* ---- db.c (protocol 1) ---- */
+json_t *aemp__db_local(aemp_node_t *n);
+void aemp__db_master_up(aemp_node_t *n);
+void aemp__db_master_down(aemp_node_t *n);
+void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result);
+void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash);
+void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del);
+void aemp__db_free(aemp_node_t *n);
 
 /* ---- services.c ---- */
 /* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],

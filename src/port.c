@@ -196,7 +196,7 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
 {
     mon_unlink(ps, m);
     if (m->kind == MON_REMOTE) {
-        json_t *e = json_pack("[ss]", "kil", m->local);
+        json_t *e = json_pack("[ss]", m->node->dialect->tag_port_died, m->local);
         if (e) {
             json_array_extend(e, reason);
             aemp_send(m->node, m->target, e); /* target is the watcher's node port */
@@ -260,6 +260,8 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
     } else if (*m->local && !aemp__map_get(&ps->ports, m->local)) {
         int watcher = m->kind == MON_REMOTE; /* answered and freed at once */
         json_t *r = json_pack("[ss]", "no_such_port", "cannot monitor nonexistent port");
+        /* protocol 1 names the port too */
+        if (r && n->dialect->no_such_port_names_port) json_array_append_new(r, json_string(m->portid));
         mon_fire(ps, m, r);
         json_decref(r);
         if (watcher) return NULL;
@@ -603,7 +605,7 @@ int aemp_port_kill_id(aemp_node_t *n, const char *portid, json_t *reason)
         if (p) kill_local(n, p, reason);
         else rc = AEMP_ENOENT;
     } else {
-        json_t *e = json_pack("[ss]", "kil", local);
+        json_t *e = json_pack("[ss]", n->dialect->tag_kill, local);
         if (e && !json_array_extend(e, reason)) {
             aemp__payload_t pl = {e, NULL, NULL};
             rc = aemp__send(n, portid, nodelen, "", 0, &pl);
@@ -760,6 +762,11 @@ void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const
     p->busy++;
     f->fn(n, p, args, f->ud);
     p->busy--;
+}
+
+int aemp__ports_has_func(aemp_node_t *n, const char *name)
+{
+    return n->ports && aemp__map_get(&n->ports->funcs, name) != NULL;
 }
 
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args)

@@ -11,19 +11,6 @@
 
 #include <stdio.h>
 
-/* A handler gets the arguments after the tag (borrowed). */
-typedef void (*service_fn)(aemp_node_t *n, const char *src, json_t *args);
-
-struct aemp__service {
-    const char *tag;
-    /* One letter per leading argument: 's' a string, 'a' an array, '?'
-     * any value. More arguments than the shape names are allowed (a Perl
-     * node ignores them too); fewer, or another type, drop the request
-     * with a warning. */
-    const char *shape;
-    service_fn fn;
-};
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
@@ -124,11 +111,65 @@ static void svc_iam(aemp_node_t *n, const char *src, json_t *args)
     if (!aemp__is_self(n, src)) aemp__node_peer_renamed(n, src, ARG(0));
 }
 
+/* Protocol 1: kill our port NAME with REASON (its watchers hear kil0). */
+static void svc_kil1(aemp_node_t *n, const char *src, json_t *args)
+{
+    json_t *reason = slice(args, 1);
+    char *id = malloc(strlen(n->noderef) + strlen(ARG(0)) + 2);
+    if (id && reason) {
+        sprintf(id, "%s#%s", n->noderef, ARG(0));
+        aemp_port_kill_id(n, id, json_incref(reason));
+    }
+    free(id);
+    json_decref(reason);
+}
+
+/* Protocol 1: TAG REPLY... -> "1" when this node serves TAG, else "". */
+static void svc_can(aemp_node_t *n, const char *src, json_t *args)
+{
+    const char *tag = ARG(0);
+    const aemp__service_t *s = n->dialect->services;
+    while (s->tag && strcmp(s->tag, tag)) s++;
+    int known = s->tag || aemp__ports_has_func(n, tag);
+    reply(n, args, 1, json_pack("[s]", known ? "1" : ""));
+}
+
+/* Protocol 1: refused as 2.02 refuses it on a secure node (no Perl runs
+ * here): logged, no answer. */
+static void svc_no_remote_execution(aemp_node_t *n, const char *src, json_t *args)
+{
+    aemp__log(n, AEMP_LOG_WARN, "error processing node message from %s: remote execution not allowed",
+              src);
+}
+
+static void svc_g_found(aemp_node_t *n, const char *src, json_t *args)
+{
+    aemp__p1_found(n, ARG(0), json_array_get(args, 1));
+}
+
+/* Answers and changes from the global database count only from the
+ * current master. */
+static void svc_g_reply(aemp_node_t *n, const char *src, json_t *args)
+{
+    if (aemp__p1_is_master(n, src)) aemp__db_reply(n, ARG(0), json_array_get(args, 1));
+}
+
+static void svc_g_chg1(aemp_node_t *n, const char *src, json_t *args)
+{
+    if (aemp__p1_is_master(n, src)) aemp__db_chg1(n, ARG(0), json_array_get(args, 1));
+}
+
+static void svc_g_chg2(aemp_node_t *n, const char *src, json_t *args)
+{
+    if (aemp__p1_is_master(n, src))
+        aemp__db_chg2(n, ARG(0), json_array_get(args, 1), json_array_get(args, 2));
+}
+
 /* ------------------------------------------------------------------ */
 /* the dialects                                                        */
 
 /* Protocol 0 (AnyEvent::MP 0.4). */
-static const aemp__service_t p0_services[] = {
+const aemp__service_t aemp__services_p0[] = {
     {"devnull", "", svc_ignore},
     {"lookup", "ss", svc_lookup},
     {"time", "s", svc_time},
@@ -143,11 +184,32 @@ static const aemp__service_t p0_services[] = {
     {NULL, NULL, NULL},
 };
 
-const aemp__dialect_t aemp__dialect_p0 = {"0", p0_services};
+/* Protocol 1 (AnyEvent::MP 2.02), PROTOCOL-1.md §7, as a non-global node
+ * serves it. */
+const aemp__service_t aemp__services_p1[] = {
+    {"", "", svc_ignore}, /* [""]: a keepalive */
+    {"devnull", "", svc_ignore},
+    {"time", "s", svc_time},
+    {"can", "ss", svc_can},
+    {"eval", "", svc_no_remote_execution},
+    {"snd", "s", svc_relay},
+    {"mon1", "s", svc_mon1},
+    {"mon0", "s", svc_mon0},
+    {"kil0", "s", svc_kil_notice},
+    {"kil1", "s", svc_kil1},
+    {"AnyEvent::MP::_spawn", "ss", svc_spawn},
+    {"g_global", "", svc_ignore},
+    {"g_found", "s?", svc_g_found},
+    {"g_reply", "s?", svc_g_reply},
+    {"g_chg1", "s?", svc_g_chg1},
+    {"g_chg2", "s??", svc_g_chg2},
+    {NULL, NULL, NULL},
+};
 
 void aemp__services_dispatch(aemp_node_t *n, const char *src, json_t *elems)
 {
-    const char *tag = json_string_value(json_array_get(elems, 0));
+    /* [""] alone is a request with the empty tag */
+    const char *tag = json_array_size(elems) ? json_string_value(json_array_get(elems, 0)) : "";
     if (!tag) {
         aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s",
                   json_is_string(json_array_get(elems, 0)) ? "?" : "");

@@ -1,0 +1,424 @@
+/*
+ * db.c - the global database, client side (PROTOCOL-1.md §8): what this
+ * node sets (its local database, which its master merges into the global
+ * one), reads of a family through the master, and watches of families,
+ * on the wire as 2.02's db_set, db_del, db_reg, db_family, db_keys,
+ * db_values and db_mon put them. Without a master nothing is sent: the
+ * next master gets the whole local database with g_slave, and every read
+ * and watch that still waits.
+ */
+#include "node_int.h"
+
+#include <stdio.h>
+
+typedef struct dbreq {
+    struct dbreq *next;
+    char id[24];
+    const char *tag;   /* g_db_family, g_db_keys, g_db_values */
+    char *family;
+    aemp_db_reply_fn cb;
+    void *ud;
+} dbreq_t;
+
+struct aemp_db_mon {
+    struct aemp_db_mon *next;
+    aemp_node_t *node;
+    struct famwatch *fw;
+    aemp_db_mon_fn cb;
+    void *ud;
+    int cancelled;
+};
+
+/* The watched families: what the master said they hold, and who watches. */
+typedef struct famwatch {
+    struct famwatch *next;
+    char *family;
+    json_t *cache;     /* object; NULL until the master answered */
+    struct aemp_db_mon *mons;
+    int busy;          /* callbacks running: cancellations are deferred */
+} famwatch_t;
+
+typedef struct dbreg {
+    struct dbreg *next;
+    char *family, *portid;
+    aemp_mon_t *mon;
+} dbreg_t;
+
+typedef struct aemp__db {
+    json_t *local;     /* {FAMILY: {KEY: VALUE}} */
+    dbreq_t *reqs;
+    unsigned long next_id;
+    famwatch_t *watches;
+    dbreg_t *regs;
+} db_t;
+
+static db_t *db_of(aemp_node_t *n)
+{
+    if (!n || !n->p1) return NULL;
+    if (n->db) return n->db;
+    db_t *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    if (!(d->local = json_object())) {
+        free(d);
+        return NULL;
+    }
+    n->db = d;
+    return d;
+}
+
+/* The local database for g_slave, with 'l (our listeners) put in: a new
+ * reference, or NULL. */
+json_t *aemp__db_local(aemp_node_t *n)
+{
+    db_t *d = db_of(n);
+    json_t *db = d ? json_deep_copy(d->local) : NULL;
+    size_t cnt;
+    const char *const *ls = aemp__p1_listeners(n, &cnt);
+    json_t *arr = json_array(), *l = json_object();
+    for (size_t i = 0; arr && i < cnt; i++) json_array_append_new(arr, json_string(ls[i]));
+    if (!db || !arr || !l || json_object_set_new(l, aemp_node_noderef(n), arr) ||
+        json_object_set_new(db, "'l", l)) {
+        json_decref(db);
+        json_decref(arr);
+        json_decref(l);
+        return NULL;
+    }
+    return db;
+}
+
+static void send_req(aemp_node_t *n, dbreq_t *r)
+{
+    aemp__p1_to_master(n, json_pack("[sss]", r->tag, r->family, r->id));
+}
+
+void aemp__db_master_up(aemp_node_t *n)
+{
+    db_t *d = n->db;
+    if (!d) return;
+    for (dbreq_t *r = d->reqs; r; r = r->next) send_req(n, r);
+    for (famwatch_t *fw = d->watches; fw; fw = fw->next)
+        aemp__p1_to_master(n, json_pack("[ss]", "g_mon1", fw->family));
+}
+
+void aemp__db_master_down(aemp_node_t *n)
+{
+    (void)n; /* requests and watches stay; the next master hears them */
+}
+
+/* ------------------------------------------------------------------ */
+/* the local database                                                  */
+
+int aemp_db_set(aemp_node_t *n, const char *family, const char *key, json_t *value)
+{
+    db_t *d = db_of(n);
+    if (!value) value = json_null();
+    if (!d || !family || !key) {
+        json_decref(value);
+        return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    }
+    json_t *fam = json_object_get(d->local, family);
+    if (!fam) {
+        fam = json_object();
+        if (!fam || json_object_set_new(d->local, family, fam)) {
+            json_decref(value);
+            return AEMP_ENOMEM;
+        }
+    }
+    json_t *old = json_object_get(fam, key);
+    if (old && json_equal(old, value)) {
+        json_decref(value); /* only a change goes out, as in 2.02 */
+        return 0;
+    }
+    if (json_object_set(fam, key, value)) {
+        json_decref(value);
+        return AEMP_ENOMEM;
+    }
+    json_t *set = json_object();
+    if (set && !json_object_set_new(set, key, value))
+        aemp__p1_to_master(n, json_pack("[sso]", "g_upd", family, set));
+    else
+        json_decref(set), json_decref(value);
+    return 0;
+}
+
+int aemp_db_del(aemp_node_t *n, const char *family, const char *key)
+{
+    db_t *d = db_of(n);
+    if (!d || !family || !key) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    json_t *fam = json_object_get(d->local, family);
+    if (!fam || !json_object_get(fam, key)) return AEMP_ENOENT;
+    json_object_del(fam, key);
+    if (!json_object_size(fam)) json_object_del(d->local, family);
+    aemp__p1_to_master(n, json_pack("[ssn[s]]", "g_upd", family, key));
+    return 0;
+}
+
+static void reg_port_died(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    db_t *d = n->db;
+    dbreg_t *g = ud;
+    for (dbreg_t **pp = &d->regs; *pp; pp = &(*pp)->next)
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    aemp_db_del(n, g->family, g->portid);
+    free(g->family);
+    free(g->portid);
+    free(g);
+}
+
+int aemp_db_reg(aemp_node_t *n, const char *family, const char *portid, json_t *value)
+{
+    db_t *d = db_of(n);
+    if (!d || !family || !portid) {
+        json_decref(value);
+        return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    }
+    dbreg_t *g = calloc(1, sizeof *g);
+    if (!g || !(g->family = strdup(family)) || !(g->portid = strdup(portid))) {
+        if (g) free(g->family);
+        free(g);
+        json_decref(value);
+        return AEMP_ENOMEM;
+    }
+    int rc = aemp_db_set(n, family, portid, value);
+    if (!rc && !(g->mon = aemp_mon(n, portid, reg_port_died, g))) rc = AEMP_EINVAL;
+    if (rc) {
+        free(g->family);
+        free(g->portid);
+        free(g);
+        return rc;
+    }
+    g->next = d->regs;
+    d->regs = g;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* reads                                                               */
+
+static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_reply_fn cb,
+                   void *ud)
+{
+    db_t *d = db_of(n);
+    if (!d || !family || !cb) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    dbreq_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->family = strdup(family))) {
+        free(r);
+        return AEMP_ENOMEM;
+    }
+    snprintf(r->id, sizeof r->id, "db%lu", ++d->next_id);
+    r->tag = tag;
+    r->cb = cb;
+    r->ud = ud;
+    dbreq_t **pp = &d->reqs;
+    while (*pp) pp = &(*pp)->next;
+    *pp = r; /* answered in the order asked */
+    send_req(n, r);
+    return 0;
+}
+
+int aemp_db_family(aemp_node_t *n, const char *family, aemp_db_reply_fn cb, void *ud)
+{
+    return db_read(n, "g_db_family", family, cb, ud);
+}
+
+int aemp_db_keys(aemp_node_t *n, const char *family, aemp_db_reply_fn cb, void *ud)
+{
+    return db_read(n, "g_db_keys", family, cb, ud);
+}
+
+int aemp_db_values(aemp_node_t *n, const char *family, aemp_db_reply_fn cb, void *ud)
+{
+    return db_read(n, "g_db_values", family, cb, ud);
+}
+
+/* ["", "g_reply", ID, RESULT] from the master. */
+void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result)
+{
+    db_t *d = n->db;
+    for (dbreq_t **pp = d ? &d->reqs : NULL; pp && *pp; pp = &(*pp)->next) {
+        dbreq_t *r = *pp;
+        if (strcmp(r->id, id)) continue;
+        *pp = r->next;
+        int want_obj = !strcmp(r->tag, "g_db_family");
+        if (want_obj ? json_is_object(result) : json_is_array(result)) {
+            r->cb(n, r->family, result, r->ud);
+        } else {
+            json_t *empty = want_obj ? json_object() : json_array();
+            if (empty) r->cb(n, r->family, empty, r->ud);
+            json_decref(empty);
+        }
+        free(r->family);
+        free(r);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* watches                                                             */
+
+static famwatch_t *watch_find(db_t *d, const char *family)
+{
+    for (famwatch_t *fw = d->watches; fw; fw = fw->next)
+        if (!strcmp(fw->family, family)) return fw;
+    return NULL;
+}
+
+aemp_db_mon_t *aemp_db_mon(aemp_node_t *n, const char *family, aemp_db_mon_fn cb, void *ud)
+{
+    db_t *d = db_of(n);
+    if (!d || !family || !cb) return NULL;
+    struct aemp_db_mon *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    famwatch_t *fw = watch_find(d, family);
+    if (!fw) {
+        fw = calloc(1, sizeof *fw);
+        if (!fw || !(fw->family = strdup(family))) {
+            free(fw);
+            free(m);
+            return NULL;
+        }
+        fw->next = d->watches;
+        d->watches = fw;
+        aemp__p1_to_master(n, json_pack("[ss]", "g_mon1", family));
+    }
+    m->node = n;
+    m->fw = fw;
+    m->cb = cb;
+    m->ud = ud;
+    m->next = fw->mons;
+    fw->mons = m;
+    return m;
+}
+
+static void watch_free(famwatch_t *fw)
+{
+    while (fw->mons) {
+        struct aemp_db_mon *m = fw->mons;
+        fw->mons = m->next;
+        free(m);
+    }
+    json_decref(fw->cache);
+    free(fw->family);
+    free(fw);
+}
+
+/* Drops cancelled monitors, and the family's watch when none is left. */
+static void watch_prune(aemp_node_t *n, famwatch_t *fw)
+{
+    db_t *d = n->db;
+    if (fw->busy) return;
+    for (struct aemp_db_mon **pp = &fw->mons; *pp;) {
+        if ((*pp)->cancelled) {
+            struct aemp_db_mon *m = *pp;
+            *pp = m->next;
+            free(m);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    if (fw->mons) return;
+    for (famwatch_t **pp = &d->watches; *pp; pp = &(*pp)->next)
+        if (*pp == fw) {
+            *pp = fw->next;
+            break;
+        }
+    aemp__p1_to_master(n, json_pack("[ss]", "g_mon0", fw->family));
+    watch_free(fw);
+}
+
+void aemp_db_mon_cancel(aemp_db_mon_t *m)
+{
+    if (!m) return;
+    m->cancelled = 1;
+    watch_prune(m->node, m->fw);
+}
+
+/* Applies SET (object) and DEL (array of keys) to the watch's cache and
+ * tells its monitors which keys were added, changed and deleted. */
+static void watch_apply(aemp_node_t *n, famwatch_t *fw, json_t *set, json_t *del)
+{
+    json_t *added = json_array(), *changed = json_array(), *deleted = json_array();
+    if (!fw->cache) fw->cache = json_object();
+    if (!added || !changed || !deleted || !fw->cache) goto out;
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v) {
+        json_t *old = json_object_get(fw->cache, k);
+        if (old && json_equal(old, v)) continue;
+        json_array_append_new(old ? changed : added, json_string(k));
+        json_object_set(fw->cache, k, v);
+    }
+    for (size_t i = 0; i < json_array_size(del); i++) {
+        const char *dk = json_string_value(json_array_get(del, i));
+        if (dk && json_object_get(fw->cache, dk)) {
+            json_array_append_new(deleted, json_string(dk));
+            json_object_del(fw->cache, dk);
+        }
+    }
+    if (!json_array_size(added) && !json_array_size(changed) && !json_array_size(deleted)) goto out;
+    fw->busy++;
+    for (struct aemp_db_mon *m = fw->mons; m && !n->destroy_pending; m = m->next)
+        if (!m->cancelled) m->cb(n, fw->family, fw->cache, added, changed, deleted, m->ud);
+    fw->busy--;
+    if (!n->destroy_pending) watch_prune(n, fw);
+out:
+    json_decref(added);
+    json_decref(changed);
+    json_decref(deleted);
+}
+
+/* ["", "g_chg1", FAMILY, HASH]: the whole family (null: it has nothing). */
+void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash)
+{
+    famwatch_t *fw = n->db ? watch_find(n->db, family) : NULL;
+    if (!fw) return;
+    /* what the cache holds and the new hash lacks is gone */
+    json_t *del = json_array();
+    const char *k;
+    json_t *v;
+    if (fw->cache && del)
+        json_object_foreach(fw->cache, k, v) if (!json_object_get(hash, k))
+            json_array_append_new(del, json_string(k));
+    json_t *set = json_is_object(hash) ? json_incref(hash) : json_object();
+    if (set && del) watch_apply(n, fw, set, del);
+    json_decref(set);
+    json_decref(del);
+}
+
+/* ["", "g_chg2", FAMILY, SET, DEL]. */
+void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del)
+{
+    famwatch_t *fw = n->db ? watch_find(n->db, family) : NULL;
+    if (fw && json_is_object(set) && (json_is_array(del) || json_is_null(del)))
+        watch_apply(n, fw, set, del);
+}
+
+void aemp__db_free(aemp_node_t *n)
+{
+    db_t *d = n->db;
+    if (!d) return;
+    while (d->reqs) {
+        dbreq_t *r = d->reqs;
+        d->reqs = r->next;
+        free(r->family);
+        free(r);
+    }
+    while (d->watches) {
+        famwatch_t *fw = d->watches;
+        d->watches = fw->next;
+        watch_free(fw);
+    }
+    while (d->regs) {
+        dbreg_t *g = d->regs;
+        d->regs = g->next;
+        free(g->family);
+        free(g->portid);
+        free(g);
+    }
+    json_decref(d->local);
+    free(d);
+    n->db = NULL;
+}

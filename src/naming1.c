@@ -1,0 +1,427 @@
+/*
+ * naming1.c - protocol 1's naming model (PROTOCOL-1.md §1, §3, §6, §8.4):
+ * a node is named by its node id, which says nothing about where it
+ * listens. It listens on its binds and joins the network through its
+ * seeds: it connects to every seed at start and keeps trying them with
+ * 2.02's back-off; the first seed whose link comes up is its master, gets
+ * ["","g_slave",LOCALDB] and answers ["","g_find",ID] with the listeners
+ * of any node, so a message to a node without a link waits while the
+ * master is asked where that node listens. The database client (db.c)
+ * rides on the master link too.
+ */
+#include "node_int.h"
+
+#include <stdio.h>
+
+#include "addr.h"
+#include "tls.h"
+
+#define SEED_BACKOFF_START 1.2 /* seconds; each retry waits 1-2 times this */
+
+typedef struct seed {
+    aemp_node_t *node;
+    char *ep;          /* numeric "ip:port" */
+    double interval;   /* current back-off */
+    int up;            /* its link is up */
+    int self;          /* it turned out to be us: not tried again */
+    ev_timer retry;
+} seed_t;
+
+struct aemp__p1 {
+    seed_t *seeds;
+    size_t nseeds;
+    aemp__peer_t *master;
+    char **listeners;  /* what we listen on, "ip:port" ('l) */
+    size_t nlisteners;
+    char **binds;      /* as configured */
+    size_t nbinds;
+    aemp__map_t finding; /* node ids asked for with g_find */
+};
+
+/* ------------------------------------------------------------------ */
+/* set-up                                                              */
+
+static char **strv_copy(const char *const *v, size_t n)
+{
+    char **r = calloc(n + 1, sizeof *r);
+    for (size_t i = 0; r && i < n; i++)
+        if (!(r[i] = strdup(v[i] ? v[i] : ""))) {
+            aemp__strv_free(r);
+            return NULL;
+        }
+    return r;
+}
+
+static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static int init1(aemp_node_t *n, const aemp_node_config_t *cfg)
+{
+    const char *id = cfg->nodeid;
+    if (!id || !*id || strpbrk(id, "#;\r\n")) return AEMP_EINVAL;
+    struct aemp__p1 *s = calloc(1, sizeof *s);
+    if (!s) return AEMP_ENOMEM;
+    n->p1 = s;
+    n->noderef = strdup(id);
+    n->greet_name = strdup(id);
+    if (!n->noderef || !n->greet_name) return AEMP_ENOMEM;
+    if (cfg->binds && !(s->binds = strv_copy(cfg->binds, cfg->nbinds))) return AEMP_ENOMEM;
+    s->nbinds = cfg->binds ? cfg->nbinds : 0;
+    /* seeds are resolved now: a name that does not resolve is a
+     * configuration error the caller should hear of at once */
+    for (size_t i = 0; i < cfg->nseeds; i++) {
+        int e = 0;
+        char *eps = aemp_resolve(cfg->seeds[i], &e);
+        if (!eps) {
+            aemp__log(n, AEMP_LOG_ERROR, "seed %s: cannot resolve", cfg->seeds[i]);
+            return e ? e : AEMP_ERESOLVE;
+        }
+        size_t cnt;
+        char **v = aemp__split(eps, ',', &cnt);
+        free(eps);
+        seed_t *ns = v ? realloc(s->seeds, (s->nseeds + cnt) * sizeof *ns) : NULL;
+        if (!ns) {
+            aemp__strv_free(v);
+            return AEMP_ENOMEM;
+        }
+        s->seeds = ns;
+        for (size_t k = 0; k < cnt; k++) {
+            seed_t *sd = &s->seeds[s->nseeds++];
+            memset(sd, 0, sizeof *sd);
+            sd->node = n;
+            sd->ep = v[k];
+            v[k] = NULL;
+            sd->interval = SEED_BACKOFF_START;
+        }
+        aemp__strv_free(v);
+    }
+    for (size_t i = 0; i < s->nseeds; i++) {
+        ev_init(&s->seeds[i].retry, seed_retry_cb);
+        s->seeds[i].retry.data = &s->seeds[i];
+    }
+    /* 2.02's defaults: monitor_timeout 30 s, connect_interval 2 s, which
+     * is also the deadline of an attempt ("connect timeout") */
+    n->timeout = cfg->timeout ? cfg->timeout : AEMP_DEFAULT_TIMEOUT;
+    if (n->cfg.connect_interval <= 0) n->cfg.connect_interval = AEMP_P1_CONNECT_INTERVAL;
+    if (n->cfg.connect_timeout <= 0) n->cfg.connect_timeout = n->cfg.connect_interval;
+    if (cfg->secret) {
+        n->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
+        if (!n->secret) return AEMP_ENOMEM;
+        memcpy(n->secret, cfg->secret, cfg->secret_len);
+        n->secret_len = cfg->secret_len;
+    }
+    if (cfg->cert) {
+        char why[300];
+        n->tls_ctx = aemp__tls_ctx_new(cfg->cert, cfg->cert_len, why, sizeof why);
+        if (!n->tls_ctx) {
+            aemp__log(n, AEMP_LOG_ERROR, "cert: %s", why);
+            return AEMP_ETLS;
+        }
+    }
+    return 0;
+}
+
+static int start1(aemp_node_t *n)
+{
+    struct aemp__p1 *s = n->p1;
+    char **eps = NULL;
+    size_t cnt = 0;
+    for (size_t i = 0; i < s->nbinds; i++) {
+        int e = 0;
+        char *r = aemp_resolve(s->binds[i], &e);
+        size_t k;
+        char **v = r ? aemp__split(r, ',', &k) : NULL;
+        free(r);
+        char **ne = v ? realloc(eps, (cnt + k + 1) * sizeof *ne) : NULL;
+        if (!ne) {
+            aemp__log(n, AEMP_LOG_ERROR, "%s: cannot resolve", s->binds[i]);
+            aemp__strv_free(v);
+            aemp__strv_free(eps);
+            return e ? e : AEMP_ERESOLVE;
+        }
+        eps = ne;
+        for (size_t j = 0; j < k; j++) eps[cnt++] = v[j];
+        eps[cnt] = NULL;
+        free(v);
+    }
+    int rc = 0;
+    if (cnt) {
+        rc = aemp__node_listen(n, eps, cnt, &s->listeners);
+        s->nlisteners = cnt;
+    } else if (!(s->listeners = calloc(1, sizeof *s->listeners))) {
+        rc = AEMP_ENOMEM;
+    }
+    aemp__strv_free(eps);
+    if (rc) return rc;
+    char *id = strdup(n->noderef);
+    rc = id ? aemp__node_set_name(n, id, NULL, 0) : AEMP_ENOMEM;
+    free(id);
+    return rc;
+}
+
+static int is_listener(const struct aemp__p1 *s, const char *ep)
+{
+    for (size_t i = 0; i < s->nlisteners; i++)
+        if (!strcmp(s->listeners[i], ep)) return 1;
+    return 0;
+}
+
+/* Connects to a seed unless its link is up. */
+static void seed_try(seed_t *sd)
+{
+    aemp_node_t *n = sd->node;
+    if (sd->self) return;
+    aemp__peer_t *p = aemp__peer_get(n, sd->ep, 1);
+    if (p && !p->link) aemp__peer_connect(p);
+}
+
+static void started1(aemp_node_t *n)
+{
+    struct aemp__p1 *s = n->p1;
+    for (size_t i = 0; i < s->nseeds; i++) {
+        /* our own address: 2.02 connects and both ends refuse; the
+         * outcome is the same without the round trip */
+        if (is_listener(s, s->seeds[i].ep)) s->seeds[i].self = 1;
+        seed_try(&s->seeds[i]);
+    }
+}
+
+static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    seed_t *sd = w->data;
+    aemp_node_t *n = sd->node;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    seed_try(sd);
+    aemp__leave(n);
+}
+
+static void free1(aemp_node_t *n)
+{
+    struct aemp__p1 *s = n->p1;
+    if (!s) return;
+    for (size_t i = 0; i < s->nseeds; i++) {
+        ev_timer_stop(n->loop, &s->seeds[i].retry);
+        free(s->seeds[i].ep);
+    }
+    free(s->seeds);
+    aemp__strv_free(s->listeners);
+    aemp__strv_free(s->binds);
+    aemp__map_free(&s->finding);
+    aemp__db_free(n);
+    free(s);
+    n->p1 = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* names and endpoints                                                 */
+
+/* A node id carries no endpoints, except a seed's address, which names
+ * the seed until its greeting tells its id. */
+static char **name_endpoints1(const char *name, size_t *count)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    *count = 0;
+    if (aemp__ep_parse(name, &sa, &sl)) return NULL;
+    char **v = calloc(2, sizeof *v);
+    if (v && !(v[0] = strdup(name))) {
+        free(v);
+        return NULL;
+    }
+    *count = v ? 1 : 0;
+    return v;
+}
+
+/* The link proved the node's id: that is its name from now on (a seed
+ * known by its address keeps the address as another name). */
+static void peer_named1(aemp_node_t *n, aemp__peer_t *p, const char *remote)
+{
+    char *id = strdup(remote);
+    if (!id || aemp__peer_add_name(p, remote)) {
+        free(id);
+        return;
+    }
+    free(p->noderef);
+    p->noderef = id;
+}
+
+/* The seed that is ep, or NULL. */
+static seed_t *seed_of_ep(struct aemp__p1 *s, const char *ep)
+{
+    for (size_t i = 0; i < s->nseeds; i++)
+        if (!strcmp(s->seeds[i].ep, ep)) return &s->seeds[i];
+    return NULL;
+}
+
+/* The seeds that p is (by their addresses, which name p). */
+static int peer_is_seed(aemp_node_t *n, const aemp__peer_t *p, seed_t **first)
+{
+    struct aemp__p1 *s = n->p1;
+    int c = 0;
+    for (size_t i = 0; i < s->nseeds; i++)
+        if (aemp__peer_get(n, s->seeds[i].ep, 0) == p) {
+            if (!c && first) *first = &s->seeds[i];
+            c++;
+        }
+    return c;
+}
+
+/* Sends ["", TAG, ...] to the master (json_pack format after the tag). */
+int aemp__p1_to_master(aemp_node_t *n, json_t *elems)
+{
+    struct aemp__p1 *s = n->p1;
+    if (!s || !s->master || !s->master->link) {
+        json_decref(elems);
+        return AEMP_ESTATE;
+    }
+    aemp__payload_t pl = {elems, NULL, NULL};
+    return aemp__link_queue_msg(s->master->link, "", 0, &pl);
+}
+
+static void send_find(aemp_node_t *n, const char *id)
+{
+    aemp__p1_to_master(n, json_pack("[ss]", "g_find", id));
+}
+
+/* The master is p from now on: it hears our database and every request
+ * that waits for a master. */
+static void master_set(aemp_node_t *n, aemp__peer_t *p)
+{
+    struct aemp__p1 *s = n->p1;
+    s->master = p;
+    aemp__log(n, AEMP_LOG_INFO, "new master node: %s", p->noderef);
+    json_t *db = aemp__db_local(n);
+    if (db) aemp__p1_to_master(n, json_pack("[so]", "g_slave", db)); /* steals db */
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&s->finding, &it));) send_find(n, e->key);
+    aemp__db_master_up(n);
+}
+
+static const char *peer_resolve1(aemp_node_t *n, aemp__peer_t *p)
+{
+    struct aemp__p1 *s = n->p1;
+    if (aemp__map_set(&s->finding, p->noderef, (void *)1)) return "out of memory";
+    p->resolving = 1;
+    send_find(n, p->noderef); /* without a master: sent when one is up */
+    return NULL;
+}
+
+static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
+{
+    struct aemp__p1 *s = n->p1;
+    seed_t *sd = NULL;
+    if (!peer_is_seed(n, p, &sd) && l->outgoing) sd = seed_of_ep(s, l->addr);
+    if (!sd) return;
+    for (size_t i = 0; i < s->nseeds; i++)
+        if (aemp__peer_get(n, s->seeds[i].ep, 0) == p) {
+            s->seeds[i].up = 1;
+            s->seeds[i].interval = SEED_BACKOFF_START;
+            ev_timer_stop(n->loop, &s->seeds[i].retry);
+        }
+    /* every seed whose link comes up hears g_slave; the first becomes the
+     * master and gets our database with it */
+    aemp__payload_t bare = {json_pack("[s]", "g_slave"), NULL, NULL};
+    aemp__link_queue_msg(l, "", 0, &bare);
+    if (!s->master) master_set(n, p);
+}
+
+/* A seed's link went down or an attempt failed: try again after the
+ * back-off (from its start after a link that was up, doubled after a
+ * failed attempt, capped at monitor_timeout). A lost master gives way to
+ * the next seed that is up. */
+static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
+{
+    struct aemp__p1 *s = n->p1;
+    if (!s) return;
+    if (aemp__map_del(&s->finding, p->noderef)) p->resolving = 0;
+    for (size_t i = 0; i < s->nseeds; i++) {
+        seed_t *sd = &s->seeds[i];
+        if (aemp__peer_get(n, sd->ep, 0) != p || sd->self) continue;
+        if (p->last_error && !strcmp(p->last_error, "I refuse to talk to myself")) {
+            sd->self = 1;
+            continue;
+        }
+        if (sd->up) sd->interval = SEED_BACKOFF_START;
+        double wait = sd->interval * (1.0 + (double)(rand() % 1000) / 1000.0);
+        if (!sd->up) {
+            sd->interval *= 2;
+            if (sd->interval > n->timeout) sd->interval = n->timeout;
+        }
+        sd->up = 0;
+        ev_timer_stop(n->loop, &sd->retry);
+        ev_timer_set(&sd->retry, wait, 0.0);
+        ev_timer_start(n->loop, &sd->retry);
+    }
+    if (s->master == p) {
+        s->master = NULL;
+        aemp__db_master_down(n);
+        for (size_t i = 0; i < s->nseeds; i++) {
+            aemp__peer_t *o = aemp__peer_get(n, s->seeds[i].ep, 0);
+            if (o && o != p && o->link && o->link->state == LINK_UP) {
+                master_set(n, o);
+                break;
+            }
+        }
+    }
+}
+
+/* ["", "g_found", ID, ADDRS]: where a node we asked for listens. */
+void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs)
+{
+    struct aemp__p1 *s = n->p1;
+    if (!s || !aemp__map_del(&s->finding, id)) return;
+    aemp__peer_t *p = aemp__peer_get(n, id, 0);
+    if (!p || p->link) return;
+    p->resolving = 0;
+    size_t cnt = json_array_size(addrs), k = 0;
+    char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
+    for (size_t i = 0; eps && i < cnt; i++) {
+        const char *a = json_string_value(json_array_get(addrs, i));
+        struct sockaddr_storage sa;
+        socklen_t sl;
+        if (a && !aemp__ep_parse(a, &sa, &sl) && !(eps[k++] = strdup(a))) k--;
+    }
+    if (!k) {
+        aemp__strv_free(eps);
+        aemp__peer_fail(p, "no known address");
+        return;
+    }
+    aemp__strv_free(p->eps);
+    p->eps = eps;
+    p->neps = k;
+    p->next_ep = 0;
+    if (p->connecting) aemp__peer_try(p);
+    else aemp__peer_connect(p);
+}
+
+const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count)
+{
+    *count = n->p1 ? n->p1->nlisteners : 0;
+    return n->p1 ? (const char *const *)n->p1->listeners : NULL;
+}
+
+int aemp__p1_is_master(const aemp_node_t *n, const char *src)
+{
+    const struct aemp__p1 *s = n->p1;
+    return s && s->master && aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
+}
+
+const aemp__dialect_t aemp__dialect_p1 = {
+    .protocol = 1,
+    .services = aemp__services_p1,
+    .init = init1,
+    .start = start1,
+    .started = started1,
+    .name_endpoints = name_endpoints1,
+    .peer_named = peer_named1,
+    .peer_resolve = peer_resolve1,
+    .link_up = link_up1,
+    .peer_down = peer_down1,
+    .free = free1,
+    .unreachable = "connect timeout",
+    .tag_port_died = "kil0",
+    .tag_kill = "kil1",
+    .refuse_second_link = 1,
+    .no_such_port_names_port = 1,
+};
