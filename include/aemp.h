@@ -739,6 +739,10 @@ AEMP_API void aemp_node_destroy(aemp_node_t *node);
  * slave's current name). Borrowed: valid until the next loop iteration
  * that may rename it (slaves) or destroy. */
 AEMP_API const char *aemp_node_noderef(const aemp_node_t *node);
+/* The endpoints the node listens on ("ip:port", count of them in *count,
+ * count may be NULL); NULL before start or without listeners. Borrowed:
+ * valid until the node is destroyed. */
+AEMP_API const char *const *aemp_node_listeners(const aemp_node_t *node, size_t *count);
 /* The loop the node runs on (the one given to aemp_node_new, or libev's
  * default loop); NULL for a NULL node. The caller still owns the loop. */
 AEMP_API struct ev_loop *aemp_node_loop(const aemp_node_t *node);

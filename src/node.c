@@ -919,8 +919,25 @@ int aemp__node_listen(aemp_node_t *n, char **eps, size_t cnt, char ***actual)
         aemp__strv_free(out);
         return rc;
     }
+    /* the node keeps its own copy for aemp_node_listeners */
+    char **keep = calloc(cnt + 1, sizeof *keep);
+    for (size_t i = 0; keep && i < cnt; i++)
+        if (!(keep[i] = strdup(out[i]))) {
+            aemp__strv_free(keep);
+            keep = NULL;
+        }
+    aemp__strv_free(n->listening);
+    n->listening = keep;
     *actual = out;
     return 0;
+}
+
+const char *const *aemp_node_listeners(const aemp_node_t *n, size_t *count)
+{
+    size_t c = 0;
+    while (n && n->listening && n->listening[c]) c++;
+    if (count) *count = c;
+    return n ? (const char *const *)n->listening : NULL;
 }
 
 int aemp_node_start(aemp_node_t *n)
@@ -976,6 +993,7 @@ static void node_free(aemp_node_t *n)
     aemp__map_free(&n->peers);
     aemp__map_free(&n->self_names);
     aemp__strv_free(n->masters);
+    aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);
     SSL_CTX_free(n->tls_ctx);
     free(n->bind);

@@ -122,6 +122,7 @@ struct aemp_node {
         int fd;
     } *listeners;
     size_t nlisteners;
+    char **listening;           /* what the listeners are bound to, "ip:port" */
     aemp__map_t peers;          /* noderef and each endpoint -> peer */
     aemp__peer_t *peers_list;
     aemp__map_t self_names;     /* our noderef and endpoints -> (void*)1 */

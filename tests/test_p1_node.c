@@ -1,0 +1,201 @@
+/*
+ * test_p1_node.c - protocol-1 nodes (PROTOCOL-1.md) in one process over
+ * loopback: node ids, seeds, the first link and its g_slave messages,
+ * messages between ports named NODEID#ID, remote monitors with kil0/kil1,
+ * the refusal of a second link, and the database calls' refusal on a
+ * protocol-0 node.
+ */
+#include "test.h"
+#include "harness_node.h"
+
+#include <ev.h>
+#include <stdlib.h>
+
+typedef struct p1n {
+    tnode_t t;
+    aemp_node_t *node;
+    char listen[80];
+} p1n_t;
+
+/* A started protocol-1 node with id `id`, listening on 127.0.0.1 (a free
+ * port), with the given seed (or none). */
+static aemp_node_t *mk1(p1n_t *x, const char *id, const char *seed)
+{
+    memset(x, 0, sizeof *x);
+    start_ticker();
+    aemp_node_config_t c = {0};
+    static const char *binds[] = {"127.0.0.1:0"};
+    const char *seeds[] = {seed};
+    c.protocol = 1;
+    c.nodeid = id;
+    c.binds = binds;
+    c.nbinds = 1;
+    c.seeds = seed ? seeds : NULL;
+    c.nseeds = seed ? 1 : 0;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.connect_interval = 2;
+    t_hooks(&c, &x->t);
+    x->node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (x->node && aemp_node_start(x->node)) {
+        aemp_node_destroy(x->node);
+        x->node = NULL;
+    }
+    x->t.node = x->node;
+    return x->node;
+}
+
+static int links_up(void *ud)
+{
+    return ((p1n_t *)ud)->t.links_up > 0;
+}
+
+typedef struct seen1 {
+    int calls;
+    json_t *log;
+} seen1_t;
+
+static int rec(aemp_port_t *p, json_t *msg, void *ud)
+{
+    seen1_t *s = ud;
+    (void)p;
+    s->calls++;
+    json_array_append(s->log, msg);
+    return AEMP_KEEP;
+}
+
+static void mon_rec(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    seen1_t *s = ud;
+    (void)n;
+    (void)portid;
+    s->calls++;
+    json_array_append(s->log, reason);
+}
+
+static int got_calls(void *ud)
+{
+    return ((seen1_t *)ud)->calls > 0;
+}
+
+static char *text(json_t *v)
+{
+    static char buf[1024];
+    char *t = aemp_json_encode(v, NULL);
+    snprintf(buf, sizeof buf, "%s", t ? t : "(null)");
+    free(t);
+    return buf;
+}
+
+TEST(p1_two_nodes_message_monitor_kill)
+{
+    p1n_t a, b;
+    REQUIRE(mk1(&a, "alpha", NULL));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(a.node, &nl);
+    REQUIRE(nl == 1);
+    REQUIRE(mk1(&b, "beta", ls[0]));
+    CHECK_STR(aemp_node_noderef(b.node), "beta");
+    /* beta connects to its seed at start */
+    CHECK(run_until(links_up, &b, 5));
+    CHECK(run_until(links_up, &a, 5));
+    CHECK_STR(b.t.last_up_peer, "alpha");
+    CHECK_STR(a.t.last_up_peer, "beta");
+    CHECK(aemp_node_is_up(b.node, "alpha"));
+
+    /* ports are NODEID#ID and messages flow both ways */
+    seen1_t sa = {0, json_array()}, sb = {0, json_array()};
+    aemp_port_t *pa = aemp_port_new(a.node, rec, &sa);
+    aemp_port_t *pb = aemp_port_new(b.node, rec, &sb);
+    CHECK(!strncmp(aemp_port_id(pa), "alpha#", 6));
+    CHECK_INT(aemp_sendf(b.node, aemp_port_id(pa), "[sis]", "hello", 1, aemp_port_id(pb)), 0);
+    CHECK(run_until(got_calls, &sa, 5));
+    char want[256];
+    snprintf(want, sizeof want, "[\"hello\",1,\"%s\"]", aemp_port_id(pb));
+    CHECK_STR(text(json_array_get(sa.log, 0)), want);
+    CHECK_INT(aemp_sendf(a.node, aemp_port_id(pb), "[s]", "back"), 0);
+    CHECK(run_until(got_calls, &sb, 5));
+    CHECK_STR(text(json_array_get(sb.log, 0)), "[\"back\"]");
+
+    /* beta watches alpha's port, then kills it remotely (kil1); the
+     * watcher hears kil0 with the reason */
+    seen1_t m = {0, json_array()};
+    CHECK(aemp_mon(b.node, aemp_port_id(pa), mon_rec, &m) != NULL);
+    run_for(0.2);
+    CHECK_INT(aemp_port_kill_id(b.node, aemp_port_id(pa), json_pack("[ss]", "bye", "now")), 0);
+    CHECK(run_until(got_calls, &m, 5));
+    CHECK_STR(text(json_array_get(m.log, 0)), "[\"bye\",\"now\"]");
+
+    /* a monitor of a port alpha does not have: no_such_port, naming it */
+    seen1_t m2 = {0, json_array()};
+    CHECK(aemp_mon(b.node, "alpha#nope", mon_rec, &m2) != NULL);
+    CHECK(run_until(got_calls, &m2, 5));
+    CHECK_STR(text(json_array_get(m2.log, 0)),
+              "[\"no_such_port\",\"cannot monitor nonexistent port\",\"alpha#nope\"]");
+
+    /* node requests of protocol 1: time, can */
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[sss]", "time", aemp_port_id(pb), "t"), 0);
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[ssss]", "can", "kil1", aemp_port_id(pb), "c1"), 0);
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[ssss]", "can", "lookup", aemp_port_id(pb), "c2"), 0);
+    sb.calls = 0;
+    json_array_clear(sb.log);
+    for (int i = 0; i < 100 && sb.calls < 3; i++) run_for(0.05);
+    CHECK_INT(sb.calls, 3);
+    CHECK(json_is_real(json_array_get(json_array_get(sb.log, 0), 1)));
+    CHECK_STR(text(json_array_get(sb.log, 1)), "[\"c1\",\"1\"]");
+    CHECK_STR(text(json_array_get(sb.log, 2)), "[\"c2\",\"\"]");
+    /* alpha is no global node: beta's g_slave is not served (logged) */
+    CHECK(strstr(a.t.warnings, "unable to resolve g_slave") != NULL);
+    CHECK_INT(a.t.links_down + b.t.links_down, 0);
+
+    json_decref(sa.log);
+    json_decref(sb.log);
+    json_decref(m.log);
+    json_decref(m2.log);
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a.node);
+}
+
+TEST(p1_second_link_refused_with_2_02_text)
+{
+    p1n_t a, b;
+    REQUIRE(mk1(&a, "alpha", NULL));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(a.node, &nl);
+    REQUIRE(nl == 1);
+    REQUIRE(mk1(&b, "beta", ls[0]));
+    CHECK(run_until(links_up, &b, 5));
+    /* a third node calling itself beta while beta's link is up */
+    p1n_t c;
+    REQUIRE(mk1(&c, "beta", ls[0]));
+    for (int i = 0; i < 60 && !strstr(a.t.warnings, "already connected"); i++) run_for(0.05);
+    CHECK(strstr(a.t.warnings, "beta already connected, not connecting again.") != NULL);
+    CHECK(aemp_node_is_up(b.node, "alpha"));
+    CHECK_INT(b.t.links_down, 0);
+    aemp_node_destroy(c.node);
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a.node);
+}
+
+TEST(p1_config_errors_and_db_on_protocol_0)
+{
+    aemp_node_config_t c = {0};
+    int err = 0;
+    c.protocol = 1;
+    CHECK(aemp_node_new(EV_DEFAULT, &c, &err) == NULL); /* no node id */
+    CHECK_INT(err, AEMP_EINVAL);
+    c.nodeid = "bad#id";
+    CHECK(aemp_node_new(EV_DEFAULT, &c, &err) == NULL);
+    CHECK_INT(err, AEMP_EINVAL);
+    c.protocol = 7;
+    c.nodeid = "x";
+    CHECK(aemp_node_new(EV_DEFAULT, &c, &err) == NULL);
+    CHECK_INT(err, AEMP_EINVAL);
+    tnode_t t;
+    aemp_node_t *n = mknode(&t, "127.0.0.1:0", secret, 0);
+    REQUIRE(n);
+    CHECK_INT(aemp_db_set(n, "f", "k", json_string("v")), AEMP_ESTATE);
+    CHECK_INT(aemp_db_del(n, "f", "k"), AEMP_ESTATE);
+    CHECK(aemp_db_mon(n, "f", NULL, NULL) == NULL);
+    aemp_node_destroy(n);
+}
