@@ -688,6 +688,8 @@ nomem:
     seterr(err, errlen, "out of memory");
     rc = AEMP_ENOMEM;
 fail:
+    /* rc may hold the 0 of a step that went well before the failing one */
+    if (!rc) rc = AEMP_EINVAL;
     aemp_p1_config_free(c);
     return rc;
 }

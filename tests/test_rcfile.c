@@ -554,6 +554,9 @@ TEST(rcfile_effective_config)
     check_make_bad("{\"seeds\":[\"a\",1]}", "seeds: element 1 is not a string");
     check_make_bad("{\"seeds\":[\"a\\u0000b\"]}", "seeds: element 0");
     check_make_bad("{\"services\":\"M::\"}", "services: not a JSON array");
+    /* a failure after a step that went well (found by fuzz_rcfile) */
+    check_make_bad("{\"secret\":\"s\",\"services\":\"M::\"}", "services: not a JSON array");
+    check_make_bad("{\"secret\":\"s\",\"cert\":1}", "cert: not a string");
     check_make_bad("{\"monitor_timeout\":\"30s\"}", "monitor_timeout: not a number");
     check_make_bad("{\"connect_interval\":-1}", "connect_interval: not a number");
     check_make_bad("{\"monitor_timeout\":true}", "monitor_timeout: not a number");
