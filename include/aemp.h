@@ -970,6 +970,187 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
 /* == END db == */
 
 /* ===================================================================== */
+/* == BEGIN config ==                                                     */
+/*
+ * Protocol-1 configuration, kept the way AnyEvent::MP 2.02 and its aemp
+ * tool keep it (PROTOCOL-1 §1, §2): one rc file, $PERL_ANYEVENT_MP_RC or
+ * else $HOME/.perl-anyevent-mp, holding one JSON object. Its top-level
+ * keys are the defaults; "profile" maps profile names to objects with the
+ * same keys plus "parent" (the profile to inherit from; default parent =
+ * the top level).
+ *
+ * Pure functions work on bytes and json_t (parse, format, profile
+ * resolution, effective values, node-id expansion, host:port specs);
+ * thin functions read and write the file and resolve addresses.
+ *
+ * Relaxed JSON, as JSON::XS's relaxed mode reads it, on top of the strict
+ * decoder (aemp_json_decode): accepted are
+ *   - one trailing comma after the last element of an array or the last
+ *     member of an object ([1,2,] {"a":1,}); not [,] nor [1,,];
+ *   - shell-style comments: '#' outside a string up to the next CR or LF,
+ *     wherever whitespace may stand;
+ *   - literal TAB characters inside strings (read as \t).
+ * Everything else is strict JSON: UTF-8, no // or C comments, no single
+ * quotes, no bare words. Errors say "line L, column C" (bytes, from 1).
+ */
+#define AEMP_RC_ERRMAX 256               /* always holds a whole message */
+#define AEMP_RC_MAX_FILE (16u << 20)     /* longest rc file read */
+#define AEMP_RC_MAX_CHAIN 100            /* longest parent chain */
+#define AEMP_P1_NODEID_RANDOM_LEN 10     /* what %u becomes */
+#define AEMP_P1_GENSECRET_LEN 180        /* aemp gensecret */
+
+/* A source of random bytes: fills buf with len bytes, returns 0 (or
+ * nonzero when it cannot). aemp_random_source wraps aemp_random_bytes. */
+typedef int (*aemp_random_fn)(void *ud, void *buf, size_t len);
+AEMP_API int aemp_random_source(void *ud, void *buf, size_t len);
+
+/* Parses the rc file's bytes (borrowed; len bytes, need not be
+ * NUL-terminated) as relaxed JSON holding one object. Returns a new
+ * reference, or NULL with a message in err (errlen bytes), e.g. "unexpected
+ * byte 0x7d at line 3, column 5", "the rc file holds a JSON array, not an
+ * object", "out of memory". */
+AEMP_API json_t *aemp_rc_parse(const char *buf, size_t len, char *err, size_t errlen);
+
+/* Writes v (borrowed) as the Perl tool writes its rc file (JSON::XS
+ * pretty + canonical + utf8): members sorted by key bytes, three spaces
+ * of indent per level, "key" : value, empty containers as {} and [],
+ * scalars as aemp_json_encode writes them, one LF at the end. Returns a
+ * malloc'd NUL-terminated text (caller frees) and its length in *len (len
+ * may be NULL), or NULL on ENOMEM or a value aemp_json_encode cannot
+ * write (also nesting deeper than AEMP_JSON_MAX_ENCODE_DEPTH). */
+AEMP_API char *aemp_rc_format(const json_t *v, size_t *len);
+
+/* Flags of the program arguments (AnyEvent::MP's configure). */
+#define AEMP_RC_FORCE 1  /* the program's arguments win over the file */
+#define AEMP_RC_NORC 2   /* ignore the file */
+
+/* The merged key/value object a node of profile name uses, as 2.02's
+ * find_profile builds it: built-in defaults (monitor_timeout 30,
+ * connect_interval 2, framing_format, auth_offer, auth_accept) < args <
+ * the top level of rc < the parent chain < the profile itself; with
+ * AEMP_RC_FORCE args come last instead. name NULL: the top level only. A
+ * profile that does not exist is empty; a parent that is JSON null is no
+ * parent. rc (NULL: no file) and args (NULL: none; else an object) are
+ * borrowed. Returns a new object (its values are shared with rc/args, so
+ * do not modify them), or NULL with a message in err: rc or a profile not
+ * an object, a parent not a string, a cycle ("profile parent cycle: a ->
+ * b -> a"), a chain longer than AEMP_RC_MAX_CHAIN, ENOMEM. */
+AEMP_API json_t *aemp_rc_profile(const json_t *rc, const char *name, const json_t *args,
+                                 unsigned flags, char *err, size_t errlen);
+
+/* The secret bytes of a secret string: 2.02 keys its HMAC with ONE BYTE
+ * PER CODE POINT ("grü" = 67 72 fc, not UTF-8). s is UTF-8 of len bytes
+ * (borrowed); out (at least len bytes) gets the bytes and *outlen their
+ * count. Returns 0, or AEMP_EINVAL with a message in err for invalid
+ * UTF-8 or a code point above U+00FF (2.02 dies in the handshake then). */
+AEMP_API int aemp_secret_from_utf8(const char *s, size_t len, unsigned char *out,
+                                   size_t *outlen, char *err, size_t errlen);
+
+/* n random characters [0-9a-zA-Z] into out (n + 1 bytes, NUL-terminated),
+ * unbiased (bytes >= 248 are drawn again). Returns 0, or AEMP_EIO when
+ * rnd fails. */
+AEMP_API int aemp_random_alnum(char *out, size_t n, aemp_random_fn rnd, void *ud);
+
+/* Expands a configured node id as 2.02 does: every "%n" becomes hostname,
+ * then every "%u", and a "/" at the very end, becomes the same 10 random
+ * characters [0-9A-Za-z]{9}[0-9A-Z] (drawn from rnd only when needed).
+ * The configured id must be a non-empty string other than "0" (Perl's
+ * test of it), the result must not contain '#', ';' or NUL (nor LF/CR:
+ * it goes into a greeting line). spec is len bytes (borrowed). Returns a
+ * malloc'd id (caller frees), *randomised = 1 when random characters were
+ * put in (randomised may be NULL), or NULL with a message in err. */
+AEMP_API char *aemp_nodeid_expand(const char *spec, size_t len, const char *hostname,
+                                  aemp_random_fn rnd, void *ud, int *randomised, char *err,
+                                  size_t errlen);
+
+/* Splits one bind or seed entry as 2.02 (AnyEvent::Socket::parse_hostport
+ * with default port 0) does: "host:port", "[v6]:port", "host port", a bare
+ * IPv6 address, or a bare host (port 0); "" is hostname, a bare number N
+ * is hostname:N; port "*" is 0. host "*" means all local addresses (see
+ * aemp_hostport_resolve). Pure. host gets hostlen bytes, port portlen
+ * bytes (both NUL-terminated); the port may be a service name. Returns 0,
+ * or AEMP_EINVAL (unparsable, a unix path, too long). */
+AEMP_API int aemp_hostport_parse(const char *spec, const char *hostname, char *host,
+                                 size_t hostlen, char *port, size_t portlen);
+
+/* Resolves a bind or seed entry (commas separate several, as in 2.02)
+ * into "ip:port" endpoints, in order, without duplicates: names through
+ * getaddrinfo (blocking), host "*" as every non-loopback IPv4 and every
+ * global (2000::/3) or unique-local (fc00::/7) IPv6 address of this
+ * host's interfaces. Returns a malloc'd comma-separated list (caller
+ * frees), or NULL with *err (err may be NULL): AEMP_EINVAL (unparsable),
+ * AEMP_ERESOLVE (nothing found), AEMP_ENOMEM. */
+AEMP_API char *aemp_hostport_resolve(const char *spec, const char *hostname, int *err);
+
+/* The effective protocol-1 configuration of a node. Every pointer is
+ * owned by the struct; free it with aemp_p1_config_free. */
+typedef struct aemp_p1_config {
+    char *profile;            /* the profile it was made for */
+    char *nodeid;             /* expanded (aemp_nodeid_expand) */
+    int nodeid_randomised;    /* %u or a trailing / was replaced */
+    unsigned char *secret;    /* one byte per code point; NULL: none */
+    size_t secret_len;
+    char *cert;               /* PEM (key, certificate, CAs); NULL: none */
+    char **binds;             /* NULL-terminated entries, unresolved */
+    size_t nbinds;            /* default ["*"]; [] = no listener */
+    char **seeds;             /* NULL-terminated, unresolved; default [] */
+    size_t nseeds;
+    json_t *services;         /* array ("Mod::", "func", ["func",args...]) */
+    int secure;               /* Perl truth of "secure" (default 0) */
+    double monitor_timeout;   /* seconds (30) */
+    double connect_interval;  /* seconds (2) */
+    char **framing_format;    /* NULL-terminated (cbor, json, storable) */
+    size_t nframing_format;
+    char **auth_offer;        /* (tls_sha3_512, hmac_sha3_512) */
+    size_t nauth_offer;
+    char **auth_accept;       /* (tls_sha3_512 hmac_sha3_512 tls_anon cleartext) */
+    size_t nauth_accept;
+    int autocork;             /* default 0 */
+    int nodelay;              /* default 1 */
+} aemp_p1_config_t;
+
+/* Fills c from a merged object (aemp_rc_profile's result; borrowed) for
+ * profile (borrowed, the default node id is "PROFILE/") on host hostname.
+ * Values: strings for nodeid/secret/cert; arrays of strings for binds,
+ * seeds, framing_format, auth_offer, auth_accept; numbers or numeric
+ * strings for the two times (>= 0); any value for the Perl-truth flags;
+ * JSON null = not set (binds, seeds, services, secret, cert). "eval" (Perl
+ * code) is ignored. Returns 0, or AEMP_EINVAL / AEMP_ENOMEM with a message
+ * naming the key in err; c is then empty (safe to free). */
+AEMP_API int aemp_p1_config_make(aemp_p1_config_t *c, const json_t *merged, const char *profile,
+                                 const char *hostname, aemp_random_fn rnd, void *ud, char *err,
+                                 size_t errlen);
+/* Frees what c holds (the secret is overwritten first) and zeroes it.
+ * NULL is allowed. */
+AEMP_API void aemp_p1_config_free(aemp_p1_config_t *c);
+
+/* The rc file's path into buf (n bytes): $PERL_ANYEVENT_MP_RC when set,
+ * else $HOME/.perl-anyevent-mp. Returns 0, AEMP_ENOENT (neither set) or
+ * AEMP_ELIMIT (does not fit). */
+AEMP_API int aemp_rc_path(char *buf, size_t n);
+/* Reads and parses the rc file at path (borrowed). A file that does not
+ * exist gives {"version":1} (what the Perl tool starts from). Returns a new
+ * reference, or NULL with "PATH: why" in err (unreadable, larger than
+ * AEMP_RC_MAX_FILE, not relaxed JSON, not an object). */
+AEMP_API json_t *aemp_rc_load(const char *path, char *err, size_t errlen);
+/* Writes rc (borrowed; "version":1 is added when it has no version) with
+ * aemp_rc_format to path atomically: a new file in the same directory,
+ * mode 0600, flushed, then renamed over path. Returns 0, or AEMP_EIO /
+ * AEMP_ENOMEM / AEMP_EINVAL with "PATH: why" in err; path is then
+ * untouched. */
+AEMP_API int aemp_rc_save(const char *path, const json_t *rc, char *err, size_t errlen);
+
+/* Everything a protocol-1 node needs to start, as 2.02's configure does
+ * it: loads the rc file (aemp_rc_path; not with AEMP_RC_NORC), takes
+ * profile (NULL: the host name), merges args (borrowed object or NULL)
+ * per flags, expands the node id with the host name and the system's
+ * CSPRNG. Returns 0 with c filled, or an error code with a message in err
+ * (c is then empty). */
+AEMP_API int aemp_p1_config_load(aemp_p1_config_t *c, const char *profile, const json_t *args,
+                                 unsigned flags, char *err, size_t errlen);
+/* == END config == */
+
+/* ===================================================================== */
 /* == BEGIN util ==                                                       */
 /* Fills buf with len bytes from the operating system's CSPRNG (through
  * OpenSSL). Returns 0 or AEMP_EIO. */

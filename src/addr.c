@@ -7,6 +7,8 @@
 #include "aemp_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -197,6 +199,180 @@ out:;
     if (!rc && !(r = aemp__join(eps, neps, ','))) rc = AEMP_ENOMEM;
     aemp__strv_free(parts);
     if (eps) aemp__strv_free(eps);
+    if (err) *err = rc;
+    return r;
+}
+
+/* ---- protocol 1: bind and seed entries (PROTOCOL-1 §1) ---- */
+
+int aemp_hostport_parse(const char *spec, const char *hostname, char *host, size_t hostlen,
+                        char *port, size_t portlen)
+{
+    char buf[1024];
+    const char *s = spec;
+    if (!spec || !host || !port || !hostlen || !portlen) return AEMP_EINVAL;
+    if (!hostname) hostname = "";
+    /* "" and a bare number N mean this host (port N); AnyEvent::MP 2.02
+     * tests /^\d*$/ before parsing */
+    if (strspn(spec, "0123456789") == strlen(spec)) {
+        int n = *spec ? snprintf(buf, sizeof buf, "%s:%s", hostname, spec)
+                      : snprintf(buf, sizeof buf, "%s", hostname);
+        if (n < 0 || (size_t)n >= sizeof buf) return AEMP_EINVAL;
+        s = buf;
+    }
+    if (*s == '/') return AEMP_EINVAL; /* a unix socket path */
+    while (isspace((unsigned char)*s)) s++;
+    const char *h = s, *p;
+    size_t hl;
+    /* a bare IPv6 address: hex digits and colons (two at least), then
+     * dots too; if that run is no IPv6 address the spec is unparsable */
+    size_t run = strspn(s, "0123456789abcdefABCDEF:");
+    size_t colons = 0;
+    for (size_t i = 0; i < run; i++) colons += s[i] == ':';
+    if (colons >= 2) {
+        run += strspn(s + run, "0123456789abcdefABCDEF.:");
+        unsigned char a6[16];
+        if (run >= sizeof buf) return AEMP_EINVAL;
+        char v6[1024];
+        memcpy(v6, s, run);
+        v6[run] = 0;
+        if (inet_pton(AF_INET6, v6, a6) != 1) return AEMP_EINVAL;
+        hl = run;
+        p = s + run;
+    } else if (*s == '[') {
+        const char *close = s + 1 + strcspn(s + 1, "[]");
+        if (*close != ']' || close == s + 1) return AEMP_EINVAL;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        p = close + 1;
+    } else {
+        hl = strcspn(s, "[]: ");
+        if (!hl) return AEMP_EINVAL;
+        p = s + hl;
+    }
+    /* the port: after blanks, ':' or '#', up to trailing blanks */
+    const char *pe = p;
+    if (isspace((unsigned char)*p) || *p == ':' || *p == '#') {
+        const char *q = p;
+        if (*q == ':' || *q == '#') q++;
+        else while (isspace((unsigned char)*q)) q++;
+        size_t pl = 0;
+        while (q[pl] && q[pl] != ':' && !isspace((unsigned char)q[pl])) pl++;
+        const char *rest = q + pl;
+        while (isspace((unsigned char)*rest)) rest++;
+        if (pl && !*rest) {
+            if (pl >= portlen) return AEMP_EINVAL;
+            memcpy(port, q, pl);
+            port[pl] = 0;
+            pe = NULL;
+        }
+    }
+    if (pe) {
+        while (isspace((unsigned char)*pe)) pe++;
+        if (*pe) return AEMP_EINVAL;
+        if (portlen < 2) return AEMP_EINVAL;
+        strcpy(port, "0");
+    }
+    if (!strcmp(port, "*")) strcpy(port, "0");
+    if (hl >= hostlen) return AEMP_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    /* host names hold no ':' */
+    unsigned char a6[16];
+    if (strchr(host, ':') && inet_pton(AF_INET6, host, a6) != 1) return AEMP_EINVAL;
+    return 0;
+}
+
+/* Is this an address 2.02 binds for host "*"? */
+static int wanted_local(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        return b[0] != 0x7f;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        return (b[0] >= 0x20 && b[0] <= 0x3f) || b[0] == 0xfc || b[0] == 0xfd;
+    }
+    return 0;
+}
+
+static int add_ep(char ***out, size_t *n, const char *ep)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*out)[i], ep)) return 0;
+    char **nv = realloc(*out, (*n + 2) * sizeof *nv);
+    if (!nv) return AEMP_ENOMEM;
+    *out = nv;
+    if (!(nv[*n] = strdup(ep))) return AEMP_ENOMEM;
+    nv[++*n] = NULL;
+    return 0;
+}
+
+/* Every wanted address of every interface, IPv4 before IPv6 per
+ * interface, with port. */
+static int resolve_any(const char *port, char ***out, size_t *n)
+{
+    struct addrinfo hints = {0}, *pr = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    /* the port may be a service name */
+    if (getaddrinfo("0.0.0.0", port, &hints, &pr) != 0 || !pr) return AEMP_ERESOLVE;
+    uint16_t pnum = ((struct sockaddr_in *)pr->ai_addr)->sin_port;
+    freeaddrinfo(pr);
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs)) return AEMP_ERESOLVE;
+    int rc = 0;
+    for (struct ifaddrs *i = ifs; i && !rc; i = i->ifa_next) {
+        /* the first entry of each interface name does that interface */
+        int first = 1;
+        for (struct ifaddrs *j = ifs; j != i; j = j->ifa_next)
+            if (j->ifa_name && i->ifa_name && !strcmp(j->ifa_name, i->ifa_name)) first = 0;
+        if (!first) continue;
+        for (int fam = 0; fam < 2 && !rc; fam++)
+            for (struct ifaddrs *j = i; j && !rc; j = j->ifa_next) {
+                if (!j->ifa_addr || !j->ifa_name || strcmp(j->ifa_name, i->ifa_name)) continue;
+                if (j->ifa_addr->sa_family != (fam ? AF_INET6 : AF_INET)) continue;
+                if (!wanted_local(j->ifa_addr)) continue;
+                struct sockaddr_storage ss;
+                memcpy(&ss, j->ifa_addr, fam ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+                if (fam) ((struct sockaddr_in6 *)&ss)->sin6_port = pnum;
+                else ((struct sockaddr_in *)&ss)->sin_port = pnum;
+                char ep[80];
+                aemp__ep_format((struct sockaddr *)&ss, ep, sizeof ep);
+                rc = add_ep(out, n, ep);
+            }
+    }
+    freeifaddrs(ifs);
+    return rc;
+}
+
+char *aemp_hostport_resolve(const char *spec, const char *hostname, int *err)
+{
+    char host[1024], port[256];
+    char **eps = NULL, *r = NULL;
+    size_t neps = 0, nparts = 0;
+    int rc = 0;
+    char **parts = aemp__split(spec ? spec : "", ',', &nparts);
+    if (!parts) {
+        rc = AEMP_ENOMEM;
+        goto out;
+    }
+    /* Perl's split drops trailing empty fields */
+    while (nparts && !*parts[nparts - 1]) nparts--;
+    for (size_t i = 0; i < nparts && !rc; i++) {
+        if (aemp_hostport_parse(parts[i], hostname, host, sizeof host, port, sizeof port)) {
+            rc = AEMP_EINVAL;
+            break;
+        }
+        rc = strcmp(host, "*") ? resolve_one(host, port, &eps, &neps)
+                               : resolve_any(port, &eps, &neps);
+    }
+out:
+    if (!rc && !neps) rc = AEMP_ERESOLVE;
+    if (!rc && !(r = aemp__join(eps, neps, ','))) rc = AEMP_ENOMEM;
+    aemp__strv_free(parts);
+    aemp__strv_free(eps);
     if (err) *err = rc;
     return r;
 }

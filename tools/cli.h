@@ -26,6 +26,15 @@ int cmd_mon(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_gensecret(int argc, char **argv);
 int cmd_gencert(int argc, char **argv);
+/* Protocol 1 (cmd_p1conf.c): runs argv (argv[0] = the first subcommand)
+ * as the Perl tool runs a chain of subcommands on the rc file. */
+int cmd_p1(int argc, char **argv);
+
+/* ---- cmd_gencert.c ---- */
+/* A new RSA key (PKCS#1 PEM) followed by a self-signed CA certificate for
+ * it, as one malloc'd NUL-terminated PEM text (*len bytes; the caller
+ * cleanses and frees it), or NULL after printing why. */
+char *cli_gen_key_cert(const char *prog, size_t *len);
 
 /* ---- args.c ---- */
 /* Turns message arguments into a JSON array of elements, as the Perl

@@ -8,6 +8,7 @@
  * the HMAC authentication.
  */
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bio.h>
@@ -78,41 +79,50 @@ static X509 *make_cert(EVP_PKEY *key)
     return x;
 }
 
+char *cli_gen_key_cert(const char *prog, size_t *len)
+{
+    char *out = NULL;
+    X509 *cert = NULL;
+    BIO *bio = NULL;
+    EVP_PKEY *key = EVP_RSA_gen(RSA_BITS);
+    if (!key || !(cert = make_cert(key))) {
+        cli_err(prog, "cannot make the key and certificate");
+        goto out;
+    }
+    bio = BIO_new(BIO_s_mem());
+    /* "traditional" = PKCS#1 (BEGIN RSA PRIVATE KEY), not PKCS#8 */
+    char *pem;
+    long n;
+    if (!bio || !PEM_write_bio_PrivateKey_traditional(bio, key, NULL, NULL, 0, NULL, NULL) ||
+        !PEM_write_bio_X509(bio, cert) || (n = BIO_get_mem_data(bio, &pem)) <= 0 ||
+        !(out = malloc((size_t)n + 1))) {
+        cli_err(prog, "cannot encode the key and certificate");
+        goto out;
+    }
+    memcpy(out, pem, (size_t)n);
+    out[n] = 0;
+    *len = (size_t)n;
+    OPENSSL_cleanse(pem, (size_t)n);
+out:
+    BIO_free(bio);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return out;
+}
+
 int cmd_gencert(int argc, char **argv)
 {
     int force = 0, st;
     char path[4096];
     if ((st = cli_force_and_file(PROG, argc, argv, usage, &force, path, sizeof path)) >= 0) return st;
 
-    int status = 1;
-    X509 *cert = NULL;
-    BIO *bio = NULL;
-    EVP_PKEY *key = EVP_RSA_gen(RSA_BITS);
-    if (!key || !(cert = make_cert(key))) {
-        cli_err(PROG, "cannot make the key and certificate");
-        goto out;
-    }
-    bio = BIO_new(BIO_s_mem());
-    /* "traditional" = PKCS#1 (BEGIN RSA PRIVATE KEY), not PKCS#8 */
-    if (!bio || !PEM_write_bio_PrivateKey_traditional(bio, key, NULL, NULL, 0, NULL, NULL) ||
-        !PEM_write_bio_X509(bio, cert)) {
-        cli_err(PROG, "cannot encode the key and certificate");
-        goto out;
-    }
-    char *pem;
-    long len = BIO_get_mem_data(bio, &pem);
-    if (len <= 0) {
-        cli_err(PROG, "cannot encode the key and certificate");
-        goto out;
-    }
-    int rc = cli_write_private_file(PROG, path, pem, (size_t)len, force);
-    OPENSSL_cleanse(pem, (size_t)len);
-    if (rc) goto out;
+    size_t len;
+    char *pem = cli_gen_key_cert(PROG, &len);
+    if (!pem) return 1;
+    int rc = cli_write_private_file(PROG, path, pem, len, force);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    if (rc) return 1;
     printf("wrote a new TLS secret (key and certificate) to %s\n", path);
-    status = 0;
-out:
-    BIO_free(bio);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    return status;
+    return 0;
 }

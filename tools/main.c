@@ -2,9 +2,14 @@
  * main.c - the aemp command: dispatches to its subcommands. Each one
  * lives in its own tools/cmd_*.c and returns the exit status: 0 success,
  * 1 failure (unreachable node, authentication, timeout, I/O), 2 a bad
- * command line.
+ * command line. A global option --protocol N before the subcommand (or
+ * AEMP_PROTOCOL=N in the environment; the option wins) selects the
+ * protocol: 0, the default, is AnyEvent::MP 0.4 and the commands below;
+ * 1 is AnyEvent::MP 2.x, whose configuration subcommands chain
+ * (cmd_p1conf.c).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aemp.h"
@@ -30,7 +35,7 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aemp COMMAND [ARGS...]\n\n"
+    fprintf(f, "usage: aemp [--protocol N] COMMAND [ARGS...]\n\n"
                "aemp " AEMP_VERSION " - tools for AnyEvent::MP (AEMP protocol 0) nodes.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -39,11 +44,41 @@ static void usage(FILE *f)
                "Client OPTIONS: --secret-file FILE, --bind NODEREF, --connect-timeout S, -v.\n"
                "PORT is a port id (NODEREF#ID) or a bare NODEREF (the node port); an ARG\n"
                "starting with [, { or \" is JSON, any other ARG a string.\n"
-               "'aemp COMMAND --help' describes one command; see also aemp(1).\n");
+               "'aemp COMMAND --help' describes one command; see also aemp(1).\n"
+               "--protocol 1 (or AEMP_PROTOCOL=1): AnyEvent::MP 2.x configuration\n"
+               "subcommands, see 'aemp --protocol 1 help'.\n");
+}
+
+/* "0" or "1" into *out; -1 for anything else. */
+static int parse_protocol(const char *s, int *out)
+{
+    if (!s || (strcmp(s, "0") && strcmp(s, "1"))) return -1;
+    *out = s[0] - '0';
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
+    int protocol = 0;
+    const char *env = getenv("AEMP_PROTOCOL");
+    if (env && *env && parse_protocol(env, &protocol)) {
+        fprintf(stderr, "aemp: AEMP_PROTOCOL='%s': protocol must be 0 or 1\n", env);
+        return 2;
+    }
+    /* the global option, before the subcommand */
+    while (argc > 1 && !strncmp(argv[1], "--protocol", 10) &&
+           (argv[1][10] == 0 || argv[1][10] == '=')) {
+        const char *v = argv[1][10] == '=' ? argv[1] + 11 : argc > 2 ? argv[2] : NULL;
+        if (parse_protocol(v, &protocol)) {
+            fprintf(stderr, "aemp: --protocol %s: protocol must be 0 or 1\n", v ? v : "needs a value,");
+            return 2;
+        }
+        int used = argv[1][10] == '=' ? 1 : 2;
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
+    if (protocol == 1 && (argc < 2 || strcmp(argv[1], "--version"))) return cmd_p1(argc - 1, argv + 1);
     if (argc < 2) {
         usage(stderr);
         return 2;
