@@ -19,6 +19,7 @@
 #include "../fuzz/fuzz_framer.c"
 #include "../fuzz/fuzz_json.c"
 #include "../fuzz/fuzz_noderef.c"
+#include "../fuzz/fuzz_storable.c"
 /* args.c belongs to the aemp tool, which is still being written: replay
  * its target only where the file exists */
 #if defined(__has_include)
@@ -185,6 +186,11 @@ TEST(fuzz_replay_json)
 TEST(fuzz_replay_noderef)
 {
     replay_target("noderef", fuzz_noderef_one, 10000);
+}
+
+TEST(fuzz_replay_storable)
+{
+    replay_target("storable", fuzz_storable_one, 20000);
 }
 
 TEST(fuzz_replay_args)
