@@ -32,6 +32,14 @@ static json_t *sdec_hex(const char *hex, int *code, char *msg, size_t msglen)
     return v;
 }
 
+/* The hex of the tables below without the spaces that group it. */
+static void unspaced(const char *in, char *out)
+{
+    for (; *in; in++)
+        if (*in != ' ') *out++ = *in;
+    *out = 0;
+}
+
 static void check_json_text(const char *file, int line, const json_t *got, const char *want)
 {
     json_t *w = jdec(want);
@@ -229,11 +237,8 @@ TEST(storable_decode_other_forms)
         {"050b0300000001 0a026100 00000003620062", "{\"b\\u0000b\":\"a\\u0000\"}"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        char hex[256];
-        size_t j = 0;
-        for (const char *s = cases[k].hex; *s; s++)
-            if (*s != ' ') hex[j++] = *s;
-        hex[j] = 0;
+        char hex[512];
+        unspaced(cases[k].hex, hex);
         int code;
         char msg[AEMP_JSON_ERRMAX];
         json_t *v = sdec_hex(hex, &code, msg, sizeof msg);
@@ -327,10 +332,7 @@ TEST(storable_decode_hostile)
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         char hex[512];
-        size_t j = 0;
-        for (const char *s = cases[k].hex; *s; s++)
-            if (*s != ' ') hex[j++] = *s;
-        hex[j] = 0;
+        unspaced(cases[k].hex, hex);
         int code = 0;
         char msg[AEMP_JSON_ERRMAX];
         json_t *v = sdec_hex(hex, &code, msg, sizeof msg);
