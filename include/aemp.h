@@ -530,7 +530,13 @@ AEMP_API json_t *aemp_storable_decode(const void *buf, size_t len,
  * others as UTF-8 strings; a hash with a key beyond U+00FF as an
  * SX_FLAG_HASH; true and false as references to JSON::PP::Boolean
  * objects, one object per value shared by back-references, exactly as
- * nfreeze writes JSON::PP's $true and $false. Returns a malloc'd buffer
+ * nfreeze writes JSON::PP's $true and $false. Where Perl's bytes differ,
+ * thaw still gives the same value: a container referenced twice (the
+ * "shared-ref" vector) is written twice, as the json_t holds two equal
+ * copies; a string Perl holds as UTF-8 that has no character above
+ * U+00FF is written as Latin-1 bytes (as the "utf8" vector shows for
+ * "café"); a hash with only such keys as an SX_HASH of Latin-1 keys.
+ * Returns a malloc'd buffer
  * (caller frees) and its length in *len (len may be NULL), or NULL on
  * ENOMEM or a value that cannot be encoded: NULL v, another top-level
  * type, nesting deeper than AEMP_JSON_MAX_ENCODE_DEPTH (or a cycle), a

@@ -379,7 +379,9 @@ TEST(storable_decode_truncated)
  * counts: the top array is level 1). */
 TEST(storable_decode_depth)
 {
-    for (unsigned levels = 3; levels <= 600; levels += 597) {
+    static const unsigned tries[] = {3, 600, AEMP_STORABLE_DEPTH_LIMIT};
+    for (size_t t = 0; t < 3; t++) {
+        unsigned levels = tries[t];
         /* [[[...]]]: the top array, then REF ARRAY(1) per level */
         size_t cap = 16 + levels * 6, n = 0;
         unsigned char *img = malloc(cap);
@@ -407,6 +409,16 @@ TEST(storable_decode_depth)
             v = aemp_storable_decode(img, n, 0, &code, msg, sizeof msg);
             CHECK(!v);
             CHECK(strstr(msg, "nesting deeper than 512") != NULL);
+        }
+        if (levels == AEMP_STORABLE_DEPTH_LIMIT) { /* a larger max_depth is cut to the limit */
+            v = aemp_storable_decode(img, n, 100000, &code, msg, sizeof msg);
+            CHECK(v != NULL);
+            json_decref(v);
+            img[n - 1] = 1; /* one more level */
+            memcpy(img + n, "\x04\x02\0\0\0\0", 6);
+            v = aemp_storable_decode(img, n + 6, 100000, &code, msg, sizeof msg);
+            CHECK(!v);
+            CHECK(strncmp(msg, "nesting deeper than 2048 at offset", 34) == 0);
         }
         free(img);
     }
