@@ -485,10 +485,13 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
  * warning; the frames around it are intact): a reference to a scalar
  * other than 0 or 1, a reference to a reference, objects blessed into
  * any other class, tied variables, code references, regexps, objects
- * with STORABLE_freeze hooks, hash keys stored as scalars, cycles, and
+ * with STORABLE_freeze hooks, hash keys stored as scalars, objects
+ * over 2 GiB (SX_LOBJECT), infinite or NaN doubles, cycles, and
  * back-references that would make the value more than
  * AEMP_STORABLE_MAX_EXPANSION times the size of its image (at least
  * 64 KiB), the guard against a small image that expands exponentially.
+ * The decoder stops at the first such value: the rest of the image is
+ * not checked.
  * Every other failure is AEMP_EPROTO (a broken image; a Perl node closes
  * the link with "Bad message" for those): a truncated image, a length
  * or count inside it past its end, an unknown type byte, a native-order
