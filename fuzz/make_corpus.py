@@ -290,6 +290,47 @@ HAND_ARGS = {
 }
 
 
+# Storable images the vectors do not show: other forms Perl writes and
+# the refusals the codec names (tests/test_storable.c has them all).
+HAND_STORABLE = {
+    "ref-one-zero": "050b020000000204088104088 0",
+    "sv-yes-no": "050b02000000040f102223",
+    "root-bool": "050b11114a534f4e3a3a50503a3a426f6f6c65616e0881",
+    "native-int-double": "050b0200000002060000000001000000070000000000 00f83f",
+    "vstring": "050b02000000011d037631320a023132",
+    "restricted-hash": "050b1901000000020e1000000001610881000000000162",
+    "wasutf8-key": "050b190000000001088102000000036be979",
+    "alias-and-shared": "050b02000000030a017800000000010402000000010881040000000003",
+    "nul-key": "050b03000000010a02610000000003620062",
+    "tied-hash": "050b02000000010c",
+    "blessed-hash": "050b020000000104110a466f6f3a3a436c6173730300000000",
+    "scalar-ref": "050b0200000001040a0178",
+    "ref-ref": "050b020000000104040881",
+    "cycle": "050b0200000001040000000000",
+    "bad-utf8": "050b02000000011702c328",
+    "bless-ix": "050b02000000021411114a534f4e3a3a50503a3a426f6f6c65616e08811412000880",
+    "bomb": "050b020000000304020000000208810881040200000002040000000002040000000002"
+            "040200000002040000000006040000000006",
+}
+
+
+def storable_seeds(vpath, tdir):
+    with open(vpath, encoding="utf-8") as f:
+        vec = json.load(f)["vectors"]
+    frames = b""
+    for v in vec:
+        write("storable", "vec-" + v["id"], bytes.fromhex(v["nfreeze_hex"]))
+        write("storable", "vec-%s-framed" % v["id"], bytes.fromhex(v["framed_hex"]))
+        if len(frames) < 2048:
+            frames += bytes.fromhex(v["framed_hex"])
+    write("storable", "vec-stream", frames)
+    with open(os.path.join(tdir, "13-raw-storable.json"), encoding="utf-8") as f:
+        tr = json.load(f)
+    write("storable", "13-raw-storable-s2c", after_lines(stream(tr, "s2c"), 3))
+    for k, v in HAND_STORABLE.items():
+        write("storable", "hand-" + k, bytes.fromhex(v.replace(" ", "")))
+
+
 def main():
     tdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared",
                                                               "vectors", "transcripts")
@@ -323,6 +364,7 @@ def main():
         write("noderef", "%03d" % i, nr)
     for k, v in HAND_ARGS.items():
         write("args", "hand-" + k, v)
+    storable_seeds(os.path.join(tdir, "..", "storable.json"), tdir)
 
 
 if __name__ == "__main__":

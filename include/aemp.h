@@ -572,6 +572,167 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
 /* == END json == */
 
 /* ===================================================================== */
+/* == BEGIN storable ==                                                   */
+/*
+ * The storable framing (PROTOCOL §5): each message is a BER length (Perl
+ * `pack "w"`: 7 bits per byte, most significant group first, the high
+ * bit set on every byte but the last) followed by that many bytes of a
+ * Perl Storable network-order image, as `Storable::nfreeze(\@message)`
+ * writes it: the header 05 0B (format 2.11, network order), then the
+ * message array itself.
+ *
+ * The codec maps images to the same json_t values the JSON path gives for
+ * what a Perl node would write with JSON::XS:
+ *   arrays, hashes (SX_HASH, SX_FLAG_HASH with UTF-8 keys), undef (null);
+ *   byte strings (their bytes taken as Latin-1 characters, so E9 becomes
+ *   "é") and UTF-8 strings (strict UTF-8 required);
+ *   integers (SX_BYTE, SX_NETINT, SX_INTEGER, the last read as a 64-bit
+ *   little-endian IV as a Perl on x86-64 reads it; nfreeze never writes
+ *   it). In network order Perl writes integers beyond 32 bits, unsigned
+ *   64-bit ones and all non-integral floats as strings of their digits
+ *   ("2147483648", "1.5"), and so they decode: as strings;
+ *   SX_DOUBLE (native little-endian) as a real;
+ *   JSON::XS / JSON::PP booleans (a reference to a scalar blessed into
+ *   JSON::PP::Boolean, Types::Serialiser::Boolean or JSON::XS::Boolean:
+ *   false when the scalar is false as Perl sees it), Perl's own true and
+ *   false (SX_SV_YES/SX_SV_NO, SX_BOOLEAN_TRUE/FALSE) and, as JSON::XS
+ *   writes them, references to the scalars 1 and 0 (\1, \0) -> true/false;
+ *   back-references (SX_OBJECT) to a value seen before: the value is
+ *   copied (a deep copy, so every json_t of the result is its own);
+ *   v-string magic (the string without the magic).
+ * What thaw() would return is a reference to the image's top value, so
+ * the top value decodes as a reference does: an array, a hash or a
+ * boolean.
+ *
+ * Refused, with the distinct code AEMP_EBADMSG ("the image is fine but
+ * JSON cannot carry its value": a link drops that one message with a
+ * warning; the frames around it are intact): a reference to a scalar
+ * other than 0 or 1, a reference to a reference, objects blessed into
+ * any other class, tied variables, code references, regexps, objects
+ * with STORABLE_freeze hooks, hash keys stored as scalars, objects
+ * over 2 GiB (SX_LOBJECT), infinite or NaN doubles, cycles, and
+ * back-references that would make the value more than
+ * AEMP_STORABLE_MAX_EXPANSION times the size of its image (at least
+ * 64 KiB), the guard against a small image that expands exponentially.
+ * The decoder stops at the first such value: the rest of the image is
+ * not checked.
+ * Every other failure is AEMP_EPROTO (a broken image; a Perl node closes
+ * the link with "Bad message" for those): a truncated image, a length
+ * or count inside it past its end, an unknown type byte, a native-order
+ * image (freeze instead of nfreeze) or a format other than 2.x, a
+ * back-reference to a value not yet seen, invalid UTF-8 in a UTF-8
+ * string or key, nesting deeper than max_depth, an array or hash stored
+ * directly as an element (not through a reference), bytes after the top
+ * value.
+ */
+/* See above: how much larger than its image a decoded value may grow by
+ * back-references. */
+#define AEMP_STORABLE_MAX_EXPANSION 8
+/* The decoder recurses (a few frames per level of nesting): its max_depth
+ * is never above this. */
+#define AEMP_STORABLE_DEPTH_LIMIT 2048
+
+/* Decodes one Storable image of len bytes (borrowed; the frame's body,
+ * without the BER length). max_depth: containers nested deeper fail (0:
+ * AEMP_JSON_MAX_DEPTH; values above AEMP_STORABLE_DEPTH_LIMIT count as
+ * that limit). Returns a new reference, or NULL with *err (when err is
+ * not NULL) set to AEMP_EBADMSG, AEMP_EPROTO (see above) or AEMP_ENOMEM,
+ * and the message in errbuf (when not NULL; errlen bytes, AEMP_JSON_ERRMAX
+ * always suffice), e.g. "unsupported Storable type 0x0c (tied hash) at
+ * offset 7", "string of 300 bytes at offset 11 runs past the end of the
+ * image (12 bytes left)", "reference to a scalar (not 0 or 1) at offset
+ * 7". Offsets count from buf. */
+AEMP_API json_t *aemp_storable_decode(const void *buf, size_t len,
+                                      unsigned max_depth, int *err,
+                                      char *errbuf, size_t errlen);
+
+/* Encodes v (borrowed: an array, an object, true or false) as an
+ * nfreeze image that Perl's thaw reads back as the value JSON::XS would
+ * have made of v's JSON text; byte for byte what nfreeze writes where
+ * the value model allows. Integers within 32 bits become SX_BYTE or
+ * SX_NETINT, larger ones (and raw numbers, e.g. aemp_json_uint64 values)
+ * strings of their digits, reals strings of 15 significant digits (an
+ * integral real an integer), as Perl does in network order; strings whose
+ * characters are all below U+0100 are written as Latin-1 byte strings,
+ * others as UTF-8 strings; a hash with a key beyond U+00FF as an
+ * SX_FLAG_HASH; true and false as references to JSON::PP::Boolean
+ * objects, one object per value shared by back-references, exactly as
+ * nfreeze writes JSON::PP's $true and $false. Where Perl's bytes differ,
+ * thaw still gives the same value: a container referenced twice (the
+ * "shared-ref" vector) is written twice, as the json_t holds two equal
+ * copies; a string Perl holds as UTF-8 that has no character above
+ * U+00FF is written as Latin-1 bytes (as the "utf8" vector shows for
+ * "café"); a hash with only such keys as an SX_HASH of Latin-1 keys.
+ * Returns a malloc'd buffer
+ * (caller frees) and its length in *len (len may be NULL), or NULL on
+ * ENOMEM or a value that cannot be encoded: NULL v, another top-level
+ * type, nesting deeper than AEMP_JSON_MAX_ENCODE_DEPTH (or a cycle), a
+ * string that is not UTF-8, a raw number whose text is not a number, a
+ * string or container over 2^31 - 1 bytes or elements. */
+AEMP_API void *aemp_storable_encode(const json_t *v, size_t *len);
+/* The same, as a whole frame: the BER length, then the image. */
+AEMP_API void *aemp_storable_encode_frame(const json_t *v, size_t *len);
+
+/* The longest BER length (a 64-bit value needs 10 bytes). */
+#define AEMP_BER_MAX_BYTES 10
+/* Writes v as a BER length into out (AEMP_BER_MAX_BYTES bytes always
+ * suffice). Returns the number of bytes written, 1..10. */
+AEMP_API size_t aemp_ber_write(uint64_t v, unsigned char *out);
+
+/*
+ * The storable stream framer: finds each frame of a byte stream split
+ * anywhere. It reads the BER length and rejects a frame longer than
+ * max_len as soon as the length is known (a partly read length that can
+ * only end above max_len already fails), before any of its body is
+ * buffered. Sans-I/O, no allocation: nothing to free. The region
+ * contract is that of aemp_framer_next: each call passes the whole
+ * pending region, starting at the first byte not yet returned.
+ *
+ * Use:
+ *   aemp_ber_framer_init(&f, 0);
+ *   on each read, append to region, then:
+ *     while ((r = aemp_ber_framer_next(&f, region, n, &s, &e)) == 1) {
+ *         v = aemp_storable_decode(region + s, e - s, 0, &err, msg, sizeof msg);
+ *         ...; drop e bytes from the front of region;
+ *     }
+ *     if (r < 0) fail the link with aemp_ber_framer_error(&f);
+ */
+typedef struct aemp_ber_framer {
+    /* private */
+    uint64_t body_;   /* the body length, once the prefix is complete */
+    size_t max_len_;
+    uint8_t prefix_;  /* length of the complete prefix, 0 while reading */
+    int8_t err_;      /* sticky error code, 0 if none */
+    char msg_[96];    /* the error message */
+} aemp_ber_framer_t;
+
+/* Initialises the framer. max_len: longest image accepted (0:
+ * AEMP_DEFAULT_MAX_MESSAGE). */
+AEMP_API void aemp_ber_framer_init(aemp_ber_framer_t *f, size_t max_len);
+
+/* Scans buf[0..len) (borrowed). Returns
+ *   1  a complete frame: its image is buf[*start .. *end) (*start is the
+ *      length of the BER prefix); the caller drops the first *end bytes
+ *      of its region before the next call;
+ *   0  need more bytes (*start = *end = 0);
+ *  <0  AEMP_ELIMIT (a length above max_len, which is below 2^64), or
+ *      AEMP_EPROTO (a length prefix longer than AEMP_BER_MAX_BYTES); sticky:
+ *      every later call returns the same code. AEMP_EINVAL (not sticky)
+ *      when len is shorter than the prefix already read (a caller bug).
+ * An empty image (length 0) is a frame like any other; the decoder
+ * refuses it. */
+AEMP_API int aemp_ber_framer_next(aemp_ber_framer_t *f, const void *buf,
+                                  size_t len, size_t *start, size_t *end);
+
+/* The sticky error's message, e.g. "Storable frame of 70000000 bytes is
+ * longer than the limit of 67108864", "Storable frame length prefix exceeds
+ * the limit of 1000" (a partly read length), "BER length longer than 10
+ * bytes";
+ * "" when there is none. Valid until the next call on f. */
+AEMP_API const char *aemp_ber_framer_error(const aemp_ber_framer_t *f);
+/* == END storable == */
+
+/* ===================================================================== */
 /* == BEGIN node ==                                                       */
 /*
  * A node: one process's presence in an AEMP network. It runs on a libev

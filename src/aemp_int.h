@@ -150,6 +150,17 @@ static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
     return 1;
 }
 
+/* 1 when s[0..n) is strict UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF), as the JSON decoder requires. */
+int aemp__utf8_valid(const void *s, size_t n);
+/* 1 when the text of a raw number (without its marker) looks like a
+ * number, as the JSON encoder requires before writing it. */
+int aemp__raw_text_ok(const char *s, size_t n);
+
+/* Appends the Storable image of v (see aemp_storable_encode) to b.
+ * Returns 0, AEMP_ENOMEM or AEMP_EINVAL; on failure b is rewound. */
+int aemp__storable_encode_buf(aemp__buf_t *b, const json_t *v);
+
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);
 

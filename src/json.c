@@ -249,6 +249,11 @@ static int raw_text_ok(const unsigned char *s, size_t n)
     return 1;
 }
 
+int aemp__raw_text_ok(const char *s, size_t n)
+{
+    return raw_text_ok((const unsigned char *)s, n);
+}
+
 static int emit_string_value(aemp__buf_t *b, const json_t *v)
 {
     const unsigned char *s = (const unsigned char *)json_string_value(v);
@@ -720,6 +725,11 @@ static int utf8_ok(const unsigned char *s, size_t n)
         p += k;
     }
     return 1;
+}
+
+int aemp__utf8_valid(const void *s, size_t n)
+{
+    return utf8_ok(s, n);
 }
 
 /* Reads the 4 hex digits at p (up to e). Returns 0, -1 for a byte that

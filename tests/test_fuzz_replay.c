@@ -21,6 +21,7 @@
 #include "../fuzz/fuzz_json.c"
 #include "../fuzz/fuzz_noderef.c"
 #include "../fuzz/fuzz_rcfile.c"
+#include "../fuzz/fuzz_storable.c"
 /* args.c belongs to the aemp tool, which is still being written: replay
  * its target only where the file exists */
 #if defined(__has_include)
@@ -197,6 +198,11 @@ TEST(fuzz_replay_noderef)
 TEST(fuzz_replay_rcfile)
 {
     replay_target("rcfile", fuzz_rcfile_one, 10000);
+}
+
+TEST(fuzz_replay_storable)
+{
+    replay_target("storable", fuzz_storable_one, 20000);
 }
 
 TEST(fuzz_replay_args)
