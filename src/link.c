@@ -5,6 +5,11 @@
  * peer timeout, keepalive) and batched writes. Who the link belongs to and
  * what happens when it comes up or dies is node.c's business.
  *
+ * Framing (PROTOCOL §4, §5): each direction uses what its sender chose,
+ * json or storable. JSON is the fast path; a Storable link decodes and
+ * encodes every message as a value (aemp_storable_*), which only peers
+ * that insist on it pay for.
+ *
  * TLS (PROTOCOL §3): once the engine says both sides want it, the socket
  * carries TLS records only. Bytes from the socket go into the TLS filter
  * (tls.c); its plaintext lands in `in`, where the engine (auth line) and
@@ -45,6 +50,10 @@ typedef struct link {
     aemp__buf_t wire;     /* with TLS: bytes for the socket as they are */
     aemp_framer_t framer;
     int big_text;         /* the last text was big: framer first */
+    /* the framings of the data phase (each direction its own): 0 json,
+     * 1 storable, a BER length and a Storable image per message */
+    int storable_in, storable_out;
+    aemp_ber_framer_t ber;
     aemp__recycle_t recycle; /* values for the next message */
 } link_t;
 
@@ -96,9 +105,35 @@ static int link_write(link_t *l, const void *p, size_t n)
     return 0;
 }
 
-int aemp__link_queue(aemp__link_t *pl, const void *p, size_t n)
+/* Appends the message v (a whole message value, borrowed) as a Storable
+ * frame. */
+static int write_storable(link_t *l, const json_t *v)
 {
-    return link_write(PRIV(pl), p, n);
+    size_t len;
+    void *f = aemp_storable_encode_frame(v, &len);
+    if (!f) return AEMP_EINVAL;
+    int rc = link_write(l, f, len);
+    free(f);
+    return rc;
+}
+
+int aemp__link_queue_json(aemp__link_t *pl, const char *p, size_t n)
+{
+    link_t *l = PRIV(pl);
+    if (!l->storable_out) return link_write(l, p, n);
+    /* texts encoded before the link chose storable: each becomes a frame */
+    aemp_framer_t f;
+    aemp_framer_init(&f, 0, 0);
+    size_t start, end;
+    int rc = 0;
+    while (!rc && n && aemp_framer_next(&f, p, n, &start, &end) == 1) {
+        json_t *v = aemp_json_decode(p + start, end - start, 0, NULL, 0);
+        rc = v ? write_storable(l, v) : AEMP_EINVAL;
+        json_decref(v);
+        p += end;
+        n -= end;
+    }
+    return rc;
 }
 
 int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const aemp__payload_t *pay)
@@ -108,7 +143,16 @@ int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const a
         aemp__payload_drop(pay);
         return AEMP_ECLOSED;
     }
-    int rc = aemp__payload_encode(&l->out, id, idlen, pay);
+    int rc;
+    if (l->storable_out) {
+        json_t *elems = aemp__payload_value(pay), *idv = json_stringn(id, idlen);
+        rc = elems && idv && !json_array_insert_new(elems, 0, idv) ? write_storable(l, elems)
+                                                                   : AEMP_EINVAL;
+        if (!elems) json_decref(idv);
+        json_decref(elems);
+        return rc;
+    }
+    rc = aemp__payload_encode(&l->out, id, idlen, pay);
     if (!rc) schedule_flush(l);
     return rc;
 }
@@ -121,7 +165,7 @@ size_t aemp__link_queued(const aemp__link_t *pl)
 
 void aemp__link_probe(aemp__link_t *pl)
 {
-    link_write(PRIV(pl), devnull_msg, sizeof devnull_msg - 1);
+    aemp__link_queue_json(pl, devnull_msg, sizeof devnull_msg - 1);
 }
 
 void aemp__link_kick(aemp__link_t *pl)
@@ -319,9 +363,15 @@ static void deliver_value(link_t *l, json_t *msg)
  * decoder declines, errors included (the general decoder then gives the
  * message), and after a big text (a big text is usually cut by reads,
  * and a decode attempt on its first part would only scan it twice). */
+static void process_storable(link_t *l);
+
 static void process_data(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
+    if (l->storable_in) {
+        process_storable(l);
+        return;
+    }
     while (l->pub.state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
         size_t start = 0, end = 0, idlen;
         const char *id, *head = aemp__buf_head(&l->in);
@@ -368,6 +418,40 @@ static void process_data(link_t *l)
         }
         deliver_value(l, msg);
         if (n->destroy_pending) return;
+    }
+}
+
+/* The Storable side of process_data: BER-framed images, each decoded
+ * whole. A broken image fails the link; a message JSON cannot carry (a
+ * reference to a scalar, a blessed object...) is dropped with a
+ * warning. */
+static void process_storable(link_t *l)
+{
+    aemp_node_t *n = l->pub.node;
+    while (l->pub.state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
+        size_t start, end;
+        const char *head = aemp__buf_head(&l->in);
+        int r = aemp_ber_framer_next(&l->ber, head, aemp__buf_size(&l->in), &start, &end);
+        char m[200];
+        if (r < 0) {
+            snprintf(m, sizeof m, "Bad message (%s)", aemp_ber_framer_error(&l->ber));
+            link_fail(l, m);
+            return;
+        }
+        if (r == 0) return;
+        int err = 0;
+        char eb[128];
+        json_t *v = aemp_storable_decode(head + start, end - start, 0, &err, eb, sizeof eb);
+        aemp__buf_consume(&l->in, end);
+        if (v) {
+            deliver_value(l, v);
+        } else if (err == AEMP_EBADMSG) {
+            aemp__log(n, AEMP_LOG_WARN, "%s: Storable message dropped (%s)", l->pub.addr, eb);
+        } else {
+            snprintf(m, sizeof m, "Bad message (%s)", eb);
+            link_fail(l, m);
+            return;
+        }
     }
 }
 
@@ -462,6 +546,10 @@ static void link_go_up(link_t *l)
     int t = aemp_hs_remote_timeout(l->hs);
     l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
     aemp_framer_init(&l->framer, l->pub.node->cfg.max_message, 0);
+    aemp_ber_framer_init(&l->ber, l->pub.node->cfg.max_message);
+    const char *fin = aemp_hs_recv_framing(l->hs), *fout = aemp_hs_send_framing(l->hs);
+    l->storable_in = fin && !strcmp(fin, "storable");
+    l->storable_out = fout && !strcmp(fout, "storable");
     l->pub.state = LINK_UP;
     l->last_read = ev_now(l->pub.node->loop);
     link_rearm_timer(l);
@@ -632,7 +720,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             goto out;
         }
         if (now - l->last_write >= l->keepalive && !aemp__buf_size(&l->out)) {
-            link_write(l, devnull_msg, sizeof devnull_msg - 1);
+            aemp__link_probe(&l->pub);
             l->last_write = now; /* counted as written once queued */
         }
         break;
@@ -655,6 +743,8 @@ static void link_start_handshake(link_t *l)
     }
     aemp_hs_config_t hc = {
         .protocol = n->dialect->protocol,
+        .framings = n->dialect->framings,
+        .framings_send = n->dialect->framings,
         .noderef = n->greet_name,
         .secret = n->secret,
         .secret_len = n->secret_len,

@@ -195,6 +195,7 @@ static void free0(aemp_node_t *n) {}
 
 const aemp__dialect_t aemp__dialect_p0 = {
     .protocol = 0,
+    .framings = "json,storable",
     .services = aemp__services_p0,
     .init = init0,
     .start = start0,

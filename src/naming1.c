@@ -409,6 +409,7 @@ int aemp__p1_is_master(const aemp_node_t *n, const char *src)
 
 const aemp__dialect_t aemp__dialect_p1 = {
     .protocol = 1,
+    .framings = "json,storable",
     .services = aemp__services_p1,
     .init = init1,
     .start = start1,

@@ -449,7 +449,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     n->dialect->link_up(n, p, l);
     if (aemp__buf_size(&p->queue)) {
         /* first, so that failing the old link below drops none of it */
-        aemp__link_queue(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
+        aemp__link_queue_json(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
         aemp__buf_free(&p->queue);
     }
     if (old && old != l) {

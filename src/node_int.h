@@ -33,6 +33,7 @@ typedef struct aemp__service {
  * do not know which dialect they carry. */
 typedef struct aemp__dialect {
     int protocol;                    /* the handshake profile */
+    const char *framings;            /* offered and written, in order */
     const aemp__service_t *services; /* ends with a NULL tag */
     /* the naming model */
     int (*init)(aemp_node_t *n, const aemp_node_config_t *cfg); /* secret, TLS, defaults */
@@ -226,9 +227,10 @@ aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing,
 aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep);
 /* Closes the link: silent = no warning / no failure report. */
 void aemp__link_close(aemp__link_t *l, const char *reason, int silent);
-/* Appends bytes to the link's output and schedules a flush. Returns 0,
- * AEMP_ECLOSED or AEMP_ENOMEM. */
-int aemp__link_queue(aemp__link_t *l, const void *p, size_t n);
+/* Appends JSON texts (messages encoded before the link was up) to the
+ * link's output in its framing, and schedules a flush. Returns 0,
+ * AEMP_ECLOSED, AEMP_ENOMEM or AEMP_EINVAL. */
+int aemp__link_queue_json(aemp__link_t *l, const char *p, size_t n);
 /* Appends the message [id, ELEMENTS...] (see aemp__payload_encode) and
  * schedules a flush. Returns 0, AEMP_ECLOSED, AEMP_ENOMEM or AEMP_EINVAL
  * (nothing queued then). */

@@ -207,10 +207,17 @@ static void hs_error(aemp_hs_t *hs, char *err, size_t errlen)
 aemp_hs_t *raw_auth_begin(raw_t *r, const char *name, const char *sec, const char *auths_send,
                           char *err, size_t errlen)
 {
-    unsigned char nonce[AEMP_NONCE_BYTES];
-    aemp_random_bytes(nonce, sizeof nonce);
     aemp_hs_config_t hc = {.noderef = name, .secret = sec, .secret_len = strlen(sec),
-                           .auths_send = auths_send, .timeout = 30, .nonce = nonce};
+                           .auths_send = auths_send, .timeout = 30};
+    return raw_auth_begin_cfg(r, &hc, err, errlen);
+}
+
+aemp_hs_t *raw_auth_begin_cfg(raw_t *r, const aemp_hs_config_t *cfg, char *err, size_t errlen)
+{
+    unsigned char nonce[AEMP_HS_NONCE_MAX];
+    aemp_random_bytes(nonce, sizeof nonce);
+    aemp_hs_config_t hc = *cfg;
+    hc.nonce = nonce;
     aemp_hs_t *hs = aemp_hs_new(&hc, NULL);
     if (!hs) return NULL;
     double end = ev_time() + 10;

@@ -43,6 +43,9 @@ size_t raw_send_str(raw_t *r, const char *s);
 aemp_hs_t *raw_auth_begin(raw_t *r, const char *name, const char *sec, const char *auths_send,
                           char *err, size_t errlen);
 int raw_auth_end(raw_t *r, aemp_hs_t *hs, double secs, char *err, size_t errlen);
+/* raw_auth_begin with an engine configured from cfg (its nonce is made
+ * here): other framings, protocol 1... */
+aemp_hs_t *raw_auth_begin_cfg(raw_t *r, const aemp_hs_config_t *cfg, char *err, size_t errlen);
 /* Both, greeting as 127.0.0.1:9. */
 int raw_auth(raw_t *r, const char *sec, const char *auths_send, char *err, size_t errlen);
 

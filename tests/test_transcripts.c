@@ -9,8 +9,9 @@
  * and must have written exactly the bytes that side wrote, up to and
  * including its auth line.
  *
- * Where our engine cannot do what the Perl node did, the table says so
- * (13-raw-storable: the Perl node can write storable, we cannot).
+ * Every side is configured to write what the Perl node writes (json and
+ * storable), so 13-raw-storable, whose client takes only storable, is
+ * accepted as the Perl node accepted it.
  */
 #include "test.h"
 #include "aemp_int.h"
@@ -62,10 +63,9 @@ static const play_t plays[] = {
     {"10-raw-cleartext", 's', EX_DONE, 3, 3, 0, NULL, NULL, NULL},
     {"11-raw-crlf", 's', EX_DONE, 3, 3, 0, NULL, NULL, NULL},
     {"12-raw-whitespace", 's', EX_DONE, 3, 3, 0, NULL, NULL, NULL},
-    /* The raw client takes only storable. The Perl node writes storable;
-     * we cannot, so with the Perl node's lists we must refuse at once. */
-    {"13-raw-storable", 's', EX_FAIL, 1, 2, AEMP_EPROTO,
-     "storable: no common framing method supported", NULL, NULL},
+    /* The raw client takes only storable: we write storable to it, as the
+     * Perl node did. */
+    {"13-raw-storable", 's', EX_DONE, 3, 3, 0, NULL, NULL, NULL},
     {"14-raw-version", 's', EX_FAIL, 1, 2, AEMP_EPROTO, "version mismatch (we: 0, they: 1)",
      "version mismatch (we: 0, they: 1)", NULL},
     {"15-raw-garbage", 's', EX_FAIL, 1, 2, AEMP_EPROTO, "unparsable greeting",
@@ -251,6 +251,8 @@ static int make_side(side_t *sd, const session_t *ss, const play_t *pl)
     sd->cfg.auths_accept = sd->auths;
     sd->cfg.auths_send = pl->auths_send;
     sd->cfg.framings = sd->framings;
+    /* we write both framings, as the Perl node does */
+    sd->cfg.framings_send = "json,storable";
     sd->cfg.kv_override = sd->kv;
     sd->cfg.nonce = sd->nonce;
     sd->cfg.secret = sd->secret;
@@ -373,8 +375,11 @@ static void replay(const play_t *pl, const session_t *ss, int mode, uint64_t see
         }
         CHECK_STR(aemp_hs_recv_auth(hs), field[0]);
         CHECK_STR(aemp_hs_recv_framing(hs), field[2]);
-        CHECK_STR(aemp_hs_send_framing(hs), "json");
-        CHECK_STR(mine + strlen(mine) - 5, ";json");
+        /* what this side wrote: the framing its recorded auth line names
+         * (json, or storable for 13's client that takes only storable) */
+        CHECK_STR(aemp_hs_send_framing(hs), strrchr(mine, ';') + 1);
+        CHECK(!strcmp(strrchr(mine, ';') + 1, "json") ||
+              !strcmp(pl->name, "13-raw-storable"));
         CHECK_STR(aemp_hs_remote_line(hs, 1),
                   hs_field(ss, pl->side == 'c' ? "server_greeting1" : "client_greeting1"));
         break;
