@@ -42,6 +42,7 @@ struct hseed {
     json_t *got;        /* node id -> [texts] */
     json_t *ports;      /* our ports: name -> [watcher ids] */
     char last_error[256];
+    int quiet;          /* g_find goes unanswered */
 };
 
 /* ------------------------------------------------------------------ */
@@ -228,7 +229,7 @@ static void request(sconn_t *c, json_t *msg)
         json_t *fam;
         json_object_foreach(json_array_get(msg, 2), f, fam) if (json_is_object(fam))
             db_update(s, c, f, fam, NULL);
-    } else if (!strcmp(tag, "g_find") && a2) {
+    } else if (!strcmp(tag, "g_find") && a2 && !s->quiet) {
         json_t *l = json_object_get(json_object_get(s->view, "'l"), a2);
         conn_send(c, json_pack("[sssO]", "", "g_found", a2, l ? l : json_null()));
     } else if ((!strcmp(tag, "g_db_family") || !strcmp(tag, "g_db_keys") ||
@@ -559,4 +560,9 @@ void hseed_db_set(hseed_t *s, const char *family, const char *key, json_t *value
 void hseed_port(hseed_t *s, const char *name)
 {
     json_object_set_new(s->ports, name, json_array());
+}
+
+void hseed_quiet(hseed_t *s, int quiet)
+{
+    s->quiet = quiet;
 }
