@@ -566,3 +566,50 @@ void hseed_quiet(hseed_t *s, int quiet)
 {
     s->quiet = quiet;
 }
+
+int hseed_count_db(const hseed_t *s, const char *id)
+{
+    json_t *got = hseed_got(s, id);
+    int c = 0;
+    for (size_t i = 0; i < json_array_size(got); i++)
+        c += !strncmp(json_string_value(json_array_get(got, i)), "[\"\",\"g_slave\",{", 15);
+    return c;
+}
+
+typedef struct {
+    hseed_t *s;
+    const char *id;
+} regw_t;
+
+static int registered(void *ud)
+{
+    regw_t *w = ud;
+    return hseed_count_db(w->s, w->id) > 0;
+}
+
+int hseed_wait_registered(hseed_t *s, const char *id, double secs)
+{
+    regw_t w = {s, id};
+    return run_until(registered, &w, secs);
+}
+
+void hrec_mon(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    hrec_t *r = ud;
+    r->calls++;
+    json_array_append(r->log, reason);
+}
+
+int hrec_has(void *ud)
+{
+    return ((hrec_t *)ud)->calls > 0;
+}
+
+const char *jtext(const json_t *v)
+{
+    static char buf[4096];
+    char *t = v ? aemp_json_encode(v, NULL) : NULL;
+    snprintf(buf, sizeof buf, "%s", t ? t : "(null)");
+    free(t);
+    return buf;
+}

@@ -57,4 +57,21 @@ void hseed_db_set(hseed_t *s, const char *family, const char *key, json_t *value
  * seed does not have gets kil0 no_such_port. */
 void hseed_port(hseed_t *s, const char *name);
 
+/* How often node id sent the seed its database (["","g_slave",{...}]),
+ * and running the loop until it did (within secs). */
+int hseed_count_db(const hseed_t *s, const char *id);
+int hseed_wait_registered(hseed_t *s, const char *id, double secs);
+
+/* For the tests of protocol-1 nodes: a recorder of callbacks (calls, and
+ * what they got in log), a monitor callback that records the reason,
+ * "has been called" for run_until, and a value as JSON text (static
+ * buffer). */
+typedef struct hrec {
+    int calls;
+    json_t *log;
+} hrec_t;
+void hrec_mon(aemp_node_t *n, const char *portid, json_t *reason, void *ud);
+int hrec_has(void *ud);
+const char *jtext(const json_t *v);
+
 #endif

@@ -20,7 +20,7 @@ static const char t12_secret[] = "aemp-interop-secret";
 
 /* The text of T12's seed log line "ADDR disconnected - TEXT." for the
  * connection from addr (static buffer), or NULL. */
-static const char *t12_log_text(json_t *tr, const char *addr)
+static const char *t12_log_jtext(json_t *tr, const char *addr)
 {
     static char buf[512];
     json_t *log = json_object_get(json_object_get(tr, "logs"), "seed");
@@ -61,7 +61,7 @@ TEST(p1hostile_t12_handshake_errors_verbatim)
         const char *sent = json_string_value(json_object_get(o, "sent"));
         char addr[64];
         peeraddr(json_string_value(json_object_get(o, "received")), addr, sizeof addr);
-        const char *want = t12_log_text(tr, addr);
+        const char *want = t12_log_jtext(tr, addr);
         /* only the cases closed in the handshake; "Broken pipe" is the
          * recorded client's own close */
         if (!sent || !want || !json_is_true(json_object_get(o, "peer_closed")) ||
@@ -95,17 +95,7 @@ TEST(p1hostile_t12_handshake_errors_verbatim)
 /* ------------------------------------------------------------------ */
 /* from the authenticated master                                       */
 
-typedef struct rec {
-    int calls;
-    json_t *log;
-} rec_t;
-
-static void rec_mon(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
-{
-    rec_t *r = ud;
-    r->calls++;
-    json_array_append(r->log, reason);
-}
+typedef hrec_t rec_t;
 
 static void rec_db(aemp_node_t *n, const char *family, json_t *hash, json_t *added,
                    json_t *changed, json_t *deleted, void *ud)
@@ -115,33 +105,11 @@ static void rec_db(aemp_node_t *n, const char *family, json_t *hash, json_t *add
     if (json_array_size(r->log) < 4) json_array_append_new(r->log, json_deep_copy(hash));
 }
 
-static int rec_has(void *ud)
-{
-    return ((rec_t *)ud)->calls > 0;
-}
-
-static char *text(const json_t *v)
-{
-    static char buf[1024];
-    char *t = v ? aemp_json_encode(v, NULL) : NULL;
-    snprintf(buf, sizeof buf, "%s", t ? t : "(null)");
-    free(t);
-    return buf;
-}
 
 typedef struct env {
     hseed_t *s;
     tnode_t t;
 } env_t;
-
-static int registered(void *ud)
-{
-    env_t *e = ud;
-    json_t *got = hseed_got(e->s, "client1");
-    for (size_t i = 0; i < json_array_size(got); i++)
-        if (!strncmp(json_string_value(json_array_get(got, i)), "[\"\",\"g_slave\",{", 15)) return 1;
-    return 0;
-}
 
 static int env_up(env_t *e, size_t max_message)
 {
@@ -149,7 +117,7 @@ static int env_up(env_t *e, size_t max_message)
     if (!(e->s = hseed_new("seed1", secret))) return -1;
     const char *seeds[] = {hseed_addr(e->s)};
     if (!mknode1(&e->t, "client1", seeds, 1, secret, max_message)) return -1;
-    return run_until(registered, e, 5) ? 0 : -1;
+    return hseed_wait_registered(e->s, "client1", 5) ? 0 : -1;
 }
 
 static void env_down(env_t *e)
@@ -184,7 +152,7 @@ TEST(p1hostile_g_requests_with_wrong_shapes)
     /* the master answers g_chg1 fam null (an empty family): nothing to tell */
     CHECK(hseed_wait_got(e.s, "client1", "[\"\",\"g_mon1\",\"fam\"]", 1, 5));
     hseed_db_set(e.s, "fam", "k0", json_string("v0"));
-    REQUIRE(run_until(rec_has, &w, 5));
+    REQUIRE(run_until(hrec_has, &w, 5));
     static const struct {
         const char *msg, *tag;
     } bad[] = {
@@ -222,7 +190,7 @@ TEST(p1hostile_g_requests_with_wrong_shapes)
     }
     /* the family's content was never touched, the link never dropped */
     CHECK_INT(w.calls, 1);
-    CHECK_STR(text(json_array_get(w.log, 0)), "{\"k0\":\"v0\"}");
+    CHECK_STR(jtext(json_array_get(w.log, 0)), "{\"k0\":\"v0\"}");
     CHECK(aemp_node_is_up(e.t.node, "seed1"));
     CHECK_INT(e.t.links_down, 0);
     aemp_db_mon_cancel(dm);
@@ -239,9 +207,9 @@ TEST(p1hostile_g_found_garbage_and_unasked)
                  json_pack("[sisssss]", "not an address", 5, "127.0.0.1", "[::1", "999.1.1.1:5",
                            "127.0.0.1:99999", ""));
     rec_t m = {0, json_array()};
-    CHECK(aemp_mon(e.t.node, "ghost#p", rec_mon, &m) != NULL);
-    CHECK(run_until(rec_has, &m, 5));
-    CHECK_STR(text(json_array_get(m.log, 0)), "[\"transport_error\",\"ghost\",\"no known address\"]");
+    CHECK(aemp_mon(e.t.node, "ghost#p", hrec_mon, &m) != NULL);
+    CHECK(run_until(hrec_has, &m, 5));
+    CHECK_STR(jtext(json_array_get(m.log, 0)), "[\"transport_error\",\"ghost\",\"no known address\"]");
     /* a g_found nobody asked for starts nothing */
     CHECK_INT(hseed_send(e.s, "client1", "[\"\",\"g_found\",\"nobody\",[\"127.0.0.1:1\"]]"), 0);
     CHECK(still_serves(&e, "u"));
@@ -274,7 +242,7 @@ TEST(p1hostile_g_found_from_a_non_master)
                  : 1;
     hseed_t *master = s[mi], *other = s[1 - mi];
     rec_t m = {0, json_array()};
-    CHECK(aemp_mon(t.node, "ghost#p", rec_mon, &m) != NULL);
+    CHECK(aemp_mon(t.node, "ghost#p", hrec_mon, &m) != NULL);
     CHECK(hseed_wait_got(master, "client1", "[\"\",\"g_find\",\"ghost\"]", 1, 5));
     /* the other seed answers, pointing at itself */
     char f[200];
@@ -283,8 +251,8 @@ TEST(p1hostile_g_found_from_a_non_master)
     run_for(0.3);
     CHECK_INT(m.calls, 0); /* still waiting for the master */
     CHECK_INT(hseed_send(master, "client1", "[\"\",\"g_found\",\"ghost\",null]"), 0);
-    CHECK(run_until(rec_has, &m, 5));
-    CHECK_STR(text(json_array_get(m.log, 0)), "[\"transport_error\",\"ghost\",\"no known address\"]");
+    CHECK(run_until(hrec_has, &m, 5));
+    CHECK_STR(jtext(json_array_get(m.log, 0)), "[\"transport_error\",\"ghost\",\"no known address\"]");
     CHECK_INT(t.links_down, 1); /* ghost's */
     CHECK(aemp_node_is_up(t.node, "seedA") && aemp_node_is_up(t.node, "seedB"));
     json_decref(m.log);

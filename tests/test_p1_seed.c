@@ -18,10 +18,7 @@
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
-typedef struct rec {
-    int calls;
-    json_t *log;
-} rec_t;
+typedef hrec_t rec_t;
 
 static int rec_port(aemp_port_t *p, json_t *msg, void *ud)
 {
@@ -29,13 +26,6 @@ static int rec_port(aemp_port_t *p, json_t *msg, void *ud)
     r->calls++;
     json_array_append(r->log, msg);
     return AEMP_KEEP;
-}
-
-static void rec_mon(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
-{
-    rec_t *r = ud;
-    r->calls++;
-    json_array_append(r->log, reason);
 }
 
 /* db_mon: recorded as 2.02's observations write it */
@@ -54,12 +44,6 @@ static void rec_reply(aemp_node_t *n, const char *family, json_t *result, void *
     rec_t *r = ud;
     r->calls++;
     json_array_append(r->log, result);
-}
-
-static int rec_has(void *ud)
-{
-    rec_t *r = ud;
-    return r->calls > 0 && r->calls >= (int)json_array_size(r->log);
 }
 
 typedef struct {
@@ -83,15 +67,6 @@ static rec_t rec_new(void)
 {
     rec_t r = {0, json_array()};
     return r;
-}
-
-static char *text(const json_t *v)
-{
-    static char buf[4096];
-    char *t = v ? aemp_json_encode(v, NULL) : NULL;
-    snprintf(buf, sizeof buf, "%s", t ? t : "(null)");
-    free(t);
-    return buf;
 }
 
 /* s with every `from` replaced by `to` (malloc'd). */
@@ -131,29 +106,6 @@ static const char *listener(aemp_node_t *n)
     size_t cnt = 0;
     const char *const *ls = aemp_node_listeners(n, &cnt);
     return cnt ? ls[0] : "";
-}
-
-/* How often node id sent the seed its database (g_slave DB). */
-static int count_db(hseed_t *s, const char *id)
-{
-    json_t *got = hseed_got(s, id);
-    int c = 0;
-    for (size_t i = 0; i < json_array_size(got); i++)
-        c += !strncmp(json_string_value(json_array_get(got, i)), "[\"\",\"g_slave\",{", 15);
-    return c;
-}
-
-static int registered(void *ud)
-{
-    void **a = ud;
-    return count_db(a[0], a[1]) > 0;
-}
-
-/* Runs until node id sent the seed its database (it is registered). */
-static int wait_registered(hseed_t *s, const char *id)
-{
-    void *a[2] = {s, (void *)id};
-    return run_until(registered, a, 5);
 }
 
 /* Decodes a recorded text; NULL when it is not JSON. */
@@ -205,7 +157,7 @@ static void check_startup(const char *file, const char *conn, const char *label,
     REQUIRE(mknode1(&t, id, seeds, 1, secret, 0));
     /* set before the master is known: it travels in g_slave, no g_upd */
     if (fam) CHECK_INT(aemp_db_set(t.node, fam, key, json_string(val)), 0);
-    CHECK(wait_registered(s, id));
+    CHECK(hseed_wait_registered(s, id, 5));
     run_for(0.2); /* anything else it would send now */
     json_t *want = startup_block(tmsgs(tr, conn, "c2s"), tbind(tr, label), listener(t.node), "seed1");
     json_t *got = hseed_got(s, id);
@@ -260,8 +212,8 @@ TEST(p1seed_two_nodes_find_each_other_t03)
     const char *seeds[] = {hseed_addr(s)};
     REQUIRE(mknode1(&a, "nodeA", seeds, 1, secret, 0));
     REQUIRE(mknode1(&b, "nodeB", seeds, 1, secret, 0));
-    CHECK(wait_registered(s, "nodeA"));
-    CHECK(wait_registered(s, "nodeB"));
+    CHECK(hseed_wait_registered(s, "nodeA", 5));
+    CHECK(hseed_wait_registered(s, "nodeB", 5));
 
     /* nodeA registers a service port; nodeB watches the family */
     rec_t pa_got = rec_new(), pb_got = rec_new(), dbw = rec_new();
@@ -280,7 +232,7 @@ TEST(p1seed_two_nodes_find_each_other_t03)
     snprintf(want, sizeof want,
              "{\"added\":[\"%s\"],\"changed\":[],\"deleted\":[],\"family\":{\"%s\":\"svc on nodeA\"}}",
              pa_id, pa_id);
-    CHECK_STR(text(json_array_get(dbw.log, 0)), want);
+    CHECK_STR(jtext(json_array_get(dbw.log, 0)), want);
 
     /* nodeB has no address for nodeA: it asks its master, exactly as the
      * recorded nodeB did, then connects to nodeA itself */
@@ -290,27 +242,27 @@ TEST(p1seed_two_nodes_find_each_other_t03)
     for (size_t i = 0; i < json_array_size(b2s); i++)
         in_t03 |= !strcmp(json_string_value(json_array_get(b2s, i)), "[\"\",\"g_find\",\"nodeA\"]");
     CHECK(in_t03);
-    CHECK(run_until(rec_has, &pa_got, 5));
+    CHECK(run_until(hrec_has, &pa_got, 5));
     snprintf(want, sizeof want, "[\"request\",1,\"%s\"]", aemp_port_id(pb));
-    CHECK_STR(text(json_array_get(pa_got.log, 0)), want);
+    CHECK_STR(jtext(json_array_get(pa_got.log, 0)), want);
     CHECK(aemp_node_is_up(b.node, "nodeA"));
     CHECK(aemp_node_is_up(a.node, "nodeB"));
     /* and back over the same link */
     CHECK_INT(aemp_sendf(a.node, aemp_port_id(pb), "[ss]", "svc_reply", "request"), 0);
-    CHECK(run_until(rec_has, &pb_got, 5));
-    CHECK_STR(text(json_array_get(pb_got.log, 0)), "[\"svc_reply\",\"request\"]");
+    CHECK(run_until(hrec_has, &pb_got, 5));
+    CHECK_STR(jtext(json_array_get(pb_got.log, 0)), "[\"svc_reply\",\"request\"]");
     CHECK_INT(hseed_count(s, "nodeB", "[\"\",\"g_find\",\"nodeA\"]"), 1);
 
     /* monitors across the direct link: nodeB kills nodeA's port (kil1),
      * its monitor hears the reason (kil0); the db_reg entry goes with
      * the port (T03's g_upd shape) and nodeB's watch sees it deleted */
     rec_t m = rec_new();
-    CHECK(aemp_mon(b.node, pa_id, rec_mon, &m) != NULL);
+    CHECK(aemp_mon(b.node, pa_id, hrec_mon, &m) != NULL);
     run_for(0.1);
     CHECK_INT(aemp_port_kill_id(b.node, pa_id, json_pack("[ssi]", "killed_by_client", "some detail", 42)),
               0);
     CHECK(wait_calls(&m, 1));
-    CHECK_STR(text(json_array_get(m.log, 0)), "[\"killed_by_client\",\"some detail\",42]");
+    CHECK_STR(jtext(json_array_get(m.log, 0)), "[\"killed_by_client\",\"some detail\",42]");
     snprintf(want, sizeof want, "[\"\",\"g_upd\",\"svcfam\",null,[\"%s\"]]", pa_id);
     CHECK(hseed_wait_got(s, "nodeA", want, 1, 5));
     /* the recorded nodeA's guard sent the same shape */
@@ -320,14 +272,14 @@ TEST(p1seed_two_nodes_find_each_other_t03)
     free(rec_del);
     CHECK(wait_calls(&dbw, 2));
     snprintf(want, sizeof want, "{\"added\":[],\"changed\":[],\"deleted\":[\"%s\"],\"family\":{}}", pa_id);
-    CHECK_STR(text(json_array_get(dbw.log, 1)), want);
+    CHECK_STR(jtext(json_array_get(dbw.log, 1)), want);
 
     /* nodeA goes away: nodeB's monitors of its ports fire with
      * transport_error (T03: both the port's and the node port's). */
     aemp_port_t *pa2 = aemp_port_new(a.node, rec_port, &pa_got);
     rec_t m2 = rec_new(), m3 = rec_new();
-    CHECK(aemp_mon(b.node, aemp_port_id(pa2), rec_mon, &m2) != NULL);
-    CHECK(aemp_mon(b.node, "nodeA", rec_mon, &m3) != NULL);
+    CHECK(aemp_mon(b.node, aemp_port_id(pa2), hrec_mon, &m2) != NULL);
+    CHECK(aemp_mon(b.node, "nodeA", hrec_mon, &m3) != NULL);
     run_for(0.1);
     aemp_node_destroy(a.node);
     CHECK(wait_calls(&m2, 1));
@@ -338,7 +290,7 @@ TEST(p1seed_two_nodes_find_each_other_t03)
     /* 2.02 says "Unexpected end-of-file" for a link closed after the
      * handshake (T03); the link layer says "Broken pipe" in both phases */
     CHECK_STR(json_string_value(json_array_get(r2, 2)), "Broken pipe");
-    CHECK_STR(text(json_array_get(m3.log, 0)), text(r2));
+    CHECK(json_equal(json_array_get(m3.log, 0), r2));
 
     aemp_db_mon_cancel(dm);
     aemp_node_destroy(b.node);
@@ -361,23 +313,23 @@ TEST(p1seed_unknown_node_no_known_address)
     tnode_t t;
     const char *seeds[] = {hseed_addr(s)};
     REQUIRE(mknode1(&t, "client1", seeds, 1, secret, 0));
-    CHECK(wait_registered(s, "client1"));
+    CHECK(hseed_wait_registered(s, "client1", 5));
     rec_t m = rec_new(), m2 = rec_new();
-    CHECK(aemp_mon(t.node, "no-such-node#p", rec_mon, &m) != NULL);
+    CHECK(aemp_mon(t.node, "no-such-node#p", hrec_mon, &m) != NULL);
     CHECK_INT(aemp_sendf(t.node, "no-such-node#q", "[s]", "lost"), 0);
-    CHECK(aemp_mon(t.node, "deaf#p", rec_mon, &m2) != NULL);
+    CHECK(aemp_mon(t.node, "deaf#p", hrec_mon, &m2) != NULL);
     CHECK(wait_calls(&m, 1));
     CHECK(wait_calls(&m2, 1));
     /* one question per node, as T10's g_find; the answer null (or []) is
      * 2.02's "no known address" (PROTOCOL-1.md 6) */
     CHECK_INT(hseed_count(s, "client1", "[\"\",\"g_find\",\"no-such-node\"]"), 1);
     CHECK_INT(hseed_count(s, "client1", "[\"\",\"g_find\",\"deaf\"]"), 1);
-    CHECK_STR(text(json_array_get(m.log, 0)), "[\"transport_error\",\"no-such-node\",\"no known address\"]");
-    CHECK_STR(text(json_array_get(m2.log, 0)), "[\"transport_error\",\"deaf\",\"no known address\"]");
+    CHECK_STR(jtext(json_array_get(m.log, 0)), "[\"transport_error\",\"no-such-node\",\"no known address\"]");
+    CHECK_STR(jtext(json_array_get(m2.log, 0)), "[\"transport_error\",\"deaf\",\"no known address\"]");
     CHECK_INT(m.calls, 1);
     /* asking again asks again */
     rec_t m3 = rec_new();
-    CHECK(aemp_mon(t.node, "no-such-node#p", rec_mon, &m3) != NULL);
+    CHECK(aemp_mon(t.node, "no-such-node#p", hrec_mon, &m3) != NULL);
     CHECK(wait_calls(&m3, 1));
     CHECK_INT(hseed_count(s, "client1", "[\"\",\"g_find\",\"no-such-node\"]"), 2);
     CHECK(aemp_node_is_up(t.node, "seed1"));
@@ -431,7 +383,7 @@ TEST(p1seed_db_wire_and_callbacks_as_t07)
     const char *seeds[] = {hseed_addr(s)};
     REQUIRE(mknode1(&t, "client1", seeds, 1, secret, 0));
     aemp_node_t *n = t.node;
-    CHECK(wait_registered(s, "client1"));
+    CHECK(hseed_wait_registered(s, "client1", 5));
     size_t first = json_array_size(hseed_got(s, "client1"));
 
     /* the recorded client's calls, in its order */
@@ -493,7 +445,7 @@ TEST(p1seed_db_wire_and_callbacks_as_t07)
         if (!strcmp(ev, "db_mon dbfam callback")) {
             json_t *mine = json_array_get(w.log, wi++);
             if (!mine || !json_equal(mine, json_array_get(o, 0)))
-                t_fail(__FILE__, __LINE__, "callback %zu: %s", wi, text(mine));
+                t_fail(__FILE__, __LINE__, "callback %zu: %s", wi, jtext(mine));
         } else if (!strcmp(ev, "db_family dbfam")) {
             CHECK(json_equal(json_array_get(fam.log, fi++), json_array_get(o, 0)));
         } else if (!strcmp(ev, "db_keys dbfam") || !strcmp(ev, "db_values dbfam")) {
@@ -503,9 +455,9 @@ TEST(p1seed_db_wire_and_callbacks_as_t07)
             json_decref(mine);
             json_decref(theirs);
         } else if (!strcmp(ev, "db_family nosuchfam")) {
-            CHECK_STR(text(json_array_get(none.log, 0)), "{}");
+            CHECK_STR(jtext(json_array_get(none.log, 0)), "{}");
         } else if (!strcmp(ev, "db_keys nosuchfam")) {
-            CHECK_STR(text(json_array_get(none.log, 1)), "[]");
+            CHECK_STR(jtext(json_array_get(none.log, 1)), "[]");
         }
     }
     CHECK_INT(wi, json_array_size(w.log));
@@ -564,29 +516,29 @@ TEST(p1seed_monitors_kil0_kil1_as_t04)
     const char *seeds[] = {hseed_addr(s)};
     REQUIRE(mknode1(&t, "client1", seeds, 1, secret, 0));
     aemp_node_t *n = t.node;
-    CHECK(wait_registered(s, "client1"));
+    CHECK(hseed_wait_registered(s, "client1", 5));
 
     /* v1: mon, then a remote kill with a reason */
     rec_t v1 = rec_new(), v2 = rec_new(), nsp = rec_new(), v5 = rec_new();
-    CHECK(aemp_mon(n, "seed1#5Obp9yokPd", rec_mon, &v1) != NULL);
+    CHECK(aemp_mon(n, "seed1#5Obp9yokPd", hrec_mon, &v1) != NULL);
     check_t04(s, c2s, "[\"\",\"mon1\",\"5Obp9yokPd\"]", NULL);
     CHECK_INT(aemp_port_kill_id(n, "seed1#5Obp9yokPd",
                                 json_pack("[ssi]", "killed_by_client", "some detail", 42)),
               0);
     check_t04(s, c2s, "[\"\",\"kil1\",\"5Obp9yokPd\",\"killed_by_client\",\"some detail\",42]", NULL);
     CHECK(wait_calls(&v1, 1));
-    CHECK_STR(text(json_array_get(v1.log, 0)), "[\"killed_by_client\",\"some detail\",42]");
+    CHECK_STR(jtext(json_array_get(v1.log, 0)), "[\"killed_by_client\",\"some detail\",42]");
     /* v2: monitored and unmonitored */
-    aemp_mon_t *m2 = aemp_mon(n, "seed1#5Obp9yokPe", rec_mon, &v2);
+    aemp_mon_t *m2 = aemp_mon(n, "seed1#5Obp9yokPe", hrec_mon, &v2);
     CHECK(m2 != NULL);
     aemp_mon_cancel(m2);
     check_t04(s, c2s, "[\"\",\"mon1\",\"5Obp9yokPe\"]", NULL);
     check_t04(s, c2s, "[\"\",\"mon0\",\"5Obp9yokPe\"]", NULL);
     /* a port the seed does not have */
-    CHECK(aemp_mon(n, "seed1#no.such.port", rec_mon, &nsp) != NULL);
+    CHECK(aemp_mon(n, "seed1#no.such.port", hrec_mon, &nsp) != NULL);
     check_t04(s, c2s, "[\"\",\"mon1\",\"no.such.port\"]", NULL);
     CHECK(wait_calls(&nsp, 1));
-    CHECK_STR(text(json_array_get(nsp.log, 0)),
+    CHECK_STR(jtext(json_array_get(nsp.log, 0)),
               "[\"no_such_port\",\"cannot monitor nonexistent port\",\"seed1#no.such.port\"]");
     /* the seed watches a port of ours, which we kill with a reason */
     rec_t cg = rec_new();
@@ -600,12 +552,12 @@ TEST(p1seed_monitors_kil0_kil1_as_t04)
     snprintf(msg, sizeof msg, "[\"\",\"kil0\",\"%s\",\"client_port_reason\",\"bye\"]", cname);
     check_t04(s, c2s, msg, cname);
     /* v5: killed remotely without a reason */
-    CHECK(aemp_mon(n, "seed1#5Obp9yokPh", rec_mon, &v5) != NULL);
+    CHECK(aemp_mon(n, "seed1#5Obp9yokPh", hrec_mon, &v5) != NULL);
     check_t04(s, c2s, "[\"\",\"mon1\",\"5Obp9yokPh\"]", NULL);
     CHECK_INT(aemp_port_kill_id(n, "seed1#5Obp9yokPh", NULL), 0);
     check_t04(s, c2s, "[\"\",\"kil1\",\"5Obp9yokPh\"]", NULL);
     CHECK(wait_calls(&v5, 1));
-    CHECK_STR(text(json_array_get(v5.log, 0)), "[]");
+    CHECK_STR(jtext(json_array_get(v5.log, 0)), "[]");
     CHECK_INT(v2.calls, 0);
     CHECK_STR(t.warnings, "");
 
@@ -626,7 +578,7 @@ static int both_up(void *ud)
 {
     hseed_t **s = ud;
     return hseed_is_up(s[0], "client1") && hseed_is_up(s[1], "client1") &&
-           count_db(s[0], "client1") + count_db(s[1], "client1") > 0;
+           hseed_count_db(s[0], "client1") + hseed_count_db(s[1], "client1") > 0;
 }
 
 TEST(p1seed_master_failover_reregisters)
@@ -644,10 +596,10 @@ TEST(p1seed_master_failover_reregisters)
     run_for(0.2);
     /* one master: it alone has our database and our watch; the other
      * seed heard the bare g_slave only */
-    int mi = count_db(s[0], "client1") ? 0 : 1;
+    int mi = hseed_count_db(s[0], "client1") ? 0 : 1;
     hseed_t *master = s[mi], *other = s[1 - mi];
-    CHECK_INT(count_db(master, "client1"), 1);
-    CHECK_INT(count_db(other, "client1"), 0);
+    CHECK_INT(hseed_count_db(master, "client1"), 1);
+    CHECK_INT(hseed_count_db(other, "client1"), 0);
     CHECK_INT(hseed_count(other, "client1", "[\"\",\"g_slave\"]"), 1);
     CHECK_INT(hseed_count(master, "client1", "[\"\",\"g_mon1\",\"watched\"]"), 1);
     CHECK_INT(hseed_count(other, "client1", "[\"\",\"g_mon1\",\"watched\"]"), 0);
@@ -656,7 +608,7 @@ TEST(p1seed_master_failover_reregisters)
     /* the master dies: the other seed becomes master and hears it all */
     hseed_free(master);
     s[mi] = NULL;
-    CHECK(wait_registered(other, "client1"));
+    CHECK(hseed_wait_registered(other, "client1", 5));
     CHECK(hseed_wait_got(other, "client1", "[\"\",\"g_mon1\",\"watched\"]", 1, 5));
     json_t *got = hseed_got(other, "client1");
     json_t *db = dec(json_array_get(got, 1));
@@ -669,7 +621,7 @@ TEST(p1seed_master_failover_reregisters)
     /* and what comes later goes there */
     CHECK_INT(aemp_db_keys(n, "fam", rec_reply, &r), 0);
     CHECK(wait_calls(&r, 1));
-    CHECK_STR(text(json_array_get(r.log, 0)), "[\"k\"]");
+    CHECK_STR(jtext(json_array_get(r.log, 0)), "[\"k\"]");
     CHECK_INT(aemp_db_set(n, "fam", "k2", json_true()), 0);
     CHECK(hseed_wait_got(other, "client1", "[\"\",\"g_upd\",\"fam\",{\"k2\":true}]", 1, 5));
     CHECK(aemp_node_is_up(n, mi ? "seedA" : "seedB"));
