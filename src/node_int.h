@@ -17,7 +17,8 @@ typedef struct aemp__ports aemp__ports_t;
 typedef struct aemp__tls aemp__tls_t; /* tls.h */
 /* A node request of a dialect (services.c): the handler gets the
  * arguments after the tag (borrowed), checked against shape: one letter
- * per leading argument, 's' a string, 'a' an array, '?' any value. More
+ * per leading argument, 's' a string, 'a' an array, 'o' an object, 'A'
+ * an array or null, 'O' an object or null, '?' any value. More
  * arguments than the shape names are allowed (a Perl node ignores them
  * too); fewer, or another type, drop the request with a warning. */
 typedef struct aemp__service {

@@ -41,6 +41,9 @@ static int shape_ok(const char *shape, json_t *args)
         if (!v) return 0;
         if (shape[i] == 's' && !json_is_string(v)) return 0;
         if (shape[i] == 'a' && !json_is_array(v)) return 0;
+        if (shape[i] == 'A' && !json_is_array(v) && !json_is_null(v)) return 0;
+        if (shape[i] == 'O' && !json_is_object(v) && !json_is_null(v)) return 0;
+        if (shape[i] == 'o' && !json_is_object(v)) return 0;
     }
     return 1;
 }
@@ -142,13 +145,13 @@ static void svc_no_remote_execution(aemp_node_t *n, const char *src, json_t *arg
               src);
 }
 
+/* Answers from the global service count only from the current master:
+ * another node cannot send our messages elsewhere. */
 static void svc_g_found(aemp_node_t *n, const char *src, json_t *args)
 {
-    aemp__p1_found(n, ARG(0), json_array_get(args, 1));
+    if (aemp__p1_is_master(n, src)) aemp__p1_found(n, ARG(0), json_array_get(args, 1));
 }
 
-/* Answers and changes from the global database count only from the
- * current master. */
 static void svc_g_reply(aemp_node_t *n, const char *src, json_t *args)
 {
     if (aemp__p1_is_master(n, src)) aemp__db_reply(n, ARG(0), json_array_get(args, 1));
@@ -199,10 +202,10 @@ const aemp__service_t aemp__services_p1[] = {
     {"kil1", "s", svc_kil1},
     {"AnyEvent::MP::_spawn", "ss", svc_spawn},
     {"g_global", "", svc_ignore},
-    {"g_found", "s?", svc_g_found},
+    {"g_found", "sA", svc_g_found},
     {"g_reply", "s?", svc_g_reply},
-    {"g_chg1", "s?", svc_g_chg1},
-    {"g_chg2", "s??", svc_g_chg2},
+    {"g_chg1", "sO", svc_g_chg1},
+    {"g_chg2", "soA", svc_g_chg2},
     {NULL, NULL, NULL},
 };
 

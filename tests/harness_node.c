@@ -85,6 +85,32 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
     return t->node;
 }
 
+aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
+                     const char *sec, size_t max_message)
+{
+    memset(t, 0, sizeof *t);
+    start_ticker();
+    aemp_node_config_t c = {0};
+    static const char *binds[] = {"127.0.0.1:0"};
+    c.protocol = 1;
+    c.nodeid = id;
+    c.binds = binds;
+    c.nbinds = 1;
+    c.seeds = nseeds ? seeds : NULL;
+    c.nseeds = nseeds;
+    c.secret = sec;
+    c.secret_len = strlen(sec);
+    c.connect_interval = 2;
+    c.max_message = max_message;
+    t_hooks(&c, t);
+    t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (t->node && aemp_node_start(t->node)) {
+        aemp_node_destroy(t->node);
+        t->node = NULL;
+    }
+    return t->node;
+}
+
 /* Runs the loop until cond(ud) or the deadline; returns cond's value. */
 int run_until(int (*cond)(void *), void *ud, double seconds)
 {

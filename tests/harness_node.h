@@ -40,6 +40,11 @@ void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t 
 /* Points the log, link and message callbacks of c at t's counters. */
 void t_hooks(aemp_node_config_t *c, tnode_t *t);
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout);
+/* A started protocol-1 node with node id `id` and secret sec, listening on
+ * 127.0.0.1 (a free port), joining through the given seeds (may be none);
+ * max_message 0 is the default. */
+aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
+                     const char *sec, size_t max_message);
 /* Runs the default loop until cond(ud) or seconds pass; returns cond. */
 int run_until(int (*cond)(void *), void *ud, double seconds);
 /* Runs the default loop for seconds. */
