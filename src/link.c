@@ -338,9 +338,12 @@ static void deliver_value(link_t *l, json_t *msg)
     const char *src = l->pub.peer ? l->pub.peer->noderef : "?";
     json_t *idv = json_array_get(msg, 0);
     if (!json_is_string(idv)) {
-        /* not an array, or one without a target: null and 0 are quiet */
+        /* not an array, or one without a target: null and 0 are quiet,
+         * and in protocol 1 every scalar (2.02 ignores them) */
+        int scalar = !json_is_array(msg) && !json_is_object(msg);
         if (!json_is_array(msg) && !json_is_null(msg) &&
-            !(json_is_integer(msg) && !json_integer_value(msg)))
+            !(json_is_integer(msg) && !json_integer_value(msg)) &&
+            !(scalar && n->dialect->quiet_scalars))
             aemp__log(n, AEMP_LOG_WARN, "%s: message is not an array, dropped", src);
         json_decref(msg);
         return;
@@ -638,8 +641,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         goto out;
     }
     if (r == 0) {
-        /* end of stream is reported as Perl's AnyEvent::Handle does */
-        link_fail(l, "Broken pipe");
+        /* end of stream is reported as the Perl node of the dialect
+         * reports it (2.02 tells a handshake from a data phase) */
+        link_fail(l, l->pub.state == LINK_UP ? n->dialect->eof_text : "Broken pipe");
         goto out;
     }
     l->last_read = ev_now(loop);

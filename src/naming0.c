@@ -211,4 +211,6 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .tag_kill = "kil",
     .refuse_second_link = 0,
     .no_such_port_names_port = 0,
+    .eof_text = "Broken pipe",
+    .quiet_scalars = 0,
 };

@@ -425,4 +425,6 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .tag_kill = "kil1",
     .refuse_second_link = 1,
     .no_such_port_names_port = 1,
+    .eof_text = "Unexpected end-of-file",
+    .quiet_scalars = 1,
 };

@@ -57,6 +57,11 @@ typedef struct aemp__dialect {
     int refuse_second_link;
     /* the no_such_port reason of a watch names the port (protocol 1) */
     int no_such_port_names_port;
+    /* what a link that the peer closed after the handshake reports */
+    const char *eof_text;
+    /* a top-level string or number from a peer is ignored without a
+     * warning (protocol 1, as 2.02 ignores it) */
+    int quiet_scalars;
 } aemp__dialect_t;
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
 extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];

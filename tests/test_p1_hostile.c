@@ -71,6 +71,13 @@ TEST(p1hostile_t12_handshake_errors_verbatim)
         /* 2.02 limits buffered bytes without LF and fails with its read
          * buffer's ENOSPC; we limit the line (aemp.h AEMP_HS_MAX_LINE) */
         if (!strcmp(want, "No space left on device")) want = "handshake line too long (over 4096 bytes)";
+        /* the recorded seed wrote json only; we write storable too, so a
+         * peer offering "storable,cbor" is served (as a 2.02 node with its
+         * default framings would serve it) */
+        if (!strcmp(name, "no-common-framing")) {
+            CHECK(strstr(want, "storable,cbor: no common framing method supported") != NULL);
+            continue;
+        }
         cases++;
         t.warnings[0] = 0;
         raw_t r;
@@ -86,7 +93,7 @@ TEST(p1hostile_t12_handshake_errors_verbatim)
         CHECK(r.inlen > 7 && !memcmp(r.in, "aemp;1;seed1;", 13));
         raw_close(&r);
     }
-    CHECK_INT(cases, 11);
+    CHECK_INT(cases, 10);
     CHECK_INT(t.links_up, 0);
     aemp_node_destroy(t.node);
     json_decref(tr);
@@ -264,7 +271,8 @@ TEST(p1hostile_g_found_from_a_non_master)
 /* T12: an object is an exception in 2.02 (the rest of that read lost, the
  * link kept), a string, number or null ignored; bad JSON makes every
  * later read fail with the link left open. We drop what is not an array
- * and keep the link; bad JSON closes it with the decoder's reason. */
+ * (with a warning for an object) and keep the link; bad JSON closes it
+ * with the decoder's reason. */
 TEST(p1hostile_non_arrays_and_bad_json)
 {
     env_t e;
@@ -275,8 +283,8 @@ TEST(p1hostile_non_arrays_and_bad_json)
     e.t.warnings[0] = 0;
     CHECK_INT(hseed_send(e.s, "client1", "\"str\" 42 null 0 [] [5]"), 0);
     CHECK(still_serves(&e, "n"));
-    CHECK_STR(e.t.warnings, "seed1: message is not an array, dropped\n"
-                            "seed1: message is not an array, dropped\n");
+    /* strings and numbers are ignored quietly, as 2.02 ignores them */
+    CHECK_STR(e.t.warnings, "");
     CHECK_INT(e.t.links_down, 0);
     e.t.warnings[0] = 0;
     CHECK_INT(hseed_send(e.s, "client1", "{bad json][\"\",\"time\",\"seed1#bj\"]"), 0);
