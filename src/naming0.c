@@ -3,7 +3,9 @@
  * named by its noderef, the comma list of the endpoints it listens on, so
  * a name is also the way to reach it; a slave listens nowhere, is named
  * "slave/NAME" and renames itself "slave/NAME@VIA" when its first master
- * link comes up, telling every other master with `iam`. The secret comes
+ * link comes up, telling every other master with `iam`. A slave that has
+ * lost every master link keeps trying its masters (every connect
+ * interval) and takes its name from the next master link that comes up. The secret comes
  * from the configuration, a file, $HOME/.aemp-secret or chance; a key and
  * a certificate in it switch TLS on.
  */
@@ -92,6 +94,7 @@ static int start0(aemp_node_t *n)
         } else {
             snprintf(name, sizeof name, "slave/%.50s", n->slave_name);
         }
+        if (!(n->slave_base = strdup(name))) return AEMP_ENOMEM;
         return aemp__node_set_name(n, name, NULL, 0);
     }
     char *resolved = aemp_resolve(n->bind, &rc);
@@ -114,9 +117,47 @@ static int start0(aemp_node_t *n)
     return rc;
 }
 
+/* The master that p is, or NULL. */
+static const char *master_of(aemp_node_t *n, const aemp__peer_t *p)
+{
+    for (size_t i = 0; n->masters && n->masters[i]; i++)
+        if (aemp__peer_get(n, n->masters[i], 0) == p) return n->masters[i];
+    return NULL;
+}
+
+static int any_master_up(aemp_node_t *n)
+{
+    for (size_t i = 0; n->masters && n->masters[i]; i++) {
+        aemp__peer_t *p = aemp__peer_get(n, n->masters[i], 0);
+        if (p && p->link && p->link->state == LINK_UP) return 1;
+    }
+    return 0;
+}
+
+/* Connects to every master without a link or an attempt. */
+static void connect_masters(aemp_node_t *n)
+{
+    for (size_t i = 0; n->masters && n->masters[i]; i++) {
+        aemp__peer_t *p = aemp__peer_get(n, n->masters[i], 1);
+        if (p && !p->link && !p->connecting) aemp__peer_connect(p);
+    }
+}
+
+static void master_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    connect_masters(n);
+    aemp__leave(n);
+}
+
 static void started0(aemp_node_t *n)
 {
-    for (size_t i = 0; n->masters && n->masters[i]; i++) aemp_node_connect(n, n->masters[i]);
+    ev_init(&n->master_retry, master_retry_cb);
+    n->master_retry.data = n;
+    connect_masters(n);
 }
 
 /* A noderef carries its endpoints; a slave's name carries none. */
@@ -160,38 +201,70 @@ static const char *peer_resolve0(aemp_node_t *n, aemp__peer_t *p)
 /* A slave's first master link names it; a link that greeted with an older
  * name of ours (every master link but the one that renamed it) hears the
  * new one. */
+/* Tells the node at the other end of l our name, when l greeted with
+ * another one. */
+static void send_iam(aemp_node_t *n, aemp__link_t *l)
+{
+    if (!l->greeted_as || !strcmp(n->noderef, l->greeted_as)) return;
+    aemp__payload_t iam = {json_pack("[ss]", "iam", n->noderef), NULL, NULL};
+    if (iam.elems && !aemp__link_queue_msg(l, "", 0, &iam)) {
+        free(l->greeted_as);
+        l->greeted_as = strdup(n->noderef);
+    }
+}
+
 static void link_up0(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
-    if (n->slave && !n->renamed) {
+    if (n->slave && !n->renamed && master_of(n, p)) {
+        /* the first master link since the slave had none names it */
         char *via = strdup(aemp_hs_remote_noderef(aemp__link_hs(l)));
         if (via) {
             for (char *c = via; *c; c++)
                 if (*c == ',') *c = '!';
-            size_t len = strlen(n->greet_name) + strlen(via) + 2;
+            size_t len = strlen(n->slave_base) + strlen(via) + 2;
             char *nn = malloc(len);
             if (nn) {
-                snprintf(nn, len, "%s@%s", n->greet_name, via);
+                snprintf(nn, len, "%s@%s", n->slave_base, via);
                 aemp__map_set(&n->self_names, nn, (void *)1);
                 aemp__routes_changed(n);
                 free(n->noderef);
                 n->noderef = nn;
                 n->renamed = 1;
+                free(n->greet_name);
+                n->greet_name = strdup(nn);
+                aemp__log(n, AEMP_LOG_INFO, "named %s", nn);
             }
             free(via);
         }
-    }
-    if (l->greeted_as && strcmp(n->noderef, l->greeted_as)) {
-        aemp__payload_t iam = {json_pack("[ss]", "iam", n->noderef), NULL, NULL};
-        if (iam.elems) aemp__link_queue_msg(l, "", 0, &iam);
-        if (n->slave) {
-            free(n->greet_name);
-            n->greet_name = strdup(n->noderef);
+        /* every other master link hears the name */
+        for (size_t i = 0; n->masters && n->masters[i]; i++) {
+            aemp__peer_t *o = aemp__peer_get(n, n->masters[i], 0);
+            if (o && o != p && o->link && o->link->state == LINK_UP) send_iam(n, o->link);
         }
     }
+    send_iam(n, l);
 }
 
-static void peer_down0(aemp_node_t *n, aemp__peer_t *p) {}
-static void free0(aemp_node_t *n) {}
+/* A slave that lost a master tries it again after the connect interval
+ * (what it sent meanwhile waits in the queue, as for any peer); with no
+ * master link left, the next one to come up names it. */
+static void peer_down0(aemp_node_t *n, aemp__peer_t *p)
+{
+    const char *m = n->slave && !n->destroy_pending ? master_of(n, p) : NULL;
+    if (!m) return;
+    if (!any_master_up(n)) n->renamed = 0;
+    aemp__log(n, AEMP_LOG_INFO, "master %s lost, trying again in %.1f s", m,
+              n->cfg.connect_interval);
+    ev_timer_stop(n->loop, &n->master_retry);
+    ev_timer_set(&n->master_retry, n->cfg.connect_interval, 0.0);
+    ev_timer_start(n->loop, &n->master_retry);
+}
+
+static void free0(aemp_node_t *n)
+{
+    if (n->loop) ev_timer_stop(n->loop, &n->master_retry);
+    free(n->slave_base);
+}
 
 const aemp__dialect_t aemp__dialect_p0 = {
     .protocol = 0,

@@ -124,6 +124,8 @@ struct aemp_node {
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */
     int slave, renamed, started;
+    char *slave_base;           /* a slave's first name, "slave/NAME" */
+    ev_timer master_retry;      /* a slave tries its masters again */
     struct listener {
         ev_io io;
         int fd;

@@ -499,3 +499,62 @@ TEST(node_slave_two_masters_both_learn_the_name)
     aemp_node_destroy(m1.node);
     aemp_node_destroy(m2.node);
 }
+
+/* A slave whose master goes away keeps trying it: when a master comes
+ * back on the same address the slave links again, says its name, and
+ * its ports are reachable from the master again; what the slave sent
+ * meanwhile is delivered once the link is back. */
+TEST(node_slave_reconnects_after_master_restart)
+{
+    tnode_t m, s, m2;
+    start_ticker();
+    REQUIRE(mknode(&m, "127.0.0.1:0", secret, 0));
+    char mref[256];
+    snprintf(mref, sizeof mref, "%s", aemp_node_noderef(m.node));
+    memset(&s, 0, sizeof s);
+    const char *masters[1] = {mref};
+    aemp_node_config_t c = {0};
+    c.slave_name = "back";
+    c.masters = masters;
+    c.nmasters = 1;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.connect_interval = 0.2;
+    c.connect_timeout = 10;
+    t_hooks(&c, &s);
+    s.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(s.node && aemp_node_start(s.node) == 0);
+    want_t up1 = {&s, 1};
+    (void)up1;
+    late_t l = {ev_time() + 0.5, 0};
+    run_until(time_passed, &l, 1);
+    char sname[300];
+    snprintf(sname, sizeof sname, "slave/back@%s", mref);
+    CHECK_STR(aemp_node_noderef(s.node), sname);
+    CHECK_INT(s.links_up, 1);
+
+    /* the master goes away */
+    aemp_node_destroy(m.node);
+    for (int i = 0; i < 50 && !s.links_down; i++) run_for(0.05);
+    CHECK_INT(s.links_down, 1);
+    /* sent while the master is away: queued */
+    CHECK_INT(aemp_node_send(s.node, mref, json_pack("[ssI]", "x", "while away", (json_int_t)0)), 0);
+    run_for(0.5);
+
+    /* a new master on the same address: the slave links again */
+    char bind[256];
+    snprintf(bind, sizeof bind, "%s", mref);
+    REQUIRE(mknode(&m2, bind, secret, 0));
+    CHECK_STR(aemp_node_noderef(m2.node), mref);
+    want_t got1 = {&m2, 1};
+    CHECK(run_until(got_n, &got1, 5));
+    CHECK_INT(s.links_up, 2);
+    CHECK_STR(aemp_node_noderef(s.node), sname);
+    CHECK(aemp_node_is_up(m2.node, sname));
+    /* and the master reaches the slave by its name */
+    CHECK_INT(aemp_node_send(m2.node, sname, json_pack("[ssI]", "x", "to slave", (json_int_t)0)), 0);
+    want_t ws = {&s, 1};
+    CHECK(run_until(got_n, &ws, 3));
+    aemp_node_destroy(s.node);
+    aemp_node_destroy(m2.node);
+}
