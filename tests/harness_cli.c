@@ -268,6 +268,12 @@ void temp_dir(char path[64])
     if (!mkdtemp(path)) abort();
 }
 
+void temp_rc(char dir[64], char rc[128])
+{
+    temp_dir(dir);
+    snprintf(rc, 128, "%s/rc", dir);
+}
+
 /* Removes a temporary directory and the files named in it. */
 void rm_dir(const char *dir, const char *const *names)
 {

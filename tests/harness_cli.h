@@ -62,6 +62,8 @@ int lines(const char *s);
 /* A temporary file holding text; path gets its name. */
 void temp_file(char path[64], const char *text);
 void temp_dir(char path[64]);
+/* A temporary directory (dir) and the path of an rc file in it (rc). */
+void temp_rc(char dir[64], char rc[128]);
 /* Removes a temporary directory and the files named in it. */
 void rm_dir(const char *dir, const char *const *names);
 /* The whole file (NUL-terminated) into buf; its length or -1. */

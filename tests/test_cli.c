@@ -809,8 +809,7 @@ TEST(cli_api_example)
 TEST(cli_p1_config_chain)
 {
     char dir[64], rc[128], text[8192];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     env_t env = {dir, rc, NULL};
     res_t r;
     /* the chain of the brief: the effective config of profile seed */
@@ -896,8 +895,7 @@ TEST(cli_p1_config_chain)
 TEST(cli_p1_config_errors)
 {
     char dir[64], rc[128], text[4096], again[4096];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     env_t env = {dir, rc, "1"};
     res_t r;
     /* a hand-written relaxed file is read, and left alone by show */

@@ -286,8 +286,7 @@ TEST(cli_p1_snd_cal_as_2_02_aemp)
     json_t *t = t_load_json_aemp("vectors/p1/transcripts/11-aemp-cli.json");
     REQUIRE(t);
     char dir[64], rc[128];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     /* aemp3 is `aemp eval`: Perl code, not supported */
     replay_aemp_run(t, "aemp1", "2", dir, rc); /* snd seed1#68ed5Ykpjc hello from aemp */
     replay_aemp_run(t, "aemp2", "3", dir, rc); /* cal seed1#68ed5Ykpjb ping 42 */
@@ -320,8 +319,7 @@ static int service_port(const char *log, const char *name, char *out, size_t n, 
 TEST(cli_p1_run_services_snd_cal_mon)
 {
     char dir[64], rc[128], errfile[128], seed[64], text[8192];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     snprintf(errfile, sizeof errfile, "%s/run.err", dir);
     snprintf(seed, sizeof seed, "127.0.0.1:%d", free_port());
     res_t r;
@@ -434,8 +432,7 @@ TEST(cli_p1_run_services_snd_cal_mon)
 TEST(cli_p1_network_errors)
 {
     char dir[64], rc[128], text[4096], seed[64];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     env_t env = {dir, rc, "1"};
     res_t r;
     run_env(&r, &env, "setsecret", "s", "setbinds", "127.0.0.1:*", NULL);

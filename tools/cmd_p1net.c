@@ -83,6 +83,11 @@ static int resolve_list(const char *prog, const char *what, char *const *in, siz
         char *eps = aemp_hostport_resolve(in[i], host, &err);
         if (!eps) {
             if (err == AEMP_ENOMEM) goto nomem;
+            char h[256], port[64];
+            /* "*" on a host with no address but loopback: nothing, as in 2.02 */
+            if (err == AEMP_ERESOLVE && !aemp_hostport_parse(in[i], host, h, sizeof h, port, sizeof port) &&
+                !strcmp(h, "*"))
+                continue;
             cli_err(prog, "%s '%s': %s", what, in[i],
                     err == AEMP_EINVAL ? "not a host:port" : "cannot resolve");
             return 1;
