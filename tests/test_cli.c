@@ -29,289 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define MAX_ARGS 32
-#define MAX_KIDS 16
-
-/* ------------------------------------------------------------------ */
-/* processes                                                           */
-
-static pid_t kids[MAX_KIDS];
-
-static void kid_add(pid_t pid)
-{
-    for (int i = 0; i < MAX_KIDS; i++)
-        if (!kids[i]) {
-            kids[i] = pid;
-            return;
-        }
-}
-
-static void kid_forget(pid_t pid)
-{
-    for (int i = 0; i < MAX_KIDS; i++)
-        if (kids[i] == pid) kids[i] = 0;
-}
-
-/* Kills every child still running (the end of each test). */
-static void kill_kids(void)
-{
-    for (int i = 0; i < MAX_KIDS; i++)
-        if (kids[i]) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-            kids[i] = 0;
-        }
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Waits up to ms for pid; returns the exit status (128+signal when
- * killed), or -1 on timeout (the child is then killed). */
-static int wait_exit(pid_t pid, int ms)
-{
-    double end = now_ms() + ms;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            kid_forget(pid);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        if (r < 0) return -1;
-        if (now_ms() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            kid_forget(pid);
-            return -1;
-        }
-        usleep(2000);
-    }
-}
-
-/* Child environment changes: HOME set to home ("" unsets it); rc and
- * protocol, when not NULL, set PERL_ANYEVENT_MP_RC and AEMP_PROTOCOL. */
-typedef struct env {
-    const char *home;
-    const char *rc;
-    const char *protocol;
-} env_t;
-
-/* Starts `aemp ARGS...` (or prog when not NULL) with stdout and stderr
- * on pipes (err_fd NULL: stderr to err_file, or inherited when that is
- * NULL too). */
-static pid_t spawn(const char *prog, char *const args[], const env_t *env, int *out_fd,
-                   int *err_fd, const char *err_file)
-{
-    int po[2], pe[2] = {-1, -1};
-    if (pipe(po)) return -1;
-    if (err_fd && pipe(pe)) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        int nul = open("/dev/null", O_RDONLY);
-        dup2(nul, 0);
-        dup2(po[1], 1);
-        if (err_fd) dup2(pe[1], 2);
-        else if (err_file) {
-            int fd = open(err_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
-            if (fd >= 0) dup2(fd, 2);
-        }
-        for (int fd = 3; fd < 64; fd++) close(fd);
-        if (env && env->home) {
-            if (*env->home) setenv("HOME", env->home, 1);
-            else unsetenv("HOME");
-        }
-        if (env && env->rc) setenv("PERL_ANYEVENT_MP_RC", env->rc, 1);
-        if (env && env->protocol) setenv("AEMP_PROTOCOL", env->protocol, 1);
-        const char *bin = prog ? prog : t_aemp_bin();
-        char *argv[MAX_ARGS + 2];
-        int n = 0;
-        argv[n++] = (char *)bin;
-        for (int i = 0; args[i] && n < MAX_ARGS + 1; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(po[1]);
-    if (err_fd) close(pe[1]);
-    *out_fd = po[0];
-    if (err_fd) *err_fd = pe[0];
-    kid_add(pid);
-    return pid;
-}
-
-/* Output collected from a finished command. */
-typedef struct res {
-    int rc;             /* exit status, -1 when it had to be killed */
-    char out[16384];
-    char err[16384];
-    double ms;          /* how long it ran */
-} res_t;
-
-static void append(char *buf, size_t cap, size_t *len, const char *p, size_t n)
-{
-    if (n > cap - 1 - *len) n = cap - 1 - *len;
-    memcpy(buf + *len, p, n);
-    *len += n;
-    buf[*len] = 0;
-}
-
-/* Runs a command to its end (at most ms) and collects its output. */
-static void run_full(res_t *r, const char *prog, const env_t *env, int ms, char *const args[])
-{
-    int out, err;
-    double t0 = now_ms();
-    memset(r, 0, sizeof *r);
-    pid_t pid = spawn(prog, args, env, &out, &err, NULL);
-    if (pid < 0) {
-        r->rc = -1;
-        return;
-    }
-    size_t ol = 0, el = 0;
-    struct pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
-    int open_fds = 2;
-    double end = t0 + ms;
-    while (open_fds && now_ms() < end) {
-        int left = (int)(end - now_ms());
-        if (poll(fds, 2, left > 0 ? left : 0) <= 0) continue;
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !fds[i].revents) continue;
-            char buf[4096];
-            ssize_t n = read(fds[i].fd, buf, sizeof buf);
-            if (n <= 0) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-            } else if (i == 0) {
-                append(r->out, sizeof r->out, &ol, buf, (size_t)n);
-            } else {
-                append(r->err, sizeof r->err, &el, buf, (size_t)n);
-            }
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0) close(fds[i].fd);
-    int left = (int)(end - now_ms());
-    r->rc = wait_exit(pid, left > 0 ? left : 1);
-    r->ms = now_ms() - t0;
-}
-
-/* Runs `aemp ARG...` (NULL-terminated) with a 10 s limit. */
-static void run(res_t *r, ...)
-{
-    char *args[MAX_ARGS + 1];
-    int n = 0;
-    va_list ap;
-    va_start(ap, r);
-    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    run_full(r, NULL, NULL, 10000, args);
-}
-
-/* Runs with the environment changed. */
-static void run_env(res_t *r, const env_t *env, ...)
-{
-    char *args[MAX_ARGS + 1];
-    int n = 0;
-    va_list ap;
-    va_start(ap, env);
-    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    run_full(r, NULL, env, 10000, args);
-}
-
-/* Reads one line from fd within ms; returns its length (without the
- * LF), or -1. Byte by byte: nothing after the line is consumed. */
-static int read_line(int fd, char *buf, size_t n, int ms)
-{
-    size_t len = 0;
-    double end = now_ms() + ms;
-    while (len + 1 < n) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int left = (int)(end - now_ms());
-        if (left <= 0 || poll(&p, 1, left) <= 0) return -1;
-        char c;
-        if (read(fd, &c, 1) != 1) return -1;
-        if (c == '\n') break;
-        buf[len++] = c;
-    }
-    buf[len] = 0;
-    return (int)len;
-}
-
-/* Waits until the file contains needle (ms at most). */
-static int file_waitfor(const char *path, const char *needle, int ms)
-{
-    double end = now_ms() + ms;
-    do {
-        FILE *f = fopen(path, "r");
-        if (f) {
-            char buf[65536];
-            size_t n = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            buf[n] = 0;
-            if (strstr(buf, needle)) return 1;
-        }
-        usleep(10000);
-    } while (now_ms() < end);
-    return 0;
-}
-
-/* Number of lines in s. */
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
-/* A failed command: status rc, nothing on stdout, exactly one line on
- * stderr containing what. */
-#define CHECK_FAILS(r, want_rc, what)                                       \
-    do {                                                                    \
-        CHECK_INT((r)->rc, want_rc);                                        \
-        CHECK_STR((r)->out, "");                                            \
-        CHECK_INT(lines((r)->err), 1);                                      \
-        if (!strstr((r)->err, what))                                        \
-            t_fail(__FILE__, __LINE__, "stderr lacks \"%s\": %s", what, (r)->err); \
-    } while (0)
-
-/* ------------------------------------------------------------------ */
-/* files and nodes                                                     */
-
-/* A temporary file holding text; path gets its name. */
-static void temp_file(char path[64], const char *text)
-{
-    snprintf(path, 64, "/tmp/aemp-cli-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd < 0) abort();
-    if (text && write(fd, text, strlen(text)) != (ssize_t)strlen(text)) abort();
-    close(fd);
-}
-
-static void temp_dir(char path[64])
-{
-    snprintf(path, 64, "/tmp/aemp-cli-XXXXXX");
-    if (!mkdtemp(path)) abort();
-}
-
-/* Removes a temporary directory and the files named in it. */
-static void rm_dir(const char *dir, const char *const *names)
-{
-    char p[256];
-    for (; names && *names; names++) {
-        snprintf(p, sizeof p, "%s/%s", dir, *names);
-        unlink(p);
-    }
-    rmdir(dir);
-}
+#include "harness_cli.h"
 
 typedef struct node {
     pid_t pid;
@@ -324,7 +42,7 @@ typedef struct node {
  * and reads its noderef. Returns 0 or -1. */
 static int node_start(node_t *nd, const char *secret, ...)
 {
-    char *args[MAX_ARGS + 1];
+    char *args[HC_MAX_ARGS + 1];
     int n = 0;
     args[n++] = "run";
     args[n++] = "--bind";
@@ -333,7 +51,7 @@ static int node_start(node_t *nd, const char *secret, ...)
     args[n++] = (char *)secret;
     va_list ap;
     va_start(ap, secret);
-    for (char *a; n < MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
+    for (char *a; n < HC_MAX_ARGS && (a = va_arg(ap, char *)) != NULL;) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
     memset(nd, 0, sizeof *nd);
@@ -1087,22 +805,11 @@ TEST(cli_api_example)
 /* ------------------------------------------------------------------ */
 /* protocol 1: the configuration subcommands on the rc file            */
 
-/* The whole file (NUL-terminated) into buf; its length or -1. */
-static int slurp(const char *path, char *buf, size_t n)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t len = fread(buf, 1, n - 1, f);
-    fclose(f);
-    buf[len] = 0;
-    return (int)len;
-}
 
 TEST(cli_p1_config_chain)
 {
     char dir[64], rc[128], text[8192];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     env_t env = {dir, rc, NULL};
     res_t r;
     /* the chain of the brief: the effective config of profile seed */
@@ -1188,8 +895,7 @@ TEST(cli_p1_config_chain)
 TEST(cli_p1_config_errors)
 {
     char dir[64], rc[128], text[4096], again[4096];
-    temp_dir(dir);
-    snprintf(rc, sizeof rc, "%s/rc", dir);
+    temp_rc(dir, rc);
     env_t env = {dir, rc, "1"};
     res_t r;
     /* a hand-written relaxed file is read, and left alone by show */
@@ -1218,8 +924,8 @@ TEST(cli_p1_config_errors)
     CHECK_FAILS(&r, 1, "/nonexistent/cert.pem");
     run_env(&r, &env, "showconfig", "p", "nodeid", NULL);
     CHECK_FAILS(&r, 2, "a KEY without a VALUE");
-    /* the network subcommands are not there yet; eval is not seteval */
-    static const char *const net[] = {"snd", "cal", "mon", "eval", "run", "trace"};
+    /* the network subcommands not supported in protocol 1; eval is not seteval */
+    static const char *const net[] = {"eval", "shell", "trace", "restart", "ping", "flood"};
     for (size_t i = 0; i < sizeof net / sizeof net[0]; i++) {
         run_env(&r, &env, "setsecret", "new", net[i], "x", NULL);
         CHECK_FAILS(&r, 1, "is not yet supported in protocol 1");

@@ -30,6 +30,31 @@ int cmd_gencert(int argc, char **argv);
  * as the Perl tool runs a chain of subcommands on the rc file. */
 int cmd_p1(int argc, char **argv);
 
+/* Protocol 1 (cmd_p1net.c): the network subcommand cmd ("run", "snd",
+ * "cal" or "mon") with the chain's remaining words args[0..nargs) (JSON
+ * values, borrowed), on the configuration rc (borrowed: the rc file as
+ * the chain left it). Returns the exit status. */
+int cli_p1_network(const char *cmd, const json_t *rc, json_t *const *args, int nargs);
+
+/* ---- svc.c ---- */
+/* The built-in services of `aemp run`, as bits of a mask. */
+enum { CLI_SVC_ECHO = 1, CLI_SVC_EXIT = 2, CLI_SVC_COUNT = 4, CLI_SVC_ALL = 7 };
+/* The bit of a service name ("echo", "exit", "count"), 0 for another. */
+unsigned cli_svc_bit(const char *name);
+/* The services' state; fill node, prog, verbose and global, zero the
+ * rest, and keep it alive as long as the node. */
+typedef struct cli_svc {
+    aemp_node_t *node;
+    const char *prog;
+    int verbose;
+    int global;              /* 1: aemp_db_reg (protocol 1); 0: aemp_reg */
+    unsigned long long count; /* count: messages counted */
+    double first;            /* count: when the first one came */
+} cli_svc_t;
+/* Starts the services of mask, each a port registered under its name
+ * (as family, with db_reg, when global). Returns 0 or an error code. */
+int cli_svc_start(cli_svc_t *s, unsigned mask);
+
 /* ---- cmd_gencert.c ---- */
 /* A new RSA key (PKCS#1 PEM) followed by a self-signed CA certificate for
  * it, as one malloc'd NUL-terminated PEM text (*len bytes; the caller

@@ -9,8 +9,11 @@
  * Everything works on the file's JSON in memory; the file is written once,
  * at the end, when something changed, and not at all when a subcommand
  * fails (the Perl tool would write what the earlier ones did).
- * The network subcommands are not there yet: they fail with a clear
- * message.
+ * The network subcommands run, snd, cal and mon (cmd_p1net.c) take every
+ * remaining word; the file is written before they start, when the chain
+ * changed it, and they work on the configuration as the chain left it.
+ * The other network subcommands of 2.02 (eval, shell, trace, restart,
+ * ping, flood) fail with a clear message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -364,6 +367,9 @@ static int c_network(p1_t *s, const char *key)
     return 1;
 }
 
+/* run, snd, cal, mon: marked by their key; cmd_p1 runs them */
+static const char NET[] = "network";
+
 static const struct p1cmd {
     const char *name;
     int (*fn)(p1_t *, const char *);
@@ -395,9 +401,9 @@ static const struct p1cmd {
     {"setautocork", c_set, "autocork"},    {"delautocork", c_del, "autocork"},
     {"setnodelay", c_set, "nodelay"},      {"delnodelay", c_del, "nodelay"},
     /* the network subcommands of 2.02 */
-    {"snd", c_network, NULL},   {"cal", c_network, NULL},     {"mon", c_network, NULL},
+    {"snd", NULL, NET},         {"cal", NULL, NET},           {"mon", NULL, NET},
     {"eval", c_network, NULL},  {"shell", c_network, NULL},   {"trace", c_network, NULL},
-    {"run", c_network, NULL},   {"restart", c_network, NULL}, {"ping", c_network, NULL},
+    {"run", NULL, NET},         {"restart", c_network, NULL}, {"ping", c_network, NULL},
     {"flood", c_network, NULL},
 };
 
@@ -430,8 +436,18 @@ static void p1_usage(FILE *f)
             "  showprofile NAME | showconfig [NAME [KEY VALUE]...]\n"
             "  setKEY VALUE | delKEY   KEY: secure monitor_timeout connect_interval\n"
             "                          framing_format auth_offer auth_accept autocork nodelay\n"
-            "setX also works as X; an argument starting with [, { or \" is JSON.\n"
-            "snd, cal, mon, eval, run ... are not yet supported in protocol 1.\n");
+            "setX also works as X; an argument starting with [, { or \" is JSON.\n\n"
+            "Network subcommands (they take every remaining word):\n"
+            "  run [-v] [KEY VALUE]...   run a node: profile NAME, nodeid ID, binds [...],\n"
+            "                            seeds [...], secret S, services [\"echo\",\"exit\",\"count\"],\n"
+            "                            force 1, norc 1 ...; prints its node id and listeners\n"
+            "  snd [-v] PORT ARG...      send [ARG...] to PORT, wait for its node's confirmation\n"
+            "  cal [-v] PORT ARG...      send [ARG..., REPLYPORT], print the reply as JSON\n"
+            "  mon [-v] PORT             print the reason PORT dies with, as JSON\n"
+            "PORT is NODEID#ID, or a node id for its node port (aemp cal NODEID time).\n"
+            "snd, cal and mon run as node aemp/%%n/%%u of profile aemp and join the\n"
+            "network through the configured seeds. eval, shell, trace, restart, ping\n"
+            "and flood are not supported in protocol 1.\n");
 }
 
 /* The words as JSON values, as the Perl tool decodes them. */
@@ -489,6 +505,17 @@ int cmd_p1(int argc, char **argv)
             break;
         }
         s.cmd = json_string_value(w);
+        if (c->key == NET) {
+            /* the rest is the network subcommand's; the file first */
+            if (s.dirty && aemp_rc_save(path, s.rc, err, sizeof err)) {
+                cli_err(PROG, "%s", err);
+                rc = 1;
+                goto out;
+            }
+            s.dirty = 0;
+            rc = cli_p1_network(s.cmd, s.rc, s.args + s.next, s.nargs - s.next);
+            goto out;
+        }
         rc = c->fn(&s, c->key);
     }
     if (!rc && s.dirty && aemp_rc_save(path, s.rc, err, sizeof err)) {

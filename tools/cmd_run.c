@@ -4,13 +4,8 @@
  * noderef (the real port when bound to port 0), so scripts and tests can
  * start it and read where it listens.
  *
- * Services, each a port registered under its name (clients find them
- * with the node port's `lookup`):
- *   echo   [ELEMENTS..., PORT]  sends [ELEMENTS...] to PORT
- *   exit   [REASON...]          the port kills itself with REASON...; a
- *                               fresh `exit` port is registered at once
- *   count  counts messages; ["report", PORT] sends [COUNT, SECONDS] to
- *          PORT, SECONDS since the first counted message
+ * The services (svc.c) are ports registered under their names: clients
+ * find them with the node port's `lookup`.
  */
 #include <getopt.h>
 #include <math.h>
@@ -48,89 +43,14 @@ static void usage(FILE *f)
             "  --help             this text\n");
 }
 
-enum { SVC_ECHO = 1, SVC_EXIT = 2, SVC_COUNT = 4 };
-
 typedef struct run {
     struct ev_loop *loop;
     aemp_node_t *node;
     int verbose;
     int started;
     char *start_error;     /* the node's last error while starting */
-    unsigned long long count;
-    double first;
+    cli_svc_t svc;
 } run_t;
-
-/* ------------------------------------------------------------------ */
-/* services                                                            */
-
-static int echo_cb(aemp_port_t *port, json_t *msg, void *ud)
-{
-    run_t *r = ud;
-    size_t n = json_array_size(msg);
-    const char *to = n ? json_string_value(json_array_get(msg, n - 1)) : NULL;
-    if (!to) {
-        if (r->verbose) cli_logf(PROG, "echo: message without a reply port, dropped");
-        return AEMP_KEEP;
-    }
-    json_t *reply = json_array();
-    for (size_t i = 0; reply && i + 1 < n; i++)
-        json_array_append(reply, json_array_get(msg, i));
-    if (!reply) return AEMP_KEEP;
-    int rc = aemp_send(aemp_port_node(port), to, reply);
-    if (rc && r->verbose) cli_logf(PROG, "echo: cannot reply to %s: %s", to, aemp_strerror(rc));
-    return AEMP_KEEP;
-}
-
-static int exit_cb(aemp_port_t *port, json_t *msg, void *ud);
-
-static int start_exit(run_t *r)
-{
-    aemp_port_t *p = aemp_port_new(r->node, exit_cb, r);
-    if (!p) return AEMP_ENOMEM;
-    int rc = aemp_reg(r->node, "exit", aemp_port_id(p));
-    if (!rc && r->verbose) cli_logf(PROG, "service exit: %s", aemp_port_id(p));
-    return rc;
-}
-
-static int exit_cb(aemp_port_t *port, json_t *msg, void *ud)
-{
-    run_t *r = ud;
-    /* a copy: msg belongs to the library, the reason is stolen */
-    json_t *reason = json_copy(msg);
-    if (r->verbose) {
-        char *text = aemp_json_encode(msg, NULL);
-        cli_logf(PROG, "exit: %s dies with %s", aemp_port_id(port), text ? text : "?");
-        free(text);
-    }
-    aemp_port_kill(port, reason);
-    int rc = start_exit(r);
-    if (rc) cli_logf(PROG, "exit: cannot register a new port: %s", aemp_strerror(rc));
-    return AEMP_KEEP;
-}
-
-static int count_cb(aemp_port_t *port, json_t *msg, void *ud)
-{
-    run_t *r = ud;
-    const char *tag = json_string_value(json_array_get(msg, 0));
-    const char *to = json_string_value(json_array_get(msg, 1));
-    if (json_array_size(msg) == 2 && tag && !strcmp(tag, "report") && to) {
-        double secs = r->count ? ev_time() - r->first : 0.0;
-        json_t *reply = json_pack("[If]", (json_int_t)r->count, secs);
-        if (reply) aemp_send(aemp_port_node(port), to, reply);
-        return AEMP_KEEP;
-    }
-    if (!r->count++) r->first = ev_time();
-    return AEMP_KEEP;
-}
-
-static int start_service(run_t *r, const char *name, aemp_recv_fn fn)
-{
-    aemp_port_t *p = aemp_port_new(r->node, fn, r);
-    if (!p) return AEMP_ENOMEM;
-    int rc = aemp_reg(r->node, name, aemp_port_id(p));
-    if (!rc && r->verbose) cli_logf(PROG, "service %s: %s", name, aemp_port_id(p));
-    return rc;
-}
 
 /* ------------------------------------------------------------------ */
 /* the node                                                            */
@@ -208,13 +128,11 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case 'S':
-            if (!strcmp(optarg, "echo")) services |= SVC_ECHO;
-            else if (!strcmp(optarg, "exit")) services |= SVC_EXIT;
-            else if (!strcmp(optarg, "count")) services |= SVC_COUNT;
-            else {
+            if (!cli_svc_bit(optarg)) {
                 cli_err(PROG, "unknown service '%s' (echo, exit, count)", optarg);
                 return 2;
             }
+            services |= cli_svc_bit(optarg);
             break;
         default: return cli_bad_option(PROG, argv, c);
         }
@@ -235,7 +153,7 @@ int cmd_run(int argc, char **argv)
         cli_err(PROG, "a slave does not listen: --bind and --slave exclude each other");
         return 2;
     }
-    if (!services) services = SVC_ECHO | SVC_EXIT | SVC_COUNT;
+    if (!services) services = CLI_SVC_ALL;
 
     cli_secret_t secret;
     if (cli_secret_load(PROG, secret_file, &secret)) return 1;
@@ -283,9 +201,8 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     r.started = 1;
-    if (((services & SVC_ECHO) && (rc = start_service(&r, "echo", echo_cb))) ||
-        ((services & SVC_EXIT) && (rc = start_exit(&r))) ||
-        ((services & SVC_COUNT) && (rc = start_service(&r, "count", count_cb)))) {
+    r.svc = (cli_svc_t){.node = r.node, .prog = PROG, .verbose = verbose};
+    if ((rc = cli_svc_start(&r.svc, services))) {
         cli_err(PROG, "cannot start the services: %s", aemp_strerror(rc));
         goto out;
     }

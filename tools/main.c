@@ -45,8 +45,8 @@ static void usage(FILE *f)
                "PORT is a port id (NODEREF#ID) or a bare NODEREF (the node port); an ARG\n"
                "starting with [, { or \" is JSON, any other ARG a string.\n"
                "'aemp COMMAND --help' describes one command; see also aemp(1).\n"
-               "--protocol 1 (or AEMP_PROTOCOL=1): AnyEvent::MP 2.x configuration\n"
-               "subcommands, see 'aemp --protocol 1 help'.\n");
+               "--protocol 1 (or AEMP_PROTOCOL=1): AnyEvent::MP 2.x configuration and\n"
+               "run/snd/cal/mon subcommands, see 'aemp --protocol 1 help'.\n");
 }
 
 /* "0" or "1" into *out; -1 for anything else. */
