@@ -1,13 +1,18 @@
 /*
- * chat_client.c - a chat client on libaemp's public API.
+ * chat_client.c - a chat client on libaemp's public API that speaks the
+ * chat of the AnyEvent::MP 0.4 distribution (its eg/chat_client and
+ * eg/chat_server), so it works with a Perl chat server as with ours.
  *
  * usage: chat_client SERVER-NODEREF NAME [--secret-file F] [--wait N] [TEXT...]
  *
- * It looks up "chatter" on the server node, joins, sends each TEXT as a
- * message, and prints every message it receives as "NAME: TEXT". Without
- * --wait it reads lines from standard input and sends them; with
- * --wait N it exits after receiving N messages (for scripts and tests).
- * It exits with status 1 when the server cannot be reached.
+ * It asks the server node's `lookup` service for "chatter"
+ * (["", "lookup", "chatter", MYPORT, "resolved"], answered by
+ * ["resolved", CHATTERPORT]), sends ["join", MYPORT], then each TEXT as
+ * ["message", "NAME: TEXT"], and prints the TEXT of every ["message", TEXT]
+ * it receives (anything else is logged on stderr and ignored). Without
+ * --wait it reads lines from standard input and sends them; with --wait N
+ * it exits after receiving N messages (for scripts and tests). It exits
+ * with status 1 when the server cannot be reached or has no "chatter".
  */
 #include <aemp.h>
 #include <ev.h>
@@ -27,17 +32,33 @@ static ev_timer deadline;
 
 static void quit(struct ev_loop *loop) { ev_break(loop, EVBREAK_ALL); }
 
+/* ["message", TEXT] */
 static int on_message(aemp_port_t *port, json_t *msg, void *ud)
 {
-    const char *tag, *from, *text;
+    const char *text = json_string_value(json_array_get(msg, 1));
     (void)port;
     (void)ud;
-    if (json_unpack(msg, "[sss]", &tag, &from, &text) == 0) {
-        printf("%s: %s\n", from, text);
-        fflush(stdout);
-        if (wait_for >= 0 && ++received >= wait_for) quit(aemp_node_loop(node));
+    if (!text) {
+        char *m = aemp_json_encode(msg, NULL);
+        fprintf(stderr, "chat_client: ignored %s: message needs a text\n", m ? m : "a message");
+        free(m);
+        return AEMP_KEEP;
     }
+    printf("%s\n", text);
+    fflush(stdout);
+    if (wait_for >= 0 && ++received >= wait_for) quit(aemp_node_loop(node));
     return AEMP_KEEP;
+}
+
+/* Sends one line as ["message", "NAME: TEXT"]. */
+static void say(const char *text)
+{
+    size_t n = strlen(name) + strlen(text) + 3;
+    char *line = malloc(n);
+    if (!line) return;
+    snprintf(line, n, "%s: %s", name, text);
+    aemp_sendf(node, chatter, "[ss]", "message", line);
+    free(line);
 }
 
 static void on_stdin(struct ev_loop *loop, ev_io *w, int revents)
@@ -51,11 +72,11 @@ static void on_stdin(struct ev_loop *loop, ev_io *w, int revents)
     }
     line[r] = 0;
     line[strcspn(line, "\n")] = 0;
-    aemp_sendf(node, chatter, "[sss]", "message", name, line);
+    say(line);
 }
 
-/* The lookup reply: ["found", PORTID-or-null]. */
-static int on_found(aemp_port_t *port, json_t *msg, void *ud)
+/* The lookup reply: ["resolved", PORTID-or-null]. */
+static int on_resolved(aemp_port_t *port, json_t *msg, void *ud)
 {
     json_t *id = json_array_get(msg, 1);
     (void)port;
@@ -65,8 +86,8 @@ static int on_found(aemp_port_t *port, json_t *msg, void *ud)
         exit(1);
     }
     chatter = strdup(json_string_value(id));
-    aemp_sendf(node, chatter, "[sss]", "join", aemp_port_id(me), name);
-    for (int i = 0; i < ntexts; i++) aemp_sendf(node, chatter, "[sss]", "message", name, texts[i]);
+    aemp_sendf(node, chatter, "[ss]", "join", aemp_port_id(me));
+    for (int i = 0; i < ntexts; i++) say(texts[i]);
     if (wait_for < 0) ev_io_start(aemp_node_loop(node), &stdin_w);
     return AEMP_DONE;
 }
@@ -117,9 +138,9 @@ int main(int argc, char **argv)
     }
     me = aemp_port_new(node, NULL, NULL);
     aemp_port_rcv(me, "message", on_message, NULL);
-    aemp_port_rcv(me, "found", on_found, NULL);
+    aemp_port_rcv(me, "resolved", on_resolved, NULL);
     aemp_mon(node, argv[1], on_server_gone, NULL);
-    aemp_sendf(node, argv[1], "[ssss]", "lookup", "chatter", aemp_port_id(me), "found");
+    aemp_sendf(node, argv[1], "[ssss]", "lookup", "chatter", aemp_port_id(me), "resolved");
     ev_io_init(&stdin_w, on_stdin, 0, EV_READ);
     ev_timer_init(&deadline, on_deadline, 20.0, 0.0);
     if (wait_for >= 0) ev_timer_start(loop, &deadline);

@@ -1,11 +1,19 @@
 /*
- * chat_server.c - a chat server on libaemp's public API.
+ * chat_server.c - a chat server on libaemp's public API that speaks the
+ * chat of the AnyEvent::MP 0.4 distribution (its eg/chat_server and
+ * eg/chat_client), so Perl chat clients and ours can share it.
  *
- * It registers a port under the name "chatter". Clients look that name up
- * through the node port's `lookup` service, send ["join", CLIENTPORT,
- * NAME], then ["message", NAME, TEXT]; every message goes out to every
- * joined client as ["message", NAME, TEXT]. A client whose port dies (or
- * whose node goes away) is dropped: the server monitors each one.
+ * It registers a port under the name "chatter". A client looks that name
+ * up through the server node's `lookup` service
+ * (["", "lookup", "chatter", CLIENTPORT, TAG] answers [TAG, CHATTERPORT]),
+ * then sends ["join", CLIENTPORT] and ["message", TEXT]; every message goes
+ * out to every joined client as ["message", TEXT]. Elements after these
+ * are ignored, as the Perl server ignores them. On joining, a client gets
+ * ["message", "server: welcome"]. A client whose port dies (or whose node
+ * goes away) is dropped: the server monitors each one.
+ *
+ * Many clients depend on the one "chatter" port, so a message of the
+ * wrong shape is logged on stderr and dropped: it never kills the port.
  *
  * usage: chat_server [BIND] [SECRETFILE]   (prints its noderef first)
  */
@@ -22,11 +30,12 @@ static struct client {
     aemp_mon_t *mon;
 } clients[MAX_CLIENTS];
 
-static void drop_client(size_t i)
+/* Logs a message that does not have the shape its tag needs. */
+static void warn_malformed(json_t *msg, const char *why)
 {
-    free(clients[i].port);
-    clients[i].port = NULL;
-    clients[i].mon = NULL;
+    char *text = aemp_json_encode(msg, NULL);
+    fprintf(stderr, "chat_server: dropped %s: %s\n", text ? text : "a message", why);
+    free(text);
 }
 
 /* A client's port died: forget it (the monitor is gone once it fired). */
@@ -39,40 +48,59 @@ static void on_client_gone(aemp_node_t *node, const char *portid, json_t *reason
         if (clients[i].port && !strcmp(clients[i].port, portid)) {
             printf("left: %s\n", portid);
             fflush(stdout);
-            drop_client(i);
+            free(clients[i].port);
+            clients[i].port = NULL;
+            clients[i].mon = NULL;
         }
 }
 
+/* ["join", CLIENTPORT] */
 static int on_join(aemp_port_t *port, json_t *msg, void *ud)
 {
     aemp_node_t *node = aemp_port_node(port);
-    const char *tag, *who = NULL, *name = NULL;
+    const char *who = json_string_value(json_array_get(msg, 1));
     (void)ud;
-    if (json_unpack(msg, "[sss]", &tag, &who, &name) != 0) {
-        aemp_port_die(port, "join needs a port and a name");
+    /* a port id is NODEREF#LOCALID; the bare noderef is a node port */
+    if (!who || !strchr(who, '#') || who[0] == '#') {
+        warn_malformed(msg, "join needs a client port id");
         return AEMP_KEEP;
     }
-    for (size_t i = 0; i < MAX_CLIENTS; i++)
-        if (!clients[i].port) {
-            clients[i].port = strdup(who);
-            clients[i].mon = aemp_mon(node, who, on_client_gone, NULL);
-            printf("joined: %s as %s\n", who, name);
-            fflush(stdout);
-            aemp_sendf(node, who, "[sss]", "message", "server", "welcome");
-            return AEMP_KEEP;
-        }
-    aemp_sendf(node, who, "[sss]", "message", "server", "chat is full");
+    size_t free_slot = MAX_CLIENTS;
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        if (clients[i].port && !strcmp(clients[i].port, who)) return AEMP_KEEP; /* joined */
+        if (!clients[i].port && free_slot == MAX_CLIENTS) free_slot = i;
+    }
+    if (free_slot == MAX_CLIENTS) {
+        aemp_sendf(node, who, "[ss]", "message", "server: chat is full");
+        return AEMP_KEEP;
+    }
+    aemp_mon_t *mon = aemp_mon(node, who, on_client_gone, NULL);
+    if (!mon) {
+        warn_malformed(msg, "cannot monitor that port");
+        return AEMP_KEEP;
+    }
+    clients[free_slot].port = strdup(who);
+    clients[free_slot].mon = mon;
+    printf("joined: %s\n", who);
+    fflush(stdout);
+    aemp_sendf(node, who, "[ss]", "message", "server: welcome");
     return AEMP_KEEP;
 }
 
+/* ["message", TEXT] */
 static int on_message(aemp_port_t *port, json_t *msg, void *ud)
 {
     aemp_node_t *node = aemp_port_node(port);
-    const char *tag, *name, *text;
+    const char *text = json_string_value(json_array_get(msg, 1));
     (void)ud;
-    if (json_unpack(msg, "[sss]", &tag, &name, &text) != 0) return AEMP_KEEP;
+    if (!text) {
+        warn_malformed(msg, "message needs a text");
+        return AEMP_KEEP;
+    }
+    printf("message: %s\n", text);
+    fflush(stdout);
     for (size_t i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i].port) aemp_sendf(node, clients[i].port, "[sss]", "message", name, text);
+        if (clients[i].port) aemp_sendf(node, clients[i].port, "[ss]", "message", text);
     return AEMP_KEEP;
 }
 

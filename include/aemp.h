@@ -616,6 +616,15 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
  * 64 KiB), the guard against a small image that expands exponentially.
  * The decoder stops at the first such value: the rest of the image is
  * not checked.
+ * Refused with AEMP_ELIMIT ("Storable image has more than N values (at
+ * offset K)"; the image may be fine, the frames around it are intact): an
+ * image that makes more than max_values values (AEMP_STORABLE_MAX_VALUES
+ * by default). Every value counts (each scalar, array, hash, reference
+ * and class name, and each value a back-reference copies), so the memory
+ * a decode takes is bounded by the image's size and max_values, whatever
+ * the image says: the decoder's bookkeeping is 16 bytes per value, and its
+ * tables never grow past what the rest of the image could still fill.
+ * The count is checked before anything is made for the value.
  * Every other failure is AEMP_EPROTO (a broken image; a Perl node closes
  * the link with "Bad message" for those): a truncated image, a length
  * or count inside it past its end, an unknown type byte, a native-order
@@ -626,8 +635,13 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
  * value.
  */
 /* See above: how much larger than its image a decoded value may grow by
- * back-references. */
+ * back-references (and at most by 4 GiB). */
 #define AEMP_STORABLE_MAX_EXPANSION 8
+/* See above: the most values one image may make by default (a 64 MiB
+ * image of 1-byte values would otherwise make 64 Mi of them). */
+#define AEMP_STORABLE_MAX_VALUES (1u << 20)
+/* The most that max_values may allow: larger values count as this. */
+#define AEMP_STORABLE_VALUES_LIMIT (1u << 28)
 /* The decoder recurses (a few frames per level of nesting): its max_depth
  * is never above this. */
 #define AEMP_STORABLE_DEPTH_LIMIT 2048
@@ -636,7 +650,8 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
  * without the BER length). max_depth: containers nested deeper fail (0:
  * AEMP_JSON_MAX_DEPTH; values above AEMP_STORABLE_DEPTH_LIMIT count as
  * that limit). Returns a new reference, or NULL with *err (when err is
- * not NULL) set to AEMP_EBADMSG, AEMP_EPROTO (see above) or AEMP_ENOMEM,
+ * not NULL) set to AEMP_EBADMSG, AEMP_EPROTO, AEMP_ELIMIT (more than
+ * AEMP_STORABLE_MAX_VALUES values; see above) or AEMP_ENOMEM,
  * and the message in errbuf (when not NULL; errlen bytes, AEMP_JSON_ERRMAX
  * always suffice), e.g. "unsupported Storable type 0x0c (tied hash) at
  * offset 7", "string of 300 bytes at offset 11 runs past the end of the
@@ -645,6 +660,13 @@ AEMP_API const char *aemp_framer_error(const aemp_framer_t *f);
 AEMP_API json_t *aemp_storable_decode(const void *buf, size_t len,
                                       unsigned max_depth, int *err,
                                       char *errbuf, size_t errlen);
+/* The same with a limit on the number of values: an image that makes
+ * more than max_values fails with AEMP_ELIMIT, "Storable image has more
+ * than N values (at offset K)" (0: AEMP_STORABLE_MAX_VALUES; values above
+ * AEMP_STORABLE_VALUES_LIMIT count as that limit). */
+AEMP_API json_t *aemp_storable_decode_max(const void *buf, size_t len,
+                                          unsigned max_depth, size_t max_values,
+                                          int *err, char *errbuf, size_t errlen);
 
 /* Encodes v (borrowed: an array, an object, true or false) as an
  * nfreeze image that Perl's thaw reads back as the value JSON::XS would

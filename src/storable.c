@@ -94,15 +94,28 @@ enum { K_SCALAR, K_REF, K_CONTAINER };
 #define C_VSTR 4u  /* the string under v-string magic */
 
 /* One value the image has stored, by tag (Storable numbers every value
- * in the order it is read; SX_OBJECT refers back by that number). */
+ * in the order it is read; SX_OBJECT refers back by that number). The
+ * decoder keeps one for every value of the image, so it is packed into
+ * 16 bytes, and their number is bounded by max_values. */
 typedef struct item {
-    json_t *v;     /* owned reference: the value, for a reference the value
-                      it stands for once resolved (NULL until then) */
-    size_t weight; /* how much a copy of it counts (see MAX_EXPANSION) */
-    uint32_t cls;  /* 1 + index of its class when blessed, else 0 */
-    uint8_t kind;
-    uint8_t done;  /* complete: a back-reference may copy it */
+    json_t *v;       /* owned reference: the value, for a reference the
+                        value it stands for once resolved (NULL until then) */
+    uint32_t weight; /* how much a copy of it counts (see MAX_EXPANSION);
+                        saturates, as the limit is below UINT32_MAX */
+    uint32_t meta;   /* cls << 3 | kind << 1 | done: cls is 1 + the index
+                        of its class when blessed, else 0; done: complete,
+                        a back-reference may copy it */
 } item_t;
+
+_Static_assert(sizeof(item_t) == 16 || sizeof(void *) != 8, "item_t is packed");
+
+#define ITEM_KIND(it) (((it)->meta >> 1) & 3u)
+#define ITEM_DONE(it) ((it)->meta & 1u)
+#define ITEM_CLS(it) ((it)->meta >> 3)
+
+/* The most values max_values may allow: class numbers must fit in the
+ * 29 bits of item_t.meta. */
+#define VALUES_CEILING ((size_t)AEMP_STORABLE_VALUES_LIMIT)
 
 typedef struct sdec {
     const unsigned char *beg, *p, *end;
@@ -114,6 +127,7 @@ typedef struct sdec {
     struct cls { const unsigned char *name; size_t len; } *cls;
     size_t ncls, clscap;
     size_t extra, limit; /* weight added by back-references, its limit */
+    size_t nvalues, max_values; /* values made (items, classes, copies) */
     unsigned max_depth;
 } sdec_t;
 
@@ -170,27 +184,57 @@ static int read_len32(sdec_t *d, const char *what, size_t at, size_t *out)
     return 0;
 }
 
-/* Appends an item; the table takes v's reference (NULL allowed). */
+/* Counts n more values (of the value at offset at): fails, before
+ * anything is made for them, past max_values. */
+static int count_values(sdec_t *d, size_t n, size_t at)
+{
+    if (n <= d->max_values - d->nvalues) {
+        d->nvalues += n;
+        return 0;
+    }
+    return fail(d, AEMP_ELIMIT, "Storable image has more than %zu values (at offset %zu)",
+                d->max_values, at);
+}
+
+/* Makes room for one more entry of size elem in *tab (cap entries, n
+ * used): the capacity doubles, but never beyond ceiling, the most
+ * entries the image can still need. */
+static int grow(sdec_t *d, void **tab, size_t *cap, size_t n, size_t elem, size_t ceiling)
+{
+    if (n < *cap) return 0;
+    size_t want = *cap ? *cap * 2 : 32;
+    if (want > ceiling) want = ceiling;
+    if (want <= n) want = n + 1; /* ceiling reached: counted, so never far */
+    void *t = realloc(*tab, want * elem);
+    if (!t) return nomem(d);
+    *tab = t;
+    *cap = want;
+    return 0;
+}
+
+/* Appends an item; the table takes v's reference (NULL allowed). The
+ * value was counted by count_values. Every later item takes at least a
+ * byte of the image, so the table never holds more than max_values
+ * items or than the image can still describe. */
 static int add_item(sdec_t *d, int kind, json_t *v, size_t *tag)
 {
-    if (d->nitems == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 32;
-        item_t *n = realloc(d->items, cap * sizeof *n);
-        if (!n) {
-            json_decref(v);
-            return nomem(d);
-        }
-        d->items = n;
-        d->cap = cap;
+    size_t ceiling = d->max_values;
+    if (ceiling - d->nitems > left(d) + 1) ceiling = d->nitems + left(d) + 1;
+    if (grow(d, (void **)&d->items, &d->cap, d->nitems, sizeof *d->items, ceiling)) {
+        json_decref(v);
+        return d->code;
     }
     item_t *it = &d->items[d->nitems];
     it->v = v;
     it->weight = 0;
-    it->cls = 0;
-    it->kind = (uint8_t)kind;
-    it->done = kind == K_SCALAR;
+    it->meta = (uint32_t)kind << 1 | (kind == K_SCALAR);
     *tag = d->nitems++;
     return 0;
+}
+
+static uint32_t sat32(size_t n)
+{
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 /* How much of the image has been read, plus what back-references add. */
@@ -200,14 +244,16 @@ static size_t expanded(const sdec_t *d)
 }
 
 /* A copy of a complete value (json_deep_copy would lose keys with a NUL
- * byte). Depth is bounded by the decoder's max_depth. */
-static json_t *copy_value(const json_t *v)
+ * byte), each of its values counted against max_values. Depth is bounded
+ * by the decoder's max_depth. NULL after fail() (or on ENOMEM). */
+static json_t *copy_value(sdec_t *d, const json_t *v, size_t at)
 {
+    if (count_values(d, 1, at)) return NULL;
     switch (json_typeof(v)) {
     case JSON_ARRAY: {
         json_t *a = json_array();
         for (size_t i = 0; a && i < json_array_size(v); i++)
-            if (json_array_append_new(a, copy_value(json_array_get(v, i)))) {
+            if (json_array_append_new(a, copy_value(d, json_array_get(v, i), at))) {
                 json_decref(a);
                 a = NULL;
             }
@@ -219,7 +265,7 @@ static json_t *copy_value(const json_t *v)
              it = json_object_iter_next((json_t *)v, it))
             if (json_object_setn_new_nocheck(o, json_object_iter_key(it),
                                              json_object_iter_key_len(it),
-                                             copy_value(json_object_iter_value(it)))) {
+                                             copy_value(d, json_object_iter_value(it), at))) {
                 json_decref(o);
                 o = NULL;
             }
@@ -238,9 +284,9 @@ static json_t *copy_value(const json_t *v)
 
 /* The value of item tag for a parent: its own (incremented) when it was
  * read there, a copy when the parent got it through a back-reference. */
-static json_t *take(sdec_t *d, size_t tag, int copied)
+static json_t *take(sdec_t *d, size_t tag, int copied, size_t at)
 {
-    json_t *v = copied ? copy_value(d->items[tag].v) : json_incref(d->items[tag].v);
+    json_t *v = copied ? copy_value(d, d->items[tag].v, at) : json_incref(d->items[tag].v);
     if (!v) nomem(d);
     return v;
 }
@@ -350,14 +396,14 @@ static json_t *resolve_ref(sdec_t *d, size_t tag, int copied, size_t at)
 {
     const item_t *it = &d->items[tag];
     char cname[48];
-    if (it->kind == K_REF)
+    if (ITEM_KIND(it) == K_REF)
         return fail(d, AEMP_EBADMSG, "reference to a reference at offset %zu", at), NULL;
-    if (it->cls && !(it->kind == K_SCALAR && is_bool_class(&d->cls[it->cls - 1])))
+    if (ITEM_CLS(it) && !(ITEM_KIND(it) == K_SCALAR && is_bool_class(&d->cls[ITEM_CLS(it) - 1])))
         return fail(d, AEMP_EBADMSG, "reference to an object of class %s at offset %zu",
-                    class_text(&d->cls[it->cls - 1], cname), at),
+                    class_text(&d->cls[ITEM_CLS(it) - 1], cname), at),
                NULL;
-    if (it->kind == K_CONTAINER) return take(d, tag, copied);
-    int b = it->cls ? perl_true(it->v) : one_or_zero(it->v);
+    if (ITEM_KIND(it) == K_CONTAINER) return take(d, tag, copied, at);
+    int b = ITEM_CLS(it) ? perl_true(it->v) : one_or_zero(it->v);
     if (b < 0)
         return fail(d, AEMP_EBADMSG, "reference to a scalar (not 0 or 1) at offset %zu", at),
                NULL;
@@ -373,12 +419,12 @@ static int element(sdec_t *d, unsigned depth, json_t **out)
     size_t at = off(d, d->p), tag;
     int copied;
     if (retrieve(d, C_ELEM, depth, &tag, &copied)) return d->code;
-    if (d->items[tag].kind == K_CONTAINER)
+    if (ITEM_KIND(&d->items[tag]) == K_CONTAINER)
         return fail(d, AEMP_EPROTO,
                     "an array or hash stored as an element, not through a reference, at "
                     "offset %zu",
                     at);
-    *out = take(d, tag, copied);
+    *out = take(d, tag, copied, at);
     return *out ? 0 : d->code;
 }
 
@@ -468,6 +514,11 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
     if ((ctx & C_VSTR) && !is_string_type(t))
         return fail(d, AEMP_EPROTO, "v-string magic on Storable type 0x%02x at offset %zu", t,
                     at);
+    /* a value of its own (not a back-reference, nor the bless or magic
+     * around one) is counted before anything is made for it */
+    if (t != SX_OBJECT && t != SX_BLESS && t != SX_IX_BLESS && t != SX_VSTRING &&
+        t != SX_LVSTRING && count_values(d, 1, at))
+        return d->code;
     json_t *v = NULL;
     switch (t) {
     case SX_OBJECT: {
@@ -480,7 +531,7 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
             return fail(d, AEMP_EPROTO,
                         "back-reference to value %u at offset %zu, only %zu seen so far",
                         (unsigned)ref, at, d->nitems);
-        if (!d->items[ref].done)
+        if (!ITEM_DONE(&d->items[ref]))
             return fail(d, AEMP_EBADMSG, "cyclic reference (to value %u) at offset %zu",
                         (unsigned)ref, at);
         d->extra += d->items[ref].weight;
@@ -520,7 +571,7 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
                             t, at);
             size_t magic = expanded(d) - at_exp;
             if (retrieve(d, ctx | C_VSTR, depth, tag, copied)) return d->code;
-            d->items[*tag].weight += magic;
+            d->items[*tag].weight = sat32(d->items[*tag].weight + magic);
             return 0;
         }
         v = make_string(d, s, n, t == SX_UTF8STR || t == SX_LUTF8STR, at);
@@ -540,8 +591,8 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
         int r = t == SX_ARRAY ? read_array(d, at, depth + 1, me)
                               : read_hash(d, at, depth + 1, me, t == SX_FLAG_HASH);
         if (r) return r;
-        d->items[me].done = 1;
-        d->items[me].weight = expanded(d) - at_exp;
+        d->items[me].meta |= 1;
+        d->items[me].weight = sat32(expanded(d) - at_exp);
         *tag = me;
         return 0;
     }
@@ -558,8 +609,8 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
         json_t *r = resolve_ref(d, target, tcopied, at);
         if (!r) return d->code;
         d->items[me].v = r;
-        d->items[me].done = 1;
-        d->items[me].weight = expanded(d) - at_exp;
+        d->items[me].meta |= 1;
+        d->items[me].weight = sat32(expanded(d) - at_exp);
         *tag = me;
         return 0;
     }
@@ -580,13 +631,13 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
                             "class name of %zu bytes at offset %zu runs past the end of the "
                             "image (%zu bytes left)",
                             idx, at, left(d));
-            if (d->ncls == d->clscap) {
-                size_t cap = d->clscap ? d->clscap * 2 : 4;
-                struct cls *n = realloc(d->cls, cap * sizeof *n);
-                if (!n) return nomem(d);
-                d->cls = n;
-                d->clscap = cap;
-            }
+            /* a class is a value too: each takes at least 3 bytes (the
+             * bless, its name length and a value to bless) */
+            size_t ceiling = d->max_values;
+            if (ceiling - d->ncls > left(d) / 2 + 1) ceiling = d->ncls + left(d) / 2 + 1;
+            if (count_values(d, 1, at) ||
+                grow(d, (void **)&d->cls, &d->clscap, d->ncls, sizeof *d->cls, ceiling))
+                return d->code;
             d->cls[d->ncls].name = d->p;
             d->cls[d->ncls].len = idx;
             d->p += idx;
@@ -597,8 +648,8 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
         }
         size_t header = expanded(d) - at_exp;
         if (retrieve(d, ctx | C_BLESS, depth, tag, copied)) return d->code;
-        d->items[*tag].cls = (uint32_t)idx + 1;
-        d->items[*tag].weight += header;
+        d->items[*tag].meta |= ((uint32_t)idx + 1) << 3;
+        d->items[*tag].weight = sat32(d->items[*tag].weight + header);
         return 0;
     }
     case SX_UNDEF:
@@ -658,12 +709,18 @@ static int retrieve(sdec_t *d, unsigned ctx, unsigned depth, size_t *tag, int *c
     }
     if (!v) return nomem(d);
     if (add_item(d, K_SCALAR, v, tag)) return d->code;
-    d->items[*tag].weight = expanded(d) - at_exp;
+    d->items[*tag].weight = sat32(expanded(d) - at_exp);
     return 0;
 }
 
 json_t *aemp_storable_decode(const void *buf, size_t len, unsigned max_depth, int *err,
                              char *errbuf, size_t errlen)
+{
+    return aemp_storable_decode_max(buf, len, max_depth, 0, err, errbuf, errlen);
+}
+
+json_t *aemp_storable_decode_max(const void *buf, size_t len, unsigned max_depth,
+                                 size_t max_values, int *err, char *errbuf, size_t errlen)
 {
     sdec_t D;
     memset(&D, 0, sizeof D);
@@ -676,6 +733,10 @@ json_t *aemp_storable_decode(const void *buf, size_t len, unsigned max_depth, in
     D.limit = len < (SIZE_MAX / AEMP_STORABLE_MAX_EXPANSION) ? len * AEMP_STORABLE_MAX_EXPANSION
                                                              : SIZE_MAX;
     if (D.limit < 65536) D.limit = 65536;
+    if (D.limit > UINT32_MAX - 1) D.limit = UINT32_MAX - 1; /* weights are 32-bit */
+    D.max_values = !max_values ? AEMP_STORABLE_MAX_VALUES
+                   : max_values < VALUES_CEILING ? max_values
+                                                 : VALUES_CEILING;
     json_t *out = NULL;
 
     if (!buf && len) {

@@ -472,6 +472,122 @@ TEST(storable_decode_expansion_limit)
     json_decref(v);
 }
 
+/* An image of [undef x n] (what nfreeze(\@a) writes): tag 0 is the
+ * array, then one per element, element i at offset 7 + i. Caller frees. */
+static unsigned char *undef_array(size_t n, size_t *len)
+{
+    unsigned char *img = malloc(7 + n);
+    if (!img) return NULL;
+    memcpy(img, "\x05\x0b\x02", 3);
+    img[3] = (unsigned char)(n >> 24);
+    img[4] = (unsigned char)(n >> 16);
+    img[5] = (unsigned char)(n >> 8);
+    img[6] = (unsigned char)n;
+    memset(img + 7, 0x05, n);
+    *len = 7 + n;
+    return img;
+}
+
+TEST(storable_decode_max_values)
+{
+    int code = 0;
+    char msg[AEMP_JSON_ERRMAX];
+    size_t n;
+    /* 100 values: the array and 99 elements */
+    unsigned char *img = undef_array(99, &n);
+    REQUIRE(img);
+    json_t *v = aemp_storable_decode_max(img, n, 0, 100, &code, msg, sizeof msg);
+    if (!v) t_fail(__FILE__, __LINE__, "%s", msg);
+    CHECK_INT(json_array_size(v), 99);
+    json_decref(v);
+    free(img);
+    /* one more is refused where it starts, before it is made */
+    img = undef_array(100, &n);
+    REQUIRE(img);
+    v = aemp_storable_decode_max(img, n, 0, 100, &code, msg, sizeof msg);
+    CHECK(!v);
+    CHECK_INT(code, AEMP_ELIMIT);
+    CHECK_STR(msg, "Storable image has more than 100 values (at offset 106)");
+    /* the other limits still hold under a small one: a short image first */
+    v = aemp_storable_decode_max(img, 20, 0, 100, &code, msg, sizeof msg);
+    CHECK(!v);
+    CHECK_INT(code, AEMP_EPROTO);
+    /* 0 is the default; a huge max counts as AEMP_STORABLE_VALUES_LIMIT */
+    v = aemp_storable_decode_max(img, n, 0, 0, &code, msg, sizeof msg);
+    CHECK_INT(json_array_size(v), 100);
+    json_decref(v);
+    v = aemp_storable_decode_max(img, n, 0, SIZE_MAX, &code, msg, sizeof msg);
+    CHECK_INT(json_array_size(v), 100);
+    json_decref(v);
+    free(img);
+
+    /* the values a back-reference copies count: [\[undef x 10], 4 copies
+     * of that reference] makes 13 values, then 11 per copy: the fourth
+     * copy (at offset 38) passes 50 */
+    unsigned char br[64];
+    memcpy(br, "\x05\x0b\x02\0\0\0\x05\x04\x02\0\0\0\x0a", 13);
+    memset(br + 13, 0x05, 10);
+    for (int k = 0; k < 4; k++) memcpy(br + 23 + 5 * k, "\x00\0\0\0\x01", 5);
+    v = aemp_storable_decode_max(br, 43, 0, 50, &code, msg, sizeof msg);
+    CHECK(!v);
+    CHECK_INT(code, AEMP_ELIMIT);
+    CHECK_STR(msg, "Storable image has more than 50 values (at offset 38)");
+    br[6] = 4; /* three copies: 46 values */
+    v = aemp_storable_decode_max(br, 38, 0, 50, &code, msg, sizeof msg);
+    if (!v) t_fail(__FILE__, __LINE__, "%s", msg);
+    CHECK_INT(json_array_size(v), 4);
+    CHECK(json_equal(json_array_get(v, 0), json_array_get(v, 3)));
+    CHECK_INT(json_array_size(json_array_get(v, 3)), 10);
+    json_decref(v);
+
+    /* classes count too: JSON::PP's true (a reference to 1 blessed into
+     * JSON::PP::Boolean) three times, each naming its class anew, is 3 x 3
+     * values (the reference, the class, 1) besides the array */
+    unsigned char bl[256];
+    size_t k = 0;
+    memcpy(bl, "\x05\x0b\x02\0\0\0\x03", 7);
+    k = 7;
+    for (int i = 0; i < 3; i++) {
+        memcpy(bl + k, "\x14\x11\x11JSON::PP::Boolean\x08\x81", 22);
+        k += 22;
+    }
+    v = aemp_storable_decode_max(bl, k, 0, 9, &code, msg, sizeof msg);
+    CHECK(!v);
+    CHECK_INT(code, AEMP_ELIMIT);
+    v = aemp_storable_decode_max(bl, k, 0, 10, &code, msg, sizeof msg);
+    if (!v) t_fail(__FILE__, __LINE__, "%s", msg);
+    CHECK_JSON(v, "[true, true, true]");
+    json_decref(v);
+}
+
+/* A hostile 64 MiB image of 1-byte values (64 Mi undefs): kept whole, its
+ * bookkeeping alone would take gigabytes. With the default limit it
+ * fails right after AEMP_STORABLE_MAX_VALUES values, the rest unread; an
+ * image of exactly that many values decodes. */
+TEST(storable_decode_max_values_default)
+{
+    int code = 0;
+    char msg[AEMP_JSON_ERRMAX], want[128];
+    size_t n;
+    unsigned char *img = undef_array(AEMP_DEFAULT_MAX_MESSAGE - 7, &n);
+    REQUIRE(img);
+    CHECK_INT(n, AEMP_DEFAULT_MAX_MESSAGE);
+    json_t *v = aemp_storable_decode(img, n, 0, &code, msg, sizeof msg);
+    CHECK(!v);
+    CHECK_INT(code, AEMP_ELIMIT);
+    snprintf(want, sizeof want, "Storable image has more than %u values (at offset %u)",
+             AEMP_STORABLE_MAX_VALUES, 7 + AEMP_STORABLE_MAX_VALUES - 1);
+    CHECK_STR(msg, want);
+    free(img);
+    img = undef_array(AEMP_STORABLE_MAX_VALUES - 1, &n);
+    REQUIRE(img);
+    v = aemp_storable_decode(img, n, 0, &code, msg, sizeof msg);
+    if (!v) t_fail(__FILE__, __LINE__, "%s", msg);
+    CHECK_INT(json_array_size(v), AEMP_STORABLE_MAX_VALUES - 1);
+    json_decref(v);
+    free(img);
+}
+
 TEST(storable_ber_write)
 {
     static const struct {
