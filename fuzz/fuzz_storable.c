@@ -84,6 +84,17 @@ static void image(const uint8_t *data, size_t size)
         FUZZ_CHECK(fuzz_json_same(v1, vs));
         json_decref(vs);
     }
+    /* a small value limit: the same value, or the limit's own error */
+    size_t limit = 1 + size % 7;
+    int lcode = 0;
+    json_t *vl = aemp_storable_decode_max(data, size, 0, limit, &lcode, err, sizeof err);
+    if (vl) {
+        FUZZ_CHECK(fuzz_json_same(v1, vl));
+        json_decref(vl);
+    } else {
+        FUZZ_CHECK(lcode == AEMP_ELIMIT);
+        FUZZ_CHECK(strstr(err, "values") != NULL);
+    }
     FUZZ_CHECK(json_is_array(v1) || json_is_object(v1) || json_is_boolean(v1));
 
     size_t n2, n3, nf;
