@@ -347,6 +347,15 @@ static int resolve_any(const char *port, char ***out, size_t *n)
     return rc;
 }
 
+/* A numeric port must fit in 16 bits (getaddrinfo would wrap 99999);
+ * a service name is left to the resolver. */
+static int port_in_range(const char *port)
+{
+    size_t n = strspn(port, "0123456789");
+    if (!n || port[n]) return 1;
+    return n <= 5 && strtoul(port, NULL, 10) <= 65535;
+}
+
 char *aemp_hostport_resolve(const char *spec, const char *hostname, int *err)
 {
     char host[1024], port[256];
@@ -361,7 +370,8 @@ char *aemp_hostport_resolve(const char *spec, const char *hostname, int *err)
     /* Perl's split drops trailing empty fields */
     while (nparts && !*parts[nparts - 1]) nparts--;
     for (size_t i = 0; i < nparts && !rc; i++) {
-        if (aemp_hostport_parse(parts[i], hostname, host, sizeof host, port, sizeof port)) {
+        if (aemp_hostport_parse(parts[i], hostname, host, sizeof host, port, sizeof port) ||
+            !port_in_range(port)) {
             rc = AEMP_EINVAL;
             break;
         }

@@ -286,4 +286,5 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .no_such_port_names_port = 0,
     .eof_text = "Broken pipe",
     .quiet_scalars = 0,
+    .node_port_watch_silent = 0,
 };

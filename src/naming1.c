@@ -12,6 +12,7 @@
 #include "node_int.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "tls.h"
@@ -68,9 +69,13 @@ static int init1(aemp_node_t *n, const aemp_node_config_t *cfg)
     s->nbinds = cfg->binds ? cfg->nbinds : 0;
     /* seeds are resolved now: a name that does not resolve is a
      * configuration error the caller should hear of at once */
+    char host[256];
+    if (gethostname(host, sizeof host)) strcpy(host, "localhost");
+    host[sizeof host - 1] = 0;
     for (size_t i = 0; i < cfg->nseeds; i++) {
         int e = 0;
-        char *eps = aemp_resolve(cfg->seeds[i], &e);
+        /* as 2.02 resolves them: host:port, a bare port is HOSTNAME:port */
+        char *eps = aemp_hostport_resolve(cfg->seeds[i], host, &e);
         if (!eps) {
             aemp__log(n, AEMP_LOG_ERROR, "seed %s: cannot resolve", cfg->seeds[i]);
             return e ? e : AEMP_ERESOLVE;
@@ -125,9 +130,14 @@ static int start1(aemp_node_t *n)
     struct aemp__p1 *s = n->p1;
     char **eps = NULL;
     size_t cnt = 0;
+    char host[256];
+    if (gethostname(host, sizeof host)) strcpy(host, "localhost");
+    host[sizeof host - 1] = 0;
     for (size_t i = 0; i < s->nbinds; i++) {
         int e = 0;
-        char *r = aemp_resolve(s->binds[i], &e);
+        /* 2.02's rules: "*" is every non-loopback address, port "*" or
+         * none a free one */
+        char *r = aemp_hostport_resolve(s->binds[i], host, &e);
         size_t k;
         char **v = r ? aemp__split(r, ',', &k) : NULL;
         free(r);
@@ -427,4 +437,5 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .no_such_port_names_port = 1,
     .eof_text = "Unexpected end-of-file",
     .quiet_scalars = 1,
+    .node_port_watch_silent = 1,
 };

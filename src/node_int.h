@@ -62,6 +62,9 @@ typedef struct aemp__dialect {
     /* a top-level string or number from a peer is ignored without a
      * warning (protocol 1, as 2.02 ignores it) */
     int quiet_scalars;
+    /* a monitor of a node port sends no mon1/mon0: the link alone tells
+     * (protocol 1, as 2.02's mon of a node id) */
+    int node_port_watch_silent;
 } aemp__dialect_t;
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
 extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];

@@ -255,7 +255,9 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
     if (ps->mons) ps->mons->prev = m;
     ps->mons = m;
     if (m->remote) {
-        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0)
+        /* (protocol 1 watches a node port by its link alone) */
+        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0 &&
+            (*m->local || !n->dialect->node_port_watch_silent))
             node_sendf(n, m->portid, m->nodelen, "[ss]", "mon1", m->local);
     } else if (*m->local && !aemp__map_get(&ps->ports, m->local)) {
         int watcher = m->kind == MON_REMOTE; /* answered and freed at once */
@@ -321,7 +323,8 @@ void aemp_mon_cancel(aemp_mon_t *m)
         return;
     }
     mon_unlink(ps, m);
-    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0)
+    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0 &&
+        (*m->local || !n->dialect->node_port_watch_silent))
         node_sendf(n, m->portid, m->nodelen, "[ss]", "mon0", m->local);
     mon_free(m);
 }

@@ -7,8 +7,10 @@
  */
 #include "test.h"
 #include "harness_node.h"
+#include "node_int.h" /* aemp__node_peer_tls */
 
 #include <ev.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct p1n {
@@ -179,4 +181,108 @@ TEST(p1_config_errors_and_db_on_protocol_0)
     CHECK_INT(aemp_db_del(n, "f", "k"), AEMP_ESTATE);
     CHECK(aemp_db_mon(n, "f", NULL, NULL) == NULL);
     aemp_node_destroy(n);
+}
+
+/* Two protocol-1 nodes with a certificate in their configuration and no
+ * secret: TLS after the nonce lines, tls_sha3_512 inside (PROTOCOL-1
+ * §4.4), messages flow; a node without a certificate and without a
+ * secret cannot talk to them (2.02's text). */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = malloc(1 << 16);
+    *len = b ? fread(b, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (b) b[*len] = 0;
+    return b;
+}
+
+static aemp_node_t *mk1_cert(p1n_t *x, const char *id, const char *seed, const char *cert,
+                             size_t cert_len)
+{
+    memset(x, 0, sizeof *x);
+    start_ticker();
+    aemp_node_config_t c = {0};
+    static const char *binds[] = {"127.0.0.1:0"};
+    const char *seeds[] = {seed};
+    c.protocol = 1;
+    c.nodeid = id;
+    c.binds = binds;
+    c.nbinds = 1;
+    c.seeds = seed ? seeds : NULL;
+    c.nseeds = seed ? 1 : 0;
+    c.cert = cert;
+    c.cert_len = cert_len;
+    t_hooks(&c, &x->t);
+    x->node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (x->node && aemp_node_start(x->node)) {
+        aemp_node_destroy(x->node);
+        x->node = NULL;
+    }
+    x->t.node = x->node;
+    return x->node;
+}
+
+TEST(p1_tls_with_cert_and_no_secret)
+{
+    size_t cl = 0;
+    char *cert = read_all(t_shared_path("vectors/tls/aemp-secret.pem"), &cl);
+    REQUIRE(cert);
+    p1n_t a, b, c;
+    REQUIRE(mk1_cert(&a, "tls-a", NULL, cert, cl));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(a.node, &nl);
+    REQUIRE(nl == 1);
+    REQUIRE(mk1_cert(&b, "tls-b", ls[0], cert, cl));
+    CHECK(run_until(links_up, &b, 5));
+    CHECK(aemp_node_is_up(b.node, "tls-a"));
+    const char *info = aemp__node_peer_tls(b.node, "tls-a");
+    CHECK(info && strstr(info, "TLS") != NULL);
+    CHECK_STR(aemp_node_peer_kv(b.node, "tls-a", "tls"), "1.0");
+    seen1_t sa = {0, json_array()};
+    aemp_port_t *pa = aemp_port_new(a.node, rec, &sa);
+    CHECK_INT(aemp_sendf(b.node, aemp_port_id(pa), "[s]", "over tls"), 0);
+    CHECK(run_until(got_calls, &sa, 5));
+    /* no certificate, no secret: 2.02's refusal */
+    REQUIRE(mk1_cert(&c, "plain-c", ls[0], NULL, 0));
+    for (int i = 0; i < 60 && !strstr(c.t.warnings, "unable to handshake TLS"); i++) run_for(0.05);
+    CHECK(strstr(c.t.warnings, "unable to handshake TLS and no shared secret configured") != NULL);
+    CHECK(!aemp_node_is_up(c.node, "tls-a"));
+    json_decref(sa.log);
+    aemp_node_destroy(c.node);
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a.node);
+    free(cert);
+}
+
+/* Protocol 1 watches a node port by its link alone: no mon1 "" goes out
+ * (2.02 never sends one), and the monitor fires when the link is lost. */
+static int downs(void *ud)
+{
+    return ((p1n_t *)ud)->t.links_down > 0;
+}
+
+TEST(p1_node_port_monitor_is_the_link)
+{
+    p1n_t a, b;
+    REQUIRE(mk1(&a, "alpha", NULL));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(a.node, &nl);
+    REQUIRE(mk1(&b, "beta", ls[0]));
+    CHECK(run_until(links_up, &b, 5));
+    seen1_t m = {0, json_array()};
+    CHECK(aemp_mon(b.node, "alpha", mon_rec, &m) != NULL);
+    run_for(0.2);
+    /* alpha heard no mon1 (it would warn about a port "" it lacks or
+     * answer kil0): the monitor is still quiet */
+    CHECK_INT(m.calls, 0);
+    aemp_node_destroy(a.node);
+    CHECK(run_until(downs, &b, 5));
+    CHECK(run_until(got_calls, &m, 5));
+    CHECK_STR(json_string_value(json_array_get(json_array_get(m.log, 0), 0)), "transport_error");
+    CHECK_STR(json_string_value(json_array_get(json_array_get(m.log, 0), 1)), "alpha");
+    CHECK_STR(json_string_value(json_array_get(json_array_get(m.log, 0), 2)), "Unexpected end-of-file");
+    json_decref(m.log);
+    aemp_node_destroy(b.node);
 }
