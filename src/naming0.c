@@ -287,4 +287,5 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .eof_text = "Broken pipe",
     .quiet_scalars = 0,
     .node_port_watch_silent = 0,
+    .one_auth_per_perl_peer = 1,
 };

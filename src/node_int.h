@@ -65,6 +65,8 @@ typedef struct aemp__dialect {
     /* a monitor of a node port sends no mon1/mon0: the link alone tells
      * (protocol 1, as 2.02's mon of a node id) */
     int node_port_watch_silent;
+    /* a Perl 0.4 peer sees our auth line on one link at a time (node.c) */
+    int one_auth_per_perl_peer;
 } aemp__dialect_t;
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
 extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];
@@ -92,6 +94,7 @@ struct aemp__link {
     int outgoing;
     enum link_state state;
     ev_tstamp held_until; /* held for an up link: released then (node.c) */
+    int auth_out;         /* our auth line went out on it (node.c) */
     char *greeted_as;     /* our name in this link's greeting */
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
