@@ -55,6 +55,7 @@ typedef struct link {
     int storable_in, storable_out;
     aemp_ber_framer_t ber;
     aemp__recycle_t recycle; /* values for the next message */
+    aemp__pack_cache_t *pack; /* the last format sent, compiled */
 } link_t;
 
 #define PRIV(l) ((link_t *)(l))
@@ -81,6 +82,7 @@ void aemp__link_free(aemp__link_t *pl)
     aemp_hs_free(l->hs);
     aemp__tls_free(l->tls);
     aemp__recycle_free(&l->recycle);
+    aemp__pack_cache_free(l->pack);
     aemp__buf_free(&l->in);
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
@@ -152,7 +154,7 @@ int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const a
         json_decref(elems);
         return rc;
     }
-    rc = aemp__payload_encode(&l->out, id, idlen, pay);
+    rc = aemp__payload_encode_cached(&l->out, id, idlen, pay, &l->pack);
     if (!rc) schedule_flush(l);
     return rc;
 }
