@@ -147,11 +147,17 @@ int aemp__framer_idle(const aemp_framer_t *f);
  * message, where a library call costs more than the comparison. */
 static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
 {
-    for (; n >= 8; a += 8, b += 8, n -= 8) {
-        uint64_t x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y) return 0;
+    uint64_t x, y;
+    if (n >= 8) {
+        /* whole words, the last one overlapping: no byte loop */
+        for (; n > 8; a += 8, b += 8, n -= 8) {
+            memcpy(&x, a, 8);
+            memcpy(&y, b, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
     }
     while (n--)
         if (*a++ != *b++) return 0;

@@ -443,7 +443,8 @@ static inline int plain_all(const unsigned char *s, size_t n)
 
 /* Writes lead (when not 0) and s[0..n) in quotes as it is: for strings
  * with nothing to escape. One reservation. */
-static int put_quoted(aemp__buf_t *b, char lead, const char *s, size_t n)
+static inline __attribute__((always_inline)) int put_quoted(aemp__buf_t *b, char lead,
+                                                            const char *s, size_t n)
 {
     size_t k = lead != 0;
     if (need(b, n + 2 + k)) return AEMP_ENOMEM;
@@ -707,7 +708,8 @@ static void unexpected(dec_t *d, const unsigned char *p)
 static inline const unsigned char *skip_ws(const unsigned char *p,
                                            const unsigned char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    /* most calls find no whitespace at all: one test for them */
+    while (p < e && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
 
