@@ -267,6 +267,12 @@ typedef struct aemp_hs_config {
      * with secret_len 0 is the empty secret. */
     const void *secret;
     size_t secret_len;
+    /* Optional: MD6-256 of the secret (32 bytes, copied), what
+     * aemp_md6(256, secret, secret_len, out) gives. Every
+     * hmac_md6_64_256 token of a node uses it, so a node computes it
+     * once and hands it to each engine. NULL: the engine computes it
+     * (once) when it needs it. Protocol 1 does not use it. */
+    const unsigned char *secret_md6;
     /* Auth methods we accept, comma-separated, in greeting order.
      * NULL: "hmac_md6_64_256,cleartext" (protocol 1: "tls_sha3_512,
      * hmac_sha3_512,tls_anon,cleartext", what 2.02 announces).

@@ -79,6 +79,13 @@ typedef struct aemp__payload {
  * argument it refuses, a value that cannot be encoded); b is rewound on
  * failure. */
 int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aemp__payload_t *pl);
+/* The same, with a cache of the last format's compiled form (a link keeps
+ * one): *cache is made when NULL (left NULL without memory), freed with
+ * aemp__pack_cache_free (NULL is fine). The bytes do not depend on it. */
+typedef struct aemp__pack_cache aemp__pack_cache_t;
+int aemp__payload_encode_cached(aemp__buf_t *b, const char *id, size_t idlen,
+                                const aemp__payload_t *pl, aemp__pack_cache_t **cache);
+void aemp__pack_cache_free(aemp__pack_cache_t *c);
 /* The elements as a value (new reference to an array), or NULL when the
  * payload is not an array or cannot be made. */
 json_t *aemp__payload_value(const aemp__payload_t *pl);
@@ -100,16 +107,17 @@ static inline const char *aemp__portid_split(const char *portid, size_t *nodelen
 }
 
 /* Values a link hands back after a message was delivered, for the
- * decoder to fill instead of allocating new ones: an empty array, and
- * integers and strings nobody else holds (refcount 1, owned here). What
- * a callback kept is never among them. */
+ * decoder to fill instead of allocating new ones: an array with the
+ * integers and short strings it held (refilled in place by a message of
+ * the same shape), and more such values; all of them held by nobody else
+ * (refcount 1, owned here). What a callback kept is never among them. */
 typedef struct aemp__recycle {
     json_t *array;
     json_t *vals[8];
     size_t nvals;
 } aemp__recycle_t;
 
-/* Takes back a delivered elements array: kept (emptied, with its scalar
+/* Takes back a delivered elements array: kept (with its leading scalar
  * elements) when its only reference is the caller's, else released. */
 void aemp__recycle_put(aemp__recycle_t *r, json_t *elems);
 void aemp__recycle_free(aemp__recycle_t *r);
@@ -139,11 +147,17 @@ int aemp__framer_idle(const aemp_framer_t *f);
  * message, where a library call costs more than the comparison. */
 static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
 {
-    for (; n >= 8; a += 8, b += 8, n -= 8) {
-        uint64_t x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y) return 0;
+    uint64_t x, y;
+    if (n >= 8) {
+        /* whole words, the last one overlapping: no byte loop */
+        for (; n > 8; a += 8, b += 8, n -= 8) {
+            memcpy(&x, a, 8);
+            memcpy(&y, b, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
     }
     while (n--)
         if (*a++ != *b++) return 0;

@@ -61,6 +61,8 @@ struct aemp_hs {
     unsigned char *secret;
     size_t secret_len;
     int has_secret;     /* a secret is configured (protocol 1 may have none) */
+    unsigned char secret_md6[32]; /* MD6-256 of the secret, once known */
+    int secret_md6_ok;
     char *auths_accept; /* comma list, as announced */
     char *auths_send;   /* comma list: methods we may send */
     char *framings;     /* comma list, as announced */
@@ -88,8 +90,10 @@ struct aemp_hs {
     int greeted;
 
     aemp__buf_t out;
-    size_t line_len;
-    char line[AEMP_HS_MAX_LINE];
+    /* the line being received (less than AEMP_HS_MAX_LINE bytes): grown
+     * as needed, released once the handshake is over */
+    char *line;
+    size_t line_len, line_cap;
 };
 
 /* ------------------------------------------------------------------ */
@@ -273,15 +277,12 @@ static int token_equal(span_t got, const char *want, size_t want_len)
  * MD6-256(secret) the message. A key over 64 bytes is hashed first; doing
  * that here, by streaming the lines into MD6, saves assembling them.
  */
-static int auth_token(const void *secret, size_t secret_len,
-                      const span_t lines[4], char out_hex[65])
+static int auth_token(const unsigned char msg[32], const span_t lines[4], char out_hex[65])
 {
-    unsigned char msg[32], key[64], mac[32];
+    unsigned char key[64], mac[32];
     size_t keylen = 0;
     int rc;
 
-    rc = aemp_md6(256, secret_len ? secret : "", secret_len, msg);
-    if (rc) return rc;
     for (int i = 0; i < 4; i++) keylen += lines[i].n + 1;
     if (keylen <= sizeof key) {
         size_t o = 0;
@@ -301,10 +302,9 @@ static int auth_token(const void *secret, size_t secret_len,
         aemp_md6_final(&ctx, key);
         keylen = 32;
     }
-    rc = aemp_hmac_md6(key, keylen, msg, sizeof msg, 64, 256, mac);
+    rc = aemp_hmac_md6(key, keylen, msg, 32, 64, 256, mac);
     if (rc == 0) aemp__hex(mac, sizeof mac, out_hex);
 out:
-    wipe(msg, sizeof msg);
     wipe(mac, sizeof mac);
     return rc;
 }
@@ -317,7 +317,11 @@ int aemp_auth_token(const void *secret, size_t secret_len, const char *l1,
         return AEMP_EINVAL;
     span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)},
                        {r1, strlen(r1)}, {r2, strlen(r2)}};
-    return auth_token(secret, secret_len, lines, out_hex);
+    unsigned char msg[32];
+    int rc = aemp_md6(256, secret_len ? secret : "", secret_len, msg);
+    if (rc == 0) rc = auth_token(msg, lines, out_hex);
+    wipe(msg, sizeof msg);
+    return rc;
 }
 
 
@@ -367,7 +371,15 @@ static int tok_md6(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_
 {
     char *t = malloc(65);
     if (!t) return AEMP_ENOMEM;
-    int rc = auth_token(hs->secret, hs->secret_len, lines, t);
+    /* the message is the secret's digest: the same for every token */
+    aemp_hs_t *mut = (aemp_hs_t *)hs;
+    int rc = 0;
+    if (!hs->secret_md6_ok) {
+        rc = aemp_md6(256, hs->secret_len ? hs->secret : (const void *)"", hs->secret_len,
+                      mut->secret_md6);
+        mut->secret_md6_ok = rc == 0;
+    }
+    if (rc == 0) rc = auth_token(hs->secret_md6, lines, t);
     if (rc) {
         free(t);
         return rc;
@@ -575,6 +587,8 @@ static const hs_method_t *find_method(const hs_profile_t *pf, span_t name)
  * around in memory. */
 static void drop_secret(aemp_hs_t *hs)
 {
+    wipe(hs->secret_md6, sizeof hs->secret_md6);
+    hs->secret_md6_ok = 0;
     if (!hs->secret) return;
     wipe(hs->secret, hs->secret_len);
     free(hs->secret);
@@ -1093,6 +1107,10 @@ aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err)
         goto fail;
     if (cfg->secret_len) memcpy(hs->secret, cfg->secret, cfg->secret_len);
     hs->secret_len = cfg->secret_len;
+    if (cfg->secret_md6) {
+        memcpy(hs->secret_md6, cfg->secret_md6, sizeof hs->secret_md6);
+        hs->secret_md6_ok = 1;
+    }
 
     rc = build_greeting(hs, cfg, provider);
     if (rc) goto fail;
@@ -1124,6 +1142,7 @@ void aemp_hs_free(aemp_hs_t *hs)
     free(hs->send_framing);
     free(hs->recv_auth);
     free(hs->recv_framing);
+    free(hs->line);
     if (!hs->err_static) free(hs->err_msg);
     aemp__buf_free(&hs->out);
     free(hs);
@@ -1160,7 +1179,19 @@ size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len)
                       AEMP_HS_MAX_LINE);
             break;
         }
-        memcpy(hs->line + hs->line_len, p, body);
+        if (hs->line_len + body > hs->line_cap || !hs->line) {
+            size_t cap = hs->line_cap ? hs->line_cap : 256;
+            while (cap < hs->line_len + body) cap *= 2;
+            if (cap > AEMP_HS_MAX_LINE) cap = AEMP_HS_MAX_LINE;
+            char *nl = realloc(hs->line, cap);
+            if (!nl) {
+                set_error(hs, AEMP_ENOMEM, "%s", aemp_strerror(AEMP_ENOMEM));
+                break;
+            }
+            hs->line = nl;
+            hs->line_cap = cap;
+        }
+        if (body) memcpy(hs->line + hs->line_len, p, body);
         hs->line_len += body;
         if (!lf) {
             used += n;
@@ -1181,6 +1212,12 @@ size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len)
          * header): where the profile sets it after line 1, stop there */
         if (hs->greeted && !was_greeted && hs->phase == PH_LINE2) break;
     }
+    if (hs->phase == PH_DONE || hs->phase == PH_FAILED) {
+        /* no more lines: the buffer goes (the engine may be kept) */
+        free(hs->line);
+        hs->line = NULL;
+        hs->line_len = hs->line_cap = 0;
+    }
     return used;
 }
 
@@ -1196,6 +1233,11 @@ void aemp_hs_out_ack(aemp_hs_t *hs, size_t n)
     if (!hs) return;
     size_t have = aemp__buf_size(&hs->out);
     aemp__buf_consume(&hs->out, n < have ? n : have);
+    /* an engine kept for the rest of a link's life keeps no buffer */
+    if (hs->phase == PH_DONE && !aemp__buf_size(&hs->out) && hs->out.data) {
+        wipe(hs->out.data, hs->out.cap);
+        aemp__buf_free(&hs->out);
+    }
 }
 
 int aemp_hs_tls_up(aemp_hs_t *hs)

@@ -49,6 +49,13 @@ static inline uint64_t bytes_equal(uint64_t w, unsigned c)
     uint64_t x = w ^ (ONES * c);
     return (x - ONES) & ~x & HIGHS;
 }
+/* Flags the bytes of w that are not plain printable ASCII, or are '"'
+ * or '\\' (the lowest flag is a true one, and there is one whenever a
+ * byte is such). */
+static inline uint64_t plain_mask(uint64_t w)
+{
+    return (w & HIGHS) | bytes_below(w, 0x20) | bytes_equal(w, '"') | bytes_equal(w, '\\');
+}
 #else
 #define HAVE_SWAR 0
 #endif
@@ -407,9 +414,37 @@ int aemp__json_encode_buf(aemp__buf_t *b, const json_t *v)
 static int utf8_ok(const unsigned char *s, size_t n);
 static inline const unsigned char *plain_scan(const unsigned char *p, const unsigned char *e);
 
+/* True when every byte of s[0..n) is plain printable ASCII other than
+ * '"' and '\' (what plain_scan passes): short ids and strings are
+ * tested a word or two at a time, without a byte loop. */
+static inline int plain_all(const unsigned char *s, size_t n)
+{
+#if HAVE_SWAR
+    uint64_t w, m = 0;
+    if (n >= 8) {
+        const unsigned char *p = s, *last = s + n - 8;
+        for (; p < last; p += 8) m |= plain_mask(load64(p));
+        return !(m | plain_mask(load64(last)));
+    }
+    if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        w = a | (uint64_t)z << 32;
+    } else {
+        w = ONES * 'a';
+        for (size_t i = 0; i < n; i++) w = w << 8 | s[i];
+    }
+    return !plain_mask(w);
+#else
+    return plain_scan(s, s + n) == s + n;
+#endif
+}
+
 /* Writes lead (when not 0) and s[0..n) in quotes as it is: for strings
  * with nothing to escape. One reservation. */
-static int put_quoted(aemp__buf_t *b, char lead, const char *s, size_t n)
+static inline __attribute__((always_inline)) int put_quoted(aemp__buf_t *b, char lead,
+                                                            const char *s, size_t n)
 {
     size_t k = lead != 0;
     if (need(b, n + 2 + k)) return AEMP_ENOMEM;
@@ -426,7 +461,7 @@ int aemp__json_put_head(aemp__buf_t *b, const char *id, size_t idlen)
 {
     const unsigned char *u = (const unsigned char *)id;
     if (!id) return AEMP_EINVAL;
-    if (plain_scan(u, u + idlen) == u + idlen) {
+    if (plain_all(u, idlen)) {
         /* printable ASCII without '"' or '\' (every port id a node makes):
          * valid, and written as it is */
         return put_quoted(b, '[', id, idlen);
@@ -444,7 +479,7 @@ int aemp__json_put_string(aemp__buf_t *b, const char *s, size_t n)
     const unsigned char *su = (const unsigned char *)s;
     /* plain printable ASCII (most strings): valid, nothing to escape, one
      * reservation, written in place */
-    if (n <= 64 && plain_scan(su, su + n) == su + n) return put_quoted(b, 0, s, n);
+    if (n <= 64 && plain_all(su, n)) return put_quoted(b, 0, s, n);
     if (!utf8_ok(su, n)) return AEMP_EINVAL;
     return emit_string(b, su, n);
 }
@@ -601,6 +636,28 @@ static json_t *new_string(dec_t *d, const char *s, size_t n)
     return v;
 }
 
+/* True for an element a recycled array may keep for the next message: an
+ * integer or a short string nobody else holds. Short strings only: a
+ * kept string keeps its text until reused, and an idle link must not sit
+ * on a big one. */
+static int keepable(const json_t *v)
+{
+    return v->refcount == 1 &&
+           (json_is_integer(v) || (json_is_string(v) && json_string_length(v) <= 64));
+}
+
+/* Drops the elements of a from index n on: into the pool while it has
+ * room (those it may hold), else released. */
+static void truncate_elems(aemp__recycle_t *r, json_t *a, size_t n)
+{
+    for (size_t i = json_array_size(a); i-- > n;) {
+        json_t *v = json_array_get(a, i);
+        if (r && r->nvals < sizeof r->vals / sizeof r->vals[0] && keepable(v))
+            r->vals[r->nvals++] = json_incref(v);
+        json_array_remove(a, i);
+    }
+}
+
 void aemp__recycle_put(aemp__recycle_t *r, json_t *elems)
 {
     size_t n = json_array_size(elems);
@@ -609,15 +666,11 @@ void aemp__recycle_put(aemp__recycle_t *r, json_t *elems)
         json_decref(elems);
         return;
     }
-    /* short strings only: a kept string keeps its text until reused, and
-     * an idle link must not sit on a big one */
-    for (size_t i = 0; i < n && r->nvals < sizeof r->vals / sizeof r->vals[0]; i++) {
-        json_t *v = json_array_get(elems, i);
-        if (v->refcount == 1 &&
-            (json_is_integer(v) || (json_is_string(v) && json_string_length(v) <= 64)))
-            r->vals[r->nvals++] = json_incref(v);
-    }
-    json_array_clear(elems);
+    /* the elements stay in place, up to the first one that may not: the
+     * next message of the same shape refills them where they are */
+    size_t k = 0;
+    while (k < n && keepable(json_array_get(elems, k))) k++;
+    truncate_elems(r, elems, k);
     r->array = elems;
 }
 
@@ -655,7 +708,8 @@ static void unexpected(dec_t *d, const unsigned char *p)
 static inline const unsigned char *skip_ws(const unsigned char *p,
                                            const unsigned char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    /* most calls find no whitespace at all: one test for them */
+    while (p < e && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
 
@@ -702,8 +756,7 @@ static inline const unsigned char *plain_scan(const unsigned char *p,
 #if HAVE_SWAR
     while (e - p >= 8) {
         uint64_t w = load64(p);
-        uint64_t m = (w & HIGHS) | bytes_below(w, 0x20) | bytes_equal(w, '"') |
-                     bytes_equal(w, '\\');
+        uint64_t m = plain_mask(w);
         if (m) return p + (__builtin_ctzll(m) >> 3);
         p += 8;
     }
@@ -1203,6 +1256,107 @@ fail:
     return NULL;
 }
 
+/* Element i of the message array a, which has `have` elements from a
+ * recycled message: the one there is refilled in place when it is of
+ * the same type (a string with the same text is left as it is), else
+ * replaced; past them the value is appended. Returns 0 or -1. */
+static int flat_string(json_t *a, size_t i, size_t have, const char *s, size_t n)
+{
+    if (i < have) {
+        json_t *old = json_array_get(a, i);
+        if (json_is_string(old)) {
+            if (json_string_length(old) == n && !memcmp(json_string_value(old), s, n)) return 0;
+            return json_string_setn_nocheck(old, s, n);
+        }
+        return json_array_set_new(a, i, json_stringn_nocheck(s, n));
+    }
+    return json_array_append_new(a, json_stringn_nocheck(s, n));
+}
+
+static int flat_integer(json_t *a, size_t i, size_t have, json_int_t x)
+{
+    if (i < have) {
+        json_t *old = json_array_get(a, i);
+        if (json_is_integer(old)) return json_integer_set(old, x);
+        return json_array_set_new(a, i, json_integer(x));
+    }
+    return json_array_append_new(a, json_integer(x));
+}
+
+/* The elements of a message while they are strings and integers (what
+ * most messages hold), decoded into a straight from the input at *pp
+ * (the first element), without the general decoder's machinery. a may
+ * hold a recycled message's elements, refilled where they are. Returns
+ * 0 with *pp after the closing ']' and a holding exactly the elements;
+ * 1 when the element at *pp needs the general decoder (a then holds the
+ * ones before it); -1 for a text the general decoder would refuse too,
+ * or out of memory. Numbers other than plain integers of up to 18
+ * digits are left to the general decoder, which has the last word on
+ * them. */
+static int flat_elems(dec_t *d, const unsigned char **pp, json_t *a)
+{
+    const unsigned char *p = *pp, *e = d->end;
+    size_t have = json_array_size(a), i = 0;
+    int rc = 1;
+    for (;; i++) {
+        if (p >= e) {
+            rc = -1;
+            break;
+        }
+        unsigned c = *p;
+        if (c == '"') {
+            const unsigned char *s = p + 1, *q = plain_scan(s, e);
+            if (q < e && *q == '"') {
+                if (flat_string(a, i, have, (const char *)s, (size_t)(q - s))) goto nomem;
+                p = q + 1;
+            } else {
+                sref_t sr;
+                if (scan_string(d, &p, &sr)) {
+                    rc = -1;
+                    break;
+                }
+                const char *t = sr.s ? sr.s : d->arena.data + sr.aoff;
+                int r = flat_string(a, i, have, t, sr.n);
+                if (!sr.s) d->arena.len = sr.aoff;
+                if (r) goto nomem;
+            }
+        } else if (c == '-' || is_digit(c)) {
+            const unsigned char *q = p + (c == '-'), *ds = q;
+            uint64_t mag = 0;
+            while (q < e && is_digit(*q) && q - ds < 19) mag = mag * 10 + (*q++ - '0');
+            size_t nd = (size_t)(q - ds);
+            /* a lone '-', a leading zero, a fraction, an exponent or
+             * more digits: the general decoder's */
+            if (!nd || nd > 18 || (*ds == '0' && nd > 1) ||
+                (q < e && (is_digit(*q) || *q == '.' || *q == 'e' || *q == 'E')))
+                break;
+            json_int_t x = c == '-' ? -(json_int_t)mag : (json_int_t)mag;
+            if (flat_integer(a, i, have, x)) goto nomem;
+            p = q;
+        } else {
+            break;
+        }
+        p = skip_ws(p, e);
+        if (p < e && *p == ',') {
+            p = skip_ws(p + 1, e);
+            continue;
+        }
+        if (p < e && *p == ']') {
+            p++;
+            i++;
+            rc = 0;
+        } else {
+            rc = -1;
+        }
+        break;
+    }
+    if (rc >= 0) truncate_elems(d->rc, a, i);
+    *pp = p;
+    return rc;
+nomem:
+    return -1;
+}
+
 /* The depth a decode may reach (see AEMP_JSON_DEPTH_LIMIT). */
 static unsigned depth_limit(unsigned max_depth)
 {
@@ -1257,6 +1411,7 @@ json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
         return NULL;
     }
     if (*p == ']') {
+        truncate_elems(rc, elems, 0);
         if (used) {
             *used = (size_t)(p + 1 - b);
             return elems;
@@ -1271,10 +1426,23 @@ json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
     }
     dec_t D = {b, e, NULL, 0, {0}, rc};
     const unsigned char *end = NULL;
-    json_t *v = decode_from(&D, skip_ws(p + 1, e), depth_limit(max_depth),
-                            elems, used ? &end : NULL);
+    p = skip_ws(p + 1, e);
+    int flat = flat_elems(&D, &p, elems);
+    json_t *v = elems;
+    if (flat < 0) {
+        json_decref(elems);
+        v = NULL;
+    } else if (flat > 0) {
+        /* the rest (from the element at p on) takes the general way */
+        v = decode_from(&D, p, depth_limit(max_depth), elems, used ? &end : NULL);
+        if (v && used) *used = (size_t)(end - b);
+    } else if (used) {
+        *used = (size_t)(p - b);
+    } else if (skip_ws(p, e) != e) {
+        json_decref(elems);
+        v = NULL;
+    }
     if (D.arena.data) aemp__buf_free(&D.arena);
-    if (v && used) *used = (size_t)(end - b);
     return v;
 decline:
     json_decref(into);

@@ -55,11 +55,18 @@ typedef struct link {
     int storable_in, storable_out;
     aemp_ber_framer_t ber;
     aemp__recycle_t recycle; /* values for the next message */
+    aemp__pack_cache_t *pack; /* the last format sent, compiled */
 } link_t;
 
 #define PRIV(l) ((link_t *)(l))
 
 #define READ_CHUNK (64 * 1024)
+/* A plain link reads through a buffer on the stack, READ_STEP bytes per
+ * recv() and up to READ_CHUNK per wakeup, and keeps only what it has not
+ * processed yet: an idle link holds no read buffer. An emptied `in`
+ * bigger than IN_KEEP is released. */
+#define READ_STEP (16 * 1024)
+#define IN_KEEP 1024
 /* Plaintext encrypted per batch: one SSL_write (cut into 16 KiB records),
  * one send(). Bounds the ciphertext held besides `out`, so the send queue
  * limit still sees what waits. */
@@ -81,6 +88,7 @@ void aemp__link_free(aemp__link_t *pl)
     aemp_hs_free(l->hs);
     aemp__tls_free(l->tls);
     aemp__recycle_free(&l->recycle);
+    aemp__pack_cache_free(l->pack);
     aemp__buf_free(&l->in);
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
@@ -152,7 +160,7 @@ int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const a
         json_decref(elems);
         return rc;
     }
-    rc = aemp__payload_encode(&l->out, id, idlen, pay);
+    rc = aemp__payload_encode_cached(&l->out, id, idlen, pay, &l->pack);
     if (!rc) schedule_flush(l);
     return rc;
 }
@@ -605,17 +613,20 @@ static void process_handshake(link_t *l)
     }
 }
 
+/* After a plain read: an emptied input buffer of some size goes. */
+static void shrink_in(link_t *l)
+{
+    if (!aemp__buf_size(&l->in) && l->in.cap > IN_KEEP) aemp__buf_free(&l->in);
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     link_t *l = w->data;
     aemp_node_t *n = l->pub.node;
+    char tmp[READ_STEP];
     (void)revents;
     aemp__enter(n);
-    if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
-        link_fail(l, "out of memory");
-        goto out;
-    }
-    ssize_t r = recv(l->fd, l->in.data + l->in.len, l->in.cap - l->in.len, 0);
+    ssize_t r = recv(l->fd, tmp, sizeof tmp, 0);
     if (l->pub.state == LINK_HELD) {
         /* a held link is mostly watched for its end: it goes quietly.
          * Its peer waits for our auth line and has nothing to say, so
@@ -627,8 +638,8 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
                 link_close(l, "too much data while held", 1);
                 goto out;
             }
-            if (!l->tls) l->in.len += (size_t)r;
-            else if (aemp__tls_feed(l->tls, l->in.data + l->in.len, (size_t)r))
+            if (!l->tls ? aemp__buf_append(&l->in, tmp, (size_t)r)
+                        : aemp__tls_feed(l->tls, tmp, (size_t)r))
                 link_fail(l, "out of memory");
         } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             link_close(l, "closed while held", 1);
@@ -648,16 +659,29 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     l->last_read = ev_now(loop);
     if (l->tls) {
-        /* the ciphertext only passed through the free end of `in` */
-        if (aemp__tls_feed(l->tls, l->in.data + l->in.len, (size_t)r)) link_fail(l, "out of memory");
+        if (aemp__tls_feed(l->tls, tmp, (size_t)r)) link_fail(l, "out of memory");
         else tls_pump(l);
         goto out;
     }
-    l->in.len += (size_t)r;
+    if (aemp__buf_append(&l->in, tmp, (size_t)r)) {
+        link_fail(l, "out of memory");
+        goto out;
+    }
+    /* a full step: more is likely waiting, taken now (up to READ_CHUNK);
+     * the end of the stream or an error shows at the next wakeup */
+    for (size_t got = (size_t)r; r == (ssize_t)sizeof tmp && got < READ_CHUNK; got += (size_t)r) {
+        r = recv(l->fd, tmp, sizeof tmp, MSG_DONTWAIT);
+        if (r <= 0) break;
+        if (aemp__buf_append(&l->in, tmp, (size_t)r)) {
+            link_fail(l, "out of memory");
+            goto out;
+        }
+    }
     if (l->pub.state == LINK_HANDSHAKE) process_handshake(l);
     else if (l->pub.state == LINK_UP) process_data(l);
     /* an incomplete text larger than the limit is refused by the framer;
      * this guards the handshake phase, where the engine buffers lines */
+    if (l->pub.state != LINK_DEAD && !l->tls) shrink_in(l);
 out:
     aemp__leave(n);
 }
@@ -745,6 +769,10 @@ static void link_start_handshake(link_t *l)
         link_fail(l, "no randomness for the nonce");
         return;
     }
+    if (!n->secret_md6_ok && n->dialect->protocol == 0 &&
+        !aemp_md6(256, n->secret_len ? (const void *)n->secret : "", n->secret_len,
+                  n->secret_md6))
+        n->secret_md6_ok = 1;
     aemp_hs_config_t hc = {
         .protocol = n->dialect->protocol,
         .framings = n->dialect->framings,
@@ -752,6 +780,7 @@ static void link_start_handshake(link_t *l)
         .noderef = n->greet_name,
         .secret = n->secret,
         .secret_len = n->secret_len,
+        .secret_md6 = n->secret_md6_ok ? n->secret_md6 : NULL,
         .timeout = n->timeout,
         .provider = n->provider,
         .peeraddr = l->pub.addr,

@@ -126,6 +126,10 @@ struct aemp_node {
     char **masters;
     unsigned char *secret;
     size_t secret_len;
+    /* MD6-256 of the secret, what every protocol-0 auth token uses:
+     * computed by link.c for the first handshake */
+    unsigned char secret_md6[32];
+    int secret_md6_ok;
     unsigned timeout;
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */

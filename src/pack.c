@@ -18,16 +18,39 @@ static int skip_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':';
 }
 
-/* True when fmt is an array format made only of what pack_write knows:
- * s s? s* s# s%, n b i I f, o O with ? or *, and nested arrays. */
-static int direct_format(const char *fmt)
+/* What pack_write follows: one step per token of an array format, the
+ * token and its modifier. PACK_MAX_OPS bounds a program; longer formats
+ * go to jansson. */
+#define PACK_MAX_OPS 64
+/* Longest format text a cache keeps (NUL included). */
+#define PACK_CACHE_TEXT 32
+
+typedef struct pack_op {
+    char c, mod;
+} pack_op_t;
+
+/* A link's last format, compiled: a program is reused while a message is
+ * made with the same format string (same pointer, same text). */
+struct aemp__pack_cache {
+    const char *fmt;
+    char text[PACK_CACHE_TEXT];
+    size_t nops;
+    pack_op_t ops[PACK_MAX_OPS];
+};
+
+/* Compiles fmt when it is an array format made only of what pack_write
+ * knows: s s? s* s# s%, n b i I f, o O with ? or *, and nested arrays.
+ * Returns the number of steps after the top array's '[' (its ']'
+ * included), or 0 for a format left to jansson. */
+static size_t compile(const char *fmt, pack_op_t *ops)
 {
     const char *p = fmt;
     int depth = 0, seen_top = 0;
+    size_t n = 0;
     while (skip_space(*p)) p++;
     if (*p != '[') return 0;
-    for (; *p; p++) {
-        char c = *p;
+    for (depth = 1, p++; *p; p++) {
+        char c = *p, mod = 0;
         if (skip_space(c)) continue;
         if (seen_top) return 0; /* after the top array: jansson says what it is */
         switch (c) {
@@ -38,12 +61,12 @@ static int direct_format(const char *fmt)
             if (--depth == 0) seen_top = 1;
             break;
         case 's':
-            if (p[1] == '?' || p[1] == '*' || p[1] == '#' || p[1] == '%') p++;
+            if (p[1] == '?' || p[1] == '*' || p[1] == '#' || p[1] == '%') mod = *++p;
             if (p[1] == '+' || p[1] == '#' || p[1] == '%' || p[1] == '?' || p[1] == '*') return 0;
             break;
         case 'o':
         case 'O':
-            if (p[1] == '?' || p[1] == '*') p++;
+            if (p[1] == '?' || p[1] == '*') mod = *++p;
             break;
         case 'n':
         case 'b':
@@ -54,8 +77,41 @@ static int direct_format(const char *fmt)
         default:
             return 0;
         }
+        if (n == PACK_MAX_OPS) return 0;
+        ops[n++] = (pack_op_t){c, mod};
     }
-    return seen_top;
+    return seen_top ? n : 0;
+}
+
+/* The program of fmt, from the cache when it holds this format (compiled
+ * and kept there otherwise, when it fits), else compiled into ops.
+ * Returns the number of steps, 0 for a format left to jansson. */
+static size_t program(const char *fmt, aemp__pack_cache_t *c, pack_op_t *ops,
+                      const pack_op_t **prog)
+{
+    *prog = ops;
+    if (c && c->fmt == fmt) {
+        /* the same call site, as a rule: the text is compared, as it may
+         * have changed since */
+        size_t i = 0;
+        while (i < sizeof c->text && c->text[i] == fmt[i] && fmt[i]) i++;
+        if (i < sizeof c->text && c->text[i] == fmt[i]) {
+            *prog = c->ops;
+            return c->nops;
+        }
+    }
+    size_t n = compile(fmt, ops);
+    if (c && n) {
+        size_t len = strlen(fmt);
+        if (len < sizeof c->text) {
+            memcpy(c->text, fmt, len + 1);
+            memcpy(c->ops, ops, n * sizeof *ops);
+            c->nops = n;
+            c->fmt = fmt;
+            *prog = c->ops;
+        }
+    }
+    return n;
 }
 
 /* A few bytes: reserved and copied in place (this runs for every
@@ -68,27 +124,23 @@ static inline int put_raw(aemp__buf_t *b, const char *s, size_t n)
     return 0;
 }
 
-/* Writes the elements of the array format fmt (checked by direct_format)
- * after the message head already in b, then the closing ']'. Every
- * argument is consumed, also after a failure, and "o" references are
- * released, as json_pack does; with discard nothing is written. */
-static int pack_write(aemp__buf_t *b, const char *fmt, va_list *ap, int discard)
+/* Writes the elements of a compiled array format (n steps) after the
+ * message head already in b, then the closing ']'. Every argument is
+ * consumed, also after a failure, and "o" references are released, as
+ * json_pack does; with discard nothing is written. */
+static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
+                      int discard)
 {
     unsigned char first[PACK_MAX_NEST + 1];
     int depth = 0, rc = discard;
-    const char *p = strchr(fmt, '[') + 1;
     first[0] = 0; /* the top array follows the id: a ',' before each element */
-    for (; *p && depth >= 0; p++) {
-        char c = *p, mod = 0;
-        if (skip_space(c)) continue;
+    for (size_t k = 0; k < nops; k++) {
+        char c = ops[k].c, mod = ops[k].mod;
         if (c == ']') {
             if (!rc) rc = put_raw(b, "]", 1);
             depth--;
             continue;
         }
-        if ((c == 's' || c == 'o' || c == 'O') &&
-            (p[1] == '?' || p[1] == '*' || p[1] == '#' || p[1] == '%'))
-            mod = *++p;
         /* each token's arguments are fetched whatever happens */
         const char *s = NULL;
         size_t slen = 0;
@@ -176,7 +228,8 @@ static json_t *pack_value(const char *fmt, va_list *ap)
     return v;
 }
 
-int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aemp__payload_t *pl)
+int aemp__payload_encode_cached(aemp__buf_t *b, const char *id, size_t idlen,
+                                const aemp__payload_t *pl, aemp__pack_cache_t **cache)
 {
     if (pl->elems) {
         int rc = aemp__json_encode_msg(b, id, idlen, pl->elems);
@@ -184,7 +237,13 @@ int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aem
         return rc;
     }
     if (!pl->fmt) return AEMP_EINVAL;
-    if (!direct_format(pl->fmt)) {
+    /* the cache is made with the first format worth keeping; without
+     * memory the format is compiled each time */
+    if (cache && !*cache) *cache = calloc(1, sizeof **cache);
+    pack_op_t ops[PACK_MAX_OPS];
+    const pack_op_t *prog;
+    size_t nops = program(pl->fmt, cache ? *cache : NULL, ops, &prog);
+    if (!nops) {
         json_t *v = pack_value(pl->fmt, pl->ap);
         int rc = v ? aemp__json_encode_msg(b, id, idlen, v) : AEMP_EINVAL;
         json_decref(v);
@@ -193,12 +252,22 @@ int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aem
     size_t mark = b->len - b->off;
     int rc = aemp__json_put_head(b, id, idlen);
     if (rc) {
-        pack_write(b, pl->fmt, pl->ap, 1);
+        pack_write(b, prog, nops, pl->ap, 1);
         return rc;
     }
-    rc = pack_write(b, pl->fmt, pl->ap, 0);
+    rc = pack_write(b, prog, nops, pl->ap, 0);
     if (rc) b->len = b->off + mark;
     return rc;
+}
+
+int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aemp__payload_t *pl)
+{
+    return aemp__payload_encode_cached(b, id, idlen, pl, NULL);
+}
+
+void aemp__pack_cache_free(aemp__pack_cache_t *c)
+{
+    free(c);
 }
 
 json_t *aemp__payload_value(const aemp__payload_t *pl)
@@ -214,6 +283,10 @@ json_t *aemp__payload_value(const aemp__payload_t *pl)
 void aemp__payload_drop(const aemp__payload_t *pl)
 {
     if (pl->elems) json_decref(pl->elems);
-    else if (pl->fmt && direct_format(pl->fmt)) pack_write(NULL, pl->fmt, pl->ap, 1);
-    else if (pl->fmt) json_decref(pack_value(pl->fmt, pl->ap));
+    else if (pl->fmt) {
+        pack_op_t ops[PACK_MAX_OPS];
+        size_t nops = compile(pl->fmt, ops);
+        if (nops) pack_write(NULL, ops, nops, pl->ap, 1);
+        else json_decref(pack_value(pl->fmt, pl->ap));
+    }
 }
