@@ -769,10 +769,6 @@ static void link_start_handshake(link_t *l)
         link_fail(l, "no randomness for the nonce");
         return;
     }
-    if (!n->secret_md6_ok && n->dialect->protocol == 0 &&
-        !aemp_md6(256, n->secret_len ? (const void *)n->secret : "", n->secret_len,
-                  n->secret_md6))
-        n->secret_md6_ok = 1;
     aemp_hs_config_t hc = {
         .protocol = n->dialect->protocol,
         .framings = n->dialect->framings,

@@ -64,6 +64,10 @@ static int init0(aemp_node_t *n, const aemp_node_config_t *cfg)
             if (!n->secret || aemp_random_bytes(n->secret, 32)) return AEMP_EIO;
         }
     }
+    /* every hmac_md6_64_256 token hashes the secret first: once per node */
+    if (!aemp_md6(256, n->secret_len ? (const void *)n->secret : "", n->secret_len,
+                  n->secret_md6))
+        n->secret_md6_ok = 1;
     /* a key and a certificate in the secret: TLS mode, as a Perl node
      * decides it; material that looks like it but does not load is a
      * configuration error, not a reason to fall back to plain links */
