@@ -31,8 +31,9 @@
  * them over pipes, so every figure comes from processes that do nothing
  * else. Nodes use the public API only and bind 127.0.0.1:0.
  * BENCH_SCALE=0.1 (for instance) shortens every measurement; BENCH_ONLY
- * takes a comma list of parts (small sendf pack kib big rtt rtt1 hs idle
- * queue).
+ * takes a comma list of parts (small sendf pack p1sendf kib big rtt rtt1
+ * p1rtt1 hs idle queue). The p1 parts run the same measurement between
+ * protocol-1 nodes (the server is the client's seed).
  */
 #include "aemp.h"
 
@@ -126,7 +127,7 @@ typedef struct cmsg {
     int op;
     long long n, m;
     double d[4];
-    char s[2][200];
+    char s[3][200];
 } cmsg_t;
 
 static void put_msg(int fd, const cmsg_t *m)
@@ -277,10 +278,28 @@ static json_t *make_payload(long long bytes)
     return v;
 }
 
+/* Protocol of the nodes made from now on (forked children inherit it),
+ * and, in protocol 1, the seed they join through: the server's listener. */
+static int proto;
+static char p1_seed[200];
+
 static aemp_node_t *mk_node(struct ev_loop *loop)
 {
     aemp_node_config_t c = {0};
+    static const char *binds[] = {"127.0.0.1:0"};
+    const char *seeds[] = {p1_seed};
+    char id[64];
     c.bind = "127.0.0.1:0";
+    if (proto == 1) {
+        /* node ids as 2.02 makes them; the server is every client's seed */
+        snprintf(id, sizeof id, "bench/%d", (int)getpid());
+        c.protocol = 1;
+        c.nodeid = id;
+        c.binds = binds;
+        c.nbinds = 1;
+        c.seeds = *p1_seed ? seeds : NULL;
+        c.nseeds = *p1_seed ? 1 : 0;
+    }
     c.secret = bench_secret;
     c.secret_len = sizeof bench_secret - 1;
     c.log = quiet_log;
@@ -373,6 +392,9 @@ static void server_main(int in, int out, void *arg)
     m.n = rss_kib();
     snprintf(m.s[0], sizeof m.s[0], "%s", aemp_port_id(sink));
     snprintf(m.s[1], sizeof m.s[1], "%s", aemp_port_id(echo));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(s.node, &nl);
+    snprintf(m.s[2], sizeof m.s[2], "%s", nl ? ls[0] : "");
     put_msg(out, &m);
     ev_io_init(&s.cmd, server_cmd_cb, in, EV_READ);
     s.cmd.data = &s;
@@ -1149,7 +1171,7 @@ static void send_op(child_t *c, int op, long long n, long long mm, const char *s
 }
 
 typedef struct ids {
-    char sink[200], echo[200];
+    char sink[200], echo[200], listen[200];
     long rss;
 } ids_t;
 
@@ -1160,6 +1182,9 @@ static child_t start_server(int cpu, ids_t *ids)
     wait_op(&b, OP_HELLO, &m);
     memcpy(ids->sink, m.s[0], sizeof ids->sink);
     memcpy(ids->echo, m.s[1], sizeof ids->echo);
+    memcpy(ids->listen, m.s[2], sizeof ids->listen);
+    /* protocol 1: the children made next join through the server */
+    if (proto == 1) snprintf(p1_seed, sizeof p1_seed, "%s", ids->listen);
     ids->rss = (long)m.n;
     return b;
 }
@@ -1424,6 +1449,11 @@ int main(void)
     if (want("small")) run_oneway(scaled(SMALL_N), 0, &s_a, &s_r, &c_a, &c_r, &c_s);
     if (want("sendf")) run_oneway(scaled(SMALL_N), API_SENDF, &f_a, &f_r, NULL, NULL, &f_s);
     if (want("pack")) run_oneway(scaled(SMALL_N), API_PACK, &p_a, &p_r, NULL, NULL, &p_s);
+    /* the same through protocol 1 (AnyEvent::MP 2.x) nodes */
+    series_t f1_a = {0}, f1_r = {0}, f1_s = {0}, pm1 = {0}, pp1 = {0}, pmr1 = {0}, ppr1 = {0};
+    proto = 1;
+    if (want("p1sendf")) run_oneway(scaled(SMALL_N), API_SENDF, &f1_a, &f1_r, NULL, NULL, &f1_s);
+    proto = 0;
     if (want("kib")) run_oneway(scaled(KIB_N), 1024, &k_a, &k_r, NULL, NULL, NULL);
     if (want("big")) run_oneway(scaled(BIG_N), 65536, &b_a, &b_r, NULL, NULL, NULL);
 
@@ -1431,6 +1461,10 @@ int main(void)
     series_t pm = {0}, pp = {0}, pmr = {0}, ppr = {0};
     if (want("rtt")) run_rtt(-1, &um, &up, &umr, &upr);
     if (want("rtt1")) run_rtt(cpu, &pm, &pp, &pmr, &ppr);
+    proto = 1;
+    if (want("p1rtt1")) run_rtt(cpu, &pm1, &pp1, &pmr1, &ppr1);
+    proto = 0;
+    p1_seed[0] = 0;
 
     series_t hs = {0}, hsr = {0};
     if (want("hs")) run_handshakes(&hs, &hsr);
@@ -1458,12 +1492,15 @@ int main(void)
     row("  sender CPU, ns per message", &f_s, NULL, 1, 0, "", -1);
     row("one-way aemp_send(json_pack), M msg/s", &p_a, &p_r, 1e6, 2, "", -1);
     row("  sender CPU, ns per message", &p_s, NULL, 1, 0, "", -1);
+    row("protocol 1: one-way aemp_sendf", &f1_a, &f1_r, 1e6, 2, "as protocol 0", -1);
+    row("  sender CPU, ns per message", &f1_s, NULL, 1, 0, "", -1);
     row("one-way 1 KiB string, MB/s", &k_a, &k_r, 1, 0, "", -1);
     row("one-way 64 KiB string, MB/s", &b_a, &b_r, 1, 0, "", -1);
     row("round trip, median us", &um, &umr, 1, 1, "", -1);
     row("round trip, p99 us", &up, &upr, 1, 1, "", -1);
     row("round trip 1 CPU, median us", &pm, &pmr, 1, 1, "<= 1.2x", med(&pm) / med(&pmr) <= 1.2);
     row("round trip 1 CPU, p99 us", &pp, &ppr, 1, 1, "", -1);
+    row("protocol 1: round trip 1 CPU, us", &pm1, &pmr1, 1, 1, "as protocol 0", -1);
     row("handshakes/s (16 at a time)", &hs, &hsr, 1, 0, ">= 0.5x", med(&hs) / med(&hsr) >= 0.5);
     row("RSS per idle link, KiB", &idle, NULL, 1, 1, "<= 8", med(&idle) <= 8);
     row("RSS per 1M queued small, MiB", &queue, &encs, 1, 1, "", -1);
