@@ -36,6 +36,7 @@ typedef struct famwatch {
     json_t *cache;     /* object; NULL until the master answered */
     struct aemp_db_mon *mons;
     int busy;          /* callbacks running: cancellations are deferred */
+    int answered;      /* the first g_chg1 came (and was told, even empty) */
 } famwatch_t;
 
 typedef struct dbreg {
@@ -338,7 +339,7 @@ void aemp_db_mon_cancel(aemp_db_mon_t *m)
 
 /* Applies SET (object) and DEL (array of keys) to the watch's cache and
  * tells its monitors which keys were added, changed and deleted. */
-static void watch_apply(aemp_node_t *n, famwatch_t *fw, json_t *set, json_t *del)
+static void watch_apply(aemp_node_t *n, famwatch_t *fw, json_t *set, json_t *del, int force)
 {
     json_t *added = json_array(), *changed = json_array(), *deleted = json_array();
     if (!fw->cache) fw->cache = json_object();
@@ -358,7 +359,8 @@ static void watch_apply(aemp_node_t *n, famwatch_t *fw, json_t *set, json_t *del
             json_object_del(fw->cache, dk);
         }
     }
-    if (!json_array_size(added) && !json_array_size(changed) && !json_array_size(deleted)) goto out;
+    if (!force && !json_array_size(added) && !json_array_size(changed) && !json_array_size(deleted))
+        goto out;
     fw->busy++;
     for (struct aemp_db_mon *m = fw->mons; m && !n->destroy_pending; m = m->next)
         if (!m->cancelled) m->cb(n, fw->family, fw->cache, added, changed, deleted, m->ud);
@@ -383,7 +385,10 @@ void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash)
         json_object_foreach(fw->cache, k, v) if (!json_object_get(hash, k))
             json_array_append_new(del, json_string(k));
     json_t *set = json_is_object(hash) ? json_incref(hash) : json_object();
-    if (set && del) watch_apply(n, fw, set, del);
+    /* the first answer is told even when the family is empty or absent */
+    int first = !fw->answered;
+    fw->answered = 1;
+    if (set && del) watch_apply(n, fw, set, del, first);
     json_decref(set);
     json_decref(del);
 }
@@ -393,7 +398,7 @@ void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del)
 {
     famwatch_t *fw = n->db ? watch_find(n->db, family) : NULL;
     if (fw && json_is_object(set) && (json_is_array(del) || json_is_null(del)))
-        watch_apply(n, fw, set, del);
+        watch_apply(n, fw, set, del, 0);
 }
 
 void aemp__db_free(aemp_node_t *n)
