@@ -967,6 +967,43 @@ AEMP_API aemp_db_mon_t *aemp_db_mon(aemp_node_t *node, const char *family, aemp_
                                     void *ud);
 /* Cancels a watch (also from inside its callback). Accepts NULL. */
 AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
+/*
+ * Global nodes. A protocol-1 node is global when it is its own seed (one
+ * of its seeds is its own listener) or when another node sends it a bare
+ * ["","g_slave"] (2.02's rule: a node receiving it starts the global
+ * service). A global node is its own master: its own aemp_db_* calls are
+ * served from its view. It serves g_slave, g_upd, g_find, g_db_*, g_mon1
+ * and g_mon0 for every node that makes it master, sends ["","g_global"]
+ * on every link that comes up, exchanges g_set and g_upd with every other
+ * global node it hears of, keeps links to all of them ('g family), and
+ * resolves node ids from its view ('l) at once. When a node goes down its
+ * entries disappear everywhere and its watches end.
+ *
+ * Limits. What one slave keeps in the global database, and what the view
+ * holds, is bounded; a g_* request that would cross a limit, or that is
+ * malformed, is dropped whole with a warning naming the node, the request
+ * and the limit ("node X: g_upd of family F: value of key K is 70000
+ * bytes, limit 65536; dropped"); the link stays up. A node registering
+ * again replaces its database (it cannot grow memory by repeating). The
+ * byte sizes count key and family names and the values' compact JSON.
+ */
+/* Bytes of one family name or key. */
+#define AEMP_GDB_NAME_MAX 1024
+/* Bytes of one value. */
+#define AEMP_GDB_VALUE_MAX 65536
+/* Families in one slave's database, and families one node watches. */
+#define AEMP_GDB_NODE_FAMILIES_MAX 256
+/* Keys in one family of one slave's database. */
+#define AEMP_GDB_NODE_KEYS_MAX 4096
+/* Bytes of one slave's database. */
+#define AEMP_GDB_NODE_BYTES_MAX (4u << 20)
+/* Keys of one family in the global view (all owners together). */
+#define AEMP_GDB_FAMILY_KEYS_MAX 262144
+/* Families in the global view. */
+#define AEMP_GDB_FAMILIES_MAX 65536
+
+/* Whether the node is a global node now (0 also for protocol 0 or NULL). */
+AEMP_API int aemp_node_is_global(const aemp_node_t *node);
 /* == END db == */
 
 /* ===================================================================== */
