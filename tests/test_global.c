@@ -310,3 +310,170 @@ TEST(gdb_replays_06_node_down_mesh)
     aemp__gdb_free(g);
     json_decref(tr);
 }
+
+/* ------------------------------------------------------------------ */
+/* limits and hostile input                                            */
+
+static int feed_rc(aemp__gdb_t *g, const char *src, json_t *req, char *why)
+{
+    json_t *out = json_array();
+    int rc = aemp__gdb_feed(g, src, req, out, why, 200);
+    json_decref(out);
+    json_decref(req);
+    return rc;
+}
+
+TEST(gdb_limits_and_malformed_requests)
+{
+    aemp__gdb_t *g = aemp__gdb_new("me");
+    char why[200];
+    /* malformed: each dropped whole with a precise reason */
+    CHECK_INT(feed_rc(g, "s", json_pack("[si]", "g_upd", 1), why), AEMP_EBADMSG);
+    CHECK_STR(why, "g_upd without a family name");
+    CHECK_INT(feed_rc(g, "s", json_pack("[ss[]]", "g_upd", "f", why), why), AEMP_EBADMSG);
+    CHECK_STR(why, "family f: not an object of keys");
+    CHECK_INT(feed_rc(g, "s", json_pack("[ss{si}[i]]", "g_upd", "f", "k", 1, 5), why), AEMP_EBADMSG);
+    CHECK_STR(why, "family f: deleted key 0 is not a string");
+    CHECK(aemp__gdb_family(g, "f") == NULL); /* the set part did not happen either */
+    CHECK_INT(feed_rc(g, "s", json_pack("[s[]]", "g_slave"), why), AEMP_EBADMSG);
+    CHECK_STR(why, "the database is not an object");
+    CHECK_INT(feed_rc(g, "s", json_pack("[s{si}]", "g_slave", "f", 3), why), AEMP_EBADMSG);
+    CHECK_STR(why, "family f: not an object of keys");
+    CHECK_INT(feed_rc(g, "s", json_pack("[ss]", "g_db_keys", "f"), why), AEMP_EBADMSG);
+    CHECK_STR(why, "g_db_keys without a family name and an id");
+    CHECK_INT(feed_rc(g, "s", json_pack("[si]", "g_find", 7), why), AEMP_EBADMSG);
+    CHECK_INT(feed_rc(g, "s", json_pack("[s]", "g_set"), why), AEMP_EBADMSG);
+    CHECK_INT(feed_rc(g, "s", json_pack("[i]", 5), why), AEMP_EBADMSG);
+    /* an unknown tag is not ours: nothing happens */
+    CHECK_INT(feed_rc(g, "s", json_pack("[s]", "g_unknown"), why), 0);
+
+    /* a value over AEMP_GDB_VALUE_MAX */
+    char *big = malloc(AEMP_GDB_VALUE_MAX + 10);
+    memset(big, 'x', AEMP_GDB_VALUE_MAX + 9);
+    big[AEMP_GDB_VALUE_MAX + 9] = 0;
+    CHECK_INT(feed_rc(g, "s", json_pack("[ss{ss}]", "g_upd", "f", "k", big), why), AEMP_ELIMIT);
+    CHECK_STR(why, "family f: value of key k is over 65536 bytes");
+    free(big);
+    /* a key name over AEMP_GDB_NAME_MAX */
+    char name[AEMP_GDB_NAME_MAX + 2];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    CHECK_INT(feed_rc(g, "s", json_pack("[ss{sn}]", "g_upd", "f", name), why), AEMP_ELIMIT);
+    CHECK_STR(why, "family f: key of 1025 bytes, limit 1024");
+    /* more keys in one family than AEMP_GDB_NODE_KEYS_MAX, whole */
+    json_t *set = json_object();
+    for (int i = 0; i <= AEMP_GDB_NODE_KEYS_MAX; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        json_object_set_new(set, k, json_true());
+    }
+    CHECK_INT(feed_rc(g, "s", json_pack("[ssO]", "g_upd", "f", set), why), AEMP_ELIMIT);
+    CHECK_STR(why, "family f would hold 4097 keys of this node, limit 4096");
+    CHECK(aemp__gdb_family(g, "f") == NULL);
+    json_object_del(set, "k0"); /* exactly the limit is fine */
+    CHECK_INT(feed_rc(g, "s", json_pack("[ssO]", "g_upd", "f", set), why), 0);
+    CHECK_INT(json_object_size(aemp__gdb_family(g, "f")), AEMP_GDB_NODE_KEYS_MAX);
+    CHECK_INT(feed_rc(g, "s", json_pack("[ss{sn}]", "g_upd", "f", "one more"), why), AEMP_ELIMIT);
+    json_decref(set);
+    /* more families than AEMP_GDB_NODE_FAMILIES_MAX in a registration */
+    json_t *db = json_object();
+    for (int i = 0; i <= AEMP_GDB_NODE_FAMILIES_MAX; i++) {
+        char f[16];
+        snprintf(f, sizeof f, "f%d", i);
+        json_object_set_new(db, f, json_pack("{sn}", "k"));
+    }
+    CHECK_INT(feed_rc(g, "t", json_pack("[sO]", "g_slave", db), why), AEMP_ELIMIT);
+    CHECK_STR(why, "the node's database would hold 257 families, limit 256");
+    json_decref(db);
+    /* a database over AEMP_GDB_NODE_BYTES_MAX: 128 families x 64 values
+     * of 60000 bytes */
+    char *v = malloc(60001);
+    memset(v, 'v', 60000);
+    v[60000] = 0;
+    int rc = 0;
+    for (int f = 0; f < 128 && !rc; f++)
+        for (int k = 0; k < 64 && !rc; k++) {
+            char fn[16], kn[16];
+            snprintf(fn, sizeof fn, "b%d", f);
+            snprintf(kn, sizeof kn, "%d", k);
+            rc = feed_rc(g, "u", json_pack("[ss{ss}]", "g_upd", fn, kn, v), why);
+        }
+    CHECK_INT(rc, AEMP_ELIMIT);
+    CHECK(strstr(why, "bytes, limit 4194304") != NULL);
+    CHECK(aemp__gdb_bytes(g) <= 2 * (size_t)AEMP_GDB_NODE_BYTES_MAX + 200000);
+    free(v);
+    /* watching more families than the limit */
+    for (int i = 0; i < AEMP_GDB_NODE_FAMILIES_MAX; i++) {
+        char f[16];
+        snprintf(f, sizeof f, "w%d", i);
+        CHECK_INT(feed_rc(g, "w", json_pack("[ss]", "g_mon1", f), why), 0);
+    }
+    CHECK_INT(feed_rc(g, "w", json_pack("[ss]", "g_mon1", "w0"), why), 0); /* again: same */
+    CHECK_INT(feed_rc(g, "w", json_pack("[ss]", "g_mon1", "one too many"), why), AEMP_ELIMIT);
+    CHECK_STR(why, "the node watches 256 families, the limit");
+    CHECK_INT(aemp__gdb_check(g), 0);
+    aemp__gdb_free(g);
+}
+
+TEST(gdb_reregistering_in_a_loop_stays_bounded)
+{
+    aemp__gdb_t *g = aemp__gdb_new("me");
+    json_t *out = json_array();
+    size_t bytes = 0;
+    for (int i = 0; i < 2000; i++) {
+        /* each round another key: a registration replaces the last */
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        json_t *req = json_pack("[s{s{ss}s{s[s]}}]", "g_slave", "fam", k, "value", "'l", "loop",
+                                "127.0.0.1:1");
+        json_array_clear(out);
+        CHECK_INT(aemp__gdb_feed(g, "loop", req, out, NULL, 0), 0);
+        json_decref(req);
+        if (i == 1) bytes = aemp__gdb_bytes(g);
+    }
+    CHECK_INT(json_object_size(aemp__gdb_family(g, "fam")), 1);
+    CHECK(aemp__gdb_bytes(g) <= bytes + 8);
+    CHECK_INT(aemp__gdb_nodes(g), 1);
+    /* up and down in a loop: nothing stays */
+    for (int i = 0; i < 1000; i++) {
+        json_t *req = json_pack("[s{s{sn}}]", "g_slave", "fam", "k");
+        json_array_clear(out);
+        aemp__gdb_feed(g, "flap", req, out, NULL, 0);
+        aemp__gdb_node_down(g, "flap", out);
+        json_decref(req);
+    }
+    CHECK_INT(aemp__gdb_nodes(g), 1);
+    CHECK_INT(aemp__gdb_check(g), 0);
+    json_decref(out);
+    aemp__gdb_free(g);
+}
+
+TEST(gdb_owners_newest_write_wins_and_reverts)
+{
+    aemp__gdb_t *g = aemp__gdb_new("me");
+    json_t *log = json_array();
+    feed_log(g, "w", json_pack("[ss]", "g_mon1", "f"), log);
+    json_t *r;
+    feed_log(g, "a", r = json_pack("[ss{ss}]", "g_upd", "f", "k", "a"), log), json_decref(r);
+    feed_log(g, "b", r = json_pack("[ss{ss}]", "g_upd", "f", "k", "b"), log), json_decref(r);
+    feed_log(g, "c", r = json_pack("[ss{ss}]", "g_upd", "f", "k", "c"), log), json_decref(r);
+    CHECK_STR(enc(aemp__gdb_family(g, "f")), "{\"k\":\"c\"}");
+    /* the newest owner goes: the next newest value comes back */
+    json_array_clear(log);
+    aemp__gdb_node_down(g, "c", log);
+    CHECK_STR(enc(aemp__gdb_family(g, "f")), "{\"k\":\"b\"}");
+    CHECK_STR(enc(log), "[[\"w\",[\"g_chg2\",\"f\",{\"k\":\"b\"},[]]]]");
+    json_array_clear(log);
+    feed_log(g, "b", r = json_pack("[ssn[s]]", "g_upd", "f", "k"), log), json_decref(r);
+    CHECK_STR(enc(log), "[[\"w\",[\"g_chg2\",\"f\",{\"k\":\"a\"},[]]]]");
+    json_array_clear(log);
+    /* a node deletes only what it holds */
+    feed_log(g, "b", r = json_pack("[ssn[s]]", "g_upd", "f", "k"), log), json_decref(r);
+    CHECK_STR(enc(log), "[]");
+    feed_log(g, "a", r = json_pack("[ssn[s]]", "g_upd", "f", "k"), log), json_decref(r);
+    CHECK_STR(enc(log), "[[\"w\",[\"g_chg2\",\"f\",{},[\"k\"]]]]");
+    CHECK(aemp__gdb_family(g, "f") == NULL);
+    CHECK_INT(aemp__gdb_check(g), 0);
+    json_decref(log);
+    aemp__gdb_free(g);
+}
