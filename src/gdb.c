@@ -252,6 +252,20 @@ typedef struct budget {
     size_t bytes;     /* bytes it will hold */
 } budget_t;
 
+/* Whether an object key of obj holds a NUL byte (the decoder makes them
+ * from \u0000): names here are C strings, so such a key is refused. */
+static int nul_key(json_t *obj)
+{
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it))
+        if (strlen(json_object_iter_key(it)) != json_object_iter_key_len(it)) return 1;
+    return 0;
+}
+
+static int nul_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v);
+}
+
 /* Checks an update of family by s (set: object or NULL, del: array or
  * NULL) and counts what s would hold after it into b. replace: s's
  * family is replaced by set, not updated. */
@@ -265,8 +279,10 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
     if (del && !json_is_array(del))
         return FAIL(AEMP_EBADMSG, "family %.64s: deleted keys are not an array", family);
     for (size_t i = 0; i < json_array_size(del); i++)
-        if (!json_is_string(json_array_get(del, i)))
+        if (!json_is_string(json_array_get(del, i)) || nul_string(json_array_get(del, i)))
             return FAIL(AEMP_EBADMSG, "family %.64s: deleted key %zu is not a string", family, i);
+    if (set && nul_key(set))
+        return FAIL(AEMP_EBADMSG, "family %.64s: a key holds a NUL byte", family);
     json_t *ldb = replace ? NULL : json_object_get(s->db, family);
     json_t *gdb = json_object_get(g->view, family);
     size_t lkeys = json_object_size(ldb), gkeys = json_object_size(gdb);
@@ -313,6 +329,7 @@ static int check_budget(const shard_t *s, const budget_t *b, char *why, size_t w
 static int check_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, char *why, size_t whylen)
 {
     if (!json_is_object(db)) return FAIL(AEMP_EBADMSG, "the database is not an object");
+    if (nul_key(db)) return FAIL(AEMP_EBADMSG, "a family name holds a NUL byte");
     budget_t b = {replace ? 0 : json_object_size(s->db), replace ? 0 : s->bytes};
     const char *f;
     json_t *fam;
@@ -438,6 +455,8 @@ int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, ch
                    size_t whylen)
 {
     const char *tag = json_string_value(json_array_get(req, 0));
+    if (nul_string(json_array_get(req, 1))) /* a family name or node id */
+        return FAIL(AEMP_EBADMSG, "a name holds a NUL byte");
     size_t nargs = json_array_size(req) ? json_array_size(req) - 1 : 0;
     if (why && whylen) *why = 0;
     if (!tag || !src) return FAIL(AEMP_EBADMSG, "not a request");
@@ -593,7 +612,7 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             aemp__map_iter_t i2 = {0};
             for (aemp__map_ent_t *e; !owned && (e = aemp__map_next(&g->shards, &i2));) {
                 json_t *ov = json_object_get(json_object_get(((shard_t *)e->value)->db, f), k);
-                owned = ov && json_equal(ov, v);
+                owned = ov && (ov == v || json_equal(ov, v));
             }
             if (!owned) return __LINE__;
         }

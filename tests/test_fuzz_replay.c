@@ -20,6 +20,7 @@
 #include "../fuzz/fuzz_framer.c"
 #include "../fuzz/fuzz_json.c"
 #include "../fuzz/fuzz_noderef.c"
+#include "../fuzz/fuzz_global.c"
 /* args.c belongs to the aemp tool, which is still being written: replay
  * its target only where the file exists */
 #if defined(__has_include)
@@ -191,6 +192,11 @@ TEST(fuzz_replay_json)
 TEST(fuzz_replay_noderef)
 {
     replay_target("noderef", fuzz_noderef_one, 10000);
+}
+
+TEST(fuzz_replay_global)
+{
+    replay_target("global", fuzz_global_one, 10000);
 }
 
 TEST(fuzz_replay_args)
