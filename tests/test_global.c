@@ -477,3 +477,289 @@ TEST(gdb_owners_newest_write_wins_and_reverts)
     json_decref(log);
     aemp__gdb_free(g);
 }
+
+/* ------------------------------------------------------------------ */
+/* nodes on loopback                                                   */
+
+typedef struct gn {
+    tnode_t t;
+    aemp_node_t *node;
+    char addr[64];
+} gn_t;
+
+/* A started protocol-1 node id listening on 127.0.0.1:port (0: any) with
+ * the given seeds. */
+static aemp_node_t *mkg(gn_t *x, const char *id, int port, const char *s1, const char *s2)
+{
+    memset(x, 0, sizeof *x);
+    start_ticker();
+    snprintf(x->addr, sizeof x->addr, "127.0.0.1:%d", port);
+    const char *binds[] = {x->addr}, *seeds[2];
+    size_t ns = 0;
+    if (s1) seeds[ns++] = s1;
+    if (s2) seeds[ns++] = s2;
+    aemp_node_config_t c = {0};
+    c.protocol = 1;
+    c.nodeid = id;
+    c.binds = binds;
+    c.nbinds = 1;
+    c.seeds = ns ? seeds : NULL;
+    c.nseeds = ns;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    t_hooks(&c, &x->t);
+    x->node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (x->node && aemp_node_start(x->node)) {
+        aemp_node_destroy(x->node);
+        x->node = NULL;
+    }
+    x->t.node = x->node;
+    return x->node;
+}
+
+typedef struct dbwait {
+    json_t *result;
+    int answers;
+} dbwait_t;
+
+static void on_reply(aemp_node_t *n, const char *family, json_t *result, void *ud)
+{
+    dbwait_t *w = ud;
+    json_decref(w->result);
+    w->result = json_deep_copy(result);
+    w->answers++;
+}
+
+/* Asks node for family until its entry key is want (NULL: absent, "":
+ * any value), for up to seconds. */
+static int family_has(aemp_node_t *n, const char *family, const char *key, const char *want,
+                      double seconds)
+{
+    for (double t = 0; t < seconds; t += 0.05) {
+        dbwait_t w = {NULL, 0};
+        if (aemp_db_family(n, family, on_reply, &w)) return 0;
+        for (int i = 0; i < 40 && !w.answers; i++) run_for(0.005);
+        json_t *v = json_object_get(w.result, key);
+        int ok = !want ? !v && w.answers
+                 : *want ? json_is_string(v) && !strcmp(json_string_value(v), want)
+                         : v != NULL;
+        json_decref(w.result);
+        if (ok) return 1;
+        run_for(0.045);
+    }
+    return 0;
+}
+
+typedef struct watch {
+    json_t *hash;
+    int calls;
+} watch_t;
+
+static void on_change(aemp_node_t *n, const char *family, json_t *hash, json_t *added,
+                      json_t *changed, json_t *deleted, void *ud)
+{
+    watch_t *w = ud;
+    json_decref(w->hash);
+    w->hash = json_deep_copy(hash);
+    w->calls++;
+}
+
+static int watch_has(watch_t *w, const char *key, const char *want, double seconds)
+{
+    for (double t = 0; t < seconds; t += 0.02) {
+        json_t *v = json_object_get(w->hash, key);
+        if (want ? json_is_string(v) && !strcmp(json_string_value(v), want) : w->hash && !v)
+            return 1;
+        run_for(0.02);
+    }
+    return 0;
+}
+
+typedef struct got {
+    int calls;
+    char last[512];
+} got_t;
+
+static int on_msg(aemp_port_t *p, json_t *msg, void *ud)
+{
+    got_t *g = ud;
+    char *t = aemp_json_encode(msg, NULL);
+    snprintf(g->last, sizeof g->last, "%s", t ? t : "");
+    free(t);
+    g->calls++;
+    return AEMP_KEEP;
+}
+
+static void on_died(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    got_t *g = ud;
+    char *t = aemp_json_encode(reason, NULL);
+    snprintf(g->last, sizeof g->last, "%s", t ? t : "");
+    free(t);
+    g->calls++;
+}
+
+static int got_one(void *ud)
+{
+    return ((got_t *)ud)->calls > 0;
+}
+
+typedef struct two {
+    aemp_node_t *n;
+    const char *a, *b;
+} two_t;
+
+static int both_up(void *ud)
+{
+    two_t *t = ud;
+    return aemp_node_is_up(t->n, t->a) && (!t->b || aemp_node_is_up(t->n, t->b));
+}
+
+TEST(global_two_c_seeds_mesh_and_slaves_find_each_other)
+{
+    char a_ep[64], b_ep[64];
+    snprintf(a_ep, sizeof a_ep, "127.0.0.1:%d", free_port());
+    snprintf(b_ep, sizeof b_ep, "127.0.0.1:%d", free_port());
+    gn_t A, B, S1, S2;
+    /* both seeds know both addresses: each is its own seed, so global */
+    REQUIRE(mkg(&A, "seedA", atoi(strchr(a_ep, ':') + 1), a_ep, b_ep));
+    REQUIRE(mkg(&B, "seedB", atoi(strchr(b_ep, ':') + 1), a_ep, b_ep));
+    CHECK(aemp_node_is_global(A.node));
+    CHECK(aemp_node_is_global(B.node));
+    two_t ab = {A.node, "seedB", NULL};
+    CHECK(run_until(both_up, &ab, 5));
+    /* the mesh: each has both in 'g (its own aemp_db_* calls are served
+     * by itself) */
+    CHECK(family_has(A.node, "'g", "seedB", "", 5));
+    CHECK(family_has(B.node, "'g", "seedA", "", 5));
+    CHECK(family_has(B.node, "'l", "seedA", "", 5));
+    REQUIRE(mkg(&S1, "s1", 0, a_ep, NULL));
+    REQUIRE(mkg(&S2, "s2", 0, b_ep, NULL));
+    CHECK(!aemp_node_is_global(S1.node));
+    /* by family: s1 registers a port with seedA, s2 watches at seedB */
+    got_t g1 = {0};
+    aemp_port_t *p1 = aemp_port_new(S1.node, on_msg, &g1);
+    const char *p1id = aemp_port_id(p1);
+    CHECK_INT(aemp_db_reg(S1.node, "svc", p1id, json_string("one")), 0);
+    watch_t w = {0};
+    aemp_db_mon_t *m = aemp_db_mon(S2.node, "svc", on_change, &w);
+    CHECK(m != NULL);
+    CHECK(watch_has(&w, p1id, "one", 5));
+    CHECK(family_has(S2.node, "svc", p1id, "one", 2));
+    dbwait_t keys = {0}, vals = {0};
+    CHECK_INT(aemp_db_keys(S2.node, "svc", on_reply, &keys), 0);
+    CHECK_INT(aemp_db_values(S2.node, "svc", on_reply, &vals), 0);
+    for (int i = 0; i < 100 && (!keys.answers || !vals.answers); i++) run_for(0.01);
+    CHECK_STR(enc(vals.result), "[\"one\"]");
+    CHECK_STR(json_string_value(json_array_get(keys.result, 0)), p1id);
+    json_decref(keys.result);
+    json_decref(vals.result);
+    /* the mesh holds it on both seeds, with both 'g entries */
+    CHECK(family_has(A.node, "svc", p1id, "one", 2));
+    CHECK(family_has(B.node, "svc", p1id, "one", 2));
+    dbwait_t gk = {0};
+    CHECK_INT(aemp_db_keys(A.node, "'g", on_reply, &gk), 0);
+    for (int i = 0; i < 100 && !gk.answers; i++) run_for(0.01);
+    CHECK_INT(json_array_size(gk.result), 2);
+    json_decref(gk.result);
+    /* by node id: s2 sends to s1's port; g_find through seedB, which
+     * knows s1's listeners from seedA, then a direct link */
+    CHECK_INT(aemp_sendf(S2.node, p1id, "[ss]", "hello", "from s2"), 0);
+    CHECK(run_until(got_one, &g1, 5));
+    CHECK_STR(g1.last, "[\"hello\",\"from s2\"]");
+    CHECK(aemp_node_is_up(S2.node, "s1"));
+    /* a global node resolves from its view: s2 at once, an unknown node
+     * fails at once with 2.02's text */
+    got_t g2 = {0};
+    aemp_port_t *p2 = aemp_port_new(S2.node, on_msg, &g2);
+    CHECK_INT(aemp_sendf(A.node, aemp_port_id(p2), "[s]", "from seedA"), 0);
+    CHECK(run_until(got_one, &g2, 5));
+    got_t dead = {0};
+    CHECK(aemp_mon(A.node, "nowhere#1", on_died, &dead) != NULL);
+    CHECK_INT(aemp_sendf(A.node, "nowhere#1", "[s]", "x"), 0);
+    CHECK(run_until(got_one, &dead, 1));
+    CHECK_STR(dead.last, "[\"transport_error\",\"nowhere\",\"no known address\"]");
+    /* s1's port dies: its entry goes everywhere */
+    aemp_port_kill(p1, NULL);
+    CHECK(watch_has(&w, p1id, NULL, 5));
+    CHECK(family_has(A.node, "svc", p1id, NULL, 2));
+    /* no link went down: seedA's first try of seedB (not listening
+     * yet) and the unknown node are all it saw fail */
+    CHECK_INT(B.t.links_down, 0);
+    CHECK_INT(A.t.links_down, 2);
+    aemp_db_mon_cancel(m);
+    json_decref(w.hash);
+    aemp_node_destroy(S2.node);
+    aemp_node_destroy(S1.node);
+    aemp_node_destroy(B.node);
+    aemp_node_destroy(A.node);
+}
+
+TEST(global_seed_killed_and_restarted_slave_moves)
+{
+    int pa = free_port(), pb = free_port();
+    char a_ep[64], b_ep[64];
+    snprintf(a_ep, sizeof a_ep, "127.0.0.1:%d", pa);
+    snprintf(b_ep, sizeof b_ep, "127.0.0.1:%d", pb);
+    gn_t A, B, S1, S2, S3;
+    REQUIRE(mkg(&A, "seedA", pa, a_ep, b_ep));
+    /* s1 knows both seeds; seedB is not up yet, so seedA is its master */
+    REQUIRE(mkg(&S1, "s1", 0, a_ep, b_ep));
+    two_t s1a = {S1.node, "seedA", NULL};
+    CHECK(run_until(both_up, &s1a, 5));
+    REQUIRE(mkg(&B, "seedB", pb, a_ep, b_ep));
+    REQUIRE(mkg(&S2, "s2", 0, b_ep, NULL));
+    CHECK_INT(aemp_db_set(S1.node, "cfg", "k1", json_string("v1")), 0);
+    watch_t w1 = {0}, w2 = {0};
+    aemp_db_mon_t *m1 = aemp_db_mon(S1.node, "cfg", on_change, &w1);
+    aemp_db_mon_t *m2 = aemp_db_mon(S2.node, "cfg", on_change, &w2);
+    CHECK(watch_has(&w2, "k1", "v1", 5));
+    /* s1 reaches seedB too (its seed retry) */
+    two_t s1ab = {S1.node, "seedA", "seedB"};
+    CHECK(run_until(both_up, &s1ab, 6));
+
+    /* seedA dies: its own entries go from seedB's view, s1 moves to
+     * seedB (registers again, its watch resumes) and nothing it owns is
+     * lost */
+    aemp_node_destroy(A.node);
+    CHECK(family_has(B.node, "'l", "seedA", NULL, 5));
+    CHECK(family_has(B.node, "'g", "seedA", NULL, 2));
+    CHECK(family_has(B.node, "cfg", "k1", "v1", 5));
+    CHECK(family_has(S2.node, "cfg", "k1", "v1", 2));
+    CHECK_INT(aemp_db_set(S1.node, "cfg", "k1", json_string("v2")), 0);
+    CHECK(watch_has(&w2, "k1", "v2", 5));
+    CHECK_INT(aemp_db_set(S2.node, "cfg", "k2", json_string("from s2")), 0);
+    CHECK(watch_has(&w1, "k2", "from s2", 5)); /* s1's watch, now at seedB */
+    CHECK(family_has(S1.node, "cfg", "k1", "v2", 2));
+
+    /* seedA comes back on its address: global again, meshed with seedB,
+     * and its view holds everything again (s3 asks it) */
+    REQUIRE(mkg(&A, "seedA", pa, a_ep, b_ep));
+    CHECK(aemp_node_is_global(A.node));
+    REQUIRE(mkg(&S3, "s3", 0, a_ep, NULL));
+    CHECK(family_has(S3.node, "cfg", "k1", "v2", 5));
+    CHECK(family_has(S3.node, "cfg", "k2", "from s2", 2));
+    CHECK(family_has(S3.node, "'l", "s1", "", 2));
+    CHECK(family_has(B.node, "'g", "seedA", "", 5));
+    CHECK(family_has(B.node, "'l", "s3", "", 5));
+    /* s3 finds s2 by node id through seedA */
+    got_t g2 = {0};
+    aemp_port_t *p2 = aemp_port_new(S2.node, on_msg, &g2);
+    CHECK_INT(aemp_sendf(S3.node, aemp_port_id(p2), "[s]", "via the restarted seed"), 0);
+    CHECK(run_until(got_one, &g2, 5));
+
+    /* s2 goes: its entries leave both views */
+    aemp_db_mon_cancel(m2);
+    aemp_node_destroy(S2.node);
+    CHECK(watch_has(&w1, "k2", NULL, 5));
+    CHECK(family_has(A.node, "cfg", "k2", NULL, 5));
+    CHECK(family_has(A.node, "'l", "s2", NULL, 2));
+    CHECK(family_has(B.node, "cfg", "k1", "v2", 2));
+    aemp_db_mon_cancel(m1);
+    json_decref(w1.hash);
+    json_decref(w2.hash);
+    aemp_node_destroy(S3.node);
+    aemp_node_destroy(S1.node);
+    aemp_node_destroy(B.node);
+    aemp_node_destroy(A.node);
+}
