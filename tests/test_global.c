@@ -452,8 +452,8 @@ TEST(gdb_owners_newest_write_wins_and_reverts)
 {
     aemp__gdb_t *g = aemp__gdb_new("me");
     json_t *log = json_array();
-    feed_log(g, "w", json_pack("[ss]", "g_mon1", "f"), log);
     json_t *r;
+    feed_log(g, "w", r = json_pack("[ss]", "g_mon1", "f"), log), json_decref(r);
     feed_log(g, "a", r = json_pack("[ss{ss}]", "g_upd", "f", "k", "a"), log), json_decref(r);
     feed_log(g, "b", r = json_pack("[ss{ss}]", "g_upd", "f", "k", "b"), log), json_decref(r);
     feed_log(g, "c", r = json_pack("[ss{ss}]", "g_upd", "f", "k", "c"), log), json_decref(r);
@@ -639,7 +639,8 @@ TEST(global_two_c_seeds_mesh_and_slaves_find_each_other)
     /* by family: s1 registers a port with seedA, s2 watches at seedB */
     got_t g1 = {0};
     aemp_port_t *p1 = aemp_port_new(S1.node, on_msg, &g1);
-    const char *p1id = aemp_port_id(p1);
+    char p1id[128];
+    snprintf(p1id, sizeof p1id, "%s", aemp_port_id(p1)); /* the port goes */
     CHECK_INT(aemp_db_reg(S1.node, "svc", p1id, json_string("one")), 0);
     watch_t w = {0};
     aemp_db_mon_t *m = aemp_db_mon(S2.node, "svc", on_change, &w);
