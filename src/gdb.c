@@ -25,6 +25,7 @@ struct aemp__gdb {
     json_t *view;        /* {FAMILY: {KEY: VALUE}}, merged */
     json_t *mons;        /* {FAMILY: {NODE: null}} */
     aemp__map_t shards;  /* node -> shard_t */
+    aemp__map_t globals; /* node -> shard_t, the global ones */
     unsigned long seq;
     size_t bytes;
 };
@@ -96,6 +97,7 @@ void aemp__gdb_free(aemp__gdb_t *g)
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) shard_free(e->value);
     aemp__map_free(&g->shards);
+    aemp__map_free(&g->globals);
     json_decref(g->view);
     json_decref(g->mons);
     free(g->self);
@@ -129,9 +131,9 @@ static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t 
 {
     int rc = 0;
     aemp__map_iter_t it = {0};
-    for (aemp__map_ent_t *e; !rc && (e = aemp__map_next(&g->shards, &it));) {
+    for (aemp__map_ent_t *e; !rc && (e = aemp__map_next(&g->globals, &it));) {
         shard_t *s = e->value;
-        if (s->global && strcmp(s->node, except) && strcmp(s->node, g->self))
+        if (strcmp(s->node, except) && strcmp(s->node, g->self))
             rc = emit(out, s->node, json_incref(msg));
     }
     json_decref(msg);
@@ -443,6 +445,7 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     }
     json_decref(db);
     aemp__map_del(&g->shards, node);
+    aemp__map_del(&g->globals, node);
     g->bytes -= s->bytes;
     shard_free(s);
     return rc;
@@ -542,7 +545,7 @@ int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, ch
     if (!strcmp(tag, "g_global")) {
         /* usually nothing to forget; not so for a node turned global */
         if ((rc = aemp__gdb_node_down(g, src, out))) return rc;
-        if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
+        if (!(s = shard_get(g, src, 1)) || aemp__map_set(&g->globals, src, s)) return AEMP_ENOMEM;
         s->global = 1;
         json_t *db = slaves_db(g);
         return emit(out, src, db ? json_pack("[so]", "g_set", db) : NULL);
@@ -602,6 +605,10 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         total += bytes;
     }
     if (total != g->bytes) return __LINE__;
+    aemp__map_iter_t ig = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->globals, &ig));)
+        if (aemp__map_get(&g->shards, e->key) != e->value || !((shard_t *)e->value)->global)
+            return __LINE__;
     const char *f, *k;
     json_t *fam, *v;
     json_object_foreach(g->view, f, fam) {

@@ -40,6 +40,11 @@ void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t 
 /* Points the log, link and message callbacks of c at t's counters. */
 void t_hooks(aemp_node_config_t *c, tnode_t *t);
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout);
+/* A started protocol-1 node named id, listening on bind (NULL:
+ * 127.0.0.1, a free port), with nseeds seeds, the test secret and t's
+ * counters; NULL when it cannot start. */
+aemp_node_t *mknode_p1(tnode_t *t, const char *id, const char *bind, const char *const *seeds,
+                       size_t nseeds);
 /* Runs the default loop until cond(ud) or seconds pass; returns cond. */
 int run_until(int (*cond)(void *), void *ud, double seconds);
 /* Runs the default loop for seconds. */

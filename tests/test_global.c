@@ -494,27 +494,8 @@ static aemp_node_t *mkg(gn_t *x, const char *id, int port, const char *s1, const
     memset(x, 0, sizeof *x);
     start_ticker();
     snprintf(x->addr, sizeof x->addr, "127.0.0.1:%d", port);
-    const char *binds[] = {x->addr}, *seeds[2];
-    size_t ns = 0;
-    if (s1) seeds[ns++] = s1;
-    if (s2) seeds[ns++] = s2;
-    aemp_node_config_t c = {0};
-    c.protocol = 1;
-    c.nodeid = id;
-    c.binds = binds;
-    c.nbinds = 1;
-    c.seeds = ns ? seeds : NULL;
-    c.nseeds = ns;
-    c.secret = secret;
-    c.secret_len = strlen(secret);
-    t_hooks(&c, &x->t);
-    x->node = aemp_node_new(EV_DEFAULT, &c, NULL);
-    if (x->node && aemp_node_start(x->node)) {
-        aemp_node_destroy(x->node);
-        x->node = NULL;
-    }
-    x->t.node = x->node;
-    return x->node;
+    const char *seeds[] = {s1, s2};
+    return x->node = mknode_p1(&x->t, id, x->addr, seeds, s2 ? 2 : s1 ? 1 : 0);
 }
 
 typedef struct dbwait {
@@ -680,6 +661,21 @@ TEST(global_two_c_seeds_mesh_and_slaves_find_each_other)
     CHECK_INT(aemp_sendf(A.node, "nowhere#1", "[s]", "x"), 0);
     CHECK(run_until(got_one, &dead, 1));
     CHECK_STR(dead.last, "[\"transport_error\",\"nowhere\",\"no known address\"]");
+    /* hostile requests from an authenticated node: dropped whole, with
+     * a warning saying what was wrong, and the link stays */
+    CHECK_INT(aemp_sendf(S1.node, "seedA", "[ssi]", "g_upd", "svc", 5), 0);
+    char *big = malloc(AEMP_GDB_VALUE_MAX + 1);
+    memset(big, 'b', AEMP_GDB_VALUE_MAX);
+    big[AEMP_GDB_VALUE_MAX] = 0;
+    CHECK_INT(aemp_sendf(S1.node, "seedA", "[ss{ss}]", "g_upd", "svc", "big", big), 0);
+    free(big);
+    for (int i = 0; i < 100 && !strstr(A.t.warnings, "key big"); i++) run_for(0.01);
+    CHECK(strstr(A.t.warnings, "node s1: g_upd: family svc: not an object of keys; dropped") != NULL);
+    CHECK(strstr(A.t.warnings,
+                 "node s1: g_upd: family svc: value of key big is over 65536 bytes; dropped") != NULL);
+    CHECK(family_has(S2.node, "svc", "big", NULL, 0.01));
+    CHECK(aemp_node_is_up(S1.node, "seedA"));
+
     /* s1's port dies: its entry goes everywhere */
     aemp_port_kill(p1, NULL);
     CHECK(watch_has(&w, p1id, NULL, 5));

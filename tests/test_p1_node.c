@@ -23,26 +23,8 @@ static aemp_node_t *mk1(p1n_t *x, const char *id, const char *seed)
 {
     memset(x, 0, sizeof *x);
     start_ticker();
-    aemp_node_config_t c = {0};
-    static const char *binds[] = {"127.0.0.1:0"};
     const char *seeds[] = {seed};
-    c.protocol = 1;
-    c.nodeid = id;
-    c.binds = binds;
-    c.nbinds = 1;
-    c.seeds = seed ? seeds : NULL;
-    c.nseeds = seed ? 1 : 0;
-    c.secret = secret;
-    c.secret_len = strlen(secret);
-    c.connect_interval = 2;
-    t_hooks(&c, &x->t);
-    x->node = aemp_node_new(EV_DEFAULT, &c, NULL);
-    if (x->node && aemp_node_start(x->node)) {
-        aemp_node_destroy(x->node);
-        x->node = NULL;
-    }
-    x->t.node = x->node;
-    return x->node;
+    return x->node = mknode_p1(&x->t, id, NULL, seeds, seed ? 1 : 0);
 }
 
 static int links_up(void *ud)
