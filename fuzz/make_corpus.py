@@ -331,6 +331,59 @@ def storable_seeds(vpath, tdir):
         write("storable", "hand-" + k, bytes.fromhex(v.replace(" ", "")))
 
 
+def global_seeds(name, tr):
+    """The g_* requests a seed got in a p1 session, one record each: a
+    byte naming the sender (0 the seed itself, 1-4 the others in order of
+    appearance) and the request [TAG, ARGS...] as JSON; then every other
+    node goes down (the byte with its top bit set)."""
+    nodes = tr["setup"]["nodes"]
+    seed = None
+    for label in ("seed", "seed2", "seed1"):
+        if label in nodes:
+            seed = nodes[label]["node_id"]
+            break
+    if seed is None:
+        return
+    who = {seed: 0}
+    recs = []
+    for ev in tr["timeline"]:
+        if ev.get("to") != seed:
+            continue
+        raw = ev.get("msg")
+        try:
+            msg = raw.get("decoded") if isinstance(raw, dict) else json.loads(raw)
+        except (ValueError, TypeError):
+            continue
+        if not (isinstance(msg, list) and len(msg) >= 2 and msg[0] == ""
+                and isinstance(msg[1], str) and msg[1].startswith("g_")):
+            continue
+        src = ev.get("from") or "?"
+        if src not in who:
+            if len(who) >= 5:
+                continue
+            who[src] = len(who)
+        recs.append(bytes([who[src]]) + json.dumps(msg[1:], separators=(",", ":")).encode())
+    if not recs:
+        return
+    recs += [bytes([0x80 | i]) for i in sorted(who.values()) if i]
+    write("global", name, b"\n".join(recs))
+
+
+HAND_GLOBAL = {
+    "owners": b'\x04["g_mon1","f"]\n\x01["g_upd","f",{"k":1}]\n\x02["g_upd","f",{"k":2}]\n'
+              b'\x81\n\x02["g_upd","f",null,["k"]]\n\x00["g_upd","f",{"k":0},["k"]]',
+    "mesh": b'\x03["g_global"]\n\x01["g_slave",{"f":{"a":1},"\'l":{"a":["127.0.0.1:1"]}}]\n'
+            b'\x03["g_set",{"f":{"b":2},"\'l":{"g":[]}}]\n\x03["g_upd","f",{},["b"]]\n\x83\n'
+            b'\x01["g_find","g"]',
+    "nul-names": b'\x01["g_upd","f",{"a\\u0000b":1}]\n\x01["g_upd","f\\u0000",{"a":1}]\n'
+                 b'\x01["g_slave",{"x\\u0000":{}}]\n\x01["g_upd","f",null,["\\u0000"]]',
+    "bad-shapes": b'\x01["g_upd"]\n\x01["g_upd","f",[],5]\n\x01["g_slave",[]]\n\x01["g_set"]\n'
+                  b'\x01["g_db_values","f"]\n\x01[1]\n\x01{}\n\x01["g_mon0","never"]',
+    "reregister": b'\x01["g_slave",{"f":{"a":1}}]\n\x01["g_slave",{"f":{"b":1}}]\n'
+                  b'\x01["g_slave",{}]\n\x01["g_db_family","f","q"]',
+}
+
+
 def main():
     tdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared",
                                                               "vectors", "transcripts")
@@ -365,6 +418,11 @@ def main():
     for k, v in HAND_ARGS.items():
         write("args", "hand-" + k, v)
     storable_seeds(os.path.join(tdir, "..", "storable.json"), tdir)
+    for path in sorted(glob.glob(os.path.join(p1dir, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            global_seeds(os.path.basename(path)[:-5], json.load(f))
+    for k, v in HAND_GLOBAL.items():
+        write("global", "hand-" + k, v)
 
 
 if __name__ == "__main__":

@@ -894,7 +894,9 @@ typedef struct aemp_node_config {
     size_t nbinds;
     /* Protocol 1: the seeds, nseeds "host:port" entries: the node
      * connects to each at start and keeps trying them with 2.02's
-     * back-off; the first one up becomes its master. */
+     * back-off; the first one up becomes its master. A node whose own
+     * listener is among its seeds is a global node (its own master; see
+     * "Global nodes" in the db section). */
     const char *const *seeds;
     size_t nseeds;
     /* Protocol 1: the secret is secret/secret_len exactly (NULL: none,
@@ -1109,9 +1111,9 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
 /*
  * The global database of a protocol-1 network (PROTOCOL-1.md §8), from a
  * node's side: FAMILY -> KEY -> VALUE (any JSON value). What a node sets
- * is its local database; its master (the first seed whose link is up)
- * merges every node's into the global view, which reads and watches go
- * to. Entries of a node disappear everywhere when it goes down. On the
+ * is its local database; its master (the first seed whose link is up; a
+ * global node is its own master) merges every node's into the global
+ * view, which reads and watches go to. Entries of a node disappear everywhere when it goes down. On the
  * wire this is exactly 2.02's db_set, db_del, db_reg, db_family, db_keys,
  * db_values and db_mon (g_upd, g_db_*, g_mon1/g_mon0 to the master).
  * Without a master nothing is sent: the next master gets the whole local
@@ -1156,6 +1158,68 @@ AEMP_API aemp_db_mon_t *aemp_db_mon(aemp_node_t *node, const char *family, aemp_
                                     void *ud);
 /* Cancels a watch (also from inside its callback). Accepts NULL. */
 AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
+/*
+ * Global nodes. A protocol-1 node is global when it is its own seed (one
+ * of its seeds is its own listener, or a seed link refused as "I refuse
+ * to talk to myself") or when another node sends it ["","g_slave"]
+ * (2.02's rule: a node receiving it starts the global service). It stays
+ * global until destroyed. A global node:
+ *   - is its own master: its own aemp_db_* calls are served from its view
+ *     (through its own node port, so callbacks still run from the loop);
+ *   - serves g_slave DB (a slave's whole local database, 'l included),
+ *     g_upd, g_find (-> g_found with the node's 'l entry or null),
+ *     g_db_family/keys/values (-> g_reply; {} or [] for an unknown
+ *     family), g_mon1 (-> g_chg1, the whole family or null) and g_mon0;
+ *     every change goes to the other global nodes (g_upd F SET DEL) and,
+ *     as g_chg2 F SET DEL, to every watcher of F, the sender included;
+ *   - merges: the newest write of a key wins; when its owner deletes it
+ *     while another node still holds it, the view reverts to that value;
+ *     a node deletes only keys it holds;
+ *   - sends ["","g_global"] on every link that comes up; a global peer's
+ *     g_global is answered with g_set (its slaves' merged databases) and
+ *     recorded in 'g; a g_set is stored and the sender's 'l mirrored;
+ *   - keeps links to every node in 'g (a lost one is tried again at once,
+ *     then after 0.6-1.2 s, doubling up to the node's timeout);
+ *   - resolves a node id it has no link to from its view's 'l, and fails
+ *     it at once with "no known address" when 'l has none;
+ *   - when a node goes down, deletes all its entries (g_upd F {} [KEYS]
+ *     to the globals when they were a slave's, g_chg2 F {} [KEYS] to the
+ *     watchers) and ends its watches.
+ * Unlike 2.02 it makes no other seed its master (its own requests stay
+ * with itself) and does not echo a g_upd back to the global node that
+ * sent it. Its slaves move: when a slave's master goes down, the slave
+ * registers with the next seed that is up (or the next to come up), sends
+ * its waiting requests and watches again, and its watches start from
+ * that master's g_chg1.
+ *
+ * Limits. What one node keeps in the global database, and what the view
+ * holds, is bounded by the constants below; a g_* request that would
+ * cross one, or that is malformed, is dropped whole (nothing of it
+ * applies) with a warning naming the node, the request and the reason,
+ * e.g. "node X: g_upd: family F: value of key K is over 65536 bytes;
+ * dropped"; the link stays up. A slave registering again replaces its
+ * database, so repeating cannot grow memory. Sizes count names and the
+ * values' compact JSON. The per-node limits apply to every node except
+ * global peers, whose share (their slaves' entries) is bounded by the
+ * view's limits.
+ */
+/* Bytes of one family name or key. */
+#define AEMP_GDB_NAME_MAX 1024
+/* Bytes of one value. */
+#define AEMP_GDB_VALUE_MAX 65536
+/* Families in one slave's database, and families one node watches. */
+#define AEMP_GDB_NODE_FAMILIES_MAX 256
+/* Keys in one family of one slave's database. */
+#define AEMP_GDB_NODE_KEYS_MAX 4096
+/* Bytes of one slave's database. */
+#define AEMP_GDB_NODE_BYTES_MAX (4u << 20)
+/* Keys of one family in the global view (all owners together). */
+#define AEMP_GDB_FAMILY_KEYS_MAX 262144
+/* Families in the global view. */
+#define AEMP_GDB_FAMILIES_MAX 65536
+
+/* Whether the node is a global node now (0 also for protocol 0 or NULL). */
+AEMP_API int aemp_node_is_global(const aemp_node_t *node);
 /* == END db == */
 
 /* ===================================================================== */

@@ -37,6 +37,7 @@ struct aemp__p1 {
     char **binds;      /* as configured */
     size_t nbinds;
     aemp__map_t finding; /* node ids asked for with g_find */
+    int self_master;   /* global.c: a global node is its own master */
 };
 
 /* ------------------------------------------------------------------ */
@@ -193,6 +194,12 @@ static void started1(aemp_node_t *n)
         if (is_listener(s, s->seeds[i].ep)) s->seeds[i].self = 1;
         seed_try(&s->seeds[i]);
     }
+    /* global.c: a node that is its own seed is global */
+    for (size_t i = 0; i < s->nseeds; i++)
+        if (s->seeds[i].self) {
+            aemp__global_start(n);
+            break;
+        }
 }
 
 static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -218,6 +225,7 @@ static void free1(aemp_node_t *n)
     aemp__strv_free(s->listeners);
     aemp__strv_free(s->binds);
     aemp__map_free(&s->finding);
+    aemp__global_free(n); /* global.c */
     aemp__db_free(n);
     free(s);
     n->p1 = NULL;
@@ -281,11 +289,12 @@ static int peer_is_seed(aemp_node_t *n, const aemp__peer_t *p, seed_t **first)
 int aemp__p1_to_master(aemp_node_t *n, json_t *elems)
 {
     struct aemp__p1 *s = n->p1;
+    aemp__payload_t pl = {elems, NULL, NULL};
+    if (s && s->self_master) return aemp__send(n, "", 0, "", 0, &pl); /* global.c */
     if (!s || !s->master || !s->master->link) {
         json_decref(elems);
         return AEMP_ESTATE;
     }
-    aemp__payload_t pl = {elems, NULL, NULL};
     return aemp__link_queue_msg(s->master->link, "", 0, &pl);
 }
 
@@ -300,7 +309,7 @@ static void master_set(aemp_node_t *n, aemp__peer_t *p)
 {
     struct aemp__p1 *s = n->p1;
     s->master = p;
-    aemp__log(n, AEMP_LOG_INFO, "new master node: %s", p->noderef);
+    aemp__log(n, AEMP_LOG_INFO, "new master node: %s", p ? p->noderef : n->noderef);
     json_t *db = aemp__db_local(n);
     if (db) aemp__p1_to_master(n, json_pack("[so]", "g_slave", db)); /* steals db */
     aemp__map_iter_t it = {0};
@@ -308,9 +317,17 @@ static void master_set(aemp_node_t *n, aemp__peer_t *p)
     aemp__db_master_up(n);
 }
 
+/* global.c: a global node is its own master from now on. */
+void aemp__p1_master_self(aemp_node_t *n)
+{
+    n->p1->self_master = 1;
+    master_set(n, NULL);
+}
+
 static const char *peer_resolve1(aemp_node_t *n, aemp__peer_t *p)
 {
     struct aemp__p1 *s = n->p1;
+    if (aemp__global_active(n)) return aemp__global_resolve(n, p); /* global.c: the view */
     if (aemp__map_set(&s->finding, p->noderef, (void *)1)) return "out of memory";
     p->resolving = 1;
     send_find(n, p->noderef); /* without a master: sent when one is up */
@@ -321,6 +338,7 @@ static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
     struct aemp__p1 *s = n->p1;
     seed_t *sd = NULL;
+    aemp__global_link_up(n, p, l); /* global.c: g_global on every link */
     if (!peer_is_seed(n, p, &sd) && l->outgoing) sd = seed_of_ep(s, l->addr);
     if (!sd) return;
     for (size_t i = 0; i < s->nseeds; i++)
@@ -333,7 +351,7 @@ static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
      * master and gets our database with it */
     aemp__payload_t bare = {json_pack("[s]", "g_slave"), NULL, NULL};
     aemp__link_queue_msg(l, "", 0, &bare);
-    if (!s->master) master_set(n, p);
+    if (!s->master && !s->self_master) master_set(n, p);
 }
 
 /* A seed's link went down or an attempt failed: try again after the
@@ -344,12 +362,14 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
 {
     struct aemp__p1 *s = n->p1;
     if (!s) return;
+    aemp__global_peer_down(n, p); /* global.c: its entries go */
     if (aemp__map_del(&s->finding, p->noderef)) p->resolving = 0;
     for (size_t i = 0; i < s->nseeds; i++) {
         seed_t *sd = &s->seeds[i];
         if (aemp__peer_get(n, sd->ep, 0) != p || sd->self) continue;
         if (p->last_error && !strcmp(p->last_error, "I refuse to talk to myself")) {
             sd->self = 1;
+            aemp__global_start(n); /* global.c: our own seed */
             continue;
         }
         if (sd->up) sd->interval = SEED_BACKOFF_START;
@@ -414,6 +434,7 @@ const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count)
 int aemp__p1_is_master(const aemp_node_t *n, const char *src)
 {
     const struct aemp__p1 *s = n->p1;
+    if (s && s->self_master) return aemp__is_self(n, src); /* global.c */
     return s && s->master && aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
 }
 

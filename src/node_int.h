@@ -160,6 +160,7 @@ struct aemp_node {
     const aemp__dialect_t *dialect;
     struct aemp__p1 *p1;        /* protocol 1: seeds, master (naming1.c) */
     struct aemp__db *db;        /* protocol 1: the database client (db.c) */
+    struct aemp__global *global; /* protocol 1: global node (global.c) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -302,6 +303,25 @@ void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs);
 const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count);
 /* Whether src (a node id) is our current master. */
 int aemp__p1_is_master(const aemp_node_t *n, const char *src);
+
+/* Our master is this node itself (a global node): the database and every
+ * waiting request go to our own node port from now on. (global.c) */
+void aemp__p1_master_self(aemp_node_t *n);
+
+/* ---- global.c (protocol 1 global node; hooks from naming1.c and
+ * services.c) ---- */
+/* Becomes a global node (nothing when it is one). 0 or AEMP_ENOMEM. */
+int aemp__global_start(aemp_node_t *n);
+int aemp__global_active(const aemp_node_t *n);
+/* A g_* request ["", TAG, ARGS...] from src (args borrowed): served when
+ * global; bare g_slave makes the node global first. */
+void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args);
+/* A link came up (g_global goes out) / p went down (its entries go). */
+void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l);
+void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p);
+/* Sets p's endpoints from the view's 'l (NULL) or says why it cannot. */
+const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p);
+void aemp__global_free(aemp_node_t *n);
 
 /* ---- db.c (protocol 1) ---- */
 json_t *aemp__db_local(aemp_node_t *n);

@@ -168,6 +168,24 @@ static void svc_g_chg2(aemp_node_t *n, const char *src, json_t *args)
         aemp__db_chg2(n, ARG(0), json_array_get(args, 1), json_array_get(args, 2));
 }
 
+/* The global protocol, served by a global node (global.c); a bare g_slave
+ * makes this node one. */
+#define GLOBAL_SVC(tag)                                                     \
+    static void svc_##tag(aemp_node_t *n, const char *src, json_t *args)    \
+    {                                                                       \
+        aemp__global_request(n, src, #tag, args);                           \
+    }
+GLOBAL_SVC(g_slave)
+GLOBAL_SVC(g_global)
+GLOBAL_SVC(g_set)
+GLOBAL_SVC(g_upd)
+GLOBAL_SVC(g_find)
+GLOBAL_SVC(g_db_family)
+GLOBAL_SVC(g_db_keys)
+GLOBAL_SVC(g_db_values)
+GLOBAL_SVC(g_mon1)
+GLOBAL_SVC(g_mon0)
+
 /* ------------------------------------------------------------------ */
 /* the dialects                                                        */
 
@@ -187,8 +205,7 @@ const aemp__service_t aemp__services_p0[] = {
     {NULL, NULL, NULL},
 };
 
-/* Protocol 1 (AnyEvent::MP 2.02), PROTOCOL-1.md §7, as a non-global node
- * serves it. */
+/* Protocol 1 (AnyEvent::MP 2.02), PROTOCOL-1.md §7 and §8.3. */
 const aemp__service_t aemp__services_p1[] = {
     {"", "", svc_ignore}, /* [""]: a keepalive */
     {"devnull", "", svc_ignore},
@@ -201,7 +218,17 @@ const aemp__service_t aemp__services_p1[] = {
     {"kil0", "s", svc_kil_notice},
     {"kil1", "s", svc_kil1},
     {"AnyEvent::MP::_spawn", "ss", svc_spawn},
-    {"g_global", "", svc_ignore},
+    {"g_global", "", svc_g_global},
+    /* served by a global node (global.c) */
+    {"g_slave", "", svc_g_slave},
+    {"g_set", "?", svc_g_set},
+    {"g_upd", "s?", svc_g_upd},
+    {"g_find", "s", svc_g_find},
+    {"g_db_family", "s?", svc_g_db_family},
+    {"g_db_keys", "s?", svc_g_db_keys},
+    {"g_db_values", "s?", svc_g_db_values},
+    {"g_mon1", "s", svc_g_mon1},
+    {"g_mon0", "s", svc_g_mon0},
     {"g_found", "sA", svc_g_found},
     {"g_reply", "s?", svc_g_reply},
     {"g_chg1", "sO", svc_g_chg1},

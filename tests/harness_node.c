@@ -141,6 +141,29 @@ int down_n(void *ud)
     return w->t->links_down >= w->n;
 }
 
+aemp_node_t *mknode_p1(tnode_t *t, const char *id, const char *bind, const char *const *seeds,
+                       size_t nseeds)
+{
+    const char *binds[] = {bind ? bind : "127.0.0.1:0"};
+    aemp_node_config_t c = {0};
+    c.protocol = 1;
+    c.nodeid = id;
+    c.binds = binds;
+    c.nbinds = 1;
+    c.seeds = nseeds ? seeds : NULL;
+    c.nseeds = nseeds;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    t_hooks(&c, t);
+    aemp_node_t *n = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (n && aemp_node_start(n)) {
+        aemp_node_destroy(n);
+        n = NULL;
+    }
+    t->node = n;
+    return n;
+}
+
 int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -45,6 +45,11 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
  * max_message 0 is the default. */
 aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
                      const char *sec, size_t max_message);
+/* A started protocol-1 node named id, listening on bind (NULL:
+ * 127.0.0.1, a free port), with nseeds seeds, the test secret and t's
+ * counters; NULL when it cannot start. */
+aemp_node_t *mknode_p1(tnode_t *t, const char *id, const char *bind, const char *const *seeds,
+                       size_t nseeds);
 /* Runs the default loop until cond(ud) or seconds pass; returns cond. */
 int run_until(int (*cond)(void *), void *ud, double seconds);
 /* Runs the default loop for seconds. */

@@ -1,0 +1,635 @@
+/*
+ * gdb.c - the global database of a global node (PROTOCOL-1.md §8.3),
+ * sans I/O: g_* requests in, messages to send out (see gdb.h). Every
+ * request is checked whole (shape, names, limits) before anything
+ * changes, so a dropped request leaves no trace.
+ */
+#include "gdb.h"
+#include "aemp_int.h"
+#include "map.h"
+
+#include <stdio.h>
+
+typedef struct shard {
+    char *node;
+    json_t *db;          /* {FAMILY: {KEY: VALUE}}, what node owns */
+    json_t *mons;        /* {FAMILY: null}, what node watches */
+    size_t bytes;        /* names and values in db */
+    unsigned long seq;   /* when it last wrote */
+    int slave;           /* registered with g_slave DB, or watches */
+    int global;          /* announced itself with g_global */
+} shard_t;
+
+struct aemp__gdb {
+    char *self;
+    json_t *view;        /* {FAMILY: {KEY: VALUE}}, merged */
+    json_t *mons;        /* {FAMILY: {NODE: null}} */
+    aemp__map_t shards;  /* node -> shard_t */
+    aemp__map_t globals; /* node -> shard_t, the global ones */
+    unsigned long seq;
+    size_t bytes;
+};
+
+/* ------------------------------------------------------------------ */
+/* sizes                                                               */
+
+/* About the length of v's compact JSON text; stops counting past limit. */
+static size_t cost(const json_t *v, size_t limit)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: return json_string_length(v) + 2;
+    case JSON_INTEGER:
+    case JSON_REAL: return 24;
+    case JSON_ARRAY: {
+        size_t c = 2;
+        for (size_t i = 0; i < json_array_size(v) && c <= limit; i++)
+            c += 1 + cost(json_array_get(v, i), limit - c);
+        return c;
+    }
+    case JSON_OBJECT: {
+        size_t c = 2;
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            if (c > limit) break;
+            c += strlen(k) + 4 + cost(x, limit - c);
+        }
+        return c;
+    }
+    default: return 5;
+    }
+}
+
+static size_t entry_cost(const char *key, const json_t *v)
+{
+    return strlen(key) + cost(v, (size_t)-1 / 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* set-up                                                              */
+
+aemp__gdb_t *aemp__gdb_new(const char *self)
+{
+    aemp__gdb_t *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->self = strdup(self ? self : "");
+    g->view = json_object();
+    g->mons = json_object();
+    if (!g->self || !g->view || !g->mons) {
+        aemp__gdb_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void shard_free(shard_t *s)
+{
+    if (!s) return;
+    json_decref(s->db);
+    json_decref(s->mons);
+    free(s->node);
+    free(s);
+}
+
+void aemp__gdb_free(aemp__gdb_t *g)
+{
+    if (!g) return;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) shard_free(e->value);
+    aemp__map_free(&g->shards);
+    aemp__map_free(&g->globals);
+    json_decref(g->view);
+    json_decref(g->mons);
+    free(g->self);
+    free(g);
+}
+
+static shard_t *shard_get(aemp__gdb_t *g, const char *node, int create)
+{
+    shard_t *s = aemp__map_get(&g->shards, node);
+    if (s || !create) return s;
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->node = strdup(node)) || !(s->db = json_object()) || !(s->mons = json_object()) ||
+        aemp__map_set(&g->shards, node, s)) {
+        shard_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* output                                                              */
+
+/* Appends [dest, msg] to out (steals msg). */
+static int emit(json_t *out, const char *dest, json_t *msg)
+{
+    if (!msg) return AEMP_ENOMEM;
+    return json_array_append_new(out, json_pack("[so]", dest, msg)) ? AEMP_ENOMEM : 0;
+}
+
+static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t *msg)
+{
+    int rc = 0;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; !rc && (e = aemp__map_next(&g->globals, &it));) {
+        shard_t *s = e->value;
+        if (strcmp(s->node, except) && strcmp(s->node, g->self))
+            rc = emit(out, s->node, json_incref(msg));
+    }
+    json_decref(msg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the merge                                                           */
+
+/* Another owner of family/key than except: a slave before a global peer,
+ * then the latest writer. */
+static shard_t *other_owner(aemp__gdb_t *g, const shard_t *except, const char *family,
+                            const char *key)
+{
+    shard_t *best = NULL;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
+        shard_t *s = e->value;
+        if (s == except || !json_object_get(json_object_get(s->db, family), key)) continue;
+        if (!best || (s->slave && !best->slave) || (s->slave == best->slave && s->seq > best->seq))
+            best = s;
+    }
+    return best;
+}
+
+/* Applies the checked update of s: set (object or NULL), del (array of
+ * strings or NULL), as 2.02's g_upd does, and says so to the other
+ * globals (when s is a slave) and to the family's watchers. */
+static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json_t *del,
+               json_t *out)
+{
+    json_t *ldb = json_object_get(s->db, family), *gdb = json_object_get(g->view, family);
+    json_t *fwd_set = json_object(), *fwd_del = json_array(), *mon_set = json_object(),
+           *mon_del = json_array();
+    int rc = AEMP_ENOMEM;
+    if (!fwd_set || !fwd_del || !mon_set || !mon_del) goto out;
+    if (!ldb && (!(ldb = json_object()) || json_object_set_new(s->db, family, ldb))) goto out;
+    if (!gdb && (!(gdb = json_object()) || json_object_set_new(g->view, family, gdb))) goto out;
+    s->seq = ++g->seq;
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v) {
+        json_t *old = json_object_get(ldb, k);
+        size_t was = old ? entry_cost(k, old) : 0, now = entry_cost(k, v);
+        if (json_object_set(ldb, k, v) || json_object_set(gdb, k, v) ||
+            json_object_set(fwd_set, k, v) || json_object_set(mon_set, k, v))
+            goto out;
+        s->bytes += now - was;
+        g->bytes += now - was;
+    }
+    for (size_t i = 0; i < json_array_size(del); i++) {
+        const char *dk = json_string_value(json_array_get(del, i));
+        json_t *mine = json_object_get(ldb, dk);
+        if (!mine) continue; /* a node deletes only what it holds */
+        size_t was = entry_cost(dk, mine);
+        s->bytes -= was;
+        g->bytes -= was;
+        json_object_del(ldb, dk);
+        shard_t *o = other_owner(g, s, family, dk);
+        if (o) {
+            json_t *ov = json_object_get(json_object_get(o->db, family), dk);
+            int same = json_equal(json_object_get(gdb, dk), ov);
+            if (o->slave) {
+                if (!same && (json_object_set(gdb, dk, ov) || json_object_set(fwd_set, dk, ov) ||
+                              json_object_set(mon_set, dk, ov)))
+                    goto out;
+            } else {
+                if (json_array_append_new(fwd_del, json_string(dk))) goto out;
+                if (!same && (json_object_set(gdb, dk, ov) || json_object_set(mon_set, dk, ov)))
+                    goto out;
+            }
+        } else {
+            json_object_del(gdb, dk);
+            json_object_del(mon_set, dk);
+            if (json_array_append_new(mon_del, json_string(dk))) goto out;
+            if (s->slave && json_array_append_new(fwd_del, json_string(dk))) goto out;
+        }
+    }
+    rc = 0;
+    if (s->slave && (json_object_size(fwd_set) || json_array_size(fwd_del)))
+        rc = emit_globals(g, s->node, out,
+                          json_pack("[ssOO]", "g_upd", family, fwd_set, fwd_del));
+    json_t *watchers = json_object_get(g->mons, family);
+    if (!rc && (json_object_size(mon_set) || json_array_size(mon_del))) {
+        const char *w;
+        json_t *unused;
+        json_object_foreach(watchers, w, unused) {
+            if ((rc = emit(out, w, json_pack("[ssOO]", "g_chg2", family, mon_set, mon_del)))) break;
+        }
+    }
+out:
+    if (ldb && !json_object_size(ldb)) json_object_del(s->db, family);
+    if (gdb && !json_object_size(gdb)) json_object_del(g->view, family);
+    json_decref(fwd_set);
+    json_decref(fwd_del);
+    json_decref(mon_set);
+    json_decref(mon_del);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* checks                                                              */
+
+/* Says why in why (whylen bytes) and returns code. */
+__attribute__((format(printf, 4, 5))) static int fail(char *why, size_t whylen, int code,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (why && whylen) vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+#define FAIL(code, ...) fail(why, whylen, code, __VA_ARGS__)
+
+typedef struct budget {
+    size_t families;  /* families the shard will have */
+    size_t bytes;     /* bytes it will hold */
+} budget_t;
+
+/* Whether an object key of obj holds a NUL byte (the decoder makes them
+ * from \u0000): names here are C strings, so such a key is refused. */
+static int nul_key(json_t *obj)
+{
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it))
+        if (strlen(json_object_iter_key(it)) != json_object_iter_key_len(it)) return 1;
+    return 0;
+}
+
+static int nul_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v);
+}
+
+/* Checks an update of family by s (set: object or NULL, del: array or
+ * NULL) and counts what s would hold after it into b. replace: s's
+ * family is replaced by set, not updated. */
+static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json_t *del,
+                        int replace, budget_t *b, char *why, size_t whylen)
+{
+    if (strlen(family) > AEMP_GDB_NAME_MAX)
+        return FAIL(AEMP_ELIMIT, "family name of %zu bytes, limit %d", strlen(family), AEMP_GDB_NAME_MAX);
+    if (set && !json_is_object(set))
+        return FAIL(AEMP_EBADMSG, "family %.64s: not an object of keys", family);
+    if (del && !json_is_array(del))
+        return FAIL(AEMP_EBADMSG, "family %.64s: deleted keys are not an array", family);
+    for (size_t i = 0; i < json_array_size(del); i++)
+        if (!json_is_string(json_array_get(del, i)) || nul_string(json_array_get(del, i)))
+            return FAIL(AEMP_EBADMSG, "family %.64s: deleted key %zu is not a string", family, i);
+    if (set && nul_key(set))
+        return FAIL(AEMP_EBADMSG, "family %.64s: a key holds a NUL byte", family);
+    json_t *ldb = replace ? NULL : json_object_get(s->db, family);
+    json_t *gdb = json_object_get(g->view, family);
+    size_t lkeys = json_object_size(ldb), gkeys = json_object_size(gdb);
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v) {
+        size_t kl = strlen(k), vc = cost(v, AEMP_GDB_VALUE_MAX);
+        if (kl > AEMP_GDB_NAME_MAX)
+            return FAIL(AEMP_ELIMIT, "family %.64s: key of %zu bytes, limit %d", family, kl, AEMP_GDB_NAME_MAX);
+        if (vc > AEMP_GDB_VALUE_MAX)
+            return FAIL(AEMP_ELIMIT, "family %.64s: value of key %.64s is over %d bytes", family, k,
+                       AEMP_GDB_VALUE_MAX);
+        json_t *old = json_object_get(ldb, k);
+        if (!old) lkeys++;
+        else b->bytes -= entry_cost(k, old);
+        b->bytes += kl + vc;
+        if (!json_object_get(gdb, k)) gkeys++;
+    }
+    if (!replace && !ldb && json_object_size(set)) b->families++;
+    if (!s->global && lkeys > AEMP_GDB_NODE_KEYS_MAX)
+        return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys of this node, limit %d", family, lkeys,
+                   AEMP_GDB_NODE_KEYS_MAX);
+    if (gkeys > AEMP_GDB_FAMILY_KEYS_MAX)
+        return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys, limit %d", family, gkeys,
+                   AEMP_GDB_FAMILY_KEYS_MAX);
+    if (!gdb && json_object_size(set) && json_object_size(g->view) >= AEMP_GDB_FAMILIES_MAX)
+        return FAIL(AEMP_ELIMIT, "the view holds %d families, the limit", AEMP_GDB_FAMILIES_MAX);
+    return 0;
+}
+
+static int check_budget(const shard_t *s, const budget_t *b, char *why, size_t whylen)
+{
+    if (s->global) return 0; /* a global node's share of the view */
+    if (b->families > AEMP_GDB_NODE_FAMILIES_MAX)
+        return FAIL(AEMP_ELIMIT, "the node's database would hold %zu families, limit %d", b->families,
+                   AEMP_GDB_NODE_FAMILIES_MAX);
+    if (b->bytes > AEMP_GDB_NODE_BYTES_MAX)
+        return FAIL(AEMP_ELIMIT, "the node's database would hold %zu bytes, limit %u", b->bytes,
+                   AEMP_GDB_NODE_BYTES_MAX);
+    return 0;
+}
+
+/* Checks a whole database {FAMILY: {KEY: VALUE}} for s. */
+static int check_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, char *why, size_t whylen)
+{
+    if (!json_is_object(db)) return FAIL(AEMP_EBADMSG, "the database is not an object");
+    if (nul_key(db)) return FAIL(AEMP_EBADMSG, "a family name holds a NUL byte");
+    budget_t b = {replace ? 0 : json_object_size(s->db), replace ? 0 : s->bytes};
+    const char *f;
+    json_t *fam;
+    int rc;
+    json_object_foreach(db, f, fam) {
+        if (!json_is_object(fam))
+            return FAIL(AEMP_EBADMSG, "family %.64s: not an object of keys", f);
+        if ((rc = check_family(g, s, f, fam, NULL, replace, &b, why, whylen))) return rc;
+        if (replace && json_object_size(fam)) b.families++;
+    }
+    return check_budget(s, &b, why, whylen);
+}
+
+/* ------------------------------------------------------------------ */
+/* requests                                                            */
+
+/* A node's whole database: replaces (or, from a global node, updates)
+ * its shard. */
+static int put_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, json_t *out)
+{
+    int rc = 0;
+    const char *f;
+    json_t *fam;
+    if (replace) {
+        /* what the new database lacks goes first */
+        json_t *gone = json_object();
+        if (!gone) return AEMP_ENOMEM;
+        json_object_foreach(s->db, f, fam) {
+            json_t *nf = json_object_get(db, f), *keys = json_array();
+            const char *k;
+            json_t *v;
+            json_object_foreach(fam, k, v) if (!json_object_get(nf, k)) json_array_append_new(keys, json_string(k));
+            if (!keys || json_object_set_new(gone, f, keys)) rc = AEMP_ENOMEM;
+        }
+        void *tmp;
+        json_object_foreach_safe(gone, tmp, f, fam) {
+            if (!rc && json_array_size(fam)) rc = upd(g, s, f, NULL, fam, out);
+        }
+        json_decref(gone);
+    }
+    json_object_foreach(db, f, fam) {
+        if (!rc && json_object_size(fam)) rc = upd(g, s, f, fam, NULL, out);
+    }
+    return rc;
+}
+
+/* The merged databases of our slaves (what g_set carries). */
+static json_t *slaves_db(aemp__gdb_t *g)
+{
+    json_t *db = json_object();
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; db && (e = aemp__map_next(&g->shards, &it));) {
+        shard_t *s = e->value;
+        if (!s->slave) continue;
+        const char *f;
+        json_t *fam;
+        json_object_foreach(s->db, f, fam) {
+            json_t *m = json_object_get(db, f);
+            if (!m && (!(m = json_object()) || json_object_set_new(db, f, m))) goto nomem;
+            if (json_object_update(m, fam)) goto nomem;
+        }
+    }
+    return db;
+nomem:
+    json_decref(db);
+    return NULL;
+}
+
+static json_t *family_copy(aemp__gdb_t *g, const char *family)
+{
+    json_t *f = json_object_get(g->view, family);
+    return f ? json_copy(f) : json_null();
+}
+
+static int watch(aemp__gdb_t *g, shard_t *s, const char *family, int on)
+{
+    json_t *w = json_object_get(g->mons, family);
+    if (!on) {
+        json_object_del(w, s->node);
+        if (w && !json_object_size(w)) json_object_del(g->mons, family);
+        json_object_del(s->mons, family);
+        return 0;
+    }
+    if (!w && (!(w = json_object()) || json_object_set_new(g->mons, family, w))) return AEMP_ENOMEM;
+    if (json_object_set_new(w, s->node, json_null()) ||
+        json_object_set_new(s->mons, family, json_null()))
+        return AEMP_ENOMEM;
+    return 0;
+}
+
+int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
+{
+    shard_t *s = aemp__map_get(&g->shards, node);
+    if (!s) return 0;
+    int rc = 0;
+    const char *f;
+    json_t *fam;
+    void *tmp;
+    json_object_foreach_safe(s->mons, tmp, f, fam) watch(g, s, f, 0);
+    json_t *db = json_copy(s->db); /* upd drops emptied families */
+    json_object_foreach(db, f, fam) {
+        json_t *keys = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(fam, k, v) json_array_append_new(keys, json_string(k));
+        json_t *empty = json_object();
+        if (!rc && keys && empty) rc = upd(g, s, f, empty, keys, out);
+        else rc = AEMP_ENOMEM;
+        json_decref(keys);
+        json_decref(empty);
+    }
+    json_decref(db);
+    aemp__map_del(&g->shards, node);
+    aemp__map_del(&g->globals, node);
+    g->bytes -= s->bytes;
+    shard_free(s);
+    return rc;
+}
+
+#define ARG(i) json_array_get(req, (i) + 1)
+#define SARG(i) json_string_value(ARG(i))
+
+int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, char *why,
+                   size_t whylen)
+{
+    const char *tag = json_string_value(json_array_get(req, 0));
+    if (nul_string(json_array_get(req, 1))) /* a family name or node id */
+        return FAIL(AEMP_EBADMSG, "a name holds a NUL byte");
+    size_t nargs = json_array_size(req) ? json_array_size(req) - 1 : 0;
+    if (why && whylen) *why = 0;
+    if (!tag || !src) return FAIL(AEMP_EBADMSG, "not a request");
+    if (!strcmp(src, g->self) && !strcmp(tag, "g_global")) return 0;
+    int rc;
+    shard_t *s;
+
+    if (!strcmp(tag, "g_slave")) {
+        if (!nargs) return 0; /* "run the global service": we do */
+        if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
+        /* a slave's registration is its whole database; a global node's
+         * (2.02 makes another seed its master too) adds to its g_set */
+        int was = s->slave, replace = !s->global;
+        s->slave = 1;
+        if ((rc = check_db(g, s, ARG(0), replace, why, whylen))) {
+            s->slave = was;
+            return rc;
+        }
+        return put_db(g, s, ARG(0), replace, out);
+    }
+    if (!strcmp(tag, "g_set")) {
+        if (!nargs) return FAIL(AEMP_EBADMSG, "g_set without a database");
+        if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
+        if ((rc = check_db(g, s, ARG(0), 0, why, whylen))) return rc;
+        return put_db(g, s, ARG(0), 0, out);
+    }
+    if (!strcmp(tag, "g_upd")) {
+        const char *family = SARG(0);
+        json_t *set = ARG(1), *del = ARG(2);
+        if (!family) return FAIL(AEMP_EBADMSG, "g_upd without a family name");
+        if (json_is_null(set)) set = NULL;
+        if (json_is_null(del)) del = NULL;
+        if (!set && !del) return 0;
+        if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
+        budget_t b = {json_object_size(s->db), s->bytes};
+        if ((rc = check_family(g, s, family, set, del, 0, &b, why, whylen)) ||
+            (rc = check_budget(s, &b, why, whylen)))
+            return rc;
+        return upd(g, s, family, set, del, out);
+    }
+    if (!strcmp(tag, "g_find")) {
+        const char *node = SARG(0);
+        if (!node) return FAIL(AEMP_EBADMSG, "g_find without a node id");
+        json_t *l = json_object_get(json_object_get(g->view, "'l"), node);
+        return emit(out, src, json_pack("[ssO]", "g_found", node, l ? l : json_null()));
+    }
+    if (!strcmp(tag, "g_db_family") || !strcmp(tag, "g_db_keys") || !strcmp(tag, "g_db_values")) {
+        const char *family = SARG(0);
+        json_t *id = ARG(1);
+        if (!family || !id) return FAIL(AEMP_EBADMSG, "%s without a family name and an id", tag);
+        json_t *fam = json_object_get(g->view, family), *r;
+        if (tag[5] == 'f') {
+            r = fam ? json_copy(fam) : json_object();
+        } else {
+            r = json_array();
+            const char *k;
+            json_t *v;
+            json_object_foreach(fam, k, v) {
+                if (r && json_array_append_new(r, tag[5] == 'k' ? json_string(k) : json_incref(v))) {
+                    json_decref(r);
+                    r = NULL;
+                }
+            }
+        }
+        return emit(out, src, r ? json_pack("[sOo]", "g_reply", id, r) : NULL);
+    }
+    if (!strcmp(tag, "g_mon1") || !strcmp(tag, "g_mon0")) {
+        const char *family = SARG(0);
+        if (!family) return FAIL(AEMP_EBADMSG, "%s without a family name", tag);
+        if (tag[5] == '0') {
+            s = shard_get(g, src, 0);
+            return s ? watch(g, s, family, 0) : 0;
+        }
+        if (strlen(family) > AEMP_GDB_NAME_MAX)
+            return FAIL(AEMP_ELIMIT, "family name of %zu bytes, limit %d", strlen(family), AEMP_GDB_NAME_MAX);
+        if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
+        if (!json_object_get(s->mons, family) && json_object_size(s->mons) >= AEMP_GDB_NODE_FAMILIES_MAX)
+            return FAIL(AEMP_ELIMIT, "the node watches %d families, the limit", AEMP_GDB_NODE_FAMILIES_MAX);
+        s->slave = 1; /* as in 2.02: a watcher counts as a slave */
+        if ((rc = watch(g, s, family, 1))) return rc;
+        return emit(out, src, json_pack("[sso]", "g_chg1", family, family_copy(g, family)));
+    }
+    if (!strcmp(tag, "g_global")) {
+        /* usually nothing to forget; not so for a node turned global */
+        if ((rc = aemp__gdb_node_down(g, src, out))) return rc;
+        if (!(s = shard_get(g, src, 1)) || aemp__map_set(&g->globals, src, s)) return AEMP_ENOMEM;
+        s->global = 1;
+        json_t *db = slaves_db(g);
+        return emit(out, src, db ? json_pack("[so]", "g_set", db) : NULL);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* queries                                                             */
+
+json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family)
+{
+    return json_object_get(g->view, family);
+}
+
+int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node)
+{
+    shard_t *s = aemp__map_get(&g->shards, node);
+    return s && s->global;
+}
+
+size_t aemp__gdb_nodes(const aemp__gdb_t *g)
+{
+    return g->shards.count;
+}
+
+size_t aemp__gdb_bytes(const aemp__gdb_t *g)
+{
+    return g->bytes;
+}
+
+int aemp__gdb_check(const aemp__gdb_t *g)
+{
+    size_t total = 0;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
+        shard_t *s = e->value;
+        size_t bytes = 0;
+        const char *f, *k;
+        json_t *fam, *v;
+        json_object_foreach(s->db, f, fam) {
+            if (!json_object_size(fam)) return __LINE__;
+            json_t *gf = json_object_get(g->view, f);
+            json_object_foreach(fam, k, v) {
+                if (!json_object_get(gf, k)) return __LINE__;
+                bytes += entry_cost(k, v);
+            }
+            if (!s->global && json_object_size(fam) > AEMP_GDB_NODE_KEYS_MAX)
+                return __LINE__;
+        }
+        if (bytes != s->bytes) return __LINE__;
+        if (!s->global && (json_object_size(s->db) > AEMP_GDB_NODE_FAMILIES_MAX ||
+                                       bytes > AEMP_GDB_NODE_BYTES_MAX))
+            return __LINE__;
+        json_object_foreach(s->mons, f, v) if (!json_object_get(json_object_get(g->mons, f), s->node))
+            return __LINE__;
+        total += bytes;
+    }
+    if (total != g->bytes) return __LINE__;
+    aemp__map_iter_t ig = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->globals, &ig));)
+        if (aemp__map_get(&g->shards, e->key) != e->value || !((shard_t *)e->value)->global)
+            return __LINE__;
+    const char *f, *k;
+    json_t *fam, *v;
+    json_object_foreach(g->view, f, fam) {
+        if (!json_object_size(fam) || json_object_size(fam) > AEMP_GDB_FAMILY_KEYS_MAX)
+            return __LINE__;
+        json_object_foreach(fam, k, v) {
+            int owned = 0;
+            aemp__map_iter_t i2 = {0};
+            for (aemp__map_ent_t *e; !owned && (e = aemp__map_next(&g->shards, &i2));) {
+                json_t *ov = json_object_get(json_object_get(((shard_t *)e->value)->db, f), k);
+                owned = ov && (ov == v || json_equal(ov, v));
+            }
+            if (!owned) return __LINE__;
+        }
+    }
+    json_object_foreach(g->mons, f, fam) {
+        if (!json_object_size(fam)) return __LINE__;
+        json_object_foreach(fam, k, v) {
+            shard_t *s = aemp__map_get(&g->shards, k);
+            if (!s || !json_object_get(s->mons, f)) return __LINE__;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,290 @@
+/*
+ * global.c - a protocol-1 global node (PROTOCOL-1.md §3, §7, §8.3): when
+ * a node becomes global, how it serves the g_* requests of its slaves and
+ * of the other global nodes through its global database (gdb.c, which is
+ * pure: it gets the requests and returns the messages, sent from here),
+ * and the mesh: links to every other global node, kept up with 2.02's
+ * back-off. naming1.c calls in here at its hooks (marked "global.c");
+ * node.c, link.c and port.c know nothing of it.
+ */
+#include "node_int.h"
+#include "addr.h"
+#include "gdb.h"
+
+#include <stdio.h>
+
+#define MESH_BACKOFF_START 0.6 /* seconds; a retry waits 1-2 times this */
+
+/* Another global node we keep a link to. */
+typedef struct meshpeer {
+    aemp_node_t *node;
+    char *id;
+    double interval;
+    int failures;      /* since its link was last up */
+    ev_timer retry;
+} meshpeer_t;
+
+struct aemp__global {
+    aemp__gdb_t *gdb;       /* NULL until the node is global */
+    aemp__map_t announced;  /* nodes that sent g_global while we were not */
+    aemp__map_t mesh;       /* global node id -> meshpeer_t */
+};
+
+static struct aemp__global *gl_of(aemp_node_t *n)
+{
+    if (!n->global) n->global = calloc(1, sizeof *n->global);
+    return n->global;
+}
+
+int aemp__global_active(const aemp_node_t *n)
+{
+    return n && n->global && n->global->gdb;
+}
+
+int aemp_node_is_global(const aemp_node_t *n)
+{
+    return aemp__global_active(n);
+}
+
+/* ------------------------------------------------------------------ */
+/* output                                                              */
+
+/* Sends what the database returned: [DEST, [TAG, ARGS...]] each, to
+ * DEST's node port (ours: delivered from the loop). */
+static void send_out(aemp_node_t *n, json_t *out)
+{
+    for (size_t i = 0; i < json_array_size(out) && !n->destroy_pending; i++) {
+        json_t *m = json_array_get(out, i);
+        const char *dest = json_string_value(json_array_get(m, 0));
+        aemp__payload_t pl = {json_incref(json_array_get(m, 1)), NULL, NULL};
+        aemp__send(n, dest, strlen(dest), "", 0, &pl);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the mesh                                                            */
+
+static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    meshpeer_t *m = w->data;
+    aemp_node_t *n = m->node;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    if (!aemp_node_is_up(n, m->id)) aemp_node_connect(n, m->id);
+    aemp__leave(n);
+}
+
+static void mesh_free(aemp_node_t *n, meshpeer_t *m)
+{
+    ev_timer_stop(n->loop, &m->retry);
+    free(m->id);
+    free(m);
+}
+
+/* Keeps links to every global node of the view's 'g, and to no other. */
+static void mesh_sync(aemp_node_t *n)
+{
+    struct aemp__global *gl = n->global;
+    json_t *gs = aemp__gdb_family(gl->gdb, "'g");
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));)
+        if (!json_object_get(gs, e->key)) {
+            meshpeer_t *m = e->value;
+            aemp__map_del(&gl->mesh, e->key);
+            mesh_free(n, m);
+        }
+    const char *id;
+    json_t *v;
+    json_object_foreach(gs, id, v) {
+        if (aemp__is_self(n, id) || aemp__map_get(&gl->mesh, id)) continue;
+        meshpeer_t *m = calloc(1, sizeof *m);
+        if (!m || !(m->id = strdup(id)) || aemp__map_set(&gl->mesh, id, m)) {
+            if (m) free(m->id);
+            free(m);
+            continue;
+        }
+        m->node = n;
+        m->interval = MESH_BACKOFF_START;
+        ev_init(&m->retry, mesh_retry_cb);
+        m->retry.data = m;
+        if (!aemp_node_is_up(n, id)) {
+            ev_timer_set(&m->retry, 0.0, 0.0);
+            ev_timer_start(n->loop, &m->retry);
+        }
+    }
+}
+
+/* A global node's link went down: at once, then after 0.6-1.2 s,
+ * doubling up to monitor_timeout. */
+static void mesh_down(aemp_node_t *n, const char *id)
+{
+    meshpeer_t *m = aemp__map_get(&n->global->mesh, id);
+    if (!m) return;
+    double wait = 0.0;
+    if (m->failures++) {
+        wait = m->interval * (1.0 + (double)(rand() % 1000) / 1000.0);
+        m->interval *= 2;
+        if (m->interval > n->timeout) m->interval = n->timeout;
+    }
+    ev_timer_stop(n->loop, &m->retry);
+    ev_timer_set(&m->retry, wait, 0.0);
+    ev_timer_start(n->loop, &m->retry);
+}
+
+/* ------------------------------------------------------------------ */
+/* requests                                                            */
+
+/* Feeds one request to the database and sends what it returns. */
+static int feed(aemp_node_t *n, const char *src, json_t *req)
+{
+    json_t *out = json_array();
+    char why[256];
+    int rc = out ? aemp__gdb_feed(n->global->gdb, src, req, out, why, sizeof why) : AEMP_ENOMEM;
+    if (rc == AEMP_ENOMEM)
+        aemp__log(n, AEMP_LOG_ERROR, "%s: %s: out of memory", src,
+                  json_string_value(json_array_get(req, 0)));
+    else if (rc)
+        aemp__log(n, AEMP_LOG_WARN, "node %s: %s: %s; dropped", src,
+                  json_string_value(json_array_get(req, 0)), why);
+    send_out(n, out);
+    json_decref(out);
+    return rc;
+}
+
+/* g_global from node (a global node): 2.02's g_global_connect. */
+static void global_connect(aemp_node_t *n, const char *node)
+{
+    json_t *req = json_pack("[s]", "g_global");
+    if (req && !feed(n, node, req)) aemp_db_set(n, "'g", node, NULL);
+    json_decref(req);
+}
+
+int aemp__global_start(aemp_node_t *n)
+{
+    struct aemp__global *gl = gl_of(n);
+    if (!gl) return AEMP_ENOMEM;
+    if (gl->gdb) return 0;
+    if (!(gl->gdb = aemp__gdb_new(n->noderef))) return AEMP_ENOMEM;
+    aemp__log(n, AEMP_LOG_INFO, "starting global service.");
+    /* our own master: the database and every waiting request go to us */
+    aemp__p1_master_self(n);
+    aemp_db_set(n, "'g", n->noderef, NULL);
+    for (aemp__peer_t *p = n->peers_list; p && !n->destroy_pending; p = p->next) {
+        if (!p->link || p->link->state != LINK_UP) continue;
+        aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
+        aemp__link_queue_msg(p->link, "", 0, &pl);
+        if (aemp__map_get(&gl->announced, p->noderef)) global_connect(n, p->noderef);
+    }
+    aemp__map_free(&gl->announced);
+    mesh_sync(n);
+    return 0;
+}
+
+void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args)
+{
+    struct aemp__global *gl = gl_of(n);
+    if (!gl) return;
+    if (!strcmp(tag, "g_slave") && !gl->gdb && aemp__global_start(n)) return;
+    if (!gl->gdb) {
+        /* a node that is not global only notes who is */
+        if (!strcmp(tag, "g_global")) aemp__map_set(&gl->announced, src, (void *)1);
+        else aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
+        return;
+    }
+    json_t *req = json_pack("[s]", tag);
+    if (!req || json_array_extend(req, args)) {
+        json_decref(req);
+        return;
+    }
+    if (!strcmp(tag, "g_global")) {
+        if (!aemp__is_self(n, src)) global_connect(n, src);
+    } else {
+        /* g_set carries the sender's listeners, which we mirror (2.02) */
+        json_t *l = NULL;
+        if (!strcmp(tag, "g_set"))
+            l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
+        if (!feed(n, src, req) && l) aemp_db_set(n, "'l", src, json_incref(l));
+        json_decref(l);
+    }
+    json_decref(req);
+    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync(n);
+}
+
+/* ------------------------------------------------------------------ */
+/* hooks of the naming model                                           */
+
+void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
+{
+    if (!aemp__global_active(n)) return;
+    aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
+    aemp__link_queue_msg(l, "", 0, &pl);
+    meshpeer_t *m = aemp__map_get(&n->global->mesh, p->noderef);
+    if (m) {
+        m->failures = 0;
+        m->interval = MESH_BACKOFF_START;
+        ev_timer_stop(n->loop, &m->retry);
+    }
+}
+
+void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
+{
+    struct aemp__global *gl = n->global;
+    if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
+    if (!gl->gdb) {
+        aemp__map_del(&gl->announced, p->noderef);
+        return;
+    }
+    char *id = strdup(p->noderef);
+    json_t *out = json_array();
+    if (id && out) {
+        if (aemp__gdb_node_down(gl->gdb, id, out))
+            aemp__log(n, AEMP_LOG_ERROR, "%s: node down: out of memory", id);
+        send_out(n, out);
+        aemp_db_del(n, "'g", id);
+        aemp_db_del(n, "'l", id);
+        if (!n->destroy_pending) {
+            mesh_down(n, id);
+            mesh_sync(n);
+        }
+    }
+    json_decref(out);
+    free(id);
+}
+
+/* Where p listens, from the view ('l): set as its endpoints (NULL
+ * returned), or why it cannot be reached. */
+const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
+{
+    json_t *addrs = json_object_get(aemp__gdb_family(n->global->gdb, "'l"), p->noderef);
+    size_t cnt = json_array_size(addrs), k = 0;
+    char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
+    for (size_t i = 0; eps && i < cnt; i++) {
+        const char *a = json_string_value(json_array_get(addrs, i));
+        char **one = a ? n->dialect->name_endpoints(a, &(size_t){0}) : NULL;
+        if (one && one[0]) eps[k++] = strdup(one[0]);
+        if (k && !eps[k - 1]) k--;
+        aemp__strv_free(one);
+    }
+    if (!k) {
+        aemp__strv_free(eps);
+        return "no known address";
+    }
+    aemp__strv_free(p->eps);
+    p->eps = eps;
+    p->neps = k;
+    return NULL;
+}
+
+void aemp__global_free(aemp_node_t *n)
+{
+    struct aemp__global *gl = n->global;
+    if (!gl) return;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_free(n, e->value);
+    aemp__map_free(&gl->mesh);
+    aemp__map_free(&gl->announced);
+    aemp__gdb_free(gl->gdb);
+    free(gl);
+    n->global = NULL;
+}
