@@ -1,6 +1,7 @@
 /*
  * aemp.h - the public interface of libaemp, a C implementation of the
- * AnyEvent::MP (AEMP) protocol, version 0.
+ * AnyEvent::MP (AEMP) protocol, version 0 (the handshake engine also
+ * speaks version 1, AnyEvent::MP 2.02's).
  *
  * This header is the specification of the library. Every declaration says
  * what it does, what it returns, how it fails and who owns what. The
