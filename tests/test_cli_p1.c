@@ -482,3 +482,60 @@ TEST(cli_p1_network_errors)
     const char *names[] = {"rc", NULL};
     rm_dir(dir, names);
 }
+
+/* A network of C nodes only: `run` with its own address among its seeds
+ * is a seed (a global node, as 2.02 makes it); a worker joins through it;
+ * `cal WORKER time` and a call of the worker's echo service from a third
+ * node find the worker through the C seed (g_find) and reach it
+ * directly. */
+TEST(cli_p1_c_seed_network)
+{
+    char dir[64], rc[128], serr[128], werr[128], seed[64], text[8192];
+    temp_rc(dir, rc);
+    snprintf(serr, sizeof serr, "%s/seed.err", dir);
+    snprintf(werr, sizeof werr, "%s/worker.err", dir);
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", free_port());
+    res_t r;
+    env_t env = {dir, rc, "1"};
+    /* (the file overrides run's arguments, as in 2.02: the seed's own
+     * bind goes in its profile) */
+    run_env(&r, &env, "setsecret", "c network secret", "setseeds", seed, "setbinds",
+            "127.0.0.1:*", "profile", "cseed", "nodeid", "cseed", "setbinds", seed, NULL);
+    CHECK_INT(r.rc, 0);
+    char *sargs[] = {"run", "-v", "profile", "cseed", NULL};
+    int sout, wout;
+    pid_t spid = spawn(NULL, sargs, &env, &sout, NULL, serr);
+    REQUIRE(spid > 0);
+    CHECK(file_waitfor(serr, "starting global service.", 5000));
+    char *wargs[] = {"run", "-v", "nodeid", "worker", "services", "[\"echo\"]", NULL};
+    pid_t wpid = spawn(NULL, wargs, &env, &wout, NULL, werr);
+    REQUIRE(wpid > 0);
+    REQUIRE(file_waitfor(werr, "service echo: ", 5000));
+    slurp(werr, text, sizeof text);
+    char echo[128];
+    REQUIRE(!service_port(text, "echo", echo, sizeof echo, 1));
+    CHECK(!strncmp(echo, "worker#", 7));
+
+    run_env(&r, &env, "cal", "worker", "time", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    json_t *v = aemp_json_decode(r.out, strlen(r.out), 0, NULL, 0);
+    CHECK(json_array_size(v) == 1 && json_is_real(json_array_get(v, 0)));
+    json_decref(v);
+    run_env(&r, &env, "cal", echo, "via", "the C seed", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "[\"via\",\"the C seed\"]\n");
+    /* a node the seed does not know: at once, the seed's answer */
+    run_env(&r, &env, "cal", "nobody", "time", NULL);
+    CHECK_FAILS(&r, 1, "aemp cal: cannot reach node nobody: no known address");
+
+    kill(wpid, SIGTERM);
+    CHECK_INT(wait_exit(wpid, 5000), 0);
+    kill(spid, SIGTERM);
+    CHECK_INT(wait_exit(spid, 5000), 0);
+    close(sout);
+    close(wout);
+    kill_kids();
+    const char *names[] = {"rc", "seed.err", "worker.err", NULL};
+    rm_dir(dir, names);
+}
