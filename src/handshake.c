@@ -853,22 +853,30 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
     if (pf->greeted_at == 1) hs->greeted = 1;
 }
 
+/* The token of method m over the four greeting lines, ours first (the
+ * one we send) or the peer's first (the one we expect). Returns 0, or -1
+ * with the engine failed. */
+static int method_token(aemp_hs_t *hs, const hs_method_t *m, int ours_first, char **tok,
+                        size_t *n)
+{
+    span_t l1 = {hs->l1, hs->l1_len}, l2 = {hs->l2, hs->l2_len};
+    span_t r1 = {hs->r1, hs->r1_len}, r2 = {hs->r2, hs->r2_len};
+    span_t lines[4] = {ours_first ? l1 : r1, ours_first ? l2 : r2, ours_first ? r1 : l1,
+                       ours_first ? r2 : l2};
+    *tok = NULL;
+    *n = 0;
+    int rc = m->token(hs, lines, tok, n);
+    if (rc == AEMP_ENOMEM) fail_nomem(hs);
+    else if (rc) set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
+    return rc ? -1 : 0;
+}
+
 /* Queues our auth line for method m: its token over our lines first. */
 static void send_token_line(aemp_hs_t *hs, const hs_method_t *m)
 {
-    span_t lines[4] = {{hs->l1, hs->l1_len}, {hs->l2, hs->l2_len},
-                       {hs->r1, hs->r1_len}, {hs->r2, hs->r2_len}};
-    char *tok = NULL;
-    size_t n = 0;
-    int rc = m->token(hs, lines, &tok, &n);
-    if (rc == AEMP_ENOMEM) {
-        fail_nomem(hs);
-        return;
-    }
-    if (rc) {
-        set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
-        return;
-    }
+    char *tok;
+    size_t n;
+    if (method_token(hs, m, 1, &tok, &n)) return;
     if (queue_auth_line(hs, m->name, tok, n) == 0) hs->sent_method = m;
     wipe(tok, n);
     free(tok);
@@ -936,19 +944,9 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
     int ok = 0;
     if ((hs->tls_up || !(m->flags & MF_NEEDS_TLS)) &&
         (hs->has_secret || !(m->flags & MF_NEEDS_SECRET))) {
-        span_t lines[4] = {{hs->r1, hs->r1_len}, {hs->r2, hs->r2_len},
-                           {hs->l1, hs->l1_len}, {hs->l2, hs->l2_len}};
-        char *want = NULL;
-        size_t n = 0;
-        int rc = m->token(hs, lines, &want, &n);
-        if (rc == AEMP_ENOMEM) {
-            fail_nomem(hs);
-            return;
-        }
-        if (rc) {
-            set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
-            return;
-        }
+        char *want;
+        size_t n;
+        if (method_token(hs, m, 0, &want, &n)) return;
         ok = token_equal(data, want, n);
         wipe(want, n);
         free(want);

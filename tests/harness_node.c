@@ -85,13 +85,13 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
     return t->node;
 }
 
-aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
-                     const char *sec, size_t max_message)
+/* A started protocol-1 node (both helpers below). */
+static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
+                             const char *const *seeds, size_t nseeds, const char *sec,
+                             size_t max_message)
 {
-    memset(t, 0, sizeof *t);
-    start_ticker();
+    const char *binds[] = {bind ? bind : "127.0.0.1:0"};
     aemp_node_config_t c = {0};
-    static const char *binds[] = {"127.0.0.1:0"};
     c.protocol = 1;
     c.nodeid = id;
     c.binds = binds;
@@ -100,7 +100,6 @@ aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_
     c.nseeds = nseeds;
     c.secret = sec;
     c.secret_len = strlen(sec);
-    c.connect_interval = 2;
     c.max_message = max_message;
     t_hooks(&c, t);
     t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
@@ -109,6 +108,14 @@ aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_
         t->node = NULL;
     }
     return t->node;
+}
+
+aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
+                     const char *sec, size_t max_message)
+{
+    memset(t, 0, sizeof *t);
+    start_ticker();
+    return start_p1(t, id, NULL, seeds, nseeds, sec, max_message);
 }
 
 /* Runs the loop until cond(ud) or the deadline; returns cond's value. */
@@ -144,24 +151,7 @@ int down_n(void *ud)
 aemp_node_t *mknode_p1(tnode_t *t, const char *id, const char *bind, const char *const *seeds,
                        size_t nseeds)
 {
-    const char *binds[] = {bind ? bind : "127.0.0.1:0"};
-    aemp_node_config_t c = {0};
-    c.protocol = 1;
-    c.nodeid = id;
-    c.binds = binds;
-    c.nbinds = 1;
-    c.seeds = nseeds ? seeds : NULL;
-    c.nseeds = nseeds;
-    c.secret = secret;
-    c.secret_len = strlen(secret);
-    t_hooks(&c, t);
-    aemp_node_t *n = aemp_node_new(EV_DEFAULT, &c, NULL);
-    if (n && aemp_node_start(n)) {
-        aemp_node_destroy(n);
-        n = NULL;
-    }
-    t->node = n;
-    return n;
+    return start_p1(t, id, bind, seeds, nseeds, secret, 0);
 }
 
 int free_port(void)
