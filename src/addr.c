@@ -132,11 +132,17 @@ static int resolve_one(const char *host, const char *port, char ***out, size_t *
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
+    /* a numeric address needs no name service, nor the netlink query
+     * AI_ADDRCONFIG makes (a dozen system calls per node started) */
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) == 0 && res) goto found;
+    res = NULL;
     hints.ai_flags = AI_ADDRCONFIG;
     if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
         hints.ai_flags = 0; /* loopback-only hosts have no "configured" address */
         if (getaddrinfo(host, port, &hints, &res) != 0 || !res) return AEMP_ERESOLVE;
     }
+found:;
     int rc = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
