@@ -1402,6 +1402,19 @@ AEMP_API int aemp_rc_save(const char *path, const json_t *rc, char *err, size_t 
  * (c is then empty). */
 AEMP_API int aemp_p1_config_load(aemp_p1_config_t *c, const char *profile, const json_t *args,
                                  unsigned flags, char *err, size_t errlen);
+
+/* Fills the protocol-1 fields of a node configuration from c: protocol,
+ * nodeid, binds, seeds, secret, cert, timeout (monitor_timeout) and
+ * connect_interval; the other fields of nc are left as they are. The
+ * pointers are borrowed from c, so c must live until aemp_node_new, which
+ * copies them. So a program runs a node as the Perl user configured it:
+ *   aemp_p1_config_load(&pc, "myprofile", NULL, 0, err, sizeof err);
+ *   aemp_node_config_t nc = {0};
+ *   aemp_p1_node_config(&nc, &pc);
+ *   node = aemp_node_new(loop, &nc, &e);
+ *   aemp_p1_config_free(&pc);
+ * Returns 0, or AEMP_EINVAL for a NULL argument. */
+AEMP_API int aemp_p1_node_config(aemp_node_config_t *nc, const aemp_p1_config_t *c);
 /* == END config == */
 
 /* ===================================================================== */

@@ -694,6 +694,25 @@ fail:
     return rc;
 }
 
+int aemp_p1_node_config(aemp_node_config_t *nc, const aemp_p1_config_t *c)
+{
+    if (!nc || !c) return AEMP_EINVAL;
+    double mt = c->monitor_timeout;
+    nc->protocol = 1;
+    nc->nodeid = c->nodeid;
+    nc->binds = (const char *const *)c->binds;
+    nc->nbinds = c->nbinds;
+    nc->seeds = (const char *const *)c->seeds;
+    nc->nseeds = c->nseeds;
+    nc->secret = (const char *)c->secret;
+    nc->secret_len = c->secret_len;
+    nc->cert = c->cert;
+    nc->cert_len = c->cert ? strlen(c->cert) : 0;
+    nc->timeout = mt >= 1 && mt < 86400 ? (unsigned)(mt + 0.999) : 0;
+    nc->connect_interval = c->connect_interval;
+    return 0;
+}
+
 void aemp_p1_config_free(aemp_p1_config_t *c)
 {
     if (!c) return;

@@ -8,6 +8,8 @@
  * tool made there, the rc-file secret and the gensecret form of auth.json.
  */
 #include "test.h"
+
+#include <ev.h>
 #include "aemp.h"
 
 #include <stdlib.h>
@@ -719,4 +721,43 @@ TEST(rcfile_file_round_trip)
     unsetenv("PERL_ANYEVENT_MP_RC");
     unlink(path);
     rmdir(dir);
+}
+
+/* aemp_p1_node_config: a node made from the rc file's values runs with
+ * them (id, binds, secret, times). */
+TEST(rcfile_p1_node_config_runs_a_node)
+{
+    static const char text[] =
+        "{\"secret\":\"rc secret\",\"binds\":[\"127.0.0.1:0\"],\"seeds\":[],"
+        "\"monitor_timeout\":12.5,\"connect_interval\":0.5,"
+        "\"profile\":{\"w\":{\"nodeid\":\"worker-from-rc\"}}}";
+    char err[AEMP_RC_ERRMAX];
+    json_t *rc = aemp_rc_parse(text, strlen(text), err, sizeof err);
+    REQUIRE(rc);
+    json_t *m = aemp_rc_profile(rc, "w", NULL, 0, err, sizeof err);
+    REQUIRE(m);
+    aemp_p1_config_t pc;
+    REQUIRE(aemp_p1_config_make(&pc, m, "w", "h", aemp_random_source, NULL, err, sizeof err) == 0);
+    aemp_node_config_t nc = {0};
+    CHECK_INT(aemp_p1_node_config(NULL, &pc), AEMP_EINVAL);
+    CHECK_INT(aemp_p1_node_config(&nc, &pc), 0);
+    CHECK_INT(nc.protocol, 1);
+    CHECK_STR(nc.nodeid, "worker-from-rc");
+    CHECK_INT(nc.nbinds, 1);
+    CHECK_INT(nc.nseeds, 0);
+    CHECK_INT(nc.secret_len, 9);
+    CHECK(nc.cert == NULL);
+    CHECK_INT(nc.timeout, 13);
+    CHECK(nc.connect_interval == 0.5);
+    int e = 0;
+    aemp_node_t *n = aemp_node_new(EV_DEFAULT, &nc, &e);
+    REQUIRE(n);
+    aemp_p1_config_free(&pc); /* the node copied what it needs */
+    CHECK_INT(aemp_node_start(n), 0);
+    CHECK_STR(aemp_node_noderef(n), "worker-from-rc");
+    size_t nl = 0;
+    CHECK(aemp_node_listeners(n, &nl) && nl == 1);
+    aemp_node_destroy(n);
+    json_decref(m);
+    json_decref(rc);
 }

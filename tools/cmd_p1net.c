@@ -27,7 +27,6 @@
  * rules: "host:*", "*", a bare port) and handed to the node as "ip:port"
  * endpoints.
  */
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -162,25 +161,18 @@ static int p1_node_start(p1base_t *b, const p1cfg_t *p,
         cli_err(b->prog, "cannot initialise the event loop");
         return 1;
     }
-    double mt = ceil(p->c.monitor_timeout);
     aemp_node_config_t cfg = {
-        .protocol = 1,
-        .nodeid = p->c.nodeid,
-        .binds = (const char *const *)p->binds,
-        .nbinds = p->nbinds,
-        .seeds = (const char *const *)p->seeds,
-        .nseeds = p->nseeds,
-        .secret = p->c.secret,
-        .secret_len = p->c.secret_len,
-        .cert = p->c.cert,
-        .cert_len = p->c.cert ? strlen(p->c.cert) : 0,
-        .timeout = mt >= 1 && mt < 86400 ? (unsigned)mt : 0,
-        .connect_interval = p->c.connect_interval,
         .log = log,
         .log_ud = b,
         .on_link = link,
         .link_ud = b,
     };
+    aemp_p1_node_config(&cfg, &p->c);
+    /* the binds and seeds as resolved here (errors were told by name) */
+    cfg.binds = (const char *const *)p->binds;
+    cfg.nbinds = p->nbinds;
+    cfg.seeds = (const char *const *)p->seeds;
+    cfg.nseeds = p->nseeds;
     int err = 0;
     b->node = aemp_node_new(b->loop, &cfg, &err);
     if (!b->node) {
