@@ -1201,8 +1201,9 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * dropped"; the link stays up. A slave registering again replaces its
  * database, so repeating cannot grow memory. Sizes count names and the
  * values' compact JSON. The per-node limits apply to every node except
- * global peers, whose share (their slaves' entries) is bounded by the
- * view's limits.
+ * global peers, whose share (their slaves' entries) has limits of its own
+ * (AEMP_GDB_GLOBAL_*): any authenticated node may announce itself global
+ * (g_global), so that share must be bounded too.
  */
 /* Bytes of one family name or key. */
 #define AEMP_GDB_NAME_MAX 1024
@@ -1218,6 +1219,8 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
 #define AEMP_GDB_FAMILY_KEYS_MAX 262144
 /* Families in the global view. */
 #define AEMP_GDB_FAMILIES_MAX 65536
+/* Bytes of the share of one global peer (its slaves' entries together). */
+#define AEMP_GDB_GLOBAL_BYTES_MAX (256u << 20)
 
 /* Whether the node is a global node now (0 also for protocol 0 or NULL). */
 AEMP_API int aemp_node_is_global(const aemp_node_t *node);

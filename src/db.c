@@ -53,6 +53,14 @@ typedef struct aemp__db {
     dbreg_t *regs;
 } db_t;
 
+/* A family name or key must travel as a JSON string (strict UTF-8). */
+static int name_ok(const char *s)
+{
+    json_t *t = s ? json_string(s) : NULL;
+    json_decref(t);
+    return t != NULL;
+}
+
 static db_t *db_of(aemp_node_t *n)
 {
     if (!n || !n->p1) return NULL;
@@ -113,7 +121,7 @@ int aemp_db_set(aemp_node_t *n, const char *family, const char *key, json_t *val
 {
     db_t *d = db_of(n);
     if (!value) value = json_null();
-    if (!d || !family || !key) {
+    if (!d || !name_ok(family) || !name_ok(key)) {
         json_decref(value);
         return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
     }
@@ -135,17 +143,19 @@ int aemp_db_set(aemp_node_t *n, const char *family, const char *key, json_t *val
         return AEMP_ENOMEM;
     }
     json_t *set = json_object();
-    if (set && !json_object_set_new(set, key, value))
+    if (set && !json_object_set_new(set, key, value)) /* steals value, also on failure */
         aemp__p1_to_master(n, json_pack("[sso]", "g_upd", family, set));
+    else if (set)
+        json_decref(set);
     else
-        json_decref(set), json_decref(value);
+        json_decref(value);
     return 0;
 }
 
 int aemp_db_del(aemp_node_t *n, const char *family, const char *key)
 {
     db_t *d = db_of(n);
-    if (!d || !family || !key) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    if (!d || !name_ok(family) || !name_ok(key)) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
     json_t *fam = json_object_get(d->local, family);
     if (!fam || !json_object_get(fam, key)) return AEMP_ENOENT;
     json_object_del(fam, key);
@@ -172,7 +182,7 @@ static void reg_port_died(aemp_node_t *n, const char *portid, json_t *reason, vo
 int aemp_db_reg(aemp_node_t *n, const char *family, const char *portid, json_t *value)
 {
     db_t *d = db_of(n);
-    if (!d || !family || !portid) {
+    if (!d || !name_ok(family) || !name_ok(portid)) {
         json_decref(value);
         return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
     }
@@ -203,7 +213,7 @@ static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_
                    void *ud)
 {
     db_t *d = db_of(n);
-    if (!d || !family || !cb) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    if (!d || !name_ok(family) || !cb) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
     dbreq_t *r = calloc(1, sizeof *r);
     if (!r || !(r->family = strdup(family))) {
         free(r);
@@ -270,7 +280,7 @@ static famwatch_t *watch_find(db_t *d, const char *family)
 aemp_db_mon_t *aemp_db_mon(aemp_node_t *n, const char *family, aemp_db_mon_fn cb, void *ud)
 {
     db_t *d = db_of(n);
-    if (!d || !family || !cb) return NULL;
+    if (!d || !name_ok(family) || !cb) return NULL;
     struct aemp_db_mon *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     famwatch_t *fw = watch_find(d, family);

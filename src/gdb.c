@@ -252,6 +252,7 @@ __attribute__((format(printf, 4, 5))) static int fail(char *why, size_t whylen, 
 typedef struct budget {
     size_t families;  /* families the shard will have */
     size_t bytes;     /* bytes it will hold */
+    size_t new_view;  /* families the request adds to the view */
 } budget_t;
 
 /* Whether an object key of obj holds a NUL byte (the decoder makes them
@@ -310,14 +311,23 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
     if (gkeys > AEMP_GDB_FAMILY_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys, limit %d", family, gkeys,
                    AEMP_GDB_FAMILY_KEYS_MAX);
-    if (!gdb && json_object_size(set) && json_object_size(g->view) >= AEMP_GDB_FAMILIES_MAX)
+    /* counted over the whole request: one g_slave may bring many */
+    if (!gdb && json_object_size(set) &&
+        json_object_size(g->view) + b->new_view++ >= AEMP_GDB_FAMILIES_MAX)
         return FAIL(AEMP_ELIMIT, "the view holds %d families, the limit", AEMP_GDB_FAMILIES_MAX);
     return 0;
 }
 
 static int check_budget(const shard_t *s, const budget_t *b, char *why, size_t whylen)
 {
-    if (s->global) return 0; /* a global node's share of the view */
+    if (s->global) {
+        /* a global node's share of the view: its slaves' entries, bounded
+         * as a whole (anybody may claim to be global) */
+        if (b->bytes > AEMP_GDB_GLOBAL_BYTES_MAX)
+            return FAIL(AEMP_ELIMIT, "the global node's share would hold %zu bytes, limit %u",
+                        b->bytes, AEMP_GDB_GLOBAL_BYTES_MAX);
+        return 0;
+    }
     if (b->families > AEMP_GDB_NODE_FAMILIES_MAX)
         return FAIL(AEMP_ELIMIT, "the node's database would hold %zu families, limit %d", b->families,
                    AEMP_GDB_NODE_FAMILIES_MAX);
@@ -332,7 +342,7 @@ static int check_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, char *w
 {
     if (!json_is_object(db)) return FAIL(AEMP_EBADMSG, "the database is not an object");
     if (nul_key(db)) return FAIL(AEMP_EBADMSG, "a family name holds a NUL byte");
-    budget_t b = {replace ? 0 : json_object_size(s->db), replace ? 0 : s->bytes};
+    budget_t b = {replace ? 0 : json_object_size(s->db), replace ? 0 : s->bytes, 0};
     const char *f;
     json_t *fam;
     int rc;
@@ -494,7 +504,7 @@ int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, ch
         if (json_is_null(del)) del = NULL;
         if (!set && !del) return 0;
         if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
-        budget_t b = {json_object_size(s->db), s->bytes};
+        budget_t b = {json_object_size(s->db), s->bytes, 0};
         if ((rc = check_family(g, s, family, set, del, 0, &b, why, whylen)) ||
             (rc = check_budget(s, &b, why, whylen)))
             return rc;

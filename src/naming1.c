@@ -182,6 +182,16 @@ static void seed_try(seed_t *sd)
     aemp_node_t *n = sd->node;
     if (sd->self) return;
     aemp__peer_t *p = aemp__peer_get(n, sd->ep, 1);
+    if (p && !p->neps) {
+        /* a peer known by the seed's address: that is where it listens */
+        char **eps = calloc(2, sizeof *eps);
+        if (eps && (eps[0] = strdup(sd->ep))) {
+            p->eps = eps;
+            p->neps = 1;
+        } else {
+            free(eps);
+        }
+    }
     if (p && !p->link) aemp__peer_connect(p);
 }
 

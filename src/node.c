@@ -109,15 +109,16 @@ int aemp__peer_add_name(aemp__peer_t *p, const char *name)
     return peer_register(p->node, p, name);
 }
 
-/* Finds the peer known under noderef or one of its endpoints. */
-static aemp__peer_t *peer_find(aemp_node_t *n, const char *noderef)
+/* Finds the peer known under name or one of the endpoints the name
+ * carries (the naming model says which: a protocol-1 id carries none). */
+static aemp__peer_t *peer_find(aemp_node_t *n, const char *name)
 {
-    aemp__peer_t *p = aemp__map_get(&n->peers, noderef);
-    if (p || !strchr(noderef, ',')) return p;
-    size_t cnt;
-    char **parts = aemp__split(noderef, ',', &cnt);
-    for (size_t i = 0; parts && !p && i < cnt; i++) p = aemp__map_get(&n->peers, parts[i]);
-    aemp__strv_free(parts);
+    aemp__peer_t *p = aemp__map_get(&n->peers, name);
+    if (p) return p;
+    size_t cnt = 0;
+    char **eps = n->dialect->name_endpoints(name, &cnt);
+    for (size_t i = 0; eps && !p && i < cnt && cnt > 1; i++) p = aemp__map_get(&n->peers, eps[i]);
+    aemp__strv_free(eps);
     return p;
 }
 
@@ -372,9 +373,23 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
         aemp__link_close(l, "connected to myself", 1);
         return 1;
     }
-    /* protocol 1: a node with a link up is not linked to again */
+    /* protocol 1: a node with a link up is not linked to again. When our
+     * own attempt finds it so, the address it was made for (a seed's)
+     * names that node too from now on, and the naming model hears of the
+     * link under that name (a seed that reached us first is our seed) */
     aemp__peer_t *p = n->dialect->refuse_second_link ? peer_find(n, remote) : NULL;
-    if (p && p->link && p->link != l && p->link->state == LINK_UP) return 2;
+    if (p && p->link && p->link != l && p->link->state == LINK_UP) {
+        if (l->outgoing && l->peer && l->peer != p) {
+            peer_merge(n, l->peer, p);
+            /* what waited for the address goes out on the node's link */
+            if (aemp__buf_size(&p->queue)) {
+                aemp__link_queue_json(p->link, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
+                aemp__buf_free(&p->queue);
+            }
+            n->dialect->link_up(n, p, p->link);
+        }
+        return 2;
+    }
     if (l->outgoing && is_perl0_link(l)) {
         if (auth_carrier(l->peer, peer_find(n, remote), l)) {
             aemp__log(n, AEMP_LOG_DEBUG, "%s: another link to this Perl node is authenticating",

@@ -70,9 +70,26 @@ static void svc_eval(aemp_node_t *n, const char *src, json_t *args)
     reply(n, args, 1, json_pack("[s]", "eval is not supported by this node (no Perl here)"));
 }
 
+/* Relays elements to the port `to` for src. Not to our own node port:
+ * what arrives there from ourselves is trusted (a global node's own
+ * database answers), so a peer must not be able to make us say it. */
+static void relay(aemp_node_t *n, const char *src, const char *to, json_t *elems)
+{
+    size_t nodelen;
+    const char *local = aemp__portid_split(to, &nodelen);
+    char *node = strndup(to, nodelen);
+    if (node && !*local && aemp__is_self(n, node)) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: relay to this node's own node port refused", src);
+        json_decref(elems);
+    } else {
+        aemp_send(n, to, elems);
+    }
+    free(node);
+}
+
 static void svc_relay(aemp_node_t *n, const char *src, json_t *args)
 {
-    aemp_send(n, ARG(0), slice(args, 1));
+    relay(n, src, ARG(0), slice(args, 1));
 }
 
 static void svc_relay_multiple(aemp_node_t *n, const char *src, json_t *args)
@@ -80,7 +97,7 @@ static void svc_relay_multiple(aemp_node_t *n, const char *src, json_t *args)
     for (size_t i = 0; i < json_array_size(args); i++) {
         json_t *one = json_array_get(args, i);
         const char *to = json_string_value(json_array_get(one, 0));
-        if (to) aemp_send(n, to, slice(one, 1));
+        if (to) relay(n, src, to, slice(one, 1));
     }
 }
 

@@ -288,3 +288,88 @@ TEST(p1_node_port_monitor_is_the_link)
     json_decref(m.log);
     aemp_node_destroy(b.node);
 }
+
+/* A seed that reaches us before we reach it is still our seed: our own
+ * attempt is refused ("already connected"), its address then names that
+ * node, which becomes our master, and what waited for a master goes out. */
+static int db_answered;
+static void db_answer(aemp_node_t *n, const char *f, json_t *r, void *ud)
+{
+    (void)n;
+    (void)f;
+    (void)r;
+    (void)ud;
+    db_answered++;
+}
+
+static int answered(void *ud)
+{
+    (void)ud;
+    return db_answered > 0;
+}
+
+TEST(p1_seed_that_reached_us_first_is_our_master)
+{
+    tnode_t s, m;
+    char ma[64], sa[64];
+    start_ticker();
+    snprintf(ma, sizeof ma, "127.0.0.1:%d", free_port());
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {ma};
+    memset(&s, 0, sizeof s);
+    memset(&m, 0, sizeof m);
+    REQUIRE(mknode_p1(&s, "s", sa, seeds, 1)); /* its seed is not up yet */
+    db_answered = 0;
+    CHECK_INT(aemp_db_family(s.node, "'l", db_answer, NULL), 0); /* waits for a master */
+    run_for(0.3);
+    REQUIRE(mknode_p1(&m, "m", ma, seeds, 1)); /* its own seed: global */
+    CHECK(aemp_node_is_global(m.node));
+    CHECK_INT(aemp_node_connect(m.node, sa), 0); /* m reaches s first */
+    CHECK(run_until(answered, NULL, 8));
+    CHECK(aemp_node_is_up(s.node, "m"));
+    aemp_node_destroy(s.node);
+    aemp_node_destroy(m.node);
+}
+
+/* Node ids are free text: a comma is no list of names in protocol 1. */
+TEST(p1_node_id_with_a_comma)
+{
+    tnode_t a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    start_ticker();
+    REQUIRE(mknode_p1(&a, "m", NULL, NULL, 0));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(a.node, &nl);
+    REQUIRE(nl == 1);
+    const char *seeds[] = {ls[0]};
+    REQUIRE(mknode_p1(&b, "q,m", NULL, seeds, 1));
+    for (int i = 0; i < 100 && !aemp_node_is_up(b.node, "m"); i++) run_for(0.02);
+    CHECK(aemp_node_is_up(b.node, "m"));
+    CHECK(aemp_node_is_up(a.node, "q,m"));
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a.node);
+}
+
+/* A peer cannot make a node send its own node port a request (what a
+ * node says to itself is trusted: a global node's database answers), and
+ * db names that are no JSON strings are refused at once. */
+TEST(p1_relay_to_own_node_port_and_bad_db_names)
+{
+    p1n_t a, b;
+    REQUIRE(mk1(&a, "alpha", NULL));
+    size_t nl = 0;
+    const char *const *ls = aemp_node_listeners(a.node, &nl);
+    REQUIRE(mk1(&b, "beta", ls[0]));
+    CHECK(run_until(links_up, &b, 5));
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[sssss]", "snd", "alpha", "g_chg2", "fam", "x"), 0);
+    for (int i = 0; i < 100 && !strstr(a.t.warnings, "own node port"); i++) run_for(0.02);
+    CHECK(strstr(a.t.warnings, "beta: relay to this node's own node port refused") != NULL);
+    CHECK_INT(a.t.links_down + b.t.links_down, 0);
+    CHECK_INT(aemp_db_set(a.node, "bad\xff", "k", NULL), AEMP_EINVAL);
+    CHECK_INT(aemp_db_set(a.node, "f", "bad\xff", json_true()), AEMP_EINVAL);
+    CHECK_INT(aemp_db_family(a.node, "bad\xff", db_answer, NULL), AEMP_EINVAL);
+    CHECK(aemp_db_mon(a.node, "bad\xff", NULL, NULL) == NULL);
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a.node);
+}
