@@ -354,14 +354,19 @@ TEST(p1_node_id_with_a_comma)
 /* A peer cannot make a node send its own node port a request (what a
  * node says to itself is trusted: a global node's database answers), and
  * db names that are no JSON strings are refused at once. */
+/* alpha, and beta whose seed alpha is, linked. */
+static int mk_pair(p1n_t *a, p1n_t *b)
+{
+    size_t nl = 0;
+    if (!mk1(a, "alpha", NULL)) return 0;
+    const char *const *ls = aemp_node_listeners(a->node, &nl);
+    return nl == 1 && mk1(b, "beta", ls[0]) && run_until(links_up, b, 5);
+}
+
 TEST(p1_relay_to_own_node_port_and_bad_db_names)
 {
     p1n_t a, b;
-    REQUIRE(mk1(&a, "alpha", NULL));
-    size_t nl = 0;
-    const char *const *ls = aemp_node_listeners(a.node, &nl);
-    REQUIRE(mk1(&b, "beta", ls[0]));
-    CHECK(run_until(links_up, &b, 5));
+    REQUIRE(mk_pair(&a, &b));
     CHECK_INT(aemp_sendf(b.node, "alpha", "[sssss]", "snd", "alpha", "g_chg2", "fam", "x"), 0);
     for (int i = 0; i < 100 && !strstr(a.t.warnings, "own node port"); i++) run_for(0.02);
     CHECK(strstr(a.t.warnings, "beta: relay to this node's own node port refused") != NULL);
