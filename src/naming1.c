@@ -372,6 +372,9 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
 {
     struct aemp__p1 *s = n->p1;
     if (!s) return;
+    /* a link replaced by a newer one (a simultaneous connect): the node
+     * is still up, our seed and master are where they were */
+    if (p->link && p->link->state == LINK_UP) return;
     aemp__global_peer_down(n, p); /* global.c: its entries go */
     if (aemp__map_del(&s->finding, p->noderef)) p->resolving = 0;
     for (size_t i = 0; i < s->nseeds; i++) {
