@@ -252,6 +252,10 @@ static void link_up0(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 /* A slave that lost a master tries it again after the connect interval
  * (what it sent meanwhile waits in the queue, as for any peer); with no
  * master link left, the next one to come up names it. */
+/* Protocol 0 refuses no link at greeting, so no peer is found under a
+ * second name that way. */
+static void peer_aliased0(aemp_node_t *n, aemp__peer_t *p) {}
+
 static void peer_down0(aemp_node_t *n, aemp__peer_t *p)
 {
     const char *m = n->slave && !n->destroy_pending ? master_of(n, p) : NULL;
@@ -281,6 +285,7 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .peer_named = peer_named0,
     .peer_resolve = peer_resolve0,
     .link_up = link_up0,
+    .peer_aliased = peer_aliased0,
     .peer_down = peer_down0,
     .free = free0,
     .unreachable = "Connection timed out",

@@ -344,11 +344,12 @@ static const char *peer_resolve1(aemp_node_t *n, aemp__peer_t *p)
     return NULL;
 }
 
-static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
+/* If p is one of our seeds (l its link), it is up: it hears g_slave, and
+ * the first seed up becomes our master. */
+static void seed_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
     struct aemp__p1 *s = n->p1;
     seed_t *sd = NULL;
-    aemp__global_link_up(n, p, l); /* global.c: g_global on every link */
     if (!peer_is_seed(n, p, &sd) && l->outgoing) sd = seed_of_ep(s, l->addr);
     if (!sd) return;
     for (size_t i = 0; i < s->nseeds; i++)
@@ -362,6 +363,19 @@ static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
     aemp__payload_t bare = {json_pack("[s]", "g_slave"), NULL, NULL};
     aemp__link_queue_msg(l, "", 0, &bare);
     if (!s->master && !s->self_master) master_set(n, p);
+}
+
+static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
+{
+    aemp__global_link_up(n, p, l); /* global.c: g_global on every link */
+    seed_up(n, p, l);
+}
+
+/* p, whose link is up, turned out to be known by another name too (a
+ * seed's address): maybe it is a seed of ours. */
+static void peer_aliased1(aemp_node_t *n, aemp__peer_t *p)
+{
+    if (p->link && p->link->state == LINK_UP) seed_up(n, p, p->link);
 }
 
 /* A seed's link went down or an attempt failed: try again after the
@@ -462,6 +476,7 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .peer_named = peer_named1,
     .peer_resolve = peer_resolve1,
     .link_up = link_up1,
+    .peer_aliased = peer_aliased1,
     .peer_down = peer_down1,
     .free = free1,
     .unreachable = "connect timeout",

@@ -386,7 +386,7 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
                 aemp__link_queue_json(p->link, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
                 aemp__buf_free(&p->queue);
             }
-            n->dialect->link_up(n, p, p->link);
+            n->dialect->peer_aliased(n, p);
         }
         return 2;
     }

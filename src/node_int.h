@@ -48,6 +48,9 @@ typedef struct aemp__dialect {
      * sets them and calls aemp__peer_connect again), else why not */
     const char *(*peer_resolve)(aemp_node_t *n, aemp__peer_t *p);
     void (*link_up)(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l);
+    /* p (linked) is known under another name too: an attempt of ours to
+     * an address was refused because p is that node and already up */
+    void (*peer_aliased)(aemp_node_t *n, aemp__peer_t *p);
     void (*peer_down)(aemp_node_t *n, aemp__peer_t *p);
     void (*free)(aemp_node_t *n);
     const char *unreachable;   /* a peer no attempt reached */
