@@ -260,11 +260,11 @@ const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
     size_t cnt = json_array_size(addrs), k = 0;
     char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
     for (size_t i = 0; eps && i < cnt; i++) {
+        /* only numeric "ip:port" endpoints: what a node listens on */
         const char *a = json_string_value(json_array_get(addrs, i));
-        char **one = a ? n->dialect->name_endpoints(a, &(size_t){0}) : NULL;
-        if (one && one[0]) eps[k++] = strdup(one[0]);
-        if (k && !eps[k - 1]) k--;
-        aemp__strv_free(one);
+        struct sockaddr_storage sa;
+        socklen_t sl;
+        if (a && !aemp__ep_parse(a, &sa, &sl) && (eps[k] = strdup(a))) k++;
     }
     if (!k) {
         aemp__strv_free(eps);

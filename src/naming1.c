@@ -244,21 +244,14 @@ static void free1(aemp_node_t *n)
 /* ------------------------------------------------------------------ */
 /* names and endpoints                                                 */
 
-/* A node id carries no endpoints, except a seed's address, which names
- * the seed until its greeting tells its id. */
+/* A node id carries no endpoints: where a node listens is asked of the
+ * master (g_find), or of our own view on a global node. A seed's address
+ * gets its endpoint from seed_try. */
 static char **name_endpoints1(const char *name, size_t *count)
 {
-    struct sockaddr_storage sa;
-    socklen_t sl;
+    (void)name;
     *count = 0;
-    if (aemp__ep_parse(name, &sa, &sl)) return NULL;
-    char **v = calloc(2, sizeof *v);
-    if (v && !(v[0] = strdup(name))) {
-        free(v);
-        return NULL;
-    }
-    *count = v ? 1 : 0;
-    return v;
+    return NULL;
 }
 
 /* The link proved the node's id: that is its name from now on (a seed

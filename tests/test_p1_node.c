@@ -378,3 +378,28 @@ TEST(p1_relay_to_own_node_port_and_bad_db_names)
     aemp_node_destroy(b.node);
     aemp_node_destroy(a.node);
 }
+
+/* A node id that looks like an address is still a name: where that node
+ * listens is asked of the seed (g_find), not dialled. */
+TEST(p1_address_shaped_node_id_is_found_through_the_seed)
+{
+    tnode_t m, x, s;
+    char ma[64], xid[64];
+    start_ticker();
+    snprintf(ma, sizeof ma, "127.0.0.1:%d", free_port());
+    snprintf(xid, sizeof xid, "127.0.0.1:%d", free_port()); /* nobody listens there */
+    const char *seeds[] = {ma};
+    memset(&m, 0, sizeof m);
+    memset(&x, 0, sizeof x);
+    memset(&s, 0, sizeof s);
+    REQUIRE(mknode_p1(&m, "m", ma, seeds, 1)); /* the seed, global */
+    REQUIRE(mknode_p1(&x, xid, NULL, seeds, 1));
+    REQUIRE(mknode_p1(&s, "s", NULL, seeds, 1));
+    run_for(0.6);
+    CHECK_INT(aemp_node_connect(s.node, xid), 0);
+    for (int i = 0; i < 150 && !aemp_node_is_up(s.node, xid); i++) run_for(0.02);
+    CHECK(aemp_node_is_up(s.node, xid));
+    aemp_node_destroy(s.node);
+    aemp_node_destroy(x.node);
+    aemp_node_destroy(m.node);
+}
