@@ -278,11 +278,7 @@ static const char *hs_expected_method(uint8_t from, uint8_t to)
 typedef struct hs_end {
     aemp_hs_t *hs;
     uint8_t cfg;
-    int crlf;        /* write CR LF line ends */
-    hs_queue_t *to;  /* where its output goes */
-    size_t sent;     /* bytes written so far */
-    long corrupt_at; /* offset in its output to corrupt, -1: none */
-    uint8_t corrupt_xor;
+    hs_wire_t w;
     unsigned role;
     const unsigned char *secret;
     size_t secret_len;
@@ -290,19 +286,7 @@ typedef struct hs_end {
 
 static void hs_pump_out(hs_end_t *e)
 {
-    const void *p;
-    size_t n;
-    while ((p = aemp_hs_out(e->hs, &n)) != NULL) {
-        const uint8_t *b = p;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t c = b[i];
-            if (e->corrupt_at >= 0 && (size_t)e->corrupt_at == e->sent) c ^= e->corrupt_xor;
-            if (c == '\n' && e->crlf) hs_queue_put(e->to, "\r", 1);
-            hs_queue_put(e->to, &c, 1);
-            e->sent++;
-        }
-        aemp_hs_out_ack(e->hs, n);
-    }
+    hs_wire_pump(e->hs, &e->w);
 }
 
 /* Plays a TLS layer that always comes up, once a side asks for it. */
@@ -350,9 +334,9 @@ static int hs_pair_mode(uint8_t flags, const uint8_t *p, size_t n)
     B.framings = (cb & 0x20) ? "json,storable" : NULL;
 
     hs_queue_t ab = {NULL, 0}, ba = {NULL, 0};
-    hs_end_t ea = {aemp_hs_new(&A, NULL), ca, ca >> 7, &ab, 0, corrupt_at, corrupt_xor, 0,
+    hs_end_t ea = {aemp_hs_new(&A, NULL), ca, {ca >> 7, &ab, 0, corrupt_at, corrupt_xor}, 0,
                    sec_a, sizeof sec_a - 1};
-    hs_end_t eb = {aemp_hs_new(&B, NULL), cb, cb >> 7, &ba, 0, -1, 0, 0, sb,
+    hs_end_t eb = {aemp_hs_new(&B, NULL), cb, {cb >> 7, &ba, 0, -1, 0}, 0, sb,
                    sizeof sec_a - 1};
     FUZZ_CHECK(ea.hs && eb.hs);
 

@@ -375,29 +375,13 @@ static const char *h1_choice_error(uint8_t from, uint8_t to, int tls, const char
 
 typedef struct h1_end {
     aemp_hs_t *hs;
-    int crlf;
-    hs_queue_t *to;
-    size_t sent;
-    long corrupt_at;
-    uint8_t corrupt_xor;
+    hs_wire_t w;
     int tls;
 } h1_end_t;
 
 static void h1_pump_out(h1_end_t *e)
 {
-    const void *p;
-    size_t n;
-    while ((p = aemp_hs_out(e->hs, &n)) != NULL) {
-        const uint8_t *b = p;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t c = b[i];
-            if (e->corrupt_at >= 0 && (size_t)e->corrupt_at == e->sent) c ^= e->corrupt_xor;
-            if (c == '\n' && e->crlf) hs_queue_put(e->to, "\r", 1);
-            hs_queue_put(e->to, &c, 1);
-            e->sent++;
-        }
-        aemp_hs_out_ack(e->hs, n);
-    }
+    hs_wire_pump(e->hs, &e->w);
     if (aemp_hs_state(e->hs) & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) {
         FUZZ_CHECK(!e->tls);
         e->tls = 1;
@@ -446,8 +430,8 @@ static int h1_pair_mode(uint8_t flags, const uint8_t *p, size_t n)
     B.auths_accept = h1_accepts[(cb >> 4) & 3];
 
     hs_queue_t ab = {NULL, 0}, ba = {NULL, 0};
-    h1_end_t ea = {aemp_hs_new(&A, NULL), ca >> 7, &ab, 0, corrupt_at, corrupt_xor, 0};
-    h1_end_t eb = {aemp_hs_new(&B, NULL), cb >> 7, &ba, 0, -1, 0, 0};
+    h1_end_t ea = {aemp_hs_new(&A, NULL), {ca >> 7, &ab, 0, corrupt_at, corrupt_xor}, 0};
+    h1_end_t eb = {aemp_hs_new(&B, NULL), {cb >> 7, &ba, 0, -1, 0}, 0};
     FUZZ_CHECK(ea.hs && eb.hs);
 
     for (size_t step = 0; step < n; step++) {

@@ -115,4 +115,32 @@ static void hs_queue_put(hs_queue_t *q, const void *p, size_t n)
     q->n += n;
 }
 
+/* One engine's way to the other in pair mode. */
+typedef struct hs_wire {
+    int crlf;        /* write CR LF line ends */
+    hs_queue_t *to;  /* where its output goes */
+    size_t sent;     /* bytes written so far */
+    long corrupt_at; /* offset in its output to corrupt, -1: none */
+    uint8_t corrupt_xor;
+} hs_wire_t;
+
+/* Moves all of hs's output onto its wire (corrupting and CR LF-ing as
+ * the wire says). */
+static void hs_wire_pump(aemp_hs_t *hs, hs_wire_t *w)
+{
+    const void *p;
+    size_t n;
+    while ((p = aemp_hs_out(hs, &n)) != NULL) {
+        const uint8_t *b = p;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = b[i];
+            if (w->corrupt_at >= 0 && (size_t)w->corrupt_at == w->sent) c ^= w->corrupt_xor;
+            if (c == '\n' && w->crlf) hs_queue_put(w->to, "\r", 1);
+            hs_queue_put(w->to, &c, 1);
+            w->sent++;
+        }
+        aemp_hs_out_ack(hs, n);
+    }
+}
+
 #endif

@@ -161,6 +161,12 @@ found:;
     return rc;
 }
 
+void aemp__hostname(char *buf, size_t n)
+{
+    if (gethostname(buf, n) != 0) snprintf(buf, n, "localhost");
+    buf[n - 1] = 0;
+}
+
 char *aemp_resolve(const char *spec, int *err)
 {
     size_t nparts;
@@ -170,8 +176,7 @@ char *aemp_resolve(const char *spec, int *err)
     size_t neps = 0;
     char hostname[256];
     if (!parts) { rc = AEMP_ENOMEM; goto out; }
-    if (gethostname(hostname, sizeof hostname) != 0) strcpy(hostname, "localhost");
-    hostname[sizeof hostname - 1] = 0;
+    aemp__hostname(hostname, sizeof hostname);
     for (size_t i = 0; i < nparts && !rc; i++) {
         /* the port points into the part: a long one is not cut short */
         char *p = parts[i], *host = hostname;

@@ -18,6 +18,9 @@ void aemp__ep_format(const struct sockaddr *sa, char *out, size_t n);
  * malloc'd strings (free with aemp__strv_free), NULL on ENOMEM. */
 char **aemp__split(const char *s, char sep, size_t *count);
 void aemp__strv_free(char **v);
+/* This host's name into buf (n bytes, NUL-terminated); "localhost" when
+ * the system does not say. */
+void aemp__hostname(char *buf, size_t n);
 /* Joins n strings with sep; malloc'd, NULL on ENOMEM. */
 char *aemp__join(char *const *v, size_t n, char sep);
 

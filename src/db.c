@@ -56,9 +56,7 @@ typedef struct aemp__db {
 /* A family name or key must travel as a JSON string (strict UTF-8). */
 static int name_ok(const char *s)
 {
-    json_t *t = s ? json_string(s) : NULL;
-    json_decref(t);
-    return t != NULL;
+    return s && aemp__utf8_valid(s, strlen(s));
 }
 
 static db_t *db_of(aemp_node_t *n)

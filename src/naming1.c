@@ -71,8 +71,7 @@ static int init1(aemp_node_t *n, const aemp_node_config_t *cfg)
     /* seeds are resolved now: a name that does not resolve is a
      * configuration error the caller should hear of at once */
     char host[256];
-    if (gethostname(host, sizeof host)) strcpy(host, "localhost");
-    host[sizeof host - 1] = 0;
+    aemp__hostname(host, sizeof host);
     for (size_t i = 0; i < cfg->nseeds; i++) {
         int e = 0;
         /* as 2.02 resolves them: host:port, a bare port is HOSTNAME:port */
@@ -132,8 +131,7 @@ static int start1(aemp_node_t *n)
     char **eps = NULL;
     size_t cnt = 0;
     char host[256];
-    if (gethostname(host, sizeof host)) strcpy(host, "localhost");
-    host[sizeof host - 1] = 0;
+    aemp__hostname(host, sizeof host);
     for (size_t i = 0; i < s->nbinds; i++) {
         int e = 0;
         /* 2.02's rules: "*" is every non-loopback address, port "*" or

@@ -290,6 +290,8 @@ void aemp__ports_free(aemp_node_t *n);
 void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local);
 void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local);
 void aemp__ports_remote_died(aemp_node_t *n, const char *src, const char *local, json_t *reason);
+/* Kills our port local (if there is one) with reason (borrowed). */
+void aemp__ports_kill(aemp_node_t *n, const char *local, json_t *reason);
 void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const char *fname,
                        json_t *args);
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args);

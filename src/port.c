@@ -737,6 +737,12 @@ void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local)
         }
 }
 
+void aemp__ports_kill(aemp_node_t *n, const char *local, json_t *reason)
+{
+    aemp_port_t *p = n->ports ? aemp__map_get(&n->ports->ports, local) : NULL;
+    if (p) kill_local(n, p, reason);
+}
+
 void aemp__ports_remote_died(aemp_node_t *n, const char *src, const char *local, json_t *reason)
 {
     struct remote_match rm = {aemp__peer_get(n, src, 0), local};

@@ -857,8 +857,7 @@ int aemp_p1_config_load(aemp_p1_config_t *c, const char *profile, const json_t *
     char host[256], path[4096];
     json_t *rc = NULL;
     memset(c, 0, sizeof *c);
-    if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
-    host[sizeof host - 1] = 0;
+    aemp__hostname(host, sizeof host);
     if (!(flags & AEMP_RC_NORC)) {
         int r = aemp_rc_path(path, sizeof path);
         if (r) {

@@ -135,12 +135,7 @@ static void svc_iam(aemp_node_t *n, const char *src, json_t *args)
 static void svc_kil1(aemp_node_t *n, const char *src, json_t *args)
 {
     json_t *reason = slice(args, 1);
-    char *id = malloc(strlen(n->noderef) + strlen(ARG(0)) + 2);
-    if (id && reason) {
-        sprintf(id, "%s#%s", n->noderef, ARG(0));
-        aemp_port_kill_id(n, id, json_incref(reason));
-    }
-    free(id);
+    if (reason) aemp__ports_kill(n, ARG(0), reason);
     json_decref(reason);
 }
 
