@@ -992,6 +992,25 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  * ["tick", 42]. No message is queued at a port: a message that no
  * callback matches is dropped. Local sends are delivered from the loop,
  * in order, never from inside the sending call.
+ *
+ * Authority. The node port trusts only what this node says to itself:
+ * a global node's database answers to its own client (g_reply, g_found,
+ * g_chg1, g_chg2 from its master), its own share of the global database
+ * (g_slave, g_set, g_upd), a local spawn's init, and the requests it
+ * ignores from itself (mon1, mon0, iam). Everything else is some peer's
+ * request and acts in that peer's name. A request that sends to a port
+ * its caller names (time, can, lookup, eval, snd/relay, a port or
+ * function of yours that answers to a port in the message, such as the
+ * aemp tool's echo) cannot borrow our authority: whatever a callback
+ * sends while it handles a peer's message (node-port handler, receive
+ * callback, named or spawned function, monitor callback, on_message)
+ * arrives at our own ports as that peer's message, so at our node port
+ * it is the peer's request (a g_slave written so replaces the peer's own
+ * share and goes with the peer) and on_message names the peer as its
+ * src. Only the library's own calls act as this node from inside such a
+ * callback: aemp_db_* and aemp_spawn on this node. A message sent
+ * outside any peer's message (from a timer, an I/O watcher or main) is
+ * this node's own.
  */
 typedef struct aemp_port aemp_port_t;
 typedef struct aemp_mon aemp_mon_t;

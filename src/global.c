@@ -57,7 +57,7 @@ static void send_out(aemp_node_t *n, json_t *out)
         json_t *m = json_array_get(out, i);
         const char *dest = json_string_value(json_array_get(m, 0));
         aemp__payload_t pl = {json_incref(json_array_get(m, 1)), NULL, NULL};
-        aemp__send(n, dest, strlen(dest), "", 0, &pl);
+        aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
     }
 }
 

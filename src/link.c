@@ -332,7 +332,7 @@ static void deliver_elems(link_t *l, size_t end, const char *id, size_t idlen,
     aemp_node_t *n = l->pub.node;
     aemp__buf_consume(&l->in, end);
     ((char *)id)[idlen] = '\0';
-    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : n->noderef, id, idlen, elems);
+    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
     aemp__recycle_put(&l->recycle, elems);
 }
 
@@ -358,7 +358,7 @@ static void deliver_value(link_t *l, json_t *msg)
     }
     json_incref(idv);
     json_array_remove(msg, 0);
-    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : n->noderef, json_string_value(idv),
+    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", json_string_value(idv),
                    json_string_length(idv), msg);
     json_decref(idv);
     json_decref(msg);

@@ -291,7 +291,7 @@ int aemp__p1_to_master(aemp_node_t *n, json_t *elems)
 {
     struct aemp__p1 *s = n->p1;
     aemp__payload_t pl = {elems, NULL, NULL};
-    if (s && s->self_master) return aemp__send(n, "", 0, "", 0, &pl); /* global.c */
+    if (s && s->self_master) return aemp__send_own(n, "", 0, "", 0, &pl); /* global.c */
     if (!s || !s->master || !s->master->link) {
         json_decref(elems);
         return AEMP_ESTATE;

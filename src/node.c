@@ -553,10 +553,13 @@ void aemp__link_died(aemp__link_t *l, int silent)
 /* delivery and sending                                                */
 
 /* A message for one of our own ports waits for the loop, its target id
- * kept apart from the elements as on every other path. */
+ * kept apart from the elements as on every other path. `as` is the node
+ * it was sent for (a peer whose message was being handled: it arrives as
+ * that peer's), NULL when we sent it ourselves. */
 struct aemp__local_msg {
     struct aemp__local_msg *next;
     json_t *elems;
+    const char *as;
     size_t idlen;
     char id[];
 };
@@ -572,7 +575,7 @@ static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
     ev_idle_stop(loop, w);
     while (m) {
         aemp__local_msg_t *next = m == last ? NULL : m->next;
-        if (!n->destroy_pending) aemp__dispatch(n, n->noderef, m->id, m->idlen, m->elems);
+        if (!n->destroy_pending) aemp__dispatch(n, m->as ? m->as : n->noderef, m->id, m->idlen, m->elems);
         json_decref(m->elems);
         free(m);
         m = next;
@@ -584,7 +587,8 @@ static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp_
 {
     json_t *elems = aemp__payload_value(pl);
     if (!elems) return AEMP_EINVAL;
-    aemp__local_msg_t *m = malloc(sizeof *m + idlen + 1);
+    size_t aslen = n->acting_for ? strlen(n->acting_for) + 1 : 0;
+    aemp__local_msg_t *m = malloc(sizeof *m + idlen + 1 + aslen);
     if (!m) {
         json_decref(elems);
         return AEMP_ENOMEM;
@@ -592,6 +596,7 @@ static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp_
     memcpy(m->id, id, idlen);
     m->id[idlen] = 0;
     m->idlen = idlen;
+    m->as = aslen ? memcpy(m->id + idlen + 1, n->acting_for, aslen) : NULL;
     m->elems = elems;
     m->next = NULL;
     if (n->local_tail) n->local_tail->next = m;
@@ -685,6 +690,16 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
         return AEMP_ENOMEM;
     }
     return send_to_peer(n, p, id, idlen, pl);
+}
+
+int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
+                   const aemp__payload_t *pl)
+{
+    const char *as = n->acting_for;
+    n->acting_for = NULL;
+    int rc = aemp__send(n, node, nodelen, id, idlen, pl);
+    n->acting_for = as;
+    return rc;
 }
 
 int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)

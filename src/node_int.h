@@ -156,6 +156,11 @@ struct aemp_node {
     ev_timer accept_pause;      /* accept ran out of descriptors: wait */
     ev_idle local_w;
     aemp__local_msg_t *local_head, *local_tail;
+    /* The node whose message is being handled (its name, valid for the
+     * dispatch), NULL while we act for ourselves. What is sent to one of
+     * our own ports meanwhile is delivered as that node's, never as ours
+     * (see aemp__send_own and aemp.h, "Authority"). */
+    const char *acting_for;
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
     int peers_idle;             /* a peer lost its last link: reap on leave */
@@ -234,6 +239,13 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create);
  * max_outq: its link fails with "send queue overflow"). */
 int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                const aemp__payload_t *pl);
+/* aemp__send with this node's own authority, even while a peer's message
+ * is being handled: for what the library itself says (the database
+ * client to a global node that is its own master, the global database's
+ * answers, a local spawn). Never for a message whose target or content a
+ * peer chose. */
+int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
+                   const aemp__payload_t *pl);
 /* The node that sent `src` an iam names itself newname from now on
  * (protocol 0 slaves). Refused, with a warning, when another connected
  * node holds that name. */
@@ -274,7 +286,8 @@ void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 /* ---- port.c ---- */
 /* The one dispatch: a message [id, ELEMENTS...] for this node from src
- * (a noderef; ours for local sends). id is idlen bytes, NUL-terminated;
+ * (a noderef; the pointer n->noderef for what we said ourselves: only
+ * then do the handlers' local sends carry our own authority). id is idlen bytes, NUL-terminated;
  * "" is the node port (its services, services.c). elems is borrowed for
  * the call: whoever keeps it increments it (a caller that then holds the
  * only reference may reuse the array). */

@@ -697,7 +697,11 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
         aemp_port_t *p = port_create(n, local);
         if (p) p->spawning = 1;
     }
-    if (aemp_send(n, noderef, e)) {
+    /* ours: the init runs as our own request, whoever's message we handle */
+    aemp__payload_t pl = {e, NULL, NULL};
+    size_t nodelen;
+    const char *to = aemp__portid_split(noderef, &nodelen);
+    if (aemp__send_own(n, noderef, nodelen, to, strlen(to), &pl)) {
         free(id);
         return NULL;
     }
@@ -818,7 +822,7 @@ static void port_dispatch(aemp_port_t *p, json_t *elems)
     prune_rcvs(p);
 }
 
-void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idlen, json_t *elems)
+static void dispatch(aemp_node_t *n, const char *src, const char *id, size_t idlen, json_t *elems)
 {
     aemp__ports_t *ps = ports_of(n);
     if (!ps) return;
@@ -847,6 +851,17 @@ void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idle
         n->cfg.on_message(n->cfg.message_ud, n, src, id, msg);
     else if (!msg) json_decref(sid);
     json_decref(msg);
+}
+
+/* What the handlers of a message send to our own ports is sent for the
+ * message's source (unless that is ourselves: the local queue passes our
+ * own name for what we said). */
+void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idlen, json_t *elems)
+{
+    const char *as = n->acting_for;
+    n->acting_for = src == n->noderef ? NULL : src;
+    dispatch(n, src, id, idlen, elems);
+    n->acting_for = as;
 }
 
 void aemp__ports_free(aemp_node_t *n)

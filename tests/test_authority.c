@@ -1,0 +1,221 @@
+/*
+ * test_authority.c - an authenticated peer cannot act with our node's own
+ * authority. Every node-port request and service that sends to a port the
+ * caller names (time, can, lookup, eval, an echo port, a spawned function)
+ * is turned at our own node port: what comes back arrives as the peer's
+ * request, so a global node's own database share, its watchers' view and
+ * the raw hook's idea of the sender stay as they were.
+ */
+#include "test.h"
+#include "harness_node.h"
+
+#include <ev.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* An echo port (as the aemp tool's echo service): [TO, ELEMS...] -> TO. */
+static int echo_cb(aemp_port_t *p, json_t *msg, void *ud)
+{
+    (void)ud;
+    const char *to = json_string_value(json_array_get(msg, 0));
+    json_t *rest = json_array();
+    for (size_t i = 1; rest && i < json_array_size(msg); i++) json_array_append(rest, json_array_get(msg, i));
+    if (to && rest) aemp_send(aemp_port_node(p), to, rest);
+    else json_decref(rest);
+    return 0;
+}
+
+/* A named function doing the same from a spawned port. */
+static void echo_fn(aemp_node_t *n, aemp_port_t *port, json_t *args, void *ud)
+{
+    (void)ud;
+    const char *to = json_string_value(json_array_get(args, 0));
+    json_t *rest = json_array();
+    for (size_t i = 1; rest && i < json_array_size(args); i++) json_array_append(rest, json_array_get(args, i));
+    if (to && rest) aemp_send(n, to, rest);
+    else json_decref(rest);
+    if (port) aemp_port_kill(port, NULL);
+}
+
+typedef struct {
+    int calls;
+    json_t *last;
+} famview_t;
+
+static void fam_answer(aemp_node_t *n, const char *f, json_t *r, void *ud)
+{
+    famview_t *v = ud;
+    (void)n;
+    (void)f;
+    json_decref(v->last);
+    v->last = json_incref(r);
+    v->calls++;
+}
+
+static int forged_seen;
+static void watch_cb(aemp_node_t *n, const char *family, json_t *hash, json_t *added,
+                     json_t *changed, json_t *deleted, void *ud)
+{
+    (void)n;
+    (void)family;
+    (void)added;
+    (void)changed;
+    (void)deleted;
+    (void)ud;
+    if (json_object_get(hash, "forged")) forged_seen++;
+}
+
+/* Asks node for family f and runs the loop until the answer is in. */
+static json_t *family_now(aemp_node_t *node, const char *f)
+{
+    famview_t v = {0, NULL};
+    if (aemp_db_family(node, f, fam_answer, &v)) return NULL;
+    for (int i = 0; i < 150 && !v.calls; i++) run_for(0.02);
+    return v.last; /* the caller's reference */
+}
+
+static int has_key(aemp_node_t *node, const char *f, const char *k)
+{
+    json_t *h = family_now(node, f);
+    int r = json_object_get(h, k) != NULL;
+    json_decref(h);
+    return r;
+}
+
+/* Every reflection path against a global node (a seed): its own
+ * registration stays, what the peer made goes with the peer, a forged
+ * database answer never reaches the seed's own watchers. */
+TEST(authority_reflections_cannot_write_a_seeds_database)
+{
+    tnode_t a, b;
+    char sa[64];
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {sa};
+    start_ticker();
+    REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 1));
+    REQUIRE(mknode_p1(&b, "beta", NULL, seeds, 1));
+    for (int i = 0; i < 150 && !(aemp_node_is_up(b.node, "alpha") && aemp_node_is_global(a.node)); i++)
+        run_for(0.02);
+    REQUIRE(aemp_node_is_global(a.node));
+    REQUIRE(aemp_node_is_up(b.node, "alpha"));
+
+    aemp_port_t *echo = aemp_port_new(a.node, echo_cb, NULL);
+    REQUIRE(echo != NULL);
+    REQUIRE(aemp_func_register(a.node, "echoer", echo_fn, NULL) == 0);
+    CHECK_INT(aemp_db_set(a.node, "svc", "mine", json_true()), 0);
+    aemp_db_mon_t *w = aemp_db_mon(a.node, "svc", watch_cb, NULL);
+    REQUIRE(w != NULL);
+    run_for(0.2);
+    REQUIRE(has_key(a.node, "svc", "mine"));
+
+    /* time: the reply is ["g_slave", DB, TIME] to the seed's node port */
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[sss{s{si}}]", "time", "alpha", "g_slave", "svc", "t1", 1), 0);
+    /* can: the reply ["g_upd", "svc", {...}, [], "1"] */
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[sssss{si}[]]", "can", "time", "alpha", "g_upd", "svc", "c1", 1), 0);
+    /* an echo port */
+    CHECK_INT(aemp_sendf(b.node, aemp_port_id(echo), "[sss{si}[]]", "alpha", "g_upd", "svc", "e1", 1), 0);
+    /* a spawned function that sends where it is told */
+    char *sp = aemp_spawn(b.node, "alpha", "echoer", json_pack("[sss{si}[]]", "alpha", "g_upd", "svc", "s1", 1));
+    CHECK(sp != NULL);
+    free(sp);
+    /* a forged database answer to the seed's own watcher */
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[ssss{si}]", "time", "alpha", "g_chg1", "svc", "forged", 1), 0);
+    CHECK_INT(aemp_sendf(b.node, "alpha", "[ssss{si}[]]", "time", "alpha", "g_chg2", "svc", "forged", 1), 0);
+    run_for(0.4);
+
+    /* the seed's own entry stays; what was written went into beta's share */
+    CHECK(has_key(a.node, "svc", "mine"));
+    CHECK(has_key(a.node, "svc", "t1"));
+    CHECK(has_key(a.node, "svc", "c1"));
+    CHECK(has_key(a.node, "svc", "e1"));
+    CHECK(has_key(a.node, "svc", "s1"));
+    CHECK(has_key(a.node, "'g", "alpha"));
+    CHECK_INT(forged_seen, 0);
+
+    /* beta goes: so does everything it wrote, by whatever path */
+    aemp_node_destroy(b.node);
+    for (int i = 0; i < 150 && has_key(a.node, "svc", "t1"); i++) run_for(0.02);
+    json_t *h = family_now(a.node, "svc");
+    CHECK(json_object_get(h, "mine") != NULL);
+    CHECK_INT(json_object_size(h), 1);
+    json_decref(h);
+    CHECK(has_key(a.node, "'g", "alpha"));
+    CHECK(has_key(a.node, "'l", "alpha"));
+    aemp_db_mon_cancel(w);
+    aemp_node_destroy(a.node);
+}
+
+/* The raw hook names the peer as the sender of what a service sent to an
+ * unknown port of ours on that peer's request, in both dialects. */
+static void last_src(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg)
+{
+    (void)node;
+    (void)id;
+    (void)msg;
+    snprintf(ud, 256, "%s", src);
+}
+
+static aemp_node_t *mk_hooked(int protocol, const char *id, const char *bind, const char *seed, char *src_seen)
+{
+    aemp_node_config_t c = {0};
+    const char *binds[] = {bind}, *seeds[] = {seed};
+    c.protocol = protocol;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.connect_interval = 0.2;
+    c.connect_timeout = 3;
+    c.on_message = last_src;
+    c.message_ud = src_seen;
+    if (protocol == 1) {
+        c.nodeid = id;
+        c.binds = binds;
+        c.nbinds = 1;
+        c.seeds = seed ? seeds : NULL;
+        c.nseeds = seed ? 1 : 0;
+    } else {
+        c.bind = bind;
+    }
+    aemp_node_t *n = aemp_node_new(EV_DEFAULT, &c, NULL);
+    if (n && aemp_node_start(n)) {
+        aemp_node_destroy(n);
+        n = NULL;
+    }
+    return n;
+}
+
+TEST(authority_raw_hook_sees_the_requesting_peer)
+{
+    start_ticker();
+    for (int proto = 0; proto <= 1; proto++) {
+        char pa[64], pb[64], src_a[256] = "", src_b[256] = "";
+        snprintf(pa, sizeof pa, "127.0.0.1:%d", free_port());
+        snprintf(pb, sizeof pb, "127.0.0.1:%d", free_port());
+        aemp_node_t *a = mk_hooked(proto, "alpha", pa, NULL, src_a);
+        aemp_node_t *b = mk_hooked(proto, "beta", pb, pa, src_b);
+        REQUIRE(a && b);
+        const char *aname = proto ? "alpha" : pa;
+        const char *bname = proto ? "beta" : pb;
+        char target[128];
+        snprintf(target, sizeof target, "%s#nobody", aname);
+        /* the node's own send: it is the sender */
+        CHECK_INT(aemp_sendf(a, target, "[s]", "own"), 0);
+        for (int i = 0; i < 50 && !*src_a; i++) run_for(0.02);
+        CHECK_STR(src_a, aname);
+        /* a peer's requests answered to an unknown port of ours: time,
+         * and lookup and eval (protocol 0) or can (protocol 1) */
+        json_t *reqs = proto ? json_pack("[[ss][sss]]", "time", target, "can", "time", target)
+                             : json_pack("[[ss][sss][sss]]", "time", target, "lookup", "x", target,
+                                         "eval", "1", target);
+        REQUIRE(reqs != NULL);
+        for (size_t k = 0; k < json_array_size(reqs); k++) {
+            src_a[0] = 0;
+            CHECK_INT(aemp_send(b, aname, json_incref(json_array_get(reqs, k))), 0);
+            for (int i = 0; i < 150 && !*src_a; i++) run_for(0.02);
+            CHECK_STR(src_a, bname);
+        }
+        json_decref(reqs);
+        aemp_node_destroy(b);
+        aemp_node_destroy(a);
+    }
+}
