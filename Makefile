@@ -30,14 +30,19 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags jansson libssl libcrypto 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs jansson libssl libcrypto 2>/dev/null || echo -ljansson -lssl -lcrypto)
 
+# The library's layers (README, "Layout"): core (sans-I/O), node (the
+# drivers), one folder per dialect. scripts/layers.sh keeps them apart.
+SRC_DIRS := src/core src/node src/p0 src/p1
+SRC_INC  := $(SRC_DIRS:%=-I%)
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fPIC \
-              -fvisibility=hidden -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
+              -fvisibility=hidden -Iinclude $(SRC_INC) $(PKG_CFLAGS) -MMD -MP
 LIBS    := -lev $(PKG_LIBS) -lm
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRCS  := $(sort $(wildcard src/*.c))
+LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
@@ -56,7 +61,7 @@ TESTBIN := $(BUILD)/aemp_tests
 
 SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
-.PHONY: FORCE all check test demo bench install uninstall clean deps deps-check examples
+.PHONY: FORCE all check layers test demo bench install uninstall clean deps deps-check examples
 
 all: $(STATIC) $(SHARED) $(AEMP) $(BUILD)/aemp.pc $(EXAMPLES)
 
@@ -111,13 +116,18 @@ deps:
 deps-check:
 	@sh scripts/deps.sh check
 
+# Fails when a core file reaches the loop, sockets or the node, or a
+# node-layer file reaches into a dialect's folder.
+layers:
+	@sh scripts/layers.sh
+
 # Runs the suite on this build (BUILD/SAN select which).
 test: $(TESTBIN) $(AEMP) $(EXAMPLES)
 	AEMP_SHARED=$(SHARED_DIR) AEMP_BIN=$(abspath $(AEMP)) AEMP_BUILD=$(abspath $(BUILD)) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	./$(TESTBIN) $(TESTS)
 
-check: deps-check
+check: deps-check layers
 	$(MAKE) test
 	$(MAKE) BUILD=build-asan SAN=1 test
 
@@ -172,7 +182,7 @@ FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-                -Iinclude -Isrc $(PKG_CFLAGS) -DFUZZ_STANDALONE
+                -Iinclude $(SRC_INC) $(PKG_CFLAGS) -DFUZZ_STANDALONE
 FUZZ_COV_OBJS   := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/cov/%.o)
 FUZZ_PLAIN_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/plain/%.o)
 
