@@ -29,7 +29,7 @@ typedef struct aemp__service {
 
 /* A dialect of the protocol, as the drivers see it: the handshake
  * profile it selects (by protocol number), its table of node requests
- * (services.c) and its naming model (naming0.c, naming1.c): how a node
+ * (services0.c, services1.c) and its naming model (naming0.c, naming1.c): how a node
  * is named and reached. node.c, link.c and port.c call through this and
  * do not know which dialect they carry. */
 typedef struct aemp__dialect {
