@@ -1,7 +1,8 @@
 /*
  * test.h - the test harness: TEST(name) declares a test (the runner's list
  * is generated from these lines), CHECK_* macros record failures and print
- * both values, helpers load the golden vectors from ../shared.
+ * both values, SKIP ends a test that cannot run here, helpers load the
+ * golden vectors from ../shared.
  */
 #ifndef AEMP_TEST_H
 #define AEMP_TEST_H
@@ -59,6 +60,15 @@ void t_fail(const char *file, int line, const char *fmt, ...)
 
 void t_fail_mem(const char *file, int line, const char *what, const void *a,
                 const void *b, size_t n);
+
+/* Ends the test at once as skipped: the runner prints "SKIP name: reason"
+ * and counts it as skipped, not passed. Say precisely what is missing
+ * here ("perl with Storable and JSON::PP not found"). Callable from
+ * helpers, but only in the test's own process, not in a child it forked;
+ * a test that failed a check before the skip still fails. */
+#define SKIP(...) t_skip(__FILE__, __LINE__, __VA_ARGS__)
+void t_skip(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
 
 /* Path of a file in ../shared (AEMP_SHARED or found from the cwd);
  * returns a static buffer. */
