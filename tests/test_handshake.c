@@ -1125,7 +1125,7 @@ TEST(hs_tls_boundaries)
 }
 
 /* The peer's tls= value counts when its integer part is 1. */
-TEST(hs_tls_value)
+TEST(hs_peer_tls_counts_when_its_integer_part_is_1)
 {
     static const struct {
         const char *kv;
@@ -1160,7 +1160,7 @@ TEST(hs_tls_value)
 /* ------------------------------------------------------------------ */
 /* engine interface */
 
-TEST(hs_done_leftover)
+TEST(hs_bytes_after_the_auth_line_are_left_to_the_caller)
 {
     aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(hs);

@@ -655,7 +655,7 @@ TEST(hs1_errors_verbatim)
 /* GREETED after line 1 is the driver's hook: the feed stops there with
  * only our greeting out, so "NODE already connected" goes out as 2.02
  * sends it (T12 connection 17); going on gives the auth line. */
-TEST(hs1_greeted_hook)
+TEST(hs1_feed_stops_at_greeted_so_the_driver_can_refuse)
 {
     const char *in = "aemp;1;rawerr/dup;hmac_sha3_512;json;k=v\r\n" NONCE "\r\n";
     for (int refuse = 0; refuse < 2; refuse++) {
@@ -826,7 +826,7 @@ static void pair1(const char *sa, int ta, const char *sb, int tb, uint64_t *rng,
     aemp__buf_free(&b.in);
 }
 
-TEST(hs1_pairs)
+TEST(hs1_pairs_pick_auth_by_secret_and_tls_or_fail_verbatim)
 {
     const char *mm = "authentication failure/shared secret mismatch";
     const char *nos = "unable to handshake TLS and no shared secret configured";

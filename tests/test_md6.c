@@ -182,7 +182,7 @@ TEST(md6_full_vectors)
 }
 
 /* The generators must produce the messages the vectors were made from. */
-TEST(md6_generators)
+TEST(md6_generators_reproduce_the_vector_messages)
 {
     json_t *j = t_load_vectors("vectors/md6.json");
     static const char *const sets[] = {"vectors", "full_vectors", "bit_vectors"};
