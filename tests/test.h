@@ -89,4 +89,32 @@ uint64_t t_rand(uint64_t *state);
 const char *t_aemp_bin(void);
 const char *t_build_dir(void);
 
+/* A vector's string member ("" when it is missing or not a string) and
+ * integer member (0 when missing). */
+const char *t_jstr(const json_t *v, const char *key);
+long long t_jint(const json_t *v, const char *key);
+/* The message generators of md6.json and the data generators of
+ * hmac_md6.json ("seq251", "p7", "mul31"): len bytes, malloc'd (caller
+ * frees); NULL for a generator that only says "see the hex". */
+unsigned char *t_gen_bytes(const char *gen, size_t len);
+/* Transcript NAME of ../shared/vectors/transcripts, read with libaemp's
+ * decoder (integers above INT64_MAX); aborts the test on failure. */
+json_t *t_load_transcript(const char *name);
+/* Splits greeting line 1 ("aemp;VERSION;NODEREF;AUTHS;FRAMINGS;KV...")
+ * into the noderef, auths, framings and the rest (the key=value part,
+ * "" when there is none), each into cap bytes. Returns 0, or -1 when the
+ * line has fewer than five fields. */
+int t_greeting_fields(const char *l1, char *noderef, char *auths, char *framings, char *kv,
+                      size_t cap);
+
+/* Handshake engines (aemp_hs_t and aemp__buf_t; the tests that use these
+ * include aemp.h and aemp_int.h). */
+struct aemp_hs;
+struct aemp__buf;
+/* Feeds the string s; returns the bytes consumed. */
+size_t t_hs_feed_str(struct aemp_hs *hs, const char *s);
+/* Moves all pending output into sink (NULL: drops it), acknowledging it;
+ * the sink is kept NUL-terminated for CHECK_STR. */
+void t_hs_drain(struct aemp_hs *hs, struct aemp__buf *sink);
+
 #endif
