@@ -41,7 +41,7 @@ TEST(node_start_and_noderef)
     aemp_node_destroy(a.node);
 }
 
-TEST(node_resolve)
+TEST(node_resolve_expands_dedups_and_defaults_addresses)
 {
     int err = 0;
     char *r = aemp_resolve("127.0.0.1:4041", &err);
