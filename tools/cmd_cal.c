@@ -8,6 +8,9 @@
  * does not exist (or dies instead of answering) fails at once with the
  * reason rather than after the timeout. The node port (a bare noderef)
  * cannot be monitored and is not.
+ *
+ * Protocol 1: as 2.02's tool, ["","mon1",ID] then [ID, ARG..., REPLY]
+ * once joined; no timeout of its own (the link's failure ends it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -105,5 +108,70 @@ int cmd_cal(int argc, char **argv)
     free(node);
     rc = cli_client_run(k.c);
     free(k.port);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* protocol 1                                                          */
+
+typedef struct cal1 {
+    cli_client_t *c;
+    const char *port;
+    json_t *msg;
+    aemp_mon_t *mon;
+} cal1_t;
+
+static void mon1_cb(aemp_node_t *node, const char *portid, json_t *reason, void *ud)
+{
+    cal1_t *k = ud;
+    k->mon = NULL;
+    cli_client_monitored(k->c, 0);
+    cli_client_port_died(k->c, portid, reason, " before replying");
+}
+
+static int reply1_cb(aemp_port_t *port, json_t *msg, void *ud)
+{
+    cal1_t *k = ud;
+    if (cli_print_json(PROG, msg)) {
+        cli_client_finish(k->c, 1);
+        return AEMP_DONE;
+    }
+    /* tell the node we no longer watch its port (mon0), then go */
+    aemp_mon_cancel(k->mon);
+    k->mon = NULL;
+    cli_client_monitored(k->c, 0);
+    cli_client_finish_flushed(k->c, 0, 1.0);
+    return AEMP_DONE;
+}
+
+/* Joined: 2.02's order. */
+static void up1_cb(cli_client_t *c, void *ud)
+{
+    cal1_t *k = ud;
+    aemp_node_t *n = cli_client_node(c);
+    int rc = 0;
+    if (strchr(k->port, '#')) {
+        if ((k->mon = aemp_mon(n, k->port, mon1_cb, k))) cli_client_monitored(c, 1);
+        else rc = AEMP_ENOMEM;
+    }
+    aemp_port_t *reply = rc ? NULL : aemp_port_new(n, reply1_cb, k);
+    if (!reply || json_array_append_new(k->msg, json_string(aemp_port_id(reply)))) rc = AEMP_ENOMEM;
+    if (!rc) rc = aemp_send(n, k->port, k->msg);
+    else json_decref(k->msg);
+    k->msg = NULL;
+    if (rc) cli_client_fail(c, "cannot send to %s: %s", k->port, aemp_strerror(rc));
+}
+
+int cmd_cal_p1(cli_chain_t *s, const char *key)
+{
+    json_t *const *args;
+    int nargs = cli_chain_rest(s, &args);
+    if (nargs < 0) return 1;
+    cal1_t k = {0};
+    int rc = cli_client_for_port_p1(PROG, s->rc, args, nargs, &k.msg, &k.c, &k.port);
+    if (rc) return rc;
+    cli_client_on_up(k.c, up1_cb, &k);
+    rc = cli_client_run(k.c);
+    json_decref(k.msg);
     return rc;
 }
