@@ -261,14 +261,14 @@ cli_client_t *cli_client_new(const char *prog, const cli_client_opts_t *o, const
 int cli_client_for_port(const char *prog, int argc, char **argv, const cli_client_opts_t *o,
                         json_t **msg, cli_client_t **c, char **node, char **port);
 /* Protocol 1: the start of snd, cal (msg not NULL: the ARGs after PORT
- * as elements) and mon (msg NULL: PORT alone) on the chain's remaining
- * words [-v]... PORT [ARG...]: checks PORT (NODEID#ID, or a node id for
- * its node port), and creates the command node `aemp/%n/%u` of profile
- * `aemp` of rc, which joins through the seeds. Returns 0 with *msg (new
- * reference), *c and *port (borrowed from args) set, or the exit status
- * after printing why. */
-int cli_client_for_port_p1(const char *prog, const json_t *rc, json_t *const *args, int nargs,
-                           json_t **msg, cli_client_t **c, const char **port);
+ * as elements) and mon (msg NULL: PORT alone), which take the chain's
+ * remaining words [-v]... PORT [ARG...] (cli_chain_rest): checks PORT
+ * (NODEID#ID, or a node id for its node port), and creates the command
+ * node `aemp/%n/%u` of profile `aemp` of the chain's rc file, which joins
+ * through the seeds. Returns 0 with *msg (new reference), *c and *port
+ * (borrowed from the chain) set, or the exit status after printing why. */
+int cli_client_for_port_p1(const char *prog, cli_chain_t *s, json_t **msg, cli_client_t **c,
+                           const char **port);
 
 aemp_node_t *cli_client_node(cli_client_t *c);
 /* The target's node: protocol 0 its resolved noderef, protocol 1 its

@@ -608,11 +608,14 @@ static int split_port(const char *prog, const json_t *arg, char **node)
     return 0;
 }
 
-int cli_client_for_port_p1(const char *prog, const json_t *rc, json_t *const *args, int nargs,
-                           json_t **msg, cli_client_t **c, const char **port)
+int cli_client_for_port_p1(const char *prog, cli_chain_t *s, json_t **msg, cli_client_t **c,
+                           const char **port)
 {
     int verbose = 0, i = 0, status;
     *c = NULL;
+    json_t *const *args;
+    int nargs = cli_chain_rest(s, &args);
+    if (nargs < 0) return 1;
     for (; i < nargs && json_is_string(args[i]); i++) {
         const char *a = json_string_value(args[i]);
         if (strcmp(a, "-v") && strcmp(a, "--verbose")) break;
@@ -639,7 +642,7 @@ int cli_client_for_port_p1(const char *prog, const json_t *rc, json_t *const *ar
             return 1;
         }
     }
-    *c = client_new_p1(prog, verbose, rc, node);
+    *c = client_new_p1(prog, verbose, s->rc, node);
     free(node);
     if (!*c) {
         if (msg) json_decref(*msg);

@@ -102,12 +102,9 @@ static void up1_cb(cli_client_t *c, void *ud)
 
 int cmd_mon_p1(cli_chain_t *s, const char *key)
 {
-    json_t *const *args;
-    int nargs = cli_chain_rest(s, &args);
-    if (nargs < 0) return 1;
     cli_client_t *c;
     const char *port;
-    int rc = cli_client_for_port_p1(PROG, s->rc, args, nargs, NULL, &c, &port);
+    int rc = cli_client_for_port_p1(PROG, s, NULL, &c, &port);
     if (rc) return rc;
     cli_client_on_up(c, up1_cb, (void *)port);
     cli_client_on_down(c, down1_cb, NULL);

@@ -119,11 +119,8 @@ static void up1_cb(cli_client_t *c, void *ud)
 
 int cmd_snd_p1(cli_chain_t *s, const char *key)
 {
-    json_t *const *args;
-    int nargs = cli_chain_rest(s, &args);
-    if (nargs < 0) return 1;
     snd1_t k = {0};
-    int rc = cli_client_for_port_p1(PROG, s->rc, args, nargs, &k.msg, &k.c, &k.port);
+    int rc = cli_client_for_port_p1(PROG, s, &k.msg, &k.c, &k.port);
     if (rc) return rc;
     char text[1200];
     snprintf(text, sizeof text, "no confirmation from %s within %g s", cli_client_peer(k.c),
