@@ -1,19 +1,19 @@
 /*
  * cmd_p1conf.c - the aemp command with protocol 1 (--protocol 1 or
- * AEMP_PROTOCOL=1): the configuration subcommands of AnyEvent::MP 2.02's
- * aemp tool, working on its rc file (PROTOCOL-1 §2, §9). As there,
- * subcommands chain (`aemp profile seed setbinds 127.0.0.1:4040 gensecret
+ * AEMP_PROTOCOL=1): the chain of AnyEvent::MP 2.02's aemp tool and its
+ * configuration steps, working on its rc file (PROTOCOL-1 §2, §9). As
+ * there, verbs chain (`aemp profile seed setbinds 127.0.0.1:4040 gensecret
  * showconfig`): each takes the arguments it needs and the next word is the
- * next subcommand; an argument starting with '[', '{' or '"' is JSON;
- * `setX` also works as `X` (not seteval: eval is a network command).
- * Everything works on the file's JSON in memory; the file is written once,
- * at the end, when something changed, and not at all when a subcommand
- * fails (the Perl tool would write what the earlier ones did).
- * The network subcommands run, snd, cal and mon (cmd_p1net.c) take every
- * remaining word; the file is written before they start, when the chain
- * changed it, and they work on the configuration as the chain left it.
- * The other network subcommands of 2.02 (eval, shell, trace, restart,
- * ping, flood) fail with a clear message.
+ * next verb (found in the one verb table, main.c); an argument starting
+ * with '[', '{' or '"' is JSON; `setX` also works as `X` (not seteval:
+ * eval is a network verb). Everything works on the file's JSON in memory;
+ * the file is written once, at the end, when something changed, and not
+ * at all when a step fails (the Perl tool would write what the earlier
+ * ones did). The network verbs run, snd, cal and mon (cmd_VERB.c) take
+ * every remaining word (cli_chain_rest); the file is written before they
+ * start, when the chain changed it, and they work on the configuration as
+ * the chain left it. The other network verbs of 2.02 (eval, shell, trace,
+ * restart, ping, flood) fail with a clear message.
  */
 #include <errno.h>
 #include <fcntl.h>
