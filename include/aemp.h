@@ -862,6 +862,21 @@ typedef struct aemp_node_config {
     void (*on_message)(void *ud, aemp_node_t *node, const char *src,
                        const char *localid, json_t *msg);
     void *message_ud;
+    /* Failed connection attempts (may be NULL): called once for each
+     * attempt of ours to reach a peer that ended before the link was
+     * authenticated, one per endpoint tried, e.g. ("127.0.0.1:4040",
+     * "127.0.0.1:4040", "Connection refused"), or the handshake's error
+     * text ("authentication failure/shared secret mismatch"). peer is
+     * the peer's name as the node knows it (a noderef or node id),
+     * address the endpoint "host:port" that was tried, reason why it
+     * failed; all borrowed for the call. The node goes on trying the
+     * peer's other endpoints and rounds; on_link (up = 0) still reports
+     * a peer that it gives up on. Not called for attempts the node ends
+     * itself (the connect timeout, a link that won a simultaneous
+     * connect), nor after aemp_node_destroy. */
+    void (*on_connect_failed)(void *ud, aemp_node_t *node, const char *peer,
+                              const char *address, const char *reason);
+    void *connect_failed_ud;
     /* The provider= string; NULL: "aemp-C-" AEMP_VERSION. */
     const char *provider;
     /* Non-zero: never TLS mode, even with a key and a certificate in the
