@@ -999,7 +999,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
     if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
     /* names, secret, TLS and the dialect's defaults */
-    if (!(n->dstate = n->dialect->init(n, cfg, &e))) goto bad;
+    n->dstate = n->dialect->init(n, cfg, &e);
+    if (e) goto bad;
     ev_prepare_init(&n->flush_w, aemp__flush_cb);
     n->flush_w.data = n;
     ev_init(&n->accept_pause, accept_resume_cb);

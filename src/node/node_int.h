@@ -37,8 +37,9 @@ typedef struct aemp__dialect {
     const char *framings;            /* offered and written, in order */
     const aemp__service_t *services; /* ends with a NULL tag */
     /* the naming model */
-    /* secret, TLS, defaults; returns the dialect's own state, which the
-     * node holds (dstate) until free, or NULL with *err set */
+    /* secret, TLS, defaults: returns the dialect's own state, which the
+     * node holds (dstate) and frees with free, and sets *err (0, or why
+     * init failed: the state it returns then is freed at once) */
     void *(*init)(aemp_node_t *n, const aemp_node_config_t *cfg, int *err);
     int (*start)(aemp_node_t *n);      /* listen and name the node */
     void (*started)(aemp_node_t *n);   /* first connections */

@@ -38,17 +38,6 @@ static char *dupnull(const char *s, int *fail)
     return d;
 }
 
-static void state_free(aemp_node_t *n, p0_t *s)
-{
-    if (n->loop) ev_timer_stop(n->loop, &s->master_retry);
-    free(s->slave_base);
-    aemp__strv_free(s->masters);
-    free(s->bind);
-    free(s->slave_name);
-    free(s->secret_file);
-    free(s);
-}
-
 static int setup0(aemp_node_t *n, p0_t *s, const aemp_node_config_t *cfg)
 {
     int fail = 0, e = 0;
@@ -111,10 +100,6 @@ static void *init0(aemp_node_t *n, const aemp_node_config_t *cfg, int *err)
 {
     p0_t *s = calloc(1, sizeof *s);
     *err = s ? setup0(n, s, cfg) : AEMP_ENOMEM;
-    if (s && *err) {
-        state_free(n, s);
-        s = NULL;
-    }
     return s;
 }
 
@@ -301,7 +286,14 @@ static void peer_down0(aemp_node_t *n, aemp__peer_t *p)
 
 static void free0(aemp_node_t *n)
 {
-    state_free(n, p0_of(n));
+    p0_t *s = p0_of(n);
+    if (n->loop) ev_timer_stop(n->loop, &s->master_retry);
+    free(s->slave_base);
+    aemp__strv_free(s->masters);
+    free(s->bind);
+    free(s->slave_name);
+    free(s->secret_file);
+    free(s);
 }
 
 const aemp__dialect_t aemp__dialect_p0 = {

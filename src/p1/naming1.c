@@ -129,27 +129,10 @@ static int setup1(aemp_node_t *n, naming_t *s, const aemp_node_config_t *cfg)
     return 0;
 }
 
-static void state_free(aemp_node_t *n, naming_t *s)
-{
-    for (size_t i = 0; i < s->nseeds; i++) {
-        ev_timer_stop(n->loop, &s->seeds[i].retry);
-        free(s->seeds[i].ep);
-    }
-    free(s->seeds);
-    aemp__strv_free(s->listeners);
-    aemp__strv_free(s->binds);
-    aemp__map_free(&s->finding);
-    free(s);
-}
-
 static void *init1(aemp_node_t *n, const aemp_node_config_t *cfg, int *err)
 {
     naming_t *s = calloc(1, sizeof *s);
     *err = s ? setup1(n, s, cfg) : AEMP_ENOMEM;
-    if (s && *err) {
-        state_free(n, s);
-        s = NULL;
-    }
     return s;
 }
 
@@ -247,9 +230,18 @@ static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void free1(aemp_node_t *n)
 {
+    naming_t *s = naming_of(n);
+    for (size_t i = 0; i < s->nseeds; i++) {
+        ev_timer_stop(n->loop, &s->seeds[i].retry);
+        free(s->seeds[i].ep);
+    }
+    free(s->seeds);
+    aemp__strv_free(s->listeners);
+    aemp__strv_free(s->binds);
+    aemp__map_free(&s->finding);
     aemp__global_free(n); /* global.c */
     aemp__db_free(n);
-    state_free(n, naming_of(n));
+    free(s);
 }
 
 /* ------------------------------------------------------------------ */
