@@ -38,8 +38,10 @@ typedef struct aemp__dialect {
     int protocol;                         /* the number that selects it */
     const aemp__hs_profile_t *profile;    /* its handshake (handshake.c) */
     /* the framings, offered in greetings and written in this order
-     * (NULL-terminated); the first is also what a link writes before its
-     * handshake chose. The profile's rule picks one per direction. */
+     * (NULL-terminated; framing.h). The profile's rule picks one per
+     * direction. The first is what a link would write before its
+     * handshake chose (nothing is: the node writes only to links that
+     * are up). */
     const aemp__framing_t *const *framings;
     const aemp__service_t *services; /* node requests; ends with a NULL tag */
     /* the naming model: how a node is named and reached */
