@@ -505,8 +505,10 @@ void aemp__link_died(aemp__link_t *l, int silent)
     free(p->last_error);
     p->last_error = l->error ? strdup(l->error) : NULL;
     p->last_reason = l->reason;
+    if (l->outgoing && n->cfg.on_connect_failed && !n->destroy_pending)
+        n->cfg.on_connect_failed(n->cfg.connect_failed_ud, n, p->noderef, l->addr,
+                                 l->error ? l->error : "closed");
     if (p->connecting) aemp__peer_try(p);
-    (void)n;
 }
 
 /* ------------------------------------------------------------------ */
