@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "perl04.h"
 #include "tls.h"
 
 /* Protocol 0's state (the node's dstate). */
@@ -296,9 +297,13 @@ static void free0(aemp_node_t *n)
     free(s);
 }
 
+static const aemp__framing_t *const framings0[] = {&aemp__framing_json, &aemp__framing_storable,
+                                                    NULL};
+
 const aemp__dialect_t aemp__dialect_p0 = {
     .protocol = 0,
-    .framings = "json,storable",
+    .profile = &aemp__hs_profile0,
+    .framings = framings0,
     .services = aemp__services_p0,
     .init = init0,
     .start = start0,
@@ -310,13 +315,22 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .peer_aliased = peer_aliased0,
     .peer_down = peer_down0,
     .free = free0,
+    .link_greeted = aemp__perl04_link_greeted,
+    .link_verified = aemp__perl04_link_verified,
     .unreachable = "Connection timed out",
-    .tag_port_died = "kil",
-    .tag_kill = "kil",
-    .refuse_second_link = 0,
-    .no_such_port_names_port = 0,
-    .eof_text = "Broken pipe",
-    .quiet_scalars = 0,
-    .node_port_watch_silent = 0,
-    .one_auth_per_perl_peer = 1,
+    .tags = {
+        .port_died = "kil",
+        .kill = "kil",
+        .watch = "mon1",
+        .unwatch = "mon0",
+        .spawn = "AnyEvent::MP::_spawn",
+        .no_such_port = "no_such_port",
+    },
+    .quirks = {
+        .refuse_second_link = 0,
+        .no_such_port_names_port = 0,
+        .eof_text = "Broken pipe",
+        .quiet_scalars = 0,
+        .node_port_watch_silent = 0,
+    },
 };
