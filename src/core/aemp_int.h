@@ -167,6 +167,12 @@ static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
 /* 1 when s[0..n) is strict UTF-8 (no overlongs, surrogates or code
  * points above U+10FFFF), as the JSON decoder requires. */
 int aemp__utf8_valid(const void *s, size_t n);
+/* Why id[0..n) cannot be a protocol-1 node id we route and log (a static
+ * sentence, "it contains '#', which splits port ids"), or NULL when it
+ * can: see AEMP_NODEID_MAX in aemp.h for the rules. */
+const char *aemp__nodeid_problem(const char *id, size_t n);
+#define AEMP__STR_(x) #x
+#define AEMP__STR(x) AEMP__STR_(x)
 /* 1 when the text of a raw number (without its marker) looks like a
  * number, as the JSON encoder requires before writing it. */
 int aemp__raw_text_ok(const char *s, size_t n);
