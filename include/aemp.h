@@ -820,6 +820,7 @@ enum aemp_log_level {
 #define AEMP_HANDSHAKE_TIMEOUT 30.0      /* silence during the handshake */
 #define AEMP_DEFAULT_MAX_OUTQ (64u << 20)  /* bytes queued for one peer */
 #define AEMP_DEFAULT_MAX_HANDSHAKES 512u    /* incoming, unauthenticated */
+#define AEMP_DEFAULT_MAX_PEER_MONITORS 16384u /* mon1 of one node (below) */
 #define AEMP_DEFAULT_PORT 4040
 /* Protocol 1: node ids. PROTOCOL-1 §1 lets a node id be any non-empty
  * string without '#' (it splits port ids "NODEID#NAME": a reply to an id
@@ -890,6 +891,15 @@ typedef struct aemp_node_config {
      * hold the node's descriptors while honest peers, which finish within
      * a round trip, still get through. */
     unsigned max_handshakes;
+    /* Watches (mon1) one node may hold on our ports at once (0:
+     * AEMP_DEFAULT_MAX_PEER_MONITORS). One more is refused: it is
+     * dropped with the warning "NODE: mon1: over N monitors from this
+     * node; refused" (rate-limited like every warning), and the link
+     * stays up; that watcher does not hear of the port's death. An honest
+     * node watches each of our ports once, however many monitors its
+     * code has on it, so it meets this only when it watches that many
+     * ports. */
+    unsigned max_peer_monitors;
 
     /* ---- protocol 1 (AnyEvent::MP 2.x, PROTOCOL-1.md) ----
      * 0 (the default): the node speaks protocol 0 as described above.
