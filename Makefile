@@ -3,6 +3,10 @@
 #   make            library (static + shared) and the aemp tool, in build/
 #   make check      set-up, then the whole suite twice: gcc build, and a
 #                   clang -fsanitize=address,undefined build in build-asan/
+#   make test       the suite on this build (BUILD, SAN); TESTS="md6 hs_"
+#                   runs only the tests whose names contain a word of it;
+#                   LIST=1 lists the (selected) test names, one a line,
+#                   without running them (the runner's --list)
 #   make demo       set-up, then a short story with a live node
 #   make bench      set-up, then the benchmarks
 #   make install    PREFIX (default /usr/local) and DESTDIR honoured
@@ -13,6 +17,7 @@ DESTDIR ?=
 BUILD   ?= build
 SAN     ?=
 TESTS   ?=
+LIST    ?=
 
 VERSION := $(shell sed -n 's/^\#define AEMP_VERSION "\(.*\)"/\1/p' include/aemp.h)
 SOMAJOR := 0
@@ -121,11 +126,17 @@ deps-check:
 layers:
 	@sh scripts/layers.sh
 
-# Runs the suite on this build (BUILD/SAN select which).
+# Runs the suite on this build (BUILD/SAN select which); ends with
+# "N passed, N failed, N skipped". LIST=1 only lists the tests.
+ifeq ($(LIST),1)
+test: $(TESTBIN)
+	@./$(TESTBIN) --list $(TESTS)
+else
 test: $(TESTBIN) $(AEMP) $(EXAMPLES)
 	AEMP_SHARED=$(SHARED_DIR) AEMP_BIN=$(abspath $(AEMP)) AEMP_BUILD=$(abspath $(BUILD)) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	./$(TESTBIN) $(TESTS)
+endif
 
 check: deps-check layers
 	$(MAKE) test
@@ -162,6 +173,7 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(BENCHES:%=%.d)
 
 # ==== fuzz: fuzzing and the network-namespace tests =======================
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="json framer"] [FUZZ_FLAGS=...]

@@ -1,6 +1,7 @@
 /*
  * harness.c - helpers shared by the tests: finding ../shared, loading the
- * golden vectors, hex conversion, a deterministic PRNG.
+ * golden vectors and transcripts, hex conversion, a deterministic PRNG,
+ * feeding and draining a handshake engine.
  */
 #include "test.h"
 
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "aemp.h"
+#include "aemp_int.h"
 
 void t_fail_mem(const char *file, int line, const char *what, const void *a,
                 const void *b, size_t n)
@@ -164,4 +166,78 @@ int t_b64dec(const char *s, unsigned char *out, size_t max)
         }
     }
     return (int)n;
+}
+
+const char *t_jstr(const json_t *v, const char *key)
+{
+    const char *s = json_string_value(json_object_get(v, key));
+    return s ? s : "";
+}
+
+long long t_jint(const json_t *v, const char *key)
+{
+    return json_integer_value(json_object_get(v, key));
+}
+
+unsigned char *t_gen_bytes(const char *gen, size_t len)
+{
+    unsigned char *m = malloc(len ? len : 1);
+    if (!m) abort();
+    if (!strcmp(gen, "seq251")) {
+        for (size_t i = 0; i < len; i++) m[i] = (unsigned char)(i % 251);
+    } else if (!strcmp(gen, "p7")) {
+        for (size_t i = 0; i < len; i++) m[i] = (unsigned char)(0x11 * (1 + i % 7));
+    } else if (!strcmp(gen, "mul31")) {
+        for (size_t i = 0; i < len; i++) m[i] = (unsigned char)((31 * i + 7) % 256);
+    } else {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+json_t *t_load_transcript(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "vectors/transcripts/%s.json", name);
+    return t_load_json_aemp(path);
+}
+
+int t_greeting_fields(const char *l1, char *noderef, char *auths, char *framings, char *kv,
+                      size_t cap)
+{
+    char *dst[5] = {NULL, NULL, noderef, auths, framings};
+    const char *p = l1;
+    for (int i = 0; i < 5; i++) {
+        const char *q = strchr(p, ';');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (dst[i]) snprintf(dst[i], cap, "%.*s", (int)n, p);
+        if (!q) {
+            if (i < 4) return -1;
+            p += n;
+            break;
+        }
+        p = q + 1;
+    }
+    snprintf(kv, cap, "%s", p);
+    return 0;
+}
+
+size_t t_hs_feed_str(aemp_hs_t *hs, const char *s)
+{
+    return aemp_hs_feed(hs, s, strlen(s));
+}
+
+void t_hs_drain(aemp_hs_t *hs, aemp__buf_t *sink)
+{
+    const void *p;
+    size_t n;
+    while ((p = aemp_hs_out(hs, &n)) != NULL) {
+        if (sink) aemp__buf_append(sink, p, n);
+        aemp_hs_out_ack(hs, n);
+    }
+    if (sink) {
+        aemp__buf_reserve(sink, 1);
+        sink->data[sink->len] = 0;
+    }
 }

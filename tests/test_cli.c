@@ -965,3 +965,21 @@ TEST(cli_p1_config_errors)
     const char *names[] = {"rc", "cert.pem", ".aemp-secret", NULL};
     rm_dir(dir, names);
 }
+
+/* A peer with two endpoints, both closed: the command ends once both
+ * attempts have failed, naming the one that failed last. */
+TEST(cli_connect_failures_every_endpoint)
+{
+    char secret[64], nodes[80];
+    temp_file(secret, secret_a);
+    int p1 = free_port(), p2 = free_port();
+    snprintf(nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d", p1, p2);
+    res_t r;
+    run(&r, "ping", "--secret-file", secret, nodes, NULL);
+    char want[160];
+    snprintf(want, sizeof want, "aemp ping: cannot connect to %s: 127.0.0.1:%d: Connection refused",
+             nodes, p2);
+    CHECK_FAILS(&r, 1, want);
+    CHECK(r.ms < 3000);
+    unlink(secret);
+}

@@ -539,3 +539,20 @@ TEST(cli_p1_c_seed_network)
     const char *names[] = {"rc", "seed.err", "worker.err", NULL};
     rm_dir(dir, names);
 }
+
+/* Two seeds, both closed: the command ends at once, with the last one. */
+TEST(cli_p1_every_seed_fails)
+{
+    char dir[64], rc[128], seeds[80];
+    temp_rc(dir, rc);
+    env_t env = {dir, rc, "1"};
+    int p1 = free_port(), p2 = free_port();
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d,127.0.0.1:%d", p1, p2);
+    res_t r;
+    run_env(&r, &env, "setsecret", "s", "setseeds", seeds, "cal", "seed1#a", "x", NULL);
+    CHECK_FAILS(&r, 1, "aemp cal: cannot join the network: no seed reachable (last: 127.0.0.1:");
+    CHECK(strstr(r.err, "Connection refused)") != NULL);
+    CHECK(r.ms < 3000);
+    const char *names[] = {"rc", NULL};
+    rm_dir(dir, names);
+}

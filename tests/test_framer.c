@@ -112,13 +112,6 @@ static void check_texts(const char *file, int line, const char *data, json_t *wa
 #define CHECK_TEXTS(data, rc, ...) \
     check_texts(__FILE__, __LINE__, (data), strs(__VA_ARGS__, (const char *)NULL), (rc))
 
-static json_t *load_transcript(const char *name)
-{
-    char path[256];
-    snprintf(path, sizeof path, "vectors/transcripts/%s.json", name);
-    return t_load_json_aemp(path);
-}
-
 /* The data-phase bytes one side sent on connection 1: everything after the
  * greeting lines and the auth line. */
 static char *data_phase(const json_t *tr, const char *dir, size_t *len)
@@ -164,7 +157,7 @@ TEST(framer_transcripts)
 {
     int streams = 0;
     for (size_t t = 0; t < sizeof sessions / sizeof sessions[0]; t++) {
-        json_t *tr = load_transcript(sessions[t].name);
+        json_t *tr = t_load_transcript(sessions[t].name);
         for (int d = 0; d < 2; d++) {
             const char *dir = d ? "s2c" : "c2s";
             if (!(d ? sessions[t].s2c : sessions[t].c2s)) continue;
@@ -197,7 +190,7 @@ TEST(framer_transcripts)
 
 TEST(framer_whitespace)
 {
-    json_t *tr = load_transcript("12-raw-whitespace");
+    json_t *tr = t_load_transcript("12-raw-whitespace");
     size_t n;
     char *wire = data_phase(tr, "c2s", &n);
     REQUIRE(wire);
@@ -279,7 +272,7 @@ TEST(framer_bad_sessions)
     char err[AEMP_JSON_ERRMAX];
     size_t n;
     /* 23: bad JSON - the framer finds the end, the decoder refuses it */
-    json_t *tr = load_transcript("23-raw-badjson");
+    json_t *tr = t_load_transcript("23-raw-badjson");
     char *wire = data_phase(tr, "c2s", &n);
     run_t r = feed(wire, n, CUT_BYTES, 0, 0, 0, 0);
     CHECK_INT(r.rc, 0);
@@ -292,7 +285,7 @@ TEST(framer_bad_sessions)
     json_decref(tr);
 
     /* 24: invalid UTF-8 inside a string */
-    tr = load_transcript("24-raw-badutf8");
+    tr = t_load_transcript("24-raw-badutf8");
     wire = data_phase(tr, "c2s", &n);
     r = feed(wire, n, CUT_RANDOM, 5, 0, 0, 0);
     CHECK_INT(r.rc, 0);
@@ -305,7 +298,7 @@ TEST(framer_bad_sessions)
     json_decref(tr);
 
     /* 25: 601 levels - refused before the text is even complete */
-    tr = load_transcript("25-raw-deep");
+    tr = t_load_transcript("25-raw-deep");
     wire = data_phase(tr, "c2s", &n);
     for (int cut = CUT_WHOLE; cut <= CUT_RANDOM; cut++) {
         aemp_framer_t f;

@@ -216,6 +216,6 @@ TEST(fuzz_replay_args)
 #ifdef HAVE_FUZZ_ARGS
     replay_target("args", fuzz_args_one, 20000);
 #else
-    printf("    skipped: tools/args.c is not there\n");
+    SKIP("tools/args.c is not there, so there is no args target to replay");
 #endif
 }

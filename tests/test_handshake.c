@@ -24,24 +24,9 @@ typedef struct side {
 
 static int side_from_lines(side_t *sd, const char *l1, const char *l2)
 {
-    char *dst[5] = {NULL, NULL, sd->noderef, sd->auths, sd->framings};
-    const char *p = l1;
     memset(sd, 0, sizeof *sd);
-    for (int i = 0; i < 5; i++) {
-        const char *q = strchr(p, ';');
-        size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (dst[i]) {
-            memcpy(dst[i], p, n);
-            dst[i][n] = 0;
-        }
-        if (!q) {
-            if (i < 4) return -1;
-            p += n;
-            break;
-        }
-        p = q + 1;
-    }
-    snprintf(sd->kv, sizeof sd->kv, "%s", p);
+    if (t_greeting_fields(l1, sd->noderef, sd->auths, sd->framings, sd->kv, sizeof sd->kv))
+        return -1;
     sd->tls = strstr(l1, ";tls=1.0") != NULL;
     return t_b64dec(l2, sd->nonce, sizeof sd->nonce) == AEMP_NONCE_BYTES ? 0 : -1;
 }
@@ -88,31 +73,11 @@ static aemp_hs_t *mk_basic(const char *noderef, const char *secret, unsigned see
     return hs;
 }
 
-/* Moves all pending output into sink (NUL-terminated for CHECK_STR). */
-static void drain(aemp_hs_t *hs, aemp__buf_t *sink)
-{
-    const void *p;
-    size_t n;
-    while ((p = aemp_hs_out(hs, &n)) != NULL) {
-        if (sink) aemp__buf_append(sink, p, n);
-        aemp_hs_out_ack(hs, n);
-    }
-    if (sink) {
-        aemp__buf_reserve(sink, 1);
-        sink->data[sink->len] = 0;
-    }
-}
-
 static const char *buf_str(aemp__buf_t *b)
 {
     aemp__buf_reserve(b, 1);
     b->data[b->len] = 0;
     return aemp__buf_head(b);
-}
-
-static size_t feed_str(aemp_hs_t *hs, const char *s)
-{
-    return aemp_hs_feed(hs, s, strlen(s));
 }
 
 /* The peer in crafted-input tests: its two greeting lines. */
@@ -132,11 +97,11 @@ static aemp_hs_t *greeted(const char *secret)
 {
     aemp_hs_t *hs = mk_basic("10.0.0.1:4040", secret, 1);
     if (!hs) return NULL;
-    drain(hs, NULL);
+    t_hs_drain(hs, NULL);
     const char *g = PEER1 "\n" PEER2 "\n";
-    CHECK_INT(feed_str(hs, g), strlen(g));
+    CHECK_INT(t_hs_feed_str(hs, g), strlen(g));
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_SEND | AEMP_HS_GREETED);
-    drain(hs, NULL);
+    t_hs_drain(hs, NULL);
     return hs;
 }
 
@@ -148,14 +113,14 @@ static void expect_fail(const char *input, int code, const char *msg)
     aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     if (!hs) return;
     aemp__buf_t greeting = {0}, after = {0};
-    drain(hs, &greeting);
+    t_hs_drain(hs, &greeting);
     CHECK_INT(aemp_hs_feed(hs, input, strlen(input)), consumed);
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
     CHECK_INT(aemp_hs_error_code(hs), code);
     CHECK_STR(aemp_hs_error(hs), msg);
-    drain(hs, &after);
+    t_hs_drain(hs, &after);
     CHECK_INT(aemp__buf_size(&after), 0);
-    CHECK_INT(feed_str(hs, "more\n"), 0);
+    CHECK_INT(t_hs_feed_str(hs, "more\n"), 0);
     CHECK_STR(aemp_hs_error(hs), msg);
     aemp__buf_free(&greeting);
     aemp__buf_free(&after);
@@ -167,7 +132,7 @@ static void expect_auth_fail(const char *line, int code, const char *msg)
 {
     aemp_hs_t *hs = greeted("geheim");
     if (!hs) return;
-    CHECK_INT(feed_str(hs, line), strlen(line));
+    CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
     CHECK_INT(aemp_hs_error_code(hs), code);
     CHECK_STR(aemp_hs_error(hs), msg);
@@ -325,8 +290,8 @@ TEST(hs_auth_vectors_engine)
         CHECK_STR(aemp_hs_local_line(hs, 1), l1);
         CHECK_STR(aemp_hs_local_line(hs, 2), l2);
         snprintf(peer, sizeof peer, "%s\n%s\n", r1, r2);
-        CHECK_INT(feed_str(hs, peer), offers_json(r1) ? strlen(peer) : strlen(r1) + 1);
-        drain(hs, &out);
+        CHECK_INT(t_hs_feed_str(hs, peer), offers_json(r1) ? strlen(peer) : strlen(r1) + 1);
+        t_hs_drain(hs, &out);
         if (!offers_json(r1)) {
             /* The peer takes storable only; we cannot write it. */
             char fr[4096];
@@ -351,7 +316,7 @@ TEST(hs_auth_vectors_engine)
         CHECK_INT(aemp_hs_state(hs), AEMP_HS_GREETED);
         CHECK_STR(aemp_hs_send_framing(hs), "json");
         snprintf(line, sizeof line, "hmac_md6_64_256;%s;json\n", rauth);
-        CHECK_INT(feed_str(hs, line), strlen(line));
+        CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
         CHECK_INT(aemp_hs_state(hs), AEMP_HS_GREETED | AEMP_HS_DONE);
         CHECK_STR(aemp_hs_recv_auth(hs), "hmac_md6_64_256");
         CHECK_STR(aemp_hs_recv_framing(hs), "json");
@@ -360,10 +325,10 @@ TEST(hs_auth_vectors_engine)
         /* 2. the peer authenticates with cleartext instead */
         hs = aemp_hs_new(&c, NULL);
         REQUIRE(hs);
-        CHECK_INT(feed_str(hs, peer), strlen(peer));
+        CHECK_INT(t_hs_feed_str(hs, peer), strlen(peer));
         snprintf(line, sizeof line, "%s\n",
                  json_string_value(json_object_get(v, "cleartext_auth_line")));
-        CHECK_INT(feed_str(hs, line), strlen(line));
+        CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
         CHECK_INT(aemp_hs_state(hs) & ~AEMP_HS_SEND, AEMP_HS_GREETED | AEMP_HS_DONE);
         CHECK_STR(aemp_hs_recv_auth(hs), "cleartext");
         aemp_hs_free(hs);
@@ -372,9 +337,9 @@ TEST(hs_auth_vectors_engine)
         c.tls = 1;
         hs = aemp_hs_new(&c, NULL);
         REQUIRE(hs);
-        drain(hs, NULL);
+        t_hs_drain(hs, NULL);
         snprintf(peer, sizeof peer, "%s;tls=1.0\n%s\nTLS RECORDS", r1, r2);
-        CHECK_INT(feed_str(hs, peer), strlen(peer) - strlen("TLS RECORDS"));
+        CHECK_INT(t_hs_feed_str(hs, peer), strlen(peer) - strlen("TLS RECORDS"));
         CHECK_INT(aemp_hs_state(hs),
                   AEMP_HS_GREETED | (strcmp(role, "connect") == 0 ? AEMP_HS_TLS_CLIENT
                                                                   : AEMP_HS_TLS_SERVER));
@@ -408,7 +373,7 @@ TEST(hs_greeting_built)
     CHECK_INT(err, 0);
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_SEND);
     aemp__buf_t out = {0};
-    drain(hs, &out);
+    t_hs_drain(hs, &out);
     CHECK_STR(buf_str(&out),
               "aemp;0;127.0.0.1:4040,[::1]:4040;hmac_md6_64_256,cleartext;json;"
               "provider=aemp-C-" AEMP_VERSION ";peeraddr=10.0.0.2:51000;timeout=30;tls=1.0\n"
@@ -542,7 +507,7 @@ TEST(hs_err_version)
         REQUIRE(hs);
         char line[256];
         snprintf(line, sizeof line, "aemp;%s;n;hmac_md6_64_256;json\n" PEER2 "\n", zero[i]);
-        CHECK_INT(feed_str(hs, line), strlen(line));
+        CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
         if (aemp_hs_state(hs) & AEMP_HS_FAILED)
             t_fail(__FILE__, __LINE__, "version \"%s\": %s", zero[i], aemp_hs_error(hs));
         aemp_hs_free(hs);
@@ -582,13 +547,13 @@ TEST(hs_err_echo)
     aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 3);
     REQUIRE(hs);
     aemp__buf_t out = {0}, after = {0};
-    drain(hs, &out);
+    t_hs_drain(hs, &out);
     CHECK_INT(aemp_hs_feed(hs, aemp__buf_head(&out), aemp__buf_size(&out)),
               aemp__buf_size(&out));
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
     CHECK_INT(aemp_hs_error_code(hs), AEMP_EAUTH);
     CHECK_STR(aemp_hs_error(hs), "authentication error, echo attack?");
-    drain(hs, &after); /* no auth line for the attacker */
+    t_hs_drain(hs, &after); /* no auth line for the attacker */
     CHECK_INT(aemp__buf_size(&after), 0);
     aemp_hs_free(hs);
 
@@ -598,7 +563,7 @@ TEST(hs_err_echo)
     char crlf[512];
     snprintf(crlf, sizeof crlf, "%s\r\n%s\r\n", aemp_hs_local_line(hs, 1),
              aemp_hs_local_line(hs, 2));
-    CHECK_INT(feed_str(hs, crlf), strlen(crlf));
+    CHECK_INT(t_hs_feed_str(hs, crlf), strlen(crlf));
     CHECK_STR(aemp_hs_error(hs), "authentication error, echo attack?");
     aemp_hs_free(hs);
 
@@ -608,14 +573,14 @@ TEST(hs_err_echo)
     char other[512];
     snprintf(other, sizeof other, "%s;x=1\n%s\n", aemp_hs_local_line(hs, 1),
              aemp_hs_local_line(hs, 2));
-    CHECK_INT(feed_str(hs, other), strlen(other));
+    CHECK_INT(t_hs_feed_str(hs, other), strlen(other));
     CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, 0);
     aemp_hs_free(hs);
     hs = mk_basic("10.0.0.1:4040", "geheim", 3);
     REQUIRE(hs);
     snprintf(other, sizeof other, "%s\n%sx\n", aemp_hs_local_line(hs, 1),
              aemp_hs_local_line(hs, 2));
-    CHECK_INT(feed_str(hs, other), strlen(other));
+    CHECK_INT(t_hs_feed_str(hs, other), strlen(other));
     CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, 0);
     aemp_hs_free(hs);
     aemp__buf_free(&out);
@@ -642,7 +607,7 @@ TEST(hs_err_badmethod)
     aemp_hs_t *hs = aemp_hs_new(&c, NULL);
     REQUIRE(hs);
     const char *in = PEER1 "\n" PEER2 "\ncleartext;67656865696d;json\n";
-    CHECK_INT(feed_str(hs, in), strlen(in));
+    CHECK_INT(t_hs_feed_str(hs, in), strlen(in));
     CHECK_STR(aemp_hs_error(hs), "cleartext: fatal, selected unsupported auth method");
     CHECK_INT(aemp_hs_error_code(hs), AEMP_EAUTH);
     aemp_hs_free(hs);
@@ -688,10 +653,10 @@ TEST(hs_err_mismatch)
     aemp_hs_t *h3 = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(h3);
     aemp__buf_t out = {0};
-    drain(h3, NULL);
-    CHECK_INT(feed_str(h3, PEER1 "\n" PEER2 "\n"), strlen(PEER1 PEER2) + 2);
-    drain(h3, &out);
-    CHECK_INT(feed_str(h3, buf_str(&out)), aemp__buf_size(&out));
+    t_hs_drain(h3, NULL);
+    CHECK_INT(t_hs_feed_str(h3, PEER1 "\n" PEER2 "\n"), strlen(PEER1 PEER2) + 2);
+    t_hs_drain(h3, &out);
+    CHECK_INT(t_hs_feed_str(h3, buf_str(&out)), aemp__buf_size(&out));
     CHECK_STR(aemp_hs_error(h3), mm);
     aemp_hs_free(h3);
     aemp__buf_free(&out);
@@ -710,7 +675,7 @@ TEST(hs_err_mismatch)
     aemp_hs_t *h4 = greeted("geheim");
     REQUIRE(h4);
     snprintf(line, sizeof line, "hmac_md6_64_256;%s;json;extra;;\n", tok);
-    CHECK_INT(feed_str(h4, line), strlen(line));
+    CHECK_INT(t_hs_feed_str(h4, line), strlen(line));
     CHECK_INT(aemp_hs_state(h4), AEMP_HS_GREETED | AEMP_HS_DONE);
     aemp_hs_free(h4);
 }
@@ -727,7 +692,7 @@ TEST(hs_err_tls_without_tls)
     aemp_hs_t *hs = aemp_hs_new(&c, NULL);
     REQUIRE(hs);
     const char *in = PEER1 "\n" PEER2 "\ntls;;json\n";
-    CHECK_INT(feed_str(hs, in), strlen(in));
+    CHECK_INT(t_hs_feed_str(hs, in), strlen(in));
     CHECK_STR(aemp_hs_error(hs), mm);
     CHECK_INT(aemp_hs_tls_up(hs), AEMP_ESTATE);
     aemp_hs_free(hs);
@@ -760,9 +725,9 @@ TEST(hs_line_limit)
         char *l1 = long_line1(4096, eols[e]);
         aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 1);
         REQUIRE(hs);
-        CHECK_INT(feed_str(hs, l1), 4096);
+        CHECK_INT(t_hs_feed_str(hs, l1), 4096);
         CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, 0);
-        CHECK_INT(feed_str(hs, PEER2 "\n"), strlen(PEER2) + 1);
+        CHECK_INT(t_hs_feed_str(hs, PEER2 "\n"), strlen(PEER2) + 1);
         CHECK_INT(aemp_hs_state(hs), AEMP_HS_SEND | AEMP_HS_GREETED);
         char tok[65], line[128];
         l1[4096 - strlen(eols[e])] = 0;
@@ -770,7 +735,7 @@ TEST(hs_line_limit)
                                   aemp_hs_local_line(hs, 2), tok), 0);
         CHECK_STR(aemp_hs_remote_line(hs, 1), l1);
         snprintf(line, sizeof line, "hmac_md6_64_256;%s;json\n", tok);
-        CHECK_INT(feed_str(hs, line), strlen(line));
+        CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
         CHECK_INT(aemp_hs_state(hs) & AEMP_HS_DONE, AEMP_HS_DONE);
         aemp_hs_free(hs);
         free(l1);
@@ -779,8 +744,8 @@ TEST(hs_line_limit)
         l1 = long_line1(4097, eols[e]);
         hs = mk_basic("10.0.0.1:4040", "geheim", 1);
         REQUIRE(hs);
-        drain(hs, NULL);
-        CHECK_INT(feed_str(hs, l1), 4096);
+        t_hs_drain(hs, NULL);
+        CHECK_INT(t_hs_feed_str(hs, l1), 4096);
         CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
         CHECK_INT(aemp_hs_error_code(hs), AEMP_ELIMIT);
         CHECK_STR(aemp_hs_error(hs), toolong);
@@ -820,7 +785,7 @@ TEST(hs_line_limit)
     /* the limit holds for the nonce and the auth line too */
     hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(hs);
-    CHECK_INT(feed_str(hs, PEER1 "\n"), strlen(PEER1) + 1);
+    CHECK_INT(t_hs_feed_str(hs, PEER1 "\n"), strlen(PEER1) + 1);
     CHECK_INT(aemp_hs_feed(hs, junk, 5007), 4096);
     CHECK_STR(aemp_hs_error(hs), toolong);
     aemp_hs_free(hs);
@@ -838,13 +803,13 @@ TEST(hs_crlf)
     aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(hs);
     char tok[65], line[128];
-    CHECK_INT(feed_str(hs, PEER1 "\r\n" PEER2 "\r\n"), strlen(PEER1 PEER2) + 4);
+    CHECK_INT(t_hs_feed_str(hs, PEER1 "\r\n" PEER2 "\r\n"), strlen(PEER1 PEER2) + 4);
     CHECK_STR(aemp_hs_remote_line(hs, 1), PEER1);
     CHECK_STR(aemp_hs_remote_line(hs, 2), PEER2);
     CHECK_STR(aemp_hs_remote_kv(hs, "timeout"), "5");
     peer_token(hs, "geheim", tok);
     snprintf(line, sizeof line, "hmac_md6_64_256;%s;json\r\n", tok);
-    CHECK_INT(feed_str(hs, line), strlen(line));
+    CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
     CHECK_INT(aemp_hs_state(hs) & ~AEMP_HS_SEND, AEMP_HS_GREETED | AEMP_HS_DONE);
     CHECK_STR(aemp_hs_recv_framing(hs), "json");
     aemp_hs_free(hs);
@@ -852,7 +817,7 @@ TEST(hs_crlf)
     /* only one CR is a line end; a CR elsewhere is part of the line */
     hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(hs);
-    CHECK_INT(feed_str(hs, PEER1 ";x=\r\r\n" PEER2 "\n"), strlen(PEER1 PEER2) + 7);
+    CHECK_INT(t_hs_feed_str(hs, PEER1 ";x=\r\r\n" PEER2 "\n"), strlen(PEER1 PEER2) + 7);
     CHECK_STR(aemp_hs_remote_kv(hs, "x"), "\r");
     aemp_hs_free(hs);
 
@@ -923,7 +888,7 @@ TEST(hs_pair_authenticates)
     CHECK_STR(aemp_hs_remote_kv(b.hs, "peeraddr"), "127.0.0.1:1");
     CHECK(aemp_hs_remote_kv(b.hs, "tls") == NULL);
     /* nothing more happens once done */
-    CHECK_INT(feed_str(a.hs, "[\"\",\"devnull\"]"), 0);
+    CHECK_INT(t_hs_feed_str(a.hs, "[\"\",\"devnull\"]"), 0);
     aemp_hs_fail(a.hs, AEMP_EIO, "late");
     CHECK_INT(aemp_hs_error_code(a.hs), 0);
     CHECK_STR(aemp_hs_error(a.hs), "");
@@ -1050,7 +1015,7 @@ TEST(hs_tls_roles)
         CHECK_INT(aemp_hs_state(b.hs),
                   AEMP_HS_GREETED | (a_lower ? AEMP_HS_TLS_SERVER : AEMP_HS_TLS_CLIENT));
         /* TLS records wait for the caller; the engine takes none */
-        CHECK_INT(feed_str(a.hs, "\x16\x03\x01"), 0);
+        CHECK_INT(t_hs_feed_str(a.hs, "\x16\x03\x01"), 0);
         /* "TLS" is up: each sends tls;;json and accepts the other's */
         pump(&a, &b, NULL, 1, 0);
         for (int i = 0; i < 2; i++) {
@@ -1075,37 +1040,37 @@ TEST(hs_tls_boundaries)
     aemp_hs_t *hs = aemp_hs_new(&c, NULL);
     REQUIRE(hs);
     CHECK_INT(aemp_hs_tls_up(hs), AEMP_ESTATE);
-    drain(hs, NULL);
+    t_hs_drain(hs, NULL);
     /* feed stops right after the nonce line */
     const char *g = PEER1 ";tls=1.0\n" PEER2 "\n";
     char in[1024];
     snprintf(in, sizeof in, "%s\x16\x03\x01\x02", g);
-    CHECK_INT(feed_str(hs, in), strlen(g));
+    CHECK_INT(t_hs_feed_str(hs, in), strlen(g));
     unsigned st = aemp_hs_state(hs);
     CHECK(st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER));
     CHECK(!(st & AEMP_HS_SEND));
-    CHECK_INT(feed_str(hs, "\x16\x03\x01"), 0);
+    CHECK_INT(t_hs_feed_str(hs, "\x16\x03\x01"), 0);
     CHECK_INT(aemp_hs_tls_up(hs), 0);
     aemp__buf_t out = {0};
-    drain(hs, &out);
+    t_hs_drain(hs, &out);
     CHECK_STR(buf_str(&out), "tls;;json\n");
     CHECK_INT(aemp_hs_tls_up(hs), AEMP_ESTATE);
     /* inside TLS an hmac line is checked as usual; a tls line with data
      * is not accepted */
-    CHECK_INT(feed_str(hs, "tls;x;json\n"), 11);
+    CHECK_INT(t_hs_feed_str(hs, "tls;x;json\n"), 11);
     CHECK_STR(aemp_hs_error(hs), "authentication failure/shared secret mismatch");
     aemp_hs_free(hs);
 
     hs = aemp_hs_new(&c, NULL);
     REQUIRE(hs);
-    CHECK_INT(feed_str(hs, g), strlen(g));
+    CHECK_INT(t_hs_feed_str(hs, g), strlen(g));
     CHECK_INT(aemp_hs_tls_up(hs), 0);
     char tok[65], line[128];
     /* the peer's line 1 here has ;tls=1.0: compute over what was sent */
     CHECK_INT(aemp_auth_token("geheim", 6, PEER1 ";tls=1.0", PEER2, aemp_hs_local_line(hs, 1),
                               aemp_hs_local_line(hs, 2), tok), 0);
     snprintf(line, sizeof line, "hmac_md6_64_256;%s;json\n", tok);
-    CHECK_INT(feed_str(hs, line), strlen(line));
+    CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
     CHECK_INT(aemp_hs_state(hs) & AEMP_HS_DONE, AEMP_HS_DONE);
     CHECK_STR(aemp_hs_recv_auth(hs), "hmac_md6_64_256");
     aemp_hs_free(hs);
@@ -1113,8 +1078,8 @@ TEST(hs_tls_boundaries)
     /* TLS failing from outside */
     hs = aemp_hs_new(&c, NULL);
     REQUIRE(hs);
-    CHECK_INT(feed_str(hs, g), strlen(g));
-    drain(hs, NULL);
+    CHECK_INT(t_hs_feed_str(hs, g), strlen(g));
+    t_hs_drain(hs, NULL);
     aemp_hs_fail(hs, AEMP_ETLS, "error:0A000086:SSL routines::certificate verify failed");
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
     CHECK_INT(aemp_hs_error_code(hs), AEMP_ETLS);
@@ -1125,7 +1090,7 @@ TEST(hs_tls_boundaries)
 }
 
 /* The peer's tls= value counts when its integer part is 1. */
-TEST(hs_tls_value)
+TEST(hs_peer_tls_counts_when_its_integer_part_is_1)
 {
     static const struct {
         const char *kv;
@@ -1142,10 +1107,10 @@ TEST(hs_tls_value)
         c.tls = 1;
         aemp_hs_t *hs = aemp_hs_new(&c, NULL);
         REQUIRE(hs);
-        drain(hs, NULL);
+        t_hs_drain(hs, NULL);
         char in[512];
         snprintf(in, sizeof in, "%s%s\n%s\n", PEER1, cases[i].kv, PEER2);
-        CHECK_INT(feed_str(hs, in), strlen(in));
+        CHECK_INT(t_hs_feed_str(hs, in), strlen(in));
         unsigned st = aemp_hs_state(hs);
         int tls = (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) != 0;
         if (tls != cases[i].tls)
@@ -1160,7 +1125,7 @@ TEST(hs_tls_value)
 /* ------------------------------------------------------------------ */
 /* engine interface */
 
-TEST(hs_done_leftover)
+TEST(hs_bytes_after_the_auth_line_are_left_to_the_caller)
 {
     aemp_hs_t *hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(hs);
@@ -1199,11 +1164,11 @@ TEST(hs_fail_api_sticky)
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED | AEMP_HS_SEND);
     CHECK_INT(aemp_hs_error_code(hs), AEMP_ETIMEDOUT);
     CHECK_STR(aemp_hs_error(hs), "Connection timed out");
-    CHECK_INT(feed_str(hs, PEER1 "\n" PEER2 "\n"), 0);
+    CHECK_INT(t_hs_feed_str(hs, PEER1 "\n" PEER2 "\n"), 0);
     aemp_hs_fail(hs, AEMP_EIO, "second");
     CHECK_STR(aemp_hs_error(hs), "Connection timed out");
     CHECK_INT(aemp_hs_tls_up(hs), AEMP_ESTATE);
-    drain(hs, NULL);
+    t_hs_drain(hs, NULL);
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
     aemp_hs_free(hs);
 
@@ -1228,7 +1193,7 @@ TEST(hs_kv_and_getters)
     CHECK(aemp_hs_remote_kv(hs, "a") == NULL);
     CHECK(aemp_hs_remote_noderef(hs) == NULL);
     CHECK_INT(aemp_hs_remote_timeout(hs), -1);
-    CHECK_INT(feed_str(hs, in), strlen(in));
+    CHECK_INT(t_hs_feed_str(hs, in), strlen(in));
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_SEND | AEMP_HS_GREETED);
     CHECK_STR(aemp_hs_remote_noderef(hs), "node,x");
     CHECK_STR(aemp_hs_remote_kv(hs, "a"), "b=c");
@@ -1257,7 +1222,7 @@ TEST(hs_kv_and_getters)
         REQUIRE(hs);
         char line[256];
         snprintf(line, sizeof line, "aemp;0;n;hmac_md6_64_256;json%s\n", tt[i].kv);
-        CHECK_INT(feed_str(hs, line), strlen(line));
+        CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
         CHECK_INT(aemp_hs_remote_timeout(hs), tt[i].t);
         aemp_hs_free(hs);
     }
@@ -1265,7 +1230,7 @@ TEST(hs_kv_and_getters)
     /* trailing empty fields are no fields; an empty noderef is "" */
     hs = mk_basic("10.0.0.1:4040", "geheim", 1);
     REQUIRE(hs);
-    CHECK_INT(feed_str(hs, "aemp;0;;hmac_md6_64_256;json;;;\n"), 32);
+    CHECK_INT(t_hs_feed_str(hs, "aemp;0;;hmac_md6_64_256;json;;;\n"), 32);
     CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, 0);
     CHECK_STR(aemp_hs_remote_noderef(hs), "");
     aemp_hs_free(hs);
@@ -1331,7 +1296,7 @@ TEST(hs_nul_in_peer_line)
                           aemp_hs_local_line(hs, 2));
     token_by_hmac("geheim", 6, text, n, tok);
     snprintf(line, sizeof line, "hmac_md6_64_256;%s;json\n", tok);
-    CHECK_INT(feed_str(hs, line), strlen(line));
+    CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
     CHECK_INT(aemp_hs_state(hs) & ~AEMP_HS_SEND, AEMP_HS_GREETED | AEMP_HS_DONE);
     aemp_hs_free(hs);
 }
@@ -1379,7 +1344,7 @@ TEST(hs_random_input)
             }
             int tls = (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER)) != 0;
             if (tls) CHECK_INT(aemp_hs_tls_up(hs), 0);
-            drain(hs, NULL);
+            t_hs_drain(hs, NULL);
             pos += used;
             if (used < k && !tls) break;
         }

@@ -58,26 +58,6 @@ static aemp_hs_t *engine_for(const char *l1, const char *l2, const void *secret,
     return hs;
 }
 
-/* Appends all pending output to sink (NUL-terminated). */
-static void drain(aemp_hs_t *hs, aemp__buf_t *sink)
-{
-    const void *p;
-    size_t n;
-    while ((p = aemp_hs_out(hs, &n)) != NULL) {
-        if (sink) aemp__buf_append(sink, p, n);
-        aemp_hs_out_ack(hs, n);
-    }
-    if (sink) {
-        aemp__buf_reserve(sink, 1);
-        sink->data[sink->len] = 0;
-    }
-}
-
-static size_t feed_str(aemp_hs_t *hs, const char *s)
-{
-    return aemp_hs_feed(hs, s, strlen(s));
-}
-
 /* Feeds s whole, as often as the engine stops at a boundary it may go
  * on from (after line 1); returns the bytes consumed. */
 static size_t feed_all(aemp_hs_t *hs, const char *s, size_t n)
@@ -184,12 +164,12 @@ TEST(hs1_vectors_engine)
             CHECK_STR(aemp_hs_local_line(hs, 1), l1);
             CHECK_STR(aemp_hs_local_line(hs, 2), l2);
             /* line 1 alone: GREETED with the node id, nothing more */
-            CHECK_INT(feed_str(hs, peer), strlen(r1) + 1);
+            CHECK_INT(t_hs_feed_str(hs, peer), strlen(r1) + 1);
             CHECK_INT(aemp_hs_state(hs), AEMP_HS_SEND | AEMP_HS_GREETED);
-            drain(hs, &out);
+            t_hs_drain(hs, &out);
             snprintf(want, sizeof want, "%s\n%s\n", l1, l2);
             CHECK_STR(aemp__buf_head(&out), want);
-            CHECK_INT(feed_str(hs, peer + strlen(r1) + 1), strlen(r2) + 1);
+            CHECK_INT(t_hs_feed_str(hs, peer + strlen(r1) + 1), strlen(r2) + 1);
             if (tls) {
                 CHECK_INT(aemp_hs_state(hs),
                           AEMP_HS_GREETED | (strcmp(jstr(v, "tls_role"), "connect") == 0
@@ -198,7 +178,7 @@ TEST(hs1_vectors_engine)
                 CHECK(aemp_hs_out(hs, NULL) == NULL);
                 CHECK_INT(aemp_hs_tls_up(hs), 0);
             }
-            drain(hs, &out);
+            t_hs_drain(hs, &out);
             CHECK_INT(aemp__buf_size(&out), strlen(want) + auth_len);
             CHECK_MEM(aemp__buf_head(&out) + strlen(want), auth_bytes, auth_len);
             CHECK_STR(aemp_hs_send_auth(hs), jstr(v, "method"));
@@ -229,7 +209,7 @@ TEST(hs1_vectors_engine)
                              jstr(v, "s_framing"));
                 }
             }
-            CHECK_INT(feed_str(hs, line), strlen(line));
+            CHECK_INT(t_hs_feed_str(hs, line), strlen(line));
             if (expect_err) {
                 CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
                 CHECK_INT(aemp_hs_error_code(hs), AEMP_EAUTH);
@@ -457,14 +437,14 @@ static int replay_side(json_t *tr, const char *name, int conn, int server)
         st = aemp_hs_state(hs);
         if ((st & AEMP_HS_GREETED) && !(before & AEMP_HS_GREETED)) {
             /* the driver's hook: the node id is known, nothing else sent */
-            drain(hs, &out);
+            t_hs_drain(hs, &out);
             CHECK_INT(aemp__buf_size(&out), strlen(l1) + strlen(l2) + 2);
             CHECK_STR(aemp_hs_remote_id(hs), jstr(c, server ? "client_node_id" : "server_node_id"));
             if (dup) aemp_hs_fail(hs, AEMP_EPROTO, outcome);
         }
         if (!used || (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER))) break;
     }
-    drain(hs, &out);
+    t_hs_drain(hs, &out);
 
     int is_tls = json_is_true(json_object_get(c, "tls")) && (st & (AEMP_HS_TLS_CLIENT | AEMP_HS_TLS_SERVER));
     /* what this side wrote before it stopped, or before TLS */
@@ -487,7 +467,7 @@ static int replay_side(json_t *tr, const char *name, int conn, int server)
                   !strcmp(hello, me) ? AEMP_HS_TLS_CLIENT : AEMP_HS_TLS_SERVER);
         CHECK_INT(aemp_hs_tls_up(hs), 0);
         aemp__buf_t inner = {0};
-        drain(hs, &inner);
+        t_hs_drain(hs, &inner);
         const char *local = jstr(c, server ? "server_addr" : "client_addr");
         tls_auth_line(tr, label, local, peer_addr, tlsline, sizeof tlsline);
         CHECK_STR(aemp__buf_head(&inner), tlsline);
@@ -497,7 +477,7 @@ static int replay_side(json_t *tr, const char *name, int conn, int server)
         (void)pn;
         tls_auth_line(tr, plabel, peer_addr, local, tlsline, sizeof tlsline);
         CHECK(*tlsline);
-        CHECK_INT(feed_str(hs, tlsline), strlen(tlsline));
+        CHECK_INT(t_hs_feed_str(hs, tlsline), strlen(tlsline));
         st = aemp_hs_state(hs);
     }
 
@@ -570,7 +550,7 @@ static void expect1(const char *secret, int tls, const char *input, int code, co
     if (!hs) return;
     aemp__buf_t out = {0};
     feed_all(hs, input, strlen(input));
-    drain(hs, &out);
+    t_hs_drain(hs, &out);
     CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
     CHECK_INT(aemp_hs_error_code(hs), code);
     CHECK_STR(aemp_hs_error(hs), msg);
@@ -581,7 +561,7 @@ static void expect1(const char *secret, int tls, const char *input, int code, co
     for (size_t i = 0; i < aemp__buf_size(&out); i++) n += aemp__buf_head(&out)[i] == '\n';
     CHECK_INT(n, sent);
     if (secret && strlen(secret) >= 4) CHECK(!strstr(aemp_hs_error(hs), secret));
-    CHECK_INT(feed_str(hs, "more\n"), 0);
+    CHECK_INT(t_hs_feed_str(hs, "more\n"), 0);
     aemp__buf_free(&out);
     aemp_hs_free(hs);
 }
@@ -645,16 +625,13 @@ TEST(hs1_errors_verbatim)
     big[5099] = 0;
     memcpy(big, "aemp;1;x;hmac_sha3_512;json;pad=", 32);
     aemp_hs_t *h2 = mk1(OURS, SECRET, 0, 2);
-    CHECK_INT(feed_str(h2, big), AEMP_HS_MAX_LINE);
+    CHECK_INT(t_hs_feed_str(h2, big), AEMP_HS_MAX_LINE);
     CHECK_INT(aemp_hs_error_code(h2), AEMP_ELIMIT);
     CHECK_STR(aemp_hs_error(h2), "handshake line too long (over 4096 bytes)");
     aemp_hs_free(h2);
     free(big);
 }
 
-/* GREETED after line 1 is the driver's hook: the feed stops there with
- * only our greeting out, so "NODE already connected" goes out as 2.02
- * sends it (T12 connection 17); going on gives the auth line. */
 /* Ids that no 2.02 node can route to or we cannot log are refused at
  * line 1, before any auth line, with the reason (aemp.h, AEMP_NODEID_MAX). */
 TEST(hs1_unroutable_ids_refused)
@@ -691,7 +668,7 @@ TEST(hs1_unroutable_ids_refused)
         hs = mk1(OURS, SECRET, 0, 1);
         if (!hs) return;
         snprintf(line, sizeof line, "aemp;1;%s;hmac_sha3_512;json\n", ok[i]);
-        feed_str(hs, line);
+        t_hs_feed_str(hs, line);
         CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, 0);
         CHECK_STR(aemp_hs_remote_id(hs), ok[i]);
         aemp_hs_free(hs);
@@ -701,18 +678,21 @@ TEST(hs1_unroutable_ids_refused)
     CHECK(aemp__nodeid_problem("a;b", 3) != NULL);
 }
 
-TEST(hs1_greeted_hook)
+/* GREETED after line 1 is the driver's hook: the feed stops there with
+ * only our greeting out, so "NODE already connected" goes out as 2.02
+ * sends it (T12 connection 17); going on gives the auth line. */
+TEST(hs1_feed_stops_at_greeted_so_the_driver_can_refuse)
 {
     const char *in = "aemp;1;rawerr/dup;hmac_sha3_512;json;k=v\r\n" NONCE "\r\n";
     for (int refuse = 0; refuse < 2; refuse++) {
         aemp_hs_t *hs = mk1(OURS, SECRET, 0, 3);
         REQUIRE(hs);
         aemp__buf_t out = {0};
-        drain(hs, &out);
+        t_hs_drain(hs, &out);
         size_t greeting = aemp__buf_size(&out);
         CHECK_INT(aemp_hs_state(hs), 0);
         CHECK(aemp_hs_remote_id(hs) == NULL);
-        CHECK_INT(feed_str(hs, in), strcspn(in, "\n") + 1);
+        CHECK_INT(t_hs_feed_str(hs, in), strcspn(in, "\n") + 1);
         CHECK_INT(aemp_hs_state(hs), AEMP_HS_GREETED);
         CHECK_STR(aemp_hs_remote_id(hs), "rawerr/dup");
         CHECK_STR(aemp_hs_remote_kv(hs, "k"), "v");
@@ -721,13 +701,13 @@ TEST(hs1_greeted_hook)
             char msg[256];
             snprintf(msg, sizeof msg, AEMP_HS_ALREADY_CONNECTED_FMT, aemp_hs_remote_id(hs));
             aemp_hs_fail(hs, AEMP_EPROTO, msg);
-            CHECK_INT(feed_str(hs, in + strcspn(in, "\n") + 1), 0);
+            CHECK_INT(t_hs_feed_str(hs, in + strcspn(in, "\n") + 1), 0);
             CHECK_INT(aemp_hs_state(hs), AEMP_HS_FAILED);
             CHECK_STR(aemp_hs_error(hs), "rawerr/dup already connected, not connecting again.");
-            drain(hs, &out);
+            t_hs_drain(hs, &out);
             CHECK_INT(aemp__buf_size(&out), greeting);
         } else {
-            CHECK_INT(feed_str(hs, in + strcspn(in, "\n") + 1), strlen(NONCE) + 2);
+            CHECK_INT(t_hs_feed_str(hs, in + strcspn(in, "\n") + 1), strlen(NONCE) + 2);
             CHECK_INT(aemp_hs_state(hs), AEMP_HS_SEND | AEMP_HS_GREETED);
             CHECK_STR(aemp_hs_send_auth(hs), "hmac_sha3_512");
             CHECK_STR(aemp_hs_remote_line(hs, 2), NONCE);
@@ -872,7 +852,7 @@ static void pair1(const char *sa, int ta, const char *sb, int tb, uint64_t *rng,
     aemp__buf_free(&b.in);
 }
 
-TEST(hs1_pairs)
+TEST(hs1_pairs_pick_auth_by_secret_and_tls_or_fail_verbatim)
 {
     const char *mm = "authentication failure/shared secret mismatch";
     const char *nos = "unable to handshake TLS and no shared secret configured";

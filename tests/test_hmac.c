@@ -8,30 +8,6 @@
 
 #include <stdlib.h>
 
-static const char *jstr(const json_t *v, const char *key)
-{
-    const char *s = json_string_value(json_object_get(v, key));
-    return s ? s : "";
-}
-
-static long long jint(const json_t *v, const char *key)
-{
-    return json_integer_value(json_object_get(v, key));
-}
-
-/* The data generators of hmac_md6.json; NULL for "literal". */
-static unsigned char *gen_data(const char *gen, size_t len)
-{
-    unsigned char *m;
-    if (strcmp(gen, "seq251") && strcmp(gen, "mul31")) return NULL;
-    m = malloc(len ? len : 1);
-    if (!m) abort();
-    for (size_t i = 0; i < len; i++)
-        m[i] = !strcmp(gen, "seq251") ? (unsigned char)(i % 251)
-                                      : (unsigned char)((31 * i + 7) % 256);
-    return m;
-}
-
 static void check_hex(const char *id, const char *what, const unsigned char *got,
                       size_t n, const char *want)
 {
@@ -51,16 +27,16 @@ TEST(hmac_vectors)
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v) {
-        const char *id = jstr(v, "id");
-        int block = (int)jint(v, "block_size"), bits = (int)jint(v, "hash_bits");
+        const char *id = t_jstr(v, "id");
+        int block = (int)t_jint(v, "block_size"), bits = (int)t_jint(v, "hash_bits");
         size_t hlen = (size_t)(bits + 7) / 8, keylen, datalen;
-        unsigned char *key = t_unhex(jstr(v, "key_hex"), &keylen);
-        unsigned char *data = t_unhex(jstr(v, "data_hex"), &datalen);
-        CHECK_INT(keylen, jint(v, "key_len"));
-        CHECK_INT(datalen, jint(v, "data_len"));
+        unsigned char *key = t_unhex(t_jstr(v, "key_hex"), &keylen);
+        unsigned char *data = t_unhex(t_jstr(v, "data_hex"), &datalen);
+        CHECK_INT(keylen, t_jint(v, "key_len"));
+        CHECK_INT(datalen, t_jint(v, "data_len"));
 
         /* the generators, where one is named, make the same bytes */
-        unsigned char *g = gen_data(jstr(v, "data_gen"), datalen);
+        unsigned char *g = t_gen_bytes(t_jstr(v, "data_gen"), datalen);
         if (g) {
             CHECK_MEM(g, data, datalen);
             free(g);
@@ -75,7 +51,7 @@ TEST(hmac_vectors)
         } else {
             memcpy(k, key, keylen);
         }
-        check_hex(id, "effective key", k, klen, jstr(v, "effective_key_hex"));
+        check_hex(id, "effective key", k, klen, t_jstr(v, "effective_key_hex"));
         unsigned char pad[64] = {0};
         memcpy(pad, k, klen);
         for (int b = 0; b < block; b++) pad[b] ^= 0x36;
@@ -84,12 +60,12 @@ TEST(hmac_vectors)
         aemp_md6_update(&ctx, pad, (size_t)block);
         aemp_md6_update(&ctx, data, datalen);
         aemp_md6_final(&ctx, inner);
-        check_hex(id, "inner digest", inner, hlen, jstr(v, "inner_digest_hex"));
+        check_hex(id, "inner digest", inner, hlen, t_jstr(v, "inner_digest_hex"));
 
         /* and the call itself */
         memset(out, 0xaa, sizeof out);
         CHECK_INT(aemp_hmac_md6(key, keylen, data, datalen, block, bits, out), 0);
-        check_hex(id, "hmac", out, hlen, jstr(v, "hmac_hex"));
+        check_hex(id, "hmac", out, hlen, t_jstr(v, "hmac_hex"));
         free(key);
         free(data);
     }

@@ -593,9 +593,10 @@ TEST(hostile_silence_after_greeting)
 #ifdef HOSTILE_ASAN
     /* 30 s of waiting teach a sanitizer nothing new (the same timer path
      * closes links in the node tests): the plain build runs it, this one
-     * only the greeting and the close */
-    printf("    30 s wait skipped under ASan\n");
+     * only the greeting and the close, then says the wait was skipped */
     run_attack(attack_silence, 1, SLACK);
+    SKIP("the 30 s wait for the handshake timeout is not run under ASan (the warm-up greeting "
+         "and close were checked)");
 #else
     run_attack(attack_silence, 2, SLACK);
 #endif

@@ -23,48 +23,17 @@ const char *aemp__md6_impl_name(const aemp_md6_ctx_t *ctx);
 /* ------------------------------------------------------------------ */
 /* Helpers */
 
-static const char *jstr(const json_t *v, const char *key)
-{
-    const char *s = json_string_value(json_object_get(v, key));
-    return s ? s : "";
-}
-
-static long long jint(const json_t *v, const char *key)
-{
-    return json_integer_value(json_object_get(v, key));
-}
-
-/* The message generators of md6.json's "generators" (and the data
- * generators of hmac_md6.json). Returns malloc'd bytes, or NULL for a
- * generator that only says "see the hex". */
-static unsigned char *gen_bytes(const char *gen, size_t len)
-{
-    unsigned char *m = malloc(len ? len : 1);
-    if (!m) abort();
-    if (!strcmp(gen, "seq251")) {
-        for (size_t i = 0; i < len; i++) m[i] = (unsigned char)(i % 251);
-    } else if (!strcmp(gen, "p7")) {
-        for (size_t i = 0; i < len; i++) m[i] = (unsigned char)(0x11 * (1 + i % 7));
-    } else if (!strcmp(gen, "mul31")) {
-        for (size_t i = 0; i < len; i++) m[i] = (unsigned char)((31 * i + 7) % 256);
-    } else {
-        free(m);
-        return NULL;
-    }
-    return m;
-}
-
 /* The message of a vector: from its generator, or from msg_hex. */
 static unsigned char *vector_msg(const json_t *v, size_t *len)
 {
-    *len = (size_t)jint(v, "msg_len");
-    unsigned char *m = gen_bytes(jstr(v, "msg_gen"), *len);
+    *len = (size_t)t_jint(v, "msg_len");
+    unsigned char *m = t_gen_bytes(t_jstr(v, "msg_gen"), *len);
     if (m) return m;
     size_t n;
-    m = t_unhex(jstr(v, "msg_hex"), &n);
+    m = t_unhex(t_jstr(v, "msg_hex"), &n);
     if (n != *len) {
         t_fail(__FILE__, __LINE__, "%s: msg_hex has %zu bytes, msg_len %zu",
-               jstr(v, "id"), n, *len);
+               t_jstr(v, "id"), n, *len);
         *len = n;
     }
     return m;
@@ -101,12 +70,12 @@ static void check_vector_set(const char *set, int standard)
     size_t i, count = 0;
     json_t *v;
     json_array_foreach(arr, i, v) {
-        const char *id = jstr(v, "id");
-        int d = (int)jint(v, "d"), L = (int)jint(v, "L"), r = (int)jint(v, "r");
+        const char *id = t_jstr(v, "id");
+        int d = (int)t_jint(v, "d"), L = (int)t_jint(v, "L"), r = (int)t_jint(v, "r");
         size_t len, keylen, dlen;
         unsigned char *msg = vector_msg(v, &len);
-        unsigned char *key = t_unhex(jstr(v, "key_hex"), &keylen);
-        unsigned char *want = t_unhex(jstr(v, "digest_hex"), &dlen);
+        unsigned char *key = t_unhex(t_jstr(v, "key_hex"), &keylen);
+        unsigned char *want = t_unhex(t_jstr(v, "digest_hex"), &dlen);
         unsigned char got[AEMP_MD6_MAX_BYTES];
         char hex[2 * AEMP_MD6_MAX_BYTES + 1];
 
@@ -119,7 +88,7 @@ static void check_vector_set(const char *set, int standard)
         if (memcmp(got, want, dlen)) {
             t_hex(got, dlen, hex);
             t_fail(__FILE__, __LINE__, "%s: got %s want %s", id, hex,
-                   jstr(v, "digest_hex"));
+                   t_jstr(v, "digest_hex"));
         }
         /* the vector's r must be what r = 0 selects, except where the
          * vector is about reduced rounds */
@@ -139,7 +108,7 @@ static void check_vector_set(const char *set, int standard)
         /* hex: ceil(d/4) digits of the digest */
         t_hex(want, dlen, hex);
         hex[(d + 3) / 4] = 0;
-        CHECK_STR(hex, jstr(v, "hex"));
+        CHECK_STR(hex, t_jstr(v, "hex"));
 
         /* and every round loop */
         for (int impl = 1; impl < N_IMPLS; impl++) {
@@ -148,7 +117,7 @@ static void check_vector_set(const char *set, int standard)
             if (memcmp(got, want, dlen)) {
                 t_hex(got, dlen, hex);
                 t_fail(__FILE__, __LINE__, "%s (impl %d): got %s want %s", id,
-                       impl, hex, jstr(v, "digest_hex"));
+                       impl, hex, t_jstr(v, "digest_hex"));
             }
         }
         count++;
@@ -182,7 +151,7 @@ TEST(md6_full_vectors)
 }
 
 /* The generators must produce the messages the vectors were made from. */
-TEST(md6_generators)
+TEST(md6_generators_reproduce_the_vector_messages)
 {
     json_t *j = t_load_vectors("vectors/md6.json");
     static const char *const sets[] = {"vectors", "full_vectors", "bit_vectors"};
@@ -195,19 +164,19 @@ TEST(md6_generators)
             unsigned char *msg = vector_msg(v, &len);
             char h[65];
             sha256_hex(msg, len, h);
-            if (strcmp(h, jstr(v, "msg_sha256")))
+            if (strcmp(h, t_jstr(v, "msg_sha256")))
                 t_fail(__FILE__, __LINE__, "%s: generated message sha256 %s != %s",
-                       jstr(v, "id"), h, jstr(v, "msg_sha256"));
+                       t_jstr(v, "id"), h, t_jstr(v, "msg_sha256"));
             /* where the hex is given too, the generator must agree */
-            const char *mh = jstr(v, "msg_hex");
+            const char *mh = t_jstr(v, "msg_hex");
             if (*mh) {
                 char *hex = malloc(2 * len + 1);
                 t_hex(msg, len, hex);
                 CHECK_STR(hex, mh);
                 free(hex);
             }
-            seen_p7 += !strcmp(jstr(v, "msg_gen"), "p7");
-            seen_seq += !strcmp(jstr(v, "msg_gen"), "seq251");
+            seen_p7 += !strcmp(t_jstr(v, "msg_gen"), "p7");
+            seen_seq += !strcmp(t_jstr(v, "msg_gen"), "seq251");
             free(msg);
         }
     }
@@ -227,11 +196,11 @@ TEST(md6_known_abc)
     json_t *v;
     int found = 0;
     json_array_foreach(json_object_get(j, "vectors"), i, v) {
-        if (strcmp(jstr(v, "id"), "md6-abc-d256")) continue;
+        if (strcmp(t_jstr(v, "id"), "md6-abc-d256")) continue;
         found = 1;
         CHECK_INT(aemp_md6(256, "abc", 3, out), 0);
         t_hex(out, 32, hex);
-        CHECK_STR(hex, jstr(v, "digest_hex"));
+        CHECK_STR(hex, t_jstr(v, "digest_hex"));
     }
     CHECK(found);
     json_decref(j);
@@ -456,7 +425,7 @@ static const char *vector_hex(json_t *j, const char *set, const char *id)
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(j, set), i, v)
-        if (!strcmp(jstr(v, "id"), id)) return jstr(v, "hex");
+        if (!strcmp(t_jstr(v, "id"), id)) return t_jstr(v, "hex");
     t_fail(__FILE__, __LINE__, "no vector %s", id);
     return "";
 }

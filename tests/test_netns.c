@@ -8,8 +8,8 @@
  * noderef, the receiver stops reading (SIGSTOP). Node B reports what it
  * sees as text lines over a pipe.
  *
- * Needs root and iproute2's `ip`; otherwise each test says why and
- * passes. Namespaces are named after this process's pid and removed at
+ * Needs root and iproute2's `ip`; otherwise each test is skipped, saying
+ * why. Namespaces are named after this process's pid and removed at
  * the end, by a janitor process if the test dies first, and at the start
  * of the next run for any whose process is gone.
  */
@@ -103,20 +103,14 @@ static int start_janitor(hosts_t *h)
     return 0;
 }
 
-/* Builds the two hosts. Returns 0, or -1 after saying why they cannot be
- * built here (the test then passes without running). */
-static int hosts_make(hosts_t *h)
+/* Builds the two hosts; where they cannot be built here, the test ends
+ * as skipped, saying why. */
+static void hosts_make(hosts_t *h)
 {
     memset(h, 0, sizeof *h);
     h->janitor_fd = -1;
-    if (geteuid() != 0) {
-        printf("    skipped: network namespaces need root\n");
-        return -1;
-    }
-    if (sh("ip -V") != 0) {
-        printf("    skipped: iproute2's ip is not installed\n");
-        return -1;
-    }
+    if (geteuid() != 0) SKIP("network namespaces need root (euid is %d)", (int)geteuid());
+    if (sh("ip -V") != 0) SKIP("iproute2's ip is not installed");
     sweep_stale();
     int pid = (int)getpid();
     snprintf(h->ns_a, sizeof h->ns_a, "aemp-t%d-a", pid);
@@ -124,14 +118,10 @@ static int hosts_make(hosts_t *h)
     snprintf(h->veth_a, sizeof h->veth_a, "aev%da", pid);
     snprintf(h->veth_b, sizeof h->veth_b, "aev%db", pid);
     hosts_remove(h);
-    if (start_janitor(h)) {
-        printf("    skipped: cannot start the clean-up process\n");
-        return -1;
-    }
+    if (start_janitor(h)) SKIP("cannot start the clean-up process");
     if (sh("ip netns add %s", h->ns_a) || sh("ip netns add %s", h->ns_b)) {
-        printf("    skipped: `ip netns add` is not permitted here\n");
         hosts_remove(h);
-        return -1;
+        SKIP("`ip netns add` is not permitted here");
     }
     int rc = sh("ip link add %s type veth peer name %s", h->veth_a, h->veth_b);
     rc |= sh("ip link set %s netns %s", h->veth_a, h->ns_a);
@@ -143,11 +133,9 @@ static int hosts_make(hosts_t *h)
     rc |= sh("ip -n %s link set %s up", h->ns_a, h->veth_a);
     rc |= sh("ip -n %s link set %s up", h->ns_b, h->veth_b);
     if (rc) {
-        printf("    skipped: cannot set up the veth pair\n");
         hosts_remove(h);
-        return -1;
+        SKIP("cannot set up the veth pair %s/%s", h->veth_a, h->veth_b);
     }
-    return 0;
 }
 
 static void hosts_done(hosts_t *h)
@@ -430,10 +418,11 @@ static void send_seq(side_a_t *a, const char *tag, long from, long to)
         CHECK_INT(aemp_node_send(a->node, B_REF, json_pack("[ssI]", "x", tag, (json_int_t)i)), 0);
 }
 
-/* Brings up A and B with a link between them and a monitor each way. */
+/* Brings up A and B with a link between them and a monitor each way.
+ * Returns 0, or -2 after a failure. */
 static int pair_up(hosts_t *h, side_a_t *a, pid_t *b, size_t max_outq)
 {
-    if (hosts_make(h)) return -1;
+    hosts_make(h);
     int rfd;
     *b = start_b(h, &rfd);
     if (*b < 0 || start_a(a, h, max_outq)) {
@@ -473,7 +462,6 @@ TEST(netns_cut_cable_detected_both_sides)
     side_a_t a;
     pid_t b = -1;
     int rc = pair_up(&h, &a, &b, 0);
-    if (rc == -1) return;
     if (rc == 0) {
         double t0 = ev_time();
         cable(&h, 0);
@@ -505,7 +493,6 @@ TEST(netns_peer_restarts_with_same_noderef)
     side_a_t a;
     pid_t b = -1;
     int rc = pair_up(&h, &a, &b, 0);
-    if (rc == -1) return;
     if (rc == 0) {
         send_seq(&a, "old", 0, 50);
         CHECK(wait_b(&a, "got old 49", 5));
@@ -553,7 +540,6 @@ TEST(netns_slow_receiver_bounded_queue)
     pid_t b = -1;
     const size_t max_outq = 1u << 20;
     int rc = pair_up(&h, &a, &b, max_outq);
-    if (rc == -1) return;
     if (rc == 0) {
         kill(b, SIGSTOP);
         char *pad = malloc(8192);

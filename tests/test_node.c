@@ -41,7 +41,7 @@ TEST(node_start_and_noderef)
     aemp_node_destroy(a.node);
 }
 
-TEST(node_resolve)
+TEST(node_resolve_expands_dedups_and_defaults_addresses)
 {
     int err = 0;
     char *r = aemp_resolve("127.0.0.1:4041", &err);
@@ -557,4 +557,124 @@ TEST(node_slave_reconnects_after_master_restart)
     CHECK(run_until(got_n, &ws, 3));
     aemp_node_destroy(s.node);
     aemp_node_destroy(m2.node);
+}
+
+/* ------------------------------------------------------------------ */
+/* on_connect_failed: one event per failed attempt                     */
+
+typedef struct attempts {
+    int n, want;
+    char peer[8][128], address[8][128], reason[8][128];
+} attempts_t;
+
+static void t_connect_failed(void *ud, aemp_node_t *node, const char *peer, const char *address,
+                             const char *reason)
+{
+    attempts_t *a = ud;
+    if (a->n < 8) {
+        snprintf(a->peer[a->n], sizeof a->peer[0], "%s", peer);
+        snprintf(a->address[a->n], sizeof a->address[0], "%s", address);
+        snprintf(a->reason[a->n], sizeof a->reason[0], "%s", reason);
+    }
+    a->n++;
+}
+
+static int attempts_n(void *ud)
+{
+    const attempts_t *a = ud;
+    return a->n >= a->want;
+}
+
+/* A protocol-0 node bound to 127.0.0.1:0 with secret sec, whose failed
+ * attempts are counted in a; connect rounds 10 s apart, so one round of
+ * attempts is what a test sees. */
+static aemp_node_t *mknode_attempts(tnode_t *t, attempts_t *a, const char *sec)
+{
+    memset(t, 0, sizeof *t);
+    memset(a, 0, sizeof *a);
+    aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = sec, .secret_len = strlen(sec),
+                            .connect_interval = 10, .connect_timeout = 20,
+                            .on_connect_failed = t_connect_failed, .connect_failed_ud = a};
+    t_hooks(&c, t);
+    int err = 0;
+    aemp_node_t *n = aemp_node_new(EV_DEFAULT, &c, &err);
+    if (n && aemp_node_start(n)) {
+        aemp_node_destroy(n);
+        n = NULL;
+    }
+    return t->node = n;
+}
+
+TEST(node_failed_attempt_reports_address_and_reason)
+{
+    tnode_t t;
+    attempts_t a;
+    start_ticker();
+    REQUIRE(mknode_attempts(&t, &a, secret));
+    /* two closed ports: one event per endpoint, in the order tried */
+    char ep1[32], ep2[32], peer[80];
+    snprintf(ep1, sizeof ep1, "127.0.0.1:%d", free_port());
+    snprintf(ep2, sizeof ep2, "127.0.0.1:%d", free_port());
+    snprintf(peer, sizeof peer, "%s,%s", ep1, ep2);
+    CHECK_INT(aemp_node_connect(t.node, peer), 0);
+    a.want = 2;
+    CHECK(run_until(attempts_n, &a, 5));
+    run_for(0.3);
+    CHECK_INT(a.n, 2);
+    CHECK_STR(a.peer[0], peer);
+    CHECK_STR(a.address[0], ep1);
+    CHECK_STR(a.reason[0], "Connection refused");
+    CHECK_STR(a.peer[1], peer);
+    CHECK_STR(a.address[1], ep2);
+    CHECK_STR(a.reason[1], "Connection refused");
+    /* the link was never up: on_link has not said anything yet */
+    CHECK_INT(t.links_up + t.links_down, 0);
+    aemp_node_destroy(t.node);
+}
+
+TEST(node_failed_handshake_reports_the_handshake_error)
+{
+    tnode_t t, b;
+    attempts_t a, none;
+    start_ticker();
+    REQUIRE(mknode_attempts(&t, &a, secret));
+    /* the other side refuses our secret; it made no attempt itself */
+    REQUIRE(mknode_attempts(&b, &none, "another secret"));
+    const char *peer = aemp_node_noderef(b.node);
+    CHECK_INT(aemp_node_connect(t.node, peer), 0);
+    a.want = 1;
+    CHECK(run_until(attempts_n, &a, 5));
+    run_for(0.3);
+    CHECK_INT(a.n, 1);
+    CHECK_STR(a.peer[0], peer);
+    CHECK_STR(a.address[0], peer);
+    CHECK_STR(a.reason[0], "authentication failure/shared secret mismatch");
+    CHECK_INT(none.n, 0);
+    CHECK_INT(t.links_up + b.links_up, 0);
+    aemp_node_destroy(t.node);
+    aemp_node_destroy(b.node);
+}
+
+TEST(node_failed_attempt_to_a_p1_seed_is_reported)
+{
+    tnode_t t;
+    attempts_t a = {0};
+    char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {seed};
+    start_ticker();
+    aemp_node_config_t c = {.protocol = 1, .nodeid = "lonely", .seeds = seeds, .nseeds = 1,
+                            .secret = secret, .secret_len = strlen(secret),
+                            .on_connect_failed = t_connect_failed, .connect_failed_ud = &a};
+    memset(&t, 0, sizeof t);
+    t_hooks(&c, &t);
+    int err = 0;
+    t.node = aemp_node_new(EV_DEFAULT, &c, &err);
+    REQUIRE(t.node);
+    REQUIRE(aemp_node_start(t.node) == 0);
+    a.want = 1;
+    CHECK(run_until(attempts_n, &a, 5));
+    CHECK_STR(a.address[0], seed);
+    CHECK_STR(a.reason[0], "Connection refused");
+    aemp_node_destroy(t.node);
 }

@@ -138,7 +138,7 @@ static json_t *value_of(const char *fmt, ...)
     return v;
 }
 
-TEST(pack_drop_and_value)
+TEST(pack_payload_drop_releases_refs_and_value_builds_arrays)
 {
     json_t *o = json_string("x");
     json_incref(o);

@@ -803,10 +803,7 @@ static char *run_perl(const char *script, const char *input)
  * (no hash of several keys, ASCII only) our image is that image. */
 TEST(storable_perl_thaw_reads_ours)
 {
-    if (!have_perl()) {
-        printf("    skipped: perl with Storable and JSON::PP not found\n");
-        return;
-    }
+    if (!have_perl()) SKIP("perl with Storable and JSON::PP not found");
     static const char script[] =
         "use strict; use Storable qw(thaw nfreeze); use JSON::PP;\n"
         "my $j = JSON::PP->new->utf8->canonical->allow_nonref;\n"

@@ -220,23 +220,8 @@ static int make_side(side_t *sd, const session_t *ss, const play_t *pl)
     if (g1) CHECK_STR(sd->l1, g1);
     if (g2) CHECK_STR(sd->l2, g2);
 
-    char *dst[5] = {NULL, NULL, sd->noderef, sd->auths, sd->framings};
-    const char *p = sd->l1;
-    for (int i = 0; i < 5; i++) {
-        const char *q = strchr(p, ';');
-        size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (dst[i]) {
-            memcpy(dst[i], p, n);
-            dst[i][n] = 0;
-        }
-        if (!q) {
-            if (i < 4) return -1;
-            p += n;
-            break;
-        }
-        p = q + 1;
-    }
-    snprintf(sd->kv, sizeof sd->kv, "%s", p);
+    if (t_greeting_fields(sd->l1, sd->noderef, sd->auths, sd->framings, sd->kv, sizeof sd->kv))
+        return -1;
     if (t_b64dec(sd->l2, sd->nonce, sizeof sd->nonce) != AEMP_NONCE_BYTES) return -1;
 
     const char *shex = NULL;
@@ -259,16 +244,6 @@ static int make_side(side_t *sd, const session_t *ss, const play_t *pl)
     sd->cfg.secret_len = sd->secret_len;
     sd->cfg.tls = strstr(sd->l1, ";tls=1.0") != NULL;
     return 0;
-}
-
-static void drain(aemp_hs_t *hs, aemp__buf_t *sink)
-{
-    const void *p;
-    size_t n;
-    while ((p = aemp_hs_out(hs, &n)) != NULL) {
-        aemp__buf_append(sink, p, n);
-        aemp_hs_out_ack(hs, n);
-    }
 }
 
 /* The first "plaintext write" the node on `side` made inside TLS (tls:
@@ -329,13 +304,13 @@ static void replay(const play_t *pl, const session_t *ss, int mode, uint64_t see
     size_t total = aemp__buf_size(other), pos = 0;
     const char *in = total ? aemp__buf_head(other) : "";
     uint64_t rng = seed;
-    drain(hs, &out);
+    t_hs_drain(hs, &out);
     while (pos < total) {
         size_t left = total - pos;
         size_t k = mode == 0 ? left : mode == 1 ? 1 : 1 + t_rand(&rng) % (left < 300 ? left : 300);
         size_t used = aemp_hs_feed(hs, in + pos, k);
         CHECK(used <= k);
-        drain(hs, &out);
+        t_hs_drain(hs, &out);
         pos += used;
         if (used < k) break; /* a phase boundary, or the end */
     }
@@ -413,7 +388,7 @@ static void replay(const play_t *pl, const session_t *ss, int mode, uint64_t see
         if (mine && theirs) {
             aemp__buf_t inner = {0};
             CHECK_INT(aemp_hs_tls_up(hs), 0);
-            drain(hs, &inner);
+            t_hs_drain(hs, &inner);
             CHECK_INT(aemp__buf_size(&inner), mlen);
             if (aemp__buf_size(&inner) == mlen) CHECK_MEM(aemp__buf_head(&inner), mine, mlen);
             CHECK_INT(aemp_hs_feed(hs, theirs, tlen), tlen);

@@ -17,7 +17,7 @@ TEST(util_strerror)
     CHECK_STR(aemp_err_name(-12345), "AEMP_UNKNOWN");
 }
 
-TEST(util_buf)
+TEST(util_buf_appends_and_consumes_in_order)
 {
     aemp__buf_t b = {0};
     for (int i = 0; i < 1000; i++) CHECK_INT(aemp__buf_append(&b, "abc", 3), 0);

@@ -144,9 +144,7 @@ static int same_reply(const char *ours, const char *theirs)
 /* Replays transcript `name` against the node at noderef; child side. */
 static int replay(const char *name, const char *noderef, const subst_t *sub, size_t nsub)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "vectors/transcripts/%s.json", name);
-    json_t *tr = t_load_json_aemp(rel);
+    json_t *tr = t_load_transcript(name);
     json_t *c2s = json_object_get(json_object_get(tr, "messages"), "c2s");
     json_t *s2c = json_object_get(json_object_get(tr, "messages"), "s2c");
     int fd = raw_connect_auth(noderef, secret);

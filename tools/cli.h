@@ -1,11 +1,12 @@
 /*
- * cli.h - the aemp command's subcommands and the helpers they share.
- * Each cmd_* gets argv with argv[0] = the subcommand name and returns the
- * process exit status. The helpers cover what every network command
+ * cli.h - the aemp command's verbs and the helpers they share. Each
+ * cmd_VERB.c serves its verb in both dialects (see "the verbs" below)
+ * and returns the process exit status. The helpers cover what every network command
  * needs: option parsing conventions, timestamped logging, turning
  * command-line words into JSON message elements, resolving user-given
- * noderefs and port ids, loading the secret, and a short-lived client
- * node (client.c) that connects, acts and exits.
+ * noderefs and port ids, loading the secret, the node of a network
+ * verb (cli_node.c), and a short-lived client node (client.c) that
+ * connects, acts and exits, in either dialect.
  */
 #ifndef AEMP_CLI_H
 #define AEMP_CLI_H
@@ -17,24 +18,124 @@
 
 #include "aemp.h"
 
+/* ---- the verbs ----
+ * One table (main.c) names every verb with what it does in each
+ * dialect. In protocol 0 a verb is a command of its own: it gets argv
+ * with argv[0] = its name and returns the exit status. In protocol 1
+ * verbs chain as in 2.02's tool (cmd_p1conf.c): a step gets the chain
+ * (the next words are its arguments) and the rc key of its table row,
+ * and returns 0 to go on or the exit status. A network step (run, snd,
+ * cal, mon) takes every remaining word (cli_chain_rest). Each cmd_VERB.c
+ * serves its verb in both dialects. */
+typedef struct cli_chain cli_chain_t;
+
+typedef struct cli_verb {
+    const char *name;
+    int (*run0)(int argc, char **argv);              /* protocol 0; NULL: none */
+    int (*step1)(cli_chain_t *s, const char *key);   /* protocol 1; NULL: none */
+    const char *key;                                 /* the rc key step1 works on */
+    const char *usage0;                              /* protocol 0's usage line */
+} cli_verb_t;
+/* The table row named name, or NULL. */
+const cli_verb_t *cli_verb_find(const char *name);
+/* Protocol 1's help text. */
+void cli_usage_p1(FILE *f);
+
 int cmd_md6sum(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_run_p1(cli_chain_t *s, const char *key);
 int cmd_snd(int argc, char **argv);
+int cmd_snd_p1(cli_chain_t *s, const char *key);
 int cmd_flood(int argc, char **argv);
 int cmd_cal(int argc, char **argv);
+int cmd_cal_p1(cli_chain_t *s, const char *key);
 int cmd_mon(int argc, char **argv);
+int cmd_mon_p1(cli_chain_t *s, const char *key);
 int cmd_ping(int argc, char **argv);
 int cmd_gensecret(int argc, char **argv);
+int cmd_gensecret_p1(cli_chain_t *s, const char *key);
 int cmd_gencert(int argc, char **argv);
-/* Protocol 1 (cmd_p1conf.c): runs argv (argv[0] = the first subcommand)
- * as the Perl tool runs a chain of subcommands on the rc file. */
-int cmd_p1(int argc, char **argv);
+int cmd_gencert_p1(cli_chain_t *s, const char *key);
 
-/* Protocol 1 (cmd_p1net.c): the network subcommand cmd ("run", "snd",
- * "cal" or "mon") with the chain's remaining words args[0..nargs) (JSON
- * values, borrowed), on the configuration rc (borrowed: the rc file as
- * the chain left it). Returns the exit status. */
-int cli_p1_network(const char *cmd, const json_t *rc, json_t *const *args, int nargs);
+/* ---- cmd_p1conf.c: protocol 1's chain and its configuration steps ---- */
+struct cli_chain {
+    json_t *rc;      /* the whole rc file */
+    json_t *profile; /* where set/del go: rc or one of its profiles */
+    json_t **args;   /* the words, as JSON values */
+    int nargs, next;
+    const char *cmd; /* the running step's word, for messages */
+    int dirty;
+    const char *path; /* the rc file */
+};
+/* Runs argv (argv[0] = the first verb) as 2.02's tool runs a chain on
+ * the rc file. Returns the exit status. */
+int cli_chain_run(int argc, char **argv);
+/* Sets key in the current profile to v (borrowed). Returns 0, or 1
+ * after printing why. */
+int cli_chain_set(cli_chain_t *s, const char *key, json_t *v);
+/* For a network step: writes the rc file when the chain changed it and
+ * takes every remaining word (*args, borrowed from the chain). Returns
+ * their count, or -1 after printing why the file could not be written. */
+int cli_chain_rest(cli_chain_t *s, json_t *const **args);
+/* The configuration steps (setKEY, delKEY, addseed, profile, ...). */
+int cli_conf_set(cli_chain_t *s, const char *key);
+int cli_conf_del(cli_chain_t *s, const char *key);
+int cli_conf_setcert(cli_chain_t *s, const char *key);
+int cli_conf_setlist(cli_chain_t *s, const char *key);
+int cli_conf_addaddr(cli_chain_t *s, const char *key);
+int cli_conf_deladdr(cli_chain_t *s, const char *key);
+int cli_conf_addservice(cli_chain_t *s, const char *key);
+int cli_conf_delservice(cli_chain_t *s, const char *key);
+int cli_conf_profile(cli_chain_t *s, const char *key);
+int cli_conf_delprofile(cli_chain_t *s, const char *key);
+int cli_conf_showprofile(cli_chain_t *s, const char *key);
+int cli_conf_showconfig(cli_chain_t *s, const char *key);
+/* A network verb of 2.02 this tool does not have in protocol 1. */
+int cli_conf_unsupported(cli_chain_t *s, const char *key);
+
+/* ---- cli_node.c: the node of every network verb ---- */
+/* What a command's node callbacks share. */
+typedef struct cli_node {
+    const char *prog;
+    struct ev_loop *loop;
+    aemp_node_t *node;
+    int verbose;
+    int started;          /* until then the node's warnings are kept */
+    char *start_error;    /* the last of them: the one error line */
+    int quiet_start;      /* do not echo them with -v */
+    int start_error_alone; /* a start failure is the kept warning alone */
+    ev_signal sigint, sigterm;
+    int signals;          /* they are watched */
+} cli_node_t;
+/* While the node is starting, keeps a warning or error as b's
+ * start_error (echoed with -v). Returns 1 when msg was taken so. */
+int cli_node_starting(cli_node_t *b, int level, const char *msg);
+/* Creates and starts the node of cfg on the default loop, with SIGPIPE
+ * ignored. Returns 0, or 1 after printing why ("cannot create the node:
+ * ...", "cannot start the node: ..."). */
+int cli_node_start(cli_node_t *b, const aemp_node_config_t *cfg);
+/* From now on SIGINT and SIGTERM stop b's loop (said with -v), until
+ * cli_node_end. */
+void cli_node_signals(cli_node_t *b);
+/* Destroys the node (closing every link) and frees b's strings. */
+void cli_node_end(cli_node_t *b);
+
+/* Protocol 1: a node's configuration, binds and seeds resolved to
+ * "ip:port" endpoints (2.02's rules: "host:*", "*", a bare port). */
+typedef struct cli_p1cfg {
+    aemp_p1_config_t c;
+    char **binds, **seeds; /* NULL-terminated */
+    size_t nbinds, nseeds;
+} cli_p1cfg_t;
+/* The effective configuration of profile (NULL: the host name) with
+ * args (an object, borrowed) as the program's arguments, from rc (NULL:
+ * no file), flags as aemp_rc_profile's. Returns 0, or 1 after printing
+ * why. */
+int cli_p1cfg_load(const char *prog, const json_t *rc, const char *profile, const json_t *args,
+                   unsigned flags, cli_p1cfg_t *p);
+/* Fills cfg's protocol-1 part from p (borrowed while cfg is used). */
+void cli_p1cfg_apply(aemp_node_config_t *cfg, const cli_p1cfg_t *p);
+void cli_p1cfg_free(cli_p1cfg_t *p);
 
 /* ---- svc.c ---- */
 /* The built-in services of `aemp run`, as bits of a mask. */
@@ -124,7 +225,10 @@ int cli_write_private_file(const char *prog, const char *path, const void *data,
 int cli_print_json(const char *prog, const json_t *v);
 
 /* ---- client.c ---- */
-/* A short-lived node that talks to one peer. */
+/* A short-lived node that acts on one target: in protocol 0 it connects
+ * to the target's node; in protocol 1 it joins the network through the
+ * configured seeds first. Every way of failing is one line on stderr and
+ * exit status 1. */
 typedef struct cli_client cli_client_t;
 
 typedef struct cli_client_opts {
@@ -135,9 +239,9 @@ typedef struct cli_client_opts {
     int verbose;
 } cli_client_opts_t;
 
-/* Parses the options of a client command (the common ones, and
- * --timeout S when takes_timeout). Returns -1 to go on, with optind at
- * the first operand, or an exit status to return at once: 0 after
+/* Protocol 0: parses the options of a client command (the common ones,
+ * and --timeout S when takes_timeout). Returns -1 to go on, with optind
+ * at the first operand, or an exit status to return at once: 0 after
  * --help (usage printed on stdout), 2 after a bad option (one line on
  * stderr). */
 int cli_client_parse(const char *prog, int argc, char **argv, cli_client_opts_t *o,
@@ -145,42 +249,78 @@ int cli_client_parse(const char *prog, int argc, char **argv, cli_client_opts_t 
 /* Usage lines of the common options. */
 void cli_client_options_usage(FILE *f);
 
-/* Creates and starts the node. peer is the resolved noderef of the node
- * the command talks to. Returns NULL after printing why. */
+/* Protocol 0: creates and starts the node. peer is the resolved noderef
+ * of the node the command talks to. Returns NULL after printing why. */
 cli_client_t *cli_client_new(const char *prog, const cli_client_opts_t *o, const char *peer);
-/* The start shared by the commands that take PORT [ARG...] (snd, cal;
- * mon takes PORT alone: msg NULL), with optind at PORT: builds the
- * message from the ARGs, resolves PORT and creates the client. Returns 0
- * with *msg (new reference), *c and the malloc'd *node and *port set, or
- * the exit status (2: usage, 1: anything else) after printing why. */
+/* Protocol 0: the start shared by the commands that take PORT [ARG...]
+ * (snd, cal; mon takes PORT alone: msg NULL), with optind at PORT:
+ * builds the message from the ARGs, resolves PORT and creates the
+ * client. Returns 0 with *msg (new reference), *c and the malloc'd *node
+ * and *port set, or the exit status (2: usage, 1: anything else) after
+ * printing why. */
 int cli_client_for_port(const char *prog, int argc, char **argv, const cli_client_opts_t *o,
                         json_t **msg, cli_client_t **c, char **node, char **port);
+/* Protocol 1: the start of snd, cal (msg not NULL: the ARGs after PORT
+ * as elements) and mon (msg NULL: PORT alone), which take the chain's
+ * remaining words [-v]... PORT [ARG...] (cli_chain_rest): checks PORT
+ * (NODEID#ID, or a node id for its node port), and creates the command
+ * node `aemp/%n/%u` of profile `aemp` of the chain's rc file, which joins
+ * through the seeds. Returns 0 with *msg (new reference), *c and *port
+ * (borrowed from the chain) set, or the exit status after printing why. */
+int cli_client_for_port_p1(const char *prog, cli_chain_t *s, json_t **msg, cli_client_t **c,
+                           const char **port);
+
 aemp_node_t *cli_client_node(cli_client_t *c);
+/* The target's node: protocol 0 its resolved noderef, protocol 1 its
+ * node id. */
 const char *cli_client_peer(const cli_client_t *c);
+int cli_client_protocol(const cli_client_t *c);
 /* Seconds since the client was created. */
 double cli_client_elapsed(const cli_client_t *c);
-/* Called once, from the loop, when the link to the peer is
- * authenticated. */
+/* Called once, from the loop, when the command may act: protocol 0 once
+ * the link to the peer is authenticated, protocol 1 once the first link
+ * (to a seed) is. */
 void cli_client_on_up(cli_client_t *c, void (*fn)(cli_client_t *, void *), void *ud);
-/* What happens when the link to the peer goes down after it was up:
- * by default the command fails with "link to PEER lost: REASON". A
- * handler replaces that. */
+/* What happens when the link to the target's node goes down after it
+ * was up: by default the command fails with "link to PEER lost:
+ * REASON". A handler replaces that. */
 void cli_client_on_down(cli_client_t *c, void (*fn)(cli_client_t *, const char *reason, void *),
                         void *ud);
+/* Protocol 1: while on, the target's node going down is left to the
+ * command's monitor of the target port, which hears it too. */
+void cli_client_monitored(cli_client_t *c, int on);
+/* Protocol 1: the link to the target's node is up already (a node port
+ * is not monitored, so nothing else would say so). */
+void cli_client_target_up(cli_client_t *c);
 /* Starts a timer that ends the command with status 1 and message after
  * seconds (replaces an earlier one). */
 void cli_client_deadline(cli_client_t *c, double seconds, const char *message);
-/* 1 once the link to the peer has been up. */
+/* 1 once the command could act (see cli_client_on_up). */
 int cli_client_was_up(const cli_client_t *c);
+/* Calls fn once from the loop, after the callbacks of the event being
+ * handled (a monitor firing on the same read is heard first), unless
+ * the command has ended by then. */
+void cli_client_then(cli_client_t *c, void (*fn)(cli_client_t *, void *), void *ud);
 /* Ends the command with status. The loop stops once the callback
  * returns; the first outcome wins, later calls do nothing. */
 void cli_client_finish(cli_client_t *c, int status);
-/* Ends the command with status once everything queued for the peer has
- * been handed to the kernel on an authenticated link, or after cap
- * seconds when cap > 0 (a link failure first ends it as usual). */
+/* Ends the command with status once everything queued for the target's
+ * node has been handed to the kernel on an authenticated link, or after
+ * cap seconds when cap > 0 (a link failure first ends it as usual). */
 void cli_client_finish_flushed(cli_client_t *c, int status, double cap);
 /* Ends the command with status 1 after printing "PROG: MESSAGE". */
 void cli_client_fail(cli_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Protocol 1: when a monitor's reason is a transport error and the
+ * target's node was never up, ends the command with "cannot reach node
+ * NODE: MESSAGE" and returns 1; else returns 0. */
+int cli_client_unreached(cli_client_t *c, const json_t *reason);
+/* Ends the command after a monitor of portid fired with reason:
+ * "PORT exited AFTER" for [] and "PORT died AFTER: REASON" otherwise
+ * (AFTER may be ""); in protocol 1 as 2.02's tool says it:
+ * ["no_such_port",...] is "PORT: no such port", a transport error before
+ * the target's node was up "cannot reach node NODE: MESSAGE". */
+void cli_client_port_died(cli_client_t *c, const char *portid, const json_t *reason,
+                          const char *after);
 /* Runs the loop until the command is finished, destroys the node and
  * frees c. Returns the exit status. */
 int cli_client_run(cli_client_t *c);

@@ -8,6 +8,9 @@
  * does not exist (or dies instead of answering) fails at once with the
  * reason rather than after the timeout. The node port (a bare noderef)
  * cannot be monitored and is not.
+ *
+ * Protocol 1: as 2.02's tool, ["","mon1",ID] then [ID, ARG..., REPLY]
+ * once joined; no timeout of its own (the link's failure ends it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +35,14 @@ static void usage(FILE *f)
 
 typedef struct cal {
     cli_client_t *c;
-    char *port;
+    const char *port;
+    json_t *msg;           /* protocol 1: sent once joined */
     aemp_mon_t *mon;
     double timeout;
 } cal_t;
 
-/* After the reply, losing the link changes nothing: the call succeeded. */
+/* After the reply, losing the link changes nothing: the call succeeded
+ * (protocol 0; 2.02's tool fails then). */
 static void late_down_cb(cli_client_t *c, const char *reason, void *ud)
 {
     (void)reason;
@@ -55,7 +60,8 @@ static int reply_cb(aemp_port_t *port, json_t *msg, void *ud)
     /* tell the peer we no longer watch its port (mon0), then go */
     aemp_mon_cancel(k->mon);
     k->mon = NULL;
-    cli_client_on_down(k->c, late_down_cb, k);
+    cli_client_monitored(k->c, 0);
+    if (cli_client_protocol(k->c) == 0) cli_client_on_down(k->c, late_down_cb, k);
     cli_client_finish_flushed(k->c, 0, 1.0);
     return AEMP_DONE;
 }
@@ -64,14 +70,10 @@ static void mon_cb(aemp_node_t *node, const char *portid, json_t *reason, void *
 {
     cal_t *k = ud;
     k->mon = NULL;
+    cli_client_monitored(k->c, 0);
     /* a link that never came up is reported by the client as such */
     if (!cli_client_was_up(k->c)) return;
-    char *text = aemp_json_encode(reason, NULL);
-    if (json_array_size(reason) == 0)
-        cli_client_fail(k->c, "%s exited before replying", portid);
-    else
-        cli_client_fail(k->c, "%s died before replying: %s", portid, text ? text : "?");
-    free(text);
+    cli_client_port_died(k->c, portid, reason, " before replying");
 }
 
 static void up_cb(cli_client_t *c, void *ud)
@@ -89,8 +91,9 @@ int cmd_cal(int argc, char **argv)
     if (rc >= 0) return rc;
     cal_t k = {.timeout = o.timeout > 0 ? o.timeout : DEFAULT_TIMEOUT};
     json_t *msg;
-    char *node;
-    if ((rc = cli_client_for_port(PROG, argc, argv, &o, &msg, &k.c, &node, &k.port))) return rc;
+    char *node, *port;
+    if ((rc = cli_client_for_port(PROG, argc, argv, &o, &msg, &k.c, &node, &port))) return rc;
+    k.port = port;
     aemp_node_t *n = cli_client_node(k.c);
     cli_client_on_up(k.c, up_cb, &k);
     aemp_port_t *reply = aemp_port_new(n, reply_cb, &k);
@@ -104,6 +107,38 @@ int cmd_cal(int argc, char **argv)
     }
     free(node);
     rc = cli_client_run(k.c);
-    free(k.port);
+    free(port);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* protocol 1                                                          */
+
+/* Joined: 2.02's order. */
+static void up1_cb(cli_client_t *c, void *ud)
+{
+    cal_t *k = ud;
+    aemp_node_t *n = cli_client_node(c);
+    int rc = 0;
+    if (strchr(k->port, '#')) {
+        if ((k->mon = aemp_mon(n, k->port, mon_cb, k))) cli_client_monitored(c, 1);
+        else rc = AEMP_ENOMEM;
+    }
+    aemp_port_t *reply = rc ? NULL : aemp_port_new(n, reply_cb, k);
+    if (!reply || json_array_append_new(k->msg, json_string(aemp_port_id(reply)))) rc = AEMP_ENOMEM;
+    if (!rc) rc = aemp_send(n, k->port, k->msg);
+    else json_decref(k->msg);
+    k->msg = NULL;
+    if (rc) cli_client_fail(c, "cannot send to %s: %s", k->port, aemp_strerror(rc));
+}
+
+int cmd_cal_p1(cli_chain_t *s, const char *key)
+{
+    cal_t k = {0};
+    int rc = cli_client_for_port_p1(PROG, s, &k.msg, &k.c, &k.port);
+    if (rc) return rc;
+    cli_client_on_up(k.c, up1_cb, &k);
+    rc = cli_client_run(k.c);
+    json_decref(k.msg);
     return rc;
 }

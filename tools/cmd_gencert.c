@@ -6,6 +6,9 @@
  * until the end of 2099). Nodes sharing the file verify each other
  * against that certificate; the whole file is also the shared secret of
  * the HMAC authentication.
+ *
+ * Protocol 1, a step of the chain as in 2.02: the same key and
+ * certificate become the current profile's "cert".
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -125,4 +129,17 @@ int cmd_gencert(int argc, char **argv)
     if (rc) return 1;
     printf("wrote a new TLS secret (key and certificate) to %s\n", path);
     return 0;
+}
+
+int cmd_gencert_p1(cli_chain_t *s, const char *key)
+{
+    size_t len;
+    char *pem = cli_gen_key_cert("aemp", &len);
+    if (!pem) return 1;
+    json_t *v = json_stringn(pem, len);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    int rc = v ? cli_chain_set(s, key, v) : (cli_err("aemp", "out of memory"), 1);
+    json_decref(v);
+    return rc;
 }

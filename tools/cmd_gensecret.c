@@ -4,9 +4,14 @@
  * newline, to FILE (default $HOME/.aemp-secret) with mode 0600. Nodes use
  * the whole file as the secret, newline included; every node of a network
  * needs the same file.
+ *
+ * Protocol 1, a step of the chain as in 2.02: the current profile's
+ * "secret" becomes AEMP_P1_GENSECRET_LEN random letters and digits.
  */
 #include <getopt.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "cli.h"
 
@@ -49,4 +54,18 @@ int cmd_gensecret(int argc, char **argv)
     if (rc) return 1;
     printf("wrote a new secret to %s\n", path);
     return 0;
+}
+
+int cmd_gensecret_p1(cli_chain_t *s, const char *key)
+{
+    char secret[AEMP_P1_GENSECRET_LEN + 1];
+    if (aemp_random_alnum(secret, AEMP_P1_GENSECRET_LEN, aemp_random_source, NULL)) {
+        cli_err("aemp", "gensecret: no random bytes from the system");
+        return 1;
+    }
+    json_t *v = json_string(secret);
+    OPENSSL_cleanse(secret, sizeof secret);
+    int rc = v ? cli_chain_set(s, key, v) : (cli_err("aemp", "out of memory"), 1);
+    json_decref(v);
+    return rc;
 }

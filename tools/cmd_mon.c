@@ -3,8 +3,14 @@
  * reason as one line of JSON ([] for a normal exit). A failing link is a
  * death too, as for any monitor: ["transport_error", NODEREF, MESSAGE].
  * Only a node that cannot be reached at all is an error.
+ *
+ * Protocol 1: ["","mon1",ID] once joined, as 2.02's tool. A bare node id
+ * is the node port, which is not monitored (2.02 sends nothing for it
+ * either): the link to its node is watched, and its end printed as
+ * ["transport_error", NODEID, MESSAGE].
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -56,4 +62,51 @@ int cmd_mon(int argc, char **argv)
     free(node);
     free(port);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* protocol 1                                                          */
+
+static void mon1_cb(aemp_node_t *node, const char *portid, json_t *reason, void *ud)
+{
+    cli_client_t *c = ud;
+    cli_client_monitored(c, 0);
+    if (cli_client_unreached(c, reason)) return;
+    cli_client_finish(c, cli_print_json(PROG, reason) ? 1 : 0);
+}
+
+/* The node port's node went down after it was up. */
+static void down1_cb(cli_client_t *c, const char *reason, void *ud)
+{
+    json_t *r = json_pack("[sss]", "transport_error", cli_client_peer(c), reason);
+    cli_client_finish(c, r && !cli_print_json(PROG, r) ? 0 : 1);
+    json_decref(r);
+}
+
+static void up1_cb(cli_client_t *c, void *ud)
+{
+    const char *port = ud;
+    aemp_node_t *n = cli_client_node(c);
+    int rc = 0;
+    if (strchr(port, '#')) {
+        if (aemp_mon(n, port, mon1_cb, c)) cli_client_monitored(c, 1);
+        else rc = AEMP_ENOMEM;
+    } else if (!aemp_node_is_up(n, cli_client_peer(c))) {
+        /* a node port has no monitor: watch the link; [""] makes one */
+        rc = aemp_send(n, cli_client_peer(c), json_array());
+    } else {
+        cli_client_target_up(c);
+    }
+    if (rc) cli_client_fail(c, "cannot send to %s: %s", port, aemp_strerror(rc));
+}
+
+int cmd_mon_p1(cli_chain_t *s, const char *key)
+{
+    cli_client_t *c;
+    const char *port;
+    int rc = cli_client_for_port_p1(PROG, s, NULL, &c, &port);
+    if (rc) return rc;
+    cli_client_on_up(c, up1_cb, (void *)port);
+    cli_client_on_down(c, down1_cb, NULL);
+    return cli_client_run(c);
 }

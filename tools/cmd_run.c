@@ -4,8 +4,13 @@
  * noderef (the real port when bound to port 0), so scripts and tests can
  * start it and read where it listens.
  *
- * The services (svc.c) are ports registered under their names: clients
- * find them with the node port's `lookup`.
+ * The services (svc.c) are ports registered under their names: in
+ * protocol 0 clients find them with the node port's `lookup`, in
+ * protocol 1 in the global database.
+ *
+ * Protocol 1 (`aemp --protocol 1 run [-v] [KEY VALUE]...`): the node is
+ * configured as 2.02's `configure` does it, from the rc file and the KEY
+ * VALUE arguments; its second line on stdout lists its listeners.
  */
 #include <getopt.h>
 #include <math.h>
@@ -44,50 +49,69 @@ static void usage(FILE *f)
 }
 
 typedef struct run {
-    struct ev_loop *loop;
-    aemp_node_t *node;
-    int verbose;
-    int started;
-    char *start_error;     /* the node's last error while starting */
+    cli_node_t b;
+    int log_level;         /* the node's log lines up to this level are shown */
+    int links_up;          /* -v: "link up" lines with the peer's provider */
     cli_svc_t svc;
 } run_t;
 
 /* ------------------------------------------------------------------ */
-/* the node                                                            */
+/* the node, in both dialects                                          */
 
 static void log_cb(void *ud, int level, const char *msg)
 {
     run_t *r = ud;
-    if (!r->started && level <= AEMP_LOG_WARN) {
-        /* while starting, the last error becomes the one error line */
-        free(r->start_error);
-        r->start_error = strdup(msg);
-        if (r->verbose) cli_logf(PROG, "%s", msg);
-        return;
-    }
-    if (level <= AEMP_LOG_WARN || (r->verbose > 1 && level <= AEMP_LOG_DEBUG))
-        cli_logf(PROG, "%s", msg);
+    /* while starting, the last error becomes the one error line */
+    if (cli_node_starting(&r->b, level, msg)) return;
+    if (level <= AEMP_LOG_WARN || level <= r->log_level) cli_logf(r->b.prog, "%s", msg);
 }
 
-static void link_cb(void *ud, aemp_node_t *node, const char *noderef, int up, const char *reason)
+static void link_cb(void *ud, aemp_node_t *node, const char *name, int up, const char *reason)
 {
     run_t *r = ud;
-    if (!r->verbose) return;
-    if (up) {
-        const char *prov = aemp_node_peer_kv(node, noderef, "provider");
-        cli_logf(PROG, "link up: %s (%s)", noderef, prov ? prov : "provider unknown");
-    } else {
-        cli_logf(PROG, "link down: %s: %s", noderef, reason && *reason ? reason : "closed");
+    if (!r->b.verbose) return;
+    if (!up) {
+        cli_logf(r->b.prog, "link down: %s: %s", name, reason && *reason ? reason : "closed");
+    } else if (r->links_up) {
+        const char *prov = aemp_node_peer_kv(node, name, "provider");
+        cli_logf(r->b.prog, "link up: %s (%s)", name, prov ? prov : "provider unknown");
     }
 }
 
-static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+/* Starts the node of cfg and the services of mask, prints what
+ * `print_listeners` says (line 1: the noderef; in protocol 1 line 2: the
+ * listeners, space-separated) and runs until a signal. Returns the exit
+ * status. */
+static int run_node(run_t *r, aemp_node_config_t *cfg, unsigned mask, int global,
+                    int print_listeners)
 {
-    run_t *r = w->data;
-    (void)revents;
-    if (r->verbose)
-        cli_logf(PROG, "%s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
-    ev_break(loop, EVBREAK_ALL);
+    cfg->log = log_cb;
+    cfg->log_ud = r;
+    cfg->on_link = link_cb;
+    cfg->link_ud = r;
+    if (cli_node_start(&r->b, cfg)) return 1;
+    r->svc = (cli_svc_t){.node = r->b.node, .prog = r->b.prog, .verbose = r->b.verbose,
+                         .global = global};
+    int rc = cli_svc_start(&r->svc, mask);
+    if (rc) {
+        cli_err(r->b.prog, "cannot start the services: %s", aemp_strerror(rc));
+        return 1;
+    }
+    /* before the first line: whoever reads it may signal at once */
+    cli_node_signals(&r->b);
+    printf("%s\n", aemp_node_noderef(r->b.node));
+    if (print_listeners) {
+        size_t nl = 0;
+        const char *const *ls = aemp_node_listeners(r->b.node, &nl);
+        for (size_t i = 0; i < nl; i++) printf("%s%s", i ? " " : "", ls[i]);
+        printf("\n");
+    }
+    if (fflush(stdout) != 0) {
+        cli_err(r->b.prog, "cannot write to standard output");
+        return 1;
+    }
+    ev_run(r->b.loop, 0);
+    return 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -164,16 +188,11 @@ int cmd_run(int argc, char **argv)
     char *masters[MAX_MASTERS];
     size_t resolved = 0;
     int status = 1;
-    run_t r = {.verbose = verbose};
+    run_t r = {.b = {.prog = PROG, .verbose = verbose, .start_error_alone = 1},
+               .log_level = verbose > 1 ? AEMP_LOG_DEBUG : AEMP_LOG_WARN,
+               .links_up = 1};
     for (; resolved < nmasters; resolved++)
         if (!(masters[resolved] = cli_resolve_noderef(PROG, masters_in[resolved]))) goto out;
-
-    signal(SIGPIPE, SIG_IGN);
-    r.loop = ev_default_loop(0);
-    if (!r.loop) {
-        cli_err(PROG, "cannot initialise the event loop");
-        goto out;
-    }
     aemp_node_config_t cfg = {
         .bind = bind,
         .slave_name = slave,
@@ -182,52 +201,110 @@ int cmd_run(int argc, char **argv)
         .secret = secret.data,
         .secret_len = secret.len,
         .timeout = timeout,
-        .log = log_cb,
-        .log_ud = &r,
-        .on_link = link_cb,
-        .link_ud = &r,
     };
-    int err = 0;
-    r.node = aemp_node_new(r.loop, &cfg, &err);
-    if (!r.node) {
-        cli_err(PROG, "cannot create the node: %s",
-                r.start_error ? r.start_error : aemp_strerror(err));
-        goto out;
-    }
-    int rc = aemp_node_start(r.node);
-    if (rc) {
-        if (r.start_error) cli_err(PROG, "%s", r.start_error);
-        else cli_err(PROG, "cannot start the node: %s", aemp_strerror(rc));
-        goto out;
-    }
-    r.started = 1;
-    r.svc = (cli_svc_t){.node = r.node, .prog = PROG, .verbose = verbose};
-    if ((rc = cli_svc_start(&r.svc, services))) {
-        cli_err(PROG, "cannot start the services: %s", aemp_strerror(rc));
-        goto out;
-    }
-
-    ev_signal sigint, sigterm;
-    ev_signal_init(&sigint, signal_cb, SIGINT);
-    ev_signal_init(&sigterm, signal_cb, SIGTERM);
-    sigint.data = sigterm.data = &r;
-    ev_signal_start(r.loop, &sigint);
-    ev_signal_start(r.loop, &sigterm);
-
-    printf("%s\n", aemp_node_noderef(r.node));
-    if (fflush(stdout) != 0) {
-        cli_err(PROG, "cannot write to standard output");
-        goto out;
-    }
-    ev_run(r.loop, 0);
-    ev_signal_stop(r.loop, &sigint);
-    ev_signal_stop(r.loop, &sigterm);
-    status = 0;
+    status = run_node(&r, &cfg, services, 0, 0);
 out:
-    /* closes every link: peers see the connection end, not a timeout */
-    aemp_node_destroy(r.node);
+    cli_node_end(&r.b);
     for (size_t i = 0; i < resolved; i++) free(masters[i]);
     cli_secret_free(&secret);
-    free(r.start_error);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* protocol 1                                                          */
+
+/* The services of the configuration: each a built-in name, or an array
+ * holding one. Returns the mask, or -1 after printing why. */
+static long services_mask(const char *prog, const json_t *services)
+{
+    unsigned mask = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach(services, i, s) {
+        const json_t *name = json_is_array(s) && json_array_size(s) == 1 ? json_array_get(s, 0) : s;
+        unsigned bit = cli_svc_bit(json_string_value(name));
+        if (!bit) {
+            char *text = aemp_json_encode(s, NULL);
+            cli_err(prog, "services: %s is not a service of this node (echo, exit, count)",
+                    text ? text : "?");
+            free(text);
+            return -1;
+        }
+        mask |= bit;
+    }
+    return mask;
+}
+
+/* Perl's truth of a JSON value. */
+static int perl_true(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (s) return *s && strcmp(s, "0");
+    if (json_is_number(v)) return json_number_value(v) != 0;
+    return json_is_true(v) || json_is_array(v) || json_is_object(v);
+}
+
+/* `run [-v]... [KEY VALUE]...`: KEY VALUE as the arguments of 2.02's
+ * configure: profile NAME, force, norc, every other key a setting. The
+ * node logs a link coming up (with the peer's id) at level info; with -v
+ * a link going down is said here by the node id too. */
+int cmd_run_p1(cli_chain_t *s, const char *key)
+{
+    json_t *const *args;
+    int nargs = cli_chain_rest(s, &args);
+    if (nargs < 0) return 1;
+    run_t r = {.b = {.prog = PROG}};
+    const char *profile = NULL;
+    unsigned flags = 0;
+    json_t *kv = json_object();
+    cli_p1cfg_t p = {0};
+    int status = 1;
+    if (!kv) {
+        cli_err(PROG, "out of memory");
+        return 1;
+    }
+    for (int i = 0; i < nargs; i++) {
+        const char *k = json_string_value(args[i]);
+        if (k && (!strcmp(k, "-v") || !strcmp(k, "--verbose"))) {
+            r.b.verbose++;
+            continue;
+        }
+        if (!k || i + 1 == nargs) {
+            cli_err(PROG, k ? "%s: a KEY without a VALUE" : "a KEY must be a string%s",
+                    k ? k : "");
+            status = 2;
+            goto out;
+        }
+        const json_t *v = args[++i];
+        if (!strcmp(k, "profile")) {
+            if (!(profile = json_string_value(v))) {
+                cli_err(PROG, "profile: the profile name must be a string");
+                status = 2;
+                goto out;
+            }
+        } else if (!strcmp(k, "force") || !strcmp(k, "norc")) {
+            unsigned f = !strcmp(k, "force") ? AEMP_RC_FORCE : AEMP_RC_NORC;
+            flags = perl_true(v) ? flags | f : flags & ~f;
+        } else if (json_object_set(kv, k, (json_t *)v)) {
+            cli_err(PROG, "out of memory");
+            goto out;
+        }
+    }
+    r.log_level = AEMP_LOG_WARN + (r.b.verbose > 0) + (r.b.verbose > 1);
+    if (cli_p1cfg_load(PROG, (flags & AEMP_RC_NORC) ? NULL : s->rc, profile, kv,
+                       flags & AEMP_RC_FORCE, &p))
+        goto out;
+    long mask = services_mask(PROG, p.c.services);
+    if (mask < 0) goto out;
+    if (!p.c.secret && !p.c.cert)
+        cli_logf(PROG, "no secret and no cert configured: no other node can authenticate this one "
+                       "(see 'aemp --protocol 1 gensecret')");
+    aemp_node_config_t cfg = {0};
+    cli_p1cfg_apply(&cfg, &p);
+    status = run_node(&r, &cfg, (unsigned)mask, 1, 1);
+out:
+    cli_node_end(&r.b);
+    cli_p1cfg_free(&p);
+    json_decref(kv);
     return status;
 }

@@ -1,14 +1,25 @@
 /*
- * cmd_snd.c - `aemp snd PORT ARG...`: sends one message and exits 0 only
- * once it has been handed to the kernel on an authenticated link to the
- * port's node. That is all a sender can know: AEMP has no receipts (use
- * `aemp cal` for an answer).
+ * cmd_snd.c - `aemp snd PORT ARG...`: sends one message.
+ *
+ * Protocol 0: exits 0 only once the message has been handed to the
+ * kernel on an authenticated link to the port's node. That is all a
+ * sender can know: AEMP has no receipts (use `aemp cal` for an answer).
+ *
+ * Protocol 1: as 2.02's tool (transcript 11): [ID, ARG...], then
+ * ["","mon1",ID] (not for a node port), then
+ * ["","snd",REPLY,"message sent successfully"] to the port's node, which
+ * relays the text back once the message is through; printed as 2.02
+ * prints it, each element followed by a space. A port that dies first
+ * is the error; no confirmation within 5 s (as in 2.02) too.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
 #define PROG "aemp snd"
+#define SND_TIMEOUT 5.0 /* 2.02's snd gives up after 5 s */
+#define SND_TEXT "message sent successfully"
 
 static void usage(FILE *f)
 {
@@ -36,4 +47,88 @@ int cmd_snd(int argc, char **argv)
     free(node);
     free(port);
     return cli_client_run(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* protocol 1                                                          */
+
+typedef struct snd1 {
+    cli_client_t *c;
+    const char *port;
+    json_t *msg;
+    json_t *confirmed; /* the confirmation, once it came */
+    aemp_mon_t *mon;
+} snd1_t;
+
+static void mon1_cb(aemp_node_t *node, const char *portid, json_t *reason, void *ud)
+{
+    snd1_t *k = ud;
+    k->mon = NULL;
+    cli_client_monitored(k->c, 0);
+    cli_client_port_died(k->c, portid, reason, "");
+}
+
+/* Prints the confirmation as 2.02 prints it: its elements, each followed
+ * by a space; then goes once the rest is written. */
+static void print_cb(cli_client_t *c, void *ud)
+{
+    snd1_t *k = ud;
+    aemp_mon_cancel(k->mon);
+    k->mon = NULL;
+    cli_client_monitored(c, 0);
+    size_t i;
+    json_t *e;
+    json_array_foreach(k->confirmed, i, e) {
+        char *text = json_is_string(e) ? NULL : aemp_json_encode(e, NULL);
+        printf("%s ", text ? text : json_string_value(e) ? json_string_value(e) : "");
+        free(text);
+    }
+    printf("\n");
+    if (fflush(stdout) != 0) cli_client_fail(c, "cannot write to standard output");
+    else cli_client_finish_flushed(c, 0, 1.0);
+}
+
+/* The confirmation came back. The monitor may fire on the same read (the
+ * port's kil0 comes first): it is heard before the reply is printed. */
+static int reply1_cb(aemp_port_t *port, json_t *msg, void *ud)
+{
+    snd1_t *k = ud;
+    if (!k->confirmed) k->confirmed = json_incref(msg);
+    cli_client_then(k->c, print_cb, k);
+    return AEMP_DONE;
+}
+
+/* Joined: 2.02's order. */
+static void up1_cb(cli_client_t *c, void *ud)
+{
+    snd1_t *k = ud;
+    aemp_node_t *n = cli_client_node(c);
+    const char *node = cli_client_peer(c);
+    aemp_port_t *reply = aemp_port_new(n, reply1_cb, k);
+    json_t *confirm = reply ? json_pack("[sss]", "snd", aemp_port_id(reply), SND_TEXT) : NULL;
+    int rc = aemp_send(n, k->port, k->msg);
+    k->msg = NULL;
+    if (!rc && strchr(k->port, '#')) {
+        if ((k->mon = aemp_mon(n, k->port, mon1_cb, k))) cli_client_monitored(c, 1);
+        else rc = AEMP_ENOMEM;
+    }
+    if (!rc) rc = confirm ? aemp_send(n, node, confirm) : AEMP_ENOMEM;
+    else json_decref(confirm);
+    if (rc) cli_client_fail(c, "cannot send to %s: %s", k->port, aemp_strerror(rc));
+}
+
+int cmd_snd_p1(cli_chain_t *s, const char *key)
+{
+    snd1_t k = {0};
+    int rc = cli_client_for_port_p1(PROG, s, &k.msg, &k.c, &k.port);
+    if (rc) return rc;
+    char text[1200];
+    snprintf(text, sizeof text, "no confirmation from %s within %g s", cli_client_peer(k.c),
+             SND_TIMEOUT);
+    cli_client_deadline(k.c, SND_TIMEOUT, text);
+    cli_client_on_up(k.c, up1_cb, &k);
+    rc = cli_client_run(k.c);
+    json_decref(k.msg);
+    json_decref(k.confirmed);
+    return rc;
 }

@@ -607,8 +607,10 @@ void aemp__link_died(aemp__link_t *l, int silent)
      * timer starts new rounds and finally gives up */
     free(p->last_error);
     p->last_error = l->error ? strdup(l->error) : NULL;
+    if (l->outgoing && n->cfg.on_connect_failed && !n->destroy_pending)
+        n->cfg.on_connect_failed(n->cfg.connect_failed_ud, n, p->noderef, l->addr,
+                                 l->error ? l->error : "closed");
     if (p->connecting) aemp__peer_try(p);
-    (void)n;
 }
 
 /* ------------------------------------------------------------------ */
