@@ -15,6 +15,13 @@
 #include <stdio.h>
 
 #define MESH_BACKOFF_START 0.6 /* seconds; a retry waits 1-2 times this */
+/* Dials of global nodes started per second, all of them together (a
+ * burst of as many): 'g is what peers claim, and any authenticated node
+ * may claim thousands of global nodes. A dial over the budget waits. */
+#define MESH_DIALS_PER_S 20.0
+/* The mesh is compared with 'g at most this often (s): a change of 'g
+ * schedules it, so a storm of changes or failed dials costs one scan. */
+#define MESH_SYNC_SPACING 0.25
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -29,13 +36,23 @@ struct aemp__global {
     aemp__gdb_t *gdb;       /* NULL until the node is global */
     aemp__map_t announced;  /* nodes that sent g_global while we were not */
     aemp__map_t mesh;       /* global node id -> meshpeer_t */
+    ev_timer sync_w;        /* the next mesh_sync (mesh_sync_soon) */
+    double synced_at;       /* when the last one ran */
+    double dial_tokens;     /* MESH_DIALS_PER_S budget, refilled */
+    double dial_at;         /* when the budget was last refilled */
 };
+
+static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* The global node's state (made on first use), or NULL. */
 static struct aemp__global *gl_of(aemp_node_t *n)
 {
     aemp__p1_t *p1 = aemp__p1_of(n);
-    if (p1 && !p1->global) p1->global = calloc(1, sizeof *p1->global);
+    if (p1 && !p1->global && (p1->global = calloc(1, sizeof *p1->global))) {
+        ev_init(&p1->global->sync_w, mesh_sync_cb);
+        p1->global->sync_w.data = n;
+        p1->global->dial_tokens = MESH_DIALS_PER_S;
+    }
     return p1 ? p1->global : NULL;
 }
 
@@ -88,14 +105,35 @@ static void say_global(aemp_node_t *n, const aemp__peer_t *p)
 /* ------------------------------------------------------------------ */
 /* the mesh                                                            */
 
+/* Seconds until the dial budget has one dial, after taking it if 0. */
+static double dial_wait(struct aemp__global *gl, double now)
+{
+    gl->dial_tokens += (now - gl->dial_at) * MESH_DIALS_PER_S;
+    if (gl->dial_tokens > MESH_DIALS_PER_S) gl->dial_tokens = MESH_DIALS_PER_S;
+    gl->dial_at = now;
+    if (gl->dial_tokens >= 1.0) {
+        gl->dial_tokens -= 1.0;
+        return 0;
+    }
+    return (1.0 - gl->dial_tokens) / MESH_DIALS_PER_S;
+}
+
 static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     meshpeer_t *m = w->data;
     aemp_node_t *n = m->node;
-    (void)loop;
     (void)revents;
     aemp__enter(n);
-    if (!aemp_node_is_up(n, m->id)) aemp_node_connect(n, m->id);
+    if (!aemp_node_is_up(n, m->id)) {
+        double wait = dial_wait(gl_get(n), ev_now(loop));
+        if (wait > 0) {
+            /* spread the waiting ones over the time the budget needs */
+            ev_timer_set(&m->retry, aemp__p1_jitter(wait, 10.0), 0.0);
+            ev_timer_start(loop, &m->retry);
+        } else {
+            aemp_node_connect(n, m->id);
+        }
+    }
     aemp__leave(n);
 }
 
@@ -116,6 +154,9 @@ static void mesh_sync(aemp_node_t *n)
         if (!json_object_get(gs, e->key)) {
             meshpeer_t *m = e->value;
             aemp__map_del(&gl->mesh, e->key);
+            /* a node that left 'g is no longer dialled */
+            aemp__peer_t *p = aemp__peer_get(n, m->id, 0);
+            if (p && !p->link) aemp__peer_forget(p, "no longer a global node");
             mesh_free(n, m);
         }
     const char *id;
@@ -139,6 +180,26 @@ static void mesh_sync(aemp_node_t *n)
     }
 }
 
+static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)revents;
+    aemp__enter(n);
+    gl_get(n)->synced_at = ev_now(loop);
+    if (aemp__global_active(n)) mesh_sync(n);
+    aemp__leave(n);
+}
+
+/* 'g may have changed: mesh_sync from the loop, soon, once for a storm. */
+static void mesh_sync_soon(aemp_node_t *n)
+{
+    struct aemp__global *gl = gl_get(n);
+    if (ev_is_active(&gl->sync_w)) return;
+    double wait = gl->synced_at + MESH_SYNC_SPACING - ev_now(n->loop);
+    ev_timer_set(&gl->sync_w, wait > 0 ? wait : 0.0, 0.0);
+    ev_timer_start(n->loop, &gl->sync_w);
+}
+
 /* A global node's link went down: at once, then after 0.6-1.2 s,
  * doubling up to monitor_timeout. */
 static void mesh_down(aemp_node_t *n, const char *id)
@@ -147,7 +208,7 @@ static void mesh_down(aemp_node_t *n, const char *id)
     if (!m) return;
     double wait = 0.0;
     if (m->failures++) {
-        wait = aemp__p1_backoff(m->interval);
+        wait = aemp__p1_jitter(m->interval, 1.0);
         m->interval *= 2;
         if (m->interval > n->timeout) m->interval = n->timeout;
     }
@@ -231,7 +292,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         json_decref(l);
     }
     json_decref(req);
-    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync(n);
+    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync_soon(n);
 }
 
 void aemp__global_own_request(aemp_node_t *n, json_t *elems)
@@ -275,7 +336,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
         aemp_db_del(n, "'l", id);
         if (!n->destroy_pending) {
             mesh_down(n, id);
-            mesh_sync(n);
+            mesh_sync_soon(n);
         }
     }
     json_decref(out);
@@ -308,6 +369,7 @@ void aemp__global_free(aemp_node_t *n)
 {
     struct aemp__global *gl = gl_get(n);
     if (!gl) return;
+    ev_timer_stop(n->loop, &gl->sync_w);
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_free(n, e->value);
     aemp__map_free(&gl->mesh);

@@ -66,7 +66,7 @@ static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static int setup1(aemp_node_t *n, naming_t *s, const aemp_node_config_t *cfg)
 {
     const char *id = cfg->nodeid;
-    if (!id || !*id || strpbrk(id, "#;\r\n")) return AEMP_EINVAL;
+    if (!id || aemp__nodeid_problem(id, strlen(id))) return AEMP_EINVAL;
     n->noderef = strdup(id);
     n->greet_name = strdup(id);
     if (!n->noderef || !n->greet_name) return AEMP_ENOMEM;
@@ -388,7 +388,7 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
             continue;
         }
         if (sd->up) sd->interval = SEED_BACKOFF_START;
-        double wait = aemp__p1_backoff(sd->interval);
+        double wait = aemp__p1_jitter(sd->interval, 1.0);
         if (!sd->up) {
             sd->interval *= 2;
             if (sd->interval > n->timeout) sd->interval = n->timeout;
@@ -448,9 +448,9 @@ int aemp__p1_is_master(const aemp_node_t *n, const char *src)
     return s && s->master && aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
 }
 
-double aemp__p1_backoff(double interval)
+double aemp__p1_jitter(double base, double spread)
 {
-    return interval * (1.0 + (double)(rand() % 1000) / 1000.0);
+    return base * (1.0 + spread * (double)(rand() % 1000) / 1000.0);
 }
 
 static const aemp__framing_t *const framings1[] = {&aemp__framing_json, &aemp__framing_storable,

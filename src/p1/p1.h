@@ -45,8 +45,10 @@ void aemp__p1_master_is_self(aemp_node_t *n);
 void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs);
 /* Our listeners ("ip:port"), for the 'l entry. */
 const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count);
-/* A back-off wait: interval to twice interval, at random (2.02's). */
-double aemp__p1_backoff(double interval);
+/* A wait of base to base * (1 + spread), at random in steps of a
+ * thousandth of the spread: spread 1 is 2.02's back-off (the interval
+ * to twice it). */
+double aemp__p1_jitter(double base, double spread);
 
 /* ---- global.c ---- */
 /* Becomes a global node (nothing when it is one). 0 or AEMP_ENOMEM. */
