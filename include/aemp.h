@@ -850,26 +850,14 @@ enum aemp_log_level {
 #define AEMP_NODEID_MAX 1024
 
 typedef struct aemp_node_config {
-    /* What to bind, as a user writes it (resolved as in PROTOCOL §1):
-     * "" (port 4040 on this host's addresses), "4041", "host",
-     * "host:port", "[::1]:4040", comma lists. Port 0 picks a free port;
-     * the node's noderef then carries the real one. NULL: "". Ignored in
-     * slave mode. */
-    const char *bind;
-    /* Slave mode: non-NULL makes a slave node "slave/NAME" (NAME random
-     * when ""), which connects to each of masters[] and renames itself
-     * to "slave/NAME@VIA" when the first link comes up (VIA: that
-     * master); every master hears the new name. */
-    const char *slave_name;
-    const char *const *masters; /* noderefs, nmasters of them, copied */
-    size_t nmasters;
-    /* The shared secret: secret/secret_len when secret is not NULL, else
-     * the contents of secret_file, else $HOME/.aemp-secret, else 32 random
-     * bytes (the node can then talk to nobody). Copied. A key and a
-     * certificate in it select TLS mode (see above). */
+    /* ---- every dialect ---- */
+    /* The shared secret: secret/secret_len when secret is not NULL. In
+     * protocol 0 else the contents of secret_file, else
+     * $HOME/.aemp-secret, else 32 random bytes (the node can then talk to
+     * nobody); a key and a certificate in it select TLS mode (see
+     * above). Protocol 1: see cert. Copied. */
     const void *secret;
     size_t secret_len;
-    const char *secret_file;
     /* Our timeout (seconds, 0: 30; values below 4 are raised to 4). */
     unsigned timeout;
     double connect_interval;  /* 0: 5 s between connect rounds */
@@ -907,9 +895,6 @@ typedef struct aemp_node_config {
     void *connect_failed_ud;
     /* The provider= string; NULL: "aemp-C-" AEMP_VERSION. */
     const char *provider;
-    /* Non-zero: never TLS mode, even with a key and a certificate in the
-     * secret (no tls=1.0 in greetings; links use hmac over the secret). */
-    int no_tls;
     /* Incoming connections that may be in their handshake at once (0:
      * AEMP_DEFAULT_MAX_HANDSHAKES). One more closes the oldest of them
      * ("too many connections in handshake"), so silent connections cannot
@@ -926,38 +911,64 @@ typedef struct aemp_node_config {
      * ports. */
     unsigned max_peer_monitors;
 
-    /* ---- protocol 1 (AnyEvent::MP 2.x, PROTOCOL-1.md) ----
+    /* ---- the dialect ----
      * 0 (the default): the node speaks protocol 0 as described above.
      * 1: the node speaks protocol 1: it is named by nodeid, listens on
      * binds, joins the network through seeds (section "protocol 1"
      * below), and authenticates with hmac_sha3_512 over the secret, or
-     * with tls_sha3_512 when cert is given. bind, slave_name, masters,
-     * secret_file and no_tls are protocol 0 only; timeout is 2.02's
-     * monitor_timeout (handshake silence, seed back-off cap; 0: 30). */
+     * with tls_sha3_512 when cert is given. Each dialect reads the fields
+     * of every dialect (above the groups) and those of its own group
+     * below; a third dialect adds a group of its own. In protocol 1
+     * timeout is 2.02's monitor_timeout (handshake silence, seed back-off
+     * cap; 0: 30). */
     int protocol;
-    /* Protocol 1: our node id, used as it is (aemp_nodeid_expand makes
-     * one from a configured "%n"/"%u" form); it must be an id we route
-     * and log (AEMP_NODEID_MAX), else AEMP_EINVAL. Required. */
-    const char *nodeid;
-    /* Protocol 1: what to listen on, nbinds entries as 2.02 takes them
-     * ("host:port", "*:port" for every non-loopback address, port 0 or
-     * "*" for a free port; see aemp_hostport_resolve). binds NULL: no
-     * listener (2.02's default is ["*"]): the node then only connects. */
-    const char *const *binds;
-    size_t nbinds;
-    /* Protocol 1: the seeds, nseeds "host:port" entries: the node
-     * connects to each at start and keeps trying them with 2.02's
-     * back-off; the first one up becomes its master. A node whose own
-     * listener is among its seeds is a global node (its own master; see
-     * "Global nodes" in the db section). */
-    const char *const *seeds;
-    size_t nseeds;
-    /* Protocol 1: the secret is secret/secret_len exactly (NULL: none,
-     * then only TLS links authenticate); cert/cert_len a PEM private key
-     * and certificate (and CA certificates), which switches TLS on as
-     * 2.02's "cert" does. Both copied. */
-    const char *cert;
-    size_t cert_len;
+    /* ---- protocol 0 (AnyEvent::MP 0.4) only ---- */
+    struct {
+        /* What to bind, as a user writes it (resolved as in PROTOCOL §1):
+         * "" (port 4040 on this host's addresses), "4041", "host",
+         * "host:port", "[::1]:4040", comma lists. Port 0 picks a free port;
+         * the node's noderef then carries the real one. NULL: "". Ignored in
+         * slave mode. */
+        const char *bind;
+        /* Slave mode: non-NULL makes a slave node "slave/NAME" (NAME random
+         * when ""), which connects to each of masters[] and renames itself
+         * to "slave/NAME@VIA" when the first link comes up (VIA: that
+         * master); every master hears the new name. */
+        const char *slave_name;
+        const char *const *masters; /* noderefs, nmasters of them, copied */
+        size_t nmasters;
+        /* The secret's file when secret is NULL (see secret). */
+        const char *secret_file;
+        /* Non-zero: never TLS mode, even with a key and a certificate in the
+         * secret (no tls=1.0 in greetings; links use hmac over the secret). */
+        int no_tls;
+    };
+    /* ---- protocol 1 (AnyEvent::MP 2.x, PROTOCOL-1.md) only ---- */
+    struct {
+        /* Our node id, used as it is (aemp_nodeid_expand makes
+         * one from a configured "%n"/"%u" form); it must be an id we route
+         * and log (AEMP_NODEID_MAX), else AEMP_EINVAL. Required. */
+        const char *nodeid;
+        /* What to listen on, nbinds entries as 2.02 takes them
+         * ("host:port", "*:port" for every non-loopback address, port 0 or
+         * "*" for a free port; see aemp_hostport_resolve). binds NULL: no
+         * listener (2.02's default is ["*"]): the node then only connects. */
+        const char *const *binds;
+        size_t nbinds;
+        /* The seeds, nseeds "host:port" entries: the node
+         * connects to each at start and keeps trying them with 2.02's
+         * back-off; the first one up becomes its master. A node whose own
+         * listener is among its seeds is a global node (its own master; see
+         * "Global nodes" in the db section). */
+        const char *const *seeds;
+        size_t nseeds;
+        /* The secret is secret/secret_len exactly (NULL: none,
+         * then only TLS links authenticate); cert/cert_len a PEM private key
+         * and certificate (and CA certificates), which switches TLS on as
+         * 2.02's "cert" does. Both copied. */
+        const char *cert;
+        size_t cert_len;
+    };
 } aemp_node_config_t;
 
 /* Creates a node on loop (NULL: libev's default loop). cfg is copied.
