@@ -70,6 +70,10 @@ typedef struct aemp__dialect {
     int node_port_watch_silent;
     /* a Perl 0.4 peer sees our auth line on one link at a time (node.c) */
     int one_auth_per_perl_peer;
+    /* a message that no callback of a port matches kills the port with
+     * ("unhandled_message", "no callback found for message 'TAG'")
+     * (protocol 1, as 2.02); 0: it is dropped (0.4) */
+    int unhandled_kills;
 } aemp__dialect_t;
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
 extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];
@@ -169,6 +173,7 @@ struct aemp_node {
     struct aemp__p1 *p1;        /* protocol 1: seeds, master (naming1.c) */
     struct aemp__db *db;        /* protocol 1: the database client (db.c) */
     struct aemp__global *global; /* protocol 1: global node (global.c) */
+    struct aemp__logcatch *logcatch; /* LogCatcher connections (logcatcher.c) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -349,6 +354,25 @@ void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result);
 void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash);
 void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del);
 void aemp__db_free(aemp_node_t *n);
+
+/* ---- toolbox.c (protocol 1: what 2.02's tools ask a node) ---- */
+/* Node requests: eval, can, AnyEvent::MP::_spawn (refused when secure). */
+void aemp__p1_eval(aemp_node_t *n, const char *src, json_t *args);
+void aemp__p1_can(aemp_node_t *n, const char *src, json_t *args);
+void aemp__p1_spawn(aemp_node_t *n, const char *src, json_t *args);
+/* 1 (after logging 2.02's refusal) when the node is secure and a peer's
+ * message is being handled: remote execution is not allowed. */
+int aemp__remote_exec_refused(aemp_node_t *n);
+/* The reason a port dies with when no callback matches elems (new
+ * reference). */
+json_t *aemp__unhandled_reason(json_t *elems);
+
+/* ---- logcatcher.c ---- */
+/* ["","AnyEvent::MP::LogCatcher::connect",VERSION,PORT,LEVEL]. */
+void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args);
+/* A log line of the node, for the connected catchers. */
+void aemp__logcatch_feed(aemp_node_t *n, int level, const char *text);
+void aemp__logcatch_free(aemp_node_t *n);
 
 /* ---- services.c ---- */
 /* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],

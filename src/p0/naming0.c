@@ -297,4 +297,5 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .quiet_scalars = 0,
     .node_port_watch_silent = 0,
     .one_auth_per_perl_peer = 1,
+    .unhandled_kills = 0,
 };

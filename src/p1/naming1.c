@@ -479,4 +479,5 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .quiet_scalars = 1,
     .node_port_watch_silent = 1,
     .one_auth_per_perl_peer = 0,
+    .unhandled_kills = 1,
 };
