@@ -29,11 +29,11 @@ static const cli_verb_t verbs[] = {
     {"gensecret", cmd_gensecret, cmd_gensecret_p1, "secret", "gensecret [--force] [FILE]"},
     {"gencert", cmd_gencert, cmd_gencert_p1, "cert", "gencert [--force] [FILE]"},
     {"md6sum", cmd_md6sum, NULL, NULL, "md6sum [-d BITS] [-K KEY] [-L LEVELS] [-r ROUNDS] [FILE...]"},
-    /* 2.02's network verbs this tool does not have */
-    {"eval", NULL, cli_conf_unsupported, NULL, NULL},
-    {"shell", NULL, cli_conf_unsupported, NULL, NULL},
-    {"trace", NULL, cli_conf_unsupported, NULL, NULL},
-    {"restart", NULL, cli_conf_unsupported, NULL, NULL},
+    /* 2.02's eval-based verbs, protocol 1 only */
+    {"eval", NULL, cmd_eval_p1, NULL, NULL},
+    {"shell", NULL, cmd_shell_p1, NULL, NULL},
+    {"trace", NULL, cmd_trace_p1, NULL, NULL},
+    {"restart", NULL, cmd_restart_p1, NULL, NULL},
     /* protocol 1's configuration steps, on the rc key named */
     {"setnodeid", NULL, cli_conf_set, "nodeid", NULL},
     {"delnodeid", NULL, cli_conf_del, "nodeid", NULL},
@@ -130,12 +130,19 @@ void cli_usage_p1(FILE *f)
             "                            seeds [...], secret S, services [\"echo\",\"exit\",\"count\"],\n"
             "                            force 1, norc 1 ...; prints its node id and listeners\n"
             "  snd [-v] PORT ARG...      send [ARG...] to PORT, wait for its node's confirmation\n"
-            "  cal [-v] PORT ARG...      send [ARG..., REPLYPORT], print the reply as JSON\n"
-            "  mon [-v] PORT             print the reason PORT dies with, as JSON\n"
+            "  cal [-v] PORT ARG...      send [ARG..., REPLYPORT], print the reply's elements\n"
+            "                            as JSON, comma-separated (\"a\",{\"b\":1})\n"
+            "  mon [-v] PORT             print the reason PORT dies with, words and spaces\n"
+            "  eval [-v] NODE EXPR...    evaluate EXPR on NODE, print the results\n"
+            "  shell [-v] NODE           evaluate each line of standard input on NODE\n"
+            "  trace [-v] NODE           walk the network from NODE (up_nodes of each node)\n"
+            "  restart [-v] NODE         restart NODE (a Perl node under AnyEvent::Watchdog)\n"
             "PORT is NODEID#ID, or a node id for its node port (aemp cal NODEID time).\n"
-            "snd, cal and mon run as node aemp/%%n/%%u of profile aemp and join the\n"
-            "network through the configured seeds. eval, shell, trace, restart, ping\n"
-            "and flood are not supported in protocol 1.\n");
+            "They print and exit as 2.02's tool does, run as node aemp/%%n/%%u of\n"
+            "profile aemp and join the network through the configured seeds. A C node\n"
+            "runs no Perl: it answers eval with an error, except the expressions 2.02's\n"
+            "tool sends (trace works across Perl and C nodes). ping and flood are\n"
+            "protocol 0 only.\n");
 }
 
 /* "0" or "1" into *out; -1 for anything else. */
