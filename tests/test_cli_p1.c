@@ -494,6 +494,52 @@ TEST(cli_p1_network_errors)
     rm_dir(dir, names);
 }
 
+/* A network of C nodes only, run by the aemp command: seed "cseed" (its
+ * own address among its seeds: a global node, as 2.02 makes it) and
+ * "worker" with the echo service, joined through it. */
+typedef struct cnet {
+    char dir[64], rc[128], serr[128], werr[128], seed[64];
+    env_t env;
+    pid_t spid, wpid;
+    int sout, wout;
+} cnet_t;
+
+/* Starts both; 0 when they are up. */
+static int cnet_start(cnet_t *c, const char *sec)
+{
+    temp_rc(c->dir, c->rc);
+    snprintf(c->serr, sizeof c->serr, "%s/seed.err", c->dir);
+    snprintf(c->werr, sizeof c->werr, "%s/worker.err", c->dir);
+    snprintf(c->seed, sizeof c->seed, "127.0.0.1:%d", free_port());
+    c->env = (env_t){c->dir, c->rc, "1"};
+    res_t r;
+    /* (the file overrides run's arguments, as in 2.02: the seed's own
+     * bind goes in its profile) */
+    run_env(&r, &c->env, "setsecret", sec, "setseeds", c->seed, "setbinds", "127.0.0.1:*",
+            "profile", "cseed", "nodeid", "cseed", "setbinds", c->seed, NULL);
+    char *sargs[] = {"run", "-v", "profile", "cseed", NULL};
+    char *wargs[] = {"run", "-v", "nodeid", "worker", "services", "[\"echo\"]", NULL};
+    if (r.rc || (c->spid = spawn(NULL, sargs, &c->env, &c->sout, NULL, c->serr)) <= 0 ||
+        !file_waitfor(c->serr, "starting global service.", 5000) ||
+        (c->wpid = spawn(NULL, wargs, &c->env, &c->wout, NULL, c->werr)) <= 0)
+        return -1;
+    return file_waitfor(c->werr, "service echo: ", 5000) ? 0 : -1;
+}
+
+/* Both end on SIGTERM with status 0. */
+static void cnet_stop(cnet_t *c)
+{
+    kill(c->wpid, SIGTERM);
+    CHECK_INT(wait_exit(c->wpid, 5000), 0);
+    kill(c->spid, SIGTERM);
+    CHECK_INT(wait_exit(c->spid, 5000), 0);
+    close(c->sout);
+    close(c->wout);
+    kill_kids();
+    const char *names[] = {"rc", "seed.err", "worker.err", NULL};
+    rm_dir(c->dir, names);
+}
+
 /* A network of C nodes only: `run` with its own address among its seeds
  * is a seed (a global node, as 2.02 makes it); a worker joins through it;
  * `cal WORKER time` and a call of the worker's echo service from a third
@@ -501,28 +547,12 @@ TEST(cli_p1_network_errors)
  * directly. */
 TEST(cli_p1_c_seed_network)
 {
-    char dir[64], rc[128], serr[128], werr[128], seed[64], text[8192];
-    temp_rc(dir, rc);
-    snprintf(serr, sizeof serr, "%s/seed.err", dir);
-    snprintf(werr, sizeof werr, "%s/worker.err", dir);
-    snprintf(seed, sizeof seed, "127.0.0.1:%d", free_port());
+    cnet_t c;
+    char text[8192];
+    REQUIRE(!cnet_start(&c, "c network secret"));
     res_t r;
-    env_t env = {dir, rc, "1"};
-    /* (the file overrides run's arguments, as in 2.02: the seed's own
-     * bind goes in its profile) */
-    run_env(&r, &env, "setsecret", "c network secret", "setseeds", seed, "setbinds",
-            "127.0.0.1:*", "profile", "cseed", "nodeid", "cseed", "setbinds", seed, NULL);
-    CHECK_INT(r.rc, 0);
-    char *sargs[] = {"run", "-v", "profile", "cseed", NULL};
-    int sout, wout;
-    pid_t spid = spawn(NULL, sargs, &env, &sout, NULL, serr);
-    REQUIRE(spid > 0);
-    CHECK(file_waitfor(serr, "starting global service.", 5000));
-    char *wargs[] = {"run", "-v", "nodeid", "worker", "services", "[\"echo\"]", NULL};
-    pid_t wpid = spawn(NULL, wargs, &env, &wout, NULL, werr);
-    REQUIRE(wpid > 0);
-    REQUIRE(file_waitfor(werr, "service echo: ", 5000));
-    slurp(werr, text, sizeof text);
+    env_t env = c.env;
+    slurp(c.werr, text, sizeof text);
     char echo[128];
     REQUIRE(!service_port(text, "echo", echo, sizeof echo, 1));
     CHECK(!strncmp(echo, "worker#", 7));
@@ -539,16 +569,7 @@ TEST(cli_p1_c_seed_network)
     /* a node the seed does not know: at once, the seed's answer */
     run_env(&r, &env, "cal", "nobody", "time", NULL);
     CHECK_FAILS(&r, 1, "aemp cal: cannot reach node nobody: no known address");
-
-    kill(wpid, SIGTERM);
-    CHECK_INT(wait_exit(wpid, 5000), 0);
-    kill(spid, SIGTERM);
-    CHECK_INT(wait_exit(spid, 5000), 0);
-    close(sout);
-    close(wout);
-    kill_kids();
-    const char *names[] = {"rc", "seed.err", "worker.err", NULL};
-    rm_dir(dir, names);
+    cnet_stop(&c);
 }
 
 /* Two seeds, both closed: the command ends at once, with the last one. */
@@ -566,4 +587,53 @@ TEST(cli_p1_every_seed_fails)
     CHECK(r.ms < 3000);
     const char *names[] = {"rc", NULL};
     rm_dir(dir, names);
+}
+
+/* 2.02's eval-based verbs against C nodes (issue 23): a C seed and a C
+ * worker answer up_nodes for real, so trace walks them; other
+ * expressions get the node's "runs no Perl" error, which eval and
+ * restart print on stderr with Perl's die status, and shell on stdout. */
+TEST(cli_p1_eval_trace_restart_shell_on_c_nodes)
+{
+    cnet_t c;
+    REQUIRE(!cnet_start(&c, "toolbox secret"));
+    res_t r;
+    env_t env = c.env;
+
+    /* what 2.02's trace asks, asked by hand */
+    run_env(&r, &env, "eval", "worker", "AnyEvent::MP::Kernel::up_nodes", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK(strstr(r.out, "\"cseed\"") && strstr(r.out, "\"aemp/") && r.out[0] == '"');
+    CHECK_INT(lines(r.out), 1);
+    /* Perl code: the node's error, as 2.02's tool dies with it */
+    run_env(&r, &env, "eval", "cseed", "1", "+", "2", NULL);
+    CHECK_FAILS(&r, 255, "cseed runs no Perl (a libaemp C node): it cannot evaluate \"1 + 2\"");
+    CHECK(r.ms < 3000);
+    run_env(&r, &env, "restart", "worker", NULL);
+    CHECK_FAILS(&r, 255, "worker runs no Perl (a libaemp C node) and no AnyEvent::Watchdog");
+    /* the walk: each node once, this command's own node left out */
+    run_env(&r, &env, "trace", "cseed", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK_STR(r.out, "cseed -> worker\nworker -> cseed\n");
+    CHECK(r.ms < 5000);
+    /* shell: each line of standard input (an empty one is skipped) */
+    const char *bin = getenv("AEMP_BIN");
+    REQUIRE(bin);
+    char script[512];
+    snprintf(script, sizeof script, "printf 'up_nodes\\n\\n$NODE;\\n1+1\\n' | '%s' shell worker", bin);
+    char *shargs[] = {"-c", script, NULL};
+    run_full(&r, "/bin/sh", &env, 10000, shargs);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK_INT(lines(r.out), 3);
+    CHECK(strstr(r.out, "\"worker\"\n") != NULL);
+    CHECK(strstr(r.out, "worker runs no Perl (a libaemp C node): it cannot evaluate \"1+1\"\n") != NULL);
+    run_env(&r, &env, "shell", "worker", "extra", NULL);
+    CHECK_FAILS(&r, 2, "shell takes NODE alone");
+    /* the help names them */
+    run_env(&r, &env, "help", NULL);
+    CHECK(strstr(r.out, "  trace [-v] NODE") && strstr(r.out, "  eval [-v] NODE EXPR..."));
+    cnet_stop(&c);
 }
