@@ -373,6 +373,8 @@ void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args);
 /* A log line of the node, for the connected catchers. */
 void aemp__logcatch_feed(aemp_node_t *n, int level, const char *text);
 void aemp__logcatch_free(aemp_node_t *n);
+/* How many catchers the node sends its lines to. */
+size_t aemp__logcatch_count(const aemp_node_t *n);
 
 /* ---- services.c ---- */
 /* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],

@@ -177,6 +177,13 @@ void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args)
     aemp__log(n, AEMP_LOG_DEBUG, "starting to propagate log messages to %s", port);
 }
 
+size_t aemp__logcatch_count(const aemp_node_t *n)
+{
+    size_t count = 0;
+    for (const catcher_t *c = n->logcatch ? n->logcatch->catchers : NULL; c; c = c->next) count++;
+    return count;
+}
+
 void aemp__logcatch_free(aemp_node_t *n)
 {
     struct aemp__logcatch *lc = n->logcatch;
