@@ -173,6 +173,7 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(BENCHES:%=%.d)
 
 # ==== fuzz: fuzzing and the network-namespace tests =======================
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="json framer"] [FUZZ_FLAGS=...]

@@ -25,7 +25,9 @@
  * slaves together, all in this process; the baseline's both processes)
  * is shown too. Run by `make bench`.
  */
+#define BENCH_NAME "bench_global"
 #include "aemp.h"
+#include "bench_util.h"
 #include "gdb.h"
 
 #include <arpa/inet.h>
@@ -50,32 +52,6 @@ static const char secret_[] = "bench-global-secret";
 static int nslaves = 1000;
 static aemp_node_t *seed, **slaves;
 static int links_up;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds this process used (user + system). */
-static double cpu_self(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static void on_link(void *ud, aemp_node_t *n, const char *peer, int up, const char *why)
 {
@@ -113,18 +89,6 @@ static aemp_node_t *mk(const char *id, const char *bind, const char *seed_ep)
         exit(1);
     }
     return n;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || getsockname(fd, (struct sockaddr *)&sa, &sl))
-        exit(1);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* Runs the loop until *counter reaches target or seconds pass. */
@@ -228,7 +192,7 @@ static double raw_reqrep_rate(int outstanding, int total)
     size_t rl = sizeof req - 1;
     char *batch = malloc(rl * (size_t)outstanding), buf[65536];
     for (int i = 0; i < outstanding; i++) memcpy(batch + rl * (size_t)i, req, rl);
-    double t0 = now(), c0 = cpu_self();
+    double t0 = now(), c0 = cpu_now();
     long got = 0, sent = 0;
     if (write(s, batch, rl * (size_t)outstanding) < 0) return 0;
     sent = outstanding;
@@ -247,7 +211,7 @@ static double raw_reqrep_rate(int outstanding, int total)
             sent += more;
         }
     }
-    double rate = got / (now() - t0), mine = cpu_self() - c0;
+    double rate = got / (now() - t0), mine = cpu_now() - c0;
     close(s);
     struct rusage ru;
     wait4(pid, NULL, 0, &ru);
@@ -306,29 +270,19 @@ static void bench_gdb(double *find_rate, double *read_rate, double *bytes_per_sl
     aemp__gdb_free(g);
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     if (getenv("BENCH_SLAVES")) nslaves = atoi(getenv("BENCH_SLAVES"));
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if ((long)rl.rlim_cur < 3L * nslaves + 64) {
-        int fit = (int)(((long)rl.rlim_cur - 64) / 3);
-        printf("descriptor limit %ld: %d slaves instead of %d\n", (long)rl.rlim_cur, fit, nslaves);
+    long fds = raise_nofile(3L * nslaves + 64);
+    if (fds < 3L * nslaves + 64) {
+        int fit = (int)((fds - 64) / 3);
+        printf("descriptor limit %ld: %d slaves instead of %d\n", fds, fit, nslaves);
         nslaves = fit;
     }
     printf("libaemp %s global-node benchmark: one C seed, %d slave nodes, one process, "
            "loopback (descriptors: %ld)\n\n",
-           aemp_version(), nslaves, (long)rl.rlim_cur);
+           aemp_version(), nslaves, fds);
 
     char seed_ep[64];
     snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
@@ -375,10 +329,10 @@ int main(void)
     reads_left = total - nslaves;
     replies = 0;
     t0 = now();
-    double c0 = cpu_self();
+    double c0 = cpu_now();
     for (int i = 0; i < nslaves; i++) aemp_db_family(slaves[i], "small", on_read, NULL);
     run_until_count(&replies, total, 120);
-    double read_rate = replies / (now() - t0), read_cpu = (cpu_self() - c0) / replies;
+    double read_rate = replies / (now() - t0), read_cpu = (cpu_now() - c0) / replies;
 
     /* fan-out to every slave watching one family */
     long *seen = calloc((size_t)nslaves, sizeof *seen);
@@ -395,14 +349,14 @@ int main(void)
         fan_value = r + 1;
         fan_seen = 0;
         t0 = now();
-        c0 = cpu_self();
+        c0 = cpu_now();
         aemp_db_set(slaves[1 + r % (nslaves - 1)], "hot", "k", json_integer(fan_value));
         run_until_count(&fan_seen, nslaves, 30);
         fan[r] = fan_seen == nslaves ? now() - t0 : -1;
-        fan_cpu[r] = cpu_self() - c0;
+        fan_cpu[r] = cpu_now() - c0;
     }
-    qsort(fan, ROUNDS, sizeof *fan, cmp_d);
-    qsort(fan_cpu, ROUNDS, sizeof *fan_cpu, cmp_d);
+    qsort(fan, ROUNDS, sizeof *fan, cmp_double);
+    qsort(fan_cpu, ROUNDS, sizeof *fan_cpu, cmp_double);
 
     double find_rate, gread_rate, bytes_per;
     bench_gdb(&find_rate, &gread_rate, &bytes_per);

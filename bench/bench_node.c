@@ -35,7 +35,9 @@
  * p1rtt1 hs idle queue). The p1 parts run the same measurement between
  * protocol-1 nodes (the server is the client's seed).
  */
+#define BENCH_NAME "bench_node"
 #include "aemp.h"
+#include "bench_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -82,177 +84,12 @@ static long scaled(long n)
     return v < 10 ? 10 : v;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU time of this process (user + system), seconds: unlike the clock
- * it does not count time the process waited for a CPU. */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_node: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-/* Resident set size of this process, KiB. */
-static long rss_kib(void)
-{
-    long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
-    fclose(f);
-    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-/* ------------------------------------------------------------------ */
-/* coordination: fixed-size messages over pipes (atomic below PIPE_BUF) */
-
+/* coordinator <-> measuring processes (bench_util.h has the pipes;
+ * OP_QUIT, 0, ends a process) */
 enum op {
     OP_HELLO = 1, OP_EXPECT, OP_READY, OP_DONE, OP_RUN, OP_SENT, OP_RSS,
-    OP_QUIT, OP_PREP, OP_GO, OP_UP
+    OP_PREP, OP_GO, OP_UP
 };
-
-typedef struct cmsg {
-    int op;
-    long long n, m;
-    double d[4];
-    char s[3][200];
-} cmsg_t;
-
-static void put_msg(int fd, const cmsg_t *m)
-{
-    const char *p = (const char *)m;
-    size_t left = sizeof *m;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) die("pipe write");
-        p += w;
-        left -= (size_t)w;
-    }
-}
-
-static int in_child;
-static const char *phase_name = "start";
-
-/* The coordinator gives every measurement a time limit: a process that
- * hangs must not hang `make bench`. */
-static void on_alarm(int sig)
-{
-    static const char msg[] = "bench_node: timed out\n";
-    (void)sig;
-    if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
-    _exit(1);
-}
-
-static void phase(const char *name, unsigned secs)
-{
-    phase_name = name;
-    alarm(secs);
-}
-
-/* Reads one message. In a measuring process a closed pipe ends it (the
- * coordinator is gone); in the coordinator it is a failure. */
-static void get_msg(int fd, cmsg_t *m)
-{
-    char *p = (char *)m;
-    size_t left = sizeof *m;
-    while (left) {
-        ssize_t r = read(fd, p, left);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            if (!in_child) {
-                fprintf(stderr, "bench_node: a measuring process died (%s)\n", phase_name);
-                exit(1);
-            }
-            _exit(r == 0 ? 0 : 1);
-        }
-        p += r;
-        left -= (size_t)r;
-    }
-}
-
-static void reply(int fd, int op, long long n, double d0, double d1)
-{
-    cmsg_t m = {0};
-    m.op = op;
-    m.n = n;
-    m.d[0] = d0;
-    m.d[1] = d1;
-    put_msg(fd, &m);
-}
-
-typedef struct child {
-    pid_t pid;
-    int to, from;
-} child_t;
-
-typedef void (*child_fn)(int in, int out, void *arg);
-
-static void pin_to(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set)) die("sched_setaffinity");
-}
-
-/* Forks a process running fn; cpu >= 0 pins it there. */
-static child_t spawn(child_fn fn, void *arg, int cpu)
-{
-    int down[2], up[2];
-    if (pipe(down) || pipe(up)) die("pipe");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) die("fork");
-    if (pid == 0) {
-        /* a coordinator that dies must not leave measuring processes */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        in_child = 1;
-        close(down[1]);
-        close(up[0]);
-        if (cpu >= 0) pin_to(cpu);
-        fn(down[0], up[1], arg);
-        _exit(0);
-    }
-    close(down[0]);
-    close(up[1]);
-    return (child_t){pid, down[1], up[0]};
-}
-
-static void finish(child_t *c)
-{
-    cmsg_t m = {0};
-    m.op = OP_QUIT;
-    put_msg(c->to, &m);
-    close(c->to);
-    close(c->from);
-    int st;
-    waitpid(c->pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-        fprintf(stderr, "bench_node: a measuring process failed (status %d)\n", st);
-        exit(1);
-    }
-}
-
-static void expect_op(const cmsg_t *m, int op)
-{
-    if (m->op != op) {
-        fprintf(stderr, "bench_node: protocol error: op %d, wanted %d\n", m->op, op);
-        exit(1);
-    }
-}
 
 /* ------------------------------------------------------------------ */
 /* nodes                                                               */
@@ -560,12 +397,6 @@ typedef struct pinger {
     double *samples;
 } pinger_t;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void ping_next(pinger_t *p)
 {
     p->t = now();
@@ -798,17 +629,6 @@ static int connect_to(int port)
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) die("connect");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
-}
-
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) die("write");
-        p += w;
-        n -= (size_t)w;
-    }
 }
 
 /* The simplest correct splitter of a stream of JSON arrays: bracket
@@ -1065,13 +885,7 @@ static void rawconn_cb(struct ev_loop *loop, ev_io *w, int revents)
     int fd = w->fd;
     (void)revents;
     if (c->phase == 0) {
-        int e = 0;
-        socklen_t el = sizeof e;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
-        if (e) {
-            errno = e;
-            die("raw connect");
-        }
+        check_connected(fd, "raw connect");
         write_all(fd, "[\"hello\",1]", 11);
         ev_io_stop(loop, w);
         ev_io_set(w, fd, EV_READ);

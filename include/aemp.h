@@ -1,7 +1,10 @@
 /*
- * aemp.h - the public interface of libaemp, a C implementation of the
- * AnyEvent::MP (AEMP) protocol, version 0 (the handshake engine also
- * speaks version 1, AnyEvent::MP 2.02's).
+ * aemp.h - the public interface of libaemp, a C implementation of
+ * AnyEvent::MP (AEMP) nodes in both of its wire dialects: protocol 1
+ * (AnyEvent::MP 2.x: node ids, seeds and global nodes, the global
+ * database, SHA3 authentication - what 2.x networks run) and protocol 0
+ * (AnyEvent::MP 0.4: noderefs, slaves, HMAC-MD6). A node speaks the one
+ * its configuration names (aemp_node_config_t.protocol).
  *
  * This header is the specification of the library. Every declaration says
  * what it does, what it returns, how it fails and who owns what. The
@@ -14,11 +17,16 @@
  *               failure, unless the sentence says otherwise);
  *   increments- for json_t: the library takes its own reference.
  *
- * Layers:
- *   1. sans-I/O core: MD6, HMAC-MD6, the handshake engine, the JSON stream
- *      framer and codec. Pure code fed with bytes: no sockets, no clocks,
- *      no global state. Deterministic (nonces are injected).
- *   2. drivers: the libev node (transport, ports, monitors, services).
+ * Layers (the folders of src/):
+ *   1. sans-I/O core (src/core): MD6, HMAC-MD6, SHA3, the handshake
+ *      engine with each dialect's profile, the framings and codecs (JSON,
+ *      Storable). Pure code fed with bytes: no sockets, no clocks, no
+ *      global state. Deterministic (nonces are injected).
+ *   2. drivers (src/node): the libev node (links, peers, ports, monitors,
+ *      the node port), which reach a dialect only through its descriptor.
+ *   3. dialects (src/p0, src/p1): how each protocol names and finds
+ *      nodes and which node requests it serves; protocol 1's global
+ *      database client and global node.
  *
  * Threading: libaemp is single-threaded. Objects created on one loop must
  * only be used from the thread running that loop. Distinct nodes on
@@ -41,8 +49,10 @@ extern "C" {
 #define AEMP_VERSION_MINOR 1
 #define AEMP_VERSION_PATCH 0
 #define AEMP_VERSION "0.1.0"
-/* The protocol version this library speaks (greeting field 2). */
-#define AEMP_PROTOCOL_VERSION 0
+/* The protocol versions a node can speak (greeting field 2; the
+ * configuration's `protocol` picks one). */
+#define AEMP_PROTOCOL_MIN 0
+#define AEMP_PROTOCOL_MAX 1
 
 #if defined(AEMP_BUILDING) && defined(__GNUC__)
 #define AEMP_API __attribute__((visibility("default")))

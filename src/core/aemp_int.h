@@ -175,6 +175,22 @@ int aemp__raw_text_ok(const char *s, size_t n);
  * Returns 0, AEMP_ENOMEM or AEMP_EINVAL; on failure b is rewound. */
 int aemp__storable_encode_buf(aemp__buf_t *b, const json_t *v);
 
+/* Handshake profiles (handshake.c): what a dialect's handshake is, as
+ * data: greeting fields, nonce size, auth methods, the peers' error
+ * texts. Protocol 0 follows AnyEvent::MP 0.4, protocol 1 2.02. */
+typedef struct aemp__hs_profile aemp__hs_profile_t;
+extern const aemp__hs_profile_t aemp__hs_profile0, aemp__hs_profile1;
+/* The profile of a protocol number (aemp_hs_config_t.protocol), or NULL. */
+const aemp__hs_profile_t *aemp__hs_profile_find(int protocol);
+/* aemp_hs_new with the profile given (cfg->protocol is not read). */
+aemp_hs_t *aemp__hs_new(const aemp__hs_profile_t *pf, const aemp_hs_config_t *cfg, int *err);
+/* Why a failed engine failed, where another module must tell one
+ * failure from another (the texts are for people): AEMP__HS_SELF, the
+ * peer greeted with our own node id (protocol 1's "I refuse to talk to
+ * myself"); 0 for any other failure, or none. */
+enum { AEMP__HS_SELF = 1 };
+int aemp__hs_reason(const aemp_hs_t *hs);
+
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);
 

@@ -49,12 +49,13 @@ typedef struct kv {
 
 
 typedef struct hs_method hs_method_t;
-typedef struct hs_profile hs_profile_t;
+typedef aemp__hs_profile_t hs_profile_t;
 
 struct aemp_hs {
     const hs_profile_t *prof;
     enum phase phase;
     int err_code;
+    int reason;         /* AEMP__HS_SELF... when another module must tell */
     char *err_msg;      /* NULL when no error, else owned or err_static */
     int err_static;
 
@@ -459,7 +460,7 @@ struct hs_method {
 #define KV_TIMEOUT 0x04u
 #define KV_TLS 0x08u
 
-struct hs_profile {
+struct aemp__hs_profile {
     int version;
     size_t nonce_bytes;
     const hs_method_t *methods;
@@ -498,7 +499,7 @@ static const hs_method_t p0_methods[] = {
     {"tls", MF_NEEDS_TLS, tok_empty},
 };
 
-static const hs_profile_t profile0 = {
+const hs_profile_t aemp__hs_profile0 = {
     .version = 0,
     .nonce_bytes = AEMP_NONCE_BYTES,
     .methods = p0_methods,
@@ -533,7 +534,7 @@ static const hs_method_t p1_methods[] = {
     {"cleartext", MF_OFFER | MF_NEEDS_SECRET, tok_clear},
 };
 
-static const hs_profile_t profile1 = {
+const hs_profile_t aemp__hs_profile1 = {
     .version = 1,
     .nonce_bytes = AEMP_NONCE1_BYTES,
     .methods = p1_methods,
@@ -562,14 +563,16 @@ static const hs_profile_t profile1 = {
     },
 };
 
-static const hs_profile_t *profile_of(int protocol)
+/* The one place a protocol number names a profile (the public API's
+ * aemp_hs_config_t.protocol); the node's dialects point at theirs. */
+const hs_profile_t *aemp__hs_profile_find(int protocol)
 {
-    return protocol == 0 ? &profile0 : protocol == 1 ? &profile1 : NULL;
+    return protocol == 0 ? &aemp__hs_profile0 : protocol == 1 ? &aemp__hs_profile1 : NULL;
 }
 
 size_t aemp_hs_nonce_bytes(int protocol)
 {
-    const hs_profile_t *pf = profile_of(protocol);
+    const hs_profile_t *pf = aemp__hs_profile_find(protocol);
     return pf ? pf->nonce_bytes : 0;
 }
 
@@ -812,6 +815,7 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
     }
     if (pf->refuse_self && span_eq(id, hs->own_id)) {
         set_error(hs, AEMP_EPROTO, "%s", pf->err.self);
+        hs->reason = AEMP__HS_SELF;
         return;
     }
     if (pf->choose_at == 1 && choose(hs, auths, framings, 0)) return;
@@ -1067,9 +1071,13 @@ static int list_nonempty(const char *list)
 
 aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err)
 {
+    return aemp__hs_new(cfg ? aemp__hs_profile_find(cfg->protocol) : NULL, cfg, err);
+}
+
+aemp_hs_t *aemp__hs_new(const hs_profile_t *pf, const aemp_hs_config_t *cfg, int *err)
+{
     int rc = AEMP_EINVAL;
     aemp_hs_t *hs = NULL;
-    const hs_profile_t *pf = cfg ? profile_of(cfg->protocol) : NULL;
     if (err) *err = 0;
     if (!pf || !cfg->noderef || !*cfg->noderef || !cfg->nonce ||
         (!cfg->secret && cfg->secret_len))
@@ -1262,6 +1270,11 @@ int aemp_hs_error_code(const aemp_hs_t *hs)
 const char *aemp_hs_error(const aemp_hs_t *hs)
 {
     return hs && hs->err_msg ? hs->err_msg : "";
+}
+
+int aemp__hs_reason(const aemp_hs_t *hs)
+{
+    return hs ? hs->reason : 0;
 }
 
 int aemp_hs_protocol(const aemp_hs_t *hs)

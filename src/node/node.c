@@ -339,33 +339,6 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     peer_free(from);
 }
 
-/* ---- Perl 0.4 peers ----
- * A Perl 0.4 node takes every link whose auth line it verifies as its
- * link to us, drops the one it had and connects again at once; after any
- * link error it connects again at once too (vectors/README.md). With the
- * tie-break our own nodes use, a simultaneous connect would make it
- * churn through links for ever. So with such a peer (its greeting says
- * provider=AE-...) only one link at a time carries our auth line: an
- * attempt of ours that finds another link already carrying it closes
- * before authenticating, and so does a link of the peer's. The link the
- * peer verified is the one both sides use; its other attempts end in the
- * handshake, which it does not count as a link. */
-static int is_perl0_link(const aemp__link_t *l)
-{
-    const char *pv = aemp_hs_remote_kv(aemp__link_hs(l), "provider");
-    return l->node->dialect->one_auth_per_perl_peer && pv && !strncmp(pv, "AE-", 3);
-}
-
-/* Another live link of p (or of q) than l carries our auth line. */
-static aemp__link_t *auth_carrier(const aemp__peer_t *p, const aemp__peer_t *q,
-                                  const aemp__link_t *l)
-{
-    for (int k = 0; k < 2; k++)
-        for (aemp__link_t *o = (k ? q : p) ? (k ? q : p)->links : NULL; o; o = o->peer_next)
-            if (o != l && o->auth_out && o->state != LINK_DEAD) return o;
-    return NULL;
-}
-
 int aemp__link_greeted(aemp__link_t *l, const char *remote)
 {
     aemp_node_t *n = l->node;
@@ -378,7 +351,7 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
      * own attempt finds it so, the address it was made for (a seed's)
      * names that node too from now on, and the naming model hears of the
      * link under that name (a seed that reached us first is our seed) */
-    aemp__peer_t *p = n->dialect->refuse_second_link ? peer_find(n, remote) : NULL;
+    aemp__peer_t *p = n->dialect->quirks.refuse_second_link ? peer_find(n, remote) : NULL;
     if (p && p->link && p->link != l && p->link->state == LINK_UP) {
         if (l->outgoing && l->peer && l->peer != p) {
             peer_merge(n, l->peer, p);
@@ -391,15 +364,8 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
         }
         return 2;
     }
-    if (l->outgoing && is_perl0_link(l)) {
-        if (auth_carrier(l->peer, peer_find(n, remote), l)) {
-            aemp__log(n, AEMP_LOG_DEBUG, "%s: another link to this Perl node is authenticating",
-                      l->addr);
-            aemp__link_close(l, "superseded", 1);
-            return 1;
-        }
-        l->auth_out = 1; /* the engine queued our auth line with the greeting */
-    }
+    if (l->outgoing && n->dialect->link_greeted)
+        return n->dialect->link_greeted(l, peer_find(n, remote));
     return 0;
 }
 
@@ -447,15 +413,7 @@ int aemp__link_verified(aemp__link_t *l)
     aemp_node_t *n = l->node;
     aemp__peer_t *p = peer_identify(l);
     if (!p) return 1;
-    if (is_perl0_link(l)) {
-        aemp__link_t *c = auth_carrier(p, NULL, l);
-        if (!c) return 0;
-        /* our link to it carries our auth line: this one must not. A
-         * restarted peer's old link shows itself dead when written to */
-        if (c->state == LINK_UP) aemp__link_probe(c);
-        aemp__link_close(l, "superseded", 1);
-        return 1;
-    }
+    if (n->dialect->link_verified && n->dialect->link_verified(l)) return 1;
     if (!incoming_must_wait(l)) return 0;
     l->state = LINK_HELD; /* read_cb only watches for its close */
     aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", l->addr);
@@ -498,6 +456,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     ev_timer_stop(n->loop, &p->retry);
     free(p->last_error);
     p->last_error = NULL;
+    p->last_reason = 0;
     /* the losers of a simultaneous connect are no longer needed */
     for (aemp__link_t *o = p->links; o;) {
         aemp__link_t *next = o->peer_next;
@@ -546,6 +505,7 @@ void aemp__link_died(aemp__link_t *l, int silent)
      * timer starts new rounds and finally gives up */
     free(p->last_error);
     p->last_error = l->error ? strdup(l->error) : NULL;
+    p->last_reason = l->reason;
     if (l->outgoing && n->cfg.on_connect_failed && !n->destroy_pending)
         n->cfg.on_connect_failed(n->cfg.connect_failed_ud, n, p->noderef, l->addr,
                                  l->error ? l->error : "closed");
@@ -911,6 +871,17 @@ static char *dupnull(const char *s, int *fail)
     return d;
 }
 
+/* The dialects a node may speak: the one place a protocol number is
+ * looked at. */
+static const aemp__dialect_t *const dialects[] = {&aemp__dialect_p0, &aemp__dialect_p1};
+
+const aemp__dialect_t *aemp__dialect_find(int protocol)
+{
+    for (size_t i = 0; i < sizeof dialects / sizeof dialects[0]; i++)
+        if (dialects[i]->protocol == protocol) return dialects[i];
+    return NULL;
+}
+
 aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, int *err)
 {
     int e = 0, fail = 0;
@@ -929,8 +900,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     n->loop = loop;
     n->cfg = *cfg;
-    n->dialect = cfg->protocol == 1 ? &aemp__dialect_p1 : &aemp__dialect_p0;
-    if (cfg->protocol != 0 && cfg->protocol != 1) {
+    n->dialect = aemp__dialect_find(cfg->protocol);
+    if (!n->dialect) {
         e = AEMP_EINVAL;
         goto bad;
     }

@@ -7,6 +7,7 @@
 #define AEMP_NODE_INT_H
 
 #include "aemp_int.h"
+#include "framing.h"
 #include "map.h"
 
 #include <ev.h>
@@ -27,16 +28,23 @@ typedef struct aemp__service {
     void (*fn)(aemp_node_t *n, const char *src, json_t *args);
 } aemp__service_t;
 
-/* A dialect of the protocol, as the drivers see it: the handshake
- * profile it selects (by protocol number), its table of node requests
- * (services.c) and its naming model (naming0.c, naming1.c): how a node
- * is named and reached. node.c, link.c and port.c call through this and
- * do not know which dialect they carry. */
+/* A dialect of the protocol, as the drivers see it: everything that
+ * makes protocol 0 (AnyEvent::MP 0.4, naming0.c, perl04.c) differ from
+ * protocol 1 (2.02, naming1.c) is named here, once. node.c, link.c and
+ * port.c call through this and do not know which dialect they carry; a
+ * node finds its dialect with aemp__dialect_find, by the one number in
+ * its configuration. */
 typedef struct aemp__dialect {
-    int protocol;                    /* the handshake profile */
-    const char *framings;            /* offered and written, in order */
-    const aemp__service_t *services; /* ends with a NULL tag */
-    /* the naming model */
+    int protocol;                         /* the number that selects it */
+    const aemp__hs_profile_t *profile;    /* its handshake (handshake.c) */
+    /* the framings, offered in greetings and written in this order
+     * (NULL-terminated; framing.h). The profile's rule picks one per
+     * direction. The first is what a link would write before its
+     * handshake chose (nothing is: the node writes only to links that
+     * are up). */
+    const aemp__framing_t *const *framings;
+    const aemp__service_t *services; /* node requests; ends with a NULL tag */
+    /* the naming model: how a node is named and reached */
     int (*init)(aemp_node_t *n, const aemp_node_config_t *cfg); /* secret, TLS, defaults */
     int (*start)(aemp_node_t *n);      /* listen and name the node */
     void (*started)(aemp_node_t *n);   /* first connections */
@@ -53,28 +61,50 @@ typedef struct aemp__dialect {
     void (*peer_aliased)(aemp_node_t *n, aemp__peer_t *p);
     void (*peer_down)(aemp_node_t *n, aemp__peer_t *p);
     void (*free)(aemp_node_t *n);
+    /* the link policy (NULL: none): an outgoing link l greeted by the
+     * node `named` (the peer known by that name, or NULL); an incoming
+     * link l whose peer's auth line was verified. Each returns 0 to go on
+     * or 1 when it closed l. Protocol 0's keeps a Perl 0.4 peer to one
+     * link carrying our auth line at a time (perl04.c). */
+    int (*link_greeted)(aemp__link_t *l, aemp__peer_t *named);
+    int (*link_verified)(aemp__link_t *l);
     const char *unreachable;   /* a peer no attempt reached */
-    /* monitor messages: "a port you watch died" and "kill this port" */
-    const char *tag_port_died, *tag_kill;
-    /* a node greeting while its link is up is refused (protocol 1) */
-    int refuse_second_link;
-    /* the no_such_port reason of a watch names the port (protocol 1) */
-    int no_such_port_names_port;
-    /* what a link that the peer closed after the handshake reports */
-    const char *eof_text;
-    /* a top-level string or number from a peer is ignored without a
-     * warning (protocol 1, as 2.02 ignores it) */
-    int quiet_scalars;
-    /* a monitor of a node port sends no mon1/mon0: the link alone tells
-     * (protocol 1, as 2.02's mon of a node id) */
-    int node_port_watch_silent;
-    /* a Perl 0.4 peer sees our auth line on one link at a time (node.c) */
-    int one_auth_per_perl_peer;
-    /* a message that no callback of a port matches kills the port with
-     * ("unhandled_message", "no callback found for message 'TAG'")
-     * (protocol 1, as 2.02); 0: it is dropped (0.4) */
-    int unhandled_kills;
+    /* the wire tags the drivers write (port.c) */
+    struct {
+        const char *port_died;    /* "a port you watch died" */
+        const char *kill;         /* "kill this port" */
+        const char *watch, *unwatch; /* start / stop watching a port */
+        const char *spawn;        /* "run this function in a new port" */
+        const char *no_such_port; /* the reason of a watch of no port */
+    } tags;
+    /* Behaviour of one Perl release that the drivers reproduce, each
+     * read in one place:
+     * refuse_second_link      2.02: a node greeting while its link is up
+     *                         is refused ("already connected") (node.c)
+     * no_such_port_names_port 2.02: no_such_port's reason also names the
+     *                         port watched (port.c)
+     * eof_text                what a link the peer closed in the data
+     *                         phase reports: 0.4 "Broken pipe", 2.02
+     *                         "Unexpected end-of-file" (link.c)
+     * quiet_scalars           2.02 ignores a top-level string or number
+     *                         without a warning (link.c)
+     * node_port_watch_silent  2.02 watches a node id by its link alone:
+     *                         no mon1/mon0 for a node port (port.c)
+     * unhandled_kills         2.02: a message that no callback of a port
+     *                         matches kills the port with
+     *                         ("unhandled_message", "no callback found
+     *                         for message 'TAG'"); 0.4 drops it (port.c) */
+    struct {
+        int refuse_second_link;
+        int no_such_port_names_port;
+        const char *eof_text;
+        int quiet_scalars;
+        int node_port_watch_silent;
+        int unhandled_kills;
+    } quirks;
 } aemp__dialect_t;
+/* The dialect of a protocol number, or NULL (node.c). */
+const aemp__dialect_t *aemp__dialect_find(int protocol);
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
 extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];
 struct ssl_ctx_st;
@@ -105,6 +135,8 @@ struct aemp__link {
     char *greeted_as;     /* our name in this link's greeting */
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
+    int reason;           /* and that as a code, where one is needed
+                           * (AEMP__HS_SELF; 0 otherwise) */
 };
 
 struct aemp__peer {
@@ -122,6 +154,7 @@ struct aemp__peer {
     ev_tstamp connect_deadline;
     ev_timer retry;            /* next connect round / give up */
     char *last_error;
+    int last_reason;           /* last_error's code (aemp__link_t.reason) */
 };
 
 typedef struct aemp__local_msg aemp__local_msg_t; /* node.c */

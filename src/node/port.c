@@ -196,7 +196,7 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
 {
     mon_unlink(ps, m);
     if (m->kind == MON_REMOTE) {
-        json_t *e = json_pack("[ss]", m->node->dialect->tag_port_died, m->local);
+        json_t *e = json_pack("[ss]", m->node->dialect->tags.port_died, m->local);
         if (e) {
             json_array_extend(e, reason);
             aemp_send(m->node, m->target, e); /* target is the watcher's node port */
@@ -245,6 +245,17 @@ static struct aemp_mon *mon_new(aemp_node_t *n, const char *portid, enum mon_kin
     return m;
 }
 
+/* Tells the node of m's port that we start (tag watch) or stop (unwatch)
+ * watching it, when m is the first or last watch of ours on that port
+ * (others: NULL). Protocol 1 watches a node port by its link alone. */
+static void watch_msg(aemp_node_t *n, struct aemp_mon *m, struct aemp_mon *others,
+                      const char *tag)
+{
+    if (m->kind != MON_REMOTE && remote_watchers(n->ports, m->portid, others) == 0 &&
+        (*m->local || !n->dialect->quirks.node_port_watch_silent))
+        node_sendf(n, m->portid, m->nodelen, "[ss]", tag, m->local);
+}
+
 /* Links m in and arms it: a remote port gets mon1 when first watched, a
  * missing local port fires at once (for a remote watcher: its kil goes
  * out at once). */
@@ -255,15 +266,13 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
     if (ps->mons) ps->mons->prev = m;
     ps->mons = m;
     if (m->remote) {
-        /* (protocol 1 watches a node port by its link alone) */
-        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0 &&
-            (*m->local || !n->dialect->node_port_watch_silent))
-            node_sendf(n, m->portid, m->nodelen, "[ss]", "mon1", m->local);
+        watch_msg(n, m, m, n->dialect->tags.watch);
     } else if (*m->local && !aemp__map_get(&ps->ports, m->local)) {
         int watcher = m->kind == MON_REMOTE; /* answered and freed at once */
-        json_t *r = json_pack("[ss]", "no_such_port", "cannot monitor nonexistent port");
+        json_t *r = json_pack("[ss]", n->dialect->tags.no_such_port, "cannot monitor nonexistent port");
         /* protocol 1 names the port too */
-        if (r && n->dialect->no_such_port_names_port) json_array_append_new(r, json_string(m->portid));
+        if (r && n->dialect->quirks.no_such_port_names_port)
+            json_array_append_new(r, json_string(m->portid));
         mon_fire(ps, m, r);
         json_decref(r);
         if (watcher) return NULL;
@@ -323,9 +332,7 @@ void aemp_mon_cancel(aemp_mon_t *m)
         return;
     }
     mon_unlink(ps, m);
-    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0 &&
-        (*m->local || !n->dialect->node_port_watch_silent))
-        node_sendf(n, m->portid, m->nodelen, "[ss]", "mon0", m->local);
+    if (m->remote) watch_msg(n, m, NULL, n->dialect->tags.unwatch);
     mon_free(m);
 }
 
@@ -608,7 +615,7 @@ int aemp_port_kill_id(aemp_node_t *n, const char *portid, json_t *reason)
         if (p) kill_local(n, p, reason);
         else rc = AEMP_ENOENT;
     } else {
-        json_t *e = json_pack("[ss]", n->dialect->tag_kill, local);
+        json_t *e = json_pack("[ss]", n->dialect->tags.kill, local);
         if (e && !json_array_extend(e, reason)) {
             aemp__payload_t pl = {e, NULL, NULL};
             rc = aemp__send(n, portid, nodelen, "", 0, &pl);
@@ -677,7 +684,7 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
     }
     char local[64];
     next_local(ps, local, sizeof local);
-    json_t *e = json_pack("[sss]", "AnyEvent::MP::_spawn", local, func);
+    json_t *e = json_pack("[sss]", n->dialect->tags.spawn, local, func);
     if (!e) {
         json_decref(args);
         return NULL;
@@ -820,7 +827,7 @@ static void port_dispatch(aemp_port_t *p, json_t *elems)
         if (p->mini(p, elems, p->mini_ud) == AEMP_DONE && !p->dead) aemp_port_kill(p, NULL);
     }
     /* no callback took it: dropped (0.4), or the port dies (2.02) */
-    if (!matched && !p->mini && !p->dead && p->node->dialect->unhandled_kills)
+    if (!matched && !p->mini && !p->dead && p->node->dialect->quirks.unhandled_kills)
         aemp_port_kill(p, aemp__unhandled_reason(elems));
     p->busy--;
     prune_rcvs(p);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "perl04.h"
 #include "tls.h"
 
 static char *dupnull(const char *s, int *fail)
@@ -274,9 +275,13 @@ static void free0(aemp_node_t *n)
     free(n->slave_base);
 }
 
+static const aemp__framing_t *const framings0[] = {&aemp__framing_json, &aemp__framing_storable,
+                                                    NULL};
+
 const aemp__dialect_t aemp__dialect_p0 = {
     .protocol = 0,
-    .framings = "json,storable",
+    .profile = &aemp__hs_profile0,
+    .framings = framings0,
     .services = aemp__services_p0,
     .init = init0,
     .start = start0,
@@ -288,14 +293,23 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .peer_aliased = peer_aliased0,
     .peer_down = peer_down0,
     .free = free0,
+    .link_greeted = aemp__perl04_link_greeted,
+    .link_verified = aemp__perl04_link_verified,
     .unreachable = "Connection timed out",
-    .tag_port_died = "kil",
-    .tag_kill = "kil",
-    .refuse_second_link = 0,
-    .no_such_port_names_port = 0,
-    .eof_text = "Broken pipe",
-    .quiet_scalars = 0,
-    .node_port_watch_silent = 0,
-    .one_auth_per_perl_peer = 1,
-    .unhandled_kills = 0,
+    .tags = {
+        .port_died = "kil",
+        .kill = "kil",
+        .watch = "mon1",
+        .unwatch = "mon0",
+        .spawn = "AnyEvent::MP::_spawn",
+        .no_such_port = "no_such_port",
+    },
+    .quirks = {
+        .refuse_second_link = 0,
+        .no_such_port_names_port = 0,
+        .eof_text = "Broken pipe",
+        .quiet_scalars = 0,
+        .node_port_watch_silent = 0,
+        .unhandled_kills = 0,
+    },
 };

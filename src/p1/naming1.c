@@ -385,7 +385,7 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
     for (size_t i = 0; i < s->nseeds; i++) {
         seed_t *sd = &s->seeds[i];
         if (aemp__peer_get(n, sd->ep, 0) != p || sd->self) continue;
-        if (p->last_error && !strcmp(p->last_error, "I refuse to talk to myself")) {
+        if (p->last_reason == AEMP__HS_SELF) {
             sd->self = 1;
             aemp__global_start(n); /* global.c: our own seed */
             continue;
@@ -456,9 +456,13 @@ int aemp__p1_is_master(const aemp_node_t *n, const char *src)
     return s && s->master && aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
 }
 
+static const aemp__framing_t *const framings1[] = {&aemp__framing_json, &aemp__framing_storable,
+                                                    NULL};
+
 const aemp__dialect_t aemp__dialect_p1 = {
     .protocol = 1,
-    .framings = "json,storable",
+    .profile = &aemp__hs_profile1,
+    .framings = framings1,
     .services = aemp__services_p1,
     .init = init1,
     .start = start1,
@@ -471,13 +475,20 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .peer_down = peer_down1,
     .free = free1,
     .unreachable = "connect timeout",
-    .tag_port_died = "kil0",
-    .tag_kill = "kil1",
-    .refuse_second_link = 1,
-    .no_such_port_names_port = 1,
-    .eof_text = "Unexpected end-of-file",
-    .quiet_scalars = 1,
-    .node_port_watch_silent = 1,
-    .one_auth_per_perl_peer = 0,
-    .unhandled_kills = 1,
+    .tags = {
+        .port_died = "kil0",
+        .kill = "kil1",
+        .watch = "mon1",
+        .unwatch = "mon0",
+        .spawn = "AnyEvent::MP::_spawn",
+        .no_such_port = "no_such_port",
+    },
+    .quirks = {
+        .refuse_second_link = 1,
+        .no_such_port_names_port = 1,
+        .eof_text = "Unexpected end-of-file",
+        .quiet_scalars = 1,
+        .node_port_watch_silent = 1,
+        .unhandled_kills = 1,
+    },
 };

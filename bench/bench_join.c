@@ -1,0 +1,831 @@
+/*
+ * bench_join.c - a join storm at one protocol-1 seed (issue 21): N nodes
+ * join a C seed at once, each registering one port in one family, while
+ * one more node watches that family until it holds all N. Three
+ * processes on loopback, all through the public API as a user's program
+ * would do it:
+ *
+ *   the seed      a global node (its own listener is its seed); it counts
+ *                 the links it closed as "too many connections in
+ *                 handshake" and reports its CPU time and RSS on request
+ *   the joiners   N nodes on one loop, each with a listener (a port of
+ *                 its own below the ephemeral range: binding port 0 ten
+ *                 thousand times costs the kernel more than the storm) and
+ *                 a link to the seed, each registering one port
+ *                 (aemp_db_reg) in the family "join"; later 1000 of them
+ *                 watch the family "hot"
+ *   the coordinator  the watcher node (aemp_db_mon of "join"), and the
+ *                 requests whose latency is measured
+ *
+ * Printed for each N: the wall time from the start (the joiners begin
+ * making their nodes) until the watcher holds all N, the seed's CPU per
+ * join, its RSS (and heap) per joined node, the handshakes the cap
+ * closed, and the joiners' CPU per join (the client side); then, with
+ * the N registered, the median latency of g_find (aemp_node_connect to an
+ * unknown node id, answered "no known address" through the seed) and of
+ * aemp_db_family on a one-key family, next to the same measured before
+ * the storm (an empty network), and the median time until a change is
+ * seen by 1000 watchers.
+ *
+ * Baseline, in the same run: N TCP connections opened at once to a plain
+ * epoll server in its own process (the same listen backlog as a node's),
+ * one small request/reply each, all kept open: wall time until every
+ * reply is in, and the server's CPU per connection.
+ *
+ * N is 1000 and 10000, times BENCH_SCALE; BENCH_JOIN_N="500,2000" sets
+ * the list. The joiners hold two descriptors per node: the limit is
+ * raised as far as allowed and N cut to fit, with a message.
+ * BENCH_VERBOSE shows the nodes' logs; BENCH_JOIN_PIDS=S prints the
+ * seed's process id when it starts and waits S seconds before the storm
+ * (for a profiler to attach to the seed);
+ * BENCH_JOIN_MAX_HANDSHAKES sets the seed's max_handshakes (to see the
+ * storm without the cap).
+ */
+#define BENCH_NAME "bench_join"
+#include "aemp.h"
+#include "bench_util.h"
+
+#include <ev.h>
+#include <malloc.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+
+#define FAMILY "join"
+#define WATCHERS 1000
+#define ROUNDS 5
+#define LAT_N 200        /* sequential requests per latency figure */
+#define DEADLINE 120     /* seconds a storm may take before it counts as failed */
+#define MAX_RUNS 8
+#define EVICTED "too many connections in handshake"
+
+enum op {
+    OP_HELLO = 1, OP_STAT, OP_GO, OP_MADE, OP_UP, OP_MON, OP_EXPECT, OP_READY, OP_SEEN, OP_DONE
+};
+
+static const char secret_[] = "bench-join-secret";
+static char seed_ep[64];
+static unsigned seed_max_handshakes; /* BENCH_JOIN_MAX_HANDSHAKES; 0: the default */
+
+static void quiet_log(void *ud, int level, const char *msg)
+{
+    if (getenv("BENCH_VERBOSE")) fprintf(stderr, "[%d] %d %s\n", (int)getpid(), level, msg);
+}
+
+/* A started protocol-1 node that joins through seed_ep, or NULL when it
+ * cannot start (its bind failed). bind NULL: no listener. */
+static aemp_node_t *mk_maybe(struct ev_loop *loop, const char *id, const char *bind,
+                             void (*log)(void *, int, const char *),
+                             void (*on_link)(void *, aemp_node_t *, const char *, int, const char *),
+                             void *link_ud)
+{
+    const char *binds[] = {bind}, *seeds[] = {seed_ep};
+    aemp_node_config_t c = {0};
+    c.protocol = 1;
+    c.nodeid = id;
+    c.binds = bind ? binds : NULL;
+    c.nbinds = bind ? 1 : 0;
+    c.seeds = seeds;
+    c.nseeds = 1;
+    c.secret = secret_;
+    c.secret_len = sizeof secret_ - 1;
+    c.log = log;
+    c.on_link = on_link;
+    c.link_ud = link_ud;
+    if (!strcmp(id, "seed")) c.max_handshakes = seed_max_handshakes;
+    int err = 0;
+    aemp_node_t *n = aemp_node_new(loop, &c, &err);
+    if (!n) {
+        fprintf(stderr, BENCH_NAME ": cannot make node %s: %s\n", id, aemp_strerror(err));
+        exit(1);
+    }
+    if (aemp_node_start(n)) {
+        aemp_node_destroy(n);
+        return NULL;
+    }
+    return n;
+}
+
+static aemp_node_t *mk(struct ev_loop *loop, const char *id, const char *bind,
+                       void (*log)(void *, int, const char *),
+                       void (*on_link)(void *, aemp_node_t *, const char *, int, const char *),
+                       void *link_ud)
+{
+    aemp_node_t *n = mk_maybe(loop, id, bind, log, on_link, link_ud);
+    if (!n) {
+        fprintf(stderr, BENCH_NAME ": cannot start node %s\n", id);
+        exit(1);
+    }
+    return n;
+}
+
+/* The statistics every measuring process answers OP_STAT with: RSS
+ * (KiB), a count of its own, CPU seconds, heap bytes in use. */
+static void stat_reply(int out, long long extra)
+{
+    cmsg_t m = {0};
+    m.op = OP_STAT;
+    m.n = rss_kib();
+    m.m = extra;
+    m.d[0] = cpu_now();
+    m.d[1] = (double)mallinfo2().uordblks;
+    put_msg(out, &m);
+}
+
+/* ------------------------------------------------------------------ */
+/* the seed                                                            */
+
+static long seed_evicted;
+
+static void seed_log(void *ud, int level, const char *msg)
+{
+    if (strstr(msg, EVICTED)) seed_evicted++;
+    quiet_log(ud, level, msg);
+}
+
+static void seed_cmd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    cmsg_t m;
+    get_msg(w->fd, &m);
+    if (m.op == OP_QUIT) _exit(0); /* nothing of the seed's teardown is measured */
+    expect_op(&m, OP_STAT);
+    stat_reply((int)(intptr_t)w->data, seed_evicted);
+}
+
+static void seed_main(int in, int out, void *arg)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    aemp_node_t *seed = mk(loop, "seed", seed_ep, seed_log, NULL, NULL);
+    if (!aemp_node_is_global(seed)) {
+        fprintf(stderr, BENCH_NAME ": the seed is not global\n");
+        _exit(1);
+    }
+    if (getenv("BENCH_JOIN_PIDS")) fprintf(stderr, "seed pid %d (N=%ld)\n", (int)getpid(), *(long *)arg);
+    ev_io cmd;
+    ev_io_init(&cmd, seed_cmd_cb, in, EV_READ);
+    cmd.data = (void *)(intptr_t)out;
+    ev_io_start(loop, &cmd);
+    reply(out, OP_HELLO, 0, 0, 0);
+    ev_run(loop, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* the joiners                                                         */
+
+static struct joiners {
+    struct ev_loop *loop;
+    int out;
+    aemp_node_t **nodes;
+    char *up;           /* per node: its link to the seed came up once */
+    long n, nup;
+    long *seen;         /* per watcher: the last value of "hot"/"k" it saw */
+    long nwatch, watching, expect, nseen;
+    long fallbacks;     /* joiners whose own port was taken */
+} J;
+
+/* The first of n listening ports for the joiners: just below the
+ * ephemeral range, where connects do not take them. With port 0 each
+ * bind() makes the kernel search for a free port among all the bound
+ * ones, which at 10000 nodes costs the joiners more than the storm. */
+static int listen_base(long n)
+{
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768;
+        fclose(f);
+    }
+    long base = lo - n - 100;
+    return base < 1024 ? 1024 : (int)base;
+}
+
+static void joiner_link(void *ud, aemp_node_t *n, const char *peer, int up, const char *why)
+{
+    char *flag = ud;
+    if (!up || *flag) return;
+    *flag = 1;
+    if (++J.nup == J.n) reply(J.out, OP_UP, J.nup, now(), 0);
+}
+
+static int joiner_port(aemp_port_t *port, json_t *msg, void *ud)
+{
+    return 0;
+}
+
+static void on_hot(aemp_node_t *n, const char *family, json_t *hash, json_t *added, json_t *changed,
+                   json_t *deleted, void *ud)
+{
+    long *seen = ud;
+    json_t *v = json_object_get(hash, "k");
+    if (!json_is_integer(v) || json_integer_value(v) != J.expect || *seen == J.expect) return;
+    if (*seen < 0) J.watching++;
+    *seen = J.expect;
+    if (++J.nseen == J.nwatch) reply(J.out, J.watching == J.nwatch && J.expect ? OP_SEEN : OP_MON,
+                                     J.nseen, now(), 0);
+}
+
+/* Makes and starts the N nodes at once: each connects to the seed from
+ * aemp_node_start, and its registration goes with its g_slave. */
+static void joiners_go(long n)
+{
+    double t0 = now(), c0 = cpu_now();
+    J.n = n;
+    J.nodes = calloc((size_t)n, sizeof *J.nodes);
+    J.up = calloc((size_t)n, 1);
+    if (!J.nodes || !J.up) die("calloc");
+    int base = listen_base(n);
+    for (long i = 0; i < n; i++) {
+        char id[32], bind[32];
+        snprintf(id, sizeof id, "joiner%ld", i);
+        snprintf(bind, sizeof bind, "127.0.0.1:%ld", base + i);
+        J.nodes[i] = mk_maybe(J.loop, id, bind, quiet_log, joiner_link, &J.up[i]);
+        if (!J.nodes[i]) {
+            J.fallbacks++;
+            J.nodes[i] = mk(J.loop, id, "127.0.0.1:0", quiet_log, joiner_link, &J.up[i]);
+        }
+        aemp_port_t *p = aemp_port_new(J.nodes[i], joiner_port, NULL);
+        if (!p || aemp_db_reg(J.nodes[i], FAMILY, aemp_port_id(p), NULL)) {
+            fprintf(stderr, BENCH_NAME ": cannot register %s\n", id);
+            _exit(1);
+        }
+    }
+    if (J.fallbacks)
+        fprintf(stderr, BENCH_NAME ": %ld of %ld joiners found their port taken and bound port 0\n",
+                J.fallbacks, n);
+    reply(J.out, OP_MADE, n, now() - t0, cpu_now() - c0);
+}
+
+static void joiners_cmd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    cmsg_t m;
+    get_msg(w->fd, &m);
+    switch (m.op) {
+    case OP_QUIT:
+        _exit(0);
+    case OP_STAT:
+        stat_reply(J.out, J.nup);
+        break;
+    case OP_GO:
+        joiners_go(m.n);
+        break;
+    case OP_MON:
+        /* the first watchers: each starts with the value now set (0) */
+        J.nwatch = m.n < J.n ? m.n : J.n;
+        J.seen = malloc((size_t)J.nwatch * sizeof *J.seen);
+        if (!J.seen) die("malloc");
+        J.expect = 0;
+        J.nseen = 0;
+        for (long i = 0; i < J.nwatch; i++) {
+            J.seen[i] = -1;
+            if (!aemp_db_mon(J.nodes[i], "hot", on_hot, &J.seen[i])) die("aemp_db_mon");
+        }
+        break;
+    case OP_EXPECT:
+        J.expect = m.n;
+        J.nseen = 0;
+        reply(J.out, OP_READY, 0, 0, 0);
+        break;
+    default:
+        expect_op(&m, OP_GO);
+    }
+}
+
+static void joiners_main(int in, int out, void *arg)
+{
+    J.loop = ev_loop_new(EVFLAG_AUTO);
+    J.out = out;
+    ev_io cmd;
+    ev_io_init(&cmd, joiners_cmd_cb, in, EV_READ);
+    ev_io_start(J.loop, &cmd);
+    ev_run(J.loop, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* baseline: N connections at once to a plain epoll server             */
+
+static const char raw_req[] = "[\"\",\"g_find\",\"joiner1\"]\n", raw_rep[] = "[\"\",\"g_found\",\"joiner1\",null]\n";
+
+/* The server: accepts as a node does (64 per wakeup, non-blocking), reads
+ * one request per connection, answers it and keeps the connection. */
+static void raw_server_main(int in, int out, void *arg)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1024) ||
+        getsockname(ls, (struct sockaddr *)&sa, &sl))
+        die("raw listen");
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    ev.data.fd = in;
+    epoll_ctl(ep, EPOLL_CTL_ADD, in, &ev);
+    reply(out, OP_HELLO, ntohs(sa.sin_port), 0, 0);
+    long want = 0, served = 0, rss0 = 0;
+    double c0 = 0;
+    struct epoll_event evs[256];
+    for (;;) {
+        int k = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == in) {
+                cmsg_t m;
+                get_msg(in, &m);
+                if (m.op == OP_QUIT) _exit(0);
+                expect_op(&m, OP_GO);
+                want = m.n;
+                served = 0;
+                rss0 = rss_kib();
+                c0 = cpu_now();
+                reply(out, OP_READY, 0, 0, 0);
+            } else if (fd == ls) {
+                for (int a = 0; a < 64; a++) {
+                    int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (c < 0) break;
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                }
+            } else {
+                char buf[256];
+                ssize_t r = read(fd, buf, sizeof buf);
+                if (r <= 0) {
+                    close(fd);
+                    continue;
+                }
+                if (!memchr(buf, '\n', (size_t)r)) continue;
+                if (write(fd, raw_rep, sizeof raw_rep - 1) < 0) die("raw write");
+                if (++served == want)
+                    reply(out, OP_DONE, rss_kib() - rss0, cpu_now() - c0, 0);
+            }
+        }
+    }
+}
+
+typedef struct raw_result {
+    double wall, server_cpu, rss_per;
+} raw_result_t;
+
+/* The clients: n non-blocking connects at once, a request as each is
+ * connected, done when every reply is in; all stay open until then. */
+static raw_result_t raw_storm(long n)
+{
+    raw_result_t res = {-1, 0, 0};
+    child_t s = spawn(raw_server_main, NULL, -1);
+    cmsg_t m;
+    get_msg(s.from, &m);
+    expect_op(&m, OP_HELLO);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)m.n);
+    cmsg_t go = {0};
+    go.op = OP_GO;
+    go.n = n;
+    put_msg(s.to, &go);
+    get_msg(s.from, &m);
+    expect_op(&m, OP_READY);
+
+    int ep = epoll_create1(0), one = 1;
+    int *fds = malloc((size_t)n * sizeof *fds);
+    if (ep < 0 || !fds) die("raw clients");
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fd < 0) die("raw socket");
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) && errno != EINPROGRESS) die("raw connect");
+        struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        fds[i] = fd;
+    }
+    long done = 0;
+    struct epoll_event evs[256];
+    while (done < n && now() - t0 < DEADLINE) {
+        int k = epoll_wait(ep, evs, 256, 1000);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (evs[i].events & EPOLLOUT) {
+                check_connected(fd, "raw connect");
+                write_all(fd, raw_req, sizeof raw_req - 1);
+                struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+                epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+            } else {
+                char buf[256];
+                if (read(fd, buf, sizeof buf) <= 0) die("raw reply");
+                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                done++;
+            }
+        }
+    }
+    if (done == n) {
+        res.wall = now() - t0;
+        get_msg(s.from, &m);
+        expect_op(&m, OP_DONE);
+        res.server_cpu = m.d[0] / (double)n;
+        res.rss_per = (double)m.n / (double)n;
+    }
+    finish(&s);
+    for (long i = 0; i < n; i++) close(fds[i]);
+    close(ep);
+    free(fds);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* the coordinator                                                     */
+
+static struct coord {
+    struct ev_loop *loop;
+    aemp_node_t *w;          /* the watcher */
+    long want;               /* keys of "join" that make the storm complete */
+    size_t visible;
+    double t_visible;
+    long watching;           /* the watcher's first answer came */
+    long complete;           /* ... and it held all `want` */
+    long find_done;          /* g_find answers (links that failed) */
+    long replies;            /* db_family answers */
+    size_t reply_size;
+    cmsg_t inbox[OP_DONE + 1]; /* the joiners' last message of each op */
+    long got[OP_DONE + 1];
+} C;
+
+static void on_join(aemp_node_t *n, const char *family, json_t *hash, json_t *added,
+                    json_t *changed, json_t *deleted, void *ud)
+{
+    C.watching = 1;
+    C.visible = json_object_size(hash);
+    if (C.want && !C.complete && C.visible >= (size_t)C.want) {
+        C.t_visible = now();
+        C.complete = 1;
+    }
+}
+
+static void watcher_link(void *ud, aemp_node_t *n, const char *peer, int up, const char *why)
+{
+    if (!up && !strncmp(peer, "nosuch", 6)) C.find_done++;
+}
+
+static void on_reply(aemp_node_t *n, const char *family, json_t *result, void *ud)
+{
+    C.reply_size = json_object_size(result);
+    C.replies++;
+}
+
+static void joiners_msg_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    cmsg_t m;
+    get_msg(w->fd, &m);
+    if (m.op <= 0 || m.op > OP_DONE) expect_op(&m, OP_STAT);
+    C.inbox[m.op] = m;
+    C.got[m.op] = 1;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+}
+
+/* Runs the coordinator's loop until *count reaches target (1) or the
+ * time is up (0). */
+static int run_until(const long *count, long target, double seconds)
+{
+    double end = now() + seconds;
+    while (*count < target && now() < end) ev_run(C.loop, EVRUN_ONCE);
+    return *count >= target;
+}
+
+/* Waits for the joiners' message op (the loop runs meanwhile): 1 with
+ * it in *m, or 0 when the time is up. */
+static int try_await(int op, double seconds, cmsg_t *m)
+{
+    if (!run_until(&C.got[op], 1, seconds)) return 0;
+    C.got[op] = 0;
+    *m = C.inbox[op];
+    return 1;
+}
+
+static cmsg_t await(int op, double seconds)
+{
+    cmsg_t m;
+    if (!try_await(op, seconds, &m)) {
+        fprintf(stderr, BENCH_NAME ": no answer from the joiners (%s, op %d)\n", phase_name, op);
+        exit(1);
+    }
+    return m;
+}
+
+static void send_op(child_t *c, int op, long long n)
+{
+    cmsg_t m = {0};
+    m.op = op;
+    m.n = n;
+    put_msg(c->to, &m);
+}
+
+/* The seed's answer to OP_STAT, asked and read at once. */
+static cmsg_t seed_stat(child_t *seed)
+{
+    cmsg_t m;
+    send_op(seed, OP_STAT, 0);
+    get_msg(seed->from, &m);
+    expect_op(&m, OP_STAT);
+    return m;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n ? v[n / 2] : -1;
+}
+
+/* Median microseconds of LAT_N g_find requests for node ids nobody has
+ * (aemp_node_connect, answered "no known address"), one at a time. */
+static double lat_find(const char *tag)
+{
+    double s[LAT_N];
+    for (int i = 0; i < LAT_N; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "nosuch-%s-%d", tag, i);
+        double t0 = now();
+        aemp_node_connect(C.w, id);
+        if (!run_until(&C.find_done, C.find_done + 1, 5)) return -1;
+        s[i] = (now() - t0) * 1e6;
+    }
+    return median(s, LAT_N);
+}
+
+/* Median microseconds of LAT_N aemp_db_family requests of the one-key
+ * family "small", one at a time. */
+static double lat_family(void)
+{
+    double s[LAT_N];
+    for (int i = 0; i < LAT_N; i++) {
+        double t0 = now();
+        aemp_db_family(C.w, "small", on_reply, NULL);
+        if (!run_until(&C.replies, C.replies + 1, 5) || C.reply_size != 1) return -1;
+        s[i] = (now() - t0) * 1e6;
+    }
+    return median(s, LAT_N);
+}
+
+typedef struct result {
+    long n;
+    raw_result_t raw;
+    double made, made_cpu;   /* the joiners making and starting their nodes */
+    double up;               /* every joiner's link to the seed up */
+    double visible;          /* the watcher holds all N */
+    double cpu_join, rss_node, heap_node, joiner_cpu;
+    long evicted;
+    double find0, find1, fam0, fam1; /* latencies, empty network and N registered */
+    long nwatch;
+    double fan, fan_cpu;
+} result_t;
+
+static void storm(result_t *r)
+{
+    long n = r->n;
+    char tag[32];
+    snprintf(tag, sizeof tag, "raw %ld", n);
+    phase(tag, DEADLINE + 30);
+    r->raw = raw_storm(n);
+
+    snprintf(tag, sizeof tag, "storm %ld", n);
+    phase(tag, 3 * DEADLINE);
+    snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
+    child_t seed = spawn(seed_main, &n, -1);
+    cmsg_t m;
+    get_msg(seed.from, &m);
+    expect_op(&m, OP_HELLO);
+    /* time for a profiler to attach to the seed */
+    if (getenv("BENCH_JOIN_PIDS")) sleep((unsigned)atoi(getenv("BENCH_JOIN_PIDS")));
+    /* forked before the coordinator has sockets of its own */
+    child_t jn = spawn(joiners_main, NULL, -1);
+
+    memset(&C, 0, sizeof C);
+    C.loop = ev_loop_new(EVFLAG_AUTO);
+    ev_io jio;
+    ev_io_init(&jio, joiners_msg_cb, jn.from, EV_READ);
+    ev_io_start(C.loop, &jio);
+    ev_timer tick;
+    ev_timer_init(&tick, tick_cb, 0.05, 0.05);
+    ev_timer_start(C.loop, &tick);
+    C.w = mk(C.loop, "watcher", NULL, quiet_log, watcher_link, NULL);
+    if (!aemp_db_mon(C.w, FAMILY, on_join, NULL)) die("aemp_db_mon");
+    aemp_db_set(C.w, "small", "k", json_string("v"));
+    aemp_db_set(C.w, "hot", "k", json_integer(0));
+    if (!run_until(&C.watching, 1, 10)) {
+        fprintf(stderr, BENCH_NAME ": the watcher did not get the family from the seed\n");
+        exit(1);
+    }
+
+    /* the empty network */
+    r->find0 = lat_find("e");
+    r->fam0 = lat_family();
+
+    cmsg_t s0 = seed_stat(&seed);
+    send_op(&jn, OP_STAT, 0);
+    cmsg_t j0 = await(OP_STAT, 10);
+
+    /* the storm */
+    C.want = n;
+    double t0 = now();
+    send_op(&jn, OP_GO, n);
+    int vis_flag = run_until(&C.complete, 1, DEADLINE);
+    cmsg_t made = await(OP_MADE, 10);
+    r->made = made.d[0];
+    r->made_cpu = made.d[1] / (double)n;
+    r->visible = vis_flag ? C.t_visible - t0 : -1;
+    if (!vis_flag)
+        fprintf(stderr, BENCH_NAME ": N=%ld: the watcher holds %zu of %ld after %d s\n", n,
+                C.visible, n, DEADLINE);
+    cmsg_t up;
+    r->up = try_await(OP_UP, vis_flag ? 10 : 1, &up) ? up.d[0] - t0 : -1;
+    cmsg_t s1 = seed_stat(&seed);
+    r->cpu_join = (s1.d[0] - s0.d[0]) / (double)n;
+    r->evicted = s1.m - s0.m;
+    send_op(&jn, OP_STAT, 0);
+    cmsg_t j1 = await(OP_STAT, 10);
+    r->joiner_cpu = (j1.d[0] - j0.d[0]) / (double)n;
+    /* idle: what the links and the entries hold once the storm is over */
+    static const long never = 0;
+    run_until(&never, 1, 0.3);
+    s1 = seed_stat(&seed);
+    r->rss_node = (double)(s1.n - s0.n) / (double)n;
+    r->heap_node = (s1.d[1] - s0.d[1]) / (double)n;
+
+    /* N registered */
+    r->find1 = lat_find("f");
+    r->fam1 = lat_family();
+
+    /* a change seen by the watchers of "hot" */
+    r->nwatch = n < WATCHERS ? n : WATCHERS;
+    send_op(&jn, OP_MON, r->nwatch);
+    await(OP_MON, 30);
+    cmsg_t f0 = seed_stat(&seed);
+    double fan[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        send_op(&jn, OP_EXPECT, i + 1);
+        await(OP_READY, 10);
+        double ts = now();
+        aemp_db_set(C.w, "hot", "k", json_integer(i + 1));
+        cmsg_t seen = await(OP_SEEN, 30);
+        fan[i] = (seen.d[0] - ts) * 1e3;
+    }
+    cmsg_t f1 = seed_stat(&seed);
+    r->fan = median(fan, ROUNDS);
+    r->fan_cpu = (f1.d[0] - f0.d[0]) / ROUNDS * 1e3;
+
+    /* the seed first: its teardown is not measured, nor a storm of leaves */
+    finish(&seed);
+    finish(&jn);
+    aemp_node_destroy(C.w);
+    ev_loop_destroy(C.loop);
+    C.loop = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* report                                                              */
+
+static void row(const char *name, const result_t *rs, int nr, double (*get)(const result_t *),
+                int prec, const char *target, int (*ok)(const result_t *))
+{
+    printf("%-46s", name);
+    int met = 1;
+    for (int i = 0; i < nr; i++) {
+        double v = get(&rs[i]);
+        if (v < 0) printf(" %14s", "failed");
+        else printf(" %14.*f", prec, v);
+        if (ok && !ok(&rs[i])) met = 0;
+    }
+    printf("   %-18s %s\n", target, !ok ? "" : met ? "met" : "MISSED");
+}
+
+#define GET(name, expr) \
+    static double name(const result_t *r) { return (expr); }
+GET(g_visible, r->visible)
+GET(g_made, r->made)
+GET(g_up, r->up)
+GET(g_cpu_join, r->cpu_join * 1e6)
+GET(g_joiner_cpu, r->joiner_cpu * 1e6)
+GET(g_rss_node, r->rss_node)
+GET(g_heap_node, r->heap_node)
+GET(g_evicted, (double)r->evicted)
+GET(g_raw_wall, r->raw.wall)
+GET(g_raw_cpu, r->raw.server_cpu * 1e6)
+GET(g_raw_rss, r->raw.rss_per)
+GET(g_rate_ratio, r->visible > 0 && r->raw.wall > 0 ? r->raw.wall / r->visible : -1)
+GET(g_cpu_ratio, r->raw.server_cpu > 0 ? r->cpu_join / r->raw.server_cpu : -1)
+GET(g_find0, r->find0)
+GET(g_find1, r->find1)
+GET(g_find_ratio, r->find0 > 0 && r->find1 > 0 ? r->find1 / r->find0 : -1)
+GET(g_fam0, r->fam0)
+GET(g_fam1, r->fam1)
+GET(g_fam_ratio, r->fam0 > 0 && r->fam1 > 0 ? r->fam1 / r->fam0 : -1)
+GET(g_nwatch, (double)r->nwatch)
+GET(g_fan, r->fan)
+GET(g_fan_cpu, r->fan_cpu)
+
+static int ok_cpu(const result_t *r) { return r->cpu_join * 1e6 <= 25; }
+static int ok_visible(const result_t *r) { return r->visible >= 0 && r->visible <= 1.5; }
+static int ok_evicted(const result_t *r) { return r->evicted == 0; }
+static int ok_rss(const result_t *r) { return r->rss_node <= 3; }
+static int ok_rate(const result_t *r) { return g_rate_ratio(r) >= 0.5; }
+static int ok_find(const result_t *r) { return g_find_ratio(r) > 0 && g_find_ratio(r) <= 2; }
+static int ok_fam(const result_t *r) { return g_fam_ratio(r) > 0 && g_fam_ratio(r) <= 2; }
+static int ok_fan(const result_t *r) { return r->nwatch < WATCHERS || (r->fan >= 0 && r->fan <= 5); }
+
+static void loadavg(char *buf, size_t n)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double a = -1, b = -1, c = -1;
+    if (!f || fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3) a = b = c = -1;
+    if (f) fclose(f);
+    snprintf(buf, n, "%.2f %.2f %.2f", a, b, c);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, on_alarm);
+    double scale = 1.0;
+    if (getenv("BENCH_JOIN_MAX_HANDSHAKES"))
+        seed_max_handshakes = (unsigned)atol(getenv("BENCH_JOIN_MAX_HANDSHAKES"));
+    const char *sc = getenv("BENCH_SCALE");
+    if (sc && atof(sc) > 0) scale = atof(sc);
+    long ns[MAX_RUNS];
+    int nr = 0;
+    const char *list = getenv("BENCH_JOIN_N");
+    if (list && *list) {
+        for (const char *p = list; *p && nr < MAX_RUNS; p += strcspn(p, ","), p += *p == ',')
+            if (atol(p) > 0) ns[nr++] = atol(p);
+    } else {
+        ns[nr++] = (long)(1000 * scale);
+        ns[nr++] = (long)(10000 * scale);
+    }
+    long biggest = 0;
+    for (int i = 0; i < nr; i++) {
+        if (ns[i] < 10) ns[i] = 10;
+        if (ns[i] > biggest) biggest = ns[i];
+    }
+    /* the joiners: a listener and a link per node, and a few more */
+    long fds = raise_nofile(2 * biggest + 100);
+    if (fds < 2 * biggest + 100) {
+        long fit = (fds - 100) / 2;
+        printf("descriptor limit %ld: at most %ld nodes (each joiner holds two descriptors); "
+               "runs above that are cut to %ld\n",
+               fds, fit, fit);
+        for (int i = 0; i < nr; i++)
+            if (ns[i] > fit) ns[i] = fit;
+    }
+    char load0[64], load1[64];
+    loadavg(load0, sizeof load0);
+    double t_all = now();
+    result_t rs[MAX_RUNS];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < nr; i++) {
+        rs[i].n = ns[i];
+        storm(&rs[i]);
+    }
+    alarm(0);
+    loadavg(load1, sizeof load1);
+
+    printf("libaemp %s join storm: N protocol-1 nodes join one C seed at once, each registering "
+           "one port;\nseed, joiners and watcher in three processes on loopback, %ld CPUs online, "
+           "descriptors %ld\nload average before %s, after %s%s\n\n",
+           aemp_version(), sysconf(_SC_NPROCESSORS_ONLN), fds, load0, load1,
+           scale != 1.0 ? "; BENCH_SCALE shrank N" : "");
+    printf("%-46s", "N");
+    for (int i = 0; i < nr; i++) printf(" %14ld", rs[i].n);
+    printf("   %-18s\n", "target");
+    row("all N visible to the watcher (s)", rs, nr, g_visible, 3, "<= 1.5", ok_visible);
+    row("  joiners made and started their nodes (s)", rs, nr, g_made, 3, "", NULL);
+    row("  every joiner's link to the seed up (s)", rs, nr, g_up, 3, "", NULL);
+    row("seed CPU per join (us)", rs, nr, g_cpu_join, 1, "<= 25", ok_cpu);
+    row("  joiners' CPU per join, client side (us)", rs, nr, g_joiner_cpu, 1, "", NULL);
+    row("seed RSS per joined node (KiB)", rs, nr, g_rss_node, 2, "<= 3", ok_rss);
+    row("  seed heap per joined node (B)", rs, nr, g_heap_node, 0, "", NULL);
+    row("links closed: \"" EVICTED "\"", rs, nr, g_evicted, 0, "0", ok_evicted);
+    row("raw TCP: N connected + request/reply (s)", rs, nr, g_raw_wall, 3, "", NULL);
+    row("  raw server CPU per connection (us)", rs, nr, g_raw_cpu, 1, "", NULL);
+    row("  raw server RSS per connection (KiB)", rs, nr, g_raw_rss, 2, "", NULL);
+    row("joins/s vs raw connections/s", rs, nr, g_rate_ratio, 3, ">= 0.5", ok_rate);
+    row("seed CPU per join vs raw CPU per connection", rs, nr, g_cpu_ratio, 1, "", NULL);
+    row("g_find (unknown id), empty network (us)", rs, nr, g_find0, 0, "", NULL);
+    row("g_find (unknown id), N registered (us)", rs, nr, g_find1, 0, "", NULL);
+    row("  ratio", rs, nr, g_find_ratio, 2, "<= 2", ok_find);
+    row("db_family (one key), empty network (us)", rs, nr, g_fam0, 0, "", NULL);
+    row("db_family (one key), N registered (us)", rs, nr, g_fam1, 0, "", NULL);
+    row("  ratio", rs, nr, g_fam_ratio, 2, "<= 2", ok_fam);
+    row("watchers of one family (of the N)", rs, nr, g_nwatch, 0, "", NULL);
+    row("a change seen by all watchers (ms, median)", rs, nr, g_fan, 2, "<= 5 at 1000", ok_fan);
+    row("  seed CPU per change (ms)", rs, nr, g_fan_cpu, 2, "", NULL);
+    printf("\nlatencies: medians of %d requests one at a time from the watcher node; the change: "
+           "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
+           "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
+           "open.\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
+           "per join does not. %.0f s in all.\n",
+           LAT_N, ROUNDS, sizeof raw_req - 1, sizeof raw_rep - 1, now() - t_all);
+    for (int i = 0; i < nr; i++)
+        if (rs[i].visible < 0) return 1;
+    return 0;
+}
