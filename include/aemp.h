@@ -935,7 +935,8 @@ typedef struct aemp_node_config {
      * node refuses from other nodes, eval, AnyEvent::MP::_spawn and
      * calls of functions by name (aemp_func_register), LogCatcher's
      * connect included: each is logged as "error processing node message
-     * from NODE: remote execution not allowed" and gets no answer. */
+     * from NODE: remote execution not allowed" and gets no answer. (0.4
+     * has no such key; in protocol 0 it refuses calls by name only.) */
     int secure;
 } aemp_node_config_t;
 
@@ -1190,12 +1191,18 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
  *   every log line of this node at LEVEL or more important (AnyEvent::Log
  *   levels: 4 error, 5 warn, 7 info, 8 debug are ours) goes to PORT as
  *   [TIME, "libaemp", LEVEL, MESSAGE], TIME in epoch seconds, until PORT
- *   dies (it is monitored). Lines are sent from the loop, at most 1000
- *   waiting; a line logged while sending them is not sent.
+ *   dies (it is monitored). Lines are sent from the loop, at most
+ *   AEMP_LOGCATCH_LINES_MAX waiting (more are lost); a line logged while
+ *   sending them is not sent. At most AEMP_LOGCATCH_MAX catchers (more
+ *   are refused with a warning); a port connecting again only changes
+ *   its LEVEL.
  * - with config secure set, eval, AnyEvent::MP::_spawn, LogCatcher's
  *   connect and calls of functions by name from other nodes are refused
  *   as a secure 2.02 node refuses them (see aemp_node_config_t.secure).
  */
+
+#define AEMP_LOGCATCH_MAX 32
+#define AEMP_LOGCATCH_LINES_MAX 1000
 
 /* Catching a node's log lines, as 2.02's AnyEvent::MP::LogCatcher::catch
  * does: cb gets each line of node `from` (borrowed strings), its time

@@ -335,3 +335,29 @@ TEST(toolbox_rc_secure_reaches_the_node_config)
         json_decref(merged);
     }
 }
+
+/* A peer cannot make a node keep catchers without bound; connecting a
+ * port again changes its level only. */
+TEST(toolbox_logcatcher_bounded)
+{
+    tnode_t t[2];
+    REQUIRE(pair(t, 0));
+    got_t g = {0, json_array()};
+    aemp_port_t *ports[AEMP_LOGCATCH_MAX + 1];
+    for (int i = 0; i <= AEMP_LOGCATCH_MAX; i++) {
+        ports[i] = aemp_port_new(t[1].node, rec, &g);
+        REQUIRE(ports[i]);
+        CHECK_INT(aemp_sendf(t[1].node, "alpha", "[sisi]", "AnyEvent::MP::LogCatcher::connect", 0,
+                             aemp_port_id(ports[i]), 1),
+                  0);
+    }
+    CHECK_INT(aemp_sendf(t[1].node, "alpha", "[sisi]", "AnyEvent::MP::LogCatcher::connect", 0,
+                         aemp_port_id(ports[0]), 9),
+              0);
+    for (int i = 0; i < 100 && aemp__logcatch_count(t[0].node) < AEMP_LOGCATCH_MAX; i++) run_for(0.02);
+    run_for(0.2);
+    CHECK_INT(aemp__logcatch_count(t[0].node), AEMP_LOGCATCH_MAX);
+    CHECK(strstr(t[0].warnings, "catchers already") != NULL);
+    json_decref(g.log);
+    unpair(t);
+}

@@ -14,7 +14,8 @@
 #include <stdio.h>
 
 #define CONTEXT "libaemp"
-#define MAX_QUEUED 1000
+#define MAX_QUEUED AEMP_LOGCATCH_LINES_MAX
+#define MAX_CATCHERS AEMP_LOGCATCH_MAX
 
 typedef struct catcher {
     struct catcher *next;
@@ -160,12 +161,22 @@ void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args)
         lc->flush.data = n;
         n->logcatch = lc;
     }
+    size_t count = 0;
+    for (catcher_t *o = n->logcatch->catchers; o; o = o->next, count++)
+        if (!strcmp(o->port, port)) {
+            o->level = parse_level(json_array_get(args, 2)); /* again: a new level */
+            return;
+        }
+    if (count >= MAX_CATCHERS) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: log catcher %s refused: %d catchers already", src, port,
+                  MAX_CATCHERS);
+        return;
+    }
     catcher_t *c = calloc(1, sizeof *c);
     if (!c || !(c->port = strdup(port)) || (n->acting_for && !(c->src = strdup(n->acting_for)))) {
         if (c) catcher_free(c);
         return;
     }
-    (void)src;
     c->node = n;
     c->level = parse_level(json_array_get(args, 2));
     if (!(c->mon = aemp_mon(n, port, port_gone, c))) {
