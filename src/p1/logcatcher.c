@@ -33,13 +33,30 @@ typedef struct line {
     char text[];
 } line_t;
 
+typedef struct catch catch_t;
+
 struct aemp__logcatch {
     catcher_t *catchers;
+    catch_t *catches; /* our aemp_logcatch ports' states */
     line_t *head, *tail;
     size_t queued;
     int sending;    /* a send may log: those lines are not caught */
     ev_timer flush; /* sends the queue from the loop */
 };
+
+/* The state of one of our aemp_logcatch ports (below). */
+struct catch {
+    catch_t *next;
+    aemp_log_fn cb;
+    void *ud;
+    char *from;
+};
+
+static void catch_free(catch_t *k)
+{
+    free(k->from);
+    free(k);
+}
 
 /* Our log level as AnyEvent::Log's. */
 static int perl_level(int level)
@@ -149,18 +166,22 @@ void aemp__logcatch_feed(aemp_node_t *n, int level, const char *text)
     }
 }
 
+/* The node's catching state, made on first use; NULL on ENOMEM. */
+static struct aemp__logcatch *state(aemp_node_t *n)
+{
+    if (!n->logcatch && (n->logcatch = calloc(1, sizeof *n->logcatch))) {
+        ev_timer_init(&n->logcatch->flush, flush_cb, 0, 0);
+        n->logcatch->flush.data = n;
+    }
+    return n->logcatch;
+}
+
 /* ["","AnyEvent::MP::LogCatcher::connect",VERSION,PORT,LEVEL]. */
 void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args)
 {
     if (aemp__remote_exec_refused(n)) return;
     const char *port = json_string_value(json_array_get(args, 1));
-    if (!n->logcatch) {
-        struct aemp__logcatch *lc = calloc(1, sizeof *lc);
-        if (!lc) return;
-        ev_timer_init(&lc->flush, flush_cb, 0, 0);
-        lc->flush.data = n;
-        n->logcatch = lc;
-    }
+    if (!state(n)) return;
     size_t count = 0;
     for (catcher_t *o = n->logcatch->catchers; o; o = o->next, count++)
         if (!strcmp(o->port, port)) {
@@ -206,6 +227,11 @@ void aemp__logcatch_free(aemp_node_t *n)
         lc->catchers = c->next;
         catcher_free(c);
     }
+    while (lc->catches) {
+        catch_t *k = lc->catches;
+        lc->catches = k->next;
+        catch_free(k);
+    }
     drop_lines(lc);
     free(lc);
     n->logcatch = NULL;
@@ -213,12 +239,6 @@ void aemp__logcatch_free(aemp_node_t *n)
 
 /* ------------------------------------------------------------------ */
 /* catching: the public side                                           */
-
-typedef struct catch {
-    aemp_log_fn cb;
-    void *ud;
-    char *from;
-} catch_t;
 
 /* [TIME, CONTEXT, LEVEL, MESSAGE] from the node caught. */
 static int line_cb(aemp_port_t *port, json_t *msg, void *ud)
@@ -233,20 +253,22 @@ static int line_cb(aemp_port_t *port, json_t *msg, void *ud)
     return AEMP_KEEP;
 }
 
+/* Our catching port died: its state goes. */
 static void catch_end(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
 {
-    (void)n;
-    (void)portid;
-    (void)reason;
     catch_t *k = ud;
-    free(k->from);
-    free(k);
+    for (catch_t **pp = &n->logcatch->catches; *pp; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    catch_free(k);
 }
 
 aemp_port_t *aemp_logcatch(aemp_node_t *node, const char *nodeid, int level, aemp_log_fn cb,
                            void *ud)
 {
-    if (!node || !nodeid || !*nodeid || strchr(nodeid, '#') || !cb) return NULL;
+    if (!node || !nodeid || !*nodeid || strchr(nodeid, '#') || !cb || !state(node)) return NULL;
     catch_t *k = calloc(1, sizeof *k);
     aemp_port_t *p = k && (k->from = strdup(nodeid)) ? aemp_port_new(node, line_cb, k) : NULL;
     if (!p) {
@@ -256,6 +278,8 @@ aemp_port_t *aemp_logcatch(aemp_node_t *node, const char *nodeid, int level, aem
     }
     k->cb = cb;
     k->ud = ud;
+    k->next = node->logcatch->catches;
+    node->logcatch->catches = k;
     const char *id = aemp_port_id(p);
     /* k goes with the port; the port goes with the node caught */
     if (!aemp_mon(node, id, catch_end, k)) {
