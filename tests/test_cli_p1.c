@@ -637,3 +637,48 @@ TEST(cli_p1_eval_trace_restart_shell_on_c_nodes)
     CHECK(strstr(r.out, "  trace [-v] NODE") && strstr(r.out, "  eval [-v] NODE EXPR..."));
     cnet_stop(&c);
 }
+
+/* trace's request on the wire, against a scripted seed that answers as a
+ * Perl 2.02 node would: ["","eval","AnyEvent::MP::Kernel::up_nodes",REPLY,
+ * NODE], answered [REPLY,NODE,"",NODEID...]; the command's own node is
+ * left out of the line and not asked. */
+TEST(cli_p1_trace_request_as_2_02)
+{
+    char dir[64], rc[128], why[256];
+    temp_rc(dir, rc);
+    fake_t f;
+    REQUIRE(fake_listen(&f) >= 0);
+    write_rc(rc, "trace secret", f.ep);
+    env_t env = {dir, rc, "1"};
+    char *args[] = {"trace", "seed1", NULL};
+    int out, err;
+    double t0 = now_ms();
+    pid_t pid = spawn(NULL, args, &env, &out, &err, NULL);
+    REQUIRE(pid > 0);
+    CHECK(fake_accept(&f, "seed1", "trace secret", why, sizeof why));
+    json_t *v;
+    while ((v = fake_msg(&f, 5000)) && is_global_request(v)) json_decref(v);
+    REQUIRE(v);
+    CHECK_INT(json_array_size(v), 5);
+    CHECK_STR(json_string_value(json_array_get(v, 0)), "");
+    CHECK_STR(json_string_value(json_array_get(v, 1)), "eval");
+    CHECK_STR(json_string_value(json_array_get(v, 2)), "AnyEvent::MP::Kernel::up_nodes");
+    CHECK_STR(json_string_value(json_array_get(v, 4)), "seed1");
+    const char *reply = json_string_value(json_array_get(v, 3));
+    REQUIRE(reply && strchr(reply, '#'));
+    CHECK(!strncmp(reply, f.peer_id, strlen(f.peer_id)));
+    char answer[512];
+    snprintf(answer, sizeof answer, "[\"%s\",\"seed1\",\"\",\"%s\"]", strchr(reply, '#') + 1,
+             f.peer_id);
+    fake_write(&f, answer, strlen(answer));
+    json_decref(v);
+    res_t r;
+    collect(&r, pid, out, err, t0, 8000);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK_STR(r.out, "seed1 ->\n");
+    fake_close(&f);
+    kill_kids();
+    const char *names[] = {"rc", NULL};
+    rm_dir(dir, names);
+}
