@@ -167,6 +167,25 @@ static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
 /* 1 when s[0..n) is strict UTF-8 (no overlongs, surrogates or code
  * points above U+10FFFF), as the JSON decoder requires. */
 int aemp__utf8_valid(const void *s, size_t n);
+/* ratelim.c: the first `burst` events of each `window` seconds pass; the
+ * rest are held back (counted). aemp__ratelim_hit returns 1 when the event
+ * at `now` passes, else 0; *held gets, on the first event of a new
+ * window, how many the previous window held back (else 0), so the caller
+ * can say "... and N more like this". A zeroed struct is a fresh one. */
+typedef struct aemp__ratelim {
+    double start;   /* of the current window */
+    unsigned count; /* events passed in it */
+    unsigned held;  /* events held back in it */
+} aemp__ratelim_t;
+int aemp__ratelim_hit(aemp__ratelim_t *r, double now, double window, unsigned burst,
+                      unsigned *held);
+
+/* Why id[0..n) cannot be a protocol-1 node id we route and log (a static
+ * sentence, "it contains '#', which splits port ids"), or NULL when it
+ * can: see AEMP_NODEID_MAX in aemp.h for the rules. */
+const char *aemp__nodeid_problem(const char *id, size_t n);
+#define AEMP__STR_(x) #x
+#define AEMP__STR(x) AEMP__STR_(x)
 /* 1 when the text of a raw number (without its marker) looks like a
  * number, as the JSON encoder requires before writing it. */
 int aemp__raw_text_ok(const char *s, size_t n);

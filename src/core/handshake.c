@@ -475,12 +475,14 @@ struct aemp__hs_profile {
                           * before anything else happens */
     int secret_optional; /* a NULL secret means "none configured" */
     int refuse_self;     /* a peer greeting with our own id is refused */
+    int check_id;        /* an id we cannot route or log is refused */
     const hs_method_t *after_tls; /* the method sent once TLS is up; NULL:
                                    * the one chosen */
     struct {
         const char *unparsable; /* %s: the peer's first field */
         const char *version;    /* %s: the peer's version field */
         const char *self;
+        const char *bad_id;     /* %s: the peer's id, %s: why */
         const char *echo;
         const char *no_auth;    /* %s: the peer's auth list */
         const char *no_framing; /* %s: the peer's framing list */
@@ -548,10 +550,12 @@ const hs_profile_t aemp__hs_profile1 = {
     .greeted_at = 1,
     .secret_optional = 1,
     .refuse_self = 1,
+    .check_id = 1,
     .err = {
         .unparsable = "unparsable greeting, expected 'aemp', got '%s'",
         .version = "version mismatch (we: 1, they: %s)",
         .self = "I refuse to talk to myself",
+        .bad_id = "refusing node id '%s': %s",
         .echo = "authentication error, echo attack?",
         .no_auth = "%s: no common auth type supported",
         .no_framing = "%s: no common framing method supported",
@@ -641,16 +645,18 @@ static void fail_nomem(aemp_hs_t *hs)
  */
 static char *log_safe(span_t s)
 {
+    /* bytes of a text that is not UTF-8 are escaped too */
+    unsigned high = aemp__utf8_valid(s.p, s.n) ? 0x100 : 0x80;
     size_t n = 0;
     for (size_t i = 0; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        n += c < 0x20 || c == 0x7f ? 4 : 1;
+        n += c < 0x20 || c == 0x7f || c >= high ? 4 : 1;
     }
     char *out = malloc(n + 1), *o = out;
     if (!out) return NULL;
     for (size_t i = 0; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        if (c < 0x20 || c == 0x7f) {
+        if (c < 0x20 || c == 0x7f || c >= high) {
             static const char hex[] = "0123456789abcdef";
             *o++ = '\\';
             *o++ = 'x';
@@ -816,6 +822,11 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
     if (pf->refuse_self && span_eq(id, hs->own_id)) {
         set_error(hs, AEMP_EPROTO, "%s", pf->err.self);
         hs->reason = AEMP__HS_SELF;
+        return;
+    }
+    const char *why = pf->check_id ? aemp__nodeid_problem(id.p, id.n) : NULL;
+    if (why) {
+        set_error_peer(hs, AEMP_EPROTO, pf->err.bad_id, id, why);
         return;
     }
     if (pf->choose_at == 1 && choose(hs, auths, framings, 0)) return;

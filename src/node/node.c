@@ -44,6 +44,50 @@
 /* ------------------------------------------------------------------ */
 /* logging and callback nesting                                        */
 
+/* FNV-1a of the format's address and text[0..len). */
+static uint64_t log_key(const char *fmt, const char *text, size_t len)
+{
+    uint64_t h = 14695981039346656037u ^ (uint64_t)(uintptr_t)fmt;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 1099511628211u;
+    return h | 1; /* 0 marks a free slot */
+}
+
+/* The limiter for key: its slot, or a free one or one whose window is
+ * over among the next few (taken over); NULL when they all serve other
+ * keys now (the line is then not limited by that key). */
+static aemp__ratelim_t *log_limit(aemp_node_t *n, uint64_t key, double now)
+{
+    struct log_slot *free_slot = NULL;
+    for (unsigned i = 0; i < 8; i++) {
+        struct log_slot *s = &n->log_slots[(key + i) % AEMP_LOG_SLOTS];
+        if (s->key == key) return &s->lim;
+        if (!free_slot && (!s->key || now - s->lim.start >= AEMP_LOG_WINDOW)) free_slot = s;
+    }
+    if (!free_slot) return NULL;
+    free_slot->key = key;
+    free_slot->lim = (aemp__ratelim_t){0};
+    return &free_slot->lim;
+}
+
+/* Whether the line buf of kind fmt may be written now; *held: how many
+ * like it were held back before. */
+static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned *held)
+{
+    double now = n->loop ? ev_now(n->loop) : 0;
+    const char *colon = strstr(buf, ": ");
+    const char *rest = colon ? colon + 2 : buf;
+    unsigned h1 = 0, h2 = 0;
+    aemp__ratelim_t *line = log_limit(n, log_key(fmt, buf, strlen(buf)), now);
+    if (line && !aemp__ratelim_hit(line, now, AEMP_LOG_WINDOW, AEMP_LOG_BURST, &h1)) return 0;
+    aemp__ratelim_t *kind = log_limit(n, log_key(fmt, rest, strlen(rest)) ^ 2, now);
+    if (kind && kind != line && !aemp__ratelim_hit(kind, now, AEMP_LOG_WINDOW, AEMP_LOG_KIND_BURST, &h2)) {
+        if (line) line->held += h1 + 1; /* told with that line's next one */
+        return 0;
+    }
+    *held = h1 + h2;
+    return 1;
+}
+
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
 {
     char buf[1024];
@@ -51,6 +95,13 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    unsigned held = 0;
+    if (level <= AEMP_LOG_WARN && !log_passes(n, fmt, buf, &held)) return;
+    if (held) {
+        size_t len = strlen(buf);
+        snprintf(buf + (len < sizeof buf - 80 ? len : sizeof buf - 80), 80,
+                 " ... and %u more like this in the last %.0f s", held, AEMP_LOG_WINDOW);
+    }
     if (n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
     else if (level <= AEMP_LOG_WARN) fprintf(stderr, "aemp: %s\n", buf);
     if (n->logcatch) aemp__logcatch_feed(n, level, buf);
@@ -207,6 +258,17 @@ void aemp__peer_fail(aemp__peer_t *p, const char *msg)
 static int is_attempt(const aemp__link_t *l)
 {
     return l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE);
+}
+
+void aemp__peer_forget(aemp__peer_t *p, const char *msg)
+{
+    if (!p->connecting && !p->resolving) return;
+    p->connecting = 0;
+    for (aemp__link_t *l = p->links, *next; l; l = next) {
+        next = l->peer_next;
+        if (is_attempt(l)) aemp__link_close(l, msg, 1);
+    }
+    aemp__peer_fail(p, msg);
 }
 
 static int peer_has_attempt(const aemp__peer_t *p)
@@ -918,6 +980,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (!n->cfg.max_message) n->cfg.max_message = AEMP_DEFAULT_MAX_MESSAGE;
     if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
     if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
+    if (!n->cfg.max_peer_monitors) n->cfg.max_peer_monitors = AEMP_DEFAULT_MAX_PEER_MONITORS;
     /* names, secret, TLS and the dialect's defaults */
     if ((e = n->dialect->init(n, cfg))) goto bad;
     ev_prepare_init(&n->flush_w, aemp__flush_cb);

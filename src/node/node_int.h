@@ -12,6 +12,18 @@
 
 #include <ev.h>
 
+/* Log lines at AEMP_LOG_WARN and AEMP_LOG_ERROR are rate-limited: each
+ * line (its format and text: the same peer, the same thing) is written
+ * AEMP_LOG_BURST times per AEMP_LOG_WINDOW seconds, and each kind (its
+ * format and the text after the subject, the peer or address before the
+ * first ": ") AEMP_LOG_KIND_BURST times from all subjects together; the
+ * next line written says how many were held back. Limiters live in
+ * AEMP_LOG_SLOTS slots by hash (two keys that meet share one). */
+#define AEMP_LOG_WINDOW 10.0
+#define AEMP_LOG_BURST 5u
+#define AEMP_LOG_KIND_BURST 100u
+#define AEMP_LOG_SLOTS 256u
+
 typedef struct aemp__link aemp__link_t;
 typedef struct aemp__peer aemp__peer_t;
 typedef struct aemp__ports aemp__ports_t;
@@ -214,6 +226,12 @@ struct aemp_node {
     size_t route_len;
     char route_name[80];
     struct ssl_ctx_st *tls_ctx; /* TLS mode: from the secret (tls.c) */
+    /* warnings and errors held back (node.c, aemp__log): a fixed table,
+     * so that lines a peer provokes never make the node grow */
+    struct log_slot {
+        uint64_t key;
+        aemp__ratelim_t lim;
+    } log_slots[AEMP_LOG_SLOTS];
 };
 
 /* Protocol 1's connect_interval (2.02): spacing of endpoint attempts and
@@ -264,6 +282,9 @@ void aemp__peer_try(aemp__peer_t *p);
 /* p is unreachable or its link failed: its queue is dropped and the
  * monitors of its ports fire with ("transport_error", NAME, msg). */
 void aemp__peer_fail(aemp__peer_t *p, const char *msg);
+/* Stops connecting to p (its attempts are closed) and fails it with msg
+ * when it was being connected. */
+void aemp__peer_forget(aemp__peer_t *p, const char *msg);
 /* "Is this our node": 1 when name (NUL-terminated) is our noderef, one of
  * our endpoints or an earlier name of ours, or "" (a port id without a
  * node part, "#ID", means a port of ours). The one such test. */

@@ -14,6 +14,13 @@
 #include <stdio.h>
 
 #define MESH_BACKOFF_START 0.6 /* seconds; a retry waits 1-2 times this */
+/* Dials of global nodes started per second, all of them together (a
+ * burst of as many): 'g is what peers claim, and any authenticated node
+ * may claim thousands of global nodes. A dial over the budget waits. */
+#define MESH_DIALS_PER_S 20.0
+/* The mesh is compared with 'g at most this often (s): a change of 'g
+ * schedules it, so a storm of changes or failed dials costs one scan. */
+#define MESH_SYNC_SPACING 0.25
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -28,11 +35,21 @@ struct aemp__global {
     aemp__gdb_t *gdb;       /* NULL until the node is global */
     aemp__map_t announced;  /* nodes that sent g_global while we were not */
     aemp__map_t mesh;       /* global node id -> meshpeer_t */
+    ev_timer sync_w;        /* the next mesh_sync (mesh_sync_soon) */
+    double synced_at;       /* when the last one ran */
+    double dial_tokens;     /* MESH_DIALS_PER_S budget, refilled */
+    double dial_at;         /* when the budget was last refilled */
 };
+
+static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static struct aemp__global *gl_of(aemp_node_t *n)
 {
-    if (!n->global) n->global = calloc(1, sizeof *n->global);
+    if (!n->global && (n->global = calloc(1, sizeof *n->global))) {
+        ev_init(&n->global->sync_w, mesh_sync_cb);
+        n->global->sync_w.data = n;
+        n->global->dial_tokens = MESH_DIALS_PER_S;
+    }
     return n->global;
 }
 
@@ -64,14 +81,35 @@ static void send_out(aemp_node_t *n, json_t *out)
 /* ------------------------------------------------------------------ */
 /* the mesh                                                            */
 
+/* Seconds until the dial budget has one dial, after taking it if 0. */
+static double dial_wait(struct aemp__global *gl, double now)
+{
+    gl->dial_tokens += (now - gl->dial_at) * MESH_DIALS_PER_S;
+    if (gl->dial_tokens > MESH_DIALS_PER_S) gl->dial_tokens = MESH_DIALS_PER_S;
+    gl->dial_at = now;
+    if (gl->dial_tokens >= 1.0) {
+        gl->dial_tokens -= 1.0;
+        return 0;
+    }
+    return (1.0 - gl->dial_tokens) / MESH_DIALS_PER_S;
+}
+
 static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     meshpeer_t *m = w->data;
     aemp_node_t *n = m->node;
-    (void)loop;
     (void)revents;
     aemp__enter(n);
-    if (!aemp_node_is_up(n, m->id)) aemp_node_connect(n, m->id);
+    if (!aemp_node_is_up(n, m->id)) {
+        double wait = dial_wait(n->global, ev_now(loop));
+        if (wait > 0) {
+            /* spread the waiting ones over the time the budget needs */
+            ev_timer_set(&m->retry, wait * (1.0 + (double)(rand() % 1000) / 100.0), 0.0);
+            ev_timer_start(loop, &m->retry);
+        } else {
+            aemp_node_connect(n, m->id);
+        }
+    }
     aemp__leave(n);
 }
 
@@ -92,6 +130,9 @@ static void mesh_sync(aemp_node_t *n)
         if (!json_object_get(gs, e->key)) {
             meshpeer_t *m = e->value;
             aemp__map_del(&gl->mesh, e->key);
+            /* a node that left 'g is no longer dialled */
+            aemp__peer_t *p = aemp__peer_get(n, m->id, 0);
+            if (p && !p->link) aemp__peer_forget(p, "no longer a global node");
             mesh_free(n, m);
         }
     const char *id;
@@ -113,6 +154,26 @@ static void mesh_sync(aemp_node_t *n)
             ev_timer_start(n->loop, &m->retry);
         }
     }
+}
+
+static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)revents;
+    aemp__enter(n);
+    n->global->synced_at = ev_now(loop);
+    if (aemp__global_active(n)) mesh_sync(n);
+    aemp__leave(n);
+}
+
+/* 'g may have changed: mesh_sync from the loop, soon, once for a storm. */
+static void mesh_sync_soon(aemp_node_t *n)
+{
+    struct aemp__global *gl = n->global;
+    if (ev_is_active(&gl->sync_w)) return;
+    double wait = gl->synced_at + MESH_SYNC_SPACING - ev_now(n->loop);
+    ev_timer_set(&gl->sync_w, wait > 0 ? wait : 0.0, 0.0);
+    ev_timer_start(n->loop, &gl->sync_w);
 }
 
 /* A global node's link went down: at once, then after 0.6-1.2 s,
@@ -208,7 +269,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         json_decref(l);
     }
     json_decref(req);
-    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync(n);
+    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync_soon(n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -245,7 +306,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
         aemp_db_del(n, "'l", id);
         if (!n->destroy_pending) {
             mesh_down(n, id);
-            mesh_sync(n);
+            mesh_sync_soon(n);
         }
     }
     json_decref(out);
@@ -280,6 +341,7 @@ void aemp__global_free(aemp_node_t *n)
 {
     struct aemp__global *gl = n->global;
     if (!gl) return;
+    ev_timer_stop(n->loop, &gl->sync_w);
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_free(n, e->value);
     aemp__map_free(&gl->mesh);

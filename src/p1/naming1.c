@@ -59,7 +59,7 @@ static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static int init1(aemp_node_t *n, const aemp_node_config_t *cfg)
 {
     const char *id = cfg->nodeid;
-    if (!id || !*id || strpbrk(id, "#;\r\n")) return AEMP_EINVAL;
+    if (!id || aemp__nodeid_problem(id, strlen(id))) return AEMP_EINVAL;
     struct aemp__p1 *s = calloc(1, sizeof *s);
     if (!s) return AEMP_ENOMEM;
     n->p1 = s;
