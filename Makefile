@@ -7,7 +7,7 @@
 #                   runs only the tests whose names contain a word of it;
 #                   LIST=1 lists the (selected) test names, one a line,
 #                   without running them (the runner's --list)
-#   make demo       set-up, then a short story with a live node
+#   make demo       set-up, then a short story with a live protocol-1 network
 #   make bench      set-up, then the benchmarks
 #   make install    PREFIX (default /usr/local) and DESTDIR honoured
 #   make clean

@@ -910,6 +910,13 @@ typedef struct aemp_node_config {
      * code has on it, so it meets this only when it watches that many
      * ports. */
     unsigned max_peer_monitors;
+    /* 2.02's "secure": non-zero refuses, in protocol 1, what a secure
+     * 2.02 node refuses from other nodes, eval, AnyEvent::MP::_spawn and
+     * calls of functions by name (aemp_func_register), LogCatcher's
+     * connect included: each is logged as "error processing node message
+     * from NODE: remote execution not allowed" and gets no answer. (0.4
+     * has no such key; in protocol 0 it refuses calls by name only.) */
+    int secure;
 
     /* ---- the dialect ----
      * 0 (the default): the node speaks protocol 0 as described above.
@@ -1052,9 +1059,17 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  *
  * Messages are JSON arrays of elements; on the wire the target's local id
  * goes first. A receive callback gets the elements only, e.g.
- * ["tick", 42]. No message is queued at a port: a message that no
- * callback matches is dropped. Local sends are delivered from the loop,
- * in order, never from inside the sending call.
+ * ["tick", 42]. No message is queued at a port. A message that no
+ * callback matches (no tag or pattern callback, and no catch-all):
+ *   protocol 0: is dropped and the port lives, as 0.4 does
+ *     (PROTOCOL.md §7: "with no matching callback it is dropped");
+ *   protocol 1: kills the port, as 2.02 does, with the reason
+ *     ("unhandled_message", "no callback found for message 'TAG'"), TAG
+ *     being the message's first element (a string as it is, another
+ *     value as compact JSON; '' for an empty message); its monitors,
+ *     remote ones too (kil0), hear that reason.
+ * Local sends are delivered from the loop, in order, never from inside
+ * the sending call.
  *
  * Authority. The node port trusts only what this node says to itself:
  * a global node's database answers to its own client (g_reply, g_found,
@@ -1187,6 +1202,61 @@ AEMP_API int aemp_func_register(aemp_node_t *node, const char *name, aemp_func_f
  * frees), or NULL on error. An unknown function kills that port with
  * ("die", "unable to resolve FUNC"). */
 AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *func, json_t *args);
+
+/* What a protocol-1 node answers to AnyEvent::MP 2.02's tools (aemp
+ * eval, shell, trace, restart; eval_on; can):
+ * - eval EXPR REPLY...: this node runs no Perl. It answers at once in
+ *   2.02's shape [REPLY-ELEMENTS..., ERROR, RESULTS...]. The expressions
+ *   2.02's aemp itself sends are answered for real (blanks, a trailing
+ *   ';' and a trailing "()" aside):
+ *     AnyEvent::MP::Kernel::up_nodes, up_nodes
+ *       -> ["", NODEID...]: every node with an authenticated link, this
+ *          node not among them (what `aemp trace` asks every node);
+ *     $AnyEvent::MP::Kernel::NODE, AnyEvent::MP::Kernel::NODE, $NODE
+ *       -> ["", this node's id].
+ *   An expression calling AnyEvent::Watchdog::Util::restart (`aemp
+ *   restart`) gets the ERROR "NODEID runs no Perl (a libaemp C node) and
+ *   no AnyEvent::Watchdog: it cannot be restarted remotely\n"; any other
+ *   the ERROR "NODEID runs no Perl (a libaemp C node): it cannot evaluate
+ *   \"EXPR\"\n". Without REPLY nothing is sent.
+ * - can TAG REPLY...: "1" for 2.02's fixed node requests ("", devnull,
+ *   time, eval, snd, can, mon0, mon1, kil0, kil1, g_global, g_reply,
+ *   g_chg1, g_chg2, g_found; on a global node also g_slave, g_set,
+ *   g_upd, g_find, g_db_family, g_db_keys, g_db_values, g_mon1, g_mon0),
+ *   else "": functions (aemp_func_register, AnyEvent::MP::_spawn) are no
+ *   requests, as in 2.02.
+ * - AnyEvent::MP::LogCatcher::connect VERSION PORT LEVEL: from then on
+ *   every log line of this node at LEVEL or more important (AnyEvent::Log
+ *   levels: 4 error, 5 warn, 7 info, 8 debug are ours) goes to PORT as
+ *   [TIME, "libaemp", LEVEL, MESSAGE], TIME in epoch seconds, until PORT
+ *   dies (it is monitored). Lines are sent from the loop, at most
+ *   AEMP_LOGCATCH_LINES_MAX waiting (more are lost); a line logged while
+ *   sending them is not sent. At most AEMP_LOGCATCH_MAX catchers (more
+ *   are refused with a warning); a port connecting again only changes
+ *   its LEVEL.
+ * - with config secure set, eval, AnyEvent::MP::_spawn, LogCatcher's
+ *   connect and calls of functions by name from other nodes are refused
+ *   as a secure 2.02 node refuses them (see aemp_node_config_t.secure).
+ */
+
+#define AEMP_LOGCATCH_MAX 32
+#define AEMP_LOGCATCH_LINES_MAX 1000
+
+/* Catching a node's log lines, as 2.02's AnyEvent::MP::LogCatcher::catch
+ * does: cb gets each line of node `from` (borrowed strings), its time
+ * (epoch seconds on that node), its context ("libaemp" from a C node, a
+ * Perl package from a Perl node) and its AnyEvent::Log level (1 fatal ..
+ * 9 trace). */
+typedef void (*aemp_log_fn)(void *ud, aemp_node_t *node, const char *from, double time,
+                            const char *context, int level, const char *message);
+/* Protocol 1: asks node nodeid (Perl or C) to send its log lines at
+ * level or more important to a new port of ours: sends
+ * ["","AnyEvent::MP::LogCatcher::connect",0,PORT,level] to its node
+ * port. Returns that port (kill it to stop; it dies by itself when the
+ * link to nodeid fails), or NULL (bad arguments, ENOMEM). To catch a
+ * network, call it for every node of the "'l" family (aemp_db_mon). */
+AEMP_API aemp_port_t *aemp_logcatch(aemp_node_t *node, const char *nodeid, int level,
+                                    aemp_log_fn cb, void *ud);
 /* == END ports == */
 
 /* ===================================================================== */
@@ -1489,8 +1559,8 @@ AEMP_API int aemp_p1_config_load(aemp_p1_config_t *c, const char *profile, const
                                  unsigned flags, char *err, size_t errlen);
 
 /* Fills the protocol-1 fields of a node configuration from c: protocol,
- * nodeid, binds, seeds, secret, cert, timeout (monitor_timeout) and
- * connect_interval; the other fields of nc are left as they are. The
+ * nodeid, binds, seeds, secret, cert, timeout (monitor_timeout),
+ * connect_interval and secure; the other fields of nc are left as they are. The
  * pointers are borrowed from c, so c must live until aemp_node_new, which
  * copies them. So a program runs a node as the Perl user configured it:
  *   aemp_p1_config_load(&pc, "myprofile", NULL, 0, err, sizeof err);

@@ -88,7 +88,7 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
 /* A started protocol-1 node (both helpers below). */
 static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
                              const char *const *seeds, size_t nseeds, const char *sec,
-                             size_t max_message)
+                             size_t max_message, int secure)
 {
     const char *binds[] = {bind ? bind : "127.0.0.1:0"};
     aemp_node_config_t c = {0};
@@ -101,6 +101,7 @@ static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
     c.secret = sec;
     c.secret_len = strlen(sec);
     c.max_message = max_message;
+    c.secure = secure;
     t_hooks(&c, t);
     t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
     if (t->node && aemp_node_start(t->node)) {
@@ -115,7 +116,15 @@ aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_
 {
     memset(t, 0, sizeof *t);
     start_ticker();
-    return start_p1(t, id, NULL, seeds, nseeds, sec, max_message);
+    return start_p1(t, id, NULL, seeds, nseeds, sec, max_message, 0);
+}
+
+aemp_node_t *mknode1_secure(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
+                            const char *sec, int secure)
+{
+    memset(t, 0, sizeof *t);
+    start_ticker();
+    return start_p1(t, id, NULL, seeds, nseeds, sec, 0, secure);
 }
 
 /* Runs the loop until cond(ud) or the deadline; returns cond's value. */
@@ -151,7 +160,7 @@ int down_n(void *ud)
 aemp_node_t *mknode_p1(tnode_t *t, const char *id, const char *bind, const char *const *seeds,
                        size_t nseeds)
 {
-    return start_p1(t, id, bind, seeds, nseeds, secret, 0);
+    return start_p1(t, id, bind, seeds, nseeds, secret, 0, 0);
 }
 
 int free_port(void)

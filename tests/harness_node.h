@@ -45,6 +45,9 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
  * max_message 0 is the default. */
 aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
                      const char *sec, size_t max_message);
+/* mknode1 with config secure set as given (2.02's "secure"). */
+aemp_node_t *mknode1_secure(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
+                            const char *sec, int secure);
 /* A started protocol-1 node named id, listening on bind (NULL:
  * 127.0.0.1, a free port), with nseeds seeds, the test secret and t's
  * counters; NULL when it cannot start. */

@@ -160,6 +160,17 @@ static int is_global_request(const json_t *m)
     return to && !*to && tag && !strncmp(tag, "g_", 2);
 }
 
+/* What 2.02's tool prints for cal and eval (JSON values separated by
+ * commas, one line) as an array. */
+static json_t *elements(const char *out)
+{
+    char text[4096];
+    size_t len = strlen(out);
+    while (len && out[len - 1] == '\n') len--;
+    snprintf(text, sizeof text, "[%.*s]", (int)len, out);
+    return aemp_json_decode(text, strlen(text), 0, NULL, 0);
+}
+
 /* Writes the rc file of transcript 11 (the seed's address ours). */
 static void write_rc(const char *path, const char *sec, const char *seed)
 {
@@ -271,11 +282,10 @@ static void replay_aemp_run(json_t *t, const char *who, const char *conn, const 
     collect(&r, pid, out, err, t0, 8000);
     CHECK_INT(r.rc, 0);
     CHECK_STR(r.err, "");
-    /* printed as 2.02 printed it; cal as one JSON array */
+    /* printed exactly as 2.02 printed it */
     const char *obs = json_string_value(json_array_get(json_object_get(json_object_get(t, "observations"), who), 0));
     REQUIRE(obs);
-    if (!strncmp(role + 9, "cal ", 4)) snprintf(want, sizeof want, "[%s]\n", obs);
-    else snprintf(want, sizeof want, "%s\n", obs);
+    snprintf(want, sizeof want, "%s\n", obs);
     CHECK_STR(r.out, want);
     fake_close(&f);
     kill_kids();
@@ -287,9 +297,9 @@ TEST(cli_p1_snd_cal_as_2_02_aemp)
     REQUIRE(t);
     char dir[64], rc[128];
     temp_rc(dir, rc);
-    /* aemp3 is `aemp eval`: Perl code, not supported */
     replay_aemp_run(t, "aemp1", "2", dir, rc); /* snd seed1#68ed5Ykpjc hello from aemp */
     replay_aemp_run(t, "aemp2", "3", dir, rc); /* cal seed1#68ed5Ykpjb ping 42 */
+    replay_aemp_run(t, "aemp3", "4", dir, rc); /* eval seed1 1 + 2 */
     replay_aemp_run(t, "aemp4", "5", dir, rc); /* cal seed1 time */
     const char *names[] = {"rc", NULL};
     rm_dir(dir, names);
@@ -349,7 +359,7 @@ TEST(cli_p1_run_services_snd_cal_mon)
     run_env(&r, &env, "cal", "seed1", "time", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_STR(r.err, "");
-    json_t *v = aemp_json_decode(r.out, strlen(r.out), 0, NULL, 0);
+    json_t *v = elements(r.out);
     CHECK(json_array_size(v) == 1 && json_is_real(json_array_get(v, 0)) &&
           json_real_value(json_array_get(v, 0)) > 1e9);
     CHECK_INT(lines(r.out), 1);
@@ -357,7 +367,7 @@ TEST(cli_p1_run_services_snd_cal_mon)
     /* the echo service; every ARG one element, JSON when it looks so */
     run_env(&r, &env, "cal", echo, "ping", "42", "{\"a\":[1]}", "\"x y\"", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_STR(r.out, "[\"ping\",\"42\",{\"a\":[1]},\"x y\"]\n");
+    CHECK_STR(r.out, "\"ping\",\"42\",{\"a\":[1]},\"x y\"\n");
     CHECK_STR(r.err, "");
     /* snd as 2.02 prints it; count counts both */
     run_env(&r, &env, "snd", count, "one", NULL);
@@ -367,15 +377,16 @@ TEST(cli_p1_run_services_snd_cal_mon)
     CHECK_STR(r.out, "message sent successfully \n");
     run_env(&r, &env, "cal", count, "report", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK(!strncmp(r.out, "[2,", 3));
-    /* a port that is not there */
+    CHECK(!strncmp(r.out, "2,", 2));
+    /* a port that is not there: snd and mon print the reason as 2.02 */
     run_env(&r, &env, "snd", "seed1#nope", "hi", NULL);
-    CHECK_FAILS(&r, 1, "aemp snd: seed1#nope: no such port");
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.out, "no_such_port cannot monitor nonexistent port seed1#nope \n");
     run_env(&r, &env, "cal", "seed1#nope", "hi", NULL);
     CHECK_FAILS(&r, 1, "aemp cal: seed1#nope: no such port");
     run_env(&r, &env, "mon", "seed1#nope", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_STR(r.out, "[\"no_such_port\",\"cannot monitor nonexistent port\",\"seed1#nope\"]\n");
+    CHECK_STR(r.out, "no_such_port cannot monitor nonexistent port seed1#nope \n");
 
     /* mon prints the reason the exit service dies with (a cal's message
      * with its reply port); a new exit port comes */
@@ -395,7 +406,7 @@ TEST(cli_p1_run_services_snd_cal_mon)
     CHECK_FAILS(&r, 1, want);
     collect(&r, mpid, mout, merr, t0, 5000);
     CHECK_INT(r.rc, 0);
-    static const char died[] = "[\"bye\",\"now\",\"aemp/";
+    static const char died[] = "bye now aemp/";
     CHECK(!strncmp(r.out, died, strlen(died)));
     CHECK_INT(lines(r.out), 1);
     CHECK(file_waitfor(errfile, "exit: ", 5000));
@@ -483,6 +494,52 @@ TEST(cli_p1_network_errors)
     rm_dir(dir, names);
 }
 
+/* A network of C nodes only, run by the aemp command: seed "cseed" (its
+ * own address among its seeds: a global node, as 2.02 makes it) and
+ * "worker" with the echo service, joined through it. */
+typedef struct cnet {
+    char dir[64], rc[128], serr[128], werr[128], seed[64];
+    env_t env;
+    pid_t spid, wpid;
+    int sout, wout;
+} cnet_t;
+
+/* Starts both; 0 when they are up. */
+static int cnet_start(cnet_t *c, const char *sec)
+{
+    temp_rc(c->dir, c->rc);
+    snprintf(c->serr, sizeof c->serr, "%s/seed.err", c->dir);
+    snprintf(c->werr, sizeof c->werr, "%s/worker.err", c->dir);
+    snprintf(c->seed, sizeof c->seed, "127.0.0.1:%d", free_port());
+    c->env = (env_t){c->dir, c->rc, "1"};
+    res_t r;
+    /* (the file overrides run's arguments, as in 2.02: the seed's own
+     * bind goes in its profile) */
+    run_env(&r, &c->env, "setsecret", sec, "setseeds", c->seed, "setbinds", "127.0.0.1:*",
+            "profile", "cseed", "nodeid", "cseed", "setbinds", c->seed, NULL);
+    char *sargs[] = {"run", "-v", "profile", "cseed", NULL};
+    char *wargs[] = {"run", "-v", "nodeid", "worker", "services", "[\"echo\"]", NULL};
+    if (r.rc || (c->spid = spawn(NULL, sargs, &c->env, &c->sout, NULL, c->serr)) <= 0 ||
+        !file_waitfor(c->serr, "starting global service.", 5000) ||
+        (c->wpid = spawn(NULL, wargs, &c->env, &c->wout, NULL, c->werr)) <= 0)
+        return -1;
+    return file_waitfor(c->werr, "service echo: ", 5000) ? 0 : -1;
+}
+
+/* Both end on SIGTERM with status 0. */
+static void cnet_stop(cnet_t *c)
+{
+    kill(c->wpid, SIGTERM);
+    CHECK_INT(wait_exit(c->wpid, 5000), 0);
+    kill(c->spid, SIGTERM);
+    CHECK_INT(wait_exit(c->spid, 5000), 0);
+    close(c->sout);
+    close(c->wout);
+    kill_kids();
+    const char *names[] = {"rc", "seed.err", "worker.err", NULL};
+    rm_dir(c->dir, names);
+}
+
 /* A network of C nodes only: `run` with its own address among its seeds
  * is a seed (a global node, as 2.02 makes it); a worker joins through it;
  * `cal WORKER time` and a call of the worker's echo service from a third
@@ -490,28 +547,12 @@ TEST(cli_p1_network_errors)
  * directly. */
 TEST(cli_p1_c_seed_network)
 {
-    char dir[64], rc[128], serr[128], werr[128], seed[64], text[8192];
-    temp_rc(dir, rc);
-    snprintf(serr, sizeof serr, "%s/seed.err", dir);
-    snprintf(werr, sizeof werr, "%s/worker.err", dir);
-    snprintf(seed, sizeof seed, "127.0.0.1:%d", free_port());
+    cnet_t c;
+    char text[8192];
+    REQUIRE(!cnet_start(&c, "c network secret"));
     res_t r;
-    env_t env = {dir, rc, "1"};
-    /* (the file overrides run's arguments, as in 2.02: the seed's own
-     * bind goes in its profile) */
-    run_env(&r, &env, "setsecret", "c network secret", "setseeds", seed, "setbinds",
-            "127.0.0.1:*", "profile", "cseed", "nodeid", "cseed", "setbinds", seed, NULL);
-    CHECK_INT(r.rc, 0);
-    char *sargs[] = {"run", "-v", "profile", "cseed", NULL};
-    int sout, wout;
-    pid_t spid = spawn(NULL, sargs, &env, &sout, NULL, serr);
-    REQUIRE(spid > 0);
-    CHECK(file_waitfor(serr, "starting global service.", 5000));
-    char *wargs[] = {"run", "-v", "nodeid", "worker", "services", "[\"echo\"]", NULL};
-    pid_t wpid = spawn(NULL, wargs, &env, &wout, NULL, werr);
-    REQUIRE(wpid > 0);
-    REQUIRE(file_waitfor(werr, "service echo: ", 5000));
-    slurp(werr, text, sizeof text);
+    env_t env = c.env;
+    slurp(c.werr, text, sizeof text);
     char echo[128];
     REQUIRE(!service_port(text, "echo", echo, sizeof echo, 1));
     CHECK(!strncmp(echo, "worker#", 7));
@@ -519,25 +560,16 @@ TEST(cli_p1_c_seed_network)
     run_env(&r, &env, "cal", "worker", "time", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_STR(r.err, "");
-    json_t *v = aemp_json_decode(r.out, strlen(r.out), 0, NULL, 0);
+    json_t *v = elements(r.out);
     CHECK(json_array_size(v) == 1 && json_is_real(json_array_get(v, 0)));
     json_decref(v);
     run_env(&r, &env, "cal", echo, "via", "the C seed", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_STR(r.out, "[\"via\",\"the C seed\"]\n");
+    CHECK_STR(r.out, "\"via\",\"the C seed\"\n");
     /* a node the seed does not know: at once, the seed's answer */
     run_env(&r, &env, "cal", "nobody", "time", NULL);
     CHECK_FAILS(&r, 1, "aemp cal: cannot reach node nobody: no known address");
-
-    kill(wpid, SIGTERM);
-    CHECK_INT(wait_exit(wpid, 5000), 0);
-    kill(spid, SIGTERM);
-    CHECK_INT(wait_exit(spid, 5000), 0);
-    close(sout);
-    close(wout);
-    kill_kids();
-    const char *names[] = {"rc", "seed.err", "worker.err", NULL};
-    rm_dir(dir, names);
+    cnet_stop(&c);
 }
 
 /* Two seeds, both closed: the command ends at once, with the last one. */
@@ -553,6 +585,100 @@ TEST(cli_p1_every_seed_fails)
     CHECK_FAILS(&r, 1, "aemp cal: cannot join the network: no seed reachable (last: 127.0.0.1:");
     CHECK(strstr(r.err, "Connection refused)") != NULL);
     CHECK(r.ms < 3000);
+    const char *names[] = {"rc", NULL};
+    rm_dir(dir, names);
+}
+
+/* 2.02's eval-based verbs against C nodes (issue 23): a C seed and a C
+ * worker answer up_nodes for real, so trace walks them; other
+ * expressions get the node's "runs no Perl" error, which eval and
+ * restart print on stderr with Perl's die status, and shell on stdout. */
+TEST(cli_p1_eval_trace_restart_shell_on_c_nodes)
+{
+    cnet_t c;
+    REQUIRE(!cnet_start(&c, "toolbox secret"));
+    res_t r;
+    env_t env = c.env;
+
+    /* what 2.02's trace asks, asked by hand */
+    run_env(&r, &env, "eval", "worker", "AnyEvent::MP::Kernel::up_nodes", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK(strstr(r.out, "\"cseed\"") && strstr(r.out, "\"aemp/") && r.out[0] == '"');
+    CHECK_INT(lines(r.out), 1);
+    /* Perl code: the node's error, as 2.02's tool dies with it */
+    run_env(&r, &env, "eval", "cseed", "1", "+", "2", NULL);
+    CHECK_FAILS(&r, 255, "cseed runs no Perl (a libaemp C node): it cannot evaluate \"1 + 2\"");
+    CHECK(r.ms < 3000);
+    run_env(&r, &env, "restart", "worker", NULL);
+    CHECK_FAILS(&r, 255, "worker runs no Perl (a libaemp C node) and no AnyEvent::Watchdog");
+    /* the walk: each node once, this command's own node left out */
+    run_env(&r, &env, "trace", "cseed", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK_STR(r.out, "cseed -> worker\nworker -> cseed\n");
+    CHECK(r.ms < 5000);
+    /* shell: each line of standard input (an empty one is skipped) */
+    const char *bin = getenv("AEMP_BIN");
+    REQUIRE(bin);
+    char script[512];
+    snprintf(script, sizeof script, "printf 'up_nodes\\n\\n$NODE;\\n1+1\\n' | '%s' shell worker", bin);
+    char *shargs[] = {"-c", script, NULL};
+    run_full(&r, "/bin/sh", &env, 10000, shargs);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK_INT(lines(r.out), 3);
+    CHECK(strstr(r.out, "\"worker\"\n") != NULL);
+    CHECK(strstr(r.out, "worker runs no Perl (a libaemp C node): it cannot evaluate \"1+1\"\n") != NULL);
+    run_env(&r, &env, "shell", "worker", "extra", NULL);
+    CHECK_FAILS(&r, 2, "shell takes NODE alone");
+    /* the help names them */
+    run_env(&r, &env, "help", NULL);
+    CHECK(strstr(r.out, "  trace [-v] NODE") && strstr(r.out, "  eval [-v] NODE EXPR..."));
+    cnet_stop(&c);
+}
+
+/* trace's request on the wire, against a scripted seed that answers as a
+ * Perl 2.02 node would: ["","eval","AnyEvent::MP::Kernel::up_nodes",REPLY,
+ * NODE], answered [REPLY,NODE,"",NODEID...]; the command's own node is
+ * left out of the line and not asked. */
+TEST(cli_p1_trace_request_as_2_02)
+{
+    char dir[64], rc[128], why[256];
+    temp_rc(dir, rc);
+    fake_t f;
+    REQUIRE(fake_listen(&f) >= 0);
+    write_rc(rc, "trace secret", f.ep);
+    env_t env = {dir, rc, "1"};
+    char *args[] = {"trace", "seed1", NULL};
+    int out, err;
+    double t0 = now_ms();
+    pid_t pid = spawn(NULL, args, &env, &out, &err, NULL);
+    REQUIRE(pid > 0);
+    CHECK(fake_accept(&f, "seed1", "trace secret", why, sizeof why));
+    json_t *v;
+    while ((v = fake_msg(&f, 5000)) && is_global_request(v)) json_decref(v);
+    REQUIRE(v);
+    CHECK_INT(json_array_size(v), 5);
+    CHECK_STR(json_string_value(json_array_get(v, 0)), "");
+    CHECK_STR(json_string_value(json_array_get(v, 1)), "eval");
+    CHECK_STR(json_string_value(json_array_get(v, 2)), "AnyEvent::MP::Kernel::up_nodes");
+    CHECK_STR(json_string_value(json_array_get(v, 4)), "seed1");
+    const char *reply = json_string_value(json_array_get(v, 3));
+    REQUIRE(reply && strchr(reply, '#'));
+    CHECK(!strncmp(reply, f.peer_id, strlen(f.peer_id)));
+    char answer[512];
+    snprintf(answer, sizeof answer, "[\"%s\",\"seed1\",\"\",\"%s\"]", strchr(reply, '#') + 1,
+             f.peer_id);
+    fake_write(&f, answer, strlen(answer));
+    json_decref(v);
+    res_t r;
+    collect(&r, pid, out, err, t0, 8000);
+    CHECK_INT(r.rc, 0);
+    CHECK_STR(r.err, "");
+    CHECK_STR(r.out, "seed1 ->\n");
+    fake_close(&f);
+    kill_kids();
     const char *names[] = {"rc", NULL};
     rm_dir(dir, names);
 }

@@ -56,6 +56,10 @@ int cmd_gensecret(int argc, char **argv);
 int cmd_gensecret_p1(cli_chain_t *s, const char *key);
 int cmd_gencert(int argc, char **argv);
 int cmd_gencert_p1(cli_chain_t *s, const char *key);
+int cmd_eval_p1(cli_chain_t *s, const char *key);
+int cmd_shell_p1(cli_chain_t *s, const char *key);
+int cmd_restart_p1(cli_chain_t *s, const char *key);
+int cmd_trace_p1(cli_chain_t *s, const char *key);
 
 /* ---- cmd_p1conf.c: protocol 1's chain and its configuration steps ---- */
 struct cli_chain {
@@ -223,6 +227,14 @@ int cli_write_private_file(const char *prog, const char *path, const void *data,
 /* Prints a JSON value as one compact line on stdout and flushes it.
  * Returns 0, or -1 after printing why. */
 int cli_print_json(const char *prog, const json_t *v);
+
+/* Protocol 1, as 2.02's tool prints: the elements of an array as JSON,
+ * comma-separated, without the brackets (cal, eval: "a",{"b":1}), or
+ * each element followed by a space, strings as they are and other
+ * values as JSON (snd, mon: Perl's join " ", @list, "\n"); one line,
+ * flushed. Returns 0, or -1 after printing why. */
+int cli_print_elements(const char *prog, const json_t *elems);
+int cli_print_words(const char *prog, const json_t *elems);
 
 /* ---- client.c ---- */
 /* A short-lived node that acts on one target: in protocol 0 it connects

@@ -294,6 +294,46 @@ int cli_print_json(const char *prog, const json_t *v)
     return 0;
 }
 
+/* Writes what 2.02's tool prints, then flushes: see cli.h. */
+static int print_flushed(const char *prog, const char *text, size_t len, const char *end)
+{
+    fwrite(text, 1, len, stdout);
+    fputs(end, stdout);
+    if (fflush(stdout) != 0) {
+        cli_err(prog, "standard output: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_print_elements(const char *prog, const json_t *elems)
+{
+    size_t len = 0;
+    char *text = aemp_json_encode(elems, &len);
+    if (!text || len < 2) {
+        free(text);
+        cli_err(prog, "cannot encode the message as JSON");
+        return -1;
+    }
+    int rc = print_flushed(prog, text + 1, len - 2, "\n");
+    free(text);
+    return rc;
+}
+
+int cli_print_words(const char *prog, const json_t *elems)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(elems, i, e) {
+        char *text = json_is_string(e) ? NULL : aemp_json_encode(e, NULL);
+        const char *w = text ? text : json_string_value(e) ? json_string_value(e) : "";
+        fputs(w, stdout);
+        fputc(' ', stdout);
+        free(text);
+    }
+    return print_flushed(prog, "", 0, "\n");
+}
+
 int cli_force_and_file(const char *prog, int argc, char **argv, void (*usage)(FILE *), int *force,
                        char *path, size_t n)
 {

@@ -10,7 +10,9 @@
  * cannot be monitored and is not.
  *
  * Protocol 1: as 2.02's tool, ["","mon1",ID] then [ID, ARG..., REPLY]
- * once joined; no timeout of its own (the link's failure ends it).
+ * once joined; no timeout of its own (the link's failure ends it); the
+ * reply is printed as 2.02 prints it, its elements as JSON separated by
+ * commas without the brackets ("a",{"b":1}).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,9 @@ static void late_down_cb(cli_client_t *c, const char *reason, void *ud)
 static int reply_cb(aemp_port_t *port, json_t *msg, void *ud)
 {
     cal_t *k = ud;
-    if (cli_print_json(PROG, msg)) {
+    /* protocol 1 prints as 2.02's tool: "a",{"b":1} */
+    int bad = cli_client_protocol(k->c) ? cli_print_elements(PROG, msg) : cli_print_json(PROG, msg);
+    if (bad) {
         cli_client_finish(k->c, 1);
         return AEMP_DONE;
     }

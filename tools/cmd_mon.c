@@ -4,10 +4,13 @@
  * death too, as for any monitor: ["transport_error", NODEREF, MESSAGE].
  * Only a node that cannot be reached at all is an error.
  *
- * Protocol 1: ["","mon1",ID] once joined, as 2.02's tool. A bare node id
- * is the node port, which is not monitored (2.02 sends nothing for it
- * either): the link to its node is watched, and its end printed as
- * ["transport_error", NODEID, MESSAGE].
+ * Protocol 1: ["","mon1",ID] once joined, as 2.02's tool, and the
+ * reason printed as 2.02 prints it: its elements joined with spaces, each
+ * followed by one ("no_such_port cannot monitor nonexistent port N#P "),
+ * a transport error too ("transport_error NODEID MESSAGE "); always exit
+ * 0. A bare node id is the node port, which is not monitored (2.02 sends
+ * nothing for it either): the link to its node is watched, and its end
+ * printed so.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -71,15 +74,15 @@ static void mon1_cb(aemp_node_t *node, const char *portid, json_t *reason, void 
 {
     cli_client_t *c = ud;
     cli_client_monitored(c, 0);
-    if (cli_client_unreached(c, reason)) return;
-    cli_client_finish(c, cli_print_json(PROG, reason) ? 1 : 0);
+    /* as 2.02's tool: the reason's words, a transport error too */
+    cli_client_finish(c, cli_print_words(PROG, reason) ? 1 : 0);
 }
 
 /* The node port's node went down after it was up. */
 static void down1_cb(cli_client_t *c, const char *reason, void *ud)
 {
     json_t *r = json_pack("[sss]", "transport_error", cli_client_peer(c), reason);
-    cli_client_finish(c, r && !cli_print_json(PROG, r) ? 0 : 1);
+    cli_client_finish(c, r && !cli_print_words(PROG, r) ? 0 : 1);
     json_decref(r);
 }
 

@@ -3,8 +3,8 @@
  * to them. A global option --protocol N before the verb (or
  * AEMP_PROTOCOL=N in the environment; the option wins) selects the
  * dialect: 0, the default, is AnyEvent::MP 0.4, where a verb is a command
- * of its own with options; 1 is AnyEvent::MP 2.x, whose verbs chain as
- * 2.02's tool chains them (cmd_p1conf.c). Each verb's cmd_VERB.c serves
+ * of its own with options; 1 is AnyEvent::MP 2.x (what today's networks
+ * run), whose verbs chain as 2.02's tool chains them (cmd_p1conf.c). Each verb's cmd_VERB.c serves
  * both. Exit status: 0 success, 1 failure (unreachable node,
  * authentication, timeout, I/O), 2 a bad command line.
  */
@@ -29,11 +29,11 @@ static const cli_verb_t verbs[] = {
     {"gensecret", cmd_gensecret, cmd_gensecret_p1, "secret", "gensecret [--force] [FILE]"},
     {"gencert", cmd_gencert, cmd_gencert_p1, "cert", "gencert [--force] [FILE]"},
     {"md6sum", cmd_md6sum, NULL, NULL, "md6sum [-d BITS] [-K KEY] [-L LEVELS] [-r ROUNDS] [FILE...]"},
-    /* 2.02's network verbs this tool does not have */
-    {"eval", NULL, cli_conf_unsupported, NULL, NULL},
-    {"shell", NULL, cli_conf_unsupported, NULL, NULL},
-    {"trace", NULL, cli_conf_unsupported, NULL, NULL},
-    {"restart", NULL, cli_conf_unsupported, NULL, NULL},
+    /* 2.02's eval-based verbs, protocol 1 only */
+    {"eval", NULL, cmd_eval_p1, NULL, NULL},
+    {"shell", NULL, cmd_shell_p1, NULL, NULL},
+    {"trace", NULL, cmd_trace_p1, NULL, NULL},
+    {"restart", NULL, cmd_restart_p1, NULL, NULL},
     /* protocol 1's configuration steps, on the rc key named */
     {"setnodeid", NULL, cli_conf_set, "nodeid", NULL},
     {"delnodeid", NULL, cli_conf_del, "nodeid", NULL},
@@ -96,8 +96,11 @@ static const cli_verb_t *find_run0(const char *name)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aemp [--protocol N] COMMAND [ARGS...]\n\n"
-               "aemp " AEMP_VERSION " - tools for AnyEvent::MP (AEMP protocol 0) nodes.\n\n"
-               "commands:\n");
+               "aemp " AEMP_VERSION " - tools for AnyEvent::MP nodes, in both dialects:\n"
+               "  --protocol 1 (or AEMP_PROTOCOL=1): AnyEvent::MP 2.x, the current release;\n"
+               "               use it for any 2.x network (see 'aemp --protocol 1 help')\n"
+               "  protocol 0 (the default): AnyEvent::MP 0.4, the commands below\n\n"
+               "protocol 0 commands:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (verbs[i].run0) fprintf(f, "  aemp %s\n", verbs[i].usage0);
     fprintf(f, "  aemp help | --help | --version\n\n"
@@ -105,14 +108,16 @@ static void usage(FILE *f)
                "PORT is a port id (NODEREF#ID) or a bare NODEREF (the node port); an ARG\n"
                "starting with [, { or \" is JSON, any other ARG a string.\n"
                "'aemp COMMAND --help' describes one command; see also aemp(1).\n"
-               "--protocol 1 (or AEMP_PROTOCOL=1): AnyEvent::MP 2.x configuration and\n"
-               "run/snd/cal/mon subcommands, see 'aemp --protocol 1 help'.\n");
+               "--protocol 1: 2.02's aemp (rc-file configuration, run, snd, cal, mon, eval,\n"
+               "shell, trace, restart), printing as it prints; 'aemp --protocol 1 help'.\n");
 }
 
 void cli_usage_p1(FILE *f)
 {
     fprintf(f,
             "usage: aemp --protocol 1 SUBCOMMAND [ARGS...] [SUBCOMMAND [ARGS...]]...\n\n"
+            "Protocol 1, AnyEvent::MP 2.x (the current release; protocol 0 without\n"
+            "--protocol is 0.4's, see 'aemp help'), as 2.02's aemp does it.\n"
             "Configures AnyEvent::MP 2.x nodes in $PERL_ANYEVENT_MP_RC, else\n"
             "$HOME/.perl-anyevent-mp (also with AEMP_PROTOCOL=1). Subcommands chain:\n"
             "  aemp --protocol 1 profile seed setbinds 127.0.0.1:4040 gensecret showconfig seed\n\n"
@@ -130,12 +135,19 @@ void cli_usage_p1(FILE *f)
             "                            seeds [...], secret S, services [\"echo\",\"exit\",\"count\"],\n"
             "                            force 1, norc 1 ...; prints its node id and listeners\n"
             "  snd [-v] PORT ARG...      send [ARG...] to PORT, wait for its node's confirmation\n"
-            "  cal [-v] PORT ARG...      send [ARG..., REPLYPORT], print the reply as JSON\n"
-            "  mon [-v] PORT             print the reason PORT dies with, as JSON\n"
+            "  cal [-v] PORT ARG...      send [ARG..., REPLYPORT], print the reply's elements\n"
+            "                            as JSON, comma-separated (\"a\",{\"b\":1})\n"
+            "  mon [-v] PORT             print the reason PORT dies with, words and spaces\n"
+            "  eval [-v] NODE EXPR...    evaluate EXPR on NODE, print the results\n"
+            "  shell [-v] NODE           evaluate each line of standard input on NODE\n"
+            "  trace [-v] NODE           walk the network from NODE (up_nodes of each node)\n"
+            "  restart [-v] NODE         restart NODE (a Perl node under AnyEvent::Watchdog)\n"
             "PORT is NODEID#ID, or a node id for its node port (aemp cal NODEID time).\n"
-            "snd, cal and mon run as node aemp/%%n/%%u of profile aemp and join the\n"
-            "network through the configured seeds. eval, shell, trace, restart, ping\n"
-            "and flood are not supported in protocol 1.\n");
+            "They print and exit as 2.02's tool does, run as node aemp/%%n/%%u of\n"
+            "profile aemp and join the network through the configured seeds. A C node\n"
+            "runs no Perl: it answers eval with an error, except the expressions 2.02's\n"
+            "tool sends (trace works across Perl and C nodes). ping and flood are\n"
+            "protocol 0 only.\n");
 }
 
 /* "0" or "1" into *out; -1 for anything else. */

@@ -104,6 +104,7 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     }
     if (n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
     else if (level <= AEMP_LOG_WARN) fprintf(stderr, "aemp: %s\n", buf);
+    if (n->logcatch) aemp__logcatch_feed(n, level, buf);
 }
 
 static void node_free(aemp_node_t *n);
@@ -1155,6 +1156,7 @@ static void node_free(aemp_node_t *n)
         ev_prepare_stop(loop, &n->flush_w);
         ev_idle_stop(loop, &n->local_w);
     }
+    aemp__logcatch_free(n);
     aemp__ports_free(n);
     aemp__map_free(&n->peers);
     aemp__map_free(&n->self_names);

@@ -104,13 +104,18 @@ typedef struct aemp__dialect {
      * quiet_scalars           2.02 ignores a top-level string or number
      *                         without a warning (link.c)
      * node_port_watch_silent  2.02 watches a node id by its link alone:
-     *                         no mon1/mon0 for a node port (port.c) */
+     *                         no mon1/mon0 for a node port (port.c)
+     * unhandled_kills         2.02: a message that no callback of a port
+     *                         matches kills the port with
+     *                         ("unhandled_message", "no callback found
+     *                         for message 'TAG'"); 0.4 drops it (port.c) */
     struct {
         int refuse_second_link;
         int no_such_port_names_port;
         const char *eof_text;
         int quiet_scalars;
         int node_port_watch_silent;
+        int unhandled_kills;
     } quirks;
 } aemp__dialect_t;
 /* The dialect of a protocol number, or NULL (node.c). */
@@ -210,6 +215,7 @@ struct aemp_node {
     aemp__ports_t *ports;       /* port layer (port.c) */
     const aemp__dialect_t *dialect;
     void *dstate;               /* the dialect's state (its init made it) */
+    struct aemp__logcatch *logcatch; /* LogCatcher connections (logcatch.c) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -376,7 +382,22 @@ void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args);
 int aemp__ports_has_func(aemp_node_t *n, const char *name);
 
+/* ---- logcatch.c (a node's log lines for LogCatcher catchers) ---- */
+/* ["","AnyEvent::MP::LogCatcher::connect",VERSION,PORT,LEVEL]. */
+void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args);
+/* A log line of the node, for the connected catchers. */
+void aemp__logcatch_feed(aemp_node_t *n, int level, const char *text);
+void aemp__logcatch_free(aemp_node_t *n);
+/* How many catchers the node sends its lines to. */
+size_t aemp__logcatch_count(const aemp_node_t *n);
+
 /* ---- services.c ---- */
+/* 1 (after logging 2.02's refusal) when the node is secure and a peer's
+ * message is being handled: remote execution is not allowed. */
+int aemp__remote_exec_refused(aemp_node_t *n);
+/* The reason a port dies with when no callback matches elems (new
+ * reference). */
+json_t *aemp__unhandled_reason(json_t *elems);
 /* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],
  * borrowed) from src: looked up in the node's dialect table, its
  * arguments checked against the entry's shape, then handled; a tag not

@@ -881,6 +881,7 @@ int aemp__ports_has_func(aemp_node_t *n, const char *name)
 
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args)
 {
+    if (aemp__remote_exec_refused(n)) return 0; /* a secure node (toolbox.c) */
     func_t *f = n->ports ? aemp__map_get(&n->ports->funcs, name) : NULL;
     if (!f) return AEMP_ENOENT;
     f->fn(n, NULL, args, f->ud);
@@ -915,6 +916,9 @@ static void port_dispatch(aemp_port_t *p, json_t *elems)
     if (!matched && p->mini && !p->dead) {
         if (p->mini(p, elems, p->mini_ud) == AEMP_DONE && !p->dead) aemp_port_kill(p, NULL);
     }
+    /* no callback took it: dropped (0.4), or the port dies (2.02) */
+    if (!matched && !p->mini && !p->dead && p->node->dialect->quirks.unhandled_kills)
+        aemp_port_kill(p, aemp__unhandled_reason(elems));
     p->busy--;
     prune_rcvs(p);
 }

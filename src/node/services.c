@@ -134,3 +134,31 @@ void aemp__services_dispatch(aemp_node_t *n, const char *src, json_t *elems)
         aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
     json_decref(args);
 }
+
+/* ------------------------------------------------------------------ */
+/* what every dialect's requests share: secure, unhandled messages     */
+
+int aemp__remote_exec_refused(aemp_node_t *n)
+{
+    if (!n->cfg.secure || !n->acting_for) return 0;
+    aemp__log(n, AEMP_LOG_WARN, "error processing node message from %s: remote execution not allowed",
+              n->acting_for);
+    return 1;
+}
+
+json_t *aemp__unhandled_reason(json_t *elems)
+{
+    json_t *tag = json_array_get(elems, 0);
+    char *text = tag && !json_is_string(tag) ? aemp_json_encode(tag, NULL) : NULL;
+    const char *t = text ? text : json_string_value(tag) ? json_string_value(tag) : "";
+    size_t len = strlen(t) + 48;
+    char *why = malloc(len);
+    json_t *r = NULL;
+    if (why) {
+        snprintf(why, len, "no callback found for message '%s'", t);
+        r = json_pack("[ss]", "unhandled_message", why);
+    }
+    free(why);
+    free(text);
+    return r;
+}

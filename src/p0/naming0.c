@@ -332,5 +332,6 @@ const aemp__dialect_t aemp__dialect_p0 = {
         .eof_text = "Broken pipe",
         .quiet_scalars = 0,
         .node_port_watch_silent = 0,
+        .unhandled_kills = 0,
     },
 };

@@ -486,5 +486,6 @@ const aemp__dialect_t aemp__dialect_p1 = {
         .eof_text = "Unexpected end-of-file",
         .quiet_scalars = 1,
         .node_port_watch_silent = 1,
+        .unhandled_kills = 1,
     },
 };

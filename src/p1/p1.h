@@ -86,4 +86,10 @@ extern const aemp__service_t aemp__services_p1[];
  * global database to our own client (run from the loop; elems borrowed). */
 void aemp__p1_own_answer(aemp_node_t *n, json_t *elems);
 
+/* ---- toolbox.c (what 2.02's tools ask a node) ---- */
+/* Node requests: eval, can, AnyEvent::MP::_spawn (refused when secure). */
+void aemp__p1_eval(aemp_node_t *n, const char *src, json_t *args);
+void aemp__p1_can(aemp_node_t *n, const char *src, json_t *args);
+void aemp__p1_spawn(aemp_node_t *n, const char *src, json_t *args);
+
 #endif

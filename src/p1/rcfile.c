@@ -710,6 +710,7 @@ int aemp_p1_node_config(aemp_node_config_t *nc, const aemp_p1_config_t *c)
     nc->cert_len = c->cert ? strlen(c->cert) : 0;
     nc->timeout = mt >= 1 && mt < 86400 ? (unsigned)(mt + 0.999) : 0;
     nc->connect_interval = c->connect_interval;
+    nc->secure = c->secure;
     return 0;
 }
 

@@ -19,24 +19,6 @@ static void svc_kil1(aemp_node_t *n, const char *src, json_t *args)
     json_decref(reason);
 }
 
-/* TAG REPLY... -> "1" when this node serves TAG, else "". */
-static void svc_can(aemp_node_t *n, const char *src, json_t *args)
-{
-    const char *tag = ARG(0);
-    const aemp__service_t *s = n->dialect->services;
-    while (s->tag && strcmp(s->tag, tag)) s++;
-    int known = s->tag || aemp__ports_has_func(n, tag);
-    aemp__svc_reply(n, args, 1, json_pack("[s]", known ? "1" : ""));
-}
-
-/* Refused as 2.02 refuses it on a secure node (no Perl runs here):
- * logged, no answer. */
-static void svc_no_remote_execution(aemp_node_t *n, const char *src, json_t *args)
-{
-    aemp__log(n, AEMP_LOG_WARN, "error processing node message from %s: remote execution not allowed",
-              src);
-}
-
 /* ------------------------------------------------------------------ */
 /* the master's answers                                                */
 
@@ -119,14 +101,15 @@ const aemp__service_t aemp__services_p1[] = {
     {"", "", aemp__svc_ignore}, /* [""]: a keepalive */
     {"devnull", "", aemp__svc_ignore},
     {"time", "s", aemp__svc_time},
-    {"can", "ss", svc_can},
-    {"eval", "", svc_no_remote_execution},
+    {"can", "ss", aemp__p1_can},
+    {"eval", "s", aemp__p1_eval},
     {"snd", "s", aemp__svc_relay},
     {"mon1", "s", aemp__svc_mon1},
     {"mon0", "s", aemp__svc_mon0},
     {"kil0", "s", aemp__svc_kil_notice},
     {"kil1", "s", svc_kil1},
-    {"AnyEvent::MP::_spawn", "ss", aemp__svc_spawn},
+    {"AnyEvent::MP::_spawn", "ss", aemp__p1_spawn},
+    {"AnyEvent::MP::LogCatcher::connect", "?s", aemp__logcatcher_connect},
     {"g_global", "", svc_g_global},
     /* served by a global node (global.c) */
     {"g_slave", "", svc_g_slave},
