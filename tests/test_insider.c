@@ -9,6 +9,7 @@
  */
 #include "test.h"
 #include "harness_node.h"
+#include "node_int.h" /* AEMP_LOG_BURST, AEMP_LOG_WINDOW */
 
 #include <ev.h>
 #include <fcntl.h>
@@ -406,4 +407,119 @@ TEST(insider_memory_cap_cuts_biggest_and_rss_returns)
     waitpid(pid, NULL, 0);
     close(lfd);
     free(buf);
+}
+
+/* Asks `time` on fd for port ID#tag and waits up to 5 s for its answer:
+ * everything fd sent before has been handled then. */
+static int sync_link(int fd, const char *id, const char *tag)
+{
+    char req[128], want[64], in[65536];
+    snprintf(req, sizeof req, "[\"\",\"time\",\"%s#%s\"]\n", id, tag);
+    snprintf(want, sizeof want, "[\"%s\",", tag);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) return 0;
+    size_t have = 0;
+    double t0 = ev_time();
+    while (ev_time() - t0 < 5.0) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0) continue;
+        ssize_t r = read(fd, in + have, sizeof in - 1 - have);
+        if (r <= 0) return 0;
+        have += (size_t)r;
+        in[have] = 0;
+        if (strstr(in, want)) return 1;
+        if (have > sizeof in / 2) {
+            size_t keep = 64 < have ? 64 : have;
+            memmove(in, in + have - keep, keep);
+            have = keep;
+        }
+    }
+    return 0;
+}
+
+/* Sends n mon1 of our node port on fd. */
+static void send_mon1(int fd, int n)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < n; i++) put(&buf, &len, &cap, "[\"\",\"mon1\",\"\"]\n");
+    size_t off = 0;
+    while (buf && off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(buf);
+}
+
+/* A seed logging to a fresh temporary file (*lfd), and an authenticated
+ * link of node id to it (*fd). */
+static pid_t logging_seed(int *lfd, const char *id, int *fd)
+{
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    *lfd = mkstemp(logpath);
+    if (*lfd < 0) return -1;
+    unlink(logpath);
+    int port = free_port();
+    pid_t pid = spawn_seed_with(port, 0, *lfd);
+    *fd = pid > 0 ? seed_link(port, id) : -1;
+    return pid;
+}
+
+/* max_peer_monitors: the 16384 watches of one node are held without a
+ * word, the next is refused with the documented warning, and the link
+ * stays up (its time requests are answered). */
+TEST(insider_monitor_limit_refuses_with_message_link_stays)
+{
+    int lfd, fd;
+    pid_t pid = logging_seed(&lfd, "watcher", &fd);
+    REQUIRE(pid > 0);
+    if (fd >= 0) {
+        send_mon1(fd, (int)AEMP_DEFAULT_MAX_PEER_MONITORS);
+        CHECK(sync_link(fd, "watcher", "below"));
+        CHECK(!file_has(lfd, "mon1: over", NULL)); /* below the limit: all taken */
+        send_mon1(fd, 1);
+        CHECK(sync_link(fd, "watcher", "over")); /* the link stays */
+        char want[128];
+        snprintf(want, sizeof want, "watcher: mon1: over %u monitors from this node; refused",
+                 AEMP_DEFAULT_MAX_PEER_MONITORS);
+        int n = 0;
+        CHECK(file_has(lfd, want, &n));
+        CHECK_INT(n, 1);
+        close(fd);
+    }
+    CHECK(fd >= 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
+/* A peer provoking 1000 identical warnings on a live node: at most
+ * AEMP_LOG_BURST such lines in the 10 s window, and the first one of the
+ * next window tells how many were held back. */
+TEST(insider_warnings_rate_limited_live)
+{
+    int lfd, fd;
+    pid_t pid = logging_seed(&lfd, "noisy", &fd);
+    REQUIRE(pid > 0);
+    if (fd >= 0) {
+        send_mon1(fd, (int)AEMP_DEFAULT_MAX_PEER_MONITORS + 1000);
+        CHECK(sync_link(fd, "noisy", "a"));
+        int n = 0;
+        file_has(lfd, "noisy: mon1: over", &n);
+        CHECK(n >= 1 && n <= (int)AEMP_LOG_BURST);
+        CHECK(!file_has(lfd, "more like this", NULL));
+        usleep((useconds_t)(AEMP_LOG_WINDOW * 1e6) + 300000);
+        send_mon1(fd, 1);
+        CHECK(sync_link(fd, "noisy", "b"));
+        char want[128];
+        snprintf(want, sizeof want, "... and %d more like this in the last 10 s", 1000 - n);
+        CHECK(file_has(lfd, want, NULL));
+        file_has(lfd, "noisy: mon1: over", &n);
+        CHECK(n <= (int)AEMP_LOG_BURST + 1);
+        close(fd);
+    }
+    CHECK(fd >= 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
 }
