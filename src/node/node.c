@@ -172,6 +172,22 @@ int aemp__peer_add_name(aemp__peer_t *p, const char *name)
     return peer_register(p->node, p, name);
 }
 
+int aemp__peer_set_name(aemp__peer_t *p, const char *name)
+{
+    char *c = strdup(name);
+    if (!c) return AEMP_ENOMEM;
+    free(p->noderef);
+    p->noderef = c;
+    return 0;
+}
+
+void aemp__peer_set_endpoints(aemp__peer_t *p, char **eps, size_t count)
+{
+    aemp__strv_free(p->eps);
+    p->eps = eps;
+    p->neps = count;
+}
+
 /* Finds the peer known under name or one of the endpoints the name
  * carries (the naming model says which: a protocol-1 id carries none). */
 static aemp__peer_t *peer_find(aemp_node_t *n, const char *name)
@@ -315,6 +331,14 @@ void aemp__peer_try(aemp__peer_t *p)
         aemp__log(n, AEMP_LOG_DEBUG, "%s: connecting", ep);
         aemp__link_connect(n, p, ep);
     }
+}
+
+void aemp__peer_resolved(aemp__peer_t *p, char **eps, size_t count)
+{
+    aemp__peer_set_endpoints(p, eps, count);
+    p->next_ep = 0;
+    if (p->connecting) aemp__peer_try(p);
+    else aemp__peer_connect(p);
 }
 
 void aemp__peer_connect(aemp__peer_t *p)
@@ -614,6 +638,8 @@ struct aemp__local_msg {
     struct aemp__local_msg *next;
     json_t *elems;
     const char *as;
+    /* aemp__node_later: called with elems instead of a delivery */
+    void (*fn)(aemp_node_t *n, json_t *elems);
     size_t idlen;
     char id[];
 };
@@ -629,12 +655,24 @@ static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
     ev_idle_stop(loop, w);
     while (m) {
         aemp__local_msg_t *next = m == last ? NULL : m->next;
-        if (!n->destroy_pending) aemp__dispatch(n, m->as ? m->as : n->noderef, m->id, m->idlen, m->elems);
+        if (!n->destroy_pending) {
+            if (m->fn) m->fn(n, m->elems);
+            else aemp__dispatch(n, m->as ? m->as : n->noderef, m->id, m->idlen, m->elems);
+        }
         json_decref(m->elems);
         free(m);
         m = next;
     }
     aemp__leave(n);
+}
+
+static void local_append(aemp_node_t *n, aemp__local_msg_t *m)
+{
+    m->next = NULL;
+    if (n->local_tail) n->local_tail->next = m;
+    else n->local_head = m;
+    n->local_tail = m;
+    ev_idle_start(n->loop, &n->local_w);
 }
 
 static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp__payload_t *pl)
@@ -652,11 +690,25 @@ static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp_
     m->idlen = idlen;
     m->as = aslen ? memcpy(m->id + idlen + 1, n->acting_for, aslen) : NULL;
     m->elems = elems;
-    m->next = NULL;
-    if (n->local_tail) n->local_tail->next = m;
-    else n->local_head = m;
-    n->local_tail = m;
-    ev_idle_start(n->loop, &n->local_w);
+    m->fn = NULL;
+    local_append(n, m);
+    return 0;
+}
+
+int aemp__node_later(aemp_node_t *n, void (*fn)(aemp_node_t *n, json_t *elems), json_t *elems)
+{
+    if (!elems) return AEMP_EINVAL;
+    aemp__local_msg_t *m = malloc(sizeof *m + 1);
+    if (!m) {
+        json_decref(elems);
+        return AEMP_ENOMEM;
+    }
+    m->id[0] = 0;
+    m->idlen = 0;
+    m->as = NULL;
+    m->elems = elems;
+    m->fn = fn;
+    local_append(n, m);
     return 0;
 }
 
@@ -1065,7 +1117,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (!n->cfg.max_peer_monitors) n->cfg.max_peer_monitors = AEMP_DEFAULT_MAX_PEER_MONITORS;
     if (!n->cfg.max_peer_memory) n->cfg.max_peer_memory = AEMP_DEFAULT_MAX_PEER_MEMORY;
     /* names, secret, TLS and the dialect's defaults */
-    if ((e = n->dialect->init(n, cfg))) goto bad;
+    n->dstate = n->dialect->init(n, cfg, &e);
+    if (e) goto bad;
     ev_prepare_init(&n->flush_w, aemp__flush_cb);
     n->flush_w.data = n;
     ev_init(&n->accept_pause, accept_resume_cb);
@@ -1168,7 +1221,8 @@ static void node_free(aemp_node_t *n)
         n->dead = l->next;
         aemp__link_free(l);
     }
-    if (n->dialect) n->dialect->free(n);
+    if (n->dstate) n->dialect->free(n);
+    n->dstate = NULL;
     while (n->peers_list) {
         aemp__peer_t *p = n->peers_list;
         n->peers_list = p->next;
@@ -1188,14 +1242,10 @@ static void node_free(aemp_node_t *n)
     aemp__ports_free(n);
     aemp__map_free(&n->peers);
     aemp__map_free(&n->self_names);
-    aemp__strv_free(n->masters);
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);
     OPENSSL_cleanse(n->secret_md6, sizeof n->secret_md6); /* as good as the secret */
     SSL_CTX_free(n->tls_ctx);
-    free(n->bind);
-    free(n->slave_name);
-    free(n->secret_file);
     free(n->provider);
     free(n->noderef);
     free(n->greet_name);

@@ -57,7 +57,10 @@ typedef struct aemp__dialect {
     const aemp__framing_t *const *framings;
     const aemp__service_t *services; /* node requests; ends with a NULL tag */
     /* the naming model: how a node is named and reached */
-    int (*init)(aemp_node_t *n, const aemp_node_config_t *cfg); /* secret, TLS, defaults */
+    /* secret, TLS, defaults: returns the dialect's own state, which the
+     * node holds (dstate) and frees with free, and sets *err (0, or why
+     * init failed: the state it returns then is freed at once) */
+    void *(*init)(aemp_node_t *n, const aemp_node_config_t *cfg, int *err);
     int (*start)(aemp_node_t *n);      /* listen and name the node */
     void (*started)(aemp_node_t *n);   /* first connections */
     /* endpoints a peer's name carries (malloc'd vector, or NULL) */
@@ -72,7 +75,7 @@ typedef struct aemp__dialect {
      * an address was refused because p is that node and already up */
     void (*peer_aliased)(aemp_node_t *n, aemp__peer_t *p);
     void (*peer_down)(aemp_node_t *n, aemp__peer_t *p);
-    void (*free)(aemp_node_t *n);
+    void (*free)(aemp_node_t *n); /* frees dstate */
     /* bytes the dialect holds for node peer (NULL: for all other nodes
      * together), O(1); NULL hook: none (max_peer_memory) */
     size_t (*held)(aemp_node_t *n, const char *peer);
@@ -116,7 +119,6 @@ typedef struct aemp__dialect {
 /* The dialect of a protocol number, or NULL (node.c). */
 const aemp__dialect_t *aemp__dialect_find(int protocol);
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
-extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];
 struct ssl_ctx_st;
 struct link; /* link.c */
 
@@ -173,8 +175,7 @@ typedef struct aemp__local_msg aemp__local_msg_t; /* node.c */
 struct aemp_node {
     struct ev_loop *loop;
     aemp_node_config_t cfg;     /* strings below are our copies */
-    char *bind, *slave_name, *secret_file, *provider;
-    char **masters;
+    char *provider;
     unsigned char *secret;
     size_t secret_len;
     /* MD6-256 of the secret, what every protocol-0 auth token uses:
@@ -184,9 +185,7 @@ struct aemp_node {
     unsigned timeout;
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */
-    int slave, renamed, started;
-    char *slave_base;           /* a slave's first name, "slave/NAME" */
-    ev_timer master_retry;      /* a slave tries its masters again */
+    int started;
     struct listener {
         ev_io io;
         int fd;
@@ -219,9 +218,7 @@ struct aemp_node {
     ev_tstamp trimmed_at;
     aemp__ports_t *ports;       /* port layer (port.c) */
     const aemp__dialect_t *dialect;
-    struct aemp__p1 *p1;        /* protocol 1: seeds, master (naming1.c) */
-    struct aemp__db *db;        /* protocol 1: the database client (db.c) */
-    struct aemp__global *global; /* protocol 1: global node (global.c) */
+    void *dstate;               /* the dialect's state (its init made it) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -282,6 +279,16 @@ int aemp__node_listen(aemp_node_t *n, char **eps, size_t cnt, char ***actual);
 void aemp__routes_changed(aemp_node_t *n);
 /* The peer is known under name too (and the endpoints it carries). */
 int aemp__peer_add_name(aemp__peer_t *p, const char *name);
+/* The peer's name becomes a copy of name, which already names it
+ * (aemp__peer_add_name). 0 or AEMP_ENOMEM (the name stays). */
+int aemp__peer_set_name(aemp__peer_t *p, const char *name);
+/* The peer's endpoints become eps (count of them, NULL-terminated;
+ * stolen); the old ones are freed. A round of attempts goes on where it
+ * was. */
+void aemp__peer_set_endpoints(aemp__peer_t *p, char **eps, size_t count);
+/* The naming model found where p, which it was resolving, listens: eps
+ * (stolen, as above) are tried from the first, now. */
+void aemp__peer_resolved(aemp__peer_t *p, char **eps, size_t count);
 /* Connects to p now if not connected; fails p (monitors fire) when that
  * cannot be. */
 void aemp__peer_connect(aemp__peer_t *p);
@@ -317,6 +324,12 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
  * peer chose. */
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                    const aemp__payload_t *pl);
+/* Calls fn(n, elems) from the loop, in turn with the messages for our
+ * own ports (aemp__send to one of our names) and with this node's own
+ * authority: how a dialect's modules hand each other what must not run
+ * inside the caller. Steals elems (fn borrows them). Returns 0,
+ * AEMP_EINVAL (elems NULL) or AEMP_ENOMEM. */
+int aemp__node_later(aemp_node_t *n, void (*fn)(aemp_node_t *n, json_t *elems), json_t *elems);
 /* The node that sent `src` an iam names itself newname from now on
  * (protocol 0 slaves). Refused, with a warning, when another connected
  * node holds that name. */
@@ -383,49 +396,6 @@ void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const
                        json_t *args);
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args);
 int aemp__ports_has_func(aemp_node_t *n, const char *name);
-
-/* ---- naming1.c (protocol 1) ---- */
-/* Sends ["", ELEMENTS...] to the master (steals elems). AEMP_ESTATE
- * without a master: the caller's request is then sent by whoever keeps it
- * when a master comes up. */
-int aemp__p1_to_master(aemp_node_t *n, json_t *elems);
-/* g_found: where node id listens (addrs: an array, or null). */
-void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs);
-/* Our listeners ("ip:port"), for the 'l entry. */
-const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count);
-/* Whether src (a node id) is our current master. */
-int aemp__p1_is_master(const aemp_node_t *n, const char *src);
-
-/* Our master is this node itself (a global node): the database and every
- * waiting request go to our own node port from now on. (global.c) */
-void aemp__p1_master_self(aemp_node_t *n);
-
-/* ---- global.c (protocol 1 global node; hooks from naming1.c and
- * services.c) ---- */
-/* Becomes a global node (nothing when it is one). 0 or AEMP_ENOMEM. */
-int aemp__global_start(aemp_node_t *n);
-int aemp__global_active(const aemp_node_t *n);
-/* A g_* request ["", TAG, ARGS...] from src (args borrowed): served when
- * global; bare g_slave makes the node global first. */
-void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args);
-/* A link came up (g_global goes out) / p went down (its entries go). */
-void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l);
-void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p);
-/* Bytes of node peer's share of the global database (NULL: of all other
- * nodes' shares together); 0 when we are no global node. O(1). */
-size_t aemp__global_held(aemp_node_t *n, const char *peer);
-/* Sets p's endpoints from the view's 'l (NULL) or says why it cannot. */
-const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p);
-void aemp__global_free(aemp_node_t *n);
-
-/* ---- db.c (protocol 1) ---- */
-json_t *aemp__db_local(aemp_node_t *n);
-void aemp__db_master_up(aemp_node_t *n);
-void aemp__db_master_down(aemp_node_t *n);
-void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result);
-void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash);
-void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del);
-void aemp__db_free(aemp_node_t *n);
 
 /* ---- services.c ---- */
 /* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],

@@ -7,9 +7,10 @@
  * back-off. naming1.c calls in here at its hooks (marked "global.c");
  * node.c, link.c and port.c know nothing of it.
  */
-#include "node_int.h"
+#include "p1.h"
 #include "addr.h"
 #include "gdb.h"
+#include "services.h"
 
 #include <stdio.h>
 
@@ -43,19 +44,29 @@ struct aemp__global {
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* The global node's state (made on first use), or NULL. */
 static struct aemp__global *gl_of(aemp_node_t *n)
 {
-    if (!n->global && (n->global = calloc(1, sizeof *n->global))) {
-        ev_init(&n->global->sync_w, mesh_sync_cb);
-        n->global->sync_w.data = n;
-        n->global->dial_tokens = MESH_DIALS_PER_S;
+    aemp__p1_t *p1 = aemp__p1_of(n);
+    if (p1 && !p1->global && (p1->global = calloc(1, sizeof *p1->global))) {
+        ev_init(&p1->global->sync_w, mesh_sync_cb);
+        p1->global->sync_w.data = n;
+        p1->global->dial_tokens = MESH_DIALS_PER_S;
     }
-    return n->global;
+    return p1 ? p1->global : NULL;
+}
+
+/* The global node's state when there is one, else NULL. */
+static struct aemp__global *gl_get(const aemp_node_t *n)
+{
+    aemp__p1_t *p1 = aemp__p1_of(n);
+    return p1 ? p1->global : NULL;
 }
 
 int aemp__global_active(const aemp_node_t *n)
 {
-    return n && n->global && n->global->gdb;
+    struct aemp__global *gl = gl_get(n);
+    return gl && gl->gdb;
 }
 
 int aemp_node_is_global(const aemp_node_t *n)
@@ -67,15 +78,28 @@ int aemp_node_is_global(const aemp_node_t *n)
 /* output                                                              */
 
 /* Sends what the database returned: [DEST, [TAG, ARGS...]] each, to
- * DEST's node port (ours: delivered from the loop). */
+ * DEST's node port; an answer to ourselves goes to our own client, from
+ * the loop. */
 static void send_out(aemp_node_t *n, json_t *out)
 {
     for (size_t i = 0; i < json_array_size(out) && !n->destroy_pending; i++) {
         json_t *m = json_array_get(out, i);
         const char *dest = json_string_value(json_array_get(m, 0));
-        aemp__payload_t pl = {json_incref(json_array_get(m, 1)), NULL, NULL};
-        aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
+        json_t *msg = json_incref(json_array_get(m, 1));
+        if (aemp__is_self(n, dest)) {
+            aemp__node_later(n, aemp__p1_own_answer, msg);
+        } else {
+            aemp__payload_t pl = {msg, NULL, NULL};
+            aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
+        }
     }
+}
+
+/* Tells p that we are global (said on every link of a global node). */
+static void say_global(aemp_node_t *n, const aemp__peer_t *p)
+{
+    aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
+    aemp__send_own(n, p->noderef, strlen(p->noderef), "", 0, &pl);
 }
 
 /* ------------------------------------------------------------------ */
@@ -101,10 +125,10 @@ static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     aemp__enter(n);
     if (!aemp_node_is_up(n, m->id)) {
-        double wait = dial_wait(n->global, ev_now(loop));
+        double wait = dial_wait(gl_get(n), ev_now(loop));
         if (wait > 0) {
             /* spread the waiting ones over the time the budget needs */
-            ev_timer_set(&m->retry, wait * (1.0 + (double)(rand() % 1000) / 100.0), 0.0);
+            ev_timer_set(&m->retry, aemp__p1_jitter(wait, 10.0), 0.0);
             ev_timer_start(loop, &m->retry);
         } else {
             aemp_node_connect(n, m->id);
@@ -123,7 +147,7 @@ static void mesh_free(aemp_node_t *n, meshpeer_t *m)
 /* Keeps links to every global node of the view's 'g, and to no other. */
 static void mesh_sync(aemp_node_t *n)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     json_t *gs = aemp__gdb_family(gl->gdb, "'g");
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));)
@@ -161,7 +185,7 @@ static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
     aemp_node_t *n = w->data;
     (void)revents;
     aemp__enter(n);
-    n->global->synced_at = ev_now(loop);
+    gl_get(n)->synced_at = ev_now(loop);
     if (aemp__global_active(n)) mesh_sync(n);
     aemp__leave(n);
 }
@@ -169,7 +193,7 @@ static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* 'g may have changed: mesh_sync from the loop, soon, once for a storm. */
 static void mesh_sync_soon(aemp_node_t *n)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     if (ev_is_active(&gl->sync_w)) return;
     double wait = gl->synced_at + MESH_SYNC_SPACING - ev_now(n->loop);
     ev_timer_set(&gl->sync_w, wait > 0 ? wait : 0.0, 0.0);
@@ -180,11 +204,11 @@ static void mesh_sync_soon(aemp_node_t *n)
  * doubling up to monitor_timeout. */
 static void mesh_down(aemp_node_t *n, const char *id)
 {
-    meshpeer_t *m = aemp__map_get(&n->global->mesh, id);
+    meshpeer_t *m = aemp__map_get(&gl_get(n)->mesh, id);
     if (!m) return;
     double wait = 0.0;
     if (m->failures++) {
-        wait = m->interval * (1.0 + (double)(rand() % 1000) / 1000.0);
+        wait = aemp__p1_jitter(m->interval, 1.0);
         m->interval *= 2;
         if (m->interval > n->timeout) m->interval = n->timeout;
     }
@@ -201,7 +225,7 @@ static int feed(aemp_node_t *n, const char *src, json_t *req)
 {
     json_t *out = json_array();
     char why[256];
-    int rc = out ? aemp__gdb_feed(n->global->gdb, src, req, out, why, sizeof why) : AEMP_ENOMEM;
+    int rc = out ? aemp__gdb_feed(gl_get(n)->gdb, src, req, out, why, sizeof why) : AEMP_ENOMEM;
     if (rc == AEMP_ENOMEM)
         aemp__log(n, AEMP_LOG_ERROR, "%s: %s: out of memory", src,
                   json_string_value(json_array_get(req, 0)));
@@ -230,12 +254,11 @@ int aemp__global_start(aemp_node_t *n)
     if (!(gl->gdb = aemp__gdb_new(n->noderef))) return AEMP_ENOMEM;
     aemp__log(n, AEMP_LOG_INFO, "starting global service.");
     /* our own master: the database and every waiting request go to us */
-    aemp__p1_master_self(n);
+    aemp__p1_master_is_self(n);
     aemp_db_set(n, "'g", n->noderef, NULL);
     for (aemp__peer_t *p = n->peers_list; p && !n->destroy_pending; p = p->next) {
         if (!p->link || p->link->state != LINK_UP) continue;
-        aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
-        aemp__link_queue_msg(p->link, "", 0, &pl);
+        say_global(n, p);
         if (aemp__map_get(&gl->announced, p->noderef)) global_connect(n, p->noderef);
     }
     aemp__map_free(&gl->announced);
@@ -273,15 +296,22 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
     if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync_soon(n);
 }
 
+void aemp__global_own_request(aemp_node_t *n, json_t *elems)
+{
+    const char *tag = json_string_value(json_array_get(elems, 0));
+    json_t *args = aemp__svc_slice(elems, 1);
+    if (tag && args) aemp__global_request(n, n->noderef, tag, args);
+    json_decref(args);
+}
+
 /* ------------------------------------------------------------------ */
 /* hooks of the naming model                                           */
 
 void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
     if (!aemp__global_active(n)) return;
-    aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
-    aemp__link_queue_msg(l, "", 0, &pl);
-    meshpeer_t *m = aemp__map_get(&n->global->mesh, p->noderef);
+    say_global(n, p);
+    meshpeer_t *m = aemp__map_get(&gl_get(n)->mesh, p->noderef);
     if (m) {
         m->failures = 0;
         m->interval = MESH_BACKOFF_START;
@@ -292,7 +322,7 @@ void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 size_t aemp__global_held(aemp_node_t *n, const char *peer)
 {
     if (!aemp__global_active(n)) return 0;
-    aemp__gdb_t *g = n->global->gdb;
+    aemp__gdb_t *g = gl_get(n)->gdb;
     if (peer) return aemp__is_self(n, peer) ? 0 : aemp__gdb_node_bytes(g, peer);
     size_t all = aemp__gdb_bytes(g), own = aemp__gdb_node_bytes(g, n->noderef);
     return all > own ? all - own : 0;
@@ -300,7 +330,7 @@ size_t aemp__global_held(aemp_node_t *n, const char *peer)
 
 void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
@@ -327,7 +357,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
  * returned), or why it cannot be reached. */
 const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
 {
-    json_t *addrs = json_object_get(aemp__gdb_family(n->global->gdb, "'l"), p->noderef);
+    json_t *addrs = json_object_get(aemp__gdb_family(gl_get(n)->gdb, "'l"), p->noderef);
     size_t cnt = json_array_size(addrs), k = 0;
     char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
     for (size_t i = 0; eps && i < cnt; i++) {
@@ -341,15 +371,13 @@ const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
         aemp__strv_free(eps);
         return "no known address";
     }
-    aemp__strv_free(p->eps);
-    p->eps = eps;
-    p->neps = k;
+    aemp__peer_set_endpoints(p, eps, k);
     return NULL;
 }
 
 void aemp__global_free(aemp_node_t *n)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     if (!gl) return;
     ev_timer_stop(n->loop, &gl->sync_w);
     aemp__map_iter_t it = {0};
@@ -358,5 +386,5 @@ void aemp__global_free(aemp_node_t *n)
     aemp__map_free(&gl->announced);
     aemp__gdb_free(gl->gdb);
     free(gl);
-    n->global = NULL;
+    aemp__p1_of(n)->global = NULL;
 }
