@@ -10,6 +10,10 @@
  * held by an owner, every owned key in the view, byte counts and limits),
  * every result code must be one the header names, and every message it
  * returns must be [NODE, [TAG, ...]] to a known node and encodable.
+ * Reflection (issue 19): whatever another node sends - also requests
+ * naming "me" as the reply's id, the key or the node looked up - leaves
+ * our own share of the database as it was (its bytes, checked after
+ * every step).
  */
 #include "fuzz.h"
 
@@ -49,6 +53,7 @@ FUZZ_TARGET(global)
         uint8_t sel = data[pos];
         const char *src = gl_nodes[sel & 7];
         json_array_clear(out);
+        size_t own = aemp__gdb_node_bytes(g, "me");
         if (sel & 0x80) {
             int rc = aemp__gdb_node_down(g, src, out);
             FUZZ_CHECK(rc == 0 || rc == AEMP_ENOMEM);
@@ -64,6 +69,7 @@ FUZZ_TARGET(global)
             }
         }
         gl_check_out(out);
+        if (strcmp(src, "me")) FUZZ_CHECK(aemp__gdb_node_bytes(g, "me") == own);
         /* the full check walks everything: after each of the first
          * steps, then every eighth, and at the end */
         if (++steps <= 8 || !(steps & 7)) FUZZ_CHECK(aemp__gdb_check(g) == 0);

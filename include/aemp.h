@@ -831,6 +831,9 @@ enum aemp_log_level {
 #define AEMP_DEFAULT_MAX_OUTQ (64u << 20)  /* bytes queued for one peer */
 #define AEMP_DEFAULT_MAX_HANDSHAKES 512u    /* incoming, unauthenticated */
 #define AEMP_DEFAULT_MAX_PEER_MONITORS 16384u /* mon1 of one node (below) */
+#define AEMP_DEFAULT_MAX_PEER_MEMORY (256u << 20) /* held for all peers (below) */
+/* What one watch (mon1) of another node counts in max_peer_memory. */
+#define AEMP_PEER_MONITOR_COST 256u
 #define AEMP_DEFAULT_PORT 4040
 /* Protocol 1: node ids. PROTOCOL-1 §1 lets a node id be any non-empty
  * string without '#' (it splits port ids "NODEID#NAME": a reply to an id
@@ -917,6 +920,21 @@ typedef struct aemp_node_config {
      * from NODE: remote execution not allowed" and gets no answer. (0.4
      * has no such key; in protocol 0 it refuses calls by name only.) */
     int secure;
+    /* Bytes the node holds for all other nodes together (0:
+     * AEMP_DEFAULT_MAX_PEER_MEMORY): output queued for them (on their
+     * links, and waiting for a link), their shares of the global database
+     * (protocol 1, a global node) and their watches of our ports
+     * (AEMP_PEER_MONITOR_COST each). The per-peer limits (max_outq,
+     * max_peer_monitors, AEMP_GDB_*) apply inside it. When the total
+     * passes it, the node that holds the most is cut: its links close,
+     * what it held is released (queue, share, watches), the monitors on
+     * it fire, and the node logs the warning "NODE: node memory cap: this
+     * peer held the most (N bytes)", which is also the reason given to
+     * on_link and the monitors. Then the next, until the total is below
+     * the cap again. Memory released in bulk is handed back to the
+     * system (malloc_trim, where the C library has it), so the node's
+     * size returns to where it was once hostile peers are gone. */
+    size_t max_peer_memory;
 
     /* ---- the dialect ----
      * 0 (the default): the node speaks protocol 0 as described above.

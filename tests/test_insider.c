@@ -9,6 +9,7 @@
  */
 #include "test.h"
 #include "harness_node.h"
+#include "node_int.h" /* AEMP_LOG_BURST, AEMP_LOG_WINDOW */
 
 #include <ev.h>
 #include <fcntl.h>
@@ -70,8 +71,17 @@ static int p1_connect_auth(int port, const char *id, char *err, size_t errlen)
     return fd;
 }
 
-/* A global node "seed" on 127.0.0.1:port in a child, until killed. */
-static pid_t spawn_seed(int port)
+/* The seed's log, one line per message, in the file log_fd (-1: none). */
+static int log_fd = -1;
+static void seed_log(void *ud, int level, const char *msg)
+{
+    (void)ud;
+    if (log_fd >= 0 && level <= AEMP_LOG_WARN) dprintf(log_fd, "%s\n", msg);
+}
+
+/* A global node "seed" on 127.0.0.1:port in a child, until killed, with
+ * max_peer_memory cap (0: the default), logging to logfd (-1: stderr). */
+static pid_t spawn_seed_with(int port, size_t cap, int logfd)
 {
     pid_t pid = fork();
     if (pid) return pid;
@@ -81,12 +91,21 @@ static pid_t spawn_seed(int port)
     aemp_node_config_t c = {.protocol = 1, .nodeid = "seed", .binds = eps, .nbinds = 1,
                             .seeds = eps, .nseeds = 1, .secret = ins_secret,
                             .secret_len = strlen(ins_secret)};
-    c.log = NULL;
+    c.max_peer_memory = cap;
+    if (logfd >= 0) {
+        log_fd = logfd;
+        c.log = seed_log;
+    }
     int err = 0;
     aemp_node_t *n = aemp_node_new(EV_DEFAULT, &c, &err);
     if (!n || aemp_node_start(n)) _exit(1);
     ev_run(EV_DEFAULT, 0);
     _exit(0);
+}
+
+static pid_t spawn_seed(int port)
+{
+    return spawn_seed_with(port, 0, -1);
 }
 
 /* Waits up to 5 s for the seed to accept an authenticated link. */
@@ -266,4 +285,250 @@ TEST(insider_unroutable_id_refused_live)
         CHECK_INT(e, AEMP_EINVAL);
         aemp_node_destroy(n);
     }
+}
+
+/* Resident bytes of process pid (/proc/PID/statm), 0 when unknown. */
+static size_t rss_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long size = 0, res = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    fclose(f);
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Whether this binary runs under AddressSanitizer. */
+extern void __asan_init(void) __attribute__((weak));
+static int under_asan(void)
+{
+    return __asan_init != NULL;
+}
+
+/* Whether the file at fd (from its start) holds s. */
+static int file_has(int fd, const char *s, int *count)
+{
+    static char text[1 << 20];
+    ssize_t r = pread(fd, text, sizeof text - 1, 0);
+    text[r > 0 ? r : 0] = 0;
+    int c = 0;
+    for (const char *p = text; (p = strstr(p, s)); p++) c++;
+    if (count) *count = c;
+    return c > 0;
+}
+
+/* Four silent watchers of a big family, each asking for its values
+ * again and again and reading nothing, against a seed with a 16 MiB
+ * max_peer_memory: the seed cuts the one holding the most with the
+ * documented message, an honest link still gets its time answers, and
+ * once the attackers are gone the seed's RSS is within 20 MiB of its
+ * start. */
+TEST(insider_memory_cap_cuts_biggest_and_rss_returns)
+{
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    int lfd = mkstemp(logpath);
+    REQUIRE(lfd >= 0);
+    unlink(logpath);
+    int port = free_port();
+    pid_t pid = spawn_seed_with(port, 16u << 20, lfd);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    int wfd = seed_link(port, "writer");
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "watcher%d", i);
+        fds[i] = seed_link(port, id);
+    }
+    int ok = hfd >= 0 && wfd >= 0 && fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0 && fds[3] >= 0;
+    flood_t none = {-1, NULL, 0, 0};
+    CHECK(ok && honest_latency(hfd, &none, 3) < 1000);
+    size_t rss0 = rss_of(pid);
+
+    /* the writer's family "big": 48 values of 60000 bytes (2.9 MB) */
+    char *buf = NULL, *val = malloc(60001);
+    size_t len = 0, cap = 0;
+    REQUIRE(val != NULL);
+    memset(val, 'x', 60000);
+    val[60000] = 0;
+    put(&buf, &len, &cap, "[\"\",\"g_slave\",{\"big\":{");
+    for (int i = 0; i < 48; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "%s\"k%d\":\"", i ? "," : "", i);
+        put(&buf, &len, &cap, k);
+        put(&buf, &len, &cap, val);
+        put(&buf, &len, &cap, "\"");
+    }
+    put(&buf, &len, &cap, "}}]\n");
+    free(val);
+    REQUIRE(buf != NULL);
+    if (ok) {
+        flood_t w = {wfd, buf, len, 0};
+        fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK);
+        double until = ev_time() + 5;
+        while (w.off < w.len && ev_time() < until) {
+            flood_pump(&w);
+            drain_fd(wfd);
+            usleep(1000);
+        }
+        CHECK(w.off == w.len);
+        usleep(300000);
+        /* each watcher asks for the values 20 times (58 MB of replies)
+         * and reads none */
+        for (int i = 0; i < 4; i++)
+            for (int r = 0; r < 20; r++) {
+                const char req[] = "[\"\",\"g_db_values\",\"big\",1]\n";
+                CHECK(write(fds[i], req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+            }
+    }
+    size_t peak = 0;
+    double until = ev_time() + 10;
+    int cuts = 0;
+    while (ok && ev_time() < until) {
+        size_t r = rss_of(pid);
+        if (r > peak) peak = r;
+        file_has(lfd, "node memory cap: this peer held the most (", &cuts);
+        if (cuts >= 3) break;
+        usleep(20000);
+    }
+    CHECK(cuts >= 1);
+    CHECK(file_has(lfd, "watcher", NULL)); /* a watcher was cut, not the writer */
+    CHECK(honest_latency(hfd, &none, 3) < 1000);
+    /* the attackers go */
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    if (wfd >= 0) close(wfd);
+    /* time requests keep the seed's loop turning while it settles */
+    double worst = honest_latency(hfd, &none, 30);
+    CHECK(worst < 1000);
+    size_t rss1 = rss_of(pid);
+    fprintf(stderr, "    seed RSS: start %.1f MiB, peak %.1f MiB, after %.1f MiB; %d cuts\n",
+            rss0 / 1048576.0, peak / 1048576.0, rss1 / 1048576.0, cuts);
+    /* (ASan's allocator keeps freed memory in its quarantine, and
+     * malloc_trim is not its: under ASan RSS says nothing) */
+    if (!under_asan() && rss1 > rss0 + (20u << 20))
+        t_fail(__FILE__, __LINE__, "seed RSS %.1f MiB after the attack, %.1f MiB at its start",
+               rss1 / 1048576.0, rss0 / 1048576.0);
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+    free(buf);
+}
+
+/* Asks `time` on fd for port ID#tag and waits up to 5 s for its answer:
+ * everything fd sent before has been handled then. */
+static int sync_link(int fd, const char *id, const char *tag)
+{
+    char req[128], want[64], in[65536];
+    snprintf(req, sizeof req, "[\"\",\"time\",\"%s#%s\"]\n", id, tag);
+    snprintf(want, sizeof want, "[\"%s\",", tag);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) return 0;
+    size_t have = 0;
+    double t0 = ev_time();
+    while (ev_time() - t0 < 5.0) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0) continue;
+        ssize_t r = read(fd, in + have, sizeof in - 1 - have);
+        if (r <= 0) return 0;
+        have += (size_t)r;
+        in[have] = 0;
+        if (strstr(in, want)) return 1;
+        if (have > sizeof in / 2) {
+            size_t keep = 64 < have ? 64 : have;
+            memmove(in, in + have - keep, keep);
+            have = keep;
+        }
+    }
+    return 0;
+}
+
+/* Sends n mon1 of our node port on fd. */
+static void send_mon1(int fd, int n)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < n; i++) put(&buf, &len, &cap, "[\"\",\"mon1\",\"\"]\n");
+    size_t off = 0;
+    while (buf && off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(buf);
+}
+
+/* A seed logging to a fresh temporary file (*lfd), and an authenticated
+ * link of node id to it (*fd). */
+static pid_t logging_seed(int *lfd, const char *id, int *fd)
+{
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    *lfd = mkstemp(logpath);
+    if (*lfd < 0) return -1;
+    unlink(logpath);
+    int port = free_port();
+    pid_t pid = spawn_seed_with(port, 0, *lfd);
+    *fd = pid > 0 ? seed_link(port, id) : -1;
+    return pid;
+}
+
+/* max_peer_monitors: the 16384 watches of one node are held without a
+ * word, the next is refused with the documented warning, and the link
+ * stays up (its time requests are answered). */
+TEST(insider_monitor_limit_refuses_with_message_link_stays)
+{
+    int lfd, fd;
+    pid_t pid = logging_seed(&lfd, "watcher", &fd);
+    REQUIRE(pid > 0);
+    if (fd >= 0) {
+        send_mon1(fd, (int)AEMP_DEFAULT_MAX_PEER_MONITORS);
+        CHECK(sync_link(fd, "watcher", "below"));
+        CHECK(!file_has(lfd, "mon1: over", NULL)); /* below the limit: all taken */
+        send_mon1(fd, 1);
+        CHECK(sync_link(fd, "watcher", "over")); /* the link stays */
+        char want[128];
+        snprintf(want, sizeof want, "watcher: mon1: over %u monitors from this node; refused",
+                 AEMP_DEFAULT_MAX_PEER_MONITORS);
+        int n = 0;
+        CHECK(file_has(lfd, want, &n));
+        CHECK_INT(n, 1);
+        close(fd);
+    }
+    CHECK(fd >= 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
+/* A peer provoking 1000 identical warnings on a live node: at most
+ * AEMP_LOG_BURST such lines in the 10 s window, and the first one of the
+ * next window tells how many were held back. */
+TEST(insider_warnings_rate_limited_live)
+{
+    int lfd, fd;
+    pid_t pid = logging_seed(&lfd, "noisy", &fd);
+    REQUIRE(pid > 0);
+    if (fd >= 0) {
+        send_mon1(fd, (int)AEMP_DEFAULT_MAX_PEER_MONITORS + 1000);
+        CHECK(sync_link(fd, "noisy", "a"));
+        int n = 0;
+        file_has(lfd, "noisy: mon1: over", &n);
+        CHECK(n >= 1 && n <= (int)AEMP_LOG_BURST);
+        CHECK(!file_has(lfd, "more like this", NULL));
+        usleep((useconds_t)(AEMP_LOG_WINDOW * 1e6) + 300000);
+        send_mon1(fd, 1);
+        CHECK(sync_link(fd, "noisy", "b"));
+        char want[128];
+        snprintf(want, sizeof want, "... and %d more like this in the last 10 s", 1000 - n);
+        CHECK(file_has(lfd, want, NULL));
+        file_has(lfd, "noisy: mon1: over", &n);
+        CHECK(n <= (int)AEMP_LOG_BURST + 1);
+        close(fd);
+    }
+    CHECK(fd >= 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
 }

@@ -48,6 +48,7 @@ typedef struct link {
     aemp__buf_t in, out;  /* with TLS: plaintext */
     aemp__tls_t *tls;     /* set when both sides chose TLS */
     aemp__buf_t wire;     /* with TLS: bytes for the socket as they are */
+    size_t counted;       /* of out and wire, in node->peer_queued */
     /* the framings of the data phase, each direction its own: reading
      * is bound when the link goes up, writing uses the dialect's first
      * until then */
@@ -74,6 +75,25 @@ static const char devnull_msg[] = "[\"\",\"devnull\"]";
 static void link_rearm_timer(link_t *l);
 static void link_close(link_t *l, const char *reason, int silent);
 
+/* Brings node->peer_queued up to date with what l holds now. */
+static void link_count(link_t *l)
+{
+    size_t now = aemp__buf_size(&l->out) + aemp__buf_size(&l->wire);
+    l->pub.node->peer_queued += now;
+    l->pub.node->peer_queued -= l->counted;
+    l->counted = now;
+}
+
+/* Frees out and wire (a dead or drained link): a big release asks for
+ * malloc_trim (node.c). */
+static void link_release(link_t *l)
+{
+    if (l->out.cap + l->wire.cap > AEMP_TRIM_AFTER) l->pub.node->trim_pending = 1;
+    aemp__buf_free(&l->out);
+    aemp__buf_free(&l->wire);
+    link_count(l);
+}
+
 static void link_fail(link_t *l, const char *msg)
 {
     link_close(l, msg, 0);
@@ -82,6 +102,7 @@ static void link_fail(link_t *l, const char *msg)
 void aemp__link_free(aemp__link_t *pl)
 {
     link_t *l = PRIV(pl);
+    l->pub.node->peer_queued -= l->counted;
     aemp_hs_free(l->hs);
     aemp__tls_free(l->tls);
     aemp__frame_in_free(&l->fin);
@@ -106,6 +127,7 @@ static int link_write(link_t *l, const void *p, size_t n)
 {
     if (l->pub.state == LINK_DEAD) return AEMP_ECLOSED;
     if (aemp__buf_append(&l->out, p, n)) return AEMP_ENOMEM;
+    link_count(l);
     schedule_flush(l);
     return 0;
 }
@@ -117,6 +139,7 @@ int aemp__link_queue_json(aemp__link_t *pl, const char *p, size_t n)
     size_t before = aemp__buf_size(&l->out);
     int rc = l->fout.ops->put_json(&l->fout, &l->out, p, n);
     if (aemp__buf_size(&l->out) != before) schedule_flush(l);
+    link_count(l);
     return rc;
 }
 
@@ -129,6 +152,7 @@ int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const a
     }
     int rc = l->fout.ops->encode(&l->fout, &l->out, id, idlen, pay);
     if (!rc) schedule_flush(l);
+    link_count(l);
     return rc;
 }
 
@@ -171,7 +195,9 @@ static int tls_encrypt_batch(link_t *l)
         if (rc) return rc;
         aemp__buf_consume(&l->out, n);
     }
-    return aemp__tls_take(l->tls, &l->wire);
+    int rc = aemp__tls_take(l->tls, &l->wire);
+    link_count(l);
+    return rc;
 }
 
 /* Hands b to the kernel. Returns 1 when all of it went, 0 when the
@@ -192,6 +218,7 @@ static int send_pending(link_t *l, aemp__buf_t *b)
         }
         aemp__buf_consume(b, (size_t)w);
         l->last_write = ev_now(l->pub.node->loop);
+        link_count(l);
     }
     return 1;
 }
@@ -210,8 +237,7 @@ static int tls_do_write(link_t *l)
         if ((rc = send_pending(l, &l->wire)) <= 0) return rc;
     }
     if (ev_is_active(&l->wio)) ev_io_stop(l->pub.node->loop, &l->wio);
-    if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
-    if (l->wire.cap > 256 * 1024) aemp__buf_free(&l->wire);
+    if (l->out.cap + l->wire.cap > 256 * 1024) link_release(l);
     return 0;
 }
 
@@ -237,7 +263,7 @@ static int link_do_write(link_t *l)
     if (rc <= 0) return rc;
     if (ev_is_active(&l->wio)) ev_io_stop(l->pub.node->loop, &l->wio);
     /* a drained buffer keeps no big allocation around */
-    if (l->out.cap > 256 * 1024) aemp__buf_free(&l->out);
+    if (l->out.cap > 256 * 1024) link_release(l);
     return 0;
 }
 
@@ -768,6 +794,7 @@ static void link_close(link_t *l, const char *reason, int silent)
     if (l->pub.state == LINK_DEAD) return;
     int was_up = l->pub.state == LINK_UP;
     if (was_up && !silent) link_send_last(l);
+    link_release(l); /* nothing more goes out */
     l->pub.state = LINK_DEAD;
     /* a dead link is freed once the callbacks unwind: the flush list must
      * not keep it (output queued in the same read that failed it) */

@@ -35,6 +35,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "addr.h"
 #include "tls.h"
@@ -125,6 +128,15 @@ int aemp__leave(aemp_node_t *n)
         return 1;
     }
     if (n->peers_idle) reap_idle_peers(n);
+    if (n->trim_pending && ev_now(n->loop) - n->trimmed_at >= AEMP_TRIM_INTERVAL) {
+        /* much was freed (a peer cut, a big queue drained): what the
+         * allocator keeps of it goes back to the system */
+        n->trim_pending = 0;
+        n->trimmed_at = ev_now(n->loop);
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+    }
     return 0;
 }
 
@@ -216,11 +228,28 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     return p;
 }
 
+/* Brings node->peer_queued up to date with p's queue. */
+static void queue_count(aemp__peer_t *p)
+{
+    size_t now = aemp__buf_size(&p->queue);
+    p->node->peer_queued += now;
+    p->node->peer_queued -= p->queue_counted;
+    p->queue_counted = now;
+}
+
+/* Empties p's queue. */
+static void queue_free(aemp__peer_t *p)
+{
+    if (p->queue.cap > AEMP_TRIM_AFTER) p->node->trim_pending = 1;
+    aemp__buf_free(&p->queue);
+    queue_count(p);
+}
+
 static void peer_free(aemp__peer_t *p)
 {
     routes_changed(p->node);
     ev_timer_stop(p->node->loop, &p->retry);
-    aemp__buf_free(&p->queue);
+    queue_free(p);
     aemp__strv_free(p->eps);
     free(p->noderef);
     free(p->last_error);
@@ -254,7 +283,7 @@ void aemp__peer_fail(aemp__peer_t *p, const char *msg)
     p->connecting = 0;
     p->resolving = 0;
     ev_timer_stop(n->loop, &p->retry);
-    aemp__buf_free(&p->queue);
+    queue_free(p);
     char *name = strdup(p->noderef);
     char *m = strdup(msg);
     if (!name || !m) {
@@ -406,6 +435,7 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     if (from->link && !to->link) to->link = from->link;
     if (aemp__buf_size(&from->queue))
         aemp__buf_append(&to->queue, aemp__buf_head(&from->queue), aemp__buf_size(&from->queue));
+    queue_count(to);
     if (from->connecting && !to->connecting && !to->link) {
         to->connecting = 1;
         to->connect_deadline = from->connect_deadline;
@@ -444,7 +474,7 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
             /* what waited for the address goes out on the node's link */
             if (aemp__buf_size(&p->queue)) {
                 aemp__link_queue_json(p->link, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
-                aemp__buf_free(&p->queue);
+                queue_free(p);
             }
             n->dialect->peer_aliased(n, p);
         }
@@ -557,7 +587,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     if (aemp__buf_size(&p->queue)) {
         /* first, so that failing the old link below drops none of it */
         aemp__link_queue_json(l, aemp__buf_head(&p->queue), aemp__buf_size(&p->queue));
-        aemp__buf_free(&p->queue);
+        queue_free(p);
     }
     if (old && old != l) {
         /* a new link replaces the old one: what was in flight on it may
@@ -704,6 +734,57 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
     }
 }
 
+/* What the node holds for all peers together (max_peer_memory): kept
+ * up to date as it changes, so this is O(1). */
+static size_t mem_total(aemp_node_t *n)
+{
+    size_t db = n->dialect->held ? n->dialect->held(n, NULL) : 0;
+    return n->peer_queued + db + aemp__ports_watches(n, NULL) * AEMP_PEER_MONITOR_COST;
+}
+
+/* What the node holds for p. */
+static size_t mem_of(aemp_node_t *n, const aemp__peer_t *p)
+{
+    size_t b = aemp__buf_size(&p->queue);
+    for (const aemp__link_t *l = p->links; l; l = l->peer_next) b += aemp__link_queued(l);
+    if (n->dialect->held) b += n->dialect->held(n, p->noderef);
+    return b + aemp__ports_watches(n, p->noderef) * AEMP_PEER_MONITOR_COST;
+}
+
+int aemp__mem_check(aemp_node_t *n, const aemp__peer_t *p)
+{
+    int cut_p = 0;
+    size_t total;
+    while ((total = mem_total(n)) > n->cfg.max_peer_memory) {
+        /* Past the cap, which honest use does not reach: only here is
+         * every peer visited, to find the one holding the most. Each
+         * pass cuts one and releases what it held. */
+        aemp__peer_t *worst = NULL;
+        size_t most = 0;
+        for (aemp__peer_t *q = n->peers_list; q; q = q->next) {
+            size_t b = mem_of(n, q);
+            if (b > most) {
+                most = b;
+                worst = q;
+            }
+        }
+        if (!worst) break; /* (not held for a peer we know: a handshake) */
+        char why[96];
+        snprintf(why, sizeof why, "node memory cap: this peer held the most (%zu bytes)", most);
+        aemp__log(n, AEMP_LOG_WARN, "%s: %s", worst->noderef, why);
+        for (aemp__link_t *l = worst->links, *next; l; l = next) {
+            next = l->peer_next;
+            aemp__link_close(l, why, 1);
+        }
+        worst->connecting = 0;
+        aemp__peer_fail(worst, why);
+        if (most > AEMP_TRIM_AFTER) n->trim_pending = 1;
+        cut_p |= worst == p;
+        if (mem_total(n) >= total) break; /* nothing came free: give up */
+    }
+    return cut_p;
+}
+
 /* Appends the message to p's link (or, before the link is up, to its
  * queue) and sends it on its way. */
 static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t idlen,
@@ -716,6 +797,7 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
         queued = aemp__link_queued(p->link);
     } else {
         rc = aemp__payload_encode(&p->queue, id, idlen, pl);
+        queue_count(p);
         queued = aemp__buf_size(&p->queue);
     }
     if (rc) return rc;
@@ -725,6 +807,7 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
         aemp__peer_fail(p, "send queue overflow");
         return AEMP_ELIMIT;
     }
+    if (aemp__mem_check(n, p)) return AEMP_ELIMIT;
     if (!p->link) aemp__peer_connect(p);
     return 0;
 }
@@ -1033,6 +1116,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
     if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
     if (!n->cfg.max_peer_monitors) n->cfg.max_peer_monitors = AEMP_DEFAULT_MAX_PEER_MONITORS;
+    if (!n->cfg.max_peer_memory) n->cfg.max_peer_memory = AEMP_DEFAULT_MAX_PEER_MEMORY;
     /* names, secret, TLS and the dialect's defaults */
     n->dstate = n->dialect->init(n, cfg, &e);
     if (e) goto bad;

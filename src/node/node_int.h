@@ -76,6 +76,9 @@ typedef struct aemp__dialect {
     void (*peer_aliased)(aemp_node_t *n, aemp__peer_t *p);
     void (*peer_down)(aemp_node_t *n, aemp__peer_t *p);
     void (*free)(aemp_node_t *n); /* frees dstate */
+    /* bytes the dialect holds for node peer (NULL: for all other nodes
+     * together), O(1); NULL hook: none (max_peer_memory) */
+    size_t (*held)(aemp_node_t *n, const char *peer);
     /* the link policy (NULL: none): an outgoing link l greeted by the
      * node `named` (the peer known by that name, or NULL); an incoming
      * link l whose peer's auth line was verified. Each returns 0 to go on
@@ -161,6 +164,7 @@ struct aemp__peer {
     aemp__link_t *link;        /* the authenticated link in use */
     aemp__link_t *links;       /* every link to this peer */
     aemp__buf_t queue;         /* encoded messages waiting for a link */
+    size_t queue_counted;      /* of it, in node->peer_queued */
     aemp__peer_t *next;        /* in node->peers_list */
     int connecting;
     int resolving;             /* the naming model is finding endpoints */
@@ -212,6 +216,11 @@ struct aemp_node {
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
     int peers_idle;             /* a peer lost its last link: reap on leave */
+    /* output queued on every link and in every peer's queue (bytes,
+     * updated as it changes: max_peer_memory) */
+    size_t peer_queued;
+    int trim_pending;           /* much was freed: malloc_trim soon */
+    ev_tstamp trimmed_at;
     aemp__ports_t *ports;       /* port layer (port.c) */
     const aemp__dialect_t *dialect;
     void *dstate;               /* the dialect's state (its init made it) */
@@ -234,6 +243,11 @@ struct aemp_node {
 /* Protocol 1's connect_interval (2.02): spacing of endpoint attempts and
  * the deadline of a connection. */
 #define AEMP_P1_CONNECT_INTERVAL 2.0
+/* Bytes released at once (a peer cut, a big queue drained) after which
+ * the node hands free memory back to the system (malloc_trim), at most
+ * once per AEMP_TRIM_INTERVAL seconds (node.c). */
+#define AEMP_TRIM_AFTER (1u << 20)
+#define AEMP_TRIM_INTERVAL 1.0
 /* Seconds the listeners rest when accept runs out of descriptors. */
 #define AEMP_ACCEPT_PAUSE 0.5
 /* Seconds a verified incoming link is held for an up link of ours to the
@@ -292,6 +306,10 @@ void aemp__peer_fail(aemp__peer_t *p, const char *msg);
 /* Stops connecting to p (its attempts are closed) and fails it with msg
  * when it was being connected. */
 void aemp__peer_forget(aemp__peer_t *p, const char *msg);
+/* max_peer_memory: when what the node holds for peers passed it, cuts
+ * the peer that holds the most, then the next, until it is below.
+ * Returns 1 when p (may be NULL) was one of them. O(1) below the cap. */
+int aemp__mem_check(aemp_node_t *n, const aemp__peer_t *p);
 /* "Is this our node": 1 when name (NUL-terminated) is our noderef, one of
  * our endpoints or an earlier name of ours, or "" (a port id without a
  * node part, "#ID", means a port of ours). The one such test. */
@@ -367,6 +385,9 @@ void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idle
 /* Every monitor on noderef's ports fires with transport_error. */
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg);
 void aemp__ports_free(aemp_node_t *n);
+/* Watches (mon1) that node peer holds on our ports; peer NULL: that
+ * all other nodes hold together. O(1). */
+size_t aemp__ports_watches(aemp_node_t *n, const char *peer);
 /* For the node services: src watches our port local (mon1), or stops
  * (mon0); src's port local died with reason (kil: our monitors of it
  * fire); a spawn request for port local running function fname with

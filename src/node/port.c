@@ -82,6 +82,7 @@ struct aemp__ports {
     aemp__map_t funcs; /* name -> func_t */
     struct aemp_mon *mons;             /* our own monitors */
     aemp__map_t widx[W_N];             /* other nodes' watches */
+    size_t nwatches;                   /* of them, in all */
     struct aemp_mon *due_head, *due_tail;
     aemp_port_t *dead; /* killed ports, freed when callbacks unwind */
     /* the port the last remote message went to: a stream of messages to
@@ -204,6 +205,7 @@ static int windex_add(aemp__ports_t *ps, struct aemp_mon *m, int i, const char *
     if (b->head) b->head->wprev[i] = m;
     b->head = m;
     b->count++;
+    if (i == W_PEER) ps->nwatches++;
     return 0;
 }
 
@@ -216,6 +218,7 @@ static void windex_del(aemp__ports_t *ps, struct aemp_mon *m, int i)
     if (m->wnext[i]) m->wnext[i]->wprev[i] = m->wprev[i];
     m->wl[i] = NULL;
     m->wnext[i] = m->wprev[i] = NULL;
+    if (i == W_PEER) ps->nwatches--;
     if (!--b->count) {
         aemp__map_del(&ps->widx[i], b->key);
         free(b);
@@ -824,6 +827,16 @@ void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
     }
     free(pk);
     mon_start(n, m);
+    aemp__mem_check(n, NULL);
+}
+
+size_t aemp__ports_watches(aemp_node_t *n, const char *peer)
+{
+    aemp__ports_t *ps = n->ports;
+    if (!ps) return 0;
+    if (!peer) return ps->nwatches;
+    struct wlist *b = aemp__map_get(&ps->widx[W_PEER], peer);
+    return b ? b->count : 0;
 }
 
 void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local)

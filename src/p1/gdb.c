@@ -587,6 +587,12 @@ size_t aemp__gdb_bytes(const aemp__gdb_t *g)
     return g->bytes;
 }
 
+size_t aemp__gdb_node_bytes(const aemp__gdb_t *g, const char *node)
+{
+    shard_t *s = aemp__map_get(&g->shards, node);
+    return s ? s->bytes : 0;
+}
+
 int aemp__gdb_check(const aemp__gdb_t *g)
 {
     size_t total = 0;

@@ -48,6 +48,8 @@ int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node);
 /* Nodes with a shard or a watch, and bytes their shards hold. */
 size_t aemp__gdb_nodes(const aemp__gdb_t *g);
 size_t aemp__gdb_bytes(const aemp__gdb_t *g);
+/* Bytes node's shard holds (0: none). */
+size_t aemp__gdb_node_bytes(const aemp__gdb_t *g, const char *node);
 /* Checks the invariants (every view entry has an owner holding it, every
  * owned key is in the view, byte counts add up, limits hold). 0 when
  * they hold, else the line that failed (for tests and the fuzzer). */

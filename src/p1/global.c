@@ -234,6 +234,7 @@ static int feed(aemp_node_t *n, const char *src, json_t *req)
                   json_string_value(json_array_get(req, 0)), why);
     send_out(n, out);
     json_decref(out);
+    if (!rc) aemp__mem_check(n, NULL); /* its share grew */
     return rc;
 }
 
@@ -316,6 +317,15 @@ void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
         m->interval = MESH_BACKOFF_START;
         ev_timer_stop(n->loop, &m->retry);
     }
+}
+
+size_t aemp__global_held(aemp_node_t *n, const char *peer)
+{
+    if (!aemp__global_active(n)) return 0;
+    aemp__gdb_t *g = gl_get(n)->gdb;
+    if (peer) return aemp__is_self(n, peer) ? 0 : aemp__gdb_node_bytes(g, peer);
+    size_t all = aemp__gdb_bytes(g), own = aemp__gdb_node_bytes(g, n->noderef);
+    return all > own ? all - own : 0;
 }
 
 void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)

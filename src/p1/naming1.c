@@ -471,6 +471,7 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .peer_aliased = peer_aliased1,
     .peer_down = peer_down1,
     .free = free1,
+    .held = aemp__global_held,
     .unreachable = "connect timeout",
     .tags = {
         .port_died = "kil0",

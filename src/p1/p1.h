@@ -63,6 +63,9 @@ void aemp__global_own_request(aemp_node_t *n, json_t *elems);
 /* A link came up (g_global goes out) / p went down (its entries go). */
 void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l);
 void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p);
+/* Bytes of node peer's share of the global database (NULL: of all other
+ * nodes' shares together); 0 when we are no global node. O(1). */
+size_t aemp__global_held(aemp_node_t *n, const char *peer);
 /* Sets p's endpoints from the view's 'l (NULL) or says why it cannot. */
 const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p);
 void aemp__global_free(aemp_node_t *n);
