@@ -740,20 +740,55 @@ int aemp_node_connect(aemp_node_t *n, const char *noderef)
 /* ------------------------------------------------------------------ */
 /* listening                                                           */
 
-/* Over max_handshakes incoming links in their handshake: the oldest one
- * goes (the link list is newest first). Walks the links only when there
- * are that many at all. */
+/* When the oldest incoming handshake may be closed to make room: once
+ * silent for AEMP_HANDSHAKE_SILENT_EVICT or in its handshake for
+ * AEMP_HANDSHAKE_OLD_EVICT (aemp.h, max_handshakes). A storm of honest
+ * peers talks and finishes young; a connection that holds a descriptor
+ * without finishing does not. */
+static ev_tstamp evictable_at(const aemp__link_t *l)
+{
+    ev_tstamp silent = aemp__link_last_heard(l) + AEMP_HANDSHAKE_SILENT_EVICT;
+    ev_tstamp old = l->hs_since + AEMP_HANDSHAKE_OLD_EVICT;
+    return silent < old ? silent : old;
+}
+
+/* Closes the oldest incoming handshake if it qualifies; 1 when it did. */
+static int evict_oldest(aemp_node_t *n)
+{
+    aemp__link_t *l = n->hs_oldest;
+    if (!l || evictable_at(l) > ev_now(n->loop)) return 0;
+    aemp__link_close(l, "too many connections in handshake", 0);
+    return 1;
+}
+
+/* Over max_handshakes incoming links in their handshake: the oldest go
+ * while they qualify. When the oldest does not yet, the count marks it:
+ * the evict timer comes back when it would qualify and closes it then if
+ * it is still in its handshake, even when others finished meanwhile (a
+ * newcomer over the limit takes the place of the oldest). O(1) per
+ * accept: the handshakes are their own list, oldest first. */
 static void limit_handshakes(aemp_node_t *n)
 {
-    if (n->nlinks <= n->cfg.max_handshakes) return;
-    size_t count = 0;
-    aemp__link_t *oldest = NULL;
-    for (aemp__link_t *l = n->links; l; l = l->next)
-        if (!l->outgoing && l->state == LINK_HANDSHAKE) {
-            count++;
-            oldest = l;
-        }
-    if (count > n->cfg.max_handshakes) aemp__link_close(oldest, "too many connections in handshake", 0);
+    aemp__link_t *l;
+    while ((l = n->hs_oldest) && (n->nhandshakes > n->cfg.max_handshakes || l->hs_marked) &&
+           evict_oldest(n)) {}
+    if (!l || n->destroy_pending) return;
+    if (n->nhandshakes > n->cfg.max_handshakes) l->hs_marked = 1;
+    if (!l->hs_marked) return;
+    ev_tstamp wait = evictable_at(l) - ev_now(n->loop);
+    ev_timer_stop(n->loop, &n->hs_evict);
+    ev_timer_set(&n->hs_evict, wait > 0.01 ? wait : 0.01, 0.0);
+    ev_timer_start(n->loop, &n->hs_evict);
+}
+
+static void hs_evict_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    limit_handshakes(n);
+    aemp__leave(n);
 }
 
 static void listeners_set(aemp_node_t *n, int on)
@@ -785,7 +820,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* the connection stays in the backlog and the socket stays
-                 * readable: pause instead of spinning on it */
+                 * readable: pause instead of spinning on it, and let the
+                 * oldest silent handshakes make room for it meanwhile */
+                for (int k = 0; k < 64 && evict_oldest(n); k++) {}
                 aemp__log(n, AEMP_LOG_WARN, "accept: %s; new connections wait %.1f s",
                           strerror(errno), AEMP_ACCEPT_PAUSE);
                 listeners_set(n, 0);
@@ -952,6 +989,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     n->flush_w.data = n;
     ev_init(&n->accept_pause, accept_resume_cb);
     n->accept_pause.data = n;
+    ev_init(&n->hs_evict, hs_evict_cb);
+    n->hs_evict.data = n;
     ev_idle_init(&n->local_w, local_cb);
     n->local_w.data = n;
     ev_set_priority(&n->local_w, EV_MAXPRI);
@@ -1064,6 +1103,7 @@ static void node_free(aemp_node_t *n)
     }
     if (loop) {
         ev_timer_stop(loop, &n->accept_pause);
+        ev_timer_stop(loop, &n->hs_evict);
         ev_prepare_stop(loop, &n->flush_w);
         ev_idle_stop(loop, &n->local_w);
     }

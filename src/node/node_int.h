@@ -94,6 +94,12 @@ struct aemp__link {
     aemp__peer_t *peer;          /* outgoing: from the start; incoming: once verified */
     aemp__link_t *peer_next;     /* in peer->links */
     aemp__link_t *next, *prev;   /* in node->links (link.c) */
+    /* incoming and in its handshake: in node->hs_oldest.., oldest first
+     * (link.c adds and removes; node.c closes the oldest) */
+    aemp__link_t *hs_next, *hs_prev;
+    int in_hs;
+    int hs_marked;               /* the oldest, to close once it qualifies */
+    ev_tstamp hs_since;          /* the handshake began */
     int outgoing;
     enum link_state state;
     ev_tstamp held_until; /* held for an up link: released then (node.c) */
@@ -154,6 +160,10 @@ struct aemp_node {
     struct link *flush;         /* links with output to write (link.c) */
     ev_prepare flush_w;
     ev_timer accept_pause;      /* accept ran out of descriptors: wait */
+    /* incoming links in their handshake, oldest first, and how many */
+    aemp__link_t *hs_oldest, *hs_newest;
+    size_t nhandshakes;
+    ev_timer hs_evict;          /* over max_handshakes: the oldest qualifies */
     ev_idle local_w;
     aemp__local_msg_t *local_head, *local_tail;
     /* The node whose message is being handled (its name, valid for the
@@ -274,6 +284,8 @@ size_t aemp__link_queued(const aemp__link_t *l);
 /* Makes the link look at its state again from its timer callback (not
  * from the caller's stack): a held link then asks aemp__link_may_release. */
 void aemp__link_kick(aemp__link_t *l);
+/* When the link last received a byte (now, when bytes wait unread). */
+ev_tstamp aemp__link_last_heard(const aemp__link_t *l);
 /* Queues a keepalive (["","devnull"]). */
 void aemp__link_probe(aemp__link_t *l);
 /* The link's handshake engine, to read what it learned (the peer's name,
