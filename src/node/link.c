@@ -826,7 +826,9 @@ static void link_start_handshake(link_t *l)
         .tls = n->tls_ctx != NULL,
         .nonce = nonce,
     };
+    if (n->secret && !n->secret_sha3) n->secret_sha3 = aemp__hmac_sha3_new(n->secret, n->secret_len);
     l->hs = aemp_hs_new(&hc, &err);
+    aemp__hs_use_hmac_sha3(l->hs, n->secret_sha3);
     l->pub.greeted_as = strdup(n->greet_name);
     if (!l->pub.greeted_as && l->hs) err = AEMP_ENOMEM;
     if (!l->hs || !l->pub.greeted_as) {

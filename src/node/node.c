@@ -1114,6 +1114,7 @@ static void node_free(aemp_node_t *n)
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);
     OPENSSL_cleanse(n->secret_md6, sizeof n->secret_md6); /* as good as the secret */
+    aemp__hmac_sha3_free(n->secret_sha3);
     SSL_CTX_free(n->tls_ctx);
     free(n->bind);
     free(n->slave_name);

@@ -139,6 +139,9 @@ struct aemp_node {
      * computed by link.c for the first handshake */
     unsigned char secret_md6[32];
     int secret_md6_ok;
+    /* the secret made ready for hmac_sha3_512 tokens: made by link.c for
+     * the first handshake */
+    aemp__hmac_sha3_t *secret_sha3;
     unsigned timeout;
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */
