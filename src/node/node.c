@@ -144,12 +144,45 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     ev_init(&p->retry, retry_cb);
     p->retry.data = p;
     p->next = n->peers_list;
+    if (n->peers_list) n->peers_list->prev = p;
     n->peers_list = p;
     return p;
 }
 
+/* The peer lost its last link: looked at when the callbacks unwind. */
+static void idle_add(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (p->idle_queued) return;
+    p->idle_queued = 1;
+    p->idle_prev = NULL;
+    p->idle_next = n->peers_idle;
+    if (n->peers_idle) n->peers_idle->idle_prev = p;
+    n->peers_idle = p;
+}
+
+static void idle_remove(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (!p->idle_queued) return;
+    p->idle_queued = 0;
+    if (p->idle_prev) p->idle_prev->idle_next = p->idle_next;
+    else n->peers_idle = p->idle_next;
+    if (p->idle_next) p->idle_next->idle_prev = p->idle_prev;
+}
+
+/* Takes p out of the peer list (not out of the name map). */
+static void peer_unlist(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (p->prev) p->prev->next = p->next;
+    else n->peers_list = p->next;
+    if (p->next) p->next->prev = p->prev;
+}
+
 static void peer_free(aemp__peer_t *p)
 {
+    idle_remove(p);
     routes_changed(p->node);
     ev_timer_stop(p->node->loop, &p->retry);
     aemp__buf_free(&p->queue);
@@ -162,18 +195,17 @@ static void peer_free(aemp__peer_t *p)
 /* A peer with no link, no attempt and nothing queued is forgotten, so a
  * node that meets many short-lived nodes (every `aemp snd` is one) does
  * not grow with them. Runs when the callback stack has unwound, so no
- * caller holds the pointer. */
+ * caller holds the pointer; looks only at the peers that lost their last
+ * link since (not at every peer). */
 static void reap_idle_peers(aemp_node_t *n)
 {
-    n->peers_idle = 0;
-    for (aemp__peer_t **pp = &n->peers_list; *pp;) {
-        aemp__peer_t *p = *pp;
+    while (n->peers_idle) {
+        aemp__peer_t *p = n->peers_idle;
+        idle_remove(p);
         if (!p->links && !p->link && !p->connecting && !aemp__buf_size(&p->queue)) {
-            *pp = p->next;
+            peer_unlist(p);
             aemp__map_del_value(&n->peers, p);
             peer_free(p);
-        } else {
-            pp = &p->next;
         }
     }
 }
@@ -187,6 +219,7 @@ void aemp__peer_fail(aemp__peer_t *p, const char *msg)
     p->resolving = 0;
     ev_timer_stop(n->loop, &p->retry);
     aemp__buf_free(&p->queue);
+    idle_add(p); /* forgotten once the callbacks unwind, unless in use again */
     char *name = strdup(p->noderef);
     char *m = strdup(msg);
     if (!name || !m) {
@@ -330,11 +363,7 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&n->peers, &it));)
         if (e->value == from) e->value = to;
-    for (aemp__peer_t **pp = &n->peers_list; *pp; pp = &(*pp)->next)
-        if (*pp == from) {
-            *pp = from->next;
-            break;
-        }
+    peer_unlist(from);
     peer_free(from);
 }
 
@@ -529,7 +558,7 @@ void aemp__link_died(aemp__link_t *l, int silent)
     aemp_node_t *n = l->node;
     int was_current = p->link == l;
     peer_unlink(l);
-    if (!p->links) n->peers_idle = 1;
+    if (!p->links) idle_add(p);
     /* held links wait for other links of the peer: each end is news */
     peer_kick_held(p);
     if (was_current) {

@@ -117,7 +117,10 @@ struct aemp__peer {
     aemp__link_t *link;        /* the authenticated link in use */
     aemp__link_t *links;       /* every link to this peer */
     aemp__buf_t queue;         /* encoded messages waiting for a link */
-    aemp__peer_t *next;        /* in node->peers_list */
+    aemp__peer_t *next, *prev; /* in node->peers_list */
+    /* lost its last link: a candidate for reaping (node->peers_idle) */
+    aemp__peer_t *idle_next, *idle_prev;
+    int idle_queued;
     int connecting;
     int resolving;             /* the naming model is finding endpoints */
     size_t next_ep;            /* next endpoint to try in this round */
@@ -176,7 +179,7 @@ struct aemp_node {
     const char *acting_for;
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
-    int peers_idle;             /* a peer lost its last link: reap on leave */
+    aemp__peer_t *peers_idle;   /* peers that lost their last link: reaped on leave */
     aemp__ports_t *ports;       /* port layer (port.c) */
     const aemp__dialect_t *dialect;
     struct aemp__p1 *p1;        /* protocol 1: seeds, master (naming1.c) */
