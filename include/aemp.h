@@ -427,7 +427,8 @@ AEMP_API int aemp_hs_protocol(const aemp_hs_t *hs);
  * known. */
 AEMP_API const char *aemp_hs_remote_noderef(const aemp_hs_t *hs);
 /* The same: field 3 of the peer's line 1, the node id in protocol 1
- * ("" when the field is empty). Known once GREETED shows. */
+ * ("" when the field is empty: protocol 0 only, protocol 1 refuses an
+ * empty id, see AEMP_NODEID_MAX). Known once GREETED shows. */
 AEMP_API const char *aemp_hs_remote_id(const aemp_hs_t *hs);
 /* Value of KEY in the peer's greeting (e.g. "timeout", "provider"), NULL
  * when absent. A key without '=' has the value "". */
@@ -835,7 +836,24 @@ enum aemp_log_level {
 #define AEMP_HANDSHAKE_SILENT_EVICT 1.0
 /* ... or once it has been in its handshake this long, talking or not. */
 #define AEMP_HANDSHAKE_OLD_EVICT 5.0
+#define AEMP_DEFAULT_MAX_PEER_MONITORS 16384u /* mon1 of one node (below) */
 #define AEMP_DEFAULT_PORT 4040
+/* Protocol 1: node ids. PROTOCOL-1 §1 lets a node id be any non-empty
+ * string without '#' (it splits port ids "NODEID#NAME": a reply to an id
+ * holding one would reach another port, or our own node) or ';' (it
+ * splits the greeting). We also refuse what no 2.02 node id we can reach
+ * or log can hold: bytes that are not UTF-8 (2.02 writes its ids as
+ * UTF-8 JSON strings), NUL and other control characters (C0, DEL: a
+ * configured id comes from JSON text and the greeting is one line), and
+ * more than AEMP_NODEID_MAX bytes (a key of the 'l family, which the
+ * global database bounds by AEMP_GDB_NAME_MAX). A greeting naming such
+ * an id fails the handshake (AEMP_EPROTO) with "refusing node id 'ID':
+ * WHY", ID with unprintable bytes escaped and WHY one of "it is empty",
+ * "it is over 1024 bytes", "it contains '#', which splits port ids",
+ * "it contains ';', which splits greetings", "it contains a NUL byte",
+ * "it contains a control character", "it is not UTF-8"; aemp_node_new
+ * refuses such a nodeid with AEMP_EINVAL. */
+#define AEMP_NODEID_MAX 1024
 
 typedef struct aemp_node_config {
     /* What to bind, as a user writes it (resolved as in PROTOCOL §1):
@@ -916,6 +934,15 @@ typedef struct aemp_node_config {
      * handshake also ends after AEMP_HANDSHAKE_TIMEOUT seconds of silence
      * or AEMP_HANDSHAKE_TIMEOUT seconds in all ("Connection timed out"). */
     unsigned max_handshakes;
+    /* Watches (mon1) one node may hold on our ports at once (0:
+     * AEMP_DEFAULT_MAX_PEER_MONITORS). One more is refused: it is
+     * dropped with the warning "NODE: mon1: over N monitors from this
+     * node; refused" (rate-limited like every warning), and the link
+     * stays up; that watcher does not hear of the port's death. An honest
+     * node watches each of our ports once, however many monitors its
+     * code has on it, so it meets this only when it watches that many
+     * ports. */
+    unsigned max_peer_monitors;
 
     /* ---- protocol 1 (AnyEvent::MP 2.x, PROTOCOL-1.md) ----
      * 0 (the default): the node speaks protocol 0 as described above.
@@ -927,8 +954,8 @@ typedef struct aemp_node_config {
      * monitor_timeout (handshake silence, seed back-off cap; 0: 30). */
     int protocol;
     /* Protocol 1: our node id, used as it is (aemp_nodeid_expand makes
-     * one from a configured "%n"/"%u" form); not empty, no '#', ';' or
-     * line end. Required. */
+     * one from a configured "%n"/"%u" form); it must be an id we route
+     * and log (AEMP_NODEID_MAX), else AEMP_EINVAL. Required. */
     const char *nodeid;
     /* Protocol 1: what to listen on, nbinds entries as 2.02 takes them
      * ("host:port", "*:port" for every non-loopback address, port 0 or

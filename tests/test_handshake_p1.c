@@ -632,6 +632,52 @@ TEST(hs1_errors_verbatim)
     free(big);
 }
 
+/* Ids that no 2.02 node can route to or we cannot log are refused at
+ * line 1, before any auth line, with the reason (aemp.h, AEMP_NODEID_MAX). */
+TEST(hs1_unroutable_ids_refused)
+{
+    expect1(SECRET, 0, "aemp;1;a#b;hmac_sha3_512;json\n", AEMP_EPROTO,
+            "refusing node id 'a#b': it contains '#', which splits port ids", 2);
+    expect1(SECRET, 0, "aemp;1;;hmac_sha3_512;json\n", AEMP_EPROTO,
+            "refusing node id '': it is empty", 2);
+    expect1(SECRET, 0, "aemp;1;a\tb;hmac_sha3_512;json\n", AEMP_EPROTO,
+            "refusing node id 'a\\x09b': it contains a control character", 2);
+    expect1(SECRET, 0, "aemp;1;a\xff\xfe;hmac_sha3_512;json\n", AEMP_EPROTO,
+            "refusing node id 'a\\xff\\xfe': it is not UTF-8", 2);
+    expect1(SECRET, 0, "aemp;1;a\xc0\xaf;hmac_sha3_512;json\n", AEMP_EPROTO,
+            "refusing node id 'a\\xc0\\xaf': it is not UTF-8", 2);
+    /* a NUL cannot pass through expect1's C string: fed by length */
+    aemp_hs_t *hs = mk1(OURS, SECRET, 0, 1);
+    if (hs) {
+        static const char nul[] = "aemp;1;a\0b;hmac_sha3_512;json\n";
+        feed_all(hs, nul, sizeof nul - 1);
+        CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, AEMP_HS_FAILED);
+        CHECK_STR(aemp_hs_error(hs), "refusing node id 'a\\x00b': it contains a NUL byte");
+        aemp_hs_free(hs);
+    }
+    char line[AEMP_NODEID_MAX + 256], msg[AEMP_NODEID_MAX + 128];
+    memset(msg, 'i', AEMP_NODEID_MAX + 1);
+    msg[AEMP_NODEID_MAX + 1] = 0;
+    snprintf(line, sizeof line, "aemp;1;%s;hmac_sha3_512;json\n", msg);
+    snprintf(msg, sizeof msg, "refusing node id '%.*s': it is over 1024 bytes",
+             AEMP_NODEID_MAX + 1, line + 7);
+    expect1(SECRET, 0, line, AEMP_EPROTO, msg, 2);
+    /* what 2.02 itself names its nodes still passes: UTF-8, '/', ':', '@' */
+    const char *ok[] = {"client/IkLi8M2bCG", "aemp/vm/ltVvS2UG6E", "n\xc3\xbc@h:1", "x"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        hs = mk1(OURS, SECRET, 0, 1);
+        if (!hs) return;
+        snprintf(line, sizeof line, "aemp;1;%s;hmac_sha3_512;json\n", ok[i]);
+        t_hs_feed_str(hs, line);
+        CHECK_INT(aemp_hs_state(hs) & AEMP_HS_FAILED, 0);
+        CHECK_STR(aemp_hs_remote_id(hs), ok[i]);
+        aemp_hs_free(hs);
+    }
+    memset(line, 'i', AEMP_NODEID_MAX);
+    CHECK(aemp__nodeid_problem(line, AEMP_NODEID_MAX) == NULL);
+    CHECK(aemp__nodeid_problem("a;b", 3) != NULL);
+}
+
 /* GREETED after line 1 is the driver's hook: the feed stops there with
  * only our greeting out, so "NODE already connected" goes out as 2.02
  * sends it (T12 connection 17); going on gives the auth line. */

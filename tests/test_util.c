@@ -116,3 +116,27 @@ TEST(util_read_secret)
     unlink(fifo);
     rmdir(dir);
 }
+
+/* The log limiter (ratelim.c), fed with times: a burst per window, the
+ * rest held back and counted, the count handed over with the first event
+ * of a later window. */
+TEST(util_ratelim_burst_and_summary)
+{
+    aemp__ratelim_t r = {0};
+    unsigned held = 99;
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(aemp__ratelim_hit(&r, 100.0 + i, 10.0, 3, &held), 1);
+        CHECK_INT(held, 0);
+    }
+    for (int i = 0; i < 7; i++) CHECK_INT(aemp__ratelim_hit(&r, 105.0, 10.0, 3, &held), 0);
+    CHECK_INT(held, 0);
+    /* the window started at 100: 109.9 is still in it */
+    CHECK_INT(aemp__ratelim_hit(&r, 109.9, 10.0, 3, &held), 0);
+    CHECK_INT(aemp__ratelim_hit(&r, 110.0, 10.0, 3, &held), 1);
+    CHECK_INT(held, 8);
+    CHECK_INT(aemp__ratelim_hit(&r, 111.0, 10.0, 3, &held), 1);
+    CHECK_INT(held, 0);
+    /* a clock that went back starts a new window */
+    CHECK_INT(aemp__ratelim_hit(&r, 50.0, 10.0, 3, &held), 1);
+    CHECK_INT(held, 0);
+}

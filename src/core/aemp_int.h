@@ -167,6 +167,25 @@ static inline int aemp__same_bytes(const char *a, const char *b, size_t n)
 /* 1 when s[0..n) is strict UTF-8 (no overlongs, surrogates or code
  * points above U+10FFFF), as the JSON decoder requires. */
 int aemp__utf8_valid(const void *s, size_t n);
+/* ratelim.c: the first `burst` events of each `window` seconds pass; the
+ * rest are held back (counted). aemp__ratelim_hit returns 1 when the event
+ * at `now` passes, else 0; *held gets, on the first event of a new
+ * window, how many the previous window held back (else 0), so the caller
+ * can say "... and N more like this". A zeroed struct is a fresh one. */
+typedef struct aemp__ratelim {
+    double start;   /* of the current window */
+    unsigned count; /* events passed in it */
+    unsigned held;  /* events held back in it */
+} aemp__ratelim_t;
+int aemp__ratelim_hit(aemp__ratelim_t *r, double now, double window, unsigned burst,
+                      unsigned *held);
+
+/* Why id[0..n) cannot be a protocol-1 node id we route and log (a static
+ * sentence, "it contains '#', which splits port ids"), or NULL when it
+ * can: see AEMP_NODEID_MAX in aemp.h for the rules. */
+const char *aemp__nodeid_problem(const char *id, size_t n);
+#define AEMP__STR_(x) #x
+#define AEMP__STR(x) AEMP__STR_(x)
 /* 1 when the text of a raw number (without its marker) looks like a
  * number, as the JSON encoder requires before writing it. */
 int aemp__raw_text_ok(const char *s, size_t n);
@@ -174,6 +193,22 @@ int aemp__raw_text_ok(const char *s, size_t n);
 /* Appends the Storable image of v (see aemp_storable_encode) to b.
  * Returns 0, AEMP_ENOMEM or AEMP_EINVAL; on failure b is rewound. */
 int aemp__storable_encode_buf(aemp__buf_t *b, const json_t *v);
+
+/* Handshake profiles (handshake.c): what a dialect's handshake is, as
+ * data: greeting fields, nonce size, auth methods, the peers' error
+ * texts. Protocol 0 follows AnyEvent::MP 0.4, protocol 1 2.02. */
+typedef struct aemp__hs_profile aemp__hs_profile_t;
+extern const aemp__hs_profile_t aemp__hs_profile0, aemp__hs_profile1;
+/* The profile of a protocol number (aemp_hs_config_t.protocol), or NULL. */
+const aemp__hs_profile_t *aemp__hs_profile_find(int protocol);
+/* aemp_hs_new with the profile given (cfg->protocol is not read). */
+aemp_hs_t *aemp__hs_new(const aemp__hs_profile_t *pf, const aemp_hs_config_t *cfg, int *err);
+/* Why a failed engine failed, where another module must tell one
+ * failure from another (the texts are for people): AEMP__HS_SELF, the
+ * peer greeted with our own node id (protocol 1's "I refuse to talk to
+ * myself"); 0 for any other failure, or none. */
+enum { AEMP__HS_SELF = 1 };
+int aemp__hs_reason(const aemp_hs_t *hs);
 
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);

@@ -49,12 +49,13 @@ typedef struct kv {
 
 
 typedef struct hs_method hs_method_t;
-typedef struct hs_profile hs_profile_t;
+typedef aemp__hs_profile_t hs_profile_t;
 
 struct aemp_hs {
     const hs_profile_t *prof;
     enum phase phase;
     int err_code;
+    int reason;         /* AEMP__HS_SELF... when another module must tell */
     char *err_msg;      /* NULL when no error, else owned or err_static */
     int err_static;
 
@@ -462,7 +463,7 @@ struct hs_method {
 #define KV_TIMEOUT 0x04u
 #define KV_TLS 0x08u
 
-struct hs_profile {
+struct aemp__hs_profile {
     int version;
     size_t nonce_bytes;
     const hs_method_t *methods;
@@ -477,12 +478,14 @@ struct hs_profile {
                           * before anything else happens */
     int secret_optional; /* a NULL secret means "none configured" */
     int refuse_self;     /* a peer greeting with our own id is refused */
+    int check_id;        /* an id we cannot route or log is refused */
     const hs_method_t *after_tls; /* the method sent once TLS is up; NULL:
                                    * the one chosen */
     struct {
         const char *unparsable; /* %s: the peer's first field */
         const char *version;    /* %s: the peer's version field */
         const char *self;
+        const char *bad_id;     /* %s: the peer's id, %s: why */
         const char *echo;
         const char *no_auth;    /* %s: the peer's auth list */
         const char *no_framing; /* %s: the peer's framing list */
@@ -501,7 +504,7 @@ static const hs_method_t p0_methods[] = {
     {"tls", MF_NEEDS_TLS, tok_empty},
 };
 
-static const hs_profile_t profile0 = {
+const hs_profile_t aemp__hs_profile0 = {
     .version = 0,
     .nonce_bytes = AEMP_NONCE_BYTES,
     .methods = p0_methods,
@@ -536,7 +539,7 @@ static const hs_method_t p1_methods[] = {
     {"cleartext", MF_OFFER | MF_NEEDS_SECRET, tok_clear},
 };
 
-static const hs_profile_t profile1 = {
+const hs_profile_t aemp__hs_profile1 = {
     .version = 1,
     .nonce_bytes = AEMP_NONCE1_BYTES,
     .methods = p1_methods,
@@ -550,10 +553,12 @@ static const hs_profile_t profile1 = {
     .greeted_at = 1,
     .secret_optional = 1,
     .refuse_self = 1,
+    .check_id = 1,
     .err = {
         .unparsable = "unparsable greeting, expected 'aemp', got '%s'",
         .version = "version mismatch (we: 1, they: %s)",
         .self = "I refuse to talk to myself",
+        .bad_id = "refusing node id '%s': %s",
         .echo = "authentication error, echo attack?",
         .no_auth = "%s: no common auth type supported",
         .no_framing = "%s: no common framing method supported",
@@ -565,14 +570,16 @@ static const hs_profile_t profile1 = {
     },
 };
 
-static const hs_profile_t *profile_of(int protocol)
+/* The one place a protocol number names a profile (the public API's
+ * aemp_hs_config_t.protocol); the node's dialects point at theirs. */
+const hs_profile_t *aemp__hs_profile_find(int protocol)
 {
-    return protocol == 0 ? &profile0 : protocol == 1 ? &profile1 : NULL;
+    return protocol == 0 ? &aemp__hs_profile0 : protocol == 1 ? &aemp__hs_profile1 : NULL;
 }
 
 size_t aemp_hs_nonce_bytes(int protocol)
 {
-    const hs_profile_t *pf = profile_of(protocol);
+    const hs_profile_t *pf = aemp__hs_profile_find(protocol);
     return pf ? pf->nonce_bytes : 0;
 }
 
@@ -641,16 +648,18 @@ static void fail_nomem(aemp_hs_t *hs)
  */
 static char *log_safe(span_t s)
 {
+    /* bytes of a text that is not UTF-8 are escaped too */
+    unsigned high = aemp__utf8_valid(s.p, s.n) ? 0x100 : 0x80;
     size_t n = 0;
     for (size_t i = 0; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        n += c < 0x20 || c == 0x7f ? 4 : 1;
+        n += c < 0x20 || c == 0x7f || c >= high ? 4 : 1;
     }
     char *out = malloc(n + 1), *o = out;
     if (!out) return NULL;
     for (size_t i = 0; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        if (c < 0x20 || c == 0x7f) {
+        if (c < 0x20 || c == 0x7f || c >= high) {
             static const char hex[] = "0123456789abcdef";
             *o++ = '\\';
             *o++ = 'x';
@@ -815,6 +824,12 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
     }
     if (pf->refuse_self && span_eq(id, hs->own_id)) {
         set_error(hs, AEMP_EPROTO, "%s", pf->err.self);
+        hs->reason = AEMP__HS_SELF;
+        return;
+    }
+    const char *why = pf->check_id ? aemp__nodeid_problem(id.p, id.n) : NULL;
+    if (why) {
+        set_error_peer(hs, AEMP_EPROTO, pf->err.bad_id, id, why);
         return;
     }
     if (pf->choose_at == 1 && choose(hs, auths, framings, 0)) return;
@@ -1070,9 +1085,13 @@ static int list_nonempty(const char *list)
 
 aemp_hs_t *aemp_hs_new(const aemp_hs_config_t *cfg, int *err)
 {
+    return aemp__hs_new(cfg ? aemp__hs_profile_find(cfg->protocol) : NULL, cfg, err);
+}
+
+aemp_hs_t *aemp__hs_new(const hs_profile_t *pf, const aemp_hs_config_t *cfg, int *err)
+{
     int rc = AEMP_EINVAL;
     aemp_hs_t *hs = NULL;
-    const hs_profile_t *pf = cfg ? profile_of(cfg->protocol) : NULL;
     if (err) *err = 0;
     if (!pf || !cfg->noderef || !*cfg->noderef || !cfg->nonce ||
         (!cfg->secret && cfg->secret_len))
@@ -1270,6 +1289,11 @@ int aemp_hs_error_code(const aemp_hs_t *hs)
 const char *aemp_hs_error(const aemp_hs_t *hs)
 {
     return hs && hs->err_msg ? hs->err_msg : "";
+}
+
+int aemp__hs_reason(const aemp_hs_t *hs)
+{
+    return hs ? hs->reason : 0;
 }
 
 int aemp_hs_protocol(const aemp_hs_t *hs)

@@ -111,3 +111,18 @@ int aemp_random_bytes(void *buf, size_t len)
     }
     return 0;
 }
+
+const char *aemp__nodeid_problem(const char *id, size_t n)
+{
+    if (!n) return "it is empty";
+    if (n > AEMP_NODEID_MAX) return "it is over " AEMP__STR(AEMP_NODEID_MAX) " bytes";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c == '#') return "it contains '#', which splits port ids";
+        if (c == ';') return "it contains ';', which splits greetings";
+        if (!c) return "it contains a NUL byte";
+        if (c < 0x20 || c == 0x7f) return "it contains a control character";
+    }
+    if (!aemp__utf8_valid(id, n)) return "it is not UTF-8";
+    return NULL;
+}

@@ -1,14 +1,13 @@
 /*
  * link.c - one TCP connection between two nodes, driven by libev: the
  * non-blocking connect, the handshake engine fed from the socket, the
- * JSON stream framer in the data phase, the timers (handshake silence,
- * peer timeout, keepalive) and batched writes. Who the link belongs to and
+ * framing of the data phase, the timers (handshake silence, peer
+ * timeout, keepalive) and batched writes. Who the link belongs to and
  * what happens when it comes up or dies is node.c's business.
  *
- * Framing (PROTOCOL §4, §5): each direction uses what its sender chose,
- * json or storable. JSON is the fast path; a Storable link decodes and
- * encodes every message as a value (aemp_storable_*), which only peers
- * that insist on it pay for.
+ * Framing (PROTOCOL §4, §5): each direction uses what its sender chose
+ * from the dialect's list; the link reads and writes through that
+ * framing's ops (framing.h) without knowing which it is.
  *
  * TLS (PROTOCOL §3): once the engine says both sides want it, the socket
  * carries TLS records only. Bytes from the socket go into the TLS filter
@@ -30,6 +29,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "framing.h"
 #include "tls.h"
 
 /* A link: the node's view (node_int.h) and what only this file touches. */
@@ -49,14 +49,11 @@ typedef struct link {
     aemp__buf_t in, out;  /* with TLS: plaintext */
     aemp__tls_t *tls;     /* set when both sides chose TLS */
     aemp__buf_t wire;     /* with TLS: bytes for the socket as they are */
-    aemp_framer_t framer;
-    int big_text;         /* the last text was big: framer first */
-    /* the framings of the data phase (each direction its own): 0 json,
-     * 1 storable, a BER length and a Storable image per message */
-    int storable_in, storable_out;
-    aemp_ber_framer_t ber;
-    aemp__recycle_t recycle; /* values for the next message */
-    aemp__pack_cache_t *pack; /* the last format sent, compiled */
+    /* the framings of the data phase, each direction its own: reading
+     * is bound when the link goes up, writing uses the dialect's first
+     * until then */
+    aemp__frame_in_t fin;
+    aemp__frame_out_t fout;
 } link_t;
 
 #define PRIV(l) ((link_t *)(l))
@@ -124,8 +121,8 @@ void aemp__link_free(aemp__link_t *pl)
     link_t *l = PRIV(pl);
     aemp_hs_free(l->hs);
     aemp__tls_free(l->tls);
-    aemp__recycle_free(&l->recycle);
-    aemp__pack_cache_free(l->pack);
+    aemp__frame_in_free(&l->fin);
+    aemp__pack_cache_free(l->fout.pack);
     aemp__buf_free(&l->in);
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
@@ -150,34 +147,13 @@ static int link_write(link_t *l, const void *p, size_t n)
     return 0;
 }
 
-/* Appends the message v (a whole message value, borrowed) as a Storable
- * frame. */
-static int write_storable(link_t *l, const json_t *v)
-{
-    size_t len;
-    void *f = aemp_storable_encode_frame(v, &len);
-    if (!f) return AEMP_EINVAL;
-    int rc = link_write(l, f, len);
-    free(f);
-    return rc;
-}
-
 int aemp__link_queue_json(aemp__link_t *pl, const char *p, size_t n)
 {
     link_t *l = PRIV(pl);
-    if (!l->storable_out) return link_write(l, p, n);
-    /* texts encoded before the link chose storable: each becomes a frame */
-    aemp_framer_t f;
-    aemp_framer_init(&f, 0, 0);
-    size_t start, end;
-    int rc = 0;
-    while (!rc && n && aemp_framer_next(&f, p, n, &start, &end) == 1) {
-        json_t *v = aemp_json_decode(p + start, end - start, 0, NULL, 0);
-        rc = v ? write_storable(l, v) : AEMP_EINVAL;
-        json_decref(v);
-        p += end;
-        n -= end;
-    }
+    if (l->pub.state == LINK_DEAD) return AEMP_ECLOSED;
+    size_t before = aemp__buf_size(&l->out);
+    int rc = l->fout.ops->put_json(&l->fout, &l->out, p, n);
+    if (aemp__buf_size(&l->out) != before) schedule_flush(l);
     return rc;
 }
 
@@ -188,16 +164,7 @@ int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const a
         aemp__payload_drop(pay);
         return AEMP_ECLOSED;
     }
-    int rc;
-    if (l->storable_out) {
-        json_t *elems = aemp__payload_value(pay), *idv = json_stringn(id, idlen);
-        rc = elems && idv && !json_array_insert_new(elems, 0, idv) ? write_storable(l, elems)
-                                                                   : AEMP_EINVAL;
-        if (!elems) json_decref(idv);
-        json_decref(elems);
-        return rc;
-    }
-    rc = aemp__payload_encode_cached(&l->out, id, idlen, pay, &l->pack);
+    int rc = l->fout.ops->encode(&l->fout, &l->out, id, idlen, pay);
     if (!rc) schedule_flush(l);
     return rc;
 }
@@ -352,154 +319,60 @@ static void drain_hs_output(link_t *l)
     }
 }
 
-/* Texts at least this long make the link hand the next text to the
- * framer first (see process_data). */
-#define BIG_TEXT (8 * 1024)
-
-/* Hands a message whose id stayed bytes to the node. Its text (ending at
- * `end` bytes into `in`) is consumed first; the byte after the id is its
- * closing quote, which nobody reads again (`in` stays put until the next
- * read): a NUL there makes the id a C string without a copy. When the
- * elements array comes back with no other holder, it and its integers
- * and strings are kept for the next message to fill, saving most of the
- * allocations a message costs. */
-static void deliver_elems(link_t *l, size_t end, const char *id, size_t idlen,
-                          json_t *elems)
+/* A decoded value that is not a message (not an array with a string
+ * first) is dropped, as a Perl node drops it; the link stays. null and 0
+ * are quiet, and in protocol 1 every scalar (2.02 ignores them). */
+static void drop_value(link_t *l, const json_t *v)
 {
     aemp_node_t *n = l->pub.node;
-    aemp__buf_consume(&l->in, end);
-    ((char *)id)[idlen] = '\0';
-    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
-    aemp__recycle_put(&l->recycle, elems);
+    int scalar = !json_is_array(v) && !json_is_object(v);
+    if (!json_is_array(v) && !json_is_null(v) && !(json_is_integer(v) && !json_integer_value(v)) &&
+        !(scalar && n->dialect->quirks.quiet_scalars))
+        aemp__log(n, AEMP_LOG_WARN, "%s: message is not an array, dropped",
+                  l->pub.peer ? l->pub.peer->noderef : "?");
 }
 
-/* A message the fast decoder declined, decoded whole: split into its
- * target id and elements like every other message. What is not an array
- * with a string first is dropped (as a Perl node drops it), the link
- * stays. */
-static void deliver_value(link_t *l, json_t *msg)
-{
-    aemp_node_t *n = l->pub.node;
-    const char *src = l->pub.peer ? l->pub.peer->noderef : "?";
-    json_t *idv = json_array_get(msg, 0);
-    if (!json_is_string(idv)) {
-        /* not an array, or one without a target: null and 0 are quiet,
-         * and in protocol 1 every scalar (2.02 ignores them) */
-        int scalar = !json_is_array(msg) && !json_is_object(msg);
-        if (!json_is_array(msg) && !json_is_null(msg) &&
-            !(json_is_integer(msg) && !json_integer_value(msg)) &&
-            !(scalar && n->dialect->quiet_scalars))
-            aemp__log(n, AEMP_LOG_WARN, "%s: message is not an array, dropped", src);
-        json_decref(msg);
-        return;
-    }
-    json_incref(idv);
-    json_array_remove(msg, 0);
-    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", json_string_value(idv),
-                   json_string_length(idv), msg);
-    json_decref(idv);
-    json_decref(msg);
-}
-
-/* Splits data-phase bytes into JSON texts and delivers them.
- *
- * The usual message, [ID, ELEMENTS...] with a plain ID, is decoded
- * without making a value of ID (a port callback gets only the elements).
- * While texts arrive whole, the decoder also finds where each ends, so
- * the bytes are scanned once; the framer takes over for a text that is
- * incomplete (it keeps its place across reads), for anything the fast
- * decoder declines, errors included (the general decoder then gives the
- * message), and after a big text (a big text is usually cut by reads,
- * and a decode attempt on its first part would only scan it twice). */
-static void process_storable(link_t *l);
-
+/* Cuts the data-phase bytes into messages with the framing the peer
+ * chose and hands each to the node. What the framing finds broken fails
+ * the link; a message it drops is a warning. */
 static void process_data(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
-    if (l->storable_in) {
-        process_storable(l);
-        return;
-    }
+    aemp__frame_in_t *in = &l->fin;
     while (l->pub.state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
-        size_t start = 0, end = 0, idlen;
-        const char *id, *head = aemp__buf_head(&l->in);
-        json_t *elems;
-        if (!l->big_text && aemp__framer_idle(&l->framer)) {
-            elems = aemp__json_decode_msg(head, aemp__buf_size(&l->in), 0, &id, &idlen, &end,
-                                          &l->recycle);
-            /* the framer's length limit holds here too (counting leading
-             * whitespace: at worst the framer then decides) */
-            if (elems && end <= n->cfg.max_message) {
-                deliver_elems(l, end, id, idlen, elems);
-                if (n->destroy_pending) return;
-                continue;
-            }
-            json_decref(elems);
-        }
-        int r = aemp_framer_next(&l->framer, head, aemp__buf_size(&l->in), &start, &end);
-        if (r < 0) {
-            char m[200];
-            snprintf(m, sizeof m, "Bad message (%s)", aemp_framer_error(&l->framer));
+        size_t start = 0, end = 0;
+        char *head = aemp__buf_head(&l->in);
+        const char *why = "";
+        char err[AEMP_JSON_ERRMAX + 64], m[sizeof err + 16];
+        int r = in->ops->next(in, head, aemp__buf_size(&l->in), &start, &end, &why);
+        if (r == AEMP__FRAME_ERROR) {
+            snprintf(m, sizeof m, "Bad message (%s)", why);
             link_fail(l, m);
             return;
         }
-        if (r == 0) {
+        if (r == AEMP__FRAME_MORE) {
             if (end) aemp__buf_consume(&l->in, end);
             return;
         }
-        l->big_text = end - start >= BIG_TEXT;
-        elems = aemp__json_decode_msg(head + start, end - start, 0, &id, &idlen, NULL,
-                                      &l->recycle);
-        if (elems) {
-            deliver_elems(l, end, id, idlen, elems);
-            if (n->destroy_pending) return;
-            continue;
-        }
-        char err[128];
-        json_t *msg = aemp_json_decode(head + start, end - start, 0, err, sizeof err);
+        aemp__msg_t msg = {0};
+        int d = in->ops->decode(in, head + start, end - start, &msg, err, sizeof err);
+        /* consumed first: the id may point into the bytes, which stay put
+         * until the next read */
         aemp__buf_consume(&l->in, end);
-        if (!msg) {
-            char m[200];
+        if (d == AEMP__MSG_OK) {
+            aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", msg.id, msg.idlen,
+                           msg.elems);
+        } else if (d == AEMP__MSG_VALUE) {
+            drop_value(l, msg.value);
+        } else if (d == AEMP__MSG_DROP) {
+            aemp__log(n, AEMP_LOG_WARN, "%s: %s", l->pub.addr, err);
+        } else {
             snprintf(m, sizeof m, "Bad message (%s)", err);
             link_fail(l, m);
             return;
         }
-        deliver_value(l, msg);
+        aemp__frame_msg_done(in, &msg);
         if (n->destroy_pending) return;
-    }
-}
-
-/* The Storable side of process_data: BER-framed images, each decoded
- * whole. A broken image fails the link; a message JSON cannot carry (a
- * reference to a scalar, a blessed object...) is dropped with a
- * warning. */
-static void process_storable(link_t *l)
-{
-    aemp_node_t *n = l->pub.node;
-    while (l->pub.state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
-        size_t start, end;
-        const char *head = aemp__buf_head(&l->in);
-        int r = aemp_ber_framer_next(&l->ber, head, aemp__buf_size(&l->in), &start, &end);
-        char m[200];
-        if (r < 0) {
-            snprintf(m, sizeof m, "Bad message (%s)", aemp_ber_framer_error(&l->ber));
-            link_fail(l, m);
-            return;
-        }
-        if (r == 0) return;
-        int err = 0;
-        char eb[128];
-        json_t *v = aemp_storable_decode(head + start, end - start, 0, &err, eb, sizeof eb);
-        aemp__buf_consume(&l->in, end);
-        if (v) {
-            deliver_value(l, v);
-        } else if (err == AEMP_EBADMSG) {
-            aemp__log(n, AEMP_LOG_WARN, "%s: Storable message dropped (%s)", l->pub.addr, eb);
-        } else {
-            snprintf(m, sizeof m, "Bad message (%s)", eb);
-            link_fail(l, m);
-            return;
-        }
     }
 }
 
@@ -594,11 +467,15 @@ static void link_go_up(link_t *l)
     drain_hs_output(l);
     int t = aemp_hs_remote_timeout(l->hs);
     l->read_timeout = t < 0 ? 0 : (t < 4 ? 4 : t);
-    aemp_framer_init(&l->framer, l->pub.node->cfg.max_message, 0);
-    aemp_ber_framer_init(&l->ber, l->pub.node->cfg.max_message);
-    const char *fin = aemp_hs_recv_framing(l->hs), *fout = aemp_hs_send_framing(l->hs);
-    l->storable_in = fin && !strcmp(fin, "storable");
-    l->storable_out = fout && !strcmp(fout, "storable");
+    /* the engine accepts only framings of the dialect's list */
+    const aemp__framing_t *const *fl = l->pub.node->dialect->framings;
+    const aemp__framing_t *fin = aemp__framing_find(fl, aemp_hs_recv_framing(l->hs));
+    const aemp__framing_t *fout = aemp__framing_find(fl, aemp_hs_send_framing(l->hs));
+    l->fout.ops = fout ? fout : fl[0];
+    if (aemp__frame_in_init(&l->fin, fin ? fin : fl[0], l->pub.node->cfg.max_message)) {
+        link_fail(l, "out of memory");
+        return;
+    }
     l->pub.state = LINK_UP;
     l->last_read = ev_now(l->pub.node->loop);
     link_rearm_timer(l);
@@ -619,6 +496,7 @@ static void process_handshake(link_t *l)
             l->hold_auth = 0;
             drain_hs_output(l);
             link_send_last(l);
+            l->pub.reason = aemp__hs_reason(l->hs);
             link_fail(l, aemp_hs_error(l->hs));
             return;
         }
@@ -693,7 +571,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (r == 0) {
         /* end of stream is reported as the Perl node of the dialect
          * reports it (2.02 tells a handshake from a data phase) */
-        link_fail(l, l->pub.state == LINK_UP ? n->dialect->eof_text : "Broken pipe");
+        link_fail(l, l->pub.state == LINK_UP ? n->dialect->quirks.eof_text : "Broken pipe");
         goto out;
     }
     l->last_read = ev_now(loop);
@@ -807,15 +685,21 @@ static void link_start_handshake(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
     unsigned char nonce[AEMP_HS_NONCE_MAX];
+    char framings[128];
     int err = 0;
     if (aemp_random_bytes(nonce, sizeof nonce)) {
         link_fail(l, "no randomness for the nonce");
         return;
     }
+    /* the dialect's framings, offered and written in its order */
+    size_t fo = 0;
+    framings[0] = '\0';
+    for (const aemp__framing_t *const *f = n->dialect->framings; *f; f++)
+        fo += (size_t)snprintf(framings + fo, fo < sizeof framings ? sizeof framings - fo : 0,
+                               "%s%s", fo ? "," : "", (*f)->name);
     aemp_hs_config_t hc = {
-        .protocol = n->dialect->protocol,
-        .framings = n->dialect->framings,
-        .framings_send = n->dialect->framings,
+        .framings = framings,
+        .framings_send = framings,
         .noderef = n->greet_name,
         .secret = n->secret,
         .secret_len = n->secret_len,
@@ -827,7 +711,8 @@ static void link_start_handshake(link_t *l)
         .nonce = nonce,
     };
     if (n->secret && !n->secret_sha3) n->secret_sha3 = aemp__hmac_sha3_new(n->secret, n->secret_len);
-    l->hs = aemp_hs_new(&hc, &err);
+    l->hs = fo < sizeof framings ? aemp__hs_new(n->dialect->profile, &hc, &err) : NULL;
+    if (!l->hs && !err) err = AEMP_EINVAL;
     aemp__hs_use_hmac_sha3(l->hs, n->secret_sha3);
     l->pub.greeted_as = strdup(n->greet_name);
     if (!l->pub.greeted_as && l->hs) err = AEMP_ENOMEM;
@@ -855,6 +740,7 @@ static link_t *link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
     l->pub.state = outgoing ? LINK_CONNECTING : LINK_HANDSHAKE;
     snprintf(l->pub.addr, sizeof l->pub.addr, "%s", addr);
     l->keepalive = n->timeout - 3.0;
+    l->fout.ops = n->dialect->framings[0];
     ev_io_init(&l->rio, read_cb, fd, EV_READ);
     ev_io_init(&l->wio, write_cb, fd, EV_WRITE);
     ev_init(&l->timer, timer_cb);

@@ -44,6 +44,50 @@
 /* ------------------------------------------------------------------ */
 /* logging and callback nesting                                        */
 
+/* FNV-1a of the format's address and text[0..len). */
+static uint64_t log_key(const char *fmt, const char *text, size_t len)
+{
+    uint64_t h = 14695981039346656037u ^ (uint64_t)(uintptr_t)fmt;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 1099511628211u;
+    return h | 1; /* 0 marks a free slot */
+}
+
+/* The limiter for key: its slot, or a free one or one whose window is
+ * over among the next few (taken over); NULL when they all serve other
+ * keys now (the line is then not limited by that key). */
+static aemp__ratelim_t *log_limit(aemp_node_t *n, uint64_t key, double now)
+{
+    struct log_slot *free_slot = NULL;
+    for (unsigned i = 0; i < 8; i++) {
+        struct log_slot *s = &n->log_slots[(key + i) % AEMP_LOG_SLOTS];
+        if (s->key == key) return &s->lim;
+        if (!free_slot && (!s->key || now - s->lim.start >= AEMP_LOG_WINDOW)) free_slot = s;
+    }
+    if (!free_slot) return NULL;
+    free_slot->key = key;
+    free_slot->lim = (aemp__ratelim_t){0};
+    return &free_slot->lim;
+}
+
+/* Whether the line buf of kind fmt may be written now; *held: how many
+ * like it were held back before. */
+static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned *held)
+{
+    double now = n->loop ? ev_now(n->loop) : 0;
+    const char *colon = strstr(buf, ": ");
+    const char *rest = colon ? colon + 2 : buf;
+    unsigned h1 = 0, h2 = 0;
+    aemp__ratelim_t *line = log_limit(n, log_key(fmt, buf, strlen(buf)), now);
+    if (line && !aemp__ratelim_hit(line, now, AEMP_LOG_WINDOW, AEMP_LOG_BURST, &h1)) return 0;
+    aemp__ratelim_t *kind = log_limit(n, log_key(fmt, rest, strlen(rest)) ^ 2, now);
+    if (kind && kind != line && !aemp__ratelim_hit(kind, now, AEMP_LOG_WINDOW, AEMP_LOG_KIND_BURST, &h2)) {
+        if (line) line->held += h1 + 1; /* told with that line's next one */
+        return 0;
+    }
+    *held = h1 + h2;
+    return 1;
+}
+
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
 {
     char buf[1024];
@@ -51,6 +95,13 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    unsigned held = 0;
+    if (level <= AEMP_LOG_WARN && !log_passes(n, fmt, buf, &held)) return;
+    if (held) {
+        size_t len = strlen(buf);
+        snprintf(buf + (len < sizeof buf - 80 ? len : sizeof buf - 80), 80,
+                 " ... and %u more like this in the last %.0f s", held, AEMP_LOG_WINDOW);
+    }
     if (n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
     else if (level <= AEMP_LOG_WARN) fprintf(stderr, "aemp: %s\n", buf);
 }
@@ -107,6 +158,22 @@ static int peer_register(aemp_node_t *n, aemp__peer_t *p, const char *name)
 int aemp__peer_add_name(aemp__peer_t *p, const char *name)
 {
     return peer_register(p->node, p, name);
+}
+
+int aemp__peer_set_name(aemp__peer_t *p, const char *name)
+{
+    char *c = strdup(name);
+    if (!c) return AEMP_ENOMEM;
+    free(p->noderef);
+    p->noderef = c;
+    return 0;
+}
+
+void aemp__peer_set_endpoints(aemp__peer_t *p, char **eps, size_t count)
+{
+    aemp__strv_free(p->eps);
+    p->eps = eps;
+    p->neps = count;
 }
 
 /* Finds the peer known under name or one of the endpoints the name
@@ -241,6 +308,17 @@ static int is_attempt(const aemp__link_t *l)
     return l->outgoing && (l->state == LINK_CONNECTING || l->state == LINK_HANDSHAKE);
 }
 
+void aemp__peer_forget(aemp__peer_t *p, const char *msg)
+{
+    if (!p->connecting && !p->resolving) return;
+    p->connecting = 0;
+    for (aemp__link_t *l = p->links, *next; l; l = next) {
+        next = l->peer_next;
+        if (is_attempt(l)) aemp__link_close(l, msg, 1);
+    }
+    aemp__peer_fail(p, msg);
+}
+
 static int peer_has_attempt(const aemp__peer_t *p)
 {
     for (aemp__link_t *l = p->links; l; l = l->peer_next)
@@ -257,6 +335,14 @@ void aemp__peer_try(aemp__peer_t *p)
         aemp__log(n, AEMP_LOG_DEBUG, "%s: connecting", ep);
         aemp__link_connect(n, p, ep);
     }
+}
+
+void aemp__peer_resolved(aemp__peer_t *p, char **eps, size_t count)
+{
+    aemp__peer_set_endpoints(p, eps, count);
+    p->next_ep = 0;
+    if (p->connecting) aemp__peer_try(p);
+    else aemp__peer_connect(p);
 }
 
 void aemp__peer_connect(aemp__peer_t *p)
@@ -367,33 +453,6 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     peer_free(from);
 }
 
-/* ---- Perl 0.4 peers ----
- * A Perl 0.4 node takes every link whose auth line it verifies as its
- * link to us, drops the one it had and connects again at once; after any
- * link error it connects again at once too (vectors/README.md). With the
- * tie-break our own nodes use, a simultaneous connect would make it
- * churn through links for ever. So with such a peer (its greeting says
- * provider=AE-...) only one link at a time carries our auth line: an
- * attempt of ours that finds another link already carrying it closes
- * before authenticating, and so does a link of the peer's. The link the
- * peer verified is the one both sides use; its other attempts end in the
- * handshake, which it does not count as a link. */
-static int is_perl0_link(const aemp__link_t *l)
-{
-    const char *pv = aemp_hs_remote_kv(aemp__link_hs(l), "provider");
-    return l->node->dialect->one_auth_per_perl_peer && pv && !strncmp(pv, "AE-", 3);
-}
-
-/* Another live link of p (or of q) than l carries our auth line. */
-static aemp__link_t *auth_carrier(const aemp__peer_t *p, const aemp__peer_t *q,
-                                  const aemp__link_t *l)
-{
-    for (int k = 0; k < 2; k++)
-        for (aemp__link_t *o = (k ? q : p) ? (k ? q : p)->links : NULL; o; o = o->peer_next)
-            if (o != l && o->auth_out && o->state != LINK_DEAD) return o;
-    return NULL;
-}
-
 int aemp__link_greeted(aemp__link_t *l, const char *remote)
 {
     aemp_node_t *n = l->node;
@@ -406,7 +465,7 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
      * own attempt finds it so, the address it was made for (a seed's)
      * names that node too from now on, and the naming model hears of the
      * link under that name (a seed that reached us first is our seed) */
-    aemp__peer_t *p = n->dialect->refuse_second_link ? peer_find(n, remote) : NULL;
+    aemp__peer_t *p = n->dialect->quirks.refuse_second_link ? peer_find(n, remote) : NULL;
     if (p && p->link && p->link != l && p->link->state == LINK_UP) {
         if (l->outgoing && l->peer && l->peer != p) {
             peer_merge(n, l->peer, p);
@@ -419,15 +478,8 @@ int aemp__link_greeted(aemp__link_t *l, const char *remote)
         }
         return 2;
     }
-    if (l->outgoing && is_perl0_link(l)) {
-        if (auth_carrier(l->peer, peer_find(n, remote), l)) {
-            aemp__log(n, AEMP_LOG_DEBUG, "%s: another link to this Perl node is authenticating",
-                      l->addr);
-            aemp__link_close(l, "superseded", 1);
-            return 1;
-        }
-        l->auth_out = 1; /* the engine queued our auth line with the greeting */
-    }
+    if (l->outgoing && n->dialect->link_greeted)
+        return n->dialect->link_greeted(l, peer_find(n, remote));
     return 0;
 }
 
@@ -475,15 +527,7 @@ int aemp__link_verified(aemp__link_t *l)
     aemp_node_t *n = l->node;
     aemp__peer_t *p = peer_identify(l);
     if (!p) return 1;
-    if (is_perl0_link(l)) {
-        aemp__link_t *c = auth_carrier(p, NULL, l);
-        if (!c) return 0;
-        /* our link to it carries our auth line: this one must not. A
-         * restarted peer's old link shows itself dead when written to */
-        if (c->state == LINK_UP) aemp__link_probe(c);
-        aemp__link_close(l, "superseded", 1);
-        return 1;
-    }
+    if (n->dialect->link_verified && n->dialect->link_verified(l)) return 1;
     if (!incoming_must_wait(l)) return 0;
     l->state = LINK_HELD; /* read_cb only watches for its close */
     aemp__log(n, AEMP_LOG_DEBUG, "%s: held (simultaneous connect)", l->addr);
@@ -526,6 +570,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     ev_timer_stop(n->loop, &p->retry);
     free(p->last_error);
     p->last_error = NULL;
+    p->last_reason = 0;
     /* the losers of a simultaneous connect are no longer needed */
     for (aemp__link_t *o = p->links; o;) {
         aemp__link_t *next = o->peer_next;
@@ -574,6 +619,7 @@ void aemp__link_died(aemp__link_t *l, int silent)
      * timer starts new rounds and finally gives up */
     free(p->last_error);
     p->last_error = l->error ? strdup(l->error) : NULL;
+    p->last_reason = l->reason;
     if (l->outgoing && n->cfg.on_connect_failed && !n->destroy_pending)
         n->cfg.on_connect_failed(n->cfg.connect_failed_ud, n, p->noderef, l->addr,
                                  l->error ? l->error : "closed");
@@ -591,6 +637,8 @@ struct aemp__local_msg {
     struct aemp__local_msg *next;
     json_t *elems;
     const char *as;
+    /* aemp__node_later: called with elems instead of a delivery */
+    void (*fn)(aemp_node_t *n, json_t *elems);
     size_t idlen;
     char id[];
 };
@@ -606,12 +654,24 @@ static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
     ev_idle_stop(loop, w);
     while (m) {
         aemp__local_msg_t *next = m == last ? NULL : m->next;
-        if (!n->destroy_pending) aemp__dispatch(n, m->as ? m->as : n->noderef, m->id, m->idlen, m->elems);
+        if (!n->destroy_pending) {
+            if (m->fn) m->fn(n, m->elems);
+            else aemp__dispatch(n, m->as ? m->as : n->noderef, m->id, m->idlen, m->elems);
+        }
         json_decref(m->elems);
         free(m);
         m = next;
     }
     aemp__leave(n);
+}
+
+static void local_append(aemp_node_t *n, aemp__local_msg_t *m)
+{
+    m->next = NULL;
+    if (n->local_tail) n->local_tail->next = m;
+    else n->local_head = m;
+    n->local_tail = m;
+    ev_idle_start(n->loop, &n->local_w);
 }
 
 static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp__payload_t *pl)
@@ -629,11 +689,25 @@ static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp_
     m->idlen = idlen;
     m->as = aslen ? memcpy(m->id + idlen + 1, n->acting_for, aslen) : NULL;
     m->elems = elems;
-    m->next = NULL;
-    if (n->local_tail) n->local_tail->next = m;
-    else n->local_head = m;
-    n->local_tail = m;
-    ev_idle_start(n->loop, &n->local_w);
+    m->fn = NULL;
+    local_append(n, m);
+    return 0;
+}
+
+int aemp__node_later(aemp_node_t *n, void (*fn)(aemp_node_t *n, json_t *elems), json_t *elems)
+{
+    if (!elems) return AEMP_EINVAL;
+    aemp__local_msg_t *m = malloc(sizeof *m + 1);
+    if (!m) {
+        json_decref(elems);
+        return AEMP_ENOMEM;
+    }
+    m->id[0] = 0;
+    m->idlen = 0;
+    m->as = NULL;
+    m->elems = elems;
+    m->fn = fn;
+    local_append(n, m);
     return 0;
 }
 
@@ -976,6 +1050,17 @@ static char *dupnull(const char *s, int *fail)
     return d;
 }
 
+/* The dialects a node may speak: the one place a protocol number is
+ * looked at. */
+static const aemp__dialect_t *const dialects[] = {&aemp__dialect_p0, &aemp__dialect_p1};
+
+const aemp__dialect_t *aemp__dialect_find(int protocol)
+{
+    for (size_t i = 0; i < sizeof dialects / sizeof dialects[0]; i++)
+        if (dialects[i]->protocol == protocol) return dialects[i];
+    return NULL;
+}
+
 aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, int *err)
 {
     int e = 0, fail = 0;
@@ -994,8 +1079,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     n->loop = loop;
     n->cfg = *cfg;
-    n->dialect = cfg->protocol == 1 ? &aemp__dialect_p1 : &aemp__dialect_p0;
-    if (cfg->protocol != 0 && cfg->protocol != 1) {
+    n->dialect = aemp__dialect_find(cfg->protocol);
+    if (!n->dialect) {
         e = AEMP_EINVAL;
         goto bad;
     }
@@ -1012,8 +1097,10 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (!n->cfg.max_message) n->cfg.max_message = AEMP_DEFAULT_MAX_MESSAGE;
     if (!n->cfg.max_outq) n->cfg.max_outq = AEMP_DEFAULT_MAX_OUTQ;
     if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
+    if (!n->cfg.max_peer_monitors) n->cfg.max_peer_monitors = AEMP_DEFAULT_MAX_PEER_MONITORS;
     /* names, secret, TLS and the dialect's defaults */
-    if ((e = n->dialect->init(n, cfg))) goto bad;
+    n->dstate = n->dialect->init(n, cfg, &e);
+    if (e) goto bad;
     ev_prepare_init(&n->flush_w, aemp__flush_cb);
     n->flush_w.data = n;
     ev_init(&n->accept_pause, accept_resume_cb);
@@ -1118,7 +1205,8 @@ static void node_free(aemp_node_t *n)
         n->dead = l->next;
         aemp__link_free(l);
     }
-    if (n->dialect) n->dialect->free(n);
+    if (n->dstate) n->dialect->free(n);
+    n->dstate = NULL;
     while (n->peers_list) {
         aemp__peer_t *p = n->peers_list;
         n->peers_list = p->next;
@@ -1139,15 +1227,11 @@ static void node_free(aemp_node_t *n)
     aemp__ports_free(n);
     aemp__map_free(&n->peers);
     aemp__map_free(&n->self_names);
-    aemp__strv_free(n->masters);
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);
     OPENSSL_cleanse(n->secret_md6, sizeof n->secret_md6); /* as good as the secret */
     aemp__hmac_sha3_free(n->secret_sha3);
     SSL_CTX_free(n->tls_ctx);
-    free(n->bind);
-    free(n->slave_name);
-    free(n->secret_file);
     free(n->provider);
     free(n->noderef);
     free(n->greet_name);

@@ -7,9 +7,22 @@
 #define AEMP_NODE_INT_H
 
 #include "aemp_int.h"
+#include "framing.h"
 #include "map.h"
 
 #include <ev.h>
+
+/* Log lines at AEMP_LOG_WARN and AEMP_LOG_ERROR are rate-limited: each
+ * line (its format and text: the same peer, the same thing) is written
+ * AEMP_LOG_BURST times per AEMP_LOG_WINDOW seconds, and each kind (its
+ * format and the text after the subject, the peer or address before the
+ * first ": ") AEMP_LOG_KIND_BURST times from all subjects together; the
+ * next line written says how many were held back. Limiters live in
+ * AEMP_LOG_SLOTS slots by hash (two keys that meet share one). */
+#define AEMP_LOG_WINDOW 10.0
+#define AEMP_LOG_BURST 5u
+#define AEMP_LOG_KIND_BURST 100u
+#define AEMP_LOG_SLOTS 256u
 
 typedef struct aemp__link aemp__link_t;
 typedef struct aemp__peer aemp__peer_t;
@@ -27,17 +40,27 @@ typedef struct aemp__service {
     void (*fn)(aemp_node_t *n, const char *src, json_t *args);
 } aemp__service_t;
 
-/* A dialect of the protocol, as the drivers see it: the handshake
- * profile it selects (by protocol number), its table of node requests
- * (services.c) and its naming model (naming0.c, naming1.c): how a node
- * is named and reached. node.c, link.c and port.c call through this and
- * do not know which dialect they carry. */
+/* A dialect of the protocol, as the drivers see it: everything that
+ * makes protocol 0 (AnyEvent::MP 0.4, naming0.c, perl04.c) differ from
+ * protocol 1 (2.02, naming1.c) is named here, once. node.c, link.c and
+ * port.c call through this and do not know which dialect they carry; a
+ * node finds its dialect with aemp__dialect_find, by the one number in
+ * its configuration. */
 typedef struct aemp__dialect {
-    int protocol;                    /* the handshake profile */
-    const char *framings;            /* offered and written, in order */
-    const aemp__service_t *services; /* ends with a NULL tag */
-    /* the naming model */
-    int (*init)(aemp_node_t *n, const aemp_node_config_t *cfg); /* secret, TLS, defaults */
+    int protocol;                         /* the number that selects it */
+    const aemp__hs_profile_t *profile;    /* its handshake (handshake.c) */
+    /* the framings, offered in greetings and written in this order
+     * (NULL-terminated; framing.h). The profile's rule picks one per
+     * direction. The first is what a link would write before its
+     * handshake chose (nothing is: the node writes only to links that
+     * are up). */
+    const aemp__framing_t *const *framings;
+    const aemp__service_t *services; /* node requests; ends with a NULL tag */
+    /* the naming model: how a node is named and reached */
+    /* secret, TLS, defaults: returns the dialect's own state, which the
+     * node holds (dstate) and frees with free, and sets *err (0, or why
+     * init failed: the state it returns then is freed at once) */
+    void *(*init)(aemp_node_t *n, const aemp_node_config_t *cfg, int *err);
     int (*start)(aemp_node_t *n);      /* listen and name the node */
     void (*started)(aemp_node_t *n);   /* first connections */
     /* endpoints a peer's name carries (malloc'd vector, or NULL) */
@@ -52,27 +75,47 @@ typedef struct aemp__dialect {
      * an address was refused because p is that node and already up */
     void (*peer_aliased)(aemp_node_t *n, aemp__peer_t *p);
     void (*peer_down)(aemp_node_t *n, aemp__peer_t *p);
-    void (*free)(aemp_node_t *n);
+    void (*free)(aemp_node_t *n); /* frees dstate */
+    /* the link policy (NULL: none): an outgoing link l greeted by the
+     * node `named` (the peer known by that name, or NULL); an incoming
+     * link l whose peer's auth line was verified. Each returns 0 to go on
+     * or 1 when it closed l. Protocol 0's keeps a Perl 0.4 peer to one
+     * link carrying our auth line at a time (perl04.c). */
+    int (*link_greeted)(aemp__link_t *l, aemp__peer_t *named);
+    int (*link_verified)(aemp__link_t *l);
     const char *unreachable;   /* a peer no attempt reached */
-    /* monitor messages: "a port you watch died" and "kill this port" */
-    const char *tag_port_died, *tag_kill;
-    /* a node greeting while its link is up is refused (protocol 1) */
-    int refuse_second_link;
-    /* the no_such_port reason of a watch names the port (protocol 1) */
-    int no_such_port_names_port;
-    /* what a link that the peer closed after the handshake reports */
-    const char *eof_text;
-    /* a top-level string or number from a peer is ignored without a
-     * warning (protocol 1, as 2.02 ignores it) */
-    int quiet_scalars;
-    /* a monitor of a node port sends no mon1/mon0: the link alone tells
-     * (protocol 1, as 2.02's mon of a node id) */
-    int node_port_watch_silent;
-    /* a Perl 0.4 peer sees our auth line on one link at a time (node.c) */
-    int one_auth_per_perl_peer;
+    /* the wire tags the drivers write (port.c) */
+    struct {
+        const char *port_died;    /* "a port you watch died" */
+        const char *kill;         /* "kill this port" */
+        const char *watch, *unwatch; /* start / stop watching a port */
+        const char *spawn;        /* "run this function in a new port" */
+        const char *no_such_port; /* the reason of a watch of no port */
+    } tags;
+    /* Behaviour of one Perl release that the drivers reproduce, each
+     * read in one place:
+     * refuse_second_link      2.02: a node greeting while its link is up
+     *                         is refused ("already connected") (node.c)
+     * no_such_port_names_port 2.02: no_such_port's reason also names the
+     *                         port watched (port.c)
+     * eof_text                what a link the peer closed in the data
+     *                         phase reports: 0.4 "Broken pipe", 2.02
+     *                         "Unexpected end-of-file" (link.c)
+     * quiet_scalars           2.02 ignores a top-level string or number
+     *                         without a warning (link.c)
+     * node_port_watch_silent  2.02 watches a node id by its link alone:
+     *                         no mon1/mon0 for a node port (port.c) */
+    struct {
+        int refuse_second_link;
+        int no_such_port_names_port;
+        const char *eof_text;
+        int quiet_scalars;
+        int node_port_watch_silent;
+    } quirks;
 } aemp__dialect_t;
+/* The dialect of a protocol number, or NULL (node.c). */
+const aemp__dialect_t *aemp__dialect_find(int protocol);
 extern const aemp__dialect_t aemp__dialect_p0, aemp__dialect_p1;
-extern const aemp__service_t aemp__services_p0[], aemp__services_p1[];
 struct ssl_ctx_st;
 struct link; /* link.c */
 
@@ -107,6 +150,8 @@ struct aemp__link {
     char *greeted_as;     /* our name in this link's greeting */
     char addr[80];        /* the other end, "host:port" */
     char *error;          /* why it died */
+    int reason;           /* and that as a code, where one is needed
+                           * (AEMP__HS_SELF; 0 otherwise) */
 };
 
 struct aemp__peer {
@@ -127,6 +172,7 @@ struct aemp__peer {
     ev_tstamp connect_deadline;
     ev_timer retry;            /* next connect round / give up */
     char *last_error;
+    int last_reason;           /* last_error's code (aemp__link_t.reason) */
 };
 
 typedef struct aemp__local_msg aemp__local_msg_t; /* node.c */
@@ -134,8 +180,7 @@ typedef struct aemp__local_msg aemp__local_msg_t; /* node.c */
 struct aemp_node {
     struct ev_loop *loop;
     aemp_node_config_t cfg;     /* strings below are our copies */
-    char *bind, *slave_name, *secret_file, *provider;
-    char **masters;
+    char *provider;
     unsigned char *secret;
     size_t secret_len;
     /* MD6-256 of the secret, what every protocol-0 auth token uses:
@@ -148,9 +193,7 @@ struct aemp_node {
     unsigned timeout;
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */
-    int slave, renamed, started;
-    char *slave_base;           /* a slave's first name, "slave/NAME" */
-    ev_timer master_retry;      /* a slave tries its masters again */
+    int started;
     struct listener {
         ev_io io;
         int fd;
@@ -182,9 +225,7 @@ struct aemp_node {
     aemp__peer_t *peers_idle;   /* peers that lost their last link: reaped on leave */
     aemp__ports_t *ports;       /* port layer (port.c) */
     const aemp__dialect_t *dialect;
-    struct aemp__p1 *p1;        /* protocol 1: seeds, master (naming1.c) */
-    struct aemp__db *db;        /* protocol 1: the database client (db.c) */
-    struct aemp__global *global; /* protocol 1: global node (global.c) */
+    void *dstate;               /* the dialect's state (its init made it) */
     /* the destination of the last remote send, so that a stream of
      * messages to one node compares a name instead of hashing it twice;
      * cleared whenever the peer table or our own names change */
@@ -192,6 +233,12 @@ struct aemp_node {
     size_t route_len;
     char route_name[80];
     struct ssl_ctx_st *tls_ctx; /* TLS mode: from the secret (tls.c) */
+    /* warnings and errors held back (node.c, aemp__log): a fixed table,
+     * so that lines a peer provokes never make the node grow */
+    struct log_slot {
+        uint64_t key;
+        aemp__ratelim_t lim;
+    } log_slots[AEMP_LOG_SLOTS];
 };
 
 /* Protocol 1's connect_interval (2.02): spacing of endpoint attempts and
@@ -234,6 +281,16 @@ int aemp__node_listen(aemp_node_t *n, char **eps, size_t cnt, char ***actual);
 void aemp__routes_changed(aemp_node_t *n);
 /* The peer is known under name too (and the endpoints it carries). */
 int aemp__peer_add_name(aemp__peer_t *p, const char *name);
+/* The peer's name becomes a copy of name, which already names it
+ * (aemp__peer_add_name). 0 or AEMP_ENOMEM (the name stays). */
+int aemp__peer_set_name(aemp__peer_t *p, const char *name);
+/* The peer's endpoints become eps (count of them, NULL-terminated;
+ * stolen); the old ones are freed. A round of attempts goes on where it
+ * was. */
+void aemp__peer_set_endpoints(aemp__peer_t *p, char **eps, size_t count);
+/* The naming model found where p, which it was resolving, listens: eps
+ * (stolen, as above) are tried from the first, now. */
+void aemp__peer_resolved(aemp__peer_t *p, char **eps, size_t count);
 /* Connects to p now if not connected; fails p (monitors fire) when that
  * cannot be. */
 void aemp__peer_connect(aemp__peer_t *p);
@@ -242,6 +299,9 @@ void aemp__peer_try(aemp__peer_t *p);
 /* p is unreachable or its link failed: its queue is dropped and the
  * monitors of its ports fire with ("transport_error", NAME, msg). */
 void aemp__peer_fail(aemp__peer_t *p, const char *msg);
+/* Stops connecting to p (its attempts are closed) and fails it with msg
+ * when it was being connected. */
+void aemp__peer_forget(aemp__peer_t *p, const char *msg);
 /* "Is this our node": 1 when name (NUL-terminated) is our noderef, one of
  * our endpoints or an earlier name of ours, or "" (a port id without a
  * node part, "#ID", means a port of ours). The one such test. */
@@ -262,6 +322,12 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
  * peer chose. */
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                    const aemp__payload_t *pl);
+/* Calls fn(n, elems) from the loop, in turn with the messages for our
+ * own ports (aemp__send to one of our names) and with this node's own
+ * authority: how a dialect's modules hand each other what must not run
+ * inside the caller. Steals elems (fn borrows them). Returns 0,
+ * AEMP_EINVAL (elems NULL) or AEMP_ENOMEM. */
+int aemp__node_later(aemp_node_t *n, void (*fn)(aemp_node_t *n, json_t *elems), json_t *elems);
 /* The node that sent `src` an iam names itself newname from now on
  * (protocol 0 slaves). Refused, with a warning, when another connected
  * node holds that name. */
@@ -327,46 +393,6 @@ void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const
                        json_t *args);
 int aemp__ports_call(aemp_node_t *n, const char *name, json_t *args);
 int aemp__ports_has_func(aemp_node_t *n, const char *name);
-
-/* ---- naming1.c (protocol 1) ---- */
-/* Sends ["", ELEMENTS...] to the master (steals elems). AEMP_ESTATE
- * without a master: the caller's request is then sent by whoever keeps it
- * when a master comes up. */
-int aemp__p1_to_master(aemp_node_t *n, json_t *elems);
-/* g_found: where node id listens (addrs: an array, or null). */
-void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs);
-/* Our listeners ("ip:port"), for the 'l entry. */
-const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count);
-/* Whether src (a node id) is our current master. */
-int aemp__p1_is_master(const aemp_node_t *n, const char *src);
-
-/* Our master is this node itself (a global node): the database and every
- * waiting request go to our own node port from now on. (global.c) */
-void aemp__p1_master_self(aemp_node_t *n);
-
-/* ---- global.c (protocol 1 global node; hooks from naming1.c and
- * services.c) ---- */
-/* Becomes a global node (nothing when it is one). 0 or AEMP_ENOMEM. */
-int aemp__global_start(aemp_node_t *n);
-int aemp__global_active(const aemp_node_t *n);
-/* A g_* request ["", TAG, ARGS...] from src (args borrowed): served when
- * global; bare g_slave makes the node global first. */
-void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args);
-/* A link came up (g_global goes out) / p went down (its entries go). */
-void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l);
-void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p);
-/* Sets p's endpoints from the view's 'l (NULL) or says why it cannot. */
-const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p);
-void aemp__global_free(aemp_node_t *n);
-
-/* ---- db.c (protocol 1) ---- */
-json_t *aemp__db_local(aemp_node_t *n);
-void aemp__db_master_up(aemp_node_t *n);
-void aemp__db_master_down(aemp_node_t *n);
-void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result);
-void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash);
-void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del);
-void aemp__db_free(aemp_node_t *n);
 
 /* ---- services.c ---- */
 /* A node-port request ["", TAG, ARGS...] (elems = [TAG, ARGS...],

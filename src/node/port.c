@@ -1,8 +1,12 @@
 /*
  * port.c - ports, monitors and the node-port services (PROTOCOL §6, §7).
  *
- * Local ports live in a table by local id. Monitors are kept in one list
- * per node; each watches a port id (local or remote) and has an action.
+ * Local ports live in a table by local id. Our own monitors are kept in
+ * one list per node; each watches a port id (local or remote) and has an
+ * action. Other nodes' watches of our ports (mon1) are kept apart, in
+ * three indexes (by watcher and port, by port, by watcher), so that what a
+ * peer's mon0, kil0 or departure costs does not grow with the watches any
+ * peer has made.
  * A fired monitor is moved to the "due" list with its reason and run from
  * an idle watcher, so no monitor action ever runs inside the call that
  * killed the port. Remote ports are watched with mon1/mon0 and learn of
@@ -15,9 +19,20 @@
 
 enum mon_kind { MON_CB, MON_KILL, MON_SEND, MON_REMOTE };
 
+/* The indexes of other nodes' watches (MON_REMOTE): by (watcher, local
+ * id), by local id and by watcher; each maps its key to a wlist. */
+enum { W_PAIR, W_PORT, W_PEER, W_N };
+struct wlist {
+    struct aemp_mon *head;
+    size_t count;
+    char key[]; /* its key in the index */
+};
+
 struct aemp_mon {
     aemp_node_t *node;
     struct aemp_mon *next, *prev; /* in ports->mons or ports->due */
+    struct aemp_mon *wnext[W_N], *wprev[W_N]; /* MON_REMOTE: in wl[] */
+    struct wlist *wl[W_N];
     enum mon_kind kind;
     char *portid;      /* what is watched, "NODE#LOCAL" */
     const char *local; /* its local id (points into portid) */
@@ -65,7 +80,8 @@ struct aemp__ports {
     aemp__map_t ports; /* local id -> port */
     aemp__map_t names; /* name -> malloc'd port id */
     aemp__map_t funcs; /* name -> func_t */
-    struct aemp_mon *mons;
+    struct aemp_mon *mons;             /* our own monitors */
+    aemp__map_t widx[W_N];             /* other nodes' watches */
     struct aemp_mon *due_head, *due_tail;
     aemp_port_t *dead; /* killed ports, freed when callbacks unwind */
     /* the port the last remote message went to: a stream of messages to
@@ -170,8 +186,55 @@ static int node_sendf(aemp_node_t *n, const char *node, size_t nodelen, const ch
 /* ------------------------------------------------------------------ */
 /* monitors                                                            */
 
+static int windex_add(aemp__ports_t *ps, struct aemp_mon *m, int i, const char *key)
+{
+    struct wlist *b = aemp__map_get(&ps->widx[i], key);
+    if (!b) {
+        size_t kl = strlen(key);
+        if (!(b = calloc(1, sizeof *b + kl + 1))) return AEMP_ENOMEM;
+        memcpy(b->key, key, kl + 1);
+        if (aemp__map_set(&ps->widx[i], key, b)) {
+            free(b);
+            return AEMP_ENOMEM;
+        }
+    }
+    m->wl[i] = b;
+    m->wprev[i] = NULL;
+    m->wnext[i] = b->head;
+    if (b->head) b->head->wprev[i] = m;
+    b->head = m;
+    b->count++;
+    return 0;
+}
+
+static void windex_del(aemp__ports_t *ps, struct aemp_mon *m, int i)
+{
+    struct wlist *b = m->wl[i];
+    if (!b) return;
+    if (m->wprev[i]) m->wprev[i]->wnext[i] = m->wnext[i];
+    else b->head = m->wnext[i];
+    if (m->wnext[i]) m->wnext[i]->wprev[i] = m->wprev[i];
+    m->wl[i] = NULL;
+    m->wnext[i] = m->wprev[i] = NULL;
+    if (!--b->count) {
+        aemp__map_del(&ps->widx[i], b->key);
+        free(b);
+    }
+}
+
+/* The first watch in index i under key, or NULL. */
+static struct aemp_mon *windex_first(aemp__ports_t *ps, int i, const char *key)
+{
+    struct wlist *b = aemp__map_get(&ps->widx[i], key);
+    return b ? b->head : NULL;
+}
+
 static void mon_unlink(aemp__ports_t *ps, struct aemp_mon *m)
 {
+    if (m->kind == MON_REMOTE) {
+        for (int i = 0; i < W_N; i++) windex_del(ps, m, i);
+        return;
+    }
     if (m->prev) m->prev->next = m->next;
     else ps->mons = m->next;
     if (m->next) m->next->prev = m->prev;
@@ -196,7 +259,7 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
 {
     mon_unlink(ps, m);
     if (m->kind == MON_REMOTE) {
-        json_t *e = json_pack("[ss]", m->node->dialect->tag_port_died, m->local);
+        json_t *e = json_pack("[ss]", m->node->dialect->tags.port_died, m->local);
         if (e) {
             json_array_extend(e, reason);
             aemp_send(m->node, m->target, e); /* target is the watcher's node port */
@@ -245,25 +308,36 @@ static struct aemp_mon *mon_new(aemp_node_t *n, const char *portid, enum mon_kin
     return m;
 }
 
+/* Tells the node of m's port that we start (tag watch) or stop (unwatch)
+ * watching it, when m is the first or last watch of ours on that port
+ * (others: NULL). Protocol 1 watches a node port by its link alone. */
+static void watch_msg(aemp_node_t *n, struct aemp_mon *m, struct aemp_mon *others,
+                      const char *tag)
+{
+    if (m->kind != MON_REMOTE && remote_watchers(n->ports, m->portid, others) == 0 &&
+        (*m->local || !n->dialect->quirks.node_port_watch_silent))
+        node_sendf(n, m->portid, m->nodelen, "[ss]", tag, m->local);
+}
+
 /* Links m in and arms it: a remote port gets mon1 when first watched, a
  * missing local port fires at once (for a remote watcher: its kil goes
  * out at once). */
 static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
 {
     aemp__ports_t *ps = n->ports;
-    m->next = ps->mons;
-    if (ps->mons) ps->mons->prev = m;
-    ps->mons = m;
+    if (m->kind != MON_REMOTE) { /* (a watch is in the indexes already) */
+        m->next = ps->mons;
+        if (ps->mons) ps->mons->prev = m;
+        ps->mons = m;
+    }
     if (m->remote) {
-        /* (protocol 1 watches a node port by its link alone) */
-        if (m->kind != MON_REMOTE && remote_watchers(ps, m->portid, m) == 0 &&
-            (*m->local || !n->dialect->node_port_watch_silent))
-            node_sendf(n, m->portid, m->nodelen, "[ss]", "mon1", m->local);
+        watch_msg(n, m, m, n->dialect->tags.watch);
     } else if (*m->local && !aemp__map_get(&ps->ports, m->local)) {
         int watcher = m->kind == MON_REMOTE; /* answered and freed at once */
-        json_t *r = json_pack("[ss]", "no_such_port", "cannot monitor nonexistent port");
+        json_t *r = json_pack("[ss]", n->dialect->tags.no_such_port, "cannot monitor nonexistent port");
         /* protocol 1 names the port too */
-        if (r && n->dialect->no_such_port_names_port) json_array_append_new(r, json_string(m->portid));
+        if (r && n->dialect->quirks.no_such_port_names_port)
+            json_array_append_new(r, json_string(m->portid));
         mon_fire(ps, m, r);
         json_decref(r);
         if (watcher) return NULL;
@@ -323,9 +397,7 @@ void aemp_mon_cancel(aemp_mon_t *m)
         return;
     }
     mon_unlink(ps, m);
-    if (m->remote && m->kind != MON_REMOTE && remote_watchers(ps, m->portid, NULL) == 0 &&
-        (*m->local || !n->dialect->node_port_watch_silent))
-        node_sendf(n, m->portid, m->nodelen, "[ss]", "mon0", m->local);
+    if (m->remote) watch_msg(n, m, NULL, n->dialect->tags.unwatch);
     mon_free(m);
 }
 
@@ -398,12 +470,6 @@ static int match_remote(struct aemp_mon *m, void *ud)
     return aemp__peer_get(m->node, m->nodename, 0) == rm->peer;
 }
 
-static int match_remote_watcher(struct aemp_mon *m, void *ud)
-{
-    struct remote_match *rm = ud;
-    return m->kind == MON_REMOTE && aemp__peer_get(m->node, m->target, 0) == rm->peer;
-}
-
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg)
 {
     aemp__ports_t *ps = n->ports;
@@ -414,12 +480,9 @@ void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *ms
     if (reason) fire_matching(n, match_remote, &rm, reason);
     json_decref(reason);
     /* the failed node's watches on our ports are gone with it */
-    for (struct aemp_mon *m = ps->mons, *next; m; m = next) {
-        next = m->next;
-        if (match_remote_watcher(m, &rm)) {
-            mon_unlink(ps, m);
-            mon_free(m);
-        }
+    for (struct aemp_mon *m; (m = windex_first(ps, W_PEER, rm.peer->noderef));) {
+        mon_unlink(ps, m);
+        mon_free(m);
     }
 }
 
@@ -559,8 +622,9 @@ static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->names, &it));)
         if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
-    int watched = 0;
-    for (struct aemp_mon *m = ps->mons; m; m = m->next) watched += match_local(m, (void *)p->local);
+    struct wlist *w = aemp__map_get(&ps->widx[W_PORT], p->local);
+    int watched = w != NULL;
+    for (struct aemp_mon *m = ps->mons; m && !watched; m = m->next) watched += match_local(m, (void *)p->local);
     if (!watched && json_array_size(reason)) {
         char *r = aemp_json_encode(reason, NULL);
         aemp__log(n, AEMP_LOG_WARN, "%s: port killed with reason %s, and nobody monitors it",
@@ -568,6 +632,7 @@ static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
         free(r);
     }
     fire_matching(n, match_local, (void *)p->local, reason);
+    for (struct aemp_mon *m; (m = windex_first(ps, W_PORT, p->local));) mon_fire(ps, m, reason);
     p->next_dead = ps->dead;
     ps->dead = p;
     ev_check_start(n->loop, &ps->reap_w);
@@ -608,7 +673,7 @@ int aemp_port_kill_id(aemp_node_t *n, const char *portid, json_t *reason)
         if (p) kill_local(n, p, reason);
         else rc = AEMP_ENOENT;
     } else {
-        json_t *e = json_pack("[ss]", n->dialect->tag_kill, local);
+        json_t *e = json_pack("[ss]", n->dialect->tags.kill, local);
         if (e && !json_array_extend(e, reason)) {
             aemp__payload_t pl = {e, NULL, NULL};
             rc = aemp__send(n, portid, nodelen, "", 0, &pl);
@@ -677,7 +742,7 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
     }
     char local[64];
     next_local(ps, local, sizeof local);
-    json_t *e = json_pack("[sss]", "AnyEvent::MP::_spawn", local, func);
+    json_t *e = json_pack("[sss]", n->dialect->tags.spawn, local, func);
     if (!e) {
         json_decref(args);
         return NULL;
@@ -711,9 +776,37 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
 /* ------------------------------------------------------------------ */
 /* what the node services do with ports (services.c)                   */
 
+/* The name a watcher's watches are kept under: its peer's, so that any
+ * of the peer's names finds them. */
+static const char *watcher_name(aemp_node_t *n, const char *src)
+{
+    aemp__peer_t *p = aemp__peer_get(n, src, 0);
+    return p ? p->noderef : src;
+}
+
+/* "WATCHER\nLOCAL" (no node name holds a line end), malloc'd. */
+static char *pair_key(const char *watcher, const char *local)
+{
+    size_t a = strlen(watcher), b = strlen(local);
+    char *k = malloc(a + b + 2);
+    if (!k) return NULL;
+    memcpy(k, watcher, a);
+    k[a] = '\n';
+    memcpy(k + a + 1, local, b + 1);
+    return k;
+}
+
 void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
 {
-    if (aemp__is_self(n, src) || !ports_of(n)) return;
+    aemp__ports_t *ps = ports_of(n);
+    if (aemp__is_self(n, src) || !ps) return;
+    const char *who = watcher_name(n, src);
+    struct wlist *mine = aemp__map_get(&ps->widx[W_PEER], who);
+    if (mine && mine->count >= n->cfg.max_peer_monitors) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: mon1: over %u monitors from this node; refused", who,
+                  n->cfg.max_peer_monitors);
+        return;
+    }
     size_t l = strlen(n->noderef) + strlen(local) + 2;
     char *portid = malloc(l);
     if (!portid) return;
@@ -721,24 +814,28 @@ void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
     struct aemp_mon *m = mon_new(n, portid, MON_REMOTE);
     free(portid);
     if (!m) return;
-    if (!(m->target = strdup(src))) {
+    char *pk = pair_key(who, local);
+    if (!pk || !(m->target = strdup(who)) || windex_add(ps, m, W_PAIR, pk) ||
+        windex_add(ps, m, W_PORT, m->local) || windex_add(ps, m, W_PEER, who)) {
+        free(pk);
+        mon_unlink(ps, m);
         mon_free(m);
         return;
     }
+    free(pk);
     mon_start(n, m);
 }
 
 void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local)
 {
     aemp__ports_t *ps = n->ports;
-    aemp__peer_t *sp = aemp__peer_get(n, src, 0);
-    for (struct aemp_mon *m = ps ? ps->mons : NULL; m; m = m->next)
-        if (m->kind == MON_REMOTE && !strcmp(m->local, local) &&
-            aemp__peer_get(n, m->target, 0) == sp) {
-            mon_unlink(ps, m);
-            mon_free(m);
-            return;
-        }
+    char *pk = ps ? pair_key(watcher_name(n, src), local) : NULL;
+    struct aemp_mon *m = pk ? windex_first(ps, W_PAIR, pk) : NULL;
+    free(pk);
+    if (m) {
+        mon_unlink(ps, m);
+        mon_free(m);
+    }
 }
 
 void aemp__ports_kill(aemp_node_t *n, const char *local, json_t *reason)
@@ -885,6 +982,19 @@ void aemp__ports_free(aemp_node_t *n)
         struct aemp_mon *m = ps->mons;
         ps->mons = m->next;
         mon_free(m);
+    }
+    for (int i = 0; i < W_N; i++) {
+        it = (aemp__map_iter_t){0};
+        for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->widx[i], &it));) {
+            struct wlist *b = e->value;
+            /* each watch is freed once, from its watcher's list */
+            for (struct aemp_mon *m = b->head, *next; i == W_PEER && m; m = next) {
+                next = m->wnext[W_PEER];
+                mon_free(m);
+            }
+            free(b);
+        }
+        aemp__map_free(&ps->widx[i]);
     }
     while (ps->due_head) {
         struct aemp_mon *m = ps->due_head;

@@ -9,12 +9,27 @@
  * from the configuration, a file, $HOME/.aemp-secret or chance; a key and
  * a certificate in it switch TLS on.
  */
-#include "node_int.h"
+#include "p0.h"
 
 #include <stdio.h>
 
 #include "addr.h"
+#include "perl04.h"
 #include "tls.h"
+
+/* Protocol 0's state (the node's dstate). */
+typedef struct p0 {
+    char *bind, *slave_name, *secret_file;
+    char **masters;
+    int slave, renamed;
+    char *slave_base;           /* a slave's first name, "slave/NAME" */
+    ev_timer master_retry;      /* a slave tries its masters again */
+} p0_t;
+
+static p0_t *p0_of(const aemp_node_t *n)
+{
+    return n->dstate;
+}
 
 static char *dupnull(const char *s, int *fail)
 {
@@ -24,20 +39,20 @@ static char *dupnull(const char *s, int *fail)
     return d;
 }
 
-static int init0(aemp_node_t *n, const aemp_node_config_t *cfg)
+static int setup0(aemp_node_t *n, p0_t *s, const aemp_node_config_t *cfg)
 {
     int fail = 0, e = 0;
-    n->bind = dupnull(cfg->bind ? cfg->bind : "", &fail);
-    n->slave_name = dupnull(cfg->slave_name, &fail);
-    n->secret_file = dupnull(cfg->secret_file, &fail);
+    s->bind = dupnull(cfg->bind ? cfg->bind : "", &fail);
+    s->slave_name = dupnull(cfg->slave_name, &fail);
+    s->secret_file = dupnull(cfg->secret_file, &fail);
     if (cfg->nmasters) {
-        n->masters = calloc(cfg->nmasters + 1, sizeof *n->masters);
-        if (!n->masters) fail = 1;
+        s->masters = calloc(cfg->nmasters + 1, sizeof *s->masters);
+        if (!s->masters) fail = 1;
         for (size_t i = 0; !fail && i < cfg->nmasters; i++)
-            n->masters[i] = dupnull(cfg->masters[i], &fail);
+            s->masters[i] = dupnull(cfg->masters[i], &fail);
     }
     if (fail) return AEMP_ENOMEM;
-    n->slave = cfg->slave_name != NULL;
+    s->slave = cfg->slave_name != NULL;
     n->timeout = cfg->timeout ? (cfg->timeout < 4 ? 4 : cfg->timeout) : AEMP_DEFAULT_TIMEOUT;
     if (n->cfg.connect_interval <= 0) n->cfg.connect_interval = AEMP_DEFAULT_CONNECT_INTERVAL;
     if (n->cfg.connect_timeout <= 0) n->cfg.connect_timeout = AEMP_DEFAULT_CONNECT_TIMEOUT;
@@ -48,8 +63,8 @@ static int init0(aemp_node_t *n, const aemp_node_config_t *cfg)
         if (!n->secret) return AEMP_ENOMEM;
         memcpy(n->secret, cfg->secret, cfg->secret_len);
         n->secret_len = cfg->secret_len;
-    } else if (n->secret_file) {
-        n->secret = aemp_read_secret(n->secret_file, &n->secret_len, &e);
+    } else if (s->secret_file) {
+        n->secret = aemp_read_secret(s->secret_file, &n->secret_len, &e);
         if (!n->secret) return e;
     } else {
         const char *home = getenv("HOME");
@@ -82,28 +97,36 @@ static int init0(aemp_node_t *n, const aemp_node_config_t *cfg)
     return 0;
 }
 
+static void *init0(aemp_node_t *n, const aemp_node_config_t *cfg, int *err)
+{
+    p0_t *s = calloc(1, sizeof *s);
+    *err = s ? setup0(n, s, cfg) : AEMP_ENOMEM;
+    return s;
+}
+
 /* A slave names itself; any other node listens on its bind noderef and is
  * named by the endpoints it got. */
 static int start0(aemp_node_t *n)
 {
+    p0_t *s = p0_of(n);
     int rc = 0;
-    if (n->slave) {
+    if (s->slave) {
         char name[64];
-        if (!*n->slave_name) {
+        if (!*s->slave_name) {
             unsigned char r[8];
             aemp_random_bytes(r, sizeof r);
             char hex[17];
             aemp__hex(r, sizeof r, hex);
             snprintf(name, sizeof name, "slave/%s", hex);
         } else {
-            snprintf(name, sizeof name, "slave/%.50s", n->slave_name);
+            snprintf(name, sizeof name, "slave/%.50s", s->slave_name);
         }
-        if (!(n->slave_base = strdup(name))) return AEMP_ENOMEM;
+        if (!(s->slave_base = strdup(name))) return AEMP_ENOMEM;
         return aemp__node_set_name(n, name, NULL, 0);
     }
-    char *resolved = aemp_resolve(n->bind, &rc);
+    char *resolved = aemp_resolve(s->bind, &rc);
     if (!resolved) {
-        aemp__log(n, AEMP_LOG_ERROR, "%s: cannot resolve", n->bind);
+        aemp__log(n, AEMP_LOG_ERROR, "%s: cannot resolve", s->bind);
         return rc ? rc : AEMP_ERESOLVE;
     }
     size_t cnt;
@@ -124,15 +147,17 @@ static int start0(aemp_node_t *n)
 /* The master that p is, or NULL. */
 static const char *master_of(aemp_node_t *n, const aemp__peer_t *p)
 {
-    for (size_t i = 0; n->masters && n->masters[i]; i++)
-        if (aemp__peer_get(n, n->masters[i], 0) == p) return n->masters[i];
+    char **masters = p0_of(n)->masters;
+    for (size_t i = 0; masters && masters[i]; i++)
+        if (aemp__peer_get(n, masters[i], 0) == p) return masters[i];
     return NULL;
 }
 
 static int any_master_up(aemp_node_t *n)
 {
-    for (size_t i = 0; n->masters && n->masters[i]; i++) {
-        aemp__peer_t *p = aemp__peer_get(n, n->masters[i], 0);
+    char **masters = p0_of(n)->masters;
+    for (size_t i = 0; masters && masters[i]; i++) {
+        aemp__peer_t *p = aemp__peer_get(n, masters[i], 0);
         if (p && p->link && p->link->state == LINK_UP) return 1;
     }
     return 0;
@@ -141,8 +166,9 @@ static int any_master_up(aemp_node_t *n)
 /* Connects to every master without a link or an attempt. */
 static void connect_masters(aemp_node_t *n)
 {
-    for (size_t i = 0; n->masters && n->masters[i]; i++) {
-        aemp__peer_t *p = aemp__peer_get(n, n->masters[i], 1);
+    char **masters = p0_of(n)->masters;
+    for (size_t i = 0; masters && masters[i]; i++) {
+        aemp__peer_t *p = aemp__peer_get(n, masters[i], 1);
         if (p && !p->link && !p->connecting) aemp__peer_connect(p);
     }
 }
@@ -159,8 +185,9 @@ static void master_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void started0(aemp_node_t *n)
 {
-    ev_init(&n->master_retry, master_retry_cb);
-    n->master_retry.data = n;
+    p0_t *s = p0_of(n);
+    ev_init(&s->master_retry, master_retry_cb);
+    s->master_retry.data = n;
     connect_masters(n);
 }
 
@@ -179,20 +206,10 @@ static void peer_named0(aemp_node_t *n, aemp__peer_t *p, const char *remote)
     if (!strncmp(remote, "slave/", 6)) return;
     aemp__peer_add_name(p, remote);
     if (strchr(remote, ',') && !strchr(p->noderef, ',')) {
-        char *nr = strdup(remote);
         size_t ne;
         char **eps = aemp__split(remote, ',', &ne);
-        if (nr && eps) {
-            free(p->noderef);
-            p->noderef = nr;
-            aemp__strv_free(p->eps);
-            p->eps = eps;
-            p->neps = ne;
-            nr = NULL;
-            eps = NULL;
-        }
-        free(nr);
-        aemp__strv_free(eps);
+        if (eps && !aemp__peer_set_name(p, remote)) aemp__peer_set_endpoints(p, eps, ne);
+        else aemp__strv_free(eps);
     }
 }
 
@@ -211,7 +228,8 @@ static void send_iam(aemp_node_t *n, aemp__link_t *l)
 {
     if (!l->greeted_as || !strcmp(n->noderef, l->greeted_as)) return;
     aemp__payload_t iam = {json_pack("[ss]", "iam", n->noderef), NULL, NULL};
-    if (iam.elems && !aemp__link_queue_msg(l, "", 0, &iam)) {
+    const char *to = l->peer->noderef;
+    if (iam.elems && !aemp__send_own(n, to, strlen(to), "", 0, &iam)) {
         free(l->greeted_as);
         l->greeted_as = strdup(n->noderef);
     }
@@ -219,30 +237,28 @@ static void send_iam(aemp_node_t *n, aemp__link_t *l)
 
 static void link_up0(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
-    if (n->slave && !n->renamed && master_of(n, p)) {
+    p0_t *s = p0_of(n);
+    if (s->slave && !s->renamed && master_of(n, p)) {
         /* the first master link since the slave had none names it */
         char *via = strdup(aemp_hs_remote_noderef(aemp__link_hs(l)));
         if (via) {
             for (char *c = via; *c; c++)
                 if (*c == ',') *c = '!';
-            size_t len = strlen(n->slave_base) + strlen(via) + 2;
+            size_t len = strlen(s->slave_base) + strlen(via) + 2;
             char *nn = malloc(len);
             if (nn) {
-                snprintf(nn, len, "%s@%s", n->slave_base, via);
-                aemp__map_set(&n->self_names, nn, (void *)1);
-                aemp__routes_changed(n);
-                free(n->noderef);
-                n->noderef = nn;
-                n->renamed = 1;
-                free(n->greet_name);
-                n->greet_name = strdup(nn);
-                aemp__log(n, AEMP_LOG_INFO, "named %s", nn);
+                snprintf(nn, len, "%s@%s", s->slave_base, via);
+                if (!aemp__node_set_name(n, nn, NULL, 0)) {
+                    s->renamed = 1;
+                    aemp__log(n, AEMP_LOG_INFO, "named %s", nn);
+                }
+                free(nn);
             }
             free(via);
         }
         /* every other master link hears the name */
-        for (size_t i = 0; n->masters && n->masters[i]; i++) {
-            aemp__peer_t *o = aemp__peer_get(n, n->masters[i], 0);
+        for (size_t i = 0; s->masters && s->masters[i]; i++) {
+            aemp__peer_t *o = aemp__peer_get(n, s->masters[i], 0);
             if (o && o != p && o->link && o->link->state == LINK_UP) send_iam(n, o->link);
         }
     }
@@ -258,25 +274,36 @@ static void peer_aliased0(aemp_node_t *n, aemp__peer_t *p) {}
 
 static void peer_down0(aemp_node_t *n, aemp__peer_t *p)
 {
-    const char *m = n->slave && !n->destroy_pending ? master_of(n, p) : NULL;
+    p0_t *s = p0_of(n);
+    const char *m = s->slave && !n->destroy_pending ? master_of(n, p) : NULL;
     if (!m) return;
-    if (!any_master_up(n)) n->renamed = 0;
+    if (!any_master_up(n)) s->renamed = 0;
     aemp__log(n, AEMP_LOG_INFO, "master %s lost, trying again in %.1f s", m,
               n->cfg.connect_interval);
-    ev_timer_stop(n->loop, &n->master_retry);
-    ev_timer_set(&n->master_retry, n->cfg.connect_interval, 0.0);
-    ev_timer_start(n->loop, &n->master_retry);
+    ev_timer_stop(n->loop, &s->master_retry);
+    ev_timer_set(&s->master_retry, n->cfg.connect_interval, 0.0);
+    ev_timer_start(n->loop, &s->master_retry);
 }
 
 static void free0(aemp_node_t *n)
 {
-    if (n->loop) ev_timer_stop(n->loop, &n->master_retry);
-    free(n->slave_base);
+    p0_t *s = p0_of(n);
+    if (n->loop) ev_timer_stop(n->loop, &s->master_retry);
+    free(s->slave_base);
+    aemp__strv_free(s->masters);
+    free(s->bind);
+    free(s->slave_name);
+    free(s->secret_file);
+    free(s);
 }
+
+static const aemp__framing_t *const framings0[] = {&aemp__framing_json, &aemp__framing_storable,
+                                                    NULL};
 
 const aemp__dialect_t aemp__dialect_p0 = {
     .protocol = 0,
-    .framings = "json,storable",
+    .profile = &aemp__hs_profile0,
+    .framings = framings0,
     .services = aemp__services_p0,
     .init = init0,
     .start = start0,
@@ -288,13 +315,22 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .peer_aliased = peer_aliased0,
     .peer_down = peer_down0,
     .free = free0,
+    .link_greeted = aemp__perl04_link_greeted,
+    .link_verified = aemp__perl04_link_verified,
     .unreachable = "Connection timed out",
-    .tag_port_died = "kil",
-    .tag_kill = "kil",
-    .refuse_second_link = 0,
-    .no_such_port_names_port = 0,
-    .eof_text = "Broken pipe",
-    .quiet_scalars = 0,
-    .node_port_watch_silent = 0,
-    .one_auth_per_perl_peer = 1,
+    .tags = {
+        .port_died = "kil",
+        .kill = "kil",
+        .watch = "mon1",
+        .unwatch = "mon0",
+        .spawn = "AnyEvent::MP::_spawn",
+        .no_such_port = "no_such_port",
+    },
+    .quirks = {
+        .refuse_second_link = 0,
+        .no_such_port_names_port = 0,
+        .eof_text = "Broken pipe",
+        .quiet_scalars = 0,
+        .node_port_watch_silent = 0,
+    },
 };

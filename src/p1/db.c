@@ -7,7 +7,7 @@
  * next master gets the whole local database with g_slave, and every read
  * and watch that still waits.
  */
-#include "node_int.h"
+#include "p1.h"
 
 #include <stdio.h>
 
@@ -59,18 +59,34 @@ static int name_ok(const char *s)
     return s && aemp__utf8_valid(s, strlen(s));
 }
 
+/* The database client of a protocol-1 node (made on first use), or NULL. */
 static db_t *db_of(aemp_node_t *n)
 {
-    if (!n || !n->p1) return NULL;
-    if (n->db) return n->db;
+    aemp__p1_t *p1 = aemp__p1_of(n);
+    if (!p1) return NULL;
+    if (p1->db) return p1->db;
     db_t *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     if (!(d->local = json_object())) {
         free(d);
         return NULL;
     }
-    n->db = d;
+    p1->db = d;
     return d;
+}
+
+/* The database client when there is one, else NULL. */
+static db_t *db_get(const aemp_node_t *n)
+{
+    aemp__p1_t *p1 = aemp__p1_of(n);
+    return p1 ? p1->db : NULL;
+}
+
+/* What a call that cannot be made returns: AEMP_EINVAL on a protocol-1
+ * node (its arguments), AEMP_ESTATE on any other. */
+static int refused(const aemp_node_t *n)
+{
+    return aemp__p1_of(n) ? AEMP_EINVAL : AEMP_ESTATE;
 }
 
 /* The local database for g_slave, with 'l (our listeners) put in: a new
@@ -100,16 +116,11 @@ static void send_req(aemp_node_t *n, dbreq_t *r)
 
 void aemp__db_master_up(aemp_node_t *n)
 {
-    db_t *d = n->db;
+    db_t *d = db_get(n);
     if (!d) return;
     for (dbreq_t *r = d->reqs; r; r = r->next) send_req(n, r);
     for (famwatch_t *fw = d->watches; fw; fw = fw->next)
         aemp__p1_to_master(n, json_pack("[ss]", "g_mon1", fw->family));
-}
-
-void aemp__db_master_down(aemp_node_t *n)
-{
-    (void)n; /* requests and watches stay; the next master hears them */
 }
 
 /* ------------------------------------------------------------------ */
@@ -121,7 +132,7 @@ int aemp_db_set(aemp_node_t *n, const char *family, const char *key, json_t *val
     if (!value) value = json_null();
     if (!d || !name_ok(family) || !name_ok(key)) {
         json_decref(value);
-        return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+        return refused(n);
     }
     json_t *fam = json_object_get(d->local, family);
     if (!fam) {
@@ -153,7 +164,7 @@ int aemp_db_set(aemp_node_t *n, const char *family, const char *key, json_t *val
 int aemp_db_del(aemp_node_t *n, const char *family, const char *key)
 {
     db_t *d = db_of(n);
-    if (!d || !name_ok(family) || !name_ok(key)) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    if (!d || !name_ok(family) || !name_ok(key)) return refused(n);
     json_t *fam = json_object_get(d->local, family);
     if (!fam || !json_object_get(fam, key)) return AEMP_ENOENT;
     json_object_del(fam, key);
@@ -164,7 +175,7 @@ int aemp_db_del(aemp_node_t *n, const char *family, const char *key)
 
 static void reg_port_died(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
 {
-    db_t *d = n->db;
+    db_t *d = db_get(n);
     dbreg_t *g = ud;
     for (dbreg_t **pp = &d->regs; *pp; pp = &(*pp)->next)
         if (*pp == g) {
@@ -182,7 +193,7 @@ int aemp_db_reg(aemp_node_t *n, const char *family, const char *portid, json_t *
     db_t *d = db_of(n);
     if (!d || !name_ok(family) || !name_ok(portid)) {
         json_decref(value);
-        return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+        return refused(n);
     }
     dbreg_t *g = calloc(1, sizeof *g);
     if (!g || !(g->family = strdup(family)) || !(g->portid = strdup(portid))) {
@@ -211,7 +222,7 @@ static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_
                    void *ud)
 {
     db_t *d = db_of(n);
-    if (!d || !name_ok(family) || !cb) return n && n->p1 ? AEMP_EINVAL : AEMP_ESTATE;
+    if (!d || !name_ok(family) || !cb) return refused(n);
     dbreq_t *r = calloc(1, sizeof *r);
     if (!r || !(r->family = strdup(family))) {
         free(r);
@@ -246,7 +257,7 @@ int aemp_db_values(aemp_node_t *n, const char *family, aemp_db_reply_fn cb, void
 /* ["", "g_reply", ID, RESULT] from the master. */
 void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result)
 {
-    db_t *d = n->db;
+    db_t *d = db_get(n);
     for (dbreq_t **pp = d ? &d->reqs : NULL; pp && *pp; pp = &(*pp)->next) {
         dbreq_t *r = *pp;
         if (strcmp(r->id, id)) continue;
@@ -317,7 +328,7 @@ static void watch_free(famwatch_t *fw)
 /* Drops cancelled monitors, and the family's watch when none is left. */
 static void watch_prune(aemp_node_t *n, famwatch_t *fw)
 {
-    db_t *d = n->db;
+    db_t *d = db_get(n);
     if (fw->busy) return;
     for (struct aemp_db_mon **pp = &fw->mons; *pp;) {
         if ((*pp)->cancelled) {
@@ -383,7 +394,8 @@ out:
 /* ["", "g_chg1", FAMILY, HASH]: the whole family (null: it has nothing). */
 void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash)
 {
-    famwatch_t *fw = n->db ? watch_find(n->db, family) : NULL;
+    db_t *d = db_get(n);
+    famwatch_t *fw = d ? watch_find(d, family) : NULL;
     if (!fw) return;
     /* what the cache holds and the new hash lacks is gone */
     json_t *del = json_array();
@@ -404,14 +416,15 @@ void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash)
 /* ["", "g_chg2", FAMILY, SET, DEL]. */
 void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del)
 {
-    famwatch_t *fw = n->db ? watch_find(n->db, family) : NULL;
+    db_t *d = db_get(n);
+    famwatch_t *fw = d ? watch_find(d, family) : NULL;
     if (fw && json_is_object(set) && (json_is_array(del) || json_is_null(del)))
         watch_apply(n, fw, set, del, 0);
 }
 
 void aemp__db_free(aemp_node_t *n)
 {
-    db_t *d = n->db;
+    db_t *d = db_get(n);
     if (!d) return;
     while (d->reqs) {
         dbreq_t *r = d->reqs;
@@ -433,5 +446,5 @@ void aemp__db_free(aemp_node_t *n)
     }
     json_decref(d->local);
     free(d);
-    n->db = NULL;
+    aemp__p1_of(n)->db = NULL;
 }

@@ -7,13 +7,21 @@
  * back-off. naming1.c calls in here at its hooks (marked "global.c");
  * node.c, link.c and port.c know nothing of it.
  */
-#include "node_int.h"
+#include "p1.h"
 #include "addr.h"
 #include "gdb.h"
+#include "services.h"
 
 #include <stdio.h>
 
 #define MESH_BACKOFF_START 0.6 /* seconds; a retry waits 1-2 times this */
+/* Dials of global nodes started per second, all of them together (a
+ * burst of as many): 'g is what peers claim, and any authenticated node
+ * may claim thousands of global nodes. A dial over the budget waits. */
+#define MESH_DIALS_PER_S 20.0
+/* The mesh is compared with 'g at most this often (s): a change of 'g
+ * schedules it, so a storm of changes or failed dials costs one scan. */
+#define MESH_SYNC_SPACING 0.25
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -28,17 +36,37 @@ struct aemp__global {
     aemp__gdb_t *gdb;       /* NULL until the node is global */
     aemp__map_t announced;  /* nodes that sent g_global while we were not */
     aemp__map_t mesh;       /* global node id -> meshpeer_t */
+    ev_timer sync_w;        /* the next mesh_sync (mesh_sync_soon) */
+    double synced_at;       /* when the last one ran */
+    double dial_tokens;     /* MESH_DIALS_PER_S budget, refilled */
+    double dial_at;         /* when the budget was last refilled */
 };
 
+static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* The global node's state (made on first use), or NULL. */
 static struct aemp__global *gl_of(aemp_node_t *n)
 {
-    if (!n->global) n->global = calloc(1, sizeof *n->global);
-    return n->global;
+    aemp__p1_t *p1 = aemp__p1_of(n);
+    if (p1 && !p1->global && (p1->global = calloc(1, sizeof *p1->global))) {
+        ev_init(&p1->global->sync_w, mesh_sync_cb);
+        p1->global->sync_w.data = n;
+        p1->global->dial_tokens = MESH_DIALS_PER_S;
+    }
+    return p1 ? p1->global : NULL;
+}
+
+/* The global node's state when there is one, else NULL. */
+static struct aemp__global *gl_get(const aemp_node_t *n)
+{
+    aemp__p1_t *p1 = aemp__p1_of(n);
+    return p1 ? p1->global : NULL;
 }
 
 int aemp__global_active(const aemp_node_t *n)
 {
-    return n && n->global && n->global->gdb;
+    struct aemp__global *gl = gl_get(n);
+    return gl && gl->gdb;
 }
 
 int aemp_node_is_global(const aemp_node_t *n)
@@ -50,28 +78,62 @@ int aemp_node_is_global(const aemp_node_t *n)
 /* output                                                              */
 
 /* Sends what the database returned: [DEST, [TAG, ARGS...]] each, to
- * DEST's node port (ours: delivered from the loop). */
+ * DEST's node port; an answer to ourselves goes to our own client, from
+ * the loop. */
 static void send_out(aemp_node_t *n, json_t *out)
 {
     for (size_t i = 0; i < json_array_size(out) && !n->destroy_pending; i++) {
         json_t *m = json_array_get(out, i);
         const char *dest = json_string_value(json_array_get(m, 0));
-        aemp__payload_t pl = {json_incref(json_array_get(m, 1)), NULL, NULL};
-        aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
+        json_t *msg = json_incref(json_array_get(m, 1));
+        if (aemp__is_self(n, dest)) {
+            aemp__node_later(n, aemp__p1_own_answer, msg);
+        } else {
+            aemp__payload_t pl = {msg, NULL, NULL};
+            aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
+        }
     }
+}
+
+/* Tells p that we are global (said on every link of a global node). */
+static void say_global(aemp_node_t *n, const aemp__peer_t *p)
+{
+    aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
+    aemp__send_own(n, p->noderef, strlen(p->noderef), "", 0, &pl);
 }
 
 /* ------------------------------------------------------------------ */
 /* the mesh                                                            */
 
+/* Seconds until the dial budget has one dial, after taking it if 0. */
+static double dial_wait(struct aemp__global *gl, double now)
+{
+    gl->dial_tokens += (now - gl->dial_at) * MESH_DIALS_PER_S;
+    if (gl->dial_tokens > MESH_DIALS_PER_S) gl->dial_tokens = MESH_DIALS_PER_S;
+    gl->dial_at = now;
+    if (gl->dial_tokens >= 1.0) {
+        gl->dial_tokens -= 1.0;
+        return 0;
+    }
+    return (1.0 - gl->dial_tokens) / MESH_DIALS_PER_S;
+}
+
 static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     meshpeer_t *m = w->data;
     aemp_node_t *n = m->node;
-    (void)loop;
     (void)revents;
     aemp__enter(n);
-    if (!aemp_node_is_up(n, m->id)) aemp_node_connect(n, m->id);
+    if (!aemp_node_is_up(n, m->id)) {
+        double wait = dial_wait(gl_get(n), ev_now(loop));
+        if (wait > 0) {
+            /* spread the waiting ones over the time the budget needs */
+            ev_timer_set(&m->retry, aemp__p1_jitter(wait, 10.0), 0.0);
+            ev_timer_start(loop, &m->retry);
+        } else {
+            aemp_node_connect(n, m->id);
+        }
+    }
     aemp__leave(n);
 }
 
@@ -85,13 +147,16 @@ static void mesh_free(aemp_node_t *n, meshpeer_t *m)
 /* Keeps links to every global node of the view's 'g, and to no other. */
 static void mesh_sync(aemp_node_t *n)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     json_t *gs = aemp__gdb_family(gl->gdb, "'g");
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));)
         if (!json_object_get(gs, e->key)) {
             meshpeer_t *m = e->value;
             aemp__map_del(&gl->mesh, e->key);
+            /* a node that left 'g is no longer dialled */
+            aemp__peer_t *p = aemp__peer_get(n, m->id, 0);
+            if (p && !p->link) aemp__peer_forget(p, "no longer a global node");
             mesh_free(n, m);
         }
     const char *id;
@@ -115,15 +180,35 @@ static void mesh_sync(aemp_node_t *n)
     }
 }
 
+static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)revents;
+    aemp__enter(n);
+    gl_get(n)->synced_at = ev_now(loop);
+    if (aemp__global_active(n)) mesh_sync(n);
+    aemp__leave(n);
+}
+
+/* 'g may have changed: mesh_sync from the loop, soon, once for a storm. */
+static void mesh_sync_soon(aemp_node_t *n)
+{
+    struct aemp__global *gl = gl_get(n);
+    if (ev_is_active(&gl->sync_w)) return;
+    double wait = gl->synced_at + MESH_SYNC_SPACING - ev_now(n->loop);
+    ev_timer_set(&gl->sync_w, wait > 0 ? wait : 0.0, 0.0);
+    ev_timer_start(n->loop, &gl->sync_w);
+}
+
 /* A global node's link went down: at once, then after 0.6-1.2 s,
  * doubling up to monitor_timeout. */
 static void mesh_down(aemp_node_t *n, const char *id)
 {
-    meshpeer_t *m = aemp__map_get(&n->global->mesh, id);
+    meshpeer_t *m = aemp__map_get(&gl_get(n)->mesh, id);
     if (!m) return;
     double wait = 0.0;
     if (m->failures++) {
-        wait = m->interval * (1.0 + (double)(rand() % 1000) / 1000.0);
+        wait = aemp__p1_jitter(m->interval, 1.0);
         m->interval *= 2;
         if (m->interval > n->timeout) m->interval = n->timeout;
     }
@@ -140,7 +225,7 @@ static int feed(aemp_node_t *n, const char *src, json_t *req)
 {
     json_t *out = json_array();
     char why[256];
-    int rc = out ? aemp__gdb_feed(n->global->gdb, src, req, out, why, sizeof why) : AEMP_ENOMEM;
+    int rc = out ? aemp__gdb_feed(gl_get(n)->gdb, src, req, out, why, sizeof why) : AEMP_ENOMEM;
     if (rc == AEMP_ENOMEM)
         aemp__log(n, AEMP_LOG_ERROR, "%s: %s: out of memory", src,
                   json_string_value(json_array_get(req, 0)));
@@ -168,12 +253,11 @@ int aemp__global_start(aemp_node_t *n)
     if (!(gl->gdb = aemp__gdb_new(n->noderef))) return AEMP_ENOMEM;
     aemp__log(n, AEMP_LOG_INFO, "starting global service.");
     /* our own master: the database and every waiting request go to us */
-    aemp__p1_master_self(n);
+    aemp__p1_master_is_self(n);
     aemp_db_set(n, "'g", n->noderef, NULL);
     for (aemp__peer_t *p = n->peers_list; p && !n->destroy_pending; p = p->next) {
         if (!p->link || p->link->state != LINK_UP) continue;
-        aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
-        aemp__link_queue_msg(p->link, "", 0, &pl);
+        say_global(n, p);
         if (aemp__map_get(&gl->announced, p->noderef)) global_connect(n, p->noderef);
     }
     aemp__map_free(&gl->announced);
@@ -208,7 +292,15 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         json_decref(l);
     }
     json_decref(req);
-    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync(n);
+    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync_soon(n);
+}
+
+void aemp__global_own_request(aemp_node_t *n, json_t *elems)
+{
+    const char *tag = json_string_value(json_array_get(elems, 0));
+    json_t *args = aemp__svc_slice(elems, 1);
+    if (tag && args) aemp__global_request(n, n->noderef, tag, args);
+    json_decref(args);
 }
 
 /* ------------------------------------------------------------------ */
@@ -217,9 +309,8 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
 void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
     if (!aemp__global_active(n)) return;
-    aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
-    aemp__link_queue_msg(l, "", 0, &pl);
-    meshpeer_t *m = aemp__map_get(&n->global->mesh, p->noderef);
+    say_global(n, p);
+    meshpeer_t *m = aemp__map_get(&gl_get(n)->mesh, p->noderef);
     if (m) {
         m->failures = 0;
         m->interval = MESH_BACKOFF_START;
@@ -229,7 +320,7 @@ void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 
 void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
@@ -245,7 +336,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
         aemp_db_del(n, "'l", id);
         if (!n->destroy_pending) {
             mesh_down(n, id);
-            mesh_sync(n);
+            mesh_sync_soon(n);
         }
     }
     json_decref(out);
@@ -256,7 +347,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
  * returned), or why it cannot be reached. */
 const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
 {
-    json_t *addrs = json_object_get(aemp__gdb_family(n->global->gdb, "'l"), p->noderef);
+    json_t *addrs = json_object_get(aemp__gdb_family(gl_get(n)->gdb, "'l"), p->noderef);
     size_t cnt = json_array_size(addrs), k = 0;
     char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
     for (size_t i = 0; eps && i < cnt; i++) {
@@ -270,21 +361,20 @@ const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
         aemp__strv_free(eps);
         return "no known address";
     }
-    aemp__strv_free(p->eps);
-    p->eps = eps;
-    p->neps = k;
+    aemp__peer_set_endpoints(p, eps, k);
     return NULL;
 }
 
 void aemp__global_free(aemp_node_t *n)
 {
-    struct aemp__global *gl = n->global;
+    struct aemp__global *gl = gl_get(n);
     if (!gl) return;
+    ev_timer_stop(n->loop, &gl->sync_w);
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_free(n, e->value);
     aemp__map_free(&gl->mesh);
     aemp__map_free(&gl->announced);
     aemp__gdb_free(gl->gdb);
     free(gl);
-    n->global = NULL;
+    aemp__p1_of(n)->global = NULL;
 }

@@ -9,7 +9,7 @@
  * master is asked where that node listens. The database client (db.c)
  * rides on the master link too.
  */
-#include "node_int.h"
+#include "p1.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -28,7 +28,10 @@ typedef struct seed {
     ev_timer retry;
 } seed_t;
 
-struct aemp__p1 {
+/* Protocol 1's state: the head the other modules share (p1.h), then the
+ * naming model's own part. */
+typedef struct naming {
+    aemp__p1_t head;
     seed_t *seeds;
     size_t nseeds;
     aemp__peer_t *master;
@@ -37,8 +40,12 @@ struct aemp__p1 {
     char **binds;      /* as configured */
     size_t nbinds;
     aemp__map_t finding; /* node ids asked for with g_find */
-    int self_master;   /* global.c: a global node is its own master */
-};
+} naming_t;
+
+static naming_t *naming_of(const aemp_node_t *n)
+{
+    return (naming_t *)aemp__p1_of(n);
+}
 
 /* ------------------------------------------------------------------ */
 /* set-up                                                              */
@@ -56,13 +63,10 @@ static char **strv_copy(const char *const *v, size_t n)
 
 static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-static int init1(aemp_node_t *n, const aemp_node_config_t *cfg)
+static int setup1(aemp_node_t *n, naming_t *s, const aemp_node_config_t *cfg)
 {
     const char *id = cfg->nodeid;
-    if (!id || !*id || strpbrk(id, "#;\r\n")) return AEMP_EINVAL;
-    struct aemp__p1 *s = calloc(1, sizeof *s);
-    if (!s) return AEMP_ENOMEM;
-    n->p1 = s;
+    if (!id || aemp__nodeid_problem(id, strlen(id))) return AEMP_EINVAL;
     n->noderef = strdup(id);
     n->greet_name = strdup(id);
     if (!n->noderef || !n->greet_name) return AEMP_ENOMEM;
@@ -125,9 +129,16 @@ static int init1(aemp_node_t *n, const aemp_node_config_t *cfg)
     return 0;
 }
 
+static void *init1(aemp_node_t *n, const aemp_node_config_t *cfg, int *err)
+{
+    naming_t *s = calloc(1, sizeof *s);
+    *err = s ? setup1(n, s, cfg) : AEMP_ENOMEM;
+    return s;
+}
+
 static int start1(aemp_node_t *n)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     char **eps = NULL;
     size_t cnt = 0;
     char host[256];
@@ -167,7 +178,7 @@ static int start1(aemp_node_t *n)
     return rc;
 }
 
-static int is_listener(const struct aemp__p1 *s, const char *ep)
+static int is_listener(const naming_t *s, const char *ep)
 {
     for (size_t i = 0; i < s->nlisteners; i++)
         if (!strcmp(s->listeners[i], ep)) return 1;
@@ -183,19 +194,15 @@ static void seed_try(seed_t *sd)
     if (p && !p->neps) {
         /* a peer known by the seed's address: that is where it listens */
         char **eps = calloc(2, sizeof *eps);
-        if (eps && (eps[0] = strdup(sd->ep))) {
-            p->eps = eps;
-            p->neps = 1;
-        } else {
-            free(eps);
-        }
+        if (eps && (eps[0] = strdup(sd->ep))) aemp__peer_set_endpoints(p, eps, 1);
+        else free(eps);
     }
     if (p && !p->link) aemp__peer_connect(p);
 }
 
 static void started1(aemp_node_t *n)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     for (size_t i = 0; i < s->nseeds; i++) {
         /* our own address: 2.02 connects and both ends refuse; the
          * outcome is the same without the round trip */
@@ -223,8 +230,7 @@ static void seed_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void free1(aemp_node_t *n)
 {
-    struct aemp__p1 *s = n->p1;
-    if (!s) return;
+    naming_t *s = naming_of(n);
     for (size_t i = 0; i < s->nseeds; i++) {
         ev_timer_stop(n->loop, &s->seeds[i].retry);
         free(s->seeds[i].ep);
@@ -236,7 +242,6 @@ static void free1(aemp_node_t *n)
     aemp__global_free(n); /* global.c */
     aemp__db_free(n);
     free(s);
-    n->p1 = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -256,17 +261,11 @@ static char **name_endpoints1(const char *name, size_t *count)
  * known by its address keeps the address as another name). */
 static void peer_named1(aemp_node_t *n, aemp__peer_t *p, const char *remote)
 {
-    char *id = strdup(remote);
-    if (!id || aemp__peer_add_name(p, remote)) {
-        free(id);
-        return;
-    }
-    free(p->noderef);
-    p->noderef = id;
+    if (!aemp__peer_add_name(p, remote)) aemp__peer_set_name(p, remote);
 }
 
 /* The seed that is ep, or NULL. */
-static seed_t *seed_of_ep(struct aemp__p1 *s, const char *ep)
+static seed_t *seed_of_ep(naming_t *s, const char *ep)
 {
     for (size_t i = 0; i < s->nseeds; i++)
         if (!strcmp(s->seeds[i].ep, ep)) return &s->seeds[i];
@@ -276,7 +275,7 @@ static seed_t *seed_of_ep(struct aemp__p1 *s, const char *ep)
 /* The seeds that p is (by their addresses, which name p). */
 static int peer_is_seed(aemp_node_t *n, const aemp__peer_t *p, seed_t **first)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     int c = 0;
     for (size_t i = 0; i < s->nseeds; i++)
         if (aemp__peer_get(n, s->seeds[i].ep, 0) == p) {
@@ -286,17 +285,17 @@ static int peer_is_seed(aemp_node_t *n, const aemp__peer_t *p, seed_t **first)
     return c;
 }
 
-/* Sends ["", TAG, ...] to the master (json_pack format after the tag). */
 int aemp__p1_to_master(aemp_node_t *n, json_t *elems)
 {
-    struct aemp__p1 *s = n->p1;
-    aemp__payload_t pl = {elems, NULL, NULL};
-    if (s && s->self_master) return aemp__send_own(n, "", 0, "", 0, &pl); /* global.c */
+    naming_t *s = naming_of(n);
+    if (s && aemp__global_active(n)) return aemp__node_later(n, aemp__global_own_request, elems);
     if (!s || !s->master || !s->master->link) {
         json_decref(elems);
         return AEMP_ESTATE;
     }
-    return aemp__link_queue_msg(s->master->link, "", 0, &pl);
+    const char *to = s->master->noderef;
+    aemp__payload_t pl = {elems, NULL, NULL};
+    return aemp__send_own(n, to, strlen(to), "", 0, &pl);
 }
 
 static void send_find(aemp_node_t *n, const char *id)
@@ -308,7 +307,7 @@ static void send_find(aemp_node_t *n, const char *id)
  * that waits for a master. */
 static void master_set(aemp_node_t *n, aemp__peer_t *p)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     s->master = p;
     aemp__log(n, AEMP_LOG_INFO, "new master node: %s", p ? p->noderef : n->noderef);
     json_t *db = aemp__db_local(n);
@@ -318,16 +317,14 @@ static void master_set(aemp_node_t *n, aemp__peer_t *p)
     aemp__db_master_up(n);
 }
 
-/* global.c: a global node is its own master from now on. */
-void aemp__p1_master_self(aemp_node_t *n)
+void aemp__p1_master_is_self(aemp_node_t *n)
 {
-    n->p1->self_master = 1;
     master_set(n, NULL);
 }
 
 static const char *peer_resolve1(aemp_node_t *n, aemp__peer_t *p)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     if (aemp__global_active(n)) return aemp__global_resolve(n, p); /* global.c: the view */
     if (aemp__map_set(&s->finding, p->noderef, (void *)1)) return "out of memory";
     p->resolving = 1;
@@ -339,7 +336,7 @@ static const char *peer_resolve1(aemp_node_t *n, aemp__peer_t *p)
  * the first seed up becomes our master. */
 static void seed_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     seed_t *sd = NULL;
     if (!peer_is_seed(n, p, &sd) && l->outgoing) sd = seed_of_ep(s, l->addr);
     if (!sd) return;
@@ -352,8 +349,8 @@ static void seed_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
     /* every seed whose link comes up hears g_slave; the first becomes the
      * master and gets our database with it */
     aemp__payload_t bare = {json_pack("[s]", "g_slave"), NULL, NULL};
-    aemp__link_queue_msg(l, "", 0, &bare);
-    if (!s->master && !s->self_master) master_set(n, p);
+    aemp__send_own(n, p->noderef, strlen(p->noderef), "", 0, &bare);
+    if (!s->master && !aemp__global_active(n)) master_set(n, p);
 }
 
 static void link_up1(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
@@ -375,7 +372,7 @@ static void peer_aliased1(aemp_node_t *n, aemp__peer_t *p)
  * the next seed that is up. */
 static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     if (!s) return;
     /* a link replaced by a newer one (a simultaneous connect): the node
      * is still up, our seed and master are where they were */
@@ -385,13 +382,13 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
     for (size_t i = 0; i < s->nseeds; i++) {
         seed_t *sd = &s->seeds[i];
         if (aemp__peer_get(n, sd->ep, 0) != p || sd->self) continue;
-        if (p->last_error && !strcmp(p->last_error, "I refuse to talk to myself")) {
+        if (p->last_reason == AEMP__HS_SELF) {
             sd->self = 1;
             aemp__global_start(n); /* global.c: our own seed */
             continue;
         }
         if (sd->up) sd->interval = SEED_BACKOFF_START;
-        double wait = sd->interval * (1.0 + (double)(rand() % 1000) / 1000.0);
+        double wait = aemp__p1_jitter(sd->interval, 1.0);
         if (!sd->up) {
             sd->interval *= 2;
             if (sd->interval > n->timeout) sd->interval = n->timeout;
@@ -402,8 +399,7 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
         ev_timer_start(n->loop, &sd->retry);
     }
     if (s->master == p) {
-        s->master = NULL;
-        aemp__db_master_down(n);
+        s->master = NULL; /* the database's requests and watches wait */
         for (size_t i = 0; i < s->nseeds; i++) {
             aemp__peer_t *o = aemp__peer_get(n, s->seeds[i].ep, 0);
             if (o && o != p && o->link && o->link->state == LINK_UP) {
@@ -417,7 +413,7 @@ static void peer_down1(aemp_node_t *n, aemp__peer_t *p)
 /* ["", "g_found", ID, ADDRS]: where a node we asked for listens. */
 void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs)
 {
-    struct aemp__p1 *s = n->p1;
+    naming_t *s = naming_of(n);
     if (!s || !aemp__map_del(&s->finding, id)) return;
     aemp__peer_t *p = aemp__peer_get(n, id, 0);
     if (!p || p->link) return;
@@ -435,30 +431,35 @@ void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs)
         aemp__peer_fail(p, "no known address");
         return;
     }
-    aemp__strv_free(p->eps);
-    p->eps = eps;
-    p->neps = k;
-    p->next_ep = 0;
-    if (p->connecting) aemp__peer_try(p);
-    else aemp__peer_connect(p);
+    aemp__peer_resolved(p, eps, k);
 }
 
 const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count)
 {
-    *count = n->p1 ? n->p1->nlisteners : 0;
-    return n->p1 ? (const char *const *)n->p1->listeners : NULL;
+    const naming_t *s = naming_of(n);
+    *count = s ? s->nlisteners : 0;
+    return s ? (const char *const *)s->listeners : NULL;
 }
 
 int aemp__p1_is_master(const aemp_node_t *n, const char *src)
 {
-    const struct aemp__p1 *s = n->p1;
-    if (s && s->self_master) return aemp__is_self(n, src); /* global.c */
+    const naming_t *s = naming_of(n);
+    if (s && aemp__global_active(n)) return aemp__is_self(n, src); /* our own */
     return s && s->master && aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
 }
 
+double aemp__p1_jitter(double base, double spread)
+{
+    return base * (1.0 + spread * (double)(rand() % 1000) / 1000.0);
+}
+
+static const aemp__framing_t *const framings1[] = {&aemp__framing_json, &aemp__framing_storable,
+                                                    NULL};
+
 const aemp__dialect_t aemp__dialect_p1 = {
     .protocol = 1,
-    .framings = "json,storable",
+    .profile = &aemp__hs_profile1,
+    .framings = framings1,
     .services = aemp__services_p1,
     .init = init1,
     .start = start1,
@@ -471,12 +472,19 @@ const aemp__dialect_t aemp__dialect_p1 = {
     .peer_down = peer_down1,
     .free = free1,
     .unreachable = "connect timeout",
-    .tag_port_died = "kil0",
-    .tag_kill = "kil1",
-    .refuse_second_link = 1,
-    .no_such_port_names_port = 1,
-    .eof_text = "Unexpected end-of-file",
-    .quiet_scalars = 1,
-    .node_port_watch_silent = 1,
-    .one_auth_per_perl_peer = 0,
+    .tags = {
+        .port_died = "kil0",
+        .kill = "kil1",
+        .watch = "mon1",
+        .unwatch = "mon0",
+        .spawn = "AnyEvent::MP::_spawn",
+        .no_such_port = "no_such_port",
+    },
+    .quirks = {
+        .refuse_second_link = 1,
+        .no_such_port_names_port = 1,
+        .eof_text = "Unexpected end-of-file",
+        .quiet_scalars = 1,
+        .node_port_watch_silent = 1,
+    },
 };
