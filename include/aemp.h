@@ -827,9 +827,15 @@ enum aemp_log_level {
 #define AEMP_DEFAULT_TIMEOUT 30          /* seconds; the minimum is 4 */
 #define AEMP_DEFAULT_CONNECT_INTERVAL 5.0
 #define AEMP_DEFAULT_CONNECT_TIMEOUT 30.0
-#define AEMP_HANDSHAKE_TIMEOUT 30.0      /* silence during the handshake */
+#define AEMP_HANDSHAKE_TIMEOUT 30.0      /* silence during the handshake, and its
+                                            longest duration */
 #define AEMP_DEFAULT_MAX_OUTQ (64u << 20)  /* bytes queued for one peer */
 #define AEMP_DEFAULT_MAX_HANDSHAKES 512u    /* incoming, unauthenticated */
+/* Over max_handshakes, the oldest handshake is closed once it has been
+ * silent this long (seconds, no byte received) ... */
+#define AEMP_HANDSHAKE_SILENT_EVICT 1.0
+/* ... or once it has been in its handshake this long, talking or not. */
+#define AEMP_HANDSHAKE_OLD_EVICT 5.0
 #define AEMP_DEFAULT_MAX_PEER_MONITORS 16384u /* mon1 of one node (below) */
 #define AEMP_DEFAULT_MAX_PEER_MEMORY (256u << 20) /* held for all peers (below) */
 /* What one watch (mon1) of another node counts in max_peer_memory. */
@@ -898,11 +904,23 @@ typedef struct aemp_node_config {
     void *connect_failed_ud;
     /* The provider= string; NULL: "aemp-C-" AEMP_VERSION. */
     const char *provider;
-    /* Incoming connections that may be in their handshake at once (0:
-     * AEMP_DEFAULT_MAX_HANDSHAKES). One more closes the oldest of them
-     * ("too many connections in handshake"), so silent connections cannot
-     * hold the node's descriptors while honest peers, which finish within
-     * a round trip, still get through. */
+    /* Incoming connections in their handshake (accepted, not yet
+     * authenticated) beyond which the node closes the oldest of them (0:
+     * AEMP_DEFAULT_MAX_HANDSHAKES). While there are more than this, the
+     * oldest is closed ("too many connections in handshake") as soon as
+     * it has received nothing for AEMP_HANDSHAKE_SILENT_EVICT seconds or
+     * has been in its handshake for AEMP_HANDSHAKE_OLD_EVICT seconds, then
+     * the next oldest, until the count is back at the limit; a connection
+     * accepted over the limit claims the place of the oldest, which goes
+     * once it qualifies even if others finished meanwhile. A younger
+     * connection that is talking is never closed for the count: a storm
+     * of honest peers, which finish within round trips, all get through,
+     * while silent connections over the limit go within
+     * AEMP_HANDSHAKE_SILENT_EVICT seconds. When accept runs out of
+     * descriptors, the oldest handshakes that qualify are closed whatever
+     * the count, then the listeners pause for half a second. Every
+     * handshake also ends after AEMP_HANDSHAKE_TIMEOUT seconds of silence
+     * or AEMP_HANDSHAKE_TIMEOUT seconds in all ("Connection timed out"). */
     unsigned max_handshakes;
     /* Watches (mon1) one node may hold on our ports at once (0:
      * AEMP_DEFAULT_MAX_PEER_MONITORS). One more is refused: it is

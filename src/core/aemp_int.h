@@ -227,5 +227,18 @@ typedef struct aemp__piece {
 int aemp__sha3_512(const aemp__piece_t *parts, size_t n, unsigned char out[AEMP__SHA3_512_BYTES]);
 int aemp__hmac_sha3_512(const void *key, size_t keylen, const aemp__piece_t *parts, size_t n,
                         unsigned char out[AEMP__SHA3_512_BYTES]);
+/* The same MAC with the key made ready once (the digest fetched, its
+ * pads absorbed), for a node that computes many: new copies the key's
+ * effect (NULL when out of memory or OpenSSL refused); mac returns as
+ * aemp__hmac_sha3_512 and uses scratch state inside h, so one h serves
+ * one thread at a time; free accepts NULL. */
+typedef struct aemp__hmac_sha3 aemp__hmac_sha3_t;
+aemp__hmac_sha3_t *aemp__hmac_sha3_new(const void *key, size_t keylen);
+int aemp__hmac_sha3_mac(aemp__hmac_sha3_t *h, const aemp__piece_t *parts, size_t n,
+                        unsigned char out[AEMP__SHA3_512_BYTES]);
+void aemp__hmac_sha3_free(aemp__hmac_sha3_t *h);
+/* handshake.c: hmac_sha3_512 tokens of hs use key, which must be made
+ * from the same secret as hs's and outlive hs (borrowed). */
+void aemp__hs_use_hmac_sha3(aemp_hs_t *hs, aemp__hmac_sha3_t *key);
 
 #endif

@@ -64,6 +64,7 @@ struct aemp_hs {
     int has_secret;     /* a secret is configured (protocol 1 may have none) */
     unsigned char secret_md6[32]; /* MD6-256 of the secret, once known */
     int secret_md6_ok;
+    aemp__hmac_sha3_t *hmac_sha3; /* the secret made ready (borrowed), or NULL */
     char *auths_accept; /* comma list, as announced */
     char *auths_send;   /* comma list: methods we may send */
     char *framings;     /* comma list, as announced */
@@ -329,8 +330,8 @@ int aemp_auth_token(const void *secret, size_t secret_len, const char *l1,
 /* The protocol-1 digests over "l1 LF l2 LF r1 LF r2 LF" (sender's lines
  * first), as 128 lowercase hex digits: HMAC-SHA3-512 keyed with the secret
  * (keyed != 0) or plain SHA3-512. */
-static int sha3_token(const void *key, size_t keylen, int keyed, const span_t lines[4],
-                      char out_hex[129])
+static int sha3_token(const void *key, size_t keylen, int keyed, aemp__hmac_sha3_t *ready,
+                      const span_t lines[4], char out_hex[129])
 {
     aemp__piece_t parts[8];
     unsigned char d[AEMP__SHA3_512_BYTES];
@@ -338,7 +339,9 @@ static int sha3_token(const void *key, size_t keylen, int keyed, const span_t li
         parts[2 * i] = (aemp__piece_t){lines[i].p, lines[i].n};
         parts[2 * i + 1] = (aemp__piece_t){"\n", 1};
     }
-    int rc = keyed ? aemp__hmac_sha3_512(key, keylen, parts, 8, d) : aemp__sha3_512(parts, 8, d);
+    int rc = !keyed ? aemp__sha3_512(parts, 8, d)
+             : ready ? aemp__hmac_sha3_mac(ready, parts, 8, d)
+                     : aemp__hmac_sha3_512(key, keylen, parts, 8, d);
     if (rc == 0) aemp__hex(d, sizeof d, out_hex);
     wipe(d, sizeof d);
     return rc;
@@ -349,7 +352,7 @@ int aemp_auth_token_sha3(const void *secret, size_t secret_len, const char *l1, 
 {
     if ((!secret && secret_len) || !l1 || !l2 || !r1 || !r2 || !out_hex) return AEMP_EINVAL;
     span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)}, {r1, strlen(r1)}, {r2, strlen(r2)}};
-    return sha3_token(secret, secret_len, 1, lines, out_hex);
+    return sha3_token(secret, secret_len, 1, NULL, lines, out_hex);
 }
 
 int aemp_auth_token_tls_sha3(const char *l1, const char *l2, const char *r1, const char *r2,
@@ -357,7 +360,7 @@ int aemp_auth_token_tls_sha3(const char *l1, const char *l2, const char *r1, con
 {
     if (!l1 || !l2 || !r1 || !r2 || !out_hex) return AEMP_EINVAL;
     span_t lines[4] = {{l1, strlen(l1)}, {l2, strlen(l2)}, {r1, strlen(r1)}, {r2, strlen(r2)}};
-    return sha3_token(NULL, 0, 0, lines, out_hex);
+    return sha3_token(NULL, 0, 0, NULL, lines, out_hex);
 }
 
 /* ------------------------------------------------------------------ */
@@ -395,7 +398,7 @@ static int tok_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size
 {
     char *t = malloc(129);
     if (!t) return AEMP_ENOMEM;
-    int rc = sha3_token(hs->secret, hs->secret_len, keyed, lines, t);
+    int rc = sha3_token(hs->secret, hs->secret_len, keyed, hs->hmac_sha3, lines, t);
     if (rc) {
         wipe(t, 129);
         free(t);
@@ -1137,6 +1140,11 @@ fail:
     aemp_hs_free(hs);
     if (err) *err = rc;
     return NULL;
+}
+
+void aemp__hs_use_hmac_sha3(aemp_hs_t *hs, aemp__hmac_sha3_t *key)
+{
+    if (hs) hs->hmac_sha3 = key;
 }
 
 void aemp_hs_free(aemp_hs_t *hs)

@@ -39,30 +39,78 @@ int aemp__sha3_512(const aemp__piece_t *parts, size_t n, unsigned char out[AEMP_
     return digest(NULL, 0, parts, n, out);
 }
 
+/* A key made ready: the digest fetched once and the key's inner and outer
+ * pads absorbed once; each MAC starts from copies of those two states. */
+struct aemp__hmac_sha3 {
+    EVP_MD *md;
+    EVP_MD_CTX *inner, *outer, *work;
+};
+
+void aemp__hmac_sha3_free(aemp__hmac_sha3_t *k)
+{
+    if (!k) return;
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    EVP_MD_CTX_free(k->work);
+    EVP_MD_free(k->md);
+    free(k);
+}
+
+aemp__hmac_sha3_t *aemp__hmac_sha3_new(const void *key, size_t keylen)
+{
+    unsigned char k[SHA3_512_BLOCK] = {0}, pad[SHA3_512_BLOCK];
+    aemp__hmac_sha3_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->md = EVP_MD_fetch(NULL, "SHA3-512", NULL);
+    h->inner = EVP_MD_CTX_new();
+    h->outer = EVP_MD_CTX_new();
+    h->work = EVP_MD_CTX_new();
+    int ok = h->md && h->inner && h->outer && h->work;
+    /* a key longer than the block is replaced by its digest; a shorter
+     * one is zero-padded */
+    if (ok && keylen > SHA3_512_BLOCK) {
+        aemp__piece_t whole = {key, keylen};
+        ok = digest(NULL, 0, &whole, 1, k) == 0;
+    } else if (ok && keylen) {
+        memcpy(k, key, keylen);
+    }
+    for (size_t i = 0; i < SHA3_512_BLOCK; i++) pad[i] = k[i] ^ 0x36;
+    ok = ok && EVP_DigestInit_ex(h->inner, h->md, NULL) == 1 &&
+         EVP_DigestUpdate(h->inner, pad, sizeof pad) == 1;
+    for (size_t i = 0; i < SHA3_512_BLOCK; i++) pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(h->outer, h->md, NULL) == 1 &&
+         EVP_DigestUpdate(h->outer, pad, sizeof pad) == 1;
+    wipe(k, sizeof k);
+    wipe(pad, sizeof pad);
+    if (!ok) {
+        aemp__hmac_sha3_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int aemp__hmac_sha3_mac(aemp__hmac_sha3_t *h, const aemp__piece_t *parts, size_t n,
+                        unsigned char out[AEMP__SHA3_512_BYTES])
+{
+    unsigned char inner[AEMP__SHA3_512_BYTES];
+    unsigned len = 0;
+    int ok = EVP_MD_CTX_copy_ex(h->work, h->inner) == 1;
+    for (size_t i = 0; ok && i < n; i++)
+        if (parts[i].n) ok = EVP_DigestUpdate(h->work, parts[i].p, parts[i].n) == 1;
+    ok = ok && EVP_DigestFinal_ex(h->work, inner, &len) == 1 && len == AEMP__SHA3_512_BYTES;
+    ok = ok && EVP_MD_CTX_copy_ex(h->work, h->outer) == 1 &&
+         EVP_DigestUpdate(h->work, inner, sizeof inner) == 1 &&
+         EVP_DigestFinal_ex(h->work, out, &len) == 1 && len == AEMP__SHA3_512_BYTES;
+    wipe(inner, sizeof inner);
+    return ok ? 0 : AEMP_EIO;
+}
+
 int aemp__hmac_sha3_512(const void *key, size_t keylen, const aemp__piece_t *parts, size_t n,
                         unsigned char out[AEMP__SHA3_512_BYTES])
 {
-    unsigned char k[SHA3_512_BLOCK] = {0}, pad[SHA3_512_BLOCK], inner[AEMP__SHA3_512_BYTES];
-    int rc = 0;
-    /* a key longer than the block is replaced by its digest; a shorter
-     * one is zero-padded */
-    if (keylen > SHA3_512_BLOCK) {
-        aemp__piece_t whole = {key, keylen};
-        rc = digest(NULL, 0, &whole, 1, k);
-    } else if (keylen) {
-        memcpy(k, key, keylen);
-    }
-    if (rc == 0) {
-        for (size_t i = 0; i < SHA3_512_BLOCK; i++) pad[i] = k[i] ^ 0x36;
-        rc = digest(pad, sizeof pad, parts, n, inner);
-    }
-    if (rc == 0) {
-        for (size_t i = 0; i < SHA3_512_BLOCK; i++) pad[i] = k[i] ^ 0x5c;
-        aemp__piece_t in = {inner, sizeof inner};
-        rc = digest(pad, sizeof pad, &in, 1, out);
-    }
-    wipe(k, sizeof k);
-    wipe(pad, sizeof pad);
-    wipe(inner, sizeof inner);
+    aemp__hmac_sha3_t *h = aemp__hmac_sha3_new(key, keylen);
+    if (!h) return AEMP_ENOMEM;
+    int rc = aemp__hmac_sha3_mac(h, parts, n, out);
+    aemp__hmac_sha3_free(h);
     return rc;
 }

@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -97,6 +98,42 @@ static void link_release(link_t *l)
 static void link_fail(link_t *l, const char *msg)
 {
     link_close(l, msg, 0);
+}
+
+/* The node's list of incoming links in their handshake, oldest first:
+ * a link joins when accepted and leaves once verified or closed. */
+static void hs_list_add(link_t *l)
+{
+    aemp_node_t *n = l->pub.node;
+    l->pub.in_hs = 1;
+    l->pub.hs_next = NULL;
+    l->pub.hs_prev = n->hs_newest;
+    if (n->hs_newest) n->hs_newest->hs_next = &l->pub;
+    else n->hs_oldest = &l->pub;
+    n->hs_newest = &l->pub;
+    n->nhandshakes++;
+}
+
+static void hs_list_remove(link_t *l)
+{
+    aemp_node_t *n = l->pub.node;
+    if (!l->pub.in_hs) return;
+    l->pub.in_hs = 0;
+    if (l->pub.hs_prev) l->pub.hs_prev->hs_next = l->pub.hs_next;
+    else n->hs_oldest = l->pub.hs_next;
+    if (l->pub.hs_next) l->pub.hs_next->hs_prev = l->pub.hs_prev;
+    else n->hs_newest = l->pub.hs_prev;
+    l->pub.hs_next = l->pub.hs_prev = NULL;
+    n->nhandshakes--;
+}
+
+ev_tstamp aemp__link_last_heard(const aemp__link_t *pl)
+{
+    const link_t *l = (const link_t *)pl;
+    int pending = 0;
+    if (l->fd >= 0 && ioctl(l->fd, FIONREAD, &pending) == 0 && pending > 0)
+        return ev_now(pl->node->loop);
+    return l->last_read;
 }
 
 void aemp__link_free(aemp__link_t *pl)
@@ -451,6 +488,7 @@ static void tls_pump(link_t *l)
  * begins. */
 static void link_go_up(link_t *l)
 {
+    hs_list_remove(l);
     l->hold_auth = 0;
     drain_hs_output(l);
     int t = aemp_hs_remote_timeout(l->hs);
@@ -505,6 +543,7 @@ static void process_handshake(link_t *l)
         }
         drain_hs_output(l);
         if (st & AEMP_HS_DONE) {
+            hs_list_remove(l); /* verified: no longer counted */
             if (!l->pub.outgoing && aemp__link_verified(&l->pub)) {
                 if (l->pub.state == LINK_HELD) link_rearm_timer(l); /* held_until */
                 return;
@@ -601,6 +640,9 @@ static void link_rearm_timer(link_t *l)
     case LINK_HANDSHAKE:
     case LINK_HELD:
         next = l->last_read + AEMP_HANDSHAKE_TIMEOUT;
+        /* a peer that trickles bytes still has a deadline */
+        if (l->pub.state == LINK_HANDSHAKE && l->pub.hs_since + AEMP_HANDSHAKE_TIMEOUT < next)
+            next = l->pub.hs_since + AEMP_HANDSHAKE_TIMEOUT;
         if (l->pub.state == LINK_HELD && l->pub.held_until > 0 && l->pub.held_until < next)
             next = l->pub.held_until;
         break;
@@ -641,7 +683,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         /* fall through */
     case LINK_HANDSHAKE:
-        if (now - l->last_read >= AEMP_HANDSHAKE_TIMEOUT) {
+        if (now - l->last_read >= AEMP_HANDSHAKE_TIMEOUT ||
+            (l->pub.state == LINK_HANDSHAKE && now - l->pub.hs_since >= AEMP_HANDSHAKE_TIMEOUT)) {
             link_close(l, "Connection timed out", l->pub.state == LINK_HELD);
             goto out;
         }
@@ -693,8 +736,10 @@ static void link_start_handshake(link_t *l)
         .tls = n->tls_ctx != NULL,
         .nonce = nonce,
     };
+    if (n->secret && !n->secret_sha3) n->secret_sha3 = aemp__hmac_sha3_new(n->secret, n->secret_len);
     l->hs = fo < sizeof framings ? aemp__hs_new(n->dialect->profile, &hc, &err) : NULL;
     if (!l->hs && !err) err = AEMP_EINVAL;
+    aemp__hs_use_hmac_sha3(l->hs, n->secret_sha3);
     l->pub.greeted_as = strdup(n->greet_name);
     if (!l->pub.greeted_as && l->hs) err = AEMP_ENOMEM;
     if (!l->hs || !l->pub.greeted_as) {
@@ -702,7 +747,8 @@ static void link_start_handshake(link_t *l)
         return;
     }
     l->pub.state = LINK_HANDSHAKE;
-    l->last_read = l->last_write = ev_now(n->loop);
+    l->last_read = l->last_write = l->pub.hs_since = ev_now(n->loop);
+    if (!l->pub.outgoing) hs_list_add(l);
     drain_hs_output(l);
     /* whatever the engine queues next is an auth line */
     l->hold_auth = !l->pub.outgoing;
@@ -796,6 +842,7 @@ static void link_close(link_t *l, const char *reason, int silent)
     if (was_up && !silent) link_send_last(l);
     link_release(l); /* nothing more goes out */
     l->pub.state = LINK_DEAD;
+    hs_list_remove(l);
     /* a dead link is freed once the callbacks unwind: the flush list must
      * not keep it (output queued in the same read that failed it) */
     if (l->in_flush) {

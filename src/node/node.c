@@ -224,6 +224,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     ev_init(&p->retry, retry_cb);
     p->retry.data = p;
     p->next = n->peers_list;
+    if (n->peers_list) n->peers_list->prev = p;
     n->peers_list = p;
     return p;
 }
@@ -245,8 +246,40 @@ static void queue_free(aemp__peer_t *p)
     queue_count(p);
 }
 
+/* The peer lost its last link: looked at when the callbacks unwind. */
+static void idle_add(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (p->idle_queued) return;
+    p->idle_queued = 1;
+    p->idle_prev = NULL;
+    p->idle_next = n->peers_idle;
+    if (n->peers_idle) n->peers_idle->idle_prev = p;
+    n->peers_idle = p;
+}
+
+static void idle_remove(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (!p->idle_queued) return;
+    p->idle_queued = 0;
+    if (p->idle_prev) p->idle_prev->idle_next = p->idle_next;
+    else n->peers_idle = p->idle_next;
+    if (p->idle_next) p->idle_next->idle_prev = p->idle_prev;
+}
+
+/* Takes p out of the peer list (not out of the name map). */
+static void peer_unlist(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    if (p->prev) p->prev->next = p->next;
+    else n->peers_list = p->next;
+    if (p->next) p->next->prev = p->prev;
+}
+
 static void peer_free(aemp__peer_t *p)
 {
+    idle_remove(p);
     routes_changed(p->node);
     ev_timer_stop(p->node->loop, &p->retry);
     queue_free(p);
@@ -259,18 +292,17 @@ static void peer_free(aemp__peer_t *p)
 /* A peer with no link, no attempt and nothing queued is forgotten, so a
  * node that meets many short-lived nodes (every `aemp snd` is one) does
  * not grow with them. Runs when the callback stack has unwound, so no
- * caller holds the pointer. */
+ * caller holds the pointer; looks only at the peers that lost their last
+ * link since (not at every peer). */
 static void reap_idle_peers(aemp_node_t *n)
 {
-    n->peers_idle = 0;
-    for (aemp__peer_t **pp = &n->peers_list; *pp;) {
-        aemp__peer_t *p = *pp;
+    while (n->peers_idle) {
+        aemp__peer_t *p = n->peers_idle;
+        idle_remove(p);
         if (!p->links && !p->link && !p->connecting && !aemp__buf_size(&p->queue)) {
-            *pp = p->next;
+            peer_unlist(p);
             aemp__map_del_value(&n->peers, p);
             peer_free(p);
-        } else {
-            pp = &p->next;
         }
     }
 }
@@ -284,6 +316,7 @@ void aemp__peer_fail(aemp__peer_t *p, const char *msg)
     p->resolving = 0;
     ev_timer_stop(n->loop, &p->retry);
     queue_free(p);
+    idle_add(p); /* forgotten once the callbacks unwind, unless in use again */
     char *name = strdup(p->noderef);
     char *m = strdup(msg);
     if (!name || !m) {
@@ -447,11 +480,7 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&n->peers, &it));)
         if (e->value == from) e->value = to;
-    for (aemp__peer_t **pp = &n->peers_list; *pp; pp = &(*pp)->next)
-        if (*pp == from) {
-            *pp = from->next;
-            break;
-        }
+    peer_unlist(from);
     peer_free(from);
 }
 
@@ -605,7 +634,7 @@ void aemp__link_died(aemp__link_t *l, int silent)
     aemp_node_t *n = l->node;
     int was_current = p->link == l;
     peer_unlink(l);
-    if (!p->links) n->peers_idle = 1;
+    if (!p->links) idle_add(p);
     /* held links wait for other links of the peer: each end is news */
     peer_kick_held(p);
     if (was_current) {
@@ -898,20 +927,55 @@ int aemp_node_connect(aemp_node_t *n, const char *noderef)
 /* ------------------------------------------------------------------ */
 /* listening                                                           */
 
-/* Over max_handshakes incoming links in their handshake: the oldest one
- * goes (the link list is newest first). Walks the links only when there
- * are that many at all. */
+/* When the oldest incoming handshake may be closed to make room: once
+ * silent for AEMP_HANDSHAKE_SILENT_EVICT or in its handshake for
+ * AEMP_HANDSHAKE_OLD_EVICT (aemp.h, max_handshakes). A storm of honest
+ * peers talks and finishes young; a connection that holds a descriptor
+ * without finishing does not. */
+static ev_tstamp evictable_at(const aemp__link_t *l)
+{
+    ev_tstamp silent = aemp__link_last_heard(l) + AEMP_HANDSHAKE_SILENT_EVICT;
+    ev_tstamp old = l->hs_since + AEMP_HANDSHAKE_OLD_EVICT;
+    return silent < old ? silent : old;
+}
+
+/* Closes the oldest incoming handshake if it qualifies; 1 when it did. */
+static int evict_oldest(aemp_node_t *n)
+{
+    aemp__link_t *l = n->hs_oldest;
+    if (!l || evictable_at(l) > ev_now(n->loop)) return 0;
+    aemp__link_close(l, "too many connections in handshake", 0);
+    return 1;
+}
+
+/* Over max_handshakes incoming links in their handshake: the oldest go
+ * while they qualify. When the oldest does not yet, the count marks it:
+ * the evict timer comes back when it would qualify and closes it then if
+ * it is still in its handshake, even when others finished meanwhile (a
+ * newcomer over the limit takes the place of the oldest). O(1) per
+ * accept: the handshakes are their own list, oldest first. */
 static void limit_handshakes(aemp_node_t *n)
 {
-    if (n->nlinks <= n->cfg.max_handshakes) return;
-    size_t count = 0;
-    aemp__link_t *oldest = NULL;
-    for (aemp__link_t *l = n->links; l; l = l->next)
-        if (!l->outgoing && l->state == LINK_HANDSHAKE) {
-            count++;
-            oldest = l;
-        }
-    if (count > n->cfg.max_handshakes) aemp__link_close(oldest, "too many connections in handshake", 0);
+    aemp__link_t *l;
+    while ((l = n->hs_oldest) && (n->nhandshakes > n->cfg.max_handshakes || l->hs_marked) &&
+           evict_oldest(n)) {}
+    if (!l || n->destroy_pending) return;
+    if (n->nhandshakes > n->cfg.max_handshakes) l->hs_marked = 1;
+    if (!l->hs_marked) return;
+    ev_tstamp wait = evictable_at(l) - ev_now(n->loop);
+    ev_timer_stop(n->loop, &n->hs_evict);
+    ev_timer_set(&n->hs_evict, wait > 0.01 ? wait : 0.01, 0.0);
+    ev_timer_start(n->loop, &n->hs_evict);
+}
+
+static void hs_evict_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    (void)loop;
+    (void)revents;
+    aemp__enter(n);
+    limit_handshakes(n);
+    aemp__leave(n);
 }
 
 static void listeners_set(aemp_node_t *n, int on)
@@ -943,7 +1007,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* the connection stays in the backlog and the socket stays
-                 * readable: pause instead of spinning on it */
+                 * readable: pause instead of spinning on it, and let the
+                 * oldest silent handshakes make room for it meanwhile */
+                for (int k = 0; k < 64 && evict_oldest(n); k++) {}
                 aemp__log(n, AEMP_LOG_WARN, "accept: %s; new connections wait %.1f s",
                           strerror(errno), AEMP_ACCEPT_PAUSE);
                 listeners_set(n, 0);
@@ -1124,6 +1190,8 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     n->flush_w.data = n;
     ev_init(&n->accept_pause, accept_resume_cb);
     n->accept_pause.data = n;
+    ev_init(&n->hs_evict, hs_evict_cb);
+    n->hs_evict.data = n;
     ev_idle_init(&n->local_w, local_cb);
     n->local_w.data = n;
     ev_set_priority(&n->local_w, EV_MAXPRI);
@@ -1237,6 +1305,7 @@ static void node_free(aemp_node_t *n)
     }
     if (loop) {
         ev_timer_stop(loop, &n->accept_pause);
+        ev_timer_stop(loop, &n->hs_evict);
         ev_prepare_stop(loop, &n->flush_w);
         ev_idle_stop(loop, &n->local_w);
     }
@@ -1247,6 +1316,7 @@ static void node_free(aemp_node_t *n)
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);
     OPENSSL_cleanse(n->secret_md6, sizeof n->secret_md6); /* as good as the secret */
+    aemp__hmac_sha3_free(n->secret_sha3);
     SSL_CTX_free(n->tls_ctx);
     free(n->provider);
     free(n->noderef);

@@ -145,6 +145,12 @@ struct aemp__link {
     aemp__peer_t *peer;          /* outgoing: from the start; incoming: once verified */
     aemp__link_t *peer_next;     /* in peer->links */
     aemp__link_t *next, *prev;   /* in node->links (link.c) */
+    /* incoming and in its handshake: in node->hs_oldest.., oldest first
+     * (link.c adds and removes; node.c closes the oldest) */
+    aemp__link_t *hs_next, *hs_prev;
+    int in_hs;
+    int hs_marked;               /* the oldest, to close once it qualifies */
+    ev_tstamp hs_since;          /* the handshake began */
     int outgoing;
     enum link_state state;
     ev_tstamp held_until; /* held for an up link: released then (node.c) */
@@ -165,7 +171,10 @@ struct aemp__peer {
     aemp__link_t *links;       /* every link to this peer */
     aemp__buf_t queue;         /* encoded messages waiting for a link */
     size_t queue_counted;      /* of it, in node->peer_queued */
-    aemp__peer_t *next;        /* in node->peers_list */
+    aemp__peer_t *next, *prev; /* in node->peers_list */
+    /* lost its last link: a candidate for reaping (node->peers_idle) */
+    aemp__peer_t *idle_next, *idle_prev;
+    int idle_queued;
     int connecting;
     int resolving;             /* the naming model is finding endpoints */
     size_t next_ep;            /* next endpoint to try in this round */
@@ -187,6 +196,9 @@ struct aemp_node {
      * computed by link.c for the first handshake */
     unsigned char secret_md6[32];
     int secret_md6_ok;
+    /* the secret made ready for hmac_sha3_512 tokens: made by link.c for
+     * the first handshake */
+    aemp__hmac_sha3_t *secret_sha3;
     unsigned timeout;
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */
@@ -206,6 +218,10 @@ struct aemp_node {
     struct link *flush;         /* links with output to write (link.c) */
     ev_prepare flush_w;
     ev_timer accept_pause;      /* accept ran out of descriptors: wait */
+    /* incoming links in their handshake, oldest first, and how many */
+    aemp__link_t *hs_oldest, *hs_newest;
+    size_t nhandshakes;
+    ev_timer hs_evict;          /* over max_handshakes: the oldest qualifies */
     ev_idle local_w;
     aemp__local_msg_t *local_head, *local_tail;
     /* The node whose message is being handled (its name, valid for the
@@ -215,7 +231,7 @@ struct aemp_node {
     const char *acting_for;
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
-    int peers_idle;             /* a peer lost its last link: reap on leave */
+    aemp__peer_t *peers_idle;   /* peers that lost their last link: reaped on leave */
     /* output queued on every link and in every peer's queue (bytes,
      * updated as it changes: max_peer_memory) */
     size_t peer_queued;
@@ -364,6 +380,8 @@ size_t aemp__link_queued(const aemp__link_t *l);
 /* Makes the link look at its state again from its timer callback (not
  * from the caller's stack): a held link then asks aemp__link_may_release. */
 void aemp__link_kick(aemp__link_t *l);
+/* When the link last received a byte (now, when bytes wait unread). */
+ev_tstamp aemp__link_last_heard(const aemp__link_t *l);
 /* Queues a keepalive (["","devnull"]). */
 void aemp__link_probe(aemp__link_t *l);
 /* The link's handshake engine, to read what it learned (the peer's name,
