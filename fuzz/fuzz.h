@@ -27,6 +27,7 @@ int fuzz_noderef_one(const uint8_t *data, size_t size);
 int fuzz_args_one(const uint8_t *data, size_t size);
 int fuzz_rcfile_one(const uint8_t *data, size_t size);
 int fuzz_storable_one(const uint8_t *data, size_t size);
+int fuzz_cbor_one(const uint8_t *data, size_t size);
 int fuzz_global_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_STANDALONE
