@@ -354,6 +354,7 @@ static inline int all_ascii(const unsigned char *s, size_t n)
 /* Appends the UTF-8 of the Latin-1 bytes s[0..n) to the arena. */
 static int latin1_to_utf8(dec_t *d, const unsigned char *s, size_t n)
 {
+    if (!n) return 0;
     if (aemp__buf_reserve(&d->arena, 2 * n)) return -1;
     char *w = d->arena.data + d->arena.len;
     for (size_t i = 0; i < n; i++) {
@@ -448,7 +449,8 @@ static int read_string(dec_t *d, const unsigned char **pp, unsigned major, int h
     }
     *pp = p;
     out->n = d->arena.len - out->aoff;
-    if (major == 3 && !aemp__utf8_valid(d->arena.data + out->aoff, out->n)) goto bad_utf8;
+    if (major == 3 && out->n && !aemp__utf8_valid(d->arena.data + out->aoff, out->n))
+        goto bad_utf8;
     return 0;
 bad_utf8:
     dec_fail(d, AEMP_EBADMSG, "invalid UTF-8 in the text string at offset %zu (cannot be carried)",
