@@ -101,4 +101,28 @@ static inline int fuzz_json_same(const json_t *a, const json_t *b)
     }
 }
 
+/* A deep copy of a with every scalar replaced by what scalar(x) returns
+ * (a new reference): the value as some path carries it. */
+static inline json_t *fuzz_json_map(const json_t *a, json_t *(*scalar)(const json_t *))
+{
+    json_t *c;
+    switch (json_typeof(a)) {
+    case JSON_ARRAY:
+        c = json_array();
+        for (size_t i = 0; i < json_array_size(a); i++)
+            json_array_append_new(c, fuzz_json_map(json_array_get(a, i), scalar));
+        return c;
+    case JSON_OBJECT:
+        c = json_object();
+        for (void *it = json_object_iter((json_t *)a); it;
+             it = json_object_iter_next((json_t *)a, it))
+            json_object_setn_new_nocheck(c, json_object_iter_key(it),
+                                         json_object_iter_key_len(it),
+                                         fuzz_json_map(json_object_iter_value(it), scalar));
+        return c;
+    default:
+        return scalar(a);
+    }
+}
+
 #endif

@@ -803,7 +803,9 @@ AEMP_API const char *aemp_ber_framer_error(const aemp_ber_framer_t *f);
  * same items): a truncated item, additional information 28..30, a break
  * outside an indefinite-length item (or between a key and its value, or
  * after a tag), an indefinite length on an integer or a tag, a chunk of
- * an indefinite string that is not a definite string of its type, simple
+ * an indefinite string that is not definite or is of a higher major type
+ * (CBOR::XS takes the head of a lower type as a chunk of its argument's
+ * length, bytes into a text string as they are, and so do we), simple
  * values other than false/true/null/undefined (CBOR::XS refuses them),
  * bytes after the item.
  *
@@ -819,6 +821,11 @@ AEMP_API const char *aemp_ber_framer_error(const aemp_ber_framer_t *f);
  * raw numbers as Perl reads their text (1e400 as an infinity); true,
  * false, null as f5, f4, f6. Object members in jansson's iteration order
  * (a Perl node's hash order is random too).
+ * A real goes out exactly as the double it is. JSON::XS's number reader
+ * is not correctly rounded (it reads "1.17549435082229e-38" one unit in
+ * the last place below the nearest double, which strtod and
+ * aemp_json_decode give), so for such a text a 2.x node relaying a JSON
+ * peer's number writes a double one unit apart from ours.
  */
 /* See above: the most values one item may make by default. */
 #define AEMP_CBOR_MAX_VALUES (1u << 20)

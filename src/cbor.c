@@ -185,7 +185,7 @@ int aemp_cbor_framer_next(aemp_cbor_framer_t *f, const void *buf, size_t len,
                 p++;
                 goto item_done;
             }
-            if (major != f->istr_ || indef)
+            if (major > f->istr_ || indef)
                 return framer_fail(f, AEMP_EPROTO,
                                    "invalid chunk 0x%02x in an indefinite string at offset %zu",
                                    ib, at);
@@ -416,7 +416,10 @@ static int read_string(dec_t *d, const unsigned char **pp, unsigned major, int h
         out->n = d->arena.len - out->aoff;
         return 0;
     }
-    /* chunks of the same type, each definite, up to a break */
+    /* definite chunks up to a break. CBOR::XS takes the head of any lower
+     * major type as a chunk of its argument's length (00 is an empty
+     * chunk, a byte string's bytes go into a text string as they are),
+     * and so must we: a 2.x node accepts such an item */
     p += hl;
     for (;;) {
         if (p >= e) {
@@ -433,7 +436,7 @@ static int read_string(dec_t *d, const unsigned char **pp, unsigned major, int h
             need_more(d);
             return -1;
         }
-        if (chl < 0 || (unsigned)(*p >> 5) != major || ci) {
+        if (chl < 0 || (unsigned)(*p >> 5) > major || ci) {
             dec_fail(d, AEMP_EPROTO, "invalid chunk 0x%02x in an indefinite string at offset %zu",
                      *p, off(d, p));
             return -1;
@@ -839,7 +842,7 @@ static int well_formed(dec_t *d, unsigned max_depth)
 {
     aemp_cbor_framer_t f;
     size_t s, e, len = (size_t)(d->end - d->beg);
-    aemp_cbor_framer_init(&f, len ? len : 1, max_depth);
+    aemp_cbor_framer_init(&f, SIZE_MAX, max_depth);
     int r = aemp_cbor_framer_next(&f, d->beg, len, &s, &e);
     aemp_cbor_framer_free(&f);
     if (r == 1 && e == len) return 1;
