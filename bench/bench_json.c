@@ -15,19 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double median3(double a, double b, double c)
-{
-    if (a > b) { double t = a; a = b; b = t; }
-    if (b > c) { double t = b; b = c; c = t; }
-    return a > b ? a : b;
-}
+#include "bench.h"
 
 /* Defeats dead-code elimination of the measured calls. */
 static volatile size_t sink;

@@ -27,6 +27,7 @@ int fuzz_noderef_one(const uint8_t *data, size_t size);
 int fuzz_args_one(const uint8_t *data, size_t size);
 int fuzz_rcfile_one(const uint8_t *data, size_t size);
 int fuzz_storable_one(const uint8_t *data, size_t size);
+int fuzz_cbor_one(const uint8_t *data, size_t size);
 int fuzz_global_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_STANDALONE
@@ -97,6 +98,30 @@ static inline int fuzz_json_same(const json_t *a, const json_t *b)
         return 1;
     default:
         return json_equal(a, b); /* scalars compare by value and length */
+    }
+}
+
+/* A deep copy of a with every scalar replaced by what scalar(x) returns
+ * (a new reference): the value as some path carries it. */
+static inline json_t *fuzz_json_map(const json_t *a, json_t *(*scalar)(const json_t *))
+{
+    json_t *c;
+    switch (json_typeof(a)) {
+    case JSON_ARRAY:
+        c = json_array();
+        for (size_t i = 0; i < json_array_size(a); i++)
+            json_array_append_new(c, fuzz_json_map(json_array_get(a, i), scalar));
+        return c;
+    case JSON_OBJECT:
+        c = json_object();
+        for (void *it = json_object_iter((json_t *)a); it;
+             it = json_object_iter_next((json_t *)a, it))
+            json_object_setn_new_nocheck(c, json_object_iter_key(it),
+                                         json_object_iter_key_len(it),
+                                         fuzz_json_map(json_object_iter_value(it), scalar));
+        return c;
+    default:
+        return scalar(a);
     }
 }
 

@@ -773,6 +773,171 @@ AEMP_API const char *aemp_ber_framer_error(const aemp_ber_framer_t *f);
 /* == END storable == */
 
 /* ===================================================================== */
+/* == BEGIN cbor ==                                                      */
+/*
+ * The cbor framing of protocol 1 (AnyEvent::MP 2.x): each message is one
+ * CBOR item (RFC 8949), an array, as CBOR::XS `encode_cbor` writes it,
+ * items back to back with nothing between them. The codec is ours (see
+ * docs/API.md for why not a packaged library).
+ *
+ * One message, one meaning: the decoder gives the json_t value JSON
+ * framing would have delivered for the same Perl value:
+ *   integers exact: beyond INT64_MAX as raw numbers (aemp_json_uint64),
+ *   -9223372036854775808 and below (down to -2^64) as strings of their
+ *   digits, as json.c makes the same numbers from JSON text;
+ *   byte strings as the string of their bytes taken as code points (E9
+ *   becomes "é", as JSON::XS writes a Perl byte string); text strings as
+ *   they are (strict UTF-8);
+ *   half, single and double floats as reals (exact: CBOR carries what
+ *   JSON's 15 digits round); infinities as the raw numbers 1e400 and
+ *   -1e400 (the JSON text Perl reads as infinity);
+ *   false, true, null; arrays; maps with string keys, integer keys as
+ *   their decimal text (as Perl makes them), the last of equal keys wins;
+ *   indefinite-length strings, arrays and maps;
+ *   tag 55799 (self-described CBOR) and 28 (shareable) are skipped, tag
+ *   22098 (CBOR::XS's reference) around 1 or 0 (or "1", "0") is true or
+ *   false, as JSON::XS writes \1 and \0.
+ *
+ * Refused with AEMP_EBADMSG ("the item is well formed but JSON cannot
+ * carry its value": a link drops that one message, the items around it
+ * are intact): undefined, NaN, invalid UTF-8 in a text string, every
+ * other tag (date/time, bignums, Perl objects, string and shared
+ * references, unknown tags: CBOR::XS gives Perl objects JSON::XS cannot
+ * write), tag 22098 around anything else, map keys that are not strings
+ * or integers. The decoder stops at the first such value.
+ * Refused with AEMP_ELIMIT: nesting deeper than max_depth, more than
+ * max_values values (AEMP_CBOR_MAX_VALUES by default; every item
+ * counts, keys included, tags not), an item longer than the framer's
+ * max_len. A length claim is never allocated: strings are checked
+ * against the input first, arrays and maps grow as their items arrive.
+ * Every other failure is AEMP_EPROTO (a broken stream; CBOR::XS fails the
+ * same items): a truncated item, additional information 28..30, a break
+ * outside an indefinite-length item (or between a key and its value, or
+ * after a tag), an indefinite length on an integer or a tag, a chunk of
+ * an indefinite string that is not definite or is of a higher major type
+ * (CBOR::XS takes the head of a lower type as a chunk of its argument's
+ * length, bytes into a text string as they are, and so do we), simple
+ * values other than false/true/null/undefined (CBOR::XS refuses them),
+ * bytes after the item.
+ *
+ * The encoder writes what a 2.x node writes for the value a JSON peer
+ * gave it (JSON::XS decodes, CBOR::XS encodes): minimal heads, definite
+ * lengths; strings of ASCII as byte strings, others as text strings;
+ * hash keys whose characters are all below U+0100 as byte strings of
+ * those Latin-1 bytes, others as text strings; integers as integers, but
+ * -9223372036854775808 as the byte string of its digits (JSON::XS reads
+ * it as a string); a real as CBOR::XS writes a Perl number: integral and
+ * in 0..4294967295 as an integer (-0.0 as 0), else a single float when
+ * that holds it exactly, else a double (CBOR::XS writes no half floats);
+ * raw numbers as Perl reads their text (1e400 as an infinity); true,
+ * false, null as f5, f4, f6. Object members in jansson's iteration order
+ * (a Perl node's hash order is random too).
+ * A real goes out exactly as the double it is. JSON::XS's number reader
+ * is not correctly rounded (it reads "1.17549435082229e-38" one unit in
+ * the last place below the nearest double, which strtod and
+ * aemp_json_decode give), so for such a text a 2.x node relaying a JSON
+ * peer's number writes a double one unit apart from ours.
+ */
+/* See above: the most values one item may make by default. */
+#define AEMP_CBOR_MAX_VALUES (1u << 20)
+/* The most that max_values may allow: larger values count as this. */
+#define AEMP_CBOR_VALUES_LIMIT (1u << 28)
+/* The decoder and the framer never nest deeper than this (see
+ * AEMP_JSON_DEPTH_LIMIT: jansson frees values recursively). */
+#define AEMP_CBOR_DEPTH_LIMIT AEMP_JSON_DEPTH_LIMIT
+
+/* Decodes exactly one CBOR item of len bytes (borrowed). max_depth:
+ * containers nested deeper fail (0: AEMP_JSON_MAX_DEPTH, as CBOR::XS's
+ * 512; values above AEMP_CBOR_DEPTH_LIMIT count as that limit). Returns a
+ * new reference, or NULL with *err (when err is not NULL) set to
+ * AEMP_EBADMSG (cannot be carried), AEMP_ELIMIT, AEMP_EPROTO (see
+ * above; a value that cannot be carried in an item that is also broken
+ * is AEMP_EPROTO), AEMP_EINVAL (buf NULL with len > 0) or AEMP_ENOMEM,
+ * and the message in errbuf (when not NULL; errlen bytes,
+ * AEMP_JSON_ERRMAX always suffice), e.g. "unexpected end of CBOR data at
+ * offset 3", "CBOR tag 2 (bignum) at offset 0 (cannot be carried)",
+ * "nesting deeper than 512 at offset 512". Offsets count from buf. */
+AEMP_API json_t *aemp_cbor_decode(const void *buf, size_t len, unsigned max_depth, int *err,
+                                  char *errbuf, size_t errlen);
+/* The same with a limit on the number of values: an item that makes more
+ * than max_values fails with AEMP_ELIMIT, "CBOR item has more than N
+ * values (at offset K)" (0: AEMP_CBOR_MAX_VALUES; values above
+ * AEMP_CBOR_VALUES_LIMIT count as that limit). */
+AEMP_API json_t *aemp_cbor_decode_max(const void *buf, size_t len, unsigned max_depth,
+                                      size_t max_values, int *err, char *errbuf, size_t errlen);
+
+/* Encodes v (borrowed; any value) as one CBOR item, as described above.
+ * Returns a malloc'd buffer (caller frees) and its length in *len (len
+ * may be NULL), or NULL on ENOMEM or a value that cannot be encoded: NULL
+ * v, nesting deeper than AEMP_JSON_MAX_ENCODE_DEPTH (or a cycle), a
+ * string that is not UTF-8, a raw number whose text is not a number. */
+AEMP_API void *aemp_cbor_encode(const json_t *v, size_t *len);
+
+/*
+ * The CBOR stream framer: finds where each item of a byte stream ends,
+ * without decoding it. Items may be split anywhere across calls; the
+ * framer keeps its place (the open containers and how many items each
+ * still owes), so bytes are never scanned twice and a string's body is
+ * never scanned at all. It checks everything that makes an item well
+ * formed (the AEMP_EPROTO cases above), the depth and max_len; what only
+ * the value can tell (UTF-8, tags, undefined, NaN, keys) is left to
+ * aemp_cbor_decode on the item it returns. The region contract is that
+ * of aemp_framer_next. No allocation while items nest at most 16 deep;
+ * deeper ones keep their levels on the heap until the item is complete,
+ * the framer fails, or aemp_cbor_framer_free.
+ *
+ * Use:
+ *   aemp_cbor_framer_init(&f, 0, 0);
+ *   on each read, append to region, then:
+ *     while ((r = aemp_cbor_framer_next(&f, region, n, &s, &e)) == 1) {
+ *         v = aemp_cbor_decode(region + s, e - s, 0, &err, msg, sizeof msg);
+ *         ...; drop e bytes from the front of region;
+ *     }
+ *     if (r < 0) fail the link with aemp_cbor_framer_error(&f);
+ *   when done: aemp_cbor_framer_free(&f);
+ */
+typedef struct aemp_cbor_framer {
+    /* private */
+    size_t scanned_;     /* bytes of the current item already scanned */
+    size_t max_len_;
+    uint64_t *heap_;     /* the levels when deeper than inline_ holds */
+    uint64_t inline_[16];/* per open container: items still due, or flags */
+    uint32_t depth_, cap_, max_depth_;
+    uint8_t istr_;       /* inside an indefinite string: its major type */
+    uint8_t tagged_;     /* a tag waits for its item */
+    int8_t err_;         /* sticky error code, 0 if none */
+    char msg_[96];       /* the error message */
+} aemp_cbor_framer_t;
+
+/* Initialises the framer. max_len: longest item accepted (0:
+ * AEMP_DEFAULT_MAX_MESSAGE); max_depth: 0 for AEMP_JSON_MAX_DEPTH (values
+ * above AEMP_CBOR_DEPTH_LIMIT count as that limit). */
+AEMP_API void aemp_cbor_framer_init(aemp_cbor_framer_t *f, size_t max_len, unsigned max_depth);
+
+/* Scans buf[0..len) (borrowed). Returns
+ *   1  a complete item is buf[*start .. *end) (*start is always 0): the
+ *      caller decodes it and drops the first *end bytes of its region
+ *      before the next call;
+ *   0  need more bytes (*start = *end = 0);
+ *  <0  AEMP_EPROTO (a malformed item), AEMP_ELIMIT (an item longer than
+ *      max_len, known as soon as a length says so, or nesting deeper
+ *      than max_depth) or AEMP_ENOMEM; sticky: every later call returns
+ *      the same code. AEMP_EINVAL (not sticky) when len is shorter than
+ *      what was already scanned (a caller bug). */
+AEMP_API int aemp_cbor_framer_next(aemp_cbor_framer_t *f, const void *buf, size_t len,
+                                   size_t *start, size_t *end);
+
+/* The sticky error's message, e.g. "unexpected break at offset 4", "CBOR
+ * item longer than 67108864 bytes"; "" when there is none. Valid until
+ * the next call on f. */
+AEMP_API const char *aemp_cbor_framer_error(const aemp_cbor_framer_t *f);
+
+/* Releases what the framer holds for a deep item in progress (NULL-free
+ * otherwise); it can be used again after aemp_cbor_framer_init. */
+AEMP_API void aemp_cbor_framer_free(aemp_cbor_framer_t *f);
+/* == END cbor == */
+
+/* ===================================================================== */
 /* == BEGIN node ==                                                       */
 /*
  * A node: one process's presence in an AEMP network. It runs on a libev

@@ -241,3 +241,43 @@ void t_hs_drain(aemp_hs_t *hs, aemp__buf_t *sink)
         sink->data[sink->len] = 0;
     }
 }
+
+/* Runs the perl script on the lines of input (see test.h). */
+char *t_run_perl(const char *script, const char *input)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[512], path[600], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/aemp-perl-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return NULL;
+    const char *names[] = {"s.pl", "in", "out"};
+    const char *bodies[] = {script, input};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        FILE *f = fopen(path, "w");
+        if (!f) return NULL;
+        fputs(bodies[k], f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "perl %s/s.pl < %s/in > %s/out", dir, dir, dir);
+    int rc = system(cmd);
+    snprintf(path, sizeof path, "%s/out", dir);
+    char *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (f && rc == 0) {
+        size_t cap = 1 << 16, n = 0;
+        out = malloc(cap);
+        size_t k;
+        while ((k = fread(out + n, 1, cap - n - 1, f)) > 0) {
+            n += k;
+            if (n + 1 == cap) out = realloc(out, cap *= 2);
+        }
+        out[n] = 0;
+    }
+    if (f) fclose(f);
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        unlink(path);
+    }
+    rmdir(dir);
+    return out;
+}

@@ -85,6 +85,10 @@ void t_hex(const unsigned char *p, size_t n, char *out);
 int t_b64dec(const char *s, unsigned char *out, size_t max);
 /* A small deterministic PRNG for property tests (xorshift64*). */
 uint64_t t_rand(uint64_t *state);
+/* Runs a perl script with input on its stdin (each in a file of a fresh
+ * temporary directory); returns its output (malloc'd, caller frees), or
+ * NULL when it could not run or failed. */
+char *t_run_perl(const char *script, const char *input);
 /* Path of the aemp binary under test (AEMP_BIN) and the build dir. */
 const char *t_aemp_bin(void);
 const char *t_build_dir(void);

@@ -22,6 +22,7 @@
 #include "../fuzz/fuzz_noderef.c"
 #include "../fuzz/fuzz_rcfile.c"
 #include "../fuzz/fuzz_storable.c"
+#include "../fuzz/fuzz_cbor.c"
 #include "../fuzz/fuzz_global.c"
 /* args.c belongs to the aemp tool, which is still being written: replay
  * its target only where the file exists */
@@ -204,6 +205,11 @@ TEST(fuzz_replay_rcfile)
 TEST(fuzz_replay_storable)
 {
     replay_target("storable", fuzz_storable_one, 20000);
+}
+
+TEST(fuzz_replay_cbor)
+{
+    replay_target("cbor", fuzz_cbor_one, 20000);
 }
 
 TEST(fuzz_replay_global)

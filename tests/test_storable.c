@@ -756,47 +756,6 @@ static int have_perl(void)
     return system("perl -MStorable -MJSON::PP -e 1 >/dev/null 2>&1") == 0;
 }
 
-/* Runs the perl script on the lines of input; returns the output
- * (malloc'd) or NULL. */
-static char *run_perl(const char *script, const char *input)
-{
-    const char *tmp = getenv("TMPDIR");
-    char dir[512], path[600], cmd[2048];
-    snprintf(dir, sizeof dir, "%s/aemp-storable-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) return NULL;
-    const char *names[] = {"s.pl", "in", "out"};
-    const char *bodies[] = {script, input};
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        FILE *f = fopen(path, "w");
-        if (!f) return NULL;
-        fputs(bodies[k], f);
-        fclose(f);
-    }
-    snprintf(cmd, sizeof cmd, "perl %s/s.pl < %s/in > %s/out", dir, dir, dir);
-    int rc = system(cmd);
-    snprintf(path, sizeof path, "%s/out", dir);
-    char *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (f && rc == 0) {
-        size_t cap = 1 << 16, n = 0;
-        out = malloc(cap);
-        size_t k;
-        while ((k = fread(out + n, 1, cap - n - 1, f)) > 0) {
-            n += k;
-            if (n + 1 == cap) out = realloc(out, cap *= 2);
-        }
-        out[n] = 0;
-    }
-    if (f) fclose(f);
-    for (int k = 0; k < 3; k++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        unlink(path);
-    }
-    rmdir(dir);
-    return out;
-}
-
 /* Our encoding of every vector's json (and of more values) read back by
  * Perl's thaw equals the vector's json, as JSON::PP writes what thaw
  * gives; where Perl's nfreeze of the same JSON text is byte-comparable
@@ -852,7 +811,7 @@ TEST(storable_perl_thaw_reads_ours)
         t_hex((const unsigned char *)extra[k], strlen(extra[k]), hex);
         len += (size_t)sprintf(in + len, "f %s\n", hex);
     }
-    char *out = run_perl(script, in);
+    char *out = t_run_perl(script, in);
     REQUIRE(out);
     char *line = out, *nl;
     size_t k = 0, thawed = 0, same_bytes = 0;

@@ -210,6 +210,28 @@ aemp_hs_t *aemp__hs_new(const aemp__hs_profile_t *pf, const aemp_hs_config_t *cf
 enum { AEMP__HS_SELF = 1 };
 int aemp__hs_reason(const aemp_hs_t *hs);
 
+/* cbor.c: the CBOR framing's writers and its fast reader.
+ *   cbor_encode_buf: appends the item aemp_cbor_encode writes for v;
+ *   cbor_encode_msg: appends the message [id, ELEMENTS...] (id: idlen
+ *     bytes, UTF-8, no NUL; elements a JSON array, borrowed) without
+ *     building it, byte for byte what cbor_encode_buf writes for it.
+ * Both return 0, AEMP_ENOMEM or AEMP_EINVAL (a value that cannot be
+ * encoded, see aemp_cbor_encode); on failure b is rewound. */
+int aemp__cbor_encode_buf(aemp__buf_t *b, const json_t *v);
+int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const json_t *elements);
+
+/* Decodes the CBOR item at buf as a link receives a message: when it is
+ * an array whose first element is a definite string of ASCII (every id
+ * a node makes), returns the array of the elements after it (new
+ * reference) and the id's bytes in *id / *idlen (pointing into buf). The
+ * result is what aemp_cbor_decode gives for the item with the first
+ * element removed. NULL means "not on this path": another item, an
+ * incomplete or failing one, or no memory; the framer and
+ * aemp_cbor_decode then say which. With used NULL, buf is exactly the
+ * item; otherwise the item starts buf and *used is where it ends. */
+json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, const char **id,
+                              size_t *idlen, size_t *used);
+
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);
 
