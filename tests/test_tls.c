@@ -609,7 +609,7 @@ static aemp_node_t *mktls(tnode_t *t, const char *sec, size_t len, int no_tls, s
 static const char *peer_auth(aemp_node_t *n, const char *noderef)
 {
     aemp__peer_t *p = aemp__peer_get(n, noderef, 0);
-    return p && p->link ? aemp_hs_recv_auth(aemp__link_hs(p->link)) : NULL;
+    return p && p->link ? aemp__link_recv_auth(p->link) : NULL;
 }
 
 static json_t *seq_msg(long i) { return json_pack("[ssI]", "x", "seq", (json_int_t)i); }

@@ -209,6 +209,16 @@ aemp_hs_t *aemp__hs_new(const aemp__hs_profile_t *pf, const aemp_hs_config_t *cf
  * myself"); 0 for any other failure, or none. */
 enum { AEMP__HS_SELF = 1 };
 int aemp__hs_reason(const aemp_hs_t *hs);
+/* The peer's greeting keys and values, packed for keeping after the
+ * engine is freed: "KEY\0VALUE\0" each, in the greeting's order, *len
+ * bytes (a malloc'd copy the caller frees; NULL with *len 0 when there
+ * are none or no memory). aemp__hs_kv_find reads one back as
+ * aemp_hs_remote_kv would (a later pair wins), or NULL. */
+char *aemp__hs_remote_kvs(const aemp_hs_t *hs, size_t *len);
+const char *aemp__hs_kv_find(const char *kvs, size_t len, const char *key);
+/* The auth method the peer used (aemp_hs_recv_auth) as the profile
+ * names it: a static string, or NULL when there is none yet. */
+const char *aemp__hs_recv_method(const aemp_hs_t *hs);
 
 /* cbor.c: the CBOR framing's writers and its fast reader.
  *   cbor_encode_buf: appends the item aemp_cbor_encode writes for v;

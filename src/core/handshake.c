@@ -1296,6 +1296,41 @@ int aemp__hs_reason(const aemp_hs_t *hs)
     return hs ? hs->reason : 0;
 }
 
+char *aemp__hs_remote_kvs(const aemp_hs_t *hs, size_t *len)
+{
+    size_t n = 0;
+    *len = 0;
+    for (size_t i = 0; hs && i < hs->nkv; i++) n += strlen(hs->kv[i].key) + strlen(hs->kv[i].val) + 2;
+    char *p = n ? malloc(n) : NULL;
+    if (!p) return NULL;
+    for (size_t i = 0, o = 0; i < hs->nkv; i++) {
+        size_t kl = strlen(hs->kv[i].key) + 1, vl = strlen(hs->kv[i].val) + 1;
+        memcpy(p + o, hs->kv[i].key, kl);
+        memcpy(p + o + kl, hs->kv[i].val, vl);
+        o += kl + vl;
+    }
+    *len = n;
+    return p;
+}
+
+const char *aemp__hs_recv_method(const aemp_hs_t *hs)
+{
+    if (!hs || !hs->recv_auth) return NULL;
+    const hs_method_t *m = find_method(hs->prof, (span_t){hs->recv_auth, strlen(hs->recv_auth)});
+    return m ? m->name : NULL;
+}
+
+const char *aemp__hs_kv_find(const char *kvs, size_t len, const char *key)
+{
+    const char *found = NULL;
+    for (size_t o = 0; kvs && key && o < len;) {
+        const char *k = kvs + o, *v = k + strlen(k) + 1;
+        if (!strcmp(k, key)) found = v;
+        o = (size_t)(v + strlen(v) + 1 - kvs);
+    }
+    return found;
+}
+
 int aemp_hs_protocol(const aemp_hs_t *hs)
 {
     return hs ? hs->prof->version : AEMP_EINVAL;

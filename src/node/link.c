@@ -45,7 +45,10 @@ typedef struct link {
     ev_tstamp last_read, last_write;
     double read_timeout;  /* peer's timeout, 0 = none */
     double keepalive;     /* our timeout - 3 */
-    aemp_hs_t *hs;
+    aemp_hs_t *hs;        /* freed once the link is up */
+    char *kvs;            /* then: the peer's greeting keys and values */
+    size_t kvs_len;       /* (aemp__hs_remote_kvs) */
+    const char *auth;     /* and the auth method it used (static) */
     aemp__buf_t in, out;  /* with TLS: plaintext */
     aemp__tls_t *tls;     /* set when both sides chose TLS */
     aemp__buf_t wire;     /* with TLS: bytes for the socket as they are */
@@ -62,10 +65,9 @@ typedef struct link {
 #define READ_CHUNK (64 * 1024)
 /* A plain link reads through a buffer on the stack, READ_STEP bytes per
  * recv() and up to READ_CHUNK per wakeup, and keeps only what it has not
- * processed yet: an idle link holds no read buffer. An emptied `in`
- * bigger than IN_KEEP is released. */
+ * processed yet: an idle link holds no read buffer. An emptied `in` is
+ * released. */
 #define READ_STEP (16 * 1024)
-#define IN_KEEP 1024
 /* Plaintext encrypted per batch: one SSL_write (cut into 16 KiB records),
  * one send(). Bounds the ciphertext held besides `out`, so the send queue
  * limit still sees what waits. */
@@ -141,6 +143,7 @@ void aemp__link_free(aemp__link_t *pl)
     link_t *l = PRIV(pl);
     l->pub.node->peer_queued -= l->counted;
     aemp_hs_free(l->hs);
+    free(l->kvs);
     aemp__tls_free(l->tls);
     aemp__frame_in_free(&l->fin);
     aemp__pack_cache_free(l->fout.pack);
@@ -213,6 +216,18 @@ void aemp__link_kick(aemp__link_t *pl)
 const aemp_hs_t *aemp__link_hs(const aemp__link_t *pl)
 {
     return ((const link_t *)pl)->hs;
+}
+
+const char *aemp__link_peer_kv(const aemp__link_t *pl, const char *key)
+{
+    const link_t *l = (const link_t *)pl;
+    return l->hs ? aemp_hs_remote_kv(l->hs, key) : aemp__hs_kv_find(l->kvs, l->kvs_len, key);
+}
+
+const char *aemp__link_recv_auth(const aemp__link_t *pl)
+{
+    const link_t *l = (const link_t *)pl;
+    return l->hs ? aemp_hs_recv_auth(l->hs) : l->auth;
 }
 
 const char *aemp__link_tls_info(const aemp__link_t *pl)
@@ -299,8 +314,9 @@ static int link_do_write(link_t *l)
     int rc = send_pending(l, &l->out);
     if (rc <= 0) return rc;
     if (ev_is_active(&l->wio)) ev_io_stop(l->pub.node->loop, &l->wio);
-    /* a drained buffer keeps no big allocation around */
-    if (l->out.cap > 256 * 1024) link_release(l);
+    /* a drained buffer keeps no allocation around: an idle link holds
+     * none */
+    link_release(l);
     return 0;
 }
 
@@ -506,6 +522,15 @@ static void link_go_up(link_t *l)
     l->last_read = ev_now(l->pub.node->loop);
     link_rearm_timer(l);
     aemp__link_authenticated(&l->pub);
+    /* the engine's work is done: what is read later of it is the peer's
+     * greeting keys, kept packed (an up link of an idle node is small) */
+    size_t left = 0;
+    if (l->pub.state == LINK_UP && (!aemp_hs_out(l->hs, &left) || !left)) {
+        l->kvs = aemp__hs_remote_kvs(l->hs, &l->kvs_len);
+        l->auth = aemp__hs_recv_method(l->hs);
+        aemp_hs_free(l->hs);
+        l->hs = NULL;
+    }
 }
 
 static void process_handshake(link_t *l)
@@ -556,10 +581,14 @@ static void process_handshake(link_t *l)
     }
 }
 
-/* After a plain read: an emptied input buffer of some size goes. */
+/* After a plain read: an emptied input buffer goes, and so do the
+ * values kept for decoding the next message (an idle link holds none;
+ * the next read takes new ones). */
 static void shrink_in(link_t *l)
 {
-    if (!aemp__buf_size(&l->in) && l->in.cap > IN_KEEP) aemp__buf_free(&l->in);
+    if (aemp__buf_size(&l->in)) return;
+    if (l->in.cap) aemp__buf_free(&l->in);
+    aemp__recycle_free(&l->fin.recycle);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)

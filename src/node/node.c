@@ -1354,7 +1354,7 @@ const char *aemp_node_peer_kv(const aemp_node_t *n, const char *noderef, const c
 {
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
     if (!p || !p->link || !key) return NULL;
-    return aemp_hs_remote_kv(aemp__link_hs(p->link), key);
+    return aemp__link_peer_kv(p->link, key);
 }
 
 const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef)

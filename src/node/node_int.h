@@ -386,8 +386,17 @@ ev_tstamp aemp__link_last_heard(const aemp__link_t *l);
 void aemp__link_probe(aemp__link_t *l);
 /* The link's handshake engine, to read what it learned (the peer's name,
  * its greeting's keys, the auth method), and its TLS session ("VERSION
- * CIPHER", NULL without TLS). Borrowed until the link is freed. */
+ * CIPHER", NULL without TLS). The engine is borrowed until the link is
+ * up (aemp__link_authenticated returned; NULL after), the TLS text until
+ * the link is freed. */
 const aemp_hs_t *aemp__link_hs(const aemp__link_t *l);
+/* The value of key in the peer's greeting (aemp_hs_remote_kv), also
+ * after the engine is gone; NULL when there is none. Borrowed until the
+ * link is freed. */
+const char *aemp__link_peer_kv(const aemp__link_t *l, const char *key);
+/* The auth method the peer used on the link (aemp_hs_recv_auth), also
+ * after the engine is gone; NULL before its auth line. */
+const char *aemp__link_recv_auth(const aemp__link_t *l);
 const char *aemp__link_tls_info(const aemp__link_t *l);
 void aemp__link_free(aemp__link_t *l);
 void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);

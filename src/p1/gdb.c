@@ -11,9 +11,9 @@
 #include <stdio.h>
 
 typedef struct shard {
-    char *node;
+    char *node;          /* in the same allocation */
     json_t *db;          /* {FAMILY: {KEY: VALUE}}, what node owns */
-    json_t *mons;        /* {FAMILY: null}, what node watches */
+    json_t *mons;        /* {FAMILY: null}, what node watches (NULL: none yet) */
     size_t bytes;        /* names and values in db */
     unsigned long seq;   /* when it last wrote */
     int slave;           /* registered with g_slave DB, or watches */
@@ -87,7 +87,6 @@ static void shard_free(shard_t *s)
     if (!s) return;
     json_decref(s->db);
     json_decref(s->mons);
-    free(s->node);
     free(s);
 }
 
@@ -108,8 +107,9 @@ static shard_t *shard_get(aemp__gdb_t *g, const char *node, int create)
 {
     shard_t *s = aemp__map_get(&g->shards, node);
     if (s || !create) return s;
-    s = calloc(1, sizeof *s);
-    if (!s || !(s->node = strdup(node)) || !(s->db = json_object()) || !(s->mons = json_object()) ||
+    size_t len = strlen(node) + 1;
+    if ((s = calloc(1, sizeof *s + len))) s->node = memcpy(s + 1, node, len);
+    if (!s || !(s->db = json_object()) ||
         aemp__map_set(&g->shards, node, s)) {
         shard_free(s);
         return NULL;
@@ -426,6 +426,7 @@ static int watch(aemp__gdb_t *g, shard_t *s, const char *family, int on)
         return 0;
     }
     if (!w && (!(w = json_object()) || json_object_set_new(g->mons, family, w))) return AEMP_ENOMEM;
+    if (!s->mons && !(s->mons = json_object())) return AEMP_ENOMEM;
     if (json_object_set_new(w, s->node, json_null()) ||
         json_object_set_new(s->mons, family, json_null()))
         return AEMP_ENOMEM;
