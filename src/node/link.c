@@ -224,6 +224,11 @@ const char *aemp__link_peer_kv(const aemp__link_t *pl, const char *key)
     return l->hs ? aemp_hs_remote_kv(l->hs, key) : aemp__hs_kv_find(l->kvs, l->kvs_len, key);
 }
 
+int aemp__link_writes_json(const aemp__link_t *pl)
+{
+    return ((const link_t *)pl)->fout.ops == &aemp__framing_json;
+}
+
 const char *aemp__link_recv_auth(const aemp__link_t *pl)
 {
     const link_t *l = (const link_t *)pl;

@@ -816,12 +816,24 @@ int aemp__mem_check(aemp_node_t *n, const aemp__peer_t *p)
 
 /* Appends the message to p's link (or, before the link is up, to its
  * queue) and sends it on its way. */
+/* text (len bytes, or NULL): the message already encoded as JSON, what
+ * aemp__payload_encode writes for it; taken instead of encoding pl
+ * where JSON text is what goes out (the peer's queue, a link that writes
+ * JSON), else pl is encoded (stolen either way). */
 static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t idlen,
-                        const aemp__payload_t *pl)
+                        const aemp__payload_t *pl, const char *text, size_t len)
 {
     int rc;
     size_t queued;
-    if (p->link) {
+    if (text && (!p->link || aemp__link_writes_json(p->link))) {
+        aemp__payload_drop(pl);
+        rc = p->link ? aemp__link_queue_json(p->link, text, len) : aemp__buf_append(&p->queue, text, len);
+        if (p->link) queued = aemp__link_queued(p->link);
+        else {
+            queue_count(p);
+            queued = aemp__buf_size(&p->queue);
+        }
+    } else if (p->link) {
         rc = aemp__link_queue_msg(p->link, id, idlen, pl);
         queued = aemp__link_queued(p->link);
     } else {
@@ -878,7 +890,7 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
         aemp__payload_drop(pl);
         return AEMP_ENOMEM;
     }
-    return send_to_peer(n, p, id, idlen, pl);
+    return send_to_peer(n, p, id, idlen, pl, NULL, 0);
 }
 
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
@@ -889,6 +901,19 @@ int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char 
     int rc = aemp__send(n, node, nodelen, id, idlen, pl);
     n->acting_for = as;
     return rc;
+}
+
+int aemp__send_text(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
+                    const aemp__payload_t *pl, const char *text, size_t len)
+{
+    int self;
+    aemp__peer_t *p = route(n, node, nodelen, &self);
+    if (self) return aemp__send_own(n, node, nodelen, id, idlen, pl);
+    if (!p) {
+        aemp__payload_drop(pl);
+        return AEMP_ENOMEM;
+    }
+    return send_to_peer(n, p, id, idlen, pl, text, len);
 }
 
 int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)

@@ -346,6 +346,13 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
  * peer chose. */
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                    const aemp__payload_t *pl);
+/* aemp__send_own of a message also given encoded: text (len bytes) is
+ * what aemp__payload_encode writes for [id, ELEMENTS...], queued as it
+ * is where JSON text goes out (so one encoding serves many peers), pl
+ * encoded where another framing does. The bytes on the wire are the
+ * same. Steals pl's elements (always); text is borrowed for the call. */
+int aemp__send_text(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
+                    const aemp__payload_t *pl, const char *text, size_t len);
 /* Calls fn(n, elems) from the loop, in turn with the messages for our
  * own ports (aemp__send to one of our names) and with this node's own
  * authority: how a dialect's modules hand each other what must not run
@@ -397,6 +404,9 @@ const char *aemp__link_peer_kv(const aemp__link_t *l, const char *key);
 /* The auth method the peer used on the link (aemp_hs_recv_auth), also
  * after the engine is gone; NULL before its auth line. */
 const char *aemp__link_recv_auth(const aemp__link_t *l);
+/* Whether the link writes JSON text (its framing is JSON): then JSON
+ * text queued with aemp__link_queue_json goes out as it is. */
+int aemp__link_writes_json(const aemp__link_t *l);
 const char *aemp__link_tls_info(const aemp__link_t *l);
 void aemp__link_free(aemp__link_t *l);
 void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);

@@ -217,12 +217,16 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         rc = emit_globals(g, s->node, out,
                           json_pack("[ssOO]", "g_upd", family, fwd_set, fwd_del));
     json_t *watchers = json_object_get(g->mons, family);
-    if (!rc && (json_object_size(mon_set) || json_array_size(mon_del))) {
+    if (!rc && json_object_size(watchers) && (json_object_size(mon_set) || json_array_size(mon_del))) {
+        /* one message for all of them (the driver encodes it once) */
+        json_t *chg = json_pack("[ssOO]", "g_chg2", family, mon_set, mon_del);
         const char *w;
         json_t *unused;
         json_object_foreach(watchers, w, unused) {
-            if ((rc = emit(out, w, json_pack("[ssOO]", "g_chg2", family, mon_set, mon_del)))) break;
+            if ((rc = emit(out, w, json_incref(chg)))) break;
         }
+        if (!chg) rc = AEMP_ENOMEM;
+        json_decref(chg);
     }
 out:
     if (ldb && !json_object_size(ldb)) json_object_del(s->db, family);

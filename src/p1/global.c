@@ -79,20 +79,36 @@ int aemp_node_is_global(const aemp_node_t *n)
 
 /* Sends what the database returned: [DEST, [TAG, ARGS...]] each, to
  * DEST's node port; an answer to ourselves goes to our own client, from
- * the loop. */
+ * the loop. A message the database gave to many (the same value: a
+ * change for a family's watchers) is encoded once. */
 static void send_out(aemp_node_t *n, json_t *out)
 {
+    aemp__buf_t text = {0};
+    const json_t *encoded = NULL; /* what text holds */
     for (size_t i = 0; i < json_array_size(out) && !n->destroy_pending; i++) {
         json_t *m = json_array_get(out, i);
         const char *dest = json_string_value(json_array_get(m, 0));
         json_t *msg = json_incref(json_array_get(m, 1));
+        json_t *next = json_array_get(json_array_get(out, i + 1), 1);
+        aemp__payload_t pl = {msg, NULL, NULL};
         if (aemp__is_self(n, dest)) {
             aemp__node_later(n, aemp__p1_own_answer, msg);
-        } else {
-            aemp__payload_t pl = {msg, NULL, NULL};
+        } else if (msg != encoded && msg != next) {
             aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
+        } else {
+            if (msg != encoded) {
+                aemp__buf_consume(&text, aemp__buf_size(&text));
+                aemp__payload_t once = {json_incref(msg), NULL, NULL};
+                encoded = aemp__payload_encode(&text, "", 0, &once) ? NULL : msg;
+            }
+            if (encoded)
+                aemp__send_text(n, dest, strlen(dest), "", 0, &pl, aemp__buf_head(&text),
+                                aemp__buf_size(&text));
+            else
+                aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
         }
     }
+    aemp__buf_free(&text);
 }
 
 /* Tells p that we are global (said on every link of a global node). */
