@@ -35,7 +35,7 @@
 /* A link: the node's view (node_int.h) and what only this file touches. */
 typedef struct link {
     aemp__link_t pub;     /* first: a link_t is an aemp__link_t */
-    struct link *flush_next; /* in node->flush list when queued */
+    struct link *flush_next, *flush_prev; /* in node->flush list when queued */
     int fd;
     int in_flush;
     int hold_auth;        /* accepting side: our auth line waits */
@@ -155,12 +155,28 @@ void aemp__link_free(aemp__link_t *pl)
     free(l);
 }
 
+/* The node's flush watcher runs while links have output queued (or a
+ * trim is pending, node.c), not on every loop iteration of an idle node. */
 static void schedule_flush(link_t *l)
 {
+    aemp_node_t *n = l->pub.node;
     if (l->in_flush || l->pub.state == LINK_DEAD) return;
     l->in_flush = 1;
-    l->flush_next = l->pub.node->flush;
-    l->pub.node->flush = l;
+    l->flush_prev = NULL;
+    l->flush_next = n->flush;
+    if (n->flush) n->flush->flush_prev = l;
+    n->flush = l;
+    ev_prepare_start(n->loop, &n->flush_w);
+}
+
+static void flush_unlink(link_t *l)
+{
+    aemp_node_t *n = l->pub.node;
+    if (l->flush_prev) l->flush_prev->flush_next = l->flush_next;
+    else n->flush = l->flush_next;
+    if (l->flush_next) l->flush_next->flush_prev = l->flush_prev;
+    l->flush_next = l->flush_prev = NULL;
+    l->in_flush = 0;
 }
 
 static int link_write(link_t *l, const void *p, size_t n)
@@ -333,11 +349,11 @@ void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     aemp__enter(n);
     while (n->flush) {
         link_t *l = n->flush;
-        n->flush = l->flush_next;
-        l->in_flush = 0;
+        flush_unlink(l);
         if (l->pub.state != LINK_DEAD && l->pub.state != LINK_CONNECTING) link_do_write(l);
     }
-    aemp__leave(n);
+    if (aemp__leave(n)) return;
+    if (!n->flush && !n->trim_pending) ev_prepare_stop(loop, w);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -879,14 +895,7 @@ static void link_close(link_t *l, const char *reason, int silent)
     hs_list_remove(l);
     /* a dead link is freed once the callbacks unwind: the flush list must
      * not keep it (output queued in the same read that failed it) */
-    if (l->in_flush) {
-        for (link_t **pp = &n->flush; *pp; pp = &(*pp)->flush_next)
-            if (*pp == l) {
-                *pp = l->flush_next;
-                break;
-            }
-        l->in_flush = 0;
-    }
+    if (l->in_flush) flush_unlink(l);
     ev_io_stop(n->loop, &l->rio);
     ev_io_stop(n->loop, &l->wio);
     ev_timer_stop(n->loop, &l->timer);

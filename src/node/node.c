@@ -137,6 +137,8 @@ int aemp__leave(aemp_node_t *n)
         malloc_trim(0);
 #endif
     }
+    /* a trim still pending waits for a later loop iteration (link.c) */
+    if (n->trim_pending) ev_prepare_start(n->loop, &n->flush_w);
     return 0;
 }
 

@@ -26,6 +26,10 @@ struct aemp__gdb {
     json_t *mons;        /* {FAMILY: {NODE: null}} */
     aemp__map_t shards;  /* node -> shard_t */
     aemp__map_t globals; /* node -> shard_t, the global ones */
+    /* owner_key(FAMILY, KEY) -> how many shards hold it, for the keys
+     * more than one shard holds (2.. as a pointer): a delete looks for
+     * another owner only where there is one */
+    aemp__map_t shared;
     unsigned long seq;
     size_t bytes;
 };
@@ -97,6 +101,7 @@ void aemp__gdb_free(aemp__gdb_t *g)
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) shard_free(e->value);
     aemp__map_free(&g->shards);
     aemp__map_free(&g->globals);
+    aemp__map_free(&g->shared);
     json_decref(g->view);
     json_decref(g->mons);
     free(g->self);
@@ -143,8 +148,40 @@ static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t 
 /* ------------------------------------------------------------------ */
 /* the merge                                                           */
 
+/* The key of family/key in g->shared (buf: OWNER_KEY_MAX bytes; names
+ * are at most AEMP_GDB_NAME_MAX bytes, checked before anything is set). */
+#define OWNER_KEY_MAX (2 * AEMP_GDB_NAME_MAX + 24)
+static const char *owner_key(char *buf, const char *family, const char *key)
+{
+    snprintf(buf, OWNER_KEY_MAX, "%zu:%s%s", strlen(family), family, key);
+    return buf;
+}
+
+/* How many shards hold family/key, given that one does. */
+static size_t owners(const aemp__gdb_t *g, const char *family, const char *key)
+{
+    char buf[OWNER_KEY_MAX];
+    void *c = aemp__map_get(&g->shared, owner_key(buf, family, key));
+    return c ? (size_t)(uintptr_t)c : 1;
+}
+
+/* family/key gained (+1) or lost (-1) an owner that is not its only one
+ * (the count before was at least 1, or at least 2). 0 or AEMP_ENOMEM. */
+static int owners_add(aemp__gdb_t *g, const char *family, const char *key, int d)
+{
+    char buf[OWNER_KEY_MAX];
+    size_t c = owners(g, family, key) + (size_t)d;
+    owner_key(buf, family, key);
+    if (c < 2) {
+        aemp__map_del(&g->shared, buf);
+        return 0;
+    }
+    return aemp__map_set(&g->shared, buf, (void *)(uintptr_t)c);
+}
+
 /* Another owner of family/key than except: a slave before a global peer,
- * then the latest writer. */
+ * then the latest writer. A walk of all shards, done only for a key that
+ * more than one holds. */
 static shard_t *other_owner(aemp__gdb_t *g, const shard_t *except, const char *family,
                             const char *key)
 {
@@ -178,6 +215,8 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     json_object_foreach(set, k, v) {
         json_t *old = json_object_get(ldb, k);
         size_t was = old ? entry_cost(k, old) : 0, now = entry_cost(k, v);
+        /* a key new to s that the view has: held by another too */
+        if (!old && json_object_get(gdb, k) && owners_add(g, family, k, 1)) goto out;
         if (json_object_set(ldb, k, v) || json_object_set(gdb, k, v) ||
             json_object_set(fwd_set, k, v) || json_object_set(mon_set, k, v))
             goto out;
@@ -192,7 +231,11 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         s->bytes -= was;
         g->bytes -= was;
         json_object_del(ldb, dk);
-        shard_t *o = other_owner(g, s, family, dk);
+        shard_t *o = NULL;
+        if (owners(g, family, dk) > 1) {
+            o = other_owner(g, s, family, dk);
+            owners_add(g, family, dk, -1); /* shrinks: no allocation */
+        }
         if (o) {
             json_t *ov = json_object_get(json_object_get(o->db, family), dk);
             int same = json_equal(json_object_get(gdb, dk), ov);
@@ -632,19 +675,25 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             return __LINE__;
     const char *f, *k;
     json_t *fam, *v;
+    size_t shared = 0;
     json_object_foreach(g->view, f, fam) {
         if (!json_object_size(fam) || json_object_size(fam) > AEMP_GDB_FAMILY_KEYS_MAX)
             return __LINE__;
         json_object_foreach(fam, k, v) {
             int owned = 0;
+            size_t holders = 0;
             aemp__map_iter_t i2 = {0};
-            for (aemp__map_ent_t *e; !owned && (e = aemp__map_next(&g->shards, &i2));) {
+            for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &i2));) {
                 json_t *ov = json_object_get(json_object_get(((shard_t *)e->value)->db, f), k);
-                owned = ov && (ov == v || json_equal(ov, v));
+                holders += ov != NULL;
+                owned = owned || (ov && (ov == v || json_equal(ov, v)));
             }
             if (!owned) return __LINE__;
+            if (holders != owners(g, f, k)) return __LINE__;
+            shared += holders > 1;
         }
     }
+    if (shared != g->shared.count) return __LINE__;
     json_object_foreach(g->mons, f, fam) {
         if (!json_object_size(fam)) return __LINE__;
         json_object_foreach(fam, k, v) {
