@@ -269,6 +269,16 @@ aemp__hmac_sha3_t *aemp__hmac_sha3_new(const void *key, size_t keylen);
 int aemp__hmac_sha3_mac(aemp__hmac_sha3_t *h, const aemp__piece_t *parts, size_t n,
                         unsigned char out[AEMP__SHA3_512_BYTES]);
 void aemp__hmac_sha3_free(aemp__hmac_sha3_t *h);
+/* util.c: a generator of unpredictable bytes for nonces, seeded once
+ * from aemp_random_bytes (and again every GiB), so that a node does not
+ * ask the system's generator for every handshake. One generator serves
+ * one thread; a process that forks must not use it in both. new: NULL
+ * without memory or randomness. bytes: 0, or AEMP_EIO; a NULL generator
+ * takes aemp_random_bytes. free accepts NULL. */
+typedef struct aemp__rng aemp__rng_t;
+aemp__rng_t *aemp__rng_new(void);
+int aemp__rng_bytes(aemp__rng_t *r, void *buf, size_t len);
+void aemp__rng_free(aemp__rng_t *r);
 /* handshake.c: hmac_sha3_512 tokens of hs use key, which must be made
  * from the same secret as hs's and outlive hs (borrowed). */
 void aemp__hs_use_hmac_sha3(aemp_hs_t *hs, aemp__hmac_sha3_t *key);

@@ -4,6 +4,7 @@
  */
 #include "aemp_int.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 const char *aemp_version(void)
@@ -99,6 +100,58 @@ void aemp__hex(const unsigned char *p, size_t n, char *out)
         out[2 * i + 1] = d[p[i] & 15];
     }
     out[2 * n] = 0;
+}
+
+/* The ChaCha20 keystream under a key and IV from aemp_random_bytes,
+ * taken anew after AEMP__RNG_RESEED bytes. */
+#define AEMP__RNG_RESEED (1u << 30)
+struct aemp__rng {
+    EVP_CIPHER_CTX *ctx;
+    size_t left; /* bytes until the next reseed */
+};
+
+static int rng_seed(aemp__rng_t *r)
+{
+    unsigned char kiv[32 + 16];
+    int rc = aemp_random_bytes(kiv, sizeof kiv);
+    if (!rc && EVP_EncryptInit_ex(r->ctx, EVP_chacha20(), NULL, kiv, kiv + 32) != 1) rc = AEMP_EIO;
+    OPENSSL_cleanse(kiv, sizeof kiv);
+    r->left = rc ? 0 : AEMP__RNG_RESEED;
+    return rc;
+}
+
+aemp__rng_t *aemp__rng_new(void)
+{
+    aemp__rng_t *r = calloc(1, sizeof *r);
+    if (r && (!(r->ctx = EVP_CIPHER_CTX_new()) || rng_seed(r))) {
+        aemp__rng_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int aemp__rng_bytes(aemp__rng_t *r, void *buf, size_t len)
+{
+    if (!r) return aemp_random_bytes(buf, len);
+    while (len) {
+        if (!r->left && rng_seed(r)) return AEMP_EIO;
+        size_t n = len < r->left ? len : r->left;
+        if (n > (1u << 30)) n = 1u << 30;
+        int out = 0;
+        memset(buf, 0, n);
+        if (EVP_EncryptUpdate(r->ctx, buf, &out, buf, (int)n) != 1 || (size_t)out != n) return AEMP_EIO;
+        r->left -= n;
+        buf = (char *)buf + n;
+        len -= n;
+    }
+    return 0;
+}
+
+void aemp__rng_free(aemp__rng_t *r)
+{
+    if (!r) return;
+    EVP_CIPHER_CTX_free(r->ctx);
+    free(r);
 }
 
 int aemp_random_bytes(void *buf, size_t len)

@@ -763,19 +763,23 @@ static void link_start_handshake(link_t *l)
     unsigned char nonce[AEMP_HS_NONCE_MAX];
     char framings[128];
     int err = 0;
-    if (aemp_random_bytes(nonce, sizeof nonce)) {
+    if (!n->nonce_rng) n->nonce_rng = aemp__rng_new(); /* else the system's, each time */
+    if (aemp__rng_bytes(n->nonce_rng, nonce, sizeof nonce)) {
         link_fail(l, "no randomness for the nonce");
         return;
     }
     /* the dialect's framings, offered and written in its order */
     size_t fo = 0;
     framings[0] = '\0';
-    for (const aemp__framing_t *const *f = n->dialect->framings; *f; f++)
+    for (const aemp__framing_t *const *f = n->dialect->framings; !n->hs_framings && *f; f++)
         fo += (size_t)snprintf(framings + fo, fo < sizeof framings ? sizeof framings - fo : 0,
                                "%s%s", fo ? "," : "", (*f)->name);
+    if (!n->hs_framings && fo < sizeof framings) n->hs_framings = strdup(framings);
+    if (n->hs_framings) fo = strlen(n->hs_framings);
+    const char *fl = n->hs_framings ? n->hs_framings : framings;
     aemp_hs_config_t hc = {
-        .framings = framings,
-        .framings_send = framings,
+        .framings = fl,
+        .framings_send = fl,
         .noderef = n->greet_name,
         .secret = n->secret,
         .secret_len = n->secret_len,
@@ -823,7 +827,11 @@ static link_t *link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
     l->rio.data = l->wio.data = l->timer.data = l;
     l->last_read = l->last_write = ev_now(n->loop);
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef __linux__
+    /* an accepted socket has it from its listener (node.c) */
+    if (outgoing)
+#endif
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     l->pub.next = n->links;
     if (n->links) n->links->prev = &l->pub;
     n->links = &l->pub;

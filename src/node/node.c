@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -1065,6 +1066,8 @@ static int listen_on(aemp_node_t *n, const char *ep, char *actual, size_t an)
     if (fd < 0) return AEMP_EIO;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* what the accepted sockets inherit (link.c) */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sa, sl) < 0 || listen(fd, 1024) < 0) {
         aemp__log(n, AEMP_LOG_ERROR, "%s: cannot listen: %s", ep, strerror(errno));
@@ -1344,6 +1347,8 @@ static void node_free(aemp_node_t *n)
     aemp_secret_free(n->secret, n->secret_len);
     OPENSSL_cleanse(n->secret_md6, sizeof n->secret_md6); /* as good as the secret */
     aemp__hmac_sha3_free(n->secret_sha3);
+    aemp__rng_free(n->nonce_rng);
+    free(n->hs_framings);
     SSL_CTX_free(n->tls_ctx);
     free(n->provider);
     free(n->noderef);

@@ -199,6 +199,10 @@ struct aemp_node {
     /* the secret made ready for hmac_sha3_512 tokens: made by link.c for
      * the first handshake */
     aemp__hmac_sha3_t *secret_sha3;
+    /* where the nonces of handshakes come from, and the framings every
+     * greeting offers: made by link.c for the first handshake */
+    aemp__rng_t *nonce_rng;
+    char *hs_framings;
     unsigned timeout;
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */

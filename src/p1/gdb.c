@@ -30,6 +30,7 @@ struct aemp__gdb {
      * more than one shard holds (2.. as a pointer): a delete looks for
      * another owner only where there is one */
     aemp__map_t shared;
+    unsigned long g_changes; /* writes to the view's 'g (aemp__gdb_g_changes) */
     unsigned long seq;
     size_t bytes;
 };
@@ -196,6 +197,18 @@ static shard_t *other_owner(aemp__gdb_t *g, const shard_t *except, const char *f
     return best;
 }
 
+/* Sets k to v in o, or nothing when there is no o. 0 or -1. */
+static int oset(json_t *o, const char *k, json_t *v)
+{
+    return o ? json_object_set(o, k, v) : 0;
+}
+
+/* Appends the string k to a, or nothing when there is no a. 0 or -1. */
+static int aadd(json_t *a, const char *k)
+{
+    return a ? json_array_append_new(a, json_string(k)) : 0;
+}
+
 /* Applies the checked update of s: set (object or NULL), del (array of
  * strings or NULL), as 2.02's g_upd does, and says so to the other
  * globals (when s is a slave) and to the family's watchers. */
@@ -203,13 +216,19 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
                json_t *out)
 {
     json_t *ldb = json_object_get(s->db, family), *gdb = json_object_get(g->view, family);
-    json_t *fwd_set = json_object(), *fwd_del = json_array(), *mon_set = json_object(),
-           *mon_del = json_array();
+    json_t *watchers = json_object_get(g->mons, family);
+    /* what goes to the other globals (a slave's changes, when there are
+     * any) and to the family's watchers (when it has any): made only
+     * then */
+    int fwd = s->slave && g->globals.count, mon = json_object_size(watchers) > 0;
+    json_t *fwd_set = fwd ? json_object() : NULL, *fwd_del = fwd ? json_array() : NULL,
+           *mon_set = mon ? json_object() : NULL, *mon_del = mon ? json_array() : NULL;
     int rc = AEMP_ENOMEM;
-    if (!fwd_set || !fwd_del || !mon_set || !mon_del) goto out;
+    if ((fwd && (!fwd_set || !fwd_del)) || (mon && (!mon_set || !mon_del))) goto out;
     if (!ldb && (!(ldb = json_object()) || json_object_set_new(s->db, family, ldb))) goto out;
     if (!gdb && (!(gdb = json_object()) || json_object_set_new(g->view, family, gdb))) goto out;
     s->seq = ++g->seq;
+    if (!strcmp(family, "'g")) g->g_changes++;
     const char *k;
     json_t *v;
     json_object_foreach(set, k, v) {
@@ -218,7 +237,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         /* a key new to s that the view has: held by another too */
         if (!old && json_object_get(gdb, k) && owners_add(g, family, k, 1)) goto out;
         if (json_object_set(ldb, k, v) || json_object_set(gdb, k, v) ||
-            json_object_set(fwd_set, k, v) || json_object_set(mon_set, k, v))
+            oset(fwd_set, k, v) || oset(mon_set, k, v))
             goto out;
         s->bytes += now - was;
         g->bytes += now - was;
@@ -240,27 +259,26 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
             json_t *ov = json_object_get(json_object_get(o->db, family), dk);
             int same = json_equal(json_object_get(gdb, dk), ov);
             if (o->slave) {
-                if (!same && (json_object_set(gdb, dk, ov) || json_object_set(fwd_set, dk, ov) ||
-                              json_object_set(mon_set, dk, ov)))
+                if (!same && (json_object_set(gdb, dk, ov) || oset(fwd_set, dk, ov) ||
+                              oset(mon_set, dk, ov)))
                     goto out;
             } else {
-                if (json_array_append_new(fwd_del, json_string(dk))) goto out;
-                if (!same && (json_object_set(gdb, dk, ov) || json_object_set(mon_set, dk, ov)))
+                if (aadd(fwd_del, dk)) goto out;
+                if (!same && (json_object_set(gdb, dk, ov) || oset(mon_set, dk, ov)))
                     goto out;
             }
         } else {
             json_object_del(gdb, dk);
             json_object_del(mon_set, dk);
-            if (json_array_append_new(mon_del, json_string(dk))) goto out;
-            if (s->slave && json_array_append_new(fwd_del, json_string(dk))) goto out;
+            if (aadd(mon_del, dk)) goto out;
+            if (s->slave && aadd(fwd_del, dk)) goto out;
         }
     }
     rc = 0;
     if (s->slave && (json_object_size(fwd_set) || json_array_size(fwd_del)))
         rc = emit_globals(g, s->node, out,
                           json_pack("[ssOO]", "g_upd", family, fwd_set, fwd_del));
-    json_t *watchers = json_object_get(g->mons, family);
-    if (!rc && json_object_size(watchers) && (json_object_size(mon_set) || json_array_size(mon_del))) {
+    if (!rc && mon && (json_object_size(mon_set) || json_array_size(mon_del))) {
         /* one message for all of them (the driver encodes it once) */
         json_t *chg = json_pack("[ssOO]", "g_chg2", family, mon_set, mon_del);
         const char *w;
@@ -412,7 +430,7 @@ static int put_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, json_t *o
     int rc = 0;
     const char *f;
     json_t *fam;
-    if (replace) {
+    if (replace && json_object_size(s->db)) {
         /* what the new database lacks goes first */
         json_t *gone = json_object();
         if (!gone) return AEMP_ENOMEM;
@@ -509,16 +527,32 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     return rc;
 }
 
-#define ARG(i) json_array_get(req, (i) + 1)
+#define ARG(i) json_array_get(args, (i))
 #define SARG(i) json_string_value(ARG(i))
 
 int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, char *why,
                    size_t whylen)
 {
-    const char *tag = json_string_value(json_array_get(req, 0));
-    if (nul_string(json_array_get(req, 1))) /* a family name or node id */
+    json_t *args = json_array();
+    for (size_t i = 1; args && i < json_array_size(req); i++) {
+        if (json_array_append(args, json_array_get(req, i))) {
+            json_decref(args);
+            args = NULL;
+        }
+    }
+    int rc = args ? aemp__gdb_request(g, src, json_string_value(json_array_get(req, 0)), args, out,
+                                      why, whylen)
+                  : AEMP_ENOMEM;
+    json_decref(args);
+    return rc;
+}
+
+int aemp__gdb_request(aemp__gdb_t *g, const char *src, const char *tag, json_t *args, json_t *out,
+                      char *why, size_t whylen)
+{
+    if (nul_string(ARG(0))) /* a family name or node id */
         return FAIL(AEMP_EBADMSG, "a name holds a NUL byte");
-    size_t nargs = json_array_size(req) ? json_array_size(req) - 1 : 0;
+    size_t nargs = json_array_size(args);
     if (why && whylen) *why = 0;
     if (!tag || !src) return FAIL(AEMP_EBADMSG, "not a request");
     if (!strcmp(src, g->self) && !strcmp(tag, "g_global")) return 0;
@@ -623,6 +657,11 @@ int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node)
 {
     shard_t *s = aemp__map_get(&g->shards, node);
     return s && s->global;
+}
+
+unsigned long aemp__gdb_g_changes(const aemp__gdb_t *g)
+{
+    return g->g_changes;
 }
 
 size_t aemp__gdb_nodes(const aemp__gdb_t *g)

@@ -35,6 +35,11 @@ void aemp__gdb_free(aemp__gdb_t *g);
  * on failure why (whylen bytes) says precisely what was wrong. */
 int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, char *why,
                    size_t whylen);
+/* aemp__gdb_feed of the request whose tag (NULL: not a request) and
+ * arguments (an array, borrowed) come apart, as a node's dispatch has
+ * them: nothing is copied. */
+int aemp__gdb_request(aemp__gdb_t *g, const char *src, const char *tag, json_t *args, json_t *out,
+                      char *why, size_t whylen);
 /* Node went down: its entries leave the view (g_upd F {} [KEYS] to the
  * other globals for a slave's, g_chg2 F {} [KEYS] to the watchers), its
  * watches end, and it is no global node any more. Returns 0 or
@@ -45,6 +50,9 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out);
 json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family);
 /* Whether node announced itself as global (g_global) and is not down. */
 int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node);
+/* A count that moves whenever the view's family 'g (the global nodes)
+ * may have changed: a driver keeping links to them compares it. */
+unsigned long aemp__gdb_g_changes(const aemp__gdb_t *g);
 /* Nodes with a shard or a watch, and bytes their shards hold. */
 size_t aemp__gdb_nodes(const aemp__gdb_t *g);
 size_t aemp__gdb_bytes(const aemp__gdb_t *g);

@@ -236,18 +236,18 @@ static void mesh_down(aemp_node_t *n, const char *id)
 /* ------------------------------------------------------------------ */
 /* requests                                                            */
 
-/* Feeds one request to the database and sends what it returns. */
-static int feed(aemp_node_t *n, const char *src, json_t *req)
+/* Feeds one request (tag, args borrowed) to the database and sends what
+ * it returns. */
+static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
 {
     json_t *out = json_array();
     char why[256];
-    int rc = out ? aemp__gdb_feed(gl_get(n)->gdb, src, req, out, why, sizeof why) : AEMP_ENOMEM;
+    int rc = out ? aemp__gdb_request(gl_get(n)->gdb, src, tag, args, out, why, sizeof why)
+                 : AEMP_ENOMEM;
     if (rc == AEMP_ENOMEM)
-        aemp__log(n, AEMP_LOG_ERROR, "%s: %s: out of memory", src,
-                  json_string_value(json_array_get(req, 0)));
+        aemp__log(n, AEMP_LOG_ERROR, "%s: %s: out of memory", src, tag);
     else if (rc)
-        aemp__log(n, AEMP_LOG_WARN, "node %s: %s: %s; dropped", src,
-                  json_string_value(json_array_get(req, 0)), why);
+        aemp__log(n, AEMP_LOG_WARN, "node %s: %s: %s; dropped", src, tag, why);
     send_out(n, out);
     json_decref(out);
     if (!rc) aemp__mem_check(n, NULL); /* its share grew */
@@ -257,9 +257,9 @@ static int feed(aemp_node_t *n, const char *src, json_t *req)
 /* g_global from node (a global node): 2.02's g_global_connect. */
 static void global_connect(aemp_node_t *n, const char *node)
 {
-    json_t *req = json_pack("[s]", "g_global");
-    if (req && !feed(n, node, req)) aemp_db_set(n, "'g", node, NULL);
-    json_decref(req);
+    json_t *none = json_array();
+    if (none && !feed(n, node, "g_global", none)) aemp_db_set(n, "'g", node, NULL);
+    json_decref(none);
 }
 
 int aemp__global_start(aemp_node_t *n)
@@ -293,11 +293,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         else aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
         return;
     }
-    json_t *req = json_pack("[s]", tag);
-    if (!req || json_array_extend(req, args)) {
-        json_decref(req);
-        return;
-    }
+    unsigned long g_was = aemp__gdb_g_changes(gl->gdb);
     if (!strcmp(tag, "g_global")) {
         if (!aemp__is_self(n, src)) global_connect(n, src);
     } else {
@@ -305,11 +301,12 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         json_t *l = NULL;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
-        if (!feed(n, src, req) && l) aemp_db_set(n, "'l", src, json_incref(l));
+        if (!feed(n, src, tag, args) && l) aemp_db_set(n, "'l", src, json_incref(l));
         json_decref(l);
     }
-    json_decref(req);
-    if (!n->destroy_pending && strncmp(tag, "g_db_", 5) && strcmp(tag, "g_find")) mesh_sync_soon(n);
+    /* the mesh follows 'g: compared with it only when that changed */
+    if (!n->destroy_pending && aemp__global_active(n) && aemp__gdb_g_changes(gl->gdb) != g_was)
+        mesh_sync_soon(n);
 }
 
 void aemp__global_own_request(aemp_node_t *n, json_t *elems)
