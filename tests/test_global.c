@@ -13,7 +13,10 @@
 #include "gdb.h"
 
 #include <ev.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* transcript replay                                                   */
@@ -759,4 +762,105 @@ TEST(global_seed_killed_and_restarted_slave_moves)
     aemp_node_destroy(S1.node);
     aemp_node_destroy(B.node);
     aemp_node_destroy(A.node);
+}
+
+/* ------------------------------------------------------------------ */
+/* a seed restarted under its nodes                                    */
+
+#define RESTART_NODES 60
+
+/* A forked protocol-1 seed "seedR" listening on ep until killed. It
+ * keeps none of the parent's descriptors (the nodes' sockets). */
+static pid_t seed_child(const char *ep)
+{
+    pid_t pid = fork();
+    if (pid) return pid;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++) close(fd);
+    struct ev_loop *loop = ev_loop_new(0);
+    const char *binds[] = {ep}, *seeds[] = {ep};
+    aemp_node_config_t c = {0};
+    c.protocol = 1;
+    c.nodeid = "seedR";
+    c.binds = binds;
+    c.nbinds = 1;
+    c.seeds = seeds;
+    c.nseeds = 1;
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    aemp_node_t *n = loop ? aemp_node_new(loop, &c, NULL) : NULL;
+    /* the old seed's port may need a moment to come free */
+    for (int i = 0; n && aemp_node_start(n) && i < 100; i++) usleep(20000);
+    if (!n || !aemp_node_is_global(n)) _exit(2);
+    ev_run(loop, 0);
+    _exit(0);
+}
+
+/* Asks node (through its master) for family until it holds want keys. */
+static int family_size(aemp_node_t *n, const char *family, size_t want, double seconds)
+{
+    for (ev_tstamp end = ev_time() + seconds; ev_time() < end;) {
+        dbwait_t w = {NULL, 0};
+        if (aemp_db_family(n, family, on_reply, &w)) return 0;
+        for (int i = 0; i < 100 && !w.answers; i++) run_for(0.01);
+        size_t have = json_object_size(w.result);
+        json_decref(w.result);
+        if (have == want) return 1;
+        run_for(0.05);
+    }
+    return 0;
+}
+
+typedef struct all_up {
+    gn_t *nodes;
+    int n;
+} all_up_t;
+
+static int all_up(void *ud)
+{
+    all_up_t *a = ud;
+    for (int i = 0; i < a->n; i++)
+        if (!aemp_node_is_up(a->nodes[i].node, "seedR")) return 0;
+    return 1;
+}
+
+TEST(global_seed_restarted_under_its_nodes_gets_them_and_the_database_back)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "127.0.0.1:%d", free_port());
+    pid_t seed = seed_child(ep);
+    REQUIRE(seed > 0);
+    static gn_t nodes[RESTART_NODES];
+    gn_t W;
+    for (int i = 0; i < RESTART_NODES; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "n%d", i);
+        REQUIRE(mkg(&nodes[i], id, 0, ep, NULL));
+        CHECK_INT(aemp_db_set(nodes[i].node, "restart", id, json_string(id)), 0);
+    }
+    REQUIRE(mkg(&W, "watcher", 0, ep, NULL));
+    watch_t w = {0};
+    aemp_db_mon_t *m = aemp_db_mon(W.node, "restart", on_change, &w);
+    all_up_t a = {nodes, RESTART_NODES};
+    CHECK(run_until(all_up, &a, 20));
+    CHECK(family_size(W.node, "restart", RESTART_NODES, 20));
+
+    /* the seed dies without a word and comes back on its port: every
+     * node finds it again (2.02's back-off) and registers again */
+    kill(seed, SIGKILL);
+    waitpid(seed, NULL, 0);
+    seed = seed_child(ep);
+    REQUIRE(seed > 0);
+    CHECK(run_until(all_up, &a, 30));
+    CHECK(family_size(W.node, "restart", RESTART_NODES, 20));
+    CHECK(watch_has(&w, "n0", "n0", 5));
+    CHECK(watch_has(&w, "n59", "n59", 5));
+    CHECK_INT(json_object_size(w.hash), RESTART_NODES);
+
+    aemp_db_mon_cancel(m);
+    json_decref(w.hash);
+    for (int i = 0; i < RESTART_NODES; i++) aemp_node_destroy(nodes[i].node);
+    aemp_node_destroy(W.node);
+    kill(seed, SIGKILL);
+    waitpid(seed, NULL, 0);
 }
