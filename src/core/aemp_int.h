@@ -28,7 +28,9 @@ int aemp__buf_append(aemp__buf_t *b, const void *p, size_t n);
 void aemp__buf_consume(aemp__buf_t *b, size_t n);
 void aemp__buf_free(aemp__buf_t *b);
 static inline size_t aemp__buf_size(const aemp__buf_t *b) { return b->len - b->off; }
-static inline char *aemp__buf_head(const aemp__buf_t *b) { return b->data + b->off; }
+/* (a buffer freed or never filled has no data: its head is NULL, never
+ * NULL plus an offset) */
+static inline char *aemp__buf_head(const aemp__buf_t *b) { return b->data ? b->data + b->off : NULL; }
 
 /* Appends the compact JSON encoding of v to b (see json.c).
  * Returns 0, AEMP_ENOMEM, or AEMP_EINVAL for a value that cannot be
