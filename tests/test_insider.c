@@ -143,42 +143,63 @@ static void drain_fd(int fd)
     }
 }
 
+/* Asks `time` on the honest link for port honest#TAG, calling pump(ctx)
+ * while it waits; returns the answer's delay in ms (1e9 when it did not
+ * come within 2 s). */
+static double time_rtt(int hfd, const char *tag, void (*pump)(void *), void *ctx)
+{
+    static char in[65536];
+    char req[64], want[32];
+    snprintf(want, sizeof want, "[\"%s\",", tag);
+    snprintf(req, sizeof req, "[\"\",\"time\",\"honest#%s\"]\n", tag);
+    double t0 = ev_time();
+    if (write(hfd, req, strlen(req)) != (ssize_t)strlen(req)) return 1e9;
+    size_t have = 0;
+    while (ev_time() - t0 < 2.0) {
+        struct pollfd pf = {hfd, POLLIN, 0};
+        pump(ctx);
+        if (poll(&pf, 1, 1) > 0) {
+            ssize_t r = read(hfd, in + have, sizeof in - 1 - have);
+            if (r <= 0) return 1e9;
+            have += (size_t)r;
+            in[have] = 0;
+            if (strstr(in, want)) return (ev_time() - t0) * 1000;
+            if (have > sizeof in / 2) have = 0;
+        }
+    }
+    return 1e9;
+}
+
+/* Calls pump(ctx) every 2 ms for secs. */
+static void pump_for(double secs, void (*pump)(void *), void *ctx)
+{
+    double until = ev_time() + secs;
+    while (ev_time() < until) {
+        pump(ctx);
+        usleep(2000);
+    }
+}
+
+/* Pushes more of the attack, and takes what the seed sent the attacker
+ * (so it never blocks on us). */
+static void flood_step(void *ctx)
+{
+    flood_t *f = ctx;
+    flood_pump(f);
+    drain_fd(f->fd);
+}
+
 /* Sends `time` requests on the honest link, nreq of them spaced over the
  * flood, and returns the slowest answer's delay in ms (1e9 when one did
  * not come within 2 s). */
 static double honest_latency(int hfd, flood_t *f, int nreq)
 {
     double worst = 0;
-    char in[65536];
     for (int i = 0; i < nreq; i++) {
-        char req[64], want[32];
-        snprintf(want, sizeof want, "[\"t%d\",", i);
-        snprintf(req, sizeof req, "[\"\",\"time\",\"honest#t%d\"]\n", i);
-        /* push more attack before each request */
-        double until = ev_time() + 0.05;
-        while (ev_time() < until) {
-            flood_pump(f);
-            drain_fd(f->fd);
-            usleep(2000);
-        }
-        double t0 = ev_time();
-        if (write(hfd, req, strlen(req)) != (ssize_t)strlen(req)) return 1e9;
-        size_t have = 0;
-        int got = 0;
-        while (!got && ev_time() - t0 < 2.0) {
-            struct pollfd pf = {hfd, POLLIN, 0};
-            flood_pump(f);
-            drain_fd(f->fd);
-            if (poll(&pf, 1, 1) > 0) {
-                ssize_t r = read(hfd, in + have, sizeof in - 1 - have);
-                if (r <= 0) return 1e9;
-                have += (size_t)r;
-                in[have] = 0;
-                got = strstr(in, want) != NULL;
-                if (!got && have > sizeof in / 2) have = 0;
-            }
-        }
-        double ms = got ? (ev_time() - t0) * 1000 : 1e9;
+        char tag[32];
+        snprintf(tag, sizeof tag, "t%d", i);
+        pump_for(0.05, flood_step, f); /* push more attack before each request */
+        double ms = time_rtt(hfd, tag, flood_step, f);
         if (ms > worst) worst = ms;
     }
     return worst;
@@ -531,4 +552,156 @@ TEST(insider_warnings_rate_limited_live)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(lfd);
+}
+
+/* A listener on 127.0.0.1 that takes every connection and never answers:
+ * each accept is one dial of the seed (its handshake waits there). */
+typedef struct {
+    int lfd;
+    int port;
+    int accepted;
+    int fds[1024];
+    int nfds;
+} sink_t;
+
+static int sink_open(sink_t *s)
+{
+    memset(s, 0, sizeof *s);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof sa) || listen(s->lfd, 1024) ||
+        getsockname(s->lfd, (struct sockaddr *)&sa, &sl))
+        return -1;
+    s->port = ntohs(sa.sin_port);
+    return 0;
+}
+
+static void sink_pump(sink_t *s)
+{
+    int fd;
+    while ((fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        s->accepted++;
+        if (s->nfds < (int)(sizeof s->fds / sizeof *s->fds)) s->fds[s->nfds++] = fd;
+        else close(fd);
+    }
+}
+
+/* How many of the held connections the seed has closed. */
+static int sink_closed(sink_t *s)
+{
+    int closed = 0;
+    for (int i = 0; i < s->nfds; i++) {
+        char c[256];
+        ssize_t r = read(s->fds[i], c, sizeof c);
+        while (r > 0) r = read(s->fds[i], c, sizeof c);
+        if (r == 0) closed++;
+    }
+    return closed;
+}
+
+static void sink_close(sink_t *s)
+{
+    for (int i = 0; i < s->nfds; i++) close(s->fds[i]);
+    if (s->lfd >= 0) close(s->lfd);
+}
+
+static void sink_step(void *ctx)
+{
+    sink_pump(ctx);
+}
+
+/* For secs: a `time` request on the honest link every ~50 ms, the sink
+ * pumped meanwhile; returns the slowest answer in ms (1e9: none in 2 s). */
+static double honest_while_sinking(int hfd, sink_t *s, double secs)
+{
+    static int seq;
+    double worst = 0, end = ev_time() + secs;
+    while (ev_time() < end) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "s%d", seq++);
+        double ms = time_rtt(hfd, tag, sink_step, s);
+        if (ms > worst) worst = ms;
+        pump_for(0.05, sink_step, s);
+    }
+    return worst;
+}
+
+/* A fake global node claims 300 global nodes, all at one loopback
+ * address that takes connections and never answers. While it is there
+ * the seed dials them within its budget (MESH_DIALS_PER_S, 20 a second
+ * after a burst of as many); once it has gone the seed forgets them: it
+ * drops the dials in flight and starts no new one. The honest link's
+ * time answers come within 100 ms throughout. */
+TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
+{
+    enum { FAKES = 300 };
+    const double dials_per_s = 20, phase = 3.0;
+    sink_t s;
+    REQUIRE(sink_open(&s) == 0);
+    char *buf = NULL, item[128];
+    size_t len = 0, cap = 0;
+    put(&buf, &len, &cap, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'g\":{");
+    for (int i = 0; i < FAKES; i++) {
+        snprintf(item, sizeof item, "%s\"claimed%d\":null", i ? "," : "", i);
+        put(&buf, &len, &cap, item);
+    }
+    put(&buf, &len, &cap, "},\"'l\":{");
+    for (int i = 0; i < FAKES; i++) {
+        snprintf(item, sizeof item, "%s\"claimed%d\":[\"127.0.0.1:%d\"]", i ? "," : "", i, s.port);
+        put(&buf, &len, &cap, item);
+    }
+    put(&buf, &len, &cap, "}}]\n");
+    REQUIRE(buf != NULL);
+
+    int port = free_port();
+    pid_t pid = spawn_seed(port);
+    REQUIRE(pid > 0);
+    int efd = seed_link(port, "evil-claimant");
+    int hfd = seed_link(port, "honest");
+    if (efd >= 0 && hfd >= 0) {
+        flood_t f = {efd, buf, len, 0};
+        flood_pump(&f);
+        CHECK(f.off == f.len);
+        double t0 = ev_time();
+        double worst = honest_while_sinking(hfd, &s, phase);
+        double took = ev_time() - t0;
+        int during = s.accepted;
+        /* the budget: a burst, then the rate (slack: the seed's first
+         * dials and the time the g_set took to arrive) */
+        double allowed = dials_per_s + dials_per_s * took + 5;
+        fprintf(stderr, "    %d dials in %.1f s while the claimant was there (budget %.0f)\n",
+                during, took, allowed);
+        CHECK(during >= 10); /* the claims were taken: it dialled */
+        if (during > allowed)
+            t_fail(__FILE__, __LINE__, "%d dials in %.1f s: over the dial budget", during, took);
+
+        close(efd);
+        efd = -1;
+        double gone = ev_time();
+        double worst2 = honest_while_sinking(hfd, &s, 2.0);
+        int settled = s.accepted, dropped = sink_closed(&s);
+        double worst3 = honest_while_sinking(hfd, &s, 2.0);
+        int after = s.accepted - settled;
+        dropped = sink_closed(&s) > dropped ? sink_closed(&s) : dropped;
+        fprintf(stderr,
+                "    claimant gone: %d more dials in the first 2 s, %d in the next 2 s; "
+                "%d of %d held dials dropped by the seed (%.1f s)\n",
+                settled - during, after, dropped, s.nfds, ev_time() - gone);
+        CHECK_INT(after, 0);
+        CHECK_INT(dropped, s.nfds);
+        if (worst2 > worst) worst = worst2;
+        if (worst3 > worst) worst = worst3;
+        fprintf(stderr, "    slowest time answer %.1f ms\n", worst);
+        if (worst > 100)
+            t_fail(__FILE__, __LINE__, "a time answer took %.1f ms (over 100 ms)", worst);
+    }
+    CHECK(efd >= 0 || hfd >= 0);
+    if (efd >= 0) close(efd);
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    sink_close(&s);
+    free(buf);
 }
