@@ -12,6 +12,7 @@
 #include "node_int.h" /* AEMP_LOG_BURST, AEMP_LOG_WINDOW */
 
 #include <ev.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -704,4 +705,189 @@ TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
     waitpid(pid, NULL, 0);
     sink_close(&s);
     free(buf);
+}
+
+/* Lines of text repeated: fmt (one %d, the line's number modulo mod)
+ * n times. */
+static char *repeat_lines(const char *fmt, int n, int mod, size_t *len)
+{
+    char *buf = NULL, line[256];
+    size_t cap = 0;
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(line, sizeof line, fmt, i % mod);
+        put(&buf, len, &cap, line);
+    }
+    return buf;
+}
+
+/* A slave writing its database as fast as it can, within the per-node
+ * limits (2000 keys over and over, 5 MB), and watching the family so each
+ * write also sends it a g_chg2. */
+TEST(insider_g_upd_flood_keeps_seed_answering)
+{
+    size_t len;
+    char *buf = repeat_lines("[\"\",\"g_upd\",\"flood\",{\"k%d\":[1,2,3]},[]]\n", 120000, 2000, &len);
+    REQUIRE(buf != NULL);
+    char *all = malloc(len + 64);
+    REQUIRE(all != NULL);
+    int hl = snprintf(all, 64, "[\"\",\"g_mon1\",\"flood\"]\n");
+    memcpy(all + hl, buf, len + 1);
+    free(buf);
+    run_attack("g_mon1 + g_upd x120000 (2000 keys)", all, (size_t)hl + len, "evil-upd");
+}
+
+/* A fake global node replacing its whole share again and again: 150
+ * g_set of 1000 keys each (a share within AEMP_GDB_NODE_KEYS_MAX). */
+TEST(insider_g_set_flood_keeps_seed_answering)
+{
+    char *buf = NULL, item[64];
+    size_t len = 0, cap = 0;
+    put(&buf, &len, &cap, "[\"\",\"g_global\"]\n");
+    for (int r = 0; r < 150; r++) {
+        put(&buf, &len, &cap, "[\"\",\"g_set\",{\"flood\":{");
+        for (int i = 0; i < 1000; i++) {
+            snprintf(item, sizeof item, "%s\"k%d\":%d", i ? "," : "", (r * 7 + i) % 3000, r);
+            put(&buf, &len, &cap, item);
+        }
+        put(&buf, &len, &cap, "}}]\n");
+    }
+    REQUIRE(buf != NULL);
+    run_attack("g_global + g_set x150 (1000 keys each)", buf, len, "evil-set");
+}
+
+/* Requests whose answers the seed sends to its own node port (time and
+ * can naming "seed"): each comes back as the attacker's g_upd. */
+TEST(insider_reflection_flood_keeps_seed_answering)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0, l1, l2;
+    char *t = repeat_lines("[\"\",\"time\",\"seed\",\"g_upd\",\"refl\",{\"t%d\":1},[]]\n", 60000, 1000, &l1);
+    char *c = repeat_lines("[\"\",\"can\",\"time\",\"seed\",\"g_upd\",\"refl\",{\"c%d\":1},[]]\n", 60000, 1000, &l2);
+    REQUIRE(t && c);
+    put(&buf, &len, &cap, t);
+    put(&buf, &len, &cap, c);
+    free(t);
+    free(c);
+    run_attack("time x60000 + can x60000 answered to the seed itself", buf, len, "evil-refl");
+}
+
+/* Requests the seed must drop with a warning (unknown tags, wrong
+ * shapes): the warnings are rate-limited, the seed keeps answering. */
+TEST(insider_warning_flood_keeps_seed_answering)
+{
+    static const char *const bad[] = {
+        "[\"\",\"no-such-request%d\"]\n", "[\"\",\"mon1\",%d]\n", "[\"\",\"g_upd\",%d,2,3]\n",
+        "[\"\",\"kil1\",{\"x\":%d}]\n", "[\"\",\"time\",%d]\n", "[\"\",\"g_find\",[%d]]\n",
+    };
+    char *buf = NULL, line[128];
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < 180000; i++) {
+        snprintf(line, sizeof line, bad[i % 6], i);
+        put(&buf, &len, &cap, line);
+    }
+    REQUIRE(buf != NULL);
+    run_attack("180000 invalid requests", buf, len, "evil-warn");
+}
+
+/* Half-open handshakes: connections that send part of a greeting and
+ * then nothing; one the seed closes is opened again at once. */
+typedef struct {
+    int port, n, reopened;
+    int *fds;
+    double pumped;
+} loris_t;
+
+static int loris_open(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    /* loopback: the connect completes at once (or is in the backlog) */
+    connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    static const char part[] = "aemp;1;slow";
+    if (write(fd, part, sizeof part - 1) < 0) {
+    } /* may fail while connecting: silent is fine too */
+    return fd;
+}
+
+static void loris_step(void *ctx)
+{
+    loris_t *l = ctx;
+    if (ev_time() - l->pumped < 0.02) return;
+    l->pumped = ev_time();
+    for (int i = 0; i < l->n; i++) {
+        char junk[4096];
+        ssize_t r = l->fds[i] >= 0 ? read(l->fds[i], junk, sizeof junk) : 0;
+        if (r > 0 || (r < 0 && (errno == EAGAIN || errno == ENOTCONN))) continue;
+        if (l->fds[i] >= 0) close(l->fds[i]);
+        l->fds[i] = loris_open(l->port);
+        l->reopened++;
+    }
+}
+
+/* count half-open handshakes held against the seed (kept so by opening
+ * again what it closes) while the honest link asks time; then a new
+ * peer must still get in. */
+static void run_slowloris(int count)
+{
+    int port = free_port();
+    pid_t pid = spawn_seed(port);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    loris_t l = {port, count, 0, calloc((size_t)count, sizeof(int)), 0};
+    REQUIRE(l.fds != NULL);
+    for (int i = 0; i < count; i++) l.fds[i] = loris_open(port);
+    l.reopened = 0;
+    double worst = 1e9, join_s = -1;
+    if (hfd >= 0) {
+        worst = 0;
+        for (int i = 0; i < 40; i++) {
+            char tag[32];
+            snprintf(tag, sizeof tag, "l%d", i);
+            pump_for(0.05, loris_step, &l);
+            double ms = time_rtt(hfd, tag, loris_step, &l);
+            if (ms > worst) worst = ms;
+        }
+        /* a newcomer during the attack */
+        double t0 = ev_time();
+        int nfd = -1;
+        for (int i = 0; i < 60 && nfd < 0; i++) {
+            loris_step(&l);
+            nfd = p1_connect_auth(port, "newcomer", NULL, 0);
+            if (nfd < 0) pump_for(0.05, loris_step, &l);
+        }
+        if (nfd >= 0) {
+            join_s = ev_time() - t0;
+            close(nfd);
+        }
+    }
+    fprintf(stderr,
+            "    %d half-open handshakes (%d closed by the seed and opened again): slowest time "
+            "answer %.1f ms, a new peer got in after %.2f s\n",
+            count, l.reopened, worst, join_s);
+    if (worst > 100)
+        t_fail(__FILE__, __LINE__, "a time answer took %.1f ms (over 100 ms)", worst);
+    CHECK(join_s >= 0);
+    for (int i = 0; i < count; i++)
+        if (l.fds[i] >= 0) close(l.fds[i]);
+    free(l.fds);
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Below max_handshakes: all held, nothing closed yet. */
+TEST(insider_slowloris_below_handshake_cap)
+{
+    run_slowloris((int)AEMP_DEFAULT_MAX_HANDSHAKES - 64);
+}
+
+/* Over max_handshakes: the oldest silent ones are closed to make room,
+ * again and again, and a new peer still gets in. */
+TEST(insider_slowloris_over_handshake_cap)
+{
+    run_slowloris((int)AEMP_DEFAULT_MAX_HANDSHAKES + 300);
 }
