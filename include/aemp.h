@@ -1016,7 +1016,8 @@ enum aemp_log_level {
  * more than AEMP_NODEID_MAX bytes (a key of the 'l family, which the
  * global database bounds by AEMP_GDB_NAME_MAX). A greeting naming such
  * an id fails the handshake (AEMP_EPROTO) with "refusing node id 'ID':
- * WHY", ID with unprintable bytes escaped and WHY one of "it is empty",
+ * WHY", ID with unprintable bytes escaped (and cut to 512 bytes then
+ * "...", so the line stays whole in a log) and WHY one of "it is empty",
  * "it is over 1024 bytes", "it contains '#', which splits port ids",
  * "it contains ';', which splits greetings", "it contains a NUL byte",
  * "it contains a control character", "it is not UTF-8"; aemp_node_new

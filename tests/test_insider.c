@@ -891,3 +891,85 @@ TEST(insider_slowloris_over_handshake_cap)
 {
     run_slowloris((int)AEMP_DEFAULT_MAX_HANDSHAKES + 300);
 }
+
+/* Ids no 2.02 node could route to or we could log, each greeted on a
+ * live link of its own: the seed closes it without an auth line and logs
+ * the documented reason (aemp.h, AEMP_NODEID_MAX); an honest link stays. */
+TEST(insider_unloggable_ids_refused_live_with_message)
+{
+    static char over[AEMP_NODEID_MAX + 2];
+    memset(over, 'i', AEMP_NODEID_MAX + 1);
+    struct {
+        const char *id;
+        size_t len;
+        const char *why;
+    } cases[] = {
+        {"a\xff\xfe", 3, "refusing node id 'a\\xff\\xfe': it is not UTF-8"},
+        {"a\0b", 3, "refusing node id 'a\\x00b': it contains a NUL byte"},
+        {"a\x01z", 3, "refusing node id 'a\\x01z': it contains a control character"},
+        {"a\x7fz", 3, "refusing node id 'a\\x7fz': it contains a control character"},
+        {"evil#seed", 9, "refusing node id 'evil#seed': it contains '#', which splits port ids"},
+        {over, AEMP_NODEID_MAX + 1, "': it is over 1024 bytes"},
+    };
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    int lfd = mkstemp(logpath);
+    REQUIRE(lfd >= 0);
+    unlink(logpath);
+    int port = free_port();
+    pid_t pid = spawn_seed_with(port, 0, lfd);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    CHECK(hfd >= 0);
+    for (size_t i = 0; hfd >= 0 && i < sizeof cases / sizeof *cases; i++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd >= 0);
+        REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+        char line[AEMP_NODEID_MAX + 64];
+        size_t n = 0;
+        memcpy(line, "aemp;1;", 7);
+        n = 7;
+        memcpy(line + n, cases[i].id, cases[i].len);
+        n += cases[i].len;
+        const char tail[] = ";hmac_sha3_512;json\n";
+        memcpy(line + n, tail, sizeof tail - 1);
+        n += sizeof tail - 1;
+        CHECK(write(fd, line, n) == (ssize_t)n);
+        /* the seed's greeting may come; then the end */
+        char in[8192];
+        size_t have = 0;
+        int closed = 0;
+        double t0 = ev_time();
+        while (!closed && ev_time() - t0 < 3.0) {
+            struct pollfd pf = {fd, POLLIN, 0};
+            if (poll(&pf, 1, 50) <= 0) continue;
+            ssize_t r = read(fd, in + have, sizeof in - 1 - have);
+            if (r <= 0) closed = 1;
+            else have += (size_t)r;
+        }
+        in[have] = 0;
+        CHECK(closed);
+        int lines = 0;
+        for (size_t k = 0; k < have; k++) lines += in[k] == '\n';
+        CHECK(lines <= 2); /* at most its greeting and nonce: no auth line */
+        close(fd);
+        CHECK(sync_link(hfd, "honest", "ids"));
+        int seen = 0;
+        for (int k = 0; k < 40 && !seen; k++) {
+            seen = file_has(lfd, cases[i].why, NULL);
+            if (!seen) usleep(25000);
+        }
+        if (!seen) {
+            char text[4096];
+            ssize_t r = pread(lfd, text, sizeof text - 1, 0);
+            text[r > 0 ? r : 0] = 0;
+            t_fail(__FILE__, __LINE__, "no log line \"%s\" in:\n%s", cases[i].why, text);
+        }
+    }
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
