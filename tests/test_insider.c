@@ -561,6 +561,7 @@ typedef struct {
     int lfd;
     int port;
     int accepted;
+    int refuse;     /* close each connection at once: every dial fails */
     int fds[1024];
     int nfds;
 } sink_t;
@@ -584,7 +585,7 @@ static void sink_pump(sink_t *s)
     int fd;
     while ((fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
         s->accepted++;
-        if (s->nfds < (int)(sizeof s->fds / sizeof *s->fds)) s->fds[s->nfds++] = fd;
+        if (!s->refuse && s->nfds < (int)(sizeof s->fds / sizeof *s->fds)) s->fds[s->nfds++] = fd;
         else close(fd);
     }
 }
@@ -635,12 +636,13 @@ static double honest_while_sinking(int hfd, sink_t *s, double secs)
  * after a burst of as many); once it has gone the seed forgets them: it
  * drops the dials in flight and starts no new one. The honest link's
  * time answers come within 100 ms throughout. */
-TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
+static void mesh_claims(int refuse)
 {
     enum { FAKES = 300 };
-    const double dials_per_s = 20, phase = 3.0;
+    const double dials_per_s = 20, phase = refuse ? 5.0 : 3.0;
     sink_t s;
     REQUIRE(sink_open(&s) == 0);
+    s.refuse = refuse;
     char *buf = NULL, item[128];
     size_t len = 0, cap = 0;
     put(&buf, &len, &cap, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'g\":{");
@@ -705,6 +707,20 @@ TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
     waitpid(pid, NULL, 0);
     sink_close(&s);
     free(buf);
+}
+
+TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
+{
+    mesh_claims(0);
+}
+
+/* The same with an address that takes each connection and closes it at
+ * once: a failed dial is not tried again by the node's own connect
+ * rounds (every connect_interval until connect_timeout), only by the
+ * mesh's back-off within the budget. */
+TEST(insider_mesh_failed_dials_stay_within_the_budget)
+{
+    mesh_claims(1);
 }
 
 /* Lines of text repeated: fmt (one %d, the line's number modulo mod)
