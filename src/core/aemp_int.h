@@ -228,9 +228,14 @@ int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const js
  * element removed. NULL means "not on this path": another item, an
  * incomplete or failing one, or no memory; the framer and
  * aemp_cbor_decode then say which. With used NULL, buf is exactly the
- * item; otherwise the item starts buf and *used is where it ends. */
+ * item; otherwise the item starts buf and *used is where it ends.
+ * max_values: as for aemp_cbor_decode_max (0: AEMP_CBOR_MAX_VALUES). */
 json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, const char **id,
-                              size_t *idlen, size_t *used);
+                              size_t *idlen, size_t *used, size_t max_values);
+/* 1 when the framer is between items (nothing of one scanned yet) and
+ * has not failed: a caller may then decode at the start of its input
+ * without it. */
+int aemp__cbor_framer_idle(const aemp_cbor_framer_t *f);
 
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);

@@ -122,6 +122,11 @@ static inline uint64_t *levels(aemp_cbor_framer_t *f)
     return f->heap_ ? f->heap_ : f->inline_;
 }
 
+int aemp__cbor_framer_idle(const aemp_cbor_framer_t *f)
+{
+    return !f->scanned_ && !f->depth_ && !f->istr_ && !f->tagged_ && !f->err_;
+}
+
 const char *aemp_cbor_framer_error(const aemp_cbor_framer_t *f)
 {
     return f->err_ ? f->msg_ : "";
@@ -897,7 +902,7 @@ json_t *aemp_cbor_decode(const void *buf, size_t len, unsigned max_depth, int *e
 }
 
 json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, const char **id,
-                              size_t *idlen, size_t *used)
+                              size_t *idlen, size_t *used, size_t max_values)
 {
     const unsigned char *b = (const unsigned char *)buf, *e = b + len, *p = b;
     if (!buf || len < 2) return NULL;
@@ -919,7 +924,7 @@ json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, c
     dec_t D = {0};
     D.beg = b;
     D.end = e;
-    D.max_values = AEMP_CBOR_MAX_VALUES;
+    D.max_values = values_limit(max_values);
     D.nvals = 2; /* the message array and its id count as in a full decode */
     D.max_depth = depth_limit(max_depth);
     const unsigned char *end = NULL;
