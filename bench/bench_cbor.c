@@ -7,6 +7,8 @@
  * CBOR message is shorter than its JSON text). Payloads as in
  * bench_json.c. Every figure is the median of 3 runs.
  */
+#define BENCH_NAME "bench_cbor"
+
 #include "aemp.h"
 #include "aemp_int.h"
 
@@ -15,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench.h"
+#include "bench_util.h"
 
 static volatile size_t sink;
 
