@@ -100,7 +100,7 @@ static double run_decode_msg(const payload_t *p, int f, size_t iters)
     double t0 = now();
     for (size_t i = 0; i < iters; i++) {
         json_t *v = f == JSON ? aemp__json_decode_msg(b, n, 0, &id, &idlen, NULL, NULL)
-                              : aemp__cbor_decode_msg(b, n, 0, &id, &idlen, NULL, 0);
+                              : aemp__cbor_decode_msg(b, n, 0, &id, &idlen, NULL, 0, NULL);
         sink += json_array_size(v) + idlen;
         json_decref(v);
     }

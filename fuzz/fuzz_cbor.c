@@ -108,7 +108,7 @@ static void cbor_check_msg_path(const uint8_t *data, size_t size, const json_t *
 {
     const char *id;
     size_t idlen, used = 0;
-    json_t *m = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, NULL, 0);
+    json_t *m = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, NULL, 0, NULL);
     if (m) {
         FUZZ_CHECK(json_is_array(v) && json_array_size(v) == json_array_size(m) + 1);
         const json_t *idv = json_array_get(v, 0);
@@ -117,7 +117,7 @@ static void cbor_check_msg_path(const uint8_t *data, size_t size, const json_t *
             FUZZ_CHECK(fuzz_json_same(json_array_get(m, i), json_array_get(v, i + 1)));
         json_decref(m);
     }
-    json_t *m2 = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, &used, 0);
+    json_t *m2 = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, &used, 0, NULL);
     FUZZ_CHECK(!m2 == !m);
     if (m2) FUZZ_CHECK(used == size);
     json_decref(m2);
@@ -251,7 +251,7 @@ static void cbor_stream(const uint8_t *data, size_t size)
         const char *id;
         size_t idlen, used = 0;
         json_t *m = aemp__cbor_decode_msg((const char *)data + from, size - from, depth, &id,
-                                          &idlen, &used, 0);
+                                          &idlen, &used, 0, NULL);
         if (m) FUZZ_CHECK(v && from + used == whole.end[i]);
         json_decref(m);
         json_decref(v);

@@ -78,7 +78,7 @@ static int cbor_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *
     if (!s->big_item && aemp__cbor_framer_idle(&s->framer)) {
         size_t used = 0;
         json_t *elems = aemp__cbor_decode_msg(buf, len, 0, &s->id, &s->idlen, &used,
-                                              max_values(in));
+                                              max_values(in), &in->recycle);
         if (elems && used <= in->max_message) {
             s->elems = elems;
             *start = 0;
@@ -106,7 +106,8 @@ static int cbor_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t
     if (elems) {
         s->elems = NULL;
     } else {
-        elems = aemp__cbor_decode_msg(text, len, 0, &id, &idlen, NULL, max_values(in));
+        elems = aemp__cbor_decode_msg(text, len, 0, &id, &idlen, NULL, max_values(in),
+                                      &in->recycle);
         if (!elems) {
             int code = 0;
             char eb[AEMP_JSON_ERRMAX];
@@ -143,11 +144,7 @@ static int cbor_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t
 static int cbor_encode(aemp__frame_out_t *out, aemp__buf_t *b, const char *id, size_t idlen,
                        const aemp__payload_t *pl)
 {
-    (void)out;
-    json_t *elems = aemp__payload_value(pl);
-    int rc = elems ? aemp__cbor_encode_msg(b, id, idlen, elems) : AEMP_EINVAL;
-    json_decref(elems);
-    return rc;
+    return aemp__payload_encode_cbor(b, id, idlen, pl, &out->pack);
 }
 
 /* Appends the message v (a whole message value, borrowed) as an item. */
