@@ -14,6 +14,7 @@
 #include "harness_raw.h"
 
 #include <ev.h>
+#include <stdarg.h>
 #include <stdlib.h>
 
 /* ------------------------------------------------------------------ */
@@ -533,4 +534,55 @@ TEST(cbor_link_scripted_peer_vectors)
     json_decref(got.a);
     json_decref(got.b);
     aemp_node_destroy(n);
+}
+
+/* ------------------------------------------------------------------ */
+/* formats written straight to CBOR */
+
+/* The CBOR pack writer's bytes for fmt and its arguments, and those of
+ * the value json_pack makes of the same, with its return codes. */
+static int both_ways(aemp__buf_t *direct, aemp__buf_t *via, int *rc_via, const char *fmt, ...)
+{
+    va_list ap, aq;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    aemp__pack_cache_t *cache = NULL;
+    aemp__payload_t pl = {.fmt = fmt, .ap = &ap};
+    int rc = aemp__payload_encode_cbor(direct, "p#1", 3, &pl, &cache);
+    json_t *v = json_vpack_ex(NULL, 0, fmt, aq);
+    *rc_via = v ? aemp__cbor_encode_msg(via, "p#1", 3, v) : AEMP_EINVAL;
+    json_decref(v);
+    aemp__pack_cache_free(cache);
+    va_end(aq);
+    va_end(ap);
+    return rc;
+}
+
+TEST(cbor_framing_formats_as_values)
+{
+    aemp__buf_t a = {0}, b = {0};
+    int rv = 0;
+#define SAME(...)                                                                                  \
+    do {                                                                                           \
+        a.len = a.off = b.len = b.off = 0;                                                         \
+        int rd = both_ways(&a, &b, &rv, __VA_ARGS__);                                             \
+        CHECK_INT(rd, rv);                                                                         \
+        CHECK_INT(a.len, b.len);                                                                   \
+        if (!rd && a.len == b.len) CHECK_MEM(a.data, b.data, a.len);                               \
+    } while (0)
+    SAME("[sis]", "tick", 42, "x");
+    SAME("[s[i[sb]n]f]", "caf\xc3\xa9", -7, "", 1, 0.1);
+    json_t *o1 = json_pack("{s[i]}", "k", 1), *o2 = json_pack("[i,i,{s:s}]", 1, 2, "a", "b");
+    SAME("[IfffO]", (json_int_t)INT64_MIN, 1.5, 3.0, 1e300, o1);
+    SAME("[s?o?s#s%]", NULL, NULL, "abc", 2, "xyz", (size_t)3);
+    SAME("[s*o*i]", NULL, NULL, 5); /* '*': through a value */
+    SAME("[[[[]]]]");
+    SAME("[s]", "bad \xff utf8");
+    SAME("[f]", 1.0 / 0.0);
+    SAME("[O[O]]", o2, o1);
+#undef SAME
+    json_decref(o1);
+    json_decref(o2);
+    aemp__buf_free(&a);
+    aemp__buf_free(&b);
 }
