@@ -1119,6 +1119,17 @@ typedef struct aemp_node_config {
      * system (malloc_trim, where the C library has it), so the node's
      * size returns to where it was once hostile peers are gone. */
     size_t max_peer_memory;
+    /* The framings a link offers in its greeting and can write, in order
+     * of preference, as a comma list (2.02's framing_format): each name
+     * one of the dialect's ("json", "storable"; protocol 1 also "cbor"),
+     * each once, else aemp_node_new fails with AEMP_EINVAL. NULL: every
+     * framing of the dialect, protocol 0 "json,storable", protocol 1
+     * "cbor,json,storable" (2.02's default). A link writes the first
+     * name of its PEER's list found here, and reads what the peer chose
+     * (see "Framings" in docs/API.md); "json" makes every link of the
+     * node JSON (a peer may still write storable or cbor only when it
+     * was offered). Copied. */
+    const char *framings;
 
     /* ---- the dialect ----
      * 0 (the default): the node speaks protocol 0 as described above.
@@ -1231,6 +1242,13 @@ AEMP_API int aemp_node_is_up(const aemp_node_t *node, const char *noderef);
  * until that link goes down. */
 AEMP_API const char *aemp_node_peer_kv(const aemp_node_t *node, const char *noderef,
                                        const char *key);
+
+/* The framing of the node's current link to noderef: the one we write
+ * (incoming 0) or the one the peer writes (non-zero): "json", "storable"
+ * or (protocol 1) "cbor"; see "Framings" in docs/API.md. NULL when not
+ * connected. Static strings. */
+AEMP_API const char *aemp_node_peer_framing(const aemp_node_t *node, const char *noderef,
+                                            int incoming);
 
 /* Connects to noderef now, if not connected (also used by slaves and
  * pings). Returns 0 or AEMP_EINVAL. */

@@ -281,7 +281,8 @@ static void link_cb(void *ud, aemp_node_t *node, const char *name, int up, const
 {
     cli_client_t *c = ud;
     if (c->b.verbose) {
-        if (up) cli_logf(c->b.prog, "link up: %s", name);
+        char ft[64];
+        if (up) cli_logf(c->b.prog, "link up: %s (%s)", name, cli_framing_text(node, name, ft, sizeof ft));
         else cli_logf(c->b.prog, "link down: %s: %s", name, reason && *reason ? reason : "closed");
     }
     if (c->status >= 0) return;

@@ -190,6 +190,7 @@ struct aemp_node {
     struct ev_loop *loop;
     aemp_node_config_t cfg;     /* strings below are our copies */
     char *provider;
+    char *framings;             /* cfg.framings; NULL: the dialect's list */
     unsigned char *secret;
     size_t secret_len;
     /* MD6-256 of the secret, what every protocol-0 auth token uses:
@@ -389,6 +390,9 @@ void aemp__link_probe(aemp__link_t *l);
  * CIPHER", NULL without TLS). Borrowed until the link is freed. */
 const aemp_hs_t *aemp__link_hs(const aemp__link_t *l);
 const char *aemp__link_tls_info(const aemp__link_t *l);
+/* The name of the framing the link reads (incoming non-zero: what the
+ * peer writes) or writes, once it is up; NULL before. Static. */
+const char *aemp__link_framing(const aemp__link_t *l, int incoming);
 void aemp__link_free(aemp__link_t *l);
 void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
