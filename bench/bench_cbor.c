@@ -7,6 +7,8 @@
  * CBOR message is shorter than its JSON text). Payloads as in
  * bench_json.c. Every figure is the median of 3 runs.
  */
+#define BENCH_NAME "bench_cbor"
+
 #include "aemp.h"
 #include "aemp_int.h"
 
@@ -15,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench.h"
+#include "bench_util.h"
 
 static volatile size_t sink;
 
@@ -98,7 +100,7 @@ static double run_decode_msg(const payload_t *p, int f, size_t iters)
     double t0 = now();
     for (size_t i = 0; i < iters; i++) {
         json_t *v = f == JSON ? aemp__json_decode_msg(b, n, 0, &id, &idlen, NULL, NULL)
-                              : aemp__cbor_decode_msg(b, n, 0, &id, &idlen, NULL);
+                              : aemp__cbor_decode_msg(b, n, 0, &id, &idlen, NULL, 0, NULL);
         sink += json_array_size(v) + idlen;
         json_decref(v);
     }

@@ -7,6 +7,8 @@
  * message ["port","tick",12345], an array of short strings, and a message
  * carrying a 1 KiB string. Every figure is the median of 3 runs.
  */
+#define BENCH_NAME "bench_json"
+
 #include "aemp.h"
 #include "aemp_int.h"
 
@@ -15,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench.h"
+#include "bench_util.h"
 
 /* Defeats dead-code elimination of the measured calls. */
 static volatile size_t sink;

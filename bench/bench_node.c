@@ -119,6 +119,9 @@ static json_t *make_payload(long long bytes)
  * and, in protocol 1, the seed they join through: the server's listener. */
 static int proto;
 static char p1_seed[200];
+/* protocol 1: the framings of the nodes made next (NULL: the default,
+ * cbor,json,storable, so two nodes talk CBOR; "json" forces JSON) */
+static const char *p1_framings;
 
 static aemp_node_t *mk_node(struct ev_loop *loop)
 {
@@ -136,6 +139,7 @@ static aemp_node_t *mk_node(struct ev_loop *loop)
         c.nbinds = 1;
         c.seeds = *p1_seed ? seeds : NULL;
         c.nseeds = *p1_seed ? 1 : 0;
+        c.framings = p1_framings;
     }
     c.secret = bench_secret;
     c.secret_len = sizeof bench_secret - 1;
@@ -1265,8 +1269,13 @@ int main(void)
     if (want("pack")) run_oneway(scaled(SMALL_N), API_PACK, &p_a, &p_r, NULL, NULL, &p_s);
     /* the same through protocol 1 (AnyEvent::MP 2.x) nodes */
     series_t f1_a = {0}, f1_r = {0}, f1_s = {0}, pm1 = {0}, pp1 = {0}, pmr1 = {0}, ppr1 = {0};
+    series_t j1_a = {0}, j1_r = {0}, j1_s = {0}, j1_c = {0}, f1_c = {0};
     proto = 1;
-    if (want("p1sendf")) run_oneway(scaled(SMALL_N), API_SENDF, &f1_a, &f1_r, NULL, NULL, &f1_s);
+    /* CBOR (what two protocol-1 nodes choose), then JSON forced */
+    if (want("p1sendf")) run_oneway(scaled(SMALL_N), API_SENDF, &f1_a, &f1_r, &f1_c, NULL, &f1_s);
+    p1_framings = "json";
+    if (want("p1sendf")) run_oneway(scaled(SMALL_N), API_SENDF, &j1_a, &j1_r, &j1_c, NULL, &j1_s);
+    p1_framings = NULL;
     proto = 0;
     if (want("kib")) run_oneway(scaled(KIB_N), 1024, &k_a, &k_r, NULL, NULL, NULL);
     if (want("big")) run_oneway(scaled(BIG_N), 65536, &b_a, &b_r, NULL, NULL, NULL);
@@ -1306,8 +1315,14 @@ int main(void)
     row("  sender CPU, ns per message", &f_s, NULL, 1, 0, "", -1);
     row("one-way aemp_send(json_pack), M msg/s", &p_a, &p_r, 1e6, 2, "", -1);
     row("  sender CPU, ns per message", &p_s, NULL, 1, 0, "", -1);
-    row("protocol 1: one-way aemp_sendf", &f1_a, &f1_r, 1e6, 2, "as protocol 0", -1);
+    row("protocol 1: one-way aemp_sendf, CBOR", &f1_a, &f1_r, 1e6, 2, "as protocol 0", -1);
+    row("  receiver CPU, ns per message", &f1_c, NULL, 1, 0, "", -1);
     row("  sender CPU, ns per message", &f1_s, NULL, 1, 0, "", -1);
+    row("protocol 1: one-way aemp_sendf, JSON", &j1_a, &j1_r, 1e6, 2, "", -1);
+    row("  receiver CPU, ns per message", &j1_c, NULL, 1, 0, "", -1);
+    row("  sender CPU, ns per message", &j1_s, NULL, 1, 0, "", -1);
+    row("protocol 1: CBOR / JSON one-way", &f1_a, &j1_a, 1e6, 2, ">= 1.0x",
+        j1_a.n && med(&f1_a) / med(&j1_a) >= 1.0);
     row("one-way 1 KiB string, MB/s", &k_a, &k_r, 1, 0, "", -1);
     row("one-way 64 KiB string, MB/s", &b_a, &b_r, 1, 0, "", -1);
     row("round trip, median us", &um, &umr, 1, 1, "", -1);

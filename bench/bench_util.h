@@ -1,6 +1,6 @@
 /*
- * bench_util.h - what the benchmarks share: clocks, memory and descriptor
- * figures, and the coordinator's pipes to the measuring processes it
+ * bench_util.h - what the benchmarks share: clocks, the median of three,
+ * memory and descriptor figures, and the coordinator's pipes to the measuring processes it
  * forks (fixed-size messages, a time limit per phase). Each benchmark is
  * one program built from one .c file that defines BENCH_NAME (its name in
  * messages) and includes this header once; every helper is static inline,
@@ -36,6 +36,14 @@ static inline double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The median of three figures (the benchmarks run each part 3 times). */
+static inline double median3(double a, double b, double c)
+{
+    if (a > b) { double t = a; a = b; b = t; }
+    if (b > c) { double t = b; b = c; c = t; }
+    return a > b ? a : b;
 }
 
 /* CPU time of this process (user + system), seconds: unlike the clock

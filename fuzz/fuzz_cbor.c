@@ -23,6 +23,7 @@
 
 #include "aemp.h"
 #include "aemp_int.h"
+#include "framing.h"
 
 /* A scalar as a JSON peer receives it: reals as "%.15g" text reads. */
 static json_t *cbor_json_scalar(const json_t *a)
@@ -107,7 +108,7 @@ static void cbor_check_msg_path(const uint8_t *data, size_t size, const json_t *
 {
     const char *id;
     size_t idlen, used = 0;
-    json_t *m = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, NULL);
+    json_t *m = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, NULL, 0, NULL);
     if (m) {
         FUZZ_CHECK(json_is_array(v) && json_array_size(v) == json_array_size(m) + 1);
         const json_t *idv = json_array_get(v, 0);
@@ -116,7 +117,7 @@ static void cbor_check_msg_path(const uint8_t *data, size_t size, const json_t *
             FUZZ_CHECK(fuzz_json_same(json_array_get(m, i), json_array_get(v, i + 1)));
         json_decref(m);
     }
-    json_t *m2 = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, &used);
+    json_t *m2 = aemp__cbor_decode_msg((const char *)data, size, 0, &id, &idlen, &used, 0, NULL);
     FUZZ_CHECK(!m2 == !m);
     if (m2) FUZZ_CHECK(used == size);
     json_decref(m2);
@@ -250,7 +251,7 @@ static void cbor_stream(const uint8_t *data, size_t size)
         const char *id;
         size_t idlen, used = 0;
         json_t *m = aemp__cbor_decode_msg((const char *)data + from, size - from, depth, &id,
-                                          &idlen, &used);
+                                          &idlen, &used, 0, NULL);
         if (m) FUZZ_CHECK(v && from + used == whole.end[i]);
         json_decref(m);
         json_decref(v);
@@ -258,9 +259,83 @@ static void cbor_stream(const uint8_t *data, size_t size)
     }
 }
 
+/* The cbor framing's ops as a link drives them (framing_cbor.c): the
+ * stream fed up to `cut` first, then whole. Records each message's end
+ * and outcome (AEMP__MSG_*, or 9 for a framing error); stops at a
+ * failure as the link does. */
+typedef struct {
+    size_t n, end[CBOR_MAX_ITEMS];
+    int what[CBOR_MAX_ITEMS];
+} ops_run_t;
+
+static void cbor_ops_run(const uint8_t *data, size_t size, size_t max_len, size_t cut,
+                         ops_run_t *out)
+{
+    aemp__frame_in_t in = {0};
+    memset(out, 0, sizeof *out);
+    if (aemp__frame_in_init(&in, &aemp__framing_cbor, max_len)) return;
+    char *buf = malloc(size ? size : 1);
+    FUZZ_CHECK(buf != NULL);
+    memcpy(buf, data, size);
+    size_t region = 0;
+    for (int pass = 0; pass < 2 && out->n < CBOR_MAX_ITEMS; pass++) {
+        size_t avail = pass ? size : cut;
+        for (;;) {
+            size_t st = 0, e = 0;
+            const char *why = NULL;
+            int r = in.ops->next(&in, buf + region, avail - region, &st, &e, &why);
+            if (r == AEMP__FRAME_ERROR) {
+                FUZZ_CHECK(why && *why);
+                out->what[out->n] = 9;
+                out->end[out->n++] = region;
+                goto done;
+            }
+            if (r == AEMP__FRAME_MORE) {
+                FUZZ_CHECK(e == 0); /* no whitespace in CBOR */
+                break;
+            }
+            FUZZ_CHECK(r == AEMP__FRAME_FOUND && st == 0 && e >= 1 && e <= max_len &&
+                       region + e <= avail);
+            aemp__msg_t m = {0};
+            char err[AEMP_JSON_ERRMAX + 64];
+            int d = in.ops->decode(&in, buf + region, e, &m, err, sizeof err);
+            if (d == AEMP__MSG_OK) FUZZ_CHECK(m.id && m.id[m.idlen] == 0 && json_is_array(m.elems));
+            if (d == AEMP__MSG_DROP || d == AEMP__MSG_BAD) FUZZ_CHECK(err[0] != 0);
+            aemp__frame_msg_done(&in, &m);
+            region += e;
+            out->what[out->n] = d;
+            out->end[out->n++] = region;
+            if (d == AEMP__MSG_BAD || out->n == CBOR_MAX_ITEMS) goto done;
+        }
+    }
+done:
+    aemp__frame_in_free(&in);
+    free(buf);
+}
+
+/* The framing ops: the same messages and outcomes however the input is
+ * cut, and the same ends as the framer alone. */
+static void cbor_ops(const uint8_t *data, size_t size)
+{
+    uint64_t seed = fuzz_seed(data, size) ^ 0x5bd1e995u;
+    size_t max_len = (fuzz_next(&seed) & 1) ? AEMP_DEFAULT_MAX_MESSAGE : 1 + fuzz_next(&seed) % 4096;
+    size_t cut = size ? fuzz_next(&seed) % (size + 1) : 0;
+    static ops_run_t whole, two;
+    cbor_ops_run(data, size, max_len, size, &whole);
+    cbor_ops_run(data, size, max_len, cut, &two);
+    FUZZ_CHECK(whole.n == two.n);
+    FUZZ_CHECK(!memcmp(whole.end, two.end, whole.n * sizeof *whole.end));
+    FUZZ_CHECK(!memcmp(whole.what, two.what, whole.n * sizeof *whole.what));
+    cbor_items_t fr;
+    cbor_frame_stream(data, size, max_len, 0, size, 0, &fr);
+    for (size_t i = 0; i < whole.n && i < fr.n; i++)
+        if (whole.what[i] != 9) FUZZ_CHECK(whole.end[i] == fr.end[i]);
+}
+
 FUZZ_TARGET(cbor)
 {
     cbor_item(data, size);
     cbor_stream(data, size);
+    cbor_ops(data, size);
     return 0;
 }

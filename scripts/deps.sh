@@ -7,7 +7,7 @@ set -eu
 want="${1:-build}"
 pkgs="make gcc pkg-config libev-dev libjansson-dev libssl-dev openssl"
 case "$want" in
-  check) pkgs="$pkgs clang libclang-rt-dev procps iproute2" ;;
+  check) pkgs="$pkgs clang libclang-rt-dev procps iproute2 perl libjson-xs-perl libcbor-xs-perl" ;;
   fuzz)  pkgs="$pkgs clang libclang-rt-dev" ;;
 esac
 

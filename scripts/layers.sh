@@ -4,7 +4,7 @@
 #             loop, no sockets, no clocks, nothing of the node or a dialect;
 #   src/node  the drivers (links, node, ports, node-port dispatch, TLS):
 #             they reach a dialect only through its descriptor, never by
-#             including a dialect's own headers;
+#             including a dialect's own headers or naming its functions;
 #   src/pN    one folder per dialect.
 # Prints each offending include and fails; silent when all is well.
 set -u
@@ -36,5 +36,14 @@ for f in src/node/*.c src/node/*.h; do
     done
   done
 done | grep -q bad && bad=1
+
+# a node-layer file names no dialect's internals: only the descriptors
+# (aemp__dialect_pN, listed once in node.c's registry) reach a dialect
+names=$(grep -n -E '\baemp__(p[0-9]+|global|db|gdb|perl04|services_p[0-9]+|rcfile|naming[0-9]+)_?[A-Za-z0-9_]*' \
+        src/node/*.c src/node/*.h)
+if [ -n "$names" ]; then
+  printf '%s\n' "$names" | sed 's/^/layers: node layer names a dialect'"'"'s internals: /' >&2
+  bad=1
+fi
 
 exit $bad

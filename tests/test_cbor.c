@@ -268,7 +268,7 @@ TEST(cbor_truncated_every_offset)
                 CHECK_INT(frame_once(b, k, 0), 0);
                 const char *id;
                 size_t idlen, used;
-                CHECK(!aemp__cbor_decode_msg((const char *)b, k, 0, &id, &idlen, &used));
+                CHECK(!aemp__cbor_decode_msg((const char *)b, k, 0, &id, &idlen, &used, 0, NULL));
                 cuts++;
             }
             free(b);
@@ -320,7 +320,7 @@ TEST(cbor_stream_split)
     while (pos < s.len) {
         const char *id;
         size_t idlen, used = 0;
-        json_t *m = aemp__cbor_decode_msg(s.data + pos, s.len - pos, 0, &id, &idlen, &used);
+        json_t *m = aemp__cbor_decode_msg(s.data + pos, s.len - pos, 0, &id, &idlen, &used, 0, NULL);
         if (m) {
             CHECK_INT(pos + used, ends[k]);
         } else {
@@ -555,7 +555,7 @@ TEST(cbor_encode_forms)
     /* and the message reader gives the elements back, the id as bytes */
     const char *id;
     size_t idlen, used;
-    json_t *back = aemp__cbor_decode_msg(m.data, m.len, 0, &id, &idlen, &used);
+    json_t *back = aemp__cbor_decode_msg(m.data, m.len, 0, &id, &idlen, &used, 0, NULL);
     CHECK(back && json_equal(back, elems) && used == m.len && idlen == 7 &&
           !memcmp(id, "sink#p1", 7));
     json_decref(back);

@@ -118,6 +118,10 @@ int cli_node_starting(cli_node_t *b, int level, const char *msg);
  * ignored. Returns 0, or 1 after printing why ("cannot create the node:
  * ...", "cannot start the node: ..."). */
 int cli_node_start(cli_node_t *b, const aemp_node_config_t *cfg);
+/* What -v's "link up" lines say of the link to name: "framing cbor", or
+ * "framing json out, cbor in" when its directions differ; in t (len
+ * bytes), which is returned. */
+const char *cli_framing_text(aemp_node_t *node, const char *name, char *t, size_t len);
 /* From now on SIGINT and SIGTERM stop b's loop (said with -v), until
  * cli_node_end. */
 void cli_node_signals(cli_node_t *b);
@@ -309,6 +313,8 @@ void cli_client_target_up(cli_client_t *c);
 void cli_client_deadline(cli_client_t *c, double seconds, const char *message);
 /* 1 once the command could act (see cli_client_on_up). */
 int cli_client_was_up(const cli_client_t *c);
+/* Non-zero with -v. */
+int cli_client_verbose(const cli_client_t *c);
 /* Calls fn once from the loop, after the callbacks of the event being
  * handled (a monitor firing on the same read is heard first), unless
  * the command has ended by then. */

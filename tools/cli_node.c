@@ -173,6 +173,16 @@ int cli_p1cfg_load(const char *prog, const json_t *rc, const char *profile, cons
     return 0;
 }
 
+const char *cli_framing_text(aemp_node_t *node, const char *name, char *t, size_t len)
+{
+    const char *fo = aemp_node_peer_framing(node, name, 0);
+    const char *fi = aemp_node_peer_framing(node, name, 1);
+    if (!fo || !fi) snprintf(t, len, "framing unknown");
+    else if (!strcmp(fo, fi)) snprintf(t, len, "framing %s", fo);
+    else snprintf(t, len, "framing %s out, %s in", fo, fi);
+    return t;
+}
+
 void cli_p1cfg_apply(aemp_node_config_t *cfg, const cli_p1cfg_t *p)
 {
     aemp_p1_node_config(cfg, &p->c);

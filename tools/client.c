@@ -281,7 +281,8 @@ static void link_cb(void *ud, aemp_node_t *node, const char *name, int up, const
 {
     cli_client_t *c = ud;
     if (c->b.verbose) {
-        if (up) cli_logf(c->b.prog, "link up: %s", name);
+        char ft[64];
+        if (up) cli_logf(c->b.prog, "link up: %s (%s)", name, cli_framing_text(node, name, ft, sizeof ft));
         else cli_logf(c->b.prog, "link down: %s: %s", name, reason && *reason ? reason : "closed");
     }
     if (c->status >= 0) return;
@@ -472,6 +473,7 @@ const char *cli_client_peer(const cli_client_t *c) { return c->peer; }
 int cli_client_protocol(const cli_client_t *c) { return c->protocol; }
 double cli_client_elapsed(const cli_client_t *c) { return ev_time() - c->t0; }
 int cli_client_was_up(const cli_client_t *c) { return c->was_up; }
+int cli_client_verbose(const cli_client_t *c) { return c->b.verbose; }
 void cli_client_monitored(cli_client_t *c, int on) { c->monitored = on; }
 void cli_client_target_up(cli_client_t *c) { c->target_up = 1; }
 

@@ -74,7 +74,9 @@ static void link_cb(void *ud, aemp_node_t *node, const char *name, int up, const
         cli_logf(r->b.prog, "link down: %s: %s", name, reason && *reason ? reason : "closed");
     } else if (r->links_up) {
         const char *prov = aemp_node_peer_kv(node, name, "provider");
-        cli_logf(r->b.prog, "link up: %s (%s)", name, prov ? prov : "provider unknown");
+        char ft[64];
+        cli_logf(r->b.prog, "link up: %s (%s, %s)", name, prov ? prov : "provider unknown",
+                 cli_framing_text(node, name, ft, sizeof ft));
     }
 }
 

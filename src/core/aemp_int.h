@@ -88,6 +88,11 @@ typedef struct aemp__pack_cache aemp__pack_cache_t;
 int aemp__payload_encode_cached(aemp__buf_t *b, const char *id, size_t idlen,
                                 const aemp__payload_t *pl, aemp__pack_cache_t **cache);
 void aemp__pack_cache_free(aemp__pack_cache_t *c);
+/* The same in CBOR: the bytes aemp__cbor_encode_msg writes for the
+ * elements the payload stands for (a format with '*' goes through a
+ * value: its array lengths are known only at the end). */
+int aemp__payload_encode_cbor(aemp__buf_t *b, const char *id, size_t idlen,
+                              const aemp__payload_t *pl, aemp__pack_cache_t **cache);
 /* The elements as a value (new reference to an array), or NULL when the
  * payload is not an array or cannot be made. */
 json_t *aemp__payload_value(const aemp__payload_t *pl);
@@ -123,6 +128,15 @@ typedef struct aemp__recycle {
  * elements) when its only reference is the caller's, else released. */
 void aemp__recycle_put(aemp__recycle_t *r, json_t *elems);
 void aemp__recycle_free(aemp__recycle_t *r);
+/* For decoders filling a recycled message array a, whose first `have`
+ * elements are a previous message's: element i becomes the string
+ * s[0..n) (UTF-8) or the integer x, refilled in place when the one there
+ * has that type, else replaced, or appended past `have` (0, or -1 out of
+ * memory); truncate drops the elements from n on, into r's pool where
+ * it has room (r may be NULL). */
+int aemp__recycle_set_string(json_t *a, size_t i, size_t have, const char *s, size_t n);
+int aemp__recycle_set_integer(json_t *a, size_t i, size_t have, json_int_t x);
+void aemp__recycle_truncate(aemp__recycle_t *r, json_t *a, size_t n);
 
 /* Decodes a message text [ID, ELEMENTS...] as a link receives it, without
  * making a value of ID: returns the array of the elements after it (new
@@ -231,6 +245,18 @@ const char *aemp__hs_recv_method(const aemp_hs_t *hs);
  * encoded, see aemp_cbor_encode); on failure b is rewound. */
 int aemp__cbor_encode_buf(aemp__buf_t *b, const json_t *v);
 int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const json_t *elements);
+/* The pieces of those, for writers that make a message without a value
+ * (pack.c): a head of major type major with argument n; a string (UTF-8,
+ * else AEMP_EINVAL) as cbor_encode_buf writes it; an integer; a real
+ * (finite, else AEMP_EINVAL: jansson makes no value of NaN or an
+ * infinity); any value nesting at most max_depth containers deep. Each
+ * returns 0, AEMP_ENOMEM or AEMP_EINVAL (b is then as it was, or holds a
+ * partial item for put_value: the caller rewinds). */
+int aemp__cbor_put_head(aemp__buf_t *b, unsigned major, uint64_t n);
+int aemp__cbor_put_string(aemp__buf_t *b, const char *s, size_t n);
+int aemp__cbor_put_integer(aemp__buf_t *b, json_int_t i);
+int aemp__cbor_put_real(aemp__buf_t *b, double x);
+int aemp__cbor_put_value(aemp__buf_t *b, const json_t *v, size_t max_depth);
 
 /* Decodes the CBOR item at buf as a link receives a message: when it is
  * an array whose first element is a definite string of ASCII (every id
@@ -240,9 +266,17 @@ int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const js
  * element removed. NULL means "not on this path": another item, an
  * incomplete or failing one, or no memory; the framer and
  * aemp_cbor_decode then say which. With used NULL, buf is exactly the
- * item; otherwise the item starts buf and *used is where it ends. */
+ * item; otherwise the item starts buf and *used is where it ends.
+ * max_values: as for aemp_cbor_decode_max (0: AEMP_CBOR_MAX_VALUES).
+ * With rc, the elements array comes from it where it has one (refilled
+ * in place, see aemp__json_decode_msg). */
 json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, const char **id,
-                              size_t *idlen, size_t *used);
+                              size_t *idlen, size_t *used, size_t max_values,
+                              aemp__recycle_t *rc);
+/* 1 when the framer is between items (nothing of one scanned yet) and
+ * has not failed: a caller may then decode at the start of its input
+ * without it. */
+int aemp__cbor_framer_idle(const aemp_cbor_framer_t *f);
 
 /* Constant-time comparison of n bytes: 0 when equal. */
 int aemp__ct_memcmp(const void *a, const void *b, size_t n);

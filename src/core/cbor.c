@@ -122,6 +122,11 @@ static inline uint64_t *levels(aemp_cbor_framer_t *f)
     return f->heap_ ? f->heap_ : f->inline_;
 }
 
+int aemp__cbor_framer_idle(const aemp_cbor_framer_t *f)
+{
+    return !f->scanned_ && !f->depth_ && !f->istr_ && !f->tagged_ && !f->err_;
+}
+
 const char *aemp_cbor_framer_error(const aemp_cbor_framer_t *f)
 {
     return f->err_ ? f->msg_ : "";
@@ -896,8 +901,40 @@ json_t *aemp_cbor_decode(const void *buf, size_t len, unsigned max_depth, int *e
     return aemp_cbor_decode_max(buf, len, max_depth, 0, err, errbuf, errlen);
 }
 
+/* The leading elements of a message that are integers of 64 bits and
+ * definite ASCII strings (what most messages hold), decoded straight
+ * into a (a recycled message's elements refilled in place) from *pp, at
+ * most `left`; returns how many, with *pp after them, or -1 when memory
+ * ran out. The rest is the general decoder's. */
+static long flat_elems(const unsigned char **pp, const unsigned char *e, uint64_t left, json_t *a)
+{
+    const unsigned char *p = *pp;
+    size_t have = json_array_size(a), i = 0;
+    while (i < left && p < e) {
+        unsigned major = *p >> 5;
+        uint64_t arg;
+        int ind, hl = major <= 3 ? head(p, e, &arg, &ind) : 0;
+        if (hl <= 0 || ind) break;
+        if (major <= 1) {
+            if (major == 0 ? arg > (uint64_t)INT64_MAX : arg >= (uint64_t)INT64_MAX) break;
+            json_int_t x = major == 0 ? (json_int_t)arg : -(json_int_t)arg - 1;
+            if (aemp__recycle_set_integer(a, i, have, x)) return -1;
+            p += hl;
+        } else {
+            if (arg > (uint64_t)(e - p) - (uint64_t)hl || !all_ascii(p + hl, (size_t)arg)) break;
+            if (aemp__recycle_set_string(a, i, have, (const char *)p + hl, (size_t)arg))
+                return -1;
+            p += hl + (size_t)arg;
+        }
+        i++;
+    }
+    *pp = p;
+    return (long)i;
+}
+
 json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, const char **id,
-                              size_t *idlen, size_t *used)
+                              size_t *idlen, size_t *used, size_t max_values,
+                              aemp__recycle_t *rc)
 {
     const unsigned char *b = (const unsigned char *)buf, *e = b + len, *p = b;
     if (!buf || len < 2) return NULL;
@@ -914,16 +951,25 @@ json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, c
     *id = (const char *)p + shl;
     *idlen = (size_t)sl;
     p += shl + (size_t)sl;
-    json_t *elems = json_array();
+    json_t *elems = rc && rc->array ? rc->array : json_array();
+    if (rc) rc->array = NULL;
     if (!elems) return NULL;
+    uint64_t left = indef ? 0 : n - 1;
+    long flat = indef ? 0 : flat_elems(&p, e, left, elems);
+    aemp__recycle_truncate(rc, elems, flat < 0 ? 0 : (size_t)flat);
     dec_t D = {0};
     D.beg = b;
     D.end = e;
-    D.max_values = AEMP_CBOR_MAX_VALUES;
-    D.nvals = 2; /* the message array and its id count as in a full decode */
+    D.max_values = values_limit(max_values);
+    /* the message array and its id count as in a full decode */
+    D.nvals = 2 + (flat < 0 ? 0 : (size_t)flat);
     D.max_depth = depth_limit(max_depth);
+    if (flat < 0 || D.nvals > D.max_values) {
+        json_decref(elems);
+        return NULL;
+    }
     const unsigned char *end = NULL;
-    json_t *v = decode_from(&D, p, elems, indef ? 0 : n - 1, indef, &end);
+    json_t *v = decode_from(&D, p, elems, left - (uint64_t)flat, indef, &end);
     aemp__buf_free(&D.arena);
     if (!v) return NULL;
     if (used) {
@@ -1200,6 +1246,31 @@ fail:
 int aemp__cbor_encode_buf(aemp__buf_t *b, const json_t *v)
 {
     return encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH);
+}
+
+int aemp__cbor_put_head(aemp__buf_t *b, unsigned major, uint64_t n)
+{
+    return emit_head(b, major, n);
+}
+
+int aemp__cbor_put_string(aemp__buf_t *b, const char *s, size_t n)
+{
+    return emit_string(b, s, n);
+}
+
+int aemp__cbor_put_integer(aemp__buf_t *b, json_int_t i)
+{
+    return emit_integer(b, i);
+}
+
+int aemp__cbor_put_real(aemp__buf_t *b, double x)
+{
+    return isfinite(x) ? emit_real(b, x) : AEMP_EINVAL;
+}
+
+int aemp__cbor_put_value(aemp__buf_t *b, const json_t *v, size_t max_depth)
+{
+    return json_is_array(v) || json_is_object(v) ? encode_value(b, v, max_depth) : emit_scalar(b, v);
 }
 
 int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const json_t *elements)

@@ -13,6 +13,21 @@ const aemp__framing_t *aemp__framing_find(const aemp__framing_t *const *list, co
     return NULL;
 }
 
+int aemp__framing_list_ok(const aemp__framing_t *const *list, const char *names)
+{
+    char seen[32] = {0}; /* by index in list */
+    size_t total = strlen(names);
+    if (!total || total > 127) return 0;
+    for (const char *p = names;;) {
+        size_t n = strcspn(p, ",");
+        size_t i = 0;
+        while (list[i] && (strlen(list[i]->name) != n || memcmp(list[i]->name, p, n))) i++;
+        if (!list[i] || i >= sizeof seen || seen[i]++) return 0;
+        if (!p[n]) return 1;
+        p += n + 1;
+    }
+}
+
 int aemp__frame_in_init(aemp__frame_in_t *in, const aemp__framing_t *f, size_t max_message)
 {
     in->ops = f;

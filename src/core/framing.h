@@ -6,12 +6,13 @@
  * direction chose in the handshake, and calls only through the ops: it
  * does not know which framing it carries.
  *
- * The framings of today: aemp__framing_json (framing_json.c) and
- * aemp__framing_storable (framing_storable.c). Each is sans-I/O and
- * allocates only what its values need.
+ * The framings of today: aemp__framing_json (framing_json.c),
+ * aemp__framing_storable (framing_storable.c) and aemp__framing_cbor
+ * (framing_cbor.c, protocol 1 only). Each is sans-I/O and allocates only
+ * what its values need (cbor its reading state too).
  *
- * Adding one (CBOR, the next): a file src/core/framing_cbor.c defining
- * `const aemp__framing_t aemp__framing_cbor = {"cbor", ...}` with the
+ * Adding one: a file src/core/framing_NAME.c defining
+ * `const aemp__framing_t aemp__framing_NAME = {"NAME", ...}` with the
  * ops below (its reading state in aemp__frame_in_t.state, or allocated
  * by in_init when bigger; put_json through aemp__framing_each_json), its
  * declaration below, and its address in a dialect's framing list
@@ -67,7 +68,7 @@ enum {
 };
 
 typedef struct aemp__framing {
-    /* the name greetings carry ("json", "storable") */
+    /* the name greetings carry ("json", "storable", "cbor") */
     const char *name;
     /* Prepares in (ops and max_message set by the caller) for the first
      * message; 0 or AEMP_ENOMEM. in_fini releases what in_init took and
@@ -101,11 +102,16 @@ typedef struct aemp__framing {
     int (*put_json)(aemp__frame_out_t *out, aemp__buf_t *b, const char *p, size_t n);
 } aemp__framing_t;
 
-extern const aemp__framing_t aemp__framing_json, aemp__framing_storable;
+extern const aemp__framing_t aemp__framing_json, aemp__framing_storable, aemp__framing_cbor;
 
 /* The framing named name (NUL-terminated) in list (NULL-terminated), or
  * NULL. */
 const aemp__framing_t *aemp__framing_find(const aemp__framing_t *const *list, const char *name);
+
+/* 1 when names (NUL-terminated) is a comma list of one or more names of
+ * framings in list, each once and no longer than a greeting may carry
+ * (a link offers at most 127 bytes of them), else 0. */
+int aemp__framing_list_ok(const aemp__framing_t *const *list, const char *names);
 
 /* Binds in to framing f: 0 or AEMP_ENOMEM. aemp__frame_in_free releases
  * it (and accepts an unbound one). */

@@ -648,7 +648,7 @@ static int keepable(const json_t *v)
 
 /* Drops the elements of a from index n on: into the pool while it has
  * room (those it may hold), else released. */
-static void truncate_elems(aemp__recycle_t *r, json_t *a, size_t n)
+void aemp__recycle_truncate(aemp__recycle_t *r, json_t *a, size_t n)
 {
     for (size_t i = json_array_size(a); i-- > n;) {
         json_t *v = json_array_get(a, i);
@@ -670,7 +670,7 @@ void aemp__recycle_put(aemp__recycle_t *r, json_t *elems)
      * next message of the same shape refills them where they are */
     size_t k = 0;
     while (k < n && keepable(json_array_get(elems, k))) k++;
-    truncate_elems(r, elems, k);
+    aemp__recycle_truncate(r, elems, k);
     r->array = elems;
 }
 
@@ -1260,7 +1260,7 @@ fail:
  * recycled message: the one there is refilled in place when it is of
  * the same type (a string with the same text is left as it is), else
  * replaced; past them the value is appended. Returns 0 or -1. */
-static int flat_string(json_t *a, size_t i, size_t have, const char *s, size_t n)
+int aemp__recycle_set_string(json_t *a, size_t i, size_t have, const char *s, size_t n)
 {
     if (i < have) {
         json_t *old = json_array_get(a, i);
@@ -1273,7 +1273,7 @@ static int flat_string(json_t *a, size_t i, size_t have, const char *s, size_t n
     return json_array_append_new(a, json_stringn_nocheck(s, n));
 }
 
-static int flat_integer(json_t *a, size_t i, size_t have, json_int_t x)
+int aemp__recycle_set_integer(json_t *a, size_t i, size_t have, json_int_t x)
 {
     if (i < have) {
         json_t *old = json_array_get(a, i);
@@ -1307,7 +1307,7 @@ static int flat_elems(dec_t *d, const unsigned char **pp, json_t *a)
         if (c == '"') {
             const unsigned char *s = p + 1, *q = plain_scan(s, e);
             if (q < e && *q == '"') {
-                if (flat_string(a, i, have, (const char *)s, (size_t)(q - s))) goto nomem;
+                if (aemp__recycle_set_string(a, i, have, (const char *)s, (size_t)(q - s))) goto nomem;
                 p = q + 1;
             } else {
                 sref_t sr;
@@ -1316,7 +1316,7 @@ static int flat_elems(dec_t *d, const unsigned char **pp, json_t *a)
                     break;
                 }
                 const char *t = sr.s ? sr.s : d->arena.data + sr.aoff;
-                int r = flat_string(a, i, have, t, sr.n);
+                int r = aemp__recycle_set_string(a, i, have, t, sr.n);
                 if (!sr.s) d->arena.len = sr.aoff;
                 if (r) goto nomem;
             }
@@ -1331,7 +1331,7 @@ static int flat_elems(dec_t *d, const unsigned char **pp, json_t *a)
                 (q < e && (is_digit(*q) || *q == '.' || *q == 'e' || *q == 'E')))
                 break;
             json_int_t x = c == '-' ? -(json_int_t)mag : (json_int_t)mag;
-            if (flat_integer(a, i, have, x)) goto nomem;
+            if (aemp__recycle_set_integer(a, i, have, x)) goto nomem;
             p = q;
         } else {
             break;
@@ -1350,7 +1350,7 @@ static int flat_elems(dec_t *d, const unsigned char **pp, json_t *a)
         }
         break;
     }
-    if (rc >= 0) truncate_elems(d->rc, a, i);
+    if (rc >= 0) aemp__recycle_truncate(d->rc, a, i);
     *pp = p;
     return rc;
 nomem:
@@ -1411,7 +1411,7 @@ json_t *aemp__json_decode_msg(const char *buf, size_t len, unsigned max_depth,
         return NULL;
     }
     if (*p == ']') {
-        truncate_elems(rc, elems, 0);
+        aemp__recycle_truncate(rc, elems, 0);
         if (used) {
             *used = (size_t)(p + 1 - b);
             return elems;

@@ -3,7 +3,8 @@
  * as a JSON array or as a jansson pack format with its arguments
  * (aemp_sendf). A format is written straight into the output as the JSON
  * text that json_pack followed by the encoder would give, so a formatted
- * message to another node never becomes a value. Formats this writer
+ * message to another node never becomes a value; the same in CBOR for
+ * links that write it (aemp__payload_encode_cbor). Formats this writer
  * does not take on (objects, '+' concatenation, anything unusual) go
  * through json_vpack_ex, which also has the last word on every error.
  * Pure code: no I/O, no globals.
@@ -127,9 +128,11 @@ static inline int put_raw(aemp__buf_t *b, const char *s, size_t n)
 /* Writes the elements of a compiled array format (n steps) after the
  * message head already in b, then the closing ']'. Every argument is
  * consumed, also after a failure, and "o" references are released, as
- * json_pack does; with discard nothing is written. */
-static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
-                      int discard)
+ * json_pack does; with discard nothing is written. With counts (one per
+ * step: a '[' step's number of elements) the elements are written as
+ * CBOR instead, each array a head with its count. */
+static int pack_write_as(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
+                         int discard, const uint32_t *counts)
 {
     unsigned char first[PACK_MAX_NEST + 1];
     int depth = 0, rc = discard;
@@ -137,7 +140,7 @@ static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list
     for (size_t k = 0; k < nops; k++) {
         char c = ops[k].c, mod = ops[k].mod;
         if (c == ']') {
-            if (!rc) rc = put_raw(b, "]", 1);
+            if (!rc && !counts) rc = put_raw(b, "]", 1);
             depth--;
             continue;
         }
@@ -178,7 +181,38 @@ static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list
             break;
         }
         int omit = mod == '*' && ((c == 's' && !s) || (c != 's' && !v));
-        if (!rc && !omit) {
+        if (!rc && counts) {
+            static const char nul = (char)0xf6, yes = (char)0xf5, no = (char)0xf4;
+            switch (c) {
+            case '[':
+                rc = aemp__cbor_put_head(b, 4, counts[k]);
+                break;
+            case 's':
+                rc = s ? aemp__cbor_put_string(b, s, slen)
+                       : mod == '?' ? put_raw(b, &nul, 1) : AEMP_EINVAL;
+                break;
+            case 'o':
+            case 'O':
+                rc = v ? aemp__cbor_put_value(b, v, (size_t)(AEMP_JSON_MAX_ENCODE_DEPTH - 1 - depth))
+                       : mod == '?' ? put_raw(b, &nul, 1) : AEMP_EINVAL;
+                break;
+            case 'n':
+                rc = put_raw(b, &nul, 1);
+                break;
+            case 'b':
+                rc = put_raw(b, iv ? &yes : &no, 1);
+                break;
+            case 'i':
+            case 'I':
+                rc = aemp__cbor_put_integer(b, iv);
+                break;
+            case 'f':
+                rc = aemp__cbor_put_real(b, dv);
+                break;
+            default:
+                break;
+            }
+        } else if (!rc && !omit) {
             if (!first[depth]) rc = put_raw(b, ",", 1);
             first[depth] = 0;
             if (!rc) switch (c) {
@@ -215,6 +249,36 @@ static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list
         if (c == 'o' && v) json_decref(v);
     }
     return discard ? 0 : rc;
+}
+
+static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
+                      int discard)
+{
+    return pack_write_as(b, ops, nops, ap, discard, NULL);
+}
+
+/* The element count of each '[' step of a program (n steps, the top
+ * array's after its '[') into counts, the top array's in *top. Returns 0,
+ * or -1 when a '*' makes a count known only as the arguments come. */
+static int pack_counts(const pack_op_t *ops, size_t nops, uint32_t *counts, uint32_t *top)
+{
+    size_t open[PACK_MAX_NEST + 1];
+    size_t depth = 0;
+    *top = 0;
+    for (size_t k = 0; k < nops; k++) {
+        if (ops[k].mod == '*') return -1;
+        if (ops[k].c == ']') {
+            if (depth) depth--;
+            continue;
+        }
+        if (depth) counts[open[depth - 1]]++;
+        else (*top)++;
+        if (ops[k].c == '[') {
+            counts[k] = 0;
+            open[depth++] = k;
+        }
+    }
+    return 0;
 }
 
 /* A format's value through jansson: a new array, or NULL. */
@@ -263,6 +327,31 @@ int aemp__payload_encode_cached(aemp__buf_t *b, const char *id, size_t idlen,
 int aemp__payload_encode(aemp__buf_t *b, const char *id, size_t idlen, const aemp__payload_t *pl)
 {
     return aemp__payload_encode_cached(b, id, idlen, pl, NULL);
+}
+
+int aemp__payload_encode_cbor(aemp__buf_t *b, const char *id, size_t idlen,
+                              const aemp__payload_t *pl, aemp__pack_cache_t **cache)
+{
+    if (!pl->elems && pl->fmt) {
+        if (cache && !*cache) *cache = calloc(1, sizeof **cache);
+        pack_op_t ops[PACK_MAX_OPS];
+        const pack_op_t *prog;
+        uint32_t counts[PACK_MAX_OPS], top;
+        size_t nops = program(pl->fmt, cache ? *cache : NULL, ops, &prog);
+        if (nops && !pack_counts(prog, nops, counts, &top)) {
+            size_t mark = b->len - b->off;
+            int rc = aemp__cbor_put_head(b, 4, (uint64_t)top + 1);
+            if (!rc) rc = memchr(id, 0, idlen) ? AEMP_EINVAL : aemp__cbor_put_string(b, id, idlen);
+            int wr = pack_write_as(b, prog, nops, pl->ap, rc != 0, counts);
+            if (!rc) rc = wr;
+            if (rc) b->len = b->off + mark;
+            return rc;
+        }
+    }
+    json_t *elems = aemp__payload_value(pl);
+    int rc = elems ? aemp__cbor_encode_msg(b, id, idlen, elems) : AEMP_EINVAL;
+    json_decref(elems);
+    return rc;
 }
 
 void aemp__pack_cache_free(aemp__pack_cache_t *c)

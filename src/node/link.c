@@ -251,6 +251,13 @@ const char *aemp__link_recv_auth(const aemp__link_t *pl)
     return l->hs ? aemp_hs_recv_auth(l->hs) : l->auth;
 }
 
+const char *aemp__link_framing(const aemp__link_t *pl, int incoming)
+{
+    const link_t *l = (const link_t *)pl;
+    if (l->pub.state != LINK_UP) return NULL;
+    return incoming ? l->fin.ops->name : l->fout.ops->name;
+}
+
 const char *aemp__link_tls_info(const aemp__link_t *pl)
 {
     const link_t *l = (const link_t *)pl;
@@ -768,13 +775,19 @@ static void link_start_handshake(link_t *l)
         link_fail(l, "no randomness for the nonce");
         return;
     }
-    /* the dialect's framings, offered and written in its order */
+    /* the framings configured (checked by aemp_node_new), else the
+     * dialect's: offered and written in that order */
     size_t fo = 0;
     framings[0] = '\0';
-    for (const aemp__framing_t *const *f = n->dialect->framings; !n->hs_framings && *f; f++)
-        fo += (size_t)snprintf(framings + fo, fo < sizeof framings ? sizeof framings - fo : 0,
-                               "%s%s", fo ? "," : "", (*f)->name);
-    if (!n->hs_framings && fo < sizeof framings) n->hs_framings = strdup(framings);
+    if (!n->hs_framings) {
+        if (n->framings)
+            fo = (size_t)snprintf(framings, sizeof framings, "%s", n->framings);
+        else
+            for (const aemp__framing_t *const *f = n->dialect->framings; *f; f++)
+                fo += (size_t)snprintf(framings + fo, fo < sizeof framings ? sizeof framings - fo : 0,
+                                       "%s%s", fo ? "," : "", (*f)->name);
+        if (fo < sizeof framings) n->hs_framings = strdup(framings);
+    }
     if (n->hs_framings) fo = strlen(n->hs_framings);
     const char *fl = n->hs_framings ? n->hs_framings : framings;
     aemp_hs_config_t hc = {

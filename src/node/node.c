@@ -613,8 +613,13 @@ void aemp__link_authenticated(aemp__link_t *l)
     }
     const aemp_hs_t *hs = aemp__link_hs(l);
     const char *provider = aemp_hs_remote_kv(hs, "provider");
-    aemp__log(n, AEMP_LOG_INFO, "%s: link up (%s, %s)", l->addr, p->noderef,
-              provider ? provider : "?");
+    const char *fo = aemp__link_framing(l, 0), *fi = aemp__link_framing(l, 1);
+    if (fo && fi && strcmp(fo, fi))
+        aemp__log(n, AEMP_LOG_INFO, "%s: link up (%s, %s, framing %s out, %s in)", l->addr,
+                  p->noderef, provider ? provider : "?", fo, fi);
+    else
+        aemp__log(n, AEMP_LOG_INFO, "%s: link up (%s, %s, framing %s)", l->addr, p->noderef,
+                  provider ? provider : "?", fo ? fo : "?");
     n->dialect->link_up(n, p, l);
     if (aemp__buf_size(&p->queue)) {
         /* first, so that failing the old link below drops none of it */
@@ -1199,13 +1204,18 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
         goto bad;
     }
     n->provider = dupnull(cfg->provider, &fail);
-    n->cfg.provider = NULL;
+    n->framings = dupnull(cfg->framings, &fail);
+    n->cfg.provider = n->cfg.framings = NULL;
     n->cfg.secret = NULL;
     n->cfg.cert = NULL;
     n->cfg.nodeid = n->cfg.bind = n->cfg.slave_name = n->cfg.secret_file = NULL;
     n->cfg.masters = n->cfg.binds = n->cfg.seeds = NULL;
     if (fail) {
         e = AEMP_ENOMEM;
+        goto bad;
+    }
+    if (n->framings && !aemp__framing_list_ok(n->dialect->framings, n->framings)) {
+        e = AEMP_EINVAL;
         goto bad;
     }
     if (!n->cfg.max_message) n->cfg.max_message = AEMP_DEFAULT_MAX_MESSAGE;
@@ -1351,6 +1361,7 @@ static void node_free(aemp_node_t *n)
     free(n->hs_framings);
     SSL_CTX_free(n->tls_ctx);
     free(n->provider);
+    free(n->framings);
     free(n->noderef);
     free(n->greet_name);
     free(n);
@@ -1387,6 +1398,12 @@ const char *aemp_node_peer_kv(const aemp_node_t *n, const char *noderef, const c
     aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
     if (!p || !p->link || !key) return NULL;
     return aemp__link_peer_kv(p->link, key);
+}
+
+const char *aemp_node_peer_framing(const aemp_node_t *n, const char *noderef, int incoming)
+{
+    aemp__peer_t *p = n && noderef ? aemp__map_get(&n->peers, noderef) : NULL;
+    return p && p->link ? aemp__link_framing(p->link, incoming) : NULL;
 }
 
 const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef)

@@ -190,6 +190,7 @@ struct aemp_node {
     struct ev_loop *loop;
     aemp_node_config_t cfg;     /* strings below are our copies */
     char *provider;
+    char *framings;             /* cfg.framings; NULL: the dialect's list */
     unsigned char *secret;
     size_t secret_len;
     /* MD6-256 of the secret, what every protocol-0 auth token uses:
@@ -412,6 +413,9 @@ const char *aemp__link_recv_auth(const aemp__link_t *l);
  * text queued with aemp__link_queue_json goes out as it is. */
 int aemp__link_writes_json(const aemp__link_t *l);
 const char *aemp__link_tls_info(const aemp__link_t *l);
+/* The name of the framing the link reads (incoming non-zero: what the
+ * peer writes) or writes, once it is up; NULL before. Static. */
+const char *aemp__link_framing(const aemp__link_t *l, int incoming);
 void aemp__link_free(aemp__link_t *l);
 void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 

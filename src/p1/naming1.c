@@ -453,8 +453,11 @@ double aemp__p1_jitter(double base, double spread)
     return base * (1.0 + spread * (double)(rand() % 1000) / 1000.0);
 }
 
-static const aemp__framing_t *const framings1[] = {&aemp__framing_json, &aemp__framing_storable,
-                                                    NULL};
+/* 2.02's framing_format default, in its order: each side writes the
+ * first of the peer's list that it has, so two 2.02-like nodes talk
+ * CBOR and a peer offering only json gets json */
+static const aemp__framing_t *const framings1[] = {&aemp__framing_cbor, &aemp__framing_json,
+                                                    &aemp__framing_storable, NULL};
 
 const aemp__dialect_t aemp__dialect_p1 = {
     .protocol = 1,
