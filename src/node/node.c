@@ -823,11 +823,11 @@ int aemp__mem_check(aemp_node_t *n, const aemp__peer_t *p)
 }
 
 /* Appends the message to p's link (or, before the link is up, to its
- * queue) and sends it on its way. */
-/* text (len bytes, or NULL): the message already encoded as JSON, what
- * aemp__payload_encode writes for it; taken instead of encoding pl
- * where JSON text is what goes out (the peer's queue, a link that writes
- * JSON), else pl is encoded (stolen either way). */
+ * queue) and sends it on its way. text (len bytes, or NULL): the message
+ * already encoded as JSON, what aemp__payload_encode writes for it; taken
+ * instead of encoding pl where JSON text is what goes out (the peer's
+ * queue, a link that writes JSON), else pl is encoded (stolen either
+ * way). */
 static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t idlen,
                         const aemp__payload_t *pl, const char *text, size_t len)
 {
@@ -835,9 +835,11 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
     size_t queued;
     if (text && (!p->link || aemp__link_writes_json(p->link))) {
         aemp__payload_drop(pl);
-        rc = p->link ? aemp__link_queue_json(p->link, text, len) : aemp__buf_append(&p->queue, text, len);
-        if (p->link) queued = aemp__link_queued(p->link);
-        else {
+        if (p->link) {
+            rc = aemp__link_queue_json(p->link, text, len);
+            queued = aemp__link_queued(p->link);
+        } else {
+            rc = aemp__buf_append(&p->queue, text, len);
             queue_count(p);
             queued = aemp__buf_size(&p->queue);
         }
