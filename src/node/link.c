@@ -212,6 +212,36 @@ int aemp__link_queue_msg(aemp__link_t *pl, const char *id, size_t idlen, const a
     return rc;
 }
 
+int aemp__link_queue_shared(aemp__link_t *pl, const char *id, size_t idlen,
+                            const aemp__payload_t *pay, aemp__enc_cache_t *c)
+{
+    link_t *l = PRIV(pl);
+    if (l->pub.state == LINK_DEAD || !c || pay->fmt) return aemp__link_queue_msg(pl, id, idlen, pay);
+    size_t i = 0;
+    while (i < c->n && c->ops[i] != l->fout.ops) i++;
+    if (i == AEMP__ENC_CACHE_MAX) return aemp__link_queue_msg(pl, id, idlen, pay);
+    if (i == c->n) {
+        /* the first link with this framing: encoded once, for all */
+        aemp__frame_out_t fo = {l->fout.ops, NULL};
+        aemp__payload_t once = {json_incref(pay->elems), NULL, NULL};
+        int rc = fo.ops->encode(&fo, &c->bytes[i], id, idlen, &once);
+        aemp__pack_cache_free(fo.pack);
+        if (rc) return aemp__link_queue_msg(pl, id, idlen, pay);
+        c->ops[c->n++] = fo.ops;
+    }
+    aemp__payload_drop(pay);
+    int rc = aemp__buf_append(&l->out, aemp__buf_head(&c->bytes[i]), aemp__buf_size(&c->bytes[i]));
+    if (!rc) schedule_flush(l);
+    link_count(l);
+    return rc;
+}
+
+void aemp__enc_cache_free(aemp__enc_cache_t *c)
+{
+    for (size_t i = 0; i < AEMP__ENC_CACHE_MAX; i++) aemp__buf_free(&c->bytes[i]);
+    c->n = 0;
+}
+
 size_t aemp__link_queued(const aemp__link_t *pl)
 {
     const link_t *l = (const link_t *)pl;
@@ -240,10 +270,6 @@ const char *aemp__link_peer_kv(const aemp__link_t *pl, const char *key)
     return l->hs ? aemp_hs_remote_kv(l->hs, key) : aemp__hs_kv_find(l->kvs, l->kvs_len, key);
 }
 
-int aemp__link_writes_json(const aemp__link_t *pl)
-{
-    return ((const link_t *)pl)->fout.ops == &aemp__framing_json;
-}
 
 const char *aemp__link_recv_auth(const aemp__link_t *pl)
 {

@@ -823,28 +823,15 @@ int aemp__mem_check(aemp_node_t *n, const aemp__peer_t *p)
 }
 
 /* Appends the message to p's link (or, before the link is up, to its
- * queue) and sends it on its way. text (len bytes, or NULL): the message
- * already encoded as JSON, what aemp__payload_encode writes for it; taken
- * instead of encoding pl where JSON text is what goes out (the peer's
- * queue, a link that writes JSON), else pl is encoded (stolen either
- * way). */
+ * queue) and sends it on its way. cache (or NULL): the message's
+ * encodings so far, shared by the peers it goes to (aemp__send_shared). */
 static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t idlen,
-                        const aemp__payload_t *pl, const char *text, size_t len)
+                        const aemp__payload_t *pl, aemp__enc_cache_t *cache)
 {
     int rc;
     size_t queued;
-    if (text && (!p->link || aemp__link_writes_json(p->link))) {
-        aemp__payload_drop(pl);
-        if (p->link) {
-            rc = aemp__link_queue_json(p->link, text, len);
-            queued = aemp__link_queued(p->link);
-        } else {
-            rc = aemp__buf_append(&p->queue, text, len);
-            queue_count(p);
-            queued = aemp__buf_size(&p->queue);
-        }
-    } else if (p->link) {
-        rc = aemp__link_queue_msg(p->link, id, idlen, pl);
+    if (p->link) {
+        rc = aemp__link_queue_shared(p->link, id, idlen, pl, cache);
         queued = aemp__link_queued(p->link);
     } else {
         rc = aemp__payload_encode(&p->queue, id, idlen, pl);
@@ -900,7 +887,7 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
         aemp__payload_drop(pl);
         return AEMP_ENOMEM;
     }
-    return send_to_peer(n, p, id, idlen, pl, NULL, 0);
+    return send_to_peer(n, p, id, idlen, pl, NULL);
 }
 
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
@@ -913,8 +900,8 @@ int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char 
     return rc;
 }
 
-int aemp__send_text(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
-                    const aemp__payload_t *pl, const char *text, size_t len)
+int aemp__send_shared(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
+                      size_t idlen, const aemp__payload_t *pl, aemp__enc_cache_t *cache)
 {
     int self;
     aemp__peer_t *p = route(n, node, nodelen, &self);
@@ -923,7 +910,7 @@ int aemp__send_text(aemp_node_t *n, const char *node, size_t nodelen, const char
         aemp__payload_drop(pl);
         return AEMP_ENOMEM;
     }
-    return send_to_peer(n, p, id, idlen, pl, text, len);
+    return send_to_peer(n, p, id, idlen, pl, cache);
 }
 
 int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)

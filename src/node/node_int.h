@@ -351,13 +351,23 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
  * peer chose. */
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                    const aemp__payload_t *pl);
-/* aemp__send_own of a message also given encoded: text (len bytes) is
- * what aemp__payload_encode writes for [id, ELEMENTS...], queued as it
- * is where JSON text goes out (so one encoding serves many peers), pl
- * encoded where another framing does. The bytes on the wire are the
- * same. Steals pl's elements (always); text is borrowed for the call. */
-int aemp__send_text(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
-                    const aemp__payload_t *pl, const char *text, size_t len);
+/* One message's bytes in each framing it was written in so far, for
+ * sending the same message to many peers: each framing encodes it once
+ * (aemp__send_shared, aemp__link_queue_shared). Zeroed to start;
+ * aemp__enc_cache_free releases it (and zeroes it again). */
+#define AEMP__ENC_CACHE_MAX 4
+typedef struct aemp__enc_cache {
+    const void *ops[AEMP__ENC_CACHE_MAX]; /* the framing (aemp__framing_t) */
+    aemp__buf_t bytes[AEMP__ENC_CACHE_MAX];
+    size_t n;
+} aemp__enc_cache_t;
+void aemp__enc_cache_free(aemp__enc_cache_t *c);
+/* aemp__send_own of a message that goes to many peers: cache (for this
+ * message only, [id, ELEMENTS...] alike every time) keeps its encodings,
+ * so each framing encodes it once; the bytes on the wire are what
+ * aemp__send_own writes. Steals pl's elements (always). */
+int aemp__send_shared(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
+                      size_t idlen, const aemp__payload_t *pl, aemp__enc_cache_t *cache);
 /* Calls fn(n, elems) from the loop, in turn with the messages for our
  * own ports (aemp__send to one of our names) and with this node's own
  * authority: how a dialect's modules hand each other what must not run
@@ -409,9 +419,12 @@ const char *aemp__link_peer_kv(const aemp__link_t *l, const char *key);
 /* The auth method the peer used on the link (aemp_hs_recv_auth), also
  * after the engine is gone; NULL before its auth line. */
 const char *aemp__link_recv_auth(const aemp__link_t *l);
-/* Whether the link writes JSON text (its framing is JSON): then JSON
- * text queued with aemp__link_queue_json goes out as it is. */
-int aemp__link_writes_json(const aemp__link_t *l);
+/* aemp__link_queue_msg of a message sent to many (see aemp__send_shared):
+ * the bytes the link's framing writes come from cache, made there the
+ * first time (cache NULL, a format payload or a full cache: encoded as
+ * aemp__link_queue_msg does). Same returns; steals pl's elements. */
+int aemp__link_queue_shared(aemp__link_t *l, const char *id, size_t idlen,
+                            const aemp__payload_t *pl, aemp__enc_cache_t *cache);
 const char *aemp__link_tls_info(const aemp__link_t *l);
 /* The name of the framing the link reads (incoming non-zero: what the
  * peer writes) or writes, once it is up; NULL before. Static. */

@@ -83,8 +83,8 @@ int aemp_node_is_global(const aemp_node_t *n)
  * change for a family's watchers) is encoded once. */
 static void send_out(aemp_node_t *n, json_t *out)
 {
-    aemp__buf_t text = {0};
-    const json_t *encoded = NULL; /* what text holds */
+    aemp__enc_cache_t cache = {0};
+    const json_t *encoded = NULL; /* what cache holds */
     for (size_t i = 0; i < json_array_size(out) && !n->destroy_pending; i++) {
         json_t *m = json_array_get(out, i);
         const char *dest = json_string_value(json_array_get(m, 0));
@@ -96,19 +96,12 @@ static void send_out(aemp_node_t *n, json_t *out)
         } else if (msg != encoded && msg != next) {
             aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
         } else {
-            if (msg != encoded) {
-                aemp__buf_consume(&text, aemp__buf_size(&text));
-                aemp__payload_t once = {json_incref(msg), NULL, NULL};
-                encoded = aemp__payload_encode(&text, "", 0, &once) ? NULL : msg;
-            }
-            if (encoded)
-                aemp__send_text(n, dest, strlen(dest), "", 0, &pl, aemp__buf_head(&text),
-                                aemp__buf_size(&text));
-            else
-                aemp__send_own(n, dest, strlen(dest), "", 0, &pl);
+            if (msg != encoded) aemp__enc_cache_free(&cache);
+            encoded = msg;
+            aemp__send_shared(n, dest, strlen(dest), "", 0, &pl, &cache);
         }
     }
-    aemp__buf_free(&text);
+    aemp__enc_cache_free(&cache);
 }
 
 /* Tells p that we are global (said on every link of a global node). */
