@@ -188,7 +188,7 @@ clean:
 #       Only the tests that build their own hosts from network namespaces
 #       (tests/test_netns.c; they need root and skip without it).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= handshake handshake1 framer json noderef rcfile storable cbor global $(if $(wildcard tools/args.c),args)
+FUZZ_TARGETS ?= handshake handshake1 framer json noderef rcfile storable cbor global requests $(if $(wildcard tools/args.c),args)
 FUZZ_FLAGS   ?=
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang

@@ -29,6 +29,7 @@ int fuzz_rcfile_one(const uint8_t *data, size_t size);
 int fuzz_storable_one(const uint8_t *data, size_t size);
 int fuzz_cbor_one(const uint8_t *data, size_t size);
 int fuzz_global_one(const uint8_t *data, size_t size);
+int fuzz_requests_one(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_STANDALONE
 #define FUZZ_TARGET(name) int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

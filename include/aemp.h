@@ -1016,7 +1016,8 @@ enum aemp_log_level {
  * more than AEMP_NODEID_MAX bytes (a key of the 'l family, which the
  * global database bounds by AEMP_GDB_NAME_MAX). A greeting naming such
  * an id fails the handshake (AEMP_EPROTO) with "refusing node id 'ID':
- * WHY", ID with unprintable bytes escaped and WHY one of "it is empty",
+ * WHY", ID with unprintable bytes escaped (and cut to 512 bytes then
+ * "...", so the line stays whole in a log) and WHY one of "it is empty",
  * "it is over 1024 bytes", "it contains '#', which splits port ids",
  * "it contains ';', which splits greetings", "it contains a NUL byte",
  * "it contains a control character", "it is not UTF-8"; aemp_node_new
@@ -1284,9 +1285,11 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  *     (PROTOCOL.md §7: "with no matching callback it is dropped");
  *   protocol 1: kills the port, as 2.02 does, with the reason
  *     ("unhandled_message", "no callback found for message 'TAG'"), TAG
- *     being the message's first element (a string as it is, another
- *     value as compact JSON; '' for an empty message); its monitors,
- *     remote ones too (kil0), hear that reason.
+ *     being the message's first element as Perl prints it (a string as
+ *     it is, a number in its shortest form, true "1", false "0", null
+ *     and an empty message '', an array or object as compact JSON), cut
+ *     to its first 30 characters, each outside 0x20..0x7e made '.'; its
+ *     monitors, remote ones too (kil0), hear that reason.
  * Local sends are delivered from the loop, in order, never from inside
  * the sending call.
  *
@@ -1427,23 +1430,26 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
  * - eval EXPR REPLY...: this node runs no Perl. It answers at once in
  *   2.02's shape [REPLY-ELEMENTS..., ERROR, RESULTS...]. The expressions
  *   2.02's aemp itself sends are answered for real (blanks, a trailing
- *   ';' and a trailing "()" aside):
- *     AnyEvent::MP::Kernel::up_nodes, up_nodes
+ *   ';' and a trailing "()" aside; names qualified, as 2.02 evaluates in
+ *   package main, where a bare up_nodes or $NODE is not the kernel's):
+ *     AnyEvent::MP::Kernel::up_nodes
  *       -> ["", NODEID...]: every node with an authenticated link, this
  *          node not among them (what `aemp trace` asks every node);
- *     $AnyEvent::MP::Kernel::NODE, AnyEvent::MP::Kernel::NODE, $NODE
+ *     $AnyEvent::MP::Kernel::NODE, AnyEvent::MP::Kernel::NODE
  *       -> ["", this node's id].
  *   An expression calling AnyEvent::Watchdog::Util::restart (`aemp
  *   restart`) gets the ERROR "NODEID runs no Perl (a libaemp C node) and
  *   no AnyEvent::Watchdog: it cannot be restarted remotely\n"; any other
  *   the ERROR "NODEID runs no Perl (a libaemp C node): it cannot evaluate
  *   \"EXPR\"\n". Without REPLY nothing is sent.
- * - can TAG REPLY...: "1" for 2.02's fixed node requests ("", devnull,
- *   time, eval, snd, can, mon0, mon1, kil0, kil1, g_global, g_reply,
- *   g_chg1, g_chg2, g_found; on a global node also g_slave, g_set,
- *   g_upd, g_find, g_db_family, g_db_keys, g_db_values, g_mon1, g_mon0),
- *   else "": functions (aemp_func_register, AnyEvent::MP::_spawn) are no
- *   requests, as in 2.02.
+ * - can TAG REPLY...: "1" for 2.02's fixed node requests (Kernel.pm's
+ *   "", devnull, time, eval, snd, can, mon0, mon1, kil0, kil1, g_global,
+ *   g_reply, g_chg1, g_chg2, g_found, g_slave; on a global node also
+ *   Global.pm's g_set, g_upd, g_find, g_db_family, g_db_keys,
+ *   g_db_values, g_mon1, g_mon0), else "": functions (aemp_func_register,
+ *   AnyEvent::MP::_spawn) are no requests. (2.02 also answers "1" for a
+ *   function name it was once asked to call, as it keeps what it looked
+ *   up among its requests; this node does not.)
  * - AnyEvent::MP::LogCatcher::connect VERSION PORT LEVEL: from then on
  *   every log line of this node at LEVEL or more important (AnyEvent::Log
  *   levels: 4 error, 5 warn, 7 info, 8 debug are ours) goes to PORT as

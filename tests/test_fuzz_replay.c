@@ -24,6 +24,7 @@
 #include "../fuzz/fuzz_storable.c"
 #include "../fuzz/fuzz_cbor.c"
 #include "../fuzz/fuzz_global.c"
+#include "../fuzz/fuzz_requests.c"
 /* args.c belongs to the aemp tool, which is still being written: replay
  * its target only where the file exists */
 #if defined(__has_include)
@@ -215,6 +216,11 @@ TEST(fuzz_replay_cbor)
 TEST(fuzz_replay_global)
 {
     replay_target("global", fuzz_global_one, 10000);
+}
+
+TEST(fuzz_replay_requests)
+{
+    replay_target("requests", fuzz_requests_one, 10000);
 }
 
 TEST(fuzz_replay_args)

@@ -12,6 +12,7 @@
 #include "node_int.h" /* AEMP_LOG_BURST, AEMP_LOG_WINDOW */
 
 #include <ev.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -143,42 +144,63 @@ static void drain_fd(int fd)
     }
 }
 
+/* Asks `time` on the honest link for port honest#TAG, calling pump(ctx)
+ * while it waits; returns the answer's delay in ms (1e9 when it did not
+ * come within 2 s). */
+static double time_rtt(int hfd, const char *tag, void (*pump)(void *), void *ctx)
+{
+    static char in[65536];
+    char req[64], want[32];
+    snprintf(want, sizeof want, "[\"%s\",", tag);
+    snprintf(req, sizeof req, "[\"\",\"time\",\"honest#%s\"]\n", tag);
+    double t0 = ev_time();
+    if (write(hfd, req, strlen(req)) != (ssize_t)strlen(req)) return 1e9;
+    size_t have = 0;
+    while (ev_time() - t0 < 2.0) {
+        struct pollfd pf = {hfd, POLLIN, 0};
+        pump(ctx);
+        if (poll(&pf, 1, 1) > 0) {
+            ssize_t r = read(hfd, in + have, sizeof in - 1 - have);
+            if (r <= 0) return 1e9;
+            have += (size_t)r;
+            in[have] = 0;
+            if (strstr(in, want)) return (ev_time() - t0) * 1000;
+            if (have > sizeof in / 2) have = 0;
+        }
+    }
+    return 1e9;
+}
+
+/* Calls pump(ctx) every 2 ms for secs. */
+static void pump_for(double secs, void (*pump)(void *), void *ctx)
+{
+    double until = ev_time() + secs;
+    while (ev_time() < until) {
+        pump(ctx);
+        usleep(2000);
+    }
+}
+
+/* Pushes more of the attack, and takes what the seed sent the attacker
+ * (so it never blocks on us). */
+static void flood_step(void *ctx)
+{
+    flood_t *f = ctx;
+    flood_pump(f);
+    drain_fd(f->fd);
+}
+
 /* Sends `time` requests on the honest link, nreq of them spaced over the
  * flood, and returns the slowest answer's delay in ms (1e9 when one did
  * not come within 2 s). */
 static double honest_latency(int hfd, flood_t *f, int nreq)
 {
     double worst = 0;
-    char in[65536];
     for (int i = 0; i < nreq; i++) {
-        char req[64], want[32];
-        snprintf(want, sizeof want, "[\"t%d\",", i);
-        snprintf(req, sizeof req, "[\"\",\"time\",\"honest#t%d\"]\n", i);
-        /* push more attack before each request */
-        double until = ev_time() + 0.05;
-        while (ev_time() < until) {
-            flood_pump(f);
-            drain_fd(f->fd);
-            usleep(2000);
-        }
-        double t0 = ev_time();
-        if (write(hfd, req, strlen(req)) != (ssize_t)strlen(req)) return 1e9;
-        size_t have = 0;
-        int got = 0;
-        while (!got && ev_time() - t0 < 2.0) {
-            struct pollfd pf = {hfd, POLLIN, 0};
-            flood_pump(f);
-            drain_fd(f->fd);
-            if (poll(&pf, 1, 1) > 0) {
-                ssize_t r = read(hfd, in + have, sizeof in - 1 - have);
-                if (r <= 0) return 1e9;
-                have += (size_t)r;
-                in[have] = 0;
-                got = strstr(in, want) != NULL;
-                if (!got && have > sizeof in / 2) have = 0;
-            }
-        }
-        double ms = got ? (ev_time() - t0) * 1000 : 1e9;
+        char tag[32];
+        snprintf(tag, sizeof tag, "t%d", i);
+        pump_for(0.05, flood_step, f); /* push more attack before each request */
+        double ms = time_rtt(hfd, tag, flood_step, f);
         if (ms > worst) worst = ms;
     }
     return worst;
@@ -528,6 +550,441 @@ TEST(insider_warnings_rate_limited_live)
         close(fd);
     }
     CHECK(fd >= 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
+/* A listener on 127.0.0.1 that takes every connection and never answers:
+ * each accept is one dial of the seed (its handshake waits there). */
+typedef struct {
+    int lfd;
+    int port;
+    int accepted;
+    int refuse;     /* close each connection at once: every dial fails */
+    int fds[1024];
+    int nfds;
+} sink_t;
+
+static int sink_open(sink_t *s)
+{
+    memset(s, 0, sizeof *s);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof sa) || listen(s->lfd, 1024) ||
+        getsockname(s->lfd, (struct sockaddr *)&sa, &sl))
+        return -1;
+    s->port = ntohs(sa.sin_port);
+    return 0;
+}
+
+static void sink_pump(sink_t *s)
+{
+    int fd;
+    while ((fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        s->accepted++;
+        if (!s->refuse && s->nfds < (int)(sizeof s->fds / sizeof *s->fds)) s->fds[s->nfds++] = fd;
+        else close(fd);
+    }
+}
+
+/* How many of the held connections the seed has closed. */
+static int sink_closed(sink_t *s)
+{
+    int closed = 0;
+    for (int i = 0; i < s->nfds; i++) {
+        char c[256];
+        ssize_t r = read(s->fds[i], c, sizeof c);
+        while (r > 0) r = read(s->fds[i], c, sizeof c);
+        if (r == 0) closed++;
+    }
+    return closed;
+}
+
+static void sink_close(sink_t *s)
+{
+    for (int i = 0; i < s->nfds; i++) close(s->fds[i]);
+    if (s->lfd >= 0) close(s->lfd);
+}
+
+static void sink_step(void *ctx)
+{
+    sink_pump(ctx);
+}
+
+/* For secs: a `time` request on the honest link every ~50 ms, the sink
+ * pumped meanwhile; returns the slowest answer in ms (1e9: none in 2 s). */
+static double honest_while_sinking(int hfd, sink_t *s, double secs)
+{
+    static int seq;
+    double worst = 0, end = ev_time() + secs;
+    while (ev_time() < end) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "s%d", seq++);
+        double ms = time_rtt(hfd, tag, sink_step, s);
+        if (ms > worst) worst = ms;
+        pump_for(0.05, sink_step, s);
+    }
+    return worst;
+}
+
+/* A fake global node claims 300 global nodes, all at one loopback
+ * address that takes connections and never answers. While it is there
+ * the seed dials them within its budget (MESH_DIALS_PER_S, 20 a second
+ * after a burst of as many); once it has gone the seed forgets them: it
+ * drops the dials in flight and starts no new one. The honest link's
+ * time answers come within 100 ms throughout. */
+static void mesh_claims(int refuse)
+{
+    enum { FAKES = 300 };
+    const double dials_per_s = 20, phase = refuse ? 5.0 : 3.0;
+    sink_t s;
+    REQUIRE(sink_open(&s) == 0);
+    s.refuse = refuse;
+    char *buf = NULL, item[128];
+    size_t len = 0, cap = 0;
+    put(&buf, &len, &cap, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'g\":{");
+    for (int i = 0; i < FAKES; i++) {
+        snprintf(item, sizeof item, "%s\"claimed%d\":null", i ? "," : "", i);
+        put(&buf, &len, &cap, item);
+    }
+    put(&buf, &len, &cap, "},\"'l\":{");
+    for (int i = 0; i < FAKES; i++) {
+        snprintf(item, sizeof item, "%s\"claimed%d\":[\"127.0.0.1:%d\"]", i ? "," : "", i, s.port);
+        put(&buf, &len, &cap, item);
+    }
+    put(&buf, &len, &cap, "}}]\n");
+    REQUIRE(buf != NULL);
+
+    int port = free_port();
+    pid_t pid = spawn_seed(port);
+    REQUIRE(pid > 0);
+    int efd = seed_link(port, "evil-claimant");
+    int hfd = seed_link(port, "honest");
+    if (efd >= 0 && hfd >= 0) {
+        flood_t f = {efd, buf, len, 0};
+        flood_pump(&f);
+        CHECK(f.off == f.len);
+        double t0 = ev_time();
+        double worst = honest_while_sinking(hfd, &s, phase);
+        double took = ev_time() - t0;
+        int during = s.accepted;
+        /* the budget: a burst, then the rate (slack: the seed's first
+         * dials and the time the g_set took to arrive) */
+        double allowed = dials_per_s + dials_per_s * took + 5;
+        fprintf(stderr, "    %d dials in %.1f s while the claimant was there (budget %.0f)\n",
+                during, took, allowed);
+        CHECK(during >= 10); /* the claims were taken: it dialled */
+        if (during > allowed)
+            t_fail(__FILE__, __LINE__, "%d dials in %.1f s: over the dial budget", during, took);
+
+        close(efd);
+        efd = -1;
+        double gone = ev_time();
+        double worst2 = honest_while_sinking(hfd, &s, 2.0);
+        int settled = s.accepted, dropped = sink_closed(&s);
+        double worst3 = honest_while_sinking(hfd, &s, 2.0);
+        int after = s.accepted - settled;
+        dropped = sink_closed(&s) > dropped ? sink_closed(&s) : dropped;
+        fprintf(stderr,
+                "    claimant gone: %d more dials in the first 2 s, %d in the next 2 s; "
+                "%d of %d held dials dropped by the seed (%.1f s)\n",
+                settled - during, after, dropped, s.nfds, ev_time() - gone);
+        CHECK_INT(after, 0);
+        CHECK_INT(dropped, s.nfds);
+        if (worst2 > worst) worst = worst2;
+        if (worst3 > worst) worst = worst3;
+        fprintf(stderr, "    slowest time answer %.1f ms\n", worst);
+        if (worst > 100)
+            t_fail(__FILE__, __LINE__, "a time answer took %.1f ms (over 100 ms)", worst);
+    }
+    CHECK(efd >= 0 || hfd >= 0);
+    if (efd >= 0) close(efd);
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    sink_close(&s);
+    free(buf);
+}
+
+TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
+{
+    mesh_claims(0);
+}
+
+/* The same with an address that takes each connection and closes it at
+ * once: a failed dial is not tried again by the node's own connect
+ * rounds (every connect_interval until connect_timeout), only by the
+ * mesh's back-off within the budget. */
+TEST(insider_mesh_failed_dials_stay_within_the_budget)
+{
+    mesh_claims(1);
+}
+
+/* Lines of text repeated: fmt (one %d, the line's number modulo mod)
+ * n times. */
+static char *repeat_lines(const char *fmt, int n, int mod, size_t *len)
+{
+    char *buf = NULL, line[256];
+    size_t cap = 0;
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(line, sizeof line, fmt, i % mod);
+        put(&buf, len, &cap, line);
+    }
+    return buf;
+}
+
+/* A slave writing its database as fast as it can, within the per-node
+ * limits (2000 keys over and over, 5 MB), and watching the family so each
+ * write also sends it a g_chg2. */
+TEST(insider_g_upd_flood_keeps_seed_answering)
+{
+    size_t len;
+    char *buf = repeat_lines("[\"\",\"g_upd\",\"flood\",{\"k%d\":[1,2,3]},[]]\n", 120000, 2000, &len);
+    REQUIRE(buf != NULL);
+    char *all = malloc(len + 64);
+    REQUIRE(all != NULL);
+    int hl = snprintf(all, 64, "[\"\",\"g_mon1\",\"flood\"]\n");
+    memcpy(all + hl, buf, len + 1);
+    free(buf);
+    run_attack("g_mon1 + g_upd x120000 (2000 keys)", all, (size_t)hl + len, "evil-upd");
+}
+
+/* A fake global node replacing its whole share again and again: 150
+ * g_set of 1000 keys each (a share within AEMP_GDB_NODE_KEYS_MAX). */
+TEST(insider_g_set_flood_keeps_seed_answering)
+{
+    char *buf = NULL, item[64];
+    size_t len = 0, cap = 0;
+    put(&buf, &len, &cap, "[\"\",\"g_global\"]\n");
+    for (int r = 0; r < 150; r++) {
+        put(&buf, &len, &cap, "[\"\",\"g_set\",{\"flood\":{");
+        for (int i = 0; i < 1000; i++) {
+            snprintf(item, sizeof item, "%s\"k%d\":%d", i ? "," : "", (r * 7 + i) % 3000, r);
+            put(&buf, &len, &cap, item);
+        }
+        put(&buf, &len, &cap, "}}]\n");
+    }
+    REQUIRE(buf != NULL);
+    run_attack("g_global + g_set x150 (1000 keys each)", buf, len, "evil-set");
+}
+
+/* Requests whose answers the seed sends to its own node port (time and
+ * can naming "seed"): each comes back as the attacker's g_upd. */
+TEST(insider_reflection_flood_keeps_seed_answering)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0, l1, l2;
+    char *t = repeat_lines("[\"\",\"time\",\"seed\",\"g_upd\",\"refl\",{\"t%d\":1},[]]\n", 60000, 1000, &l1);
+    char *c = repeat_lines("[\"\",\"can\",\"time\",\"seed\",\"g_upd\",\"refl\",{\"c%d\":1},[]]\n", 60000, 1000, &l2);
+    REQUIRE(t && c);
+    put(&buf, &len, &cap, t);
+    put(&buf, &len, &cap, c);
+    free(t);
+    free(c);
+    run_attack("time x60000 + can x60000 answered to the seed itself", buf, len, "evil-refl");
+}
+
+/* Requests the seed must drop with a warning (unknown tags, wrong
+ * shapes): the warnings are rate-limited, the seed keeps answering. */
+TEST(insider_warning_flood_keeps_seed_answering)
+{
+    static const char *const bad[] = {
+        "[\"\",\"no-such-request%d\"]\n", "[\"\",\"mon1\",%d]\n", "[\"\",\"g_upd\",%d,2,3]\n",
+        "[\"\",\"kil1\",{\"x\":%d}]\n", "[\"\",\"time\",%d]\n", "[\"\",\"g_find\",[%d]]\n",
+    };
+    char *buf = NULL, line[128];
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < 180000; i++) {
+        snprintf(line, sizeof line, bad[i % 6], i);
+        put(&buf, &len, &cap, line);
+    }
+    REQUIRE(buf != NULL);
+    run_attack("180000 invalid requests", buf, len, "evil-warn");
+}
+
+/* Half-open handshakes: connections that send part of a greeting and
+ * then nothing; one the seed closes is opened again at once. */
+typedef struct {
+    int port, n, reopened;
+    int *fds;
+    double pumped;
+} loris_t;
+
+static int loris_open(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    /* loopback: the connect completes at once (or is in the backlog) */
+    connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    static const char part[] = "aemp;1;slow";
+    if (write(fd, part, sizeof part - 1) < 0) {
+    } /* may fail while connecting: silent is fine too */
+    return fd;
+}
+
+static void loris_step(void *ctx)
+{
+    loris_t *l = ctx;
+    if (ev_time() - l->pumped < 0.02) return;
+    l->pumped = ev_time();
+    for (int i = 0; i < l->n; i++) {
+        char junk[4096];
+        ssize_t r = l->fds[i] >= 0 ? read(l->fds[i], junk, sizeof junk) : 0;
+        if (r > 0 || (r < 0 && (errno == EAGAIN || errno == ENOTCONN))) continue;
+        if (l->fds[i] >= 0) close(l->fds[i]);
+        l->fds[i] = loris_open(l->port);
+        l->reopened++;
+    }
+}
+
+/* count half-open handshakes held against the seed (kept so by opening
+ * again what it closes) while the honest link asks time; then a new
+ * peer must still get in. */
+static void run_slowloris(int count)
+{
+    int port = free_port();
+    pid_t pid = spawn_seed(port);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    loris_t l = {port, count, 0, calloc((size_t)count, sizeof(int)), 0};
+    REQUIRE(l.fds != NULL);
+    for (int i = 0; i < count; i++) l.fds[i] = loris_open(port);
+    l.reopened = 0;
+    double worst = 1e9, join_s = -1;
+    if (hfd >= 0) {
+        worst = 0;
+        for (int i = 0; i < 40; i++) {
+            char tag[32];
+            snprintf(tag, sizeof tag, "l%d", i);
+            pump_for(0.05, loris_step, &l);
+            double ms = time_rtt(hfd, tag, loris_step, &l);
+            if (ms > worst) worst = ms;
+        }
+        /* a newcomer during the attack */
+        double t0 = ev_time();
+        int nfd = -1;
+        for (int i = 0; i < 60 && nfd < 0; i++) {
+            loris_step(&l);
+            nfd = p1_connect_auth(port, "newcomer", NULL, 0);
+            if (nfd < 0) pump_for(0.05, loris_step, &l);
+        }
+        if (nfd >= 0) {
+            join_s = ev_time() - t0;
+            close(nfd);
+        }
+    }
+    fprintf(stderr,
+            "    %d half-open handshakes (%d closed by the seed and opened again): slowest time "
+            "answer %.1f ms, a new peer got in after %.2f s\n",
+            count, l.reopened, worst, join_s);
+    if (worst > 100)
+        t_fail(__FILE__, __LINE__, "a time answer took %.1f ms (over 100 ms)", worst);
+    CHECK(join_s >= 0);
+    for (int i = 0; i < count; i++)
+        if (l.fds[i] >= 0) close(l.fds[i]);
+    free(l.fds);
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Below max_handshakes: all held, nothing closed yet. */
+TEST(insider_slowloris_below_handshake_cap)
+{
+    run_slowloris((int)AEMP_DEFAULT_MAX_HANDSHAKES - 64);
+}
+
+/* Over max_handshakes: the oldest silent ones are closed to make room,
+ * again and again, and a new peer still gets in. */
+TEST(insider_slowloris_over_handshake_cap)
+{
+    run_slowloris((int)AEMP_DEFAULT_MAX_HANDSHAKES + 300);
+}
+
+/* Ids no 2.02 node could route to or we could log, each greeted on a
+ * live link of its own: the seed closes it without an auth line and logs
+ * the documented reason (aemp.h, AEMP_NODEID_MAX); an honest link stays. */
+TEST(insider_unloggable_ids_refused_live_with_message)
+{
+    static char over[AEMP_NODEID_MAX + 2];
+    memset(over, 'i', AEMP_NODEID_MAX + 1);
+    struct {
+        const char *id;
+        size_t len;
+        const char *why;
+    } cases[] = {
+        {"a\xff\xfe", 3, "refusing node id 'a\\xff\\xfe': it is not UTF-8"},
+        {"a\0b", 3, "refusing node id 'a\\x00b': it contains a NUL byte"},
+        {"a\x01z", 3, "refusing node id 'a\\x01z': it contains a control character"},
+        {"a\x7fz", 3, "refusing node id 'a\\x7fz': it contains a control character"},
+        {"evil#seed", 9, "refusing node id 'evil#seed': it contains '#', which splits port ids"},
+        {over, AEMP_NODEID_MAX + 1, "': it is over 1024 bytes"},
+    };
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    int lfd = mkstemp(logpath);
+    REQUIRE(lfd >= 0);
+    unlink(logpath);
+    int port = free_port();
+    pid_t pid = spawn_seed_with(port, 0, lfd);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    CHECK(hfd >= 0);
+    for (size_t i = 0; hfd >= 0 && i < sizeof cases / sizeof *cases; i++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd >= 0);
+        REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+        char line[AEMP_NODEID_MAX + 64];
+        size_t n = 0;
+        memcpy(line, "aemp;1;", 7);
+        n = 7;
+        memcpy(line + n, cases[i].id, cases[i].len);
+        n += cases[i].len;
+        const char tail[] = ";hmac_sha3_512;json\n";
+        memcpy(line + n, tail, sizeof tail - 1);
+        n += sizeof tail - 1;
+        CHECK(write(fd, line, n) == (ssize_t)n);
+        /* the seed's greeting may come; then the end */
+        char in[8192];
+        size_t have = 0;
+        int closed = 0;
+        double t0 = ev_time();
+        while (!closed && ev_time() - t0 < 3.0) {
+            struct pollfd pf = {fd, POLLIN, 0};
+            if (poll(&pf, 1, 50) <= 0) continue;
+            ssize_t r = read(fd, in + have, sizeof in - 1 - have);
+            if (r <= 0) closed = 1;
+            else have += (size_t)r;
+        }
+        in[have] = 0;
+        CHECK(closed);
+        int lines = 0;
+        for (size_t k = 0; k < have; k++) lines += in[k] == '\n';
+        CHECK(lines <= 2); /* at most its greeting and nonce: no auth line */
+        close(fd);
+        CHECK(sync_link(hfd, "honest", "ids"));
+        int seen = 0;
+        for (int k = 0; k < 40 && !seen; k++) {
+            seen = file_has(lfd, cases[i].why, NULL);
+            if (!seen) usleep(25000);
+        }
+        if (!seen) {
+            char text[4096];
+            ssize_t r = pread(lfd, text, sizeof text - 1, 0);
+            text[r > 0 ? r : 0] = 0;
+            t_fail(__FILE__, __LINE__, "no log line \"%s\" in:\n%s", cases[i].why, text);
+        }
+    }
+    if (hfd >= 0) close(hfd);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(lfd);

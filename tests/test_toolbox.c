@@ -120,6 +120,23 @@ TEST(toolbox_unhandled_message_per_dialect)
     CHECK(run_until(called, &d2, 5));
     run_for(0.1);
     CHECK_STR(text(d2.log), "[[\"unhandled_message\",\"no callback found for message '[7]'\"]]");
+    /* 2.02 names at most 30 characters of the tag, each outside 0x20..0x7e
+     * as '.'; a number as Perl prints it */
+    got_t d3 = {0, json_array()}, d4 = {0, json_array()};
+    aemp_port_t *b3 = aemp_port_new(t[0].node, NULL, NULL), *b4 = aemp_port_new(t[0].node, NULL, NULL);
+    REQUIRE(b3 && b4);
+    CHECK(aemp_mon(t[1].node, aemp_port_id(b3), mon_rec, &d3) != NULL);
+    CHECK(aemp_mon(t[1].node, aemp_port_id(b4), mon_rec, &d4) != NULL);
+    run_for(0.1);
+    CHECK_INT(aemp_sendf(t[1].node, aemp_port_id(b3), "[s]", "\xc3\xa9\tabcdefghijklmnopqrstuvwxyz0123456789"), 0);
+    CHECK_INT(aemp_sendf(t[1].node, aemp_port_id(b4), "[f]", 2.5), 0);
+    CHECK(run_until(called, &d3, 5));
+    CHECK(run_until(called, &d4, 5));
+    CHECK_STR(text(d3.log),
+              "[[\"unhandled_message\",\"no callback found for message '..abcdefghijklmnopqrstuvwxyz01'\"]]");
+    CHECK_STR(text(d4.log), "[[\"unhandled_message\",\"no callback found for message '2.5'\"]]");
+    json_decref(d3.log);
+    json_decref(d4.log);
     json_decref(g0.log);
     json_decref(d0.log);
     json_decref(g1.log);
@@ -141,7 +158,7 @@ TEST(toolbox_eval_and_can_as_2_02)
     CHECK(run_until(called, &g, 5));
     CHECK_STR(text(json_array_get(g.log, 0)), "[\"alpha\",\"\",\"beta\"]");
     /* Perl code: an error at once, in 2.02's shape */
-    CHECK_INT(aemp_sendf(t[0].node, "beta", "[sss]", "eval", " up_nodes(); ", rid), 0);
+    CHECK_INT(aemp_sendf(t[0].node, "beta", "[sss]", "eval", " AnyEvent::MP::Kernel::up_nodes(); ", rid), 0);
     CHECK_INT(aemp_sendf(t[1].node, "alpha", "[sss]", "eval", "1 + 2", rid), 0);
     CHECK_INT(aemp_sendf(t[1].node, "alpha", "[sss]", "eval", "AnyEvent::Watchdog::Util::restart", rid), 0);
     CHECK_INT(aemp_sendf(t[1].node, "alpha", "[ss]", "eval", "no reply wanted"), 0);
@@ -162,6 +179,9 @@ TEST(toolbox_eval_and_can_as_2_02)
     } cans[] = {
         {1, "time", "1"},      {0, "time", "1"},   {1, "g_find", "1"}, {0, "g_find", ""},
         {1, "AnyEvent::MP::_spawn", ""}, {1, "kil1", "1"}, {1, "lookup", ""}, {0, "eval", "1"},
+        /* Kernel.pm serves g_slave on every node (it makes a node global) */
+        {0, "g_slave", "1"}, {1, "g_slave", "1"}, {0, "g_db_keys", ""}, {1, "g_db_keys", "1"},
+        {0, "info", ""}, {0, "up_nodes", ""},
     };
     int n = (int)(sizeof cans / sizeof cans[0]);
     for (int i = 0; i < n; i++)

@@ -313,6 +313,8 @@ void cli_client_target_up(cli_client_t *c);
 void cli_client_deadline(cli_client_t *c, double seconds, const char *message);
 /* 1 once the command could act (see cli_client_on_up). */
 int cli_client_was_up(const cli_client_t *c);
+/* Non-zero with -v. */
+int cli_client_verbose(const cli_client_t *c);
 /* Calls fn once from the loop, after the callbacks of the event being
  * handled (a monitor firing on the same read is heard first), unless
  * the command has ended by then. */

@@ -473,6 +473,7 @@ const char *cli_client_peer(const cli_client_t *c) { return c->peer; }
 int cli_client_protocol(const cli_client_t *c) { return c->protocol; }
 double cli_client_elapsed(const cli_client_t *c) { return ev_time() - c->t0; }
 int cli_client_was_up(const cli_client_t *c) { return c->was_up; }
+int cli_client_verbose(const cli_client_t *c) { return c->b.verbose; }
 void cli_client_monitored(cli_client_t *c, int on) { c->monitored = on; }
 void cli_client_target_up(cli_client_t *c) { c->target_up = 1; }
 

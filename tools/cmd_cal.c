@@ -12,7 +12,11 @@
  * Protocol 1: as 2.02's tool, ["","mon1",ID] then [ID, ARG..., REPLY]
  * once joined; no timeout of its own (the link's failure ends it); the
  * reply is printed as 2.02 prints it, its elements as JSON separated by
- * commas without the brackets ("a",{"b":1}).
+ * commas without the brackets ("a",{"b":1}). When the port dies first
+ * (a missing one too), or the link to its node (a node port's too) goes
+ * down after it was up, 2.02's cal answers with no elements: an empty
+ * line, exit 0 (-v says why on stderr). A node never reached is an
+ * error (2.02 would wait for its own connect timeout).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +74,16 @@ static int reply_cb(aemp_port_t *port, json_t *msg, void *ud)
     return AEMP_DONE;
 }
 
+/* Protocol 1: 2.02's cal called back with nothing: an empty line. */
+static void empty_answer(cal_t *k, const char *why)
+{
+    if (cli_client_verbose(k->c)) cli_logf(PROG, "no reply: %s", why);
+    json_t *none = json_array();
+    if (!none || cli_print_elements(PROG, none)) cli_client_finish(k->c, 1);
+    else cli_client_finish_flushed(k->c, 0, 1.0);
+    json_decref(none);
+}
+
 static void mon_cb(aemp_node_t *node, const char *portid, json_t *reason, void *ud)
 {
     cal_t *k = ud;
@@ -77,7 +91,24 @@ static void mon_cb(aemp_node_t *node, const char *portid, json_t *reason, void *
     cli_client_monitored(k->c, 0);
     /* a link that never came up is reported by the client as such */
     if (!cli_client_was_up(k->c)) return;
-    cli_client_port_died(k->c, portid, reason, " before replying");
+    if (!cli_client_protocol(k->c)) {
+        cli_client_port_died(k->c, portid, reason, " before replying");
+        return;
+    }
+    if (cli_client_unreached(k->c, reason)) return;
+    char *text = aemp_json_encode(reason, NULL);
+    char why[512];
+    snprintf(why, sizeof why, "%.200s died: %.280s", portid, text ? text : "?");
+    free(text);
+    empty_answer(k, why);
+}
+
+/* Protocol 1: the node port's node went down after it was up. */
+static void down1_cb(cli_client_t *c, const char *reason, void *ud)
+{
+    char why[512];
+    snprintf(why, sizeof why, "link to %.200s lost: %.280s", cli_client_peer(c), reason);
+    empty_answer(ud, why);
 }
 
 static void up_cb(cli_client_t *c, void *ud)
@@ -142,6 +173,7 @@ int cmd_cal_p1(cli_chain_t *s, const char *key)
     int rc = cli_client_for_port_p1(PROG, s, &k.msg, &k.c, &k.port);
     if (rc) return rc;
     cli_client_on_up(k.c, up1_cb, &k);
+    cli_client_on_down(k.c, down1_cb, &k);
     rc = cli_client_run(k.c);
     json_decref(k.msg);
     return rc;

@@ -1,7 +1,7 @@
 /*
  * cmd_eval.c - protocol 1's `aemp eval NODE EXPR...`, `aemp restart
  * NODE` and `aemp shell NODE`: each sends 2.02's eval request
- * ["","eval",EXPR,REPLY] to NODE's node port and reads the answer
+ * ["","eval",EXPR,REPLY] to a node port and reads the answer
  * [ERROR, RESULTS...] (PROTOCOL-1.md §7, §9; transcript 11). A Perl node
  * evaluates EXPR; a C node answers the expressions of aemp.h ("What a
  * protocol-1 node answers to 2.02's tools") and says it runs no Perl to
@@ -9,15 +9,22 @@
  *
  * eval: EXPR is the remaining words joined with spaces (as 2.02 joins
  *   them). RESULTS are printed as 2.02 prints them, JSON separated by
- *   commas ("3"); a non-empty ERROR goes to stderr as Perl's die prints
- *   it, exit 255; no answer within 5 s: exit 1, nothing printed.
- * restart: EXPR is "AnyEvent::Watchdog::Util::restart"; an ERROR as for
- *   eval; an answer without one, or the node's link going down (it
- *   restarts), exit 0; no answer within 5 s: exit 1.
- * shell: every line of standard input is an EXPR, answered as eval
- *   prints it (an ERROR on stdout); a prompt "NODE> " when stdin is a
- *   terminal; end of input ends it (exit 0). 5 s per line, then
- *   "timeout". NODE is needed: this tool's own node runs no Perl.
+ *   commas ("3"; no results: an empty line), exit 0. A non-empty ERROR
+ *   is what 2.02's tool dies with, "ERROR RESULTS..." on stderr, exit
+ *   255; so is the node's link going down first ("transport_error NODE
+ *   MESSAGE"). No answer within 5 s: exit 1, nothing printed.
+ * restart: eval of 2.02's restart expression (RESTART_EXPR: restart
+ *   under AnyEvent::Watchdog once the answer is out), printed as eval
+ *   prints it: a Perl node answers no results, an empty line.
+ * shell: 2.02's interactive shell: a banner, then each line of standard
+ *   input is evaluated on the current node; "=" prints the nodes this
+ *   command's node is linked to, "=NODE" makes NODE the current one.
+ *   Every line is sent at once (answers may come in any order) and its
+ *   answer printed when it comes: "\n  NODE: LINE\n", then "  ERROR
+ *   RESULTS..." or "  " and the whole answer as JSON, then "\n  S.SSSs\n"
+ *   (seconds taken) and the prompt "NODE> " again. At the end of input
+ *   the answers still due are waited for (at most 5 s), exit 0. NODE is
+ *   needed: this tool's own node runs no Perl.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,11 +34,26 @@
 #include "cli.h"
 
 #define EVAL_TIMEOUT 5.0 /* 2.02's eval gives up after 5 s */
-#define RESTART_EXPR "AnyEvent::Watchdog::Util::restart"
+#define RESTART_EXPR                                                                  \
+    "my $w; $w = AE::idle sub { undef $w; use AnyEvent::Watchdog::Util ();" \
+    "AnyEvent::Watchdog::Util::restart}; ()"
+#define UP_NODES "AnyEvent::MP::Kernel::up_nodes"
 
 enum mode { EVAL, RESTART, SHELL };
 
-typedef struct eval1 {
+typedef struct eval1 eval1_t;
+
+/* shell: a line sent, its answer due */
+typedef struct line {
+    struct line *next;
+    eval1_t *k;
+    aemp_port_t *reply;
+    char *node;  /* NULL: "=", our own node's links */
+    char *text;
+    double t0;
+} line_t;
+
+struct eval1 {
     const char *prog;
     enum mode mode;
     cli_client_t *c;
@@ -39,11 +61,13 @@ typedef struct eval1 {
     aemp_port_t *reply;
     ev_timer timeout;
     /* shell */
+    char *node;          /* the current node */
+    line_t *due;
+    int eof;
     ev_io in;
-    int waiting;         /* an answer is due */
     char buf[8192];
     size_t have;
-} eval1_t;
+};
 
 /* The words after NODE, joined with spaces (a JSON word as its text). */
 static char *join_words(json_t *elems)
@@ -69,27 +93,109 @@ static char *join_words(json_t *elems)
     return out;
 }
 
-static void prompt(eval1_t *k)
+/* "ERROR RESULTS...", as Perl interpolates "$err @res", to f. */
+static void print_error(FILE *f, const char *err, json_t *msg, size_t from)
 {
-    if (!isatty(0)) return;
-    printf("%s> ", cli_client_peer(k->c));
+    fputs(err, f);
+    fputc(' ', f);
+    for (size_t i = from; i < json_array_size(msg); i++) {
+        json_t *e = json_array_get(msg, i);
+        char *text = json_is_string(e) ? NULL : aemp_json_encode(e, NULL);
+        if (i > from) fputc(' ', f);
+        fputs(text ? text : json_string_value(e) ? json_string_value(e) : "", f);
+        free(text);
+    }
+}
+
+/* ---- shell ---- */
+
+static void shell_prompt(eval1_t *k)
+{
+    printf("%s> ", k->node);
     fflush(stdout);
 }
 
-static int ask(eval1_t *k, const char *expr)
+static void line_free(line_t *l)
 {
-    aemp_node_t *n = cli_client_node(k->c);
-    if (k->mode == SHELL) {
-        /* each line has its 5 s (eval and restart count from the start) */
-        ev_timer_set(&k->timeout, EVAL_TIMEOUT, 0);
-        ev_timer_start(aemp_node_loop(n), &k->timeout);
-    }
-    k->waiting = 1;
-    return aemp_send(n, cli_client_peer(k->c),
-                     json_pack("[sss]", "eval", expr, aemp_port_id(k->reply)));
+    if (l->reply) aemp_port_kill(l->reply, NULL);
+    free(l->node);
+    free(l->text);
+    free(l);
 }
 
-/* ---- shell: the lines of standard input ---- */
+static void shell_done_if_idle(eval1_t *k)
+{
+    if (k->eof && !k->due) cli_client_finish(k->c, 0);
+}
+
+static int line_answer_cb(aemp_port_t *port, json_t *msg, void *ud)
+{
+    line_t *l = ud;
+    eval1_t *k = l->k;
+    for (line_t **pp = &k->due; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    l->reply = NULL; /* done: the port goes */
+    double took = ev_time() - l->t0;
+    if (!l->node) {
+        /* "=": our node's links, as 2.02 prints up_nodes */
+        for (size_t i = 1; i < json_array_size(msg); i++) {
+            const char *id = json_string_value(json_array_get(msg, i));
+            printf("%s%s", i > 1 ? " " : "", id ? id : "");
+        }
+        printf("\n");
+    } else {
+        const char *err = json_string_value(json_array_get(msg, 0));
+        printf("\n  %s: %s\n  ", l->node, l->text);
+        if (err && *err) {
+            print_error(stdout, err, msg, 1);
+        } else {
+            char *text = aemp_json_encode(msg, NULL);
+            fputs(text ? text : "", stdout);
+            free(text);
+        }
+        printf("\n  %0.3fs\n", took);
+        shell_prompt(k);
+    }
+    fflush(stdout);
+    line_free(l);
+    shell_done_if_idle(k);
+    return AEMP_DONE;
+}
+
+/* One line of input. */
+static void shell_line(eval1_t *k, const char *text)
+{
+    aemp_node_t *n = cli_client_node(k->c);
+    if (text[0] == '=' && text[1]) {
+        char *node = strdup(text + 1);
+        if (node) {
+            free(k->node);
+            k->node = node;
+        }
+        shell_prompt(k);
+        return;
+    }
+    line_t *l = calloc(1, sizeof *l);
+    int eq = text[0] == '=';
+    if (!l || !(l->text = strdup(text)) || (!eq && !(l->node = strdup(k->node))) ||
+        !(l->reply = aemp_port_new(n, line_answer_cb, l))) {
+        if (l) line_free(l);
+        cli_client_fail(k->c, "out of memory");
+        return;
+    }
+    l->k = k;
+    l->t0 = ev_time();
+    l->next = k->due;
+    k->due = l;
+    /* "=": our own node answers up_nodes as any C node does */
+    const char *to = eq ? aemp_node_noderef(n) : l->node;
+    int rc = aemp_send(n, to, json_pack("[sss]", "eval", eq ? UP_NODES : text, aemp_port_id(l->reply)));
+    if (rc) cli_err(k->prog, "cannot send to %s: %s", to, aemp_strerror(rc));
+    shell_prompt(k);
+}
 
 static void shell_next(eval1_t *k);
 
@@ -98,26 +204,29 @@ static void in_cb(struct ev_loop *loop, ev_io *w, int revents)
     eval1_t *k = w->data;
     ssize_t r = read(0, k->buf + k->have, sizeof k->buf - 1 - k->have);
     if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    ev_io_stop(loop, w);
     if (r <= 0) {
-        if (isatty(0)) printf("\n");
-        cli_client_finish(k->c, 0);
+        ev_io_stop(loop, w);
+        if (k->have) {
+            k->buf[k->have] = '\n'; /* the last line without its newline */
+            k->have++;
+            shell_next(k);
+        }
+        k->eof = 1;
+        ev_timer_set(&k->timeout, EVAL_TIMEOUT, 0);
+        ev_timer_start(loop, &k->timeout);
+        shell_done_if_idle(k);
         return;
     }
     k->have += (size_t)r;
     shell_next(k);
 }
 
-/* Asks the next complete line, or reads more. */
+/* Handles every complete line read. */
 static void shell_next(eval1_t *k)
 {
-    struct ev_loop *loop = aemp_node_loop(cli_client_node(k->c));
     for (;;) {
         char *nl = memchr(k->buf, '\n', k->have);
-        if (!nl && k->have < sizeof k->buf - 1) {
-            ev_io_start(loop, &k->in);
-            return;
-        }
+        if (!nl && k->have < sizeof k->buf - 1) return;
         size_t len = nl ? (size_t)(nl - k->buf) : k->have;
         char line[sizeof k->buf];
         memcpy(line, k->buf, len);
@@ -125,79 +234,69 @@ static void shell_next(eval1_t *k)
         size_t used = nl ? len + 1 : len;
         memmove(k->buf, k->buf + used, k->have - used);
         k->have -= used;
-        if (!line[strspn(line, " \t\r")]) {
-            prompt(k);
-            continue;
-        }
-        int rc = ask(k, line);
-        if (rc) cli_client_fail(k->c, "cannot send to %s: %s", cli_client_peer(k->c), aemp_strerror(rc));
-        return;
+        shell_line(k, line);
     }
 }
 
-/* ---- the answer ---- */
+/* ---- eval, restart: the answer ---- */
 
 static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     eval1_t *k = w->data;
-    k->waiting = 0;
-    if (k->mode != SHELL) {
-        cli_client_finish(k->c, 1); /* as 2.02: silently */
-        return;
-    }
-    printf("timeout\n");
-    prompt(k);
-    shell_next(k);
+    /* eval, restart: as 2.02, silently; shell: input ended, done waiting */
+    cli_client_finish(k->c, k->mode == SHELL ? 0 : 1);
 }
 
 static int answer_cb(aemp_port_t *port, json_t *msg, void *ud)
 {
     eval1_t *k = ud;
-    if (!k->waiting) return AEMP_KEEP; /* a shell line's late answer */
-    k->waiting = 0;
     ev_timer_stop(aemp_node_loop(cli_client_node(k->c)), &k->timeout);
     const char *err = json_string_value(json_array_get(msg, 0));
+    if (err && *err) {
+        /* 2.02's tool dies with "$err @res" */
+        print_error(stderr, err, msg, 1);
+        fputc('\n', stderr);
+        fflush(stderr);
+        cli_client_finish(k->c, 255);
+        return AEMP_DONE;
+    }
     json_t *results = json_array();
     for (size_t i = 1; results && i < json_array_size(msg); i++)
         json_array_append(results, json_array_get(msg, i));
-    int failed = err && *err, bad = !results;
-    if (failed) {
-        size_t len = strlen(err);
-        FILE *f = k->mode == SHELL ? stdout : stderr;
-        fprintf(f, "%s%s", err, err[len - 1] == '\n' ? "" : "\n");
-        fflush(f);
-    } else if (k->mode != RESTART && results) {
-        bad = cli_print_elements(k->prog, results) != 0;
-    }
+    int bad = !results || cli_print_elements(k->prog, results) != 0;
     json_decref(results);
-    if (k->mode == SHELL && !bad) {
-        prompt(k);
-        shell_next(k);
-        return AEMP_KEEP;
-    }
-    cli_client_finish(k->c, bad ? 1 : failed ? 255 : 0);
-    return AEMP_KEEP;
+    cli_client_finish(k->c, bad ? 1 : 0);
+    return AEMP_DONE;
 }
 
-/* The restarted node's link went down: what restart asked for. */
-static void restarted_cb(cli_client_t *c, const char *reason, void *ud)
+/* The node's link went down first: 2.02's monitor of its node port
+ * answers ("transport_error", NODE, MESSAGE), which the tool dies with. */
+static void down_cb(cli_client_t *c, const char *reason, void *ud)
 {
-    cli_client_finish(c, 0);
+    fprintf(stderr, "transport_error %s %s\n", cli_client_peer(c), reason);
+    fflush(stderr);
+    cli_client_finish(c, 255);
 }
+
+static void shell_down_cb(cli_client_t *c, const char *reason, void *ud) {}
 
 static void up_cb(cli_client_t *c, void *ud)
 {
     eval1_t *k = ud;
+    if (k->mode == SHELL) {
+        printf("Entering interactive shell - no commandline editing of course (use rlfe etc.).\n\n"
+               "=           display a list of nodes\n"
+               "=name       switch to another node\n\n");
+        shell_prompt(k);
+        ev_io_start(aemp_node_loop(cli_client_node(c)), &k->in);
+        return;
+    }
     if (!(k->reply = aemp_port_new(cli_client_node(c), answer_cb, k))) {
         cli_client_fail(c, "out of memory");
         return;
     }
-    if (k->mode == SHELL) {
-        prompt(k);
-        shell_next(k);
-        return;
-    }
-    int rc = ask(k, k->expr);
+    int rc = aemp_send(cli_client_node(c), cli_client_peer(c),
+                       json_pack("[sss]", "eval", k->expr, aemp_port_id(k->reply)));
     if (rc) cli_client_fail(c, "cannot send to %s: %s", cli_client_peer(c), aemp_strerror(rc));
 }
 
@@ -217,21 +316,27 @@ static int run(const char *prog, enum mode mode, cli_chain_t *s)
         return 2;
     }
     if (mode != SHELL && !k.expr) cli_client_fail(k.c, "out of memory");
+    if (mode == SHELL && !(k.node = strdup(cli_client_peer(k.c)))) cli_client_fail(k.c, "out of memory");
     ev_timer_init(&k.timeout, timeout_cb, EVAL_TIMEOUT, 0);
     k.timeout.data = &k;
     ev_io_init(&k.in, in_cb, 0, EV_READ);
     k.in.data = &k;
-    if (mode == RESTART) cli_client_on_down(k.c, restarted_cb, &k);
-    if (mode != SHELL) {
-        /* 2.02's clock starts with the command */
-        ev_timer_start(aemp_node_loop(cli_client_node(k.c)), &k.timeout);
-        k.waiting = 1;
-    }
+    /* the shell's lines go to any node: one link going down ends nothing */
+    cli_client_on_down(k.c, mode == SHELL ? shell_down_cb : down_cb, &k);
     cli_client_on_up(k.c, up_cb, &k);
     struct ev_loop *loop = aemp_node_loop(cli_client_node(k.c));
-    rc = cli_client_run(k.c);
+    /* 2.02's clock starts with the command */
+    if (mode != SHELL) ev_timer_start(loop, &k.timeout);
+    rc = cli_client_run(k.c); /* the node and its ports go with it */
     ev_timer_stop(loop, &k.timeout);
     ev_io_stop(loop, &k.in);
+    while (k.due) {
+        line_t *l = k.due;
+        k.due = l->next;
+        l->reply = NULL;
+        line_free(l);
+    }
+    free(k.node);
     free(k.expr);
     return rc;
 }

@@ -693,6 +693,10 @@ static int holds_secret(const aemp_hs_t *hs, span_t peer, const char *safe)
     return found;
 }
 
+/* The most of a peer's text an error message quotes (escaped bytes; then
+ * "..."): a node's log line holds 1024 bytes. */
+#define HS_QUOTE_MAX 512
+
 /* Fails with a message that quotes one piece of peer text: fmt has one
  * %s, for that text made safe, then the optional `extra` string. */
 static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer,
@@ -710,6 +714,16 @@ static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer
             fail_nomem(hs);
             return;
         }
+    }
+    /* cut a long text, so that what follows it (why) fits a log line */
+    if (strlen(safe) > HS_QUOTE_MAX) {
+        size_t cut = HS_QUOTE_MAX;
+        for (size_t k = cut - 3; k < HS_QUOTE_MAX; k++)
+            if (safe[k] == '\\') { /* not inside an escape */
+                cut = k;
+                break;
+            }
+        memcpy(safe + cut, "...", 4);
     }
     /* the formats are the literals below, checked by hand */
 #pragma GCC diagnostic push

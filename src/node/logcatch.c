@@ -75,12 +75,15 @@ static int parse_level(json_t *v)
 {
     static const char *const names[] = {"fatal", "alert", "critical", "error", "warn",
                                         "note",  "info",  "debug",    "trace"};
-    if (json_is_number(v)) return (int)json_number_value(v);
+    /* a number is clamped to 0-9 (beyond them it means the same, and
+     * the conversion of a huge one would be undefined) */
+    double d = 9;
     const char *s = json_string_value(v);
+    if (json_is_number(v)) d = json_number_value(v);
     for (int i = 0; s && i < 9; i++)
         if (!strcmp(s, names[i])) return i + 1;
-    if (s && *s >= '0' && *s <= '9') return atoi(s);
-    return 9;
+    if (s && *s >= '0' && *s <= '9') d = strtod(s, NULL);
+    return d < 0 ? 0 : d > 9 ? 9 : (int)d;
 }
 
 static void catcher_free(catcher_t *c)

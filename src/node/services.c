@@ -146,19 +146,36 @@ int aemp__remote_exec_refused(aemp_node_t *n)
     return 1;
 }
 
+/* The first element as Perl prints it (a string as it is, a number in
+ * its shortest form, true "1", false "0", null ""; an array or object,
+ * which Perl shows by address, as compact JSON); malloc'd. */
+static char *perl_text(json_t *v)
+{
+    char buf[64];
+    if (json_is_string(v)) return strdup(json_string_value(v));
+    if (json_is_integer(v)) snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v)) snprintf(buf, sizeof buf, "%.15g", json_real_value(v));
+    else if (json_is_true(v)) snprintf(buf, sizeof buf, "1");
+    else if (json_is_false(v)) snprintf(buf, sizeof buf, "0");
+    else if (!v || json_is_null(v)) buf[0] = 0;
+    else return aemp_json_encode(v, NULL);
+    return strdup(buf);
+}
+
 json_t *aemp__unhandled_reason(json_t *elems)
 {
-    json_t *tag = json_array_get(elems, 0);
-    char *text = tag && !json_is_string(tag) ? aemp_json_encode(tag, NULL) : NULL;
-    const char *t = text ? text : json_string_value(tag) ? json_string_value(tag) : "";
-    size_t len = strlen(t) + 48;
-    char *why = malloc(len);
-    json_t *r = NULL;
-    if (why) {
-        snprintf(why, len, "no callback found for message '%s'", t);
-        r = json_pack("[ss]", "unhandled_message", why);
+    /* 2.02: the tag's first 30 characters, each outside 0x20..0x7e as '.' */
+    char *text = perl_text(json_array_get(elems, 0));
+    char tag[31];
+    size_t len = 0;
+    for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p && len < 30; len++) {
+        size_t step = *p < 0x80 ? 1 : *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc0 ? 2 : 1;
+        tag[len] = step == 1 && *p >= 0x20 && *p <= 0x7e ? (char)*p : '.';
+        while (step-- && *p) p++;
     }
-    free(why);
+    tag[len] = 0;
     free(text);
-    return r;
+    char why[80];
+    snprintf(why, sizeof why, "no callback found for message '%s'", tag);
+    return json_pack("[ss]", "unhandled_message", why);
 }

@@ -65,9 +65,11 @@ static json_t *up_nodes(aemp_node_t *n)
 /* [ERROR, RESULTS...] for expr. */
 static json_t *evaluate(aemp_node_t *n, const char *expr)
 {
-    static const char *const up[] = {"AnyEvent::MP::Kernel::up_nodes", "up_nodes", NULL};
+    /* qualified names only: 2.02 evaluates in package main, where a bare
+     * up_nodes or $NODE is not the kernel's */
+    static const char *const up[] = {"AnyEvent::MP::Kernel::up_nodes", NULL};
     static const char *const self[] = {"$AnyEvent::MP::Kernel::NODE", "AnyEvent::MP::Kernel::NODE",
-                                       "$NODE", NULL};
+                                       NULL};
     char buf[256];
     const char *e = normalise(expr, buf, sizeof buf);
     if (e && is_one_of(e, up)) {
@@ -105,16 +107,16 @@ void aemp__p1_eval(aemp_node_t *n, const char *src, json_t *args)
 /* ------------------------------------------------------------------ */
 /* can                                                                 */
 
-/* 2.02's %NODE_REQ: the requests every node serves itself, and those a
- * global node adds. A function name (AnyEvent::MP::_spawn, a registered
- * function, g_find on a plain node) is no request of its. */
+/* 2.02's %NODE_REQ: the requests every node serves itself (Kernel.pm;
+ * g_slave too: on a plain node it makes the node global), and those a
+ * global node adds (Global.pm). A function name (AnyEvent::MP::_spawn, a
+ * registered function, g_find on a plain node) is no request of its. */
 static const char *const plain_requests[] = {
-    "",     "devnull", "time",    "eval",   "snd",    "can",     "mon0", "mon1",
-    "kil0", "kil1",    "g_global", "g_reply", "g_chg1", "g_chg2", "g_found", NULL,
+    "",     "devnull", "time",     "eval",    "snd",    "can",    "mon0",    "mon1",
+    "kil0", "kil1",    "g_global", "g_reply", "g_chg1", "g_chg2", "g_found", "g_slave", NULL,
 };
 static const char *const global_requests[] = {
-    "g_slave", "g_set", "g_upd", "g_find", "g_db_family", "g_db_keys", "g_db_values",
-    "g_mon1",  "g_mon0", NULL,
+    "g_set", "g_upd", "g_find", "g_db_family", "g_db_keys", "g_db_values", "g_mon1", "g_mon0", NULL,
 };
 
 /* ["", "can", TAG, REPLY...]: "1" when TAG is one of them, else "". */
