@@ -5,13 +5,16 @@
  * kept as bytes) and the encoders (a value, and id + elements), each in
  * MB/s of its own encoding and in messages/s (the fair comparison: a
  * CBOR message is shorter than its JSON text). Payloads as in
- * bench_json.c. Every figure is the median of 3 runs.
+ * bench_json.c. Last, the payload encoders a link uses for
+ * aemp_sendf(node, port, "[sI]", "tick", i), format cache included. Every
+ * figure is the median of 3 runs.
  */
 #define BENCH_NAME "bench_cbor"
 
 #include "aemp.h"
 #include "aemp_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +140,53 @@ static void row(const char *what, int f, size_t bytes, size_t msgs, double t)
     printf("  %-26s %-5s %10.0f %14.0f\n", what, fname[f], bytes / t / 1e6, msgs / t);
 }
 
+/* One aemp_sendf(node, port, "[sI]", "tick", i) as a link writes it:
+ * the payload encoder of each framing with the link's format cache. */
+static int encode_sendf(aemp__buf_t *b, int f, aemp__pack_cache_t **cache, const char *id,
+                        size_t idlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    aemp__payload_t pl = {NULL, fmt, &ap};
+    int rc = f == JSON ? aemp__payload_encode_cached(b, id, idlen, &pl, cache)
+                       : aemp__payload_encode_cbor(b, id, idlen, &pl, cache);
+    va_end(ap);
+    return rc;
+}
+
+static double run_sendf(int f, size_t iters, size_t *bytes)
+{
+    static const char id[] = "127.0.0.1:44001#7V1rBdrQ8iI.a";
+    aemp__buf_t b = {0};
+    aemp__pack_cache_t *cache = NULL;
+    size_t total = 0;
+    double t0 = now();
+    for (size_t i = 0; i < iters; i++) {
+        b.len = b.off = 0;
+        if (encode_sendf(&b, f, &cache, id, sizeof id - 1, "[sI]", "tick", (json_int_t)i * 977)) {
+            fprintf(stderr, "%s sendf encoder failed\n", fname[f]);
+            exit(1);
+        }
+        total += b.len;
+    }
+    double t = now() - t0;
+    *bytes = total;
+    aemp__pack_cache_free(cache);
+    aemp__buf_free(&b);
+    return t;
+}
+
+static void bench_sendf(void)
+{
+    size_t iters = 5000000, bytes[2];
+    printf("\naemp_sendf \"[sI]\" (payload encoder, format cached)\n");
+    printf("  %-26s %-5s %10s %14s\n", "", "", "MB/s", "messages/s");
+    for (int f = 0; f < 2; f++) {
+        double t = MED3(run_sendf(f, iters, &bytes[f]));
+        row("sendf [sI]", f, bytes[f], iters, t);
+    }
+}
+
 static void bench(payload_t *p)
 {
     size_t iters = p->len[JSON] > 512 ? 60000 : 500000;
@@ -178,5 +228,6 @@ int main(void)
     bench(&shorts);
     bench(&big);
     bench(&mixed);
+    bench_sendf();
     return 0;
 }

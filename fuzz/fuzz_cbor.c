@@ -11,7 +11,10 @@
  *   - CBOR: our CBOR encoding decodes back to the value as a Perl node's
  *     CBOR::XS writes it (an integral real within 32 bits becomes an
  *     integer), and the second encoding is a fixed point, byte for byte;
- *   - the message path (id kept as bytes) agrees with the full decoder.
+ *   - the message path (id kept as bytes) agrees with the full decoder;
+ *   - formats written straight to either framing (aemp_sendf) give the
+ *     bytes of the value json_pack makes, or fail as it does, and the
+ *     CBOR and JSON texts decode to the same message.
  *
  * As a stream: the items found when the bytes arrive at once, in two
  * pieces (cut where the input says) or one by one are the same, and each
@@ -20,6 +23,7 @@
 #include "fuzz.h"
 
 #include <math.h>
+#include <stdarg.h>
 
 #include "aemp.h"
 #include "aemp_int.h"
@@ -332,10 +336,100 @@ static void cbor_ops(const uint8_t *data, size_t size)
         if (whole.what[i] != 9) FUZZ_CHECK(whole.end[i] == fr.end[i]);
 }
 
+/* Formats written straight to the wire (pack.c), both framings, against
+ * the value json_pack makes of the same arguments: the CBOR writer gives
+ * the message writer's bytes for that value, or fails as it does; the
+ * JSON writer fails exactly when the CBOR one does, and for formats
+ * without reals both texts decode to the same message. The id, strings
+ * and integers are pieces of the input; the format caches live across
+ * inputs, as a link's do. */
+static aemp__pack_cache_t *fmt_cache[2];
+
+static void cbor_format_one(int cached, const char *id, size_t idlen, int has_real,
+                            const char *fmt, ...)
+{
+    va_list ap, aq, ar;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    va_copy(ar, ap);
+    aemp__buf_t direct = {0}, via = {0}, text = {0};
+    aemp__payload_t pl = {.fmt = fmt, .ap = &ap};
+    int rc = aemp__payload_encode_cbor(&direct, id, idlen, &pl, cached ? &fmt_cache[1] : NULL);
+    aemp__payload_t pj = {.fmt = fmt, .ap = &aq};
+    int rj = aemp__payload_encode_cached(&text, id, idlen, &pj, cached ? &fmt_cache[0] : NULL);
+    json_t *v = json_vpack_ex(NULL, 0, fmt, ar);
+    int rv = v ? aemp__cbor_encode_msg(&via, id, idlen, v) : AEMP_EINVAL;
+    FUZZ_CHECK(rc == rv);
+    FUZZ_CHECK(rc == rj);
+    if (!rc) {
+        FUZZ_CHECK(direct.len == via.len && !memcmp(direct.data, via.data, via.len));
+        if (!has_real) {
+            json_t *a = aemp_cbor_decode(direct.data, direct.len, 0, NULL, NULL, 0);
+            json_t *b = aemp_json_decode(text.data, text.len, 0, NULL, 0);
+            FUZZ_CHECK(a && b && fuzz_json_same(a, b));
+            json_decref(a);
+            json_decref(b);
+        }
+    } else {
+        FUZZ_CHECK(direct.len == 0 && text.len == 0);
+    }
+    json_decref(v);
+    aemp__buf_free(&direct);
+    aemp__buf_free(&via);
+    aemp__buf_free(&text);
+    va_end(ar);
+    va_end(aq);
+    va_end(ap);
+}
+
+/* An integer of the input, now and then one of the edges. */
+static json_int_t fuzz_int(uint64_t *seed)
+{
+    static const json_int_t edge[] = {0, -1, 23, 24, -24, -25, 255, 256, 65535, 65536,
+                                      4294967295, 4294967296, INT64_MAX, INT64_MIN};
+    uint64_t x = fuzz_next(seed);
+    if (x % 3 == 0) return edge[(x >> 8) % (sizeof edge / sizeof edge[0])];
+    return (json_int_t)(fuzz_next(seed) >> (x % 64));
+}
+
+static void cbor_formats(const uint8_t *data, size_t size)
+{
+    uint64_t seed = fuzz_seed(data, size) ^ 0x9e3779b97f4a7c15ull;
+    /* three pieces of the input: the id and two strings */
+    size_t at[4] = {0, 0, 0, size};
+    for (int i = 1; i < 3; i++) at[i] = size ? fuzz_next(&seed) % (size + 1) : 0;
+    if (at[1] > at[2]) {
+        size_t t = at[1];
+        at[1] = at[2];
+        at[2] = t;
+    }
+    const char *p = (const char *)data;
+    const char *id = size ? p : "";
+    size_t idlen = at[1], l1 = at[2] - at[1], l2 = at[3] - at[2];
+    const char *s1 = size ? p + at[1] : "", *s2 = size ? p + at[2] : "";
+    json_int_t i1 = fuzz_int(&seed), i2 = fuzz_int(&seed);
+    int cached = (int)(fuzz_next(&seed) & 1);
+    double x = (double)i1 / (double)(i2 ? i2 : 1);
+    char *z = fuzz_strndup(data + at[2], l2); /* s2 up to its first NUL */
+    json_t *o = aemp_cbor_decode(data, size, 0, NULL, NULL, 0);
+    cbor_format_one(cached, id, idlen, 0, "[s%I]", s1, l1, i1);
+    cbor_format_one(cached, id, idlen, 0, "[s%[s%Ib]n[]s]", s1, l1, s2, l2, i2, (int)(i1 & 1), z);
+    cbor_format_one(cached, id, idlen, 1, "[s#fIs?]", s2, (int)(l2 % 70), x, i1,
+                    (i1 & 2) ? z : NULL);
+    /* an o reference is taken over by each of the three writers */
+    json_incref(o);
+    json_incref(o);
+    cbor_format_one(cached, id, idlen, 1, "[iO[o?]]", (int)i2, o ? o : json_null(),
+                    o ? json_incref(o) : NULL);
+    json_decref(o);
+    free(z);
+}
+
 FUZZ_TARGET(cbor)
 {
     cbor_item(data, size);
     cbor_stream(data, size);
     cbor_ops(data, size);
+    cbor_formats(data, size);
     return 0;
 }

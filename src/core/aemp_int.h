@@ -32,6 +32,71 @@ static inline size_t aemp__buf_size(const aemp__buf_t *b) { return b->len - b->o
  * NULL plus an offset) */
 static inline char *aemp__buf_head(const aemp__buf_t *b) { return b->data ? b->data + b->off : NULL; }
 
+/* memcpy for the short pieces messages are made of (ids, tags), without
+ * a library call; the loads and stores stay within [s, s+n) and
+ * [d, d+n). */
+static inline void aemp__copy_short(char *d, const void *src, size_t n)
+{
+    const char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &z, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &z, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
+/* The bytes of s[0..n) ORed together a word at a time (the last word
+ * overlapping), with nul set when one of them is 0: what the ASCII
+ * tests below look at. */
+static inline uint64_t aemp__bytes_or(const unsigned char *s, size_t n, int *nul)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t acc = 0, zero = 0, w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            acc |= w;
+            zero |= (w - ones) & ~w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        acc |= w;
+        zero |= (w - ones) & ~w;
+    } else if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        w = (uint64_t)a << 32 | z;
+        acc = w;
+        zero = (w - ones) & ~w;
+    } else {
+        /* padded with 'a' so that only the real bytes can be 0 */
+        w = ones * 'a';
+        for (size_t i = 0; i < n; i++) w = w << 8 | s[i];
+        acc = w;
+        zero = (w - ones) & ~w;
+    }
+    if (nul) *nul = (zero & highs) != 0;
+    return acc;
+}
+
+/* True when every byte of s[0..n) is ASCII. */
+static inline int aemp__all_ascii(const unsigned char *s, size_t n)
+{
+    return !(aemp__bytes_or(s, n, NULL) & 0x8080808080808080ull);
+}
+
 /* Appends the compact JSON encoding of v to b (see json.c).
  * Returns 0, AEMP_ENOMEM, or AEMP_EINVAL for a value that cannot be
  * encoded. On failure b is rewound to its former length. */
@@ -246,17 +311,90 @@ const char *aemp__hs_recv_method(const aemp_hs_t *hs);
 int aemp__cbor_encode_buf(aemp__buf_t *b, const json_t *v);
 int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const json_t *elements);
 /* The pieces of those, for writers that make a message without a value
- * (pack.c): a head of major type major with argument n; a string (UTF-8,
- * else AEMP_EINVAL) as cbor_encode_buf writes it; an integer; a real
- * (finite, else AEMP_EINVAL: jansson makes no value of NaN or an
- * infinity); any value nesting at most max_depth containers deep. Each
- * returns 0, AEMP_ENOMEM or AEMP_EINVAL (b is then as it was, or holds a
- * partial item for put_value: the caller rewinds). */
-int aemp__cbor_put_head(aemp__buf_t *b, unsigned major, uint64_t n);
-int aemp__cbor_put_string(aemp__buf_t *b, const char *s, size_t n);
-int aemp__cbor_put_integer(aemp__buf_t *b, json_int_t i);
+ * (pack.c): a head of major type major with argument n (put_head); a
+ * string (UTF-8, else AEMP_EINVAL) as cbor_encode_buf writes it
+ * (put_string); a message's target id (put_id: no NUL either); an
+ * integer; a real (finite, else AEMP_EINVAL: jansson makes no value of
+ * NaN or an infinity); any value nesting at most max_depth containers
+ * deep. Each returns 0, AEMP_ENOMEM or AEMP_EINVAL (b is then as it was,
+ * or holds a partial item for put_value: the caller rewinds). The
+ * common ones are inline below. */
 int aemp__cbor_put_real(aemp__buf_t *b, double x);
 int aemp__cbor_put_value(aemp__buf_t *b, const json_t *v, size_t max_depth);
+/* put_string's general case (cbor.c): any length, UTF-8 checked. */
+int aemp__cbor_put_text(aemp__buf_t *b, const char *s, size_t n);
+
+/* Writes a head of major type major with argument v in its smallest
+ * width at w (9 bytes of room); returns the end. */
+static inline char *aemp__cbor_head_at(char *w, unsigned major, uint64_t v)
+{
+    unsigned char m = (unsigned char)(major << 5);
+    if (v < 24) {
+        *w++ = (char)(m | v);
+    } else if (v <= 0xff) {
+        *w++ = (char)(m | 24);
+        *w++ = (char)v;
+    } else if (v <= 0xffff) {
+        *w++ = (char)(m | 25);
+        *w++ = (char)(v >> 8);
+        *w++ = (char)v;
+    } else if (v <= 0xffffffffu) {
+        *w++ = (char)(m | 26);
+        for (int s = 24; s >= 0; s -= 8) *w++ = (char)(v >> s);
+    } else {
+        *w++ = (char)(m | 27);
+        for (int s = 56; s >= 0; s -= 8) *w++ = (char)(v >> s);
+    }
+    return w;
+}
+
+/* The writers run for every piece of every message: inline, with the
+ * short ASCII strings most messages hold written in place. */
+static inline int aemp__cbor_put_head(aemp__buf_t *b, unsigned major, uint64_t n)
+{
+    if (b->cap - b->len < 9 && aemp__buf_reserve(b, 9)) return AEMP_ENOMEM;
+    b->len = (size_t)(aemp__cbor_head_at(b->data + b->len, major, n) - b->data);
+    return 0;
+}
+
+/* s[0..n) as a byte string, when it is ASCII (room reserved). */
+static inline void aemp__cbor_put_ascii(aemp__buf_t *b, const char *s, size_t n)
+{
+    char *w = aemp__cbor_head_at(b->data + b->len, 2, n);
+    aemp__copy_short(w, s, n);
+    b->len = (size_t)(w + n - b->data);
+}
+
+static inline int aemp__cbor_put_string(aemp__buf_t *b, const char *s, size_t n)
+{
+    if (n <= 64 && aemp__all_ascii((const unsigned char *)s, n)) {
+        if (b->cap - b->len < n + 9 && aemp__buf_reserve(b, n + 9)) return AEMP_ENOMEM;
+        aemp__cbor_put_ascii(b, s, n);
+        return 0;
+    }
+    return aemp__cbor_put_text(b, s, n);
+}
+
+/* A message's target id: put_string for an id without NUL, else
+ * AEMP_EINVAL. */
+static inline int aemp__cbor_put_id(aemp__buf_t *b, const char *id, size_t idlen)
+{
+    int nul;
+    if (idlen <= 64 && !(aemp__bytes_or((const unsigned char *)id, idlen, &nul) &
+                         0x8080808080808080ull) && !nul) {
+        if (b->cap - b->len < idlen + 9 && aemp__buf_reserve(b, idlen + 9)) return AEMP_ENOMEM;
+        aemp__cbor_put_ascii(b, id, idlen);
+        return 0;
+    }
+    return memchr(id, 0, idlen) ? AEMP_EINVAL : aemp__cbor_put_text(b, id, idlen);
+}
+
+static inline int aemp__cbor_put_integer(aemp__buf_t *b, json_int_t i)
+{
+    /* JSON::XS reads -9223372036854775808 as a string */
+    if (i == INT64_MIN) return aemp__cbor_put_text(b, "-9223372036854775808", 20);
+    return aemp__cbor_put_head(b, i < 0, i < 0 ? (uint64_t)(-1 - i) : (uint64_t)i);
+}
 
 /* Decodes the CBOR item at buf as a link receives a message: when it is
  * an array whose first element is a definite string of ASCII (every id

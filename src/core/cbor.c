@@ -343,19 +343,6 @@ static void nomem(dec_t *d)
     dec_fail(d, AEMP_ENOMEM, "out of memory");
 }
 
-/* True when every byte of s[0..n) is ASCII. */
-static inline int all_ascii(const unsigned char *s, size_t n)
-{
-    uint64_t acc = 0, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, s + i, 8);
-        acc |= w;
-    }
-    for (; i < n; i++) acc |= s[i];
-    return !(acc & 0x8080808080808080ull);
-}
-
 /* Appends the UTF-8 of the Latin-1 bytes s[0..n) to the arena. */
 static int latin1_to_utf8(dec_t *d, const unsigned char *s, size_t n)
 {
@@ -406,7 +393,7 @@ static int read_string(dec_t *d, const unsigned char **pp, unsigned major, int h
         const unsigned char *s = p + hl;
         size_t n = (size_t)arg;
         *pp = s + n;
-        if (all_ascii(s, n)) {
+        if (aemp__all_ascii(s, n)) {
             out->s = (const char *)s;
             out->n = n;
             return 0;
@@ -921,7 +908,7 @@ static long flat_elems(const unsigned char **pp, const unsigned char *e, uint64_
             if (aemp__recycle_set_integer(a, i, have, x)) return -1;
             p += hl;
         } else {
-            if (arg > (uint64_t)(e - p) - (uint64_t)hl || !all_ascii(p + hl, (size_t)arg)) break;
+            if (arg > (uint64_t)(e - p) - (uint64_t)hl || !aemp__all_ascii(p + hl, (size_t)arg)) break;
             if (aemp__recycle_set_string(a, i, have, (const char *)p + hl, (size_t)arg))
                 return -1;
             p += hl + (size_t)arg;
@@ -947,7 +934,7 @@ json_t *aemp__cbor_decode_msg(const char *buf, size_t len, unsigned max_depth, c
     if (p >= e || ((*p >> 5) != 2 && (*p >> 5) != 3)) return NULL;
     int shl = head(p, e, &sl, &sind);
     if (shl <= 0 || sind || sl > (uint64_t)(e - p) - (uint64_t)shl) return NULL;
-    if (!all_ascii(p + shl, (size_t)sl)) return NULL;
+    if (!aemp__all_ascii(p + shl, (size_t)sl)) return NULL;
     *id = (const char *)p + shl;
     *idlen = (size_t)sl;
     p += shl + (size_t)sl;
@@ -989,40 +976,10 @@ static inline int need(aemp__buf_t *b, size_t n)
     return b->cap - b->len >= n ? 0 : aemp__buf_reserve(b, n);
 }
 
-/* Writes a head with the smallest argument width (room reserved). */
-static inline char *put_head(char *w, unsigned major, uint64_t v)
-{
-    unsigned char m = (unsigned char)(major << 5);
-    if (v < 24) {
-        *w++ = (char)(m | v);
-    } else if (v <= 0xff) {
-        *w++ = (char)(m | 24);
-        *w++ = (char)v;
-    } else if (v <= 0xffff) {
-        *w++ = (char)(m | 25);
-        *w++ = (char)(v >> 8);
-        *w++ = (char)v;
-    } else if (v <= 0xffffffffu) {
-        *w++ = (char)(m | 26);
-        for (int s = 24; s >= 0; s -= 8) *w++ = (char)(v >> s);
-    } else {
-        *w++ = (char)(m | 27);
-        for (int s = 56; s >= 0; s -= 8) *w++ = (char)(v >> s);
-    }
-    return w;
-}
-
-static int emit_head(aemp__buf_t *b, unsigned major, uint64_t v)
-{
-    if (need(b, 9)) return AEMP_ENOMEM;
-    b->len = (size_t)(put_head(b->data + b->len, major, v) - b->data);
-    return 0;
-}
-
 static int emit_bytes(aemp__buf_t *b, unsigned major, const void *s, size_t n)
 {
     if (need(b, n + 9)) return AEMP_ENOMEM;
-    char *w = put_head(b->data + b->len, major, n);
+    char *w = aemp__cbor_head_at(b->data + b->len, major, n);
     memcpy(w, s, n);
     b->len = (size_t)(w + n - b->data);
     return 0;
@@ -1034,7 +991,7 @@ static int emit_bytes(aemp__buf_t *b, unsigned major, const void *s, size_t n)
 static int emit_string(aemp__buf_t *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    if (all_ascii(u, n)) return emit_bytes(b, 2, s, n);
+    if (aemp__all_ascii(u, n)) return emit_bytes(b, 2, s, n);
     if (!aemp__utf8_valid(u, n)) return AEMP_EINVAL;
     return emit_bytes(b, 3, s, n);
 }
@@ -1045,7 +1002,7 @@ static int emit_string(aemp__buf_t *b, const char *s, size_t n)
 static int emit_key(aemp__buf_t *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    if (all_ascii(u, n)) return emit_bytes(b, 2, s, n);
+    if (aemp__all_ascii(u, n)) return emit_bytes(b, 2, s, n);
     if (!aemp__utf8_valid(u, n)) return AEMP_EINVAL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1054,7 +1011,7 @@ static int emit_key(aemp__buf_t *b, const char *s, size_t n)
     }
     /* code points below U+0100 only: one byte each */
     if (need(b, k + 9)) return AEMP_ENOMEM;
-    char *w = put_head(b->data + b->len, 2, k);
+    char *w = aemp__cbor_head_at(b->data + b->len, 2, k);
     for (size_t i = 0; i < n; i++) {
         if (u[i] < 0x80) *w++ = (char)u[i];
         else if (u[i] >= 0xC0) *w++ = (char)((u[i] & 0x03) << 6 | (u[i + 1] & 0x3F));
@@ -1063,21 +1020,13 @@ static int emit_key(aemp__buf_t *b, const char *s, size_t n)
     return 0;
 }
 
-static int emit_integer(aemp__buf_t *b, json_int_t i)
-{
-    if (i >= 0) return emit_head(b, 0, (uint64_t)i);
-    /* JSON::XS reads -9223372036854775808 as a string */
-    if (i == INT64_MIN) return emit_bytes(b, 2, "-9223372036854775808", 20);
-    return emit_head(b, 1, (uint64_t)(-1 - i));
-}
-
 /* A Perl number (NV) as CBOR::XS writes it: integral and within 32 bits
  * unsigned as an integer (-0.0 too), else as a single float when that
  * holds it exactly (infinities too), else as a double. No half floats. */
 static int emit_real(aemp__buf_t *b, double x)
 {
     if (x >= 0 && x <= 4294967295.0 && x == (double)(uint32_t)x)
-        return emit_head(b, 0, (uint32_t)x);
+        return aemp__cbor_put_head(b, 0, (uint32_t)x);
     if (need(b, 9)) return AEMP_ENOMEM;
     unsigned char *w = (unsigned char *)b->data + b->len;
     if (isinf(x) || (fabs(x) <= FLT_MAX && (double)(float)x == x)) {
@@ -1109,7 +1058,7 @@ static int emit_raw(aemp__buf_t *b, const char *text, size_t n)
         if (v > (UINT64_MAX - dg) / 10) break;
         v = v * 10 + dg;
     }
-    if (i == n && (text[0] != '0' || n == 1)) return emit_head(b, 0, v);
+    if (i == n && (text[0] != '0' || n == 1)) return aemp__cbor_put_head(b, 0, v);
     json_t *x = aemp_json_decode(text, n, 1, NULL, 0);
     int rc;
     const char *t;
@@ -1119,7 +1068,7 @@ static int emit_raw(aemp__buf_t *b, const char *text, size_t n)
         /* still beyond a double: an infinity to Perl */
         rc = emit_real(b, t[0] == '-' ? -INFINITY : INFINITY);
     else if (json_is_integer(x))
-        rc = emit_integer(b, json_integer_value(x));
+        rc = aemp__cbor_put_integer(b, json_integer_value(x));
     else if (json_is_real(x))
         rc = emit_real(b, json_real_value(x));
     else
@@ -1141,18 +1090,18 @@ static int emit_scalar(aemp__buf_t *b, const json_t *v)
         const char *s = json_string_value(v);
         size_t n = json_string_length(v);
         if (n && (unsigned char)s[0] == 0xFF) return emit_raw(b, s + 1, n - 1);
-        return emit_string(b, s, n);
+        return aemp__cbor_put_string(b, s, n);
     }
     case JSON_INTEGER:
-        return emit_integer(b, json_integer_value(v));
+        return aemp__cbor_put_integer(b, json_integer_value(v));
     case JSON_REAL:
         return emit_real(b, json_real_value(v));
     case JSON_TRUE:
-        return emit_head(b, 7, 21);
+        return aemp__cbor_put_head(b, 7, 21);
     case JSON_FALSE:
-        return emit_head(b, 7, 20);
+        return aemp__cbor_put_head(b, 7, 20);
     case JSON_NULL:
-        return emit_head(b, 7, 22);
+        return aemp__cbor_put_head(b, 7, 22);
     default:
         return AEMP_EINVAL;
     }
@@ -1175,7 +1124,7 @@ static int encode_value(aemp__buf_t *b, const json_t *v, size_t max_depth)
                 rc = AEMP_EINVAL;
                 goto fail;
             }
-            if ((rc = emit_head(b, is_obj ? 5 : 4, n))) goto fail;
+            if ((rc = aemp__cbor_put_head(b, is_obj ? 5 : 4, n))) goto fail;
             if (n) {
                 if (depth == cap) {
                     size_t ncap = cap * 2;
@@ -1248,19 +1197,9 @@ int aemp__cbor_encode_buf(aemp__buf_t *b, const json_t *v)
     return encode_value(b, v, AEMP_JSON_MAX_ENCODE_DEPTH);
 }
 
-int aemp__cbor_put_head(aemp__buf_t *b, unsigned major, uint64_t n)
-{
-    return emit_head(b, major, n);
-}
-
-int aemp__cbor_put_string(aemp__buf_t *b, const char *s, size_t n)
+int aemp__cbor_put_text(aemp__buf_t *b, const char *s, size_t n)
 {
     return emit_string(b, s, n);
-}
-
-int aemp__cbor_put_integer(aemp__buf_t *b, json_int_t i)
-{
-    return emit_integer(b, i);
 }
 
 int aemp__cbor_put_real(aemp__buf_t *b, double x)
@@ -1276,14 +1215,24 @@ int aemp__cbor_put_value(aemp__buf_t *b, const json_t *v, size_t max_depth)
 int aemp__cbor_encode_msg(aemp__buf_t *b, const char *id, size_t idlen, const json_t *elements)
 {
     size_t mark = b->len - b->off, n = json_array_size(elements);
-    if (!id || !json_is_array(elements) || memchr(id, 0, idlen)) return AEMP_EINVAL;
-    int rc = emit_head(b, 4, (uint64_t)n + 1);
-    if (!rc) rc = emit_string(b, id, idlen);
+    if (!id || !json_is_array(elements)) return AEMP_EINVAL;
+    int rc = aemp__cbor_put_head(b, 4, (uint64_t)n + 1);
+    if (!rc) rc = aemp__cbor_put_id(b, id, idlen);
     for (size_t i = 0; !rc && i < n; i++) {
         const json_t *x = json_array_get(elements, i);
-        rc = json_is_array(x) || json_is_object(x)
-                 ? encode_value(b, x, AEMP_JSON_MAX_ENCODE_DEPTH - 1)
-                 : emit_scalar(b, x);
+        /* strings and integers, most of what messages hold, first */
+        switch (x ? json_typeof(x) : JSON_NULL) {
+        case JSON_INTEGER:
+            rc = aemp__cbor_put_integer(b, json_integer_value(x));
+            break;
+        case JSON_ARRAY:
+        case JSON_OBJECT:
+            rc = encode_value(b, x, AEMP_JSON_MAX_ENCODE_DEPTH - 1);
+            break;
+        default:
+            rc = x ? emit_scalar(b, x) : AEMP_EINVAL;
+            break;
+        }
     }
     if (rc) b->len = b->off + mark;
     return rc;

@@ -35,7 +35,7 @@ typedef struct cbor_in {
     json_t *elems;       /* what next decoded for decode to hand over */
     const char *id;      /* ...and its id, in the caller's bytes */
     size_t idlen;
-    char *idbuf;         /* the id NUL-terminated (CBOR has no byte to spare) */
+    char *idbuf;         /* the id NUL-terminated, for a message of the id alone */
     size_t idcap;
 } cbor_in_t;
 
@@ -121,20 +121,30 @@ static int cbor_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t
             return AEMP__MSG_BAD;
         }
     }
-    if (idlen >= s->idcap) {
-        size_t cap = idlen < 56 ? 64 : idlen + 1;
-        char *nb = realloc(s->idbuf, cap);
-        if (!nb) {
-            json_decref(elems);
-            snprintf(err, errlen, "out of memory");
-            return AEMP__MSG_BAD;
+    if (json_array_size(elems)) {
+        /* the byte after the id is the head of the first element, which
+         * is decoded already and read by nobody again: a NUL there makes
+         * the id a C string without a copy (as the json framing does
+         * with the closing quote) */
+        ((char *)id)[idlen] = '\0';
+    } else {
+        /* [ID] alone: the byte after the id may be the next item's */
+        if (idlen >= s->idcap) {
+            size_t cap = idlen < 56 ? 64 : idlen + 1;
+            char *nb = realloc(s->idbuf, cap);
+            if (!nb) {
+                json_decref(elems);
+                snprintf(err, errlen, "out of memory");
+                return AEMP__MSG_BAD;
+            }
+            s->idbuf = nb;
+            s->idcap = cap;
         }
-        s->idbuf = nb;
-        s->idcap = cap;
+        memcpy(s->idbuf, id, idlen);
+        s->idbuf[idlen] = '\0';
+        id = s->idbuf;
     }
-    memcpy(s->idbuf, id, idlen);
-    s->idbuf[idlen] = '\0';
-    m->id = s->idbuf;
+    m->id = id;
     m->idlen = idlen;
     m->elems = elems;
     m->recycle_ = 1;

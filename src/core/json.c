@@ -76,31 +76,6 @@ static const char digit_pairs[] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* memcpy for the short pieces messages are made of (ids, tags), without
- * a library call; the loads and stores stay within [s, s+n) and
- * [d, d+n). */
-static inline void copy_short(char *d, const void *src, size_t n)
-{
-    const char *s = src;
-    if (n >= 8 && n <= 16) {
-        uint64_t a, z;
-        memcpy(&a, s, 8);
-        memcpy(&z, s + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &z, 8);
-    } else if (n >= 4 && n < 8) {
-        uint32_t a, z;
-        memcpy(&a, s, 4);
-        memcpy(&z, s + n - 4, 4);
-        memcpy(d, &a, 4);
-        memcpy(d + n - 4, &z, 4);
-    } else if (n < 4) {
-        for (size_t i = 0; i < n; i++) d[i] = s[i];
-    } else {
-        memcpy(d, s, n);
-    }
-}
-
 static inline int need(aemp__buf_t *b, size_t n)
 {
     return b->cap - b->len >= n ? 0 : aemp__buf_reserve(b, n);
@@ -148,7 +123,7 @@ static int emit_string(aemp__buf_t *b, const unsigned char *s, size_t n)
     *w++ = '"';
     for (;;) {
         const unsigned char *q = enc_scan(p, e);
-        copy_short(w, p, (size_t)(q - p));
+        aemp__copy_short(w, p, (size_t)(q - p));
         w += q - p;
         p = q;
         if (p == e) break;
@@ -212,7 +187,7 @@ static int emit_integer(aemp__buf_t *b, json_int_t i)
     if (i < 0) *--s = '-';
     size_t n = (size_t)(end - s);
     if (need(b, n)) return AEMP_ENOMEM;
-    copy_short(b->data + b->len, s, n);
+    aemp__copy_short(b->data + b->len, s, n);
     b->len += n;
     return 0;
 }
@@ -451,7 +426,7 @@ static inline __attribute__((always_inline)) int put_quoted(aemp__buf_t *b, char
     char *w = b->data + b->len;
     w[0] = lead;
     w[k] = '"';
-    copy_short(w + k + 1, s, n);
+    aemp__copy_short(w + k + 1, s, n);
     w[n + k + 1] = '"';
     b->len += n + 2 + k;
     return 0;

@@ -31,13 +31,20 @@ typedef struct pack_op {
 } pack_op_t;
 
 /* A link's last format, compiled: a program is reused while a message is
- * made with the same format string (same pointer, same text). */
+ * made with the same format string (same pointer, same text). CBOR
+ * writes each array's element count before its elements: those of a
+ * program without '*' are kept with it. */
 struct aemp__pack_cache {
     const char *fmt;
     char text[PACK_CACHE_TEXT];
     size_t nops;
+    int counted;                  /* counts and top hold */
+    uint32_t top;                 /* the top array's elements */
+    uint32_t counts[PACK_MAX_OPS]; /* each '[' step's elements */
     pack_op_t ops[PACK_MAX_OPS];
 };
+
+static int pack_counts(const pack_op_t *ops, size_t nops, uint32_t *counts, uint32_t *top);
 
 /* Compiles fmt when it is an array format made only of what pack_write
  * knows: s s? s* s# s%, n b i I f, o O with ? or *, and nested arrays.
@@ -85,12 +92,14 @@ static size_t compile(const char *fmt, pack_op_t *ops)
 }
 
 /* The program of fmt, from the cache when it holds this format (compiled
- * and kept there otherwise, when it fits), else compiled into ops.
- * Returns the number of steps, 0 for a format left to jansson. */
+ * and kept there otherwise, when it fits), else compiled into ops; *hit
+ * is the cache when the program is its own, else NULL. Returns the
+ * number of steps, 0 for a format left to jansson. */
 static size_t program(const char *fmt, aemp__pack_cache_t *c, pack_op_t *ops,
-                      const pack_op_t **prog)
+                      const pack_op_t **prog, const aemp__pack_cache_t **hit)
 {
     *prog = ops;
+    *hit = NULL;
     if (c && c->fmt == fmt) {
         /* the same call site, as a rule: the text is compared, as it may
          * have changed since */
@@ -98,6 +107,7 @@ static size_t program(const char *fmt, aemp__pack_cache_t *c, pack_op_t *ops,
         while (i < sizeof c->text && c->text[i] == fmt[i] && fmt[i]) i++;
         if (i < sizeof c->text && c->text[i] == fmt[i]) {
             *prog = c->ops;
+            *hit = c;
             return c->nops;
         }
     }
@@ -109,7 +119,9 @@ static size_t program(const char *fmt, aemp__pack_cache_t *c, pack_op_t *ops,
             memcpy(c->ops, ops, n * sizeof *ops);
             c->nops = n;
             c->fmt = fmt;
+            c->counted = !pack_counts(c->ops, n, c->counts, &c->top);
             *prog = c->ops;
+            *hit = c;
         }
     }
     return n;
@@ -125,94 +137,74 @@ static inline int put_raw(aemp__buf_t *b, const char *s, size_t n)
     return 0;
 }
 
+/* One token's arguments, fetched from the va_list. */
+typedef struct pack_arg {
+    const char *s; /* 's': the string (NULL for none) */
+    size_t slen;
+    json_t *v;     /* 'o', 'O' */
+    json_int_t iv; /* 'b', 'i', 'I' */
+    double dv;     /* 'f' */
+    char mod;      /* the step's modifier ('#' with a negative length: none) */
+} pack_arg_t;
+
+/* Fetches the arguments of step op into a. Every token's arguments are
+ * fetched whatever happens, so that the list stays in step. */
+static inline void fetch(pack_op_t op, va_list *ap, pack_arg_t *a)
+{
+    *a = (pack_arg_t){.mod = op.mod};
+    switch (op.c) {
+    case 's':
+        a->s = va_arg(*ap, const char *);
+        if (op.mod == '#') {
+            int l = va_arg(*ap, int);
+            if (l < 0) a->s = NULL, a->mod = 0;
+            a->slen = l < 0 ? 0 : (size_t)l;
+        } else if (op.mod == '%') {
+            a->slen = va_arg(*ap, size_t);
+        } else {
+            a->slen = a->s ? strlen(a->s) : 0;
+        }
+        break;
+    case 'o':
+    case 'O':
+        a->v = va_arg(*ap, json_t *);
+        break;
+    case 'b':
+    case 'i':
+        a->iv = va_arg(*ap, int);
+        break;
+    case 'I':
+        a->iv = va_arg(*ap, json_int_t);
+        break;
+    case 'f':
+        a->dv = va_arg(*ap, double);
+        break;
+    default: /* '[' and 'n' take none */
+        break;
+    }
+}
+
 /* Writes the elements of a compiled array format (n steps) after the
  * message head already in b, then the closing ']'. Every argument is
  * consumed, also after a failure, and "o" references are released, as
- * json_pack does; with discard nothing is written. With counts (one per
- * step: a '[' step's number of elements) the elements are written as
- * CBOR instead, each array a head with its count. */
-static int pack_write_as(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
-                         int discard, const uint32_t *counts)
+ * json_pack does; with discard nothing is written. */
+static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
+                      int discard)
 {
     unsigned char first[PACK_MAX_NEST + 1];
     int depth = 0, rc = discard;
     first[0] = 0; /* the top array follows the id: a ',' before each element */
     for (size_t k = 0; k < nops; k++) {
-        char c = ops[k].c, mod = ops[k].mod;
+        char c = ops[k].c;
         if (c == ']') {
-            if (!rc && !counts) rc = put_raw(b, "]", 1);
+            if (!rc) rc = put_raw(b, "]", 1);
             depth--;
             continue;
         }
-        /* each token's arguments are fetched whatever happens */
-        const char *s = NULL;
-        size_t slen = 0;
-        json_t *v = NULL;
-        json_int_t iv = 0;
-        double dv = 0;
-        switch (c) {
-        case 's':
-            s = va_arg(*ap, const char *);
-            if (mod == '#') {
-                int l = va_arg(*ap, int);
-                if (l < 0) s = NULL, mod = 0;
-                slen = l < 0 ? 0 : (size_t)l;
-            } else if (mod == '%') {
-                slen = va_arg(*ap, size_t);
-            } else if (s) {
-                slen = strlen(s);
-            }
-            break;
-        case 'o':
-        case 'O':
-            v = va_arg(*ap, json_t *);
-            break;
-        case 'b':
-        case 'i':
-            iv = va_arg(*ap, int);
-            break;
-        case 'I':
-            iv = va_arg(*ap, json_int_t);
-            break;
-        case 'f':
-            dv = va_arg(*ap, double);
-            break;
-        default: /* '[' and 'n' take none */
-            break;
-        }
-        int omit = mod == '*' && ((c == 's' && !s) || (c != 's' && !v));
-        if (!rc && counts) {
-            static const char nul = (char)0xf6, yes = (char)0xf5, no = (char)0xf4;
-            switch (c) {
-            case '[':
-                rc = aemp__cbor_put_head(b, 4, counts[k]);
-                break;
-            case 's':
-                rc = s ? aemp__cbor_put_string(b, s, slen)
-                       : mod == '?' ? put_raw(b, &nul, 1) : AEMP_EINVAL;
-                break;
-            case 'o':
-            case 'O':
-                rc = v ? aemp__cbor_put_value(b, v, (size_t)(AEMP_JSON_MAX_ENCODE_DEPTH - 1 - depth))
-                       : mod == '?' ? put_raw(b, &nul, 1) : AEMP_EINVAL;
-                break;
-            case 'n':
-                rc = put_raw(b, &nul, 1);
-                break;
-            case 'b':
-                rc = put_raw(b, iv ? &yes : &no, 1);
-                break;
-            case 'i':
-            case 'I':
-                rc = aemp__cbor_put_integer(b, iv);
-                break;
-            case 'f':
-                rc = aemp__cbor_put_real(b, dv);
-                break;
-            default:
-                break;
-            }
-        } else if (!rc && !omit) {
+        pack_arg_t a;
+        fetch(ops[k], ap, &a);
+        int omit = a.mod == '*' && ((c == 's' && !a.s) || (c != 's' && !a.v));
+        if (!rc && !omit) {
             if (!first[depth]) rc = put_raw(b, ",", 1);
             first[depth] = 0;
             if (!rc) switch (c) {
@@ -220,41 +212,87 @@ static int pack_write_as(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_l
                 rc = put_raw(b, "[", 1);
                 break;
             case 's':
-                rc = s ? aemp__json_put_string(b, s, slen)
-                       : mod == '?' ? put_raw(b, "null", 4) : AEMP_EINVAL;
+                rc = a.s ? aemp__json_put_string(b, a.s, a.slen)
+                         : a.mod == '?' ? put_raw(b, "null", 4) : AEMP_EINVAL;
                 break;
             case 'o':
             case 'O':
-                rc = v ? aemp__json_put_value(b, v, (size_t)(AEMP_JSON_MAX_ENCODE_DEPTH - 1 - depth))
-                       : mod == '?' ? put_raw(b, "null", 4) : AEMP_EINVAL;
+                rc = a.v ? aemp__json_put_value(b, a.v,
+                                                (size_t)(AEMP_JSON_MAX_ENCODE_DEPTH - 1 - depth))
+                         : a.mod == '?' ? put_raw(b, "null", 4) : AEMP_EINVAL;
                 break;
             case 'n':
                 rc = put_raw(b, "null", 4);
                 break;
             case 'b':
-                rc = iv ? put_raw(b, "true", 4) : put_raw(b, "false", 5);
+                rc = a.iv ? put_raw(b, "true", 4) : put_raw(b, "false", 5);
                 break;
             case 'i':
             case 'I':
-                rc = aemp__json_put_integer(b, iv);
+                rc = aemp__json_put_integer(b, a.iv);
                 break;
             case 'f':
-                rc = aemp__json_put_real(b, dv);
+                rc = aemp__json_put_real(b, a.dv);
                 break;
             default:
                 break;
             }
         }
         if (c == '[') first[++depth] = 1;
-        if (c == 'o' && v) json_decref(v);
+        if (c == 'o' && a.v) json_decref(a.v);
     }
     return discard ? 0 : rc;
 }
 
-static int pack_write(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
-                      int discard)
+/* The same in CBOR, for a program without '*': counts holds each '['
+ * step's number of elements, written in its head (the top array's head
+ * and the id are in b already; CBOR closes nothing). */
+static int pack_write_cbor(aemp__buf_t *b, const pack_op_t *ops, size_t nops, va_list *ap,
+                           int discard, const uint32_t *counts)
 {
-    return pack_write_as(b, ops, nops, ap, discard, NULL);
+    static const char nul = (char)0xf6, yes = (char)0xf5, no = (char)0xf4;
+    int depth = 0, rc = discard;
+    for (size_t k = 0; k < nops; k++) {
+        char c = ops[k].c;
+        if (c == ']') {
+            depth--;
+            continue;
+        }
+        pack_arg_t a;
+        fetch(ops[k], ap, &a);
+        if (!rc) switch (c) {
+        case '[':
+            rc = aemp__cbor_put_head(b, 4, counts[k]);
+            break;
+        case 's':
+            rc = a.s ? aemp__cbor_put_string(b, a.s, a.slen)
+                     : a.mod == '?' ? put_raw(b, &nul, 1) : AEMP_EINVAL;
+            break;
+        case 'o':
+        case 'O':
+            rc = a.v ? aemp__cbor_put_value(b, a.v, (size_t)(AEMP_JSON_MAX_ENCODE_DEPTH - 1 - depth))
+                     : a.mod == '?' ? put_raw(b, &nul, 1) : AEMP_EINVAL;
+            break;
+        case 'n':
+            rc = put_raw(b, &nul, 1);
+            break;
+        case 'b':
+            rc = put_raw(b, a.iv ? &yes : &no, 1);
+            break;
+        case 'i':
+        case 'I':
+            rc = aemp__cbor_put_integer(b, a.iv);
+            break;
+        case 'f':
+            rc = aemp__cbor_put_real(b, a.dv);
+            break;
+        default:
+            break;
+        }
+        if (c == '[') depth++;
+        if (c == 'o' && a.v) json_decref(a.v);
+    }
+    return discard ? 0 : rc;
 }
 
 /* The element count of each '[' step of a program (n steps, the top
@@ -306,7 +344,8 @@ int aemp__payload_encode_cached(aemp__buf_t *b, const char *id, size_t idlen,
     if (cache && !*cache) *cache = calloc(1, sizeof **cache);
     pack_op_t ops[PACK_MAX_OPS];
     const pack_op_t *prog;
-    size_t nops = program(pl->fmt, cache ? *cache : NULL, ops, &prog);
+    const aemp__pack_cache_t *hit;
+    size_t nops = program(pl->fmt, cache ? *cache : NULL, ops, &prog, &hit);
     if (!nops) {
         json_t *v = pack_value(pl->fmt, pl->ap);
         int rc = v ? aemp__json_encode_msg(b, id, idlen, v) : AEMP_EINVAL;
@@ -336,13 +375,23 @@ int aemp__payload_encode_cbor(aemp__buf_t *b, const char *id, size_t idlen,
         if (cache && !*cache) *cache = calloc(1, sizeof **cache);
         pack_op_t ops[PACK_MAX_OPS];
         const pack_op_t *prog;
-        uint32_t counts[PACK_MAX_OPS], top;
-        size_t nops = program(pl->fmt, cache ? *cache : NULL, ops, &prog);
-        if (nops && !pack_counts(prog, nops, counts, &top)) {
+        const aemp__pack_cache_t *hit;
+        uint32_t own[PACK_MAX_OPS], top = 0;
+        const uint32_t *counts = own;
+        size_t nops = program(pl->fmt, cache ? *cache : NULL, ops, &prog, &hit);
+        int counted = 0;
+        if (hit) {
+            counted = hit->counted;
+            counts = hit->counts;
+            top = hit->top;
+        } else if (nops) {
+            counted = !pack_counts(prog, nops, own, &top);
+        }
+        if (nops && counted) {
             size_t mark = b->len - b->off;
             int rc = aemp__cbor_put_head(b, 4, (uint64_t)top + 1);
-            if (!rc) rc = memchr(id, 0, idlen) ? AEMP_EINVAL : aemp__cbor_put_string(b, id, idlen);
-            int wr = pack_write_as(b, prog, nops, pl->ap, rc != 0, counts);
+            if (!rc) rc = aemp__cbor_put_id(b, id, idlen);
+            int wr = pack_write_cbor(b, prog, nops, pl->ap, rc != 0, counts);
             if (!rc) rc = wr;
             if (rc) b->len = b->off + mark;
             return rc;
