@@ -88,7 +88,7 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
 /* A started protocol-1 node (both helpers below). */
 static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
                              const char *const *seeds, size_t nseeds, const char *sec,
-                             size_t max_message, int secure)
+                             size_t max_message, int secure, const char *framings)
 {
     const char *binds[] = {bind ? bind : "127.0.0.1:0"};
     aemp_node_config_t c = {0};
@@ -102,6 +102,7 @@ static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
     c.secret_len = strlen(sec);
     c.max_message = max_message;
     c.secure = secure;
+    c.framings = framings;
     t_hooks(&c, t);
     t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
     if (t->node && aemp_node_start(t->node)) {
@@ -116,7 +117,7 @@ aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_
 {
     memset(t, 0, sizeof *t);
     start_ticker();
-    return start_p1(t, id, NULL, seeds, nseeds, sec, max_message, 0);
+    return start_p1(t, id, NULL, seeds, nseeds, sec, max_message, 0, NULL);
 }
 
 aemp_node_t *mknode1_secure(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
@@ -124,7 +125,13 @@ aemp_node_t *mknode1_secure(tnode_t *t, const char *id, const char *const *seeds
 {
     memset(t, 0, sizeof *t);
     start_ticker();
-    return start_p1(t, id, NULL, seeds, nseeds, sec, 0, secure);
+    return start_p1(t, id, NULL, seeds, nseeds, sec, 0, secure, NULL);
+}
+
+aemp_node_t *mknode1_framings(tnode_t *t, const char *id, const char *seed, const char *framings)
+{
+    memset(t, 0, sizeof *t);
+    return start_p1(t, id, NULL, &seed, seed ? 1 : 0, secret, 0, 0, framings);
 }
 
 /* Runs the loop until cond(ud) or the deadline; returns cond's value. */
@@ -160,7 +167,7 @@ int down_n(void *ud)
 aemp_node_t *mknode_p1(tnode_t *t, const char *id, const char *bind, const char *const *seeds,
                        size_t nseeds)
 {
-    return start_p1(t, id, bind, seeds, nseeds, secret, 0, 0);
+    return start_p1(t, id, bind, seeds, nseeds, secret, 0, 0, NULL);
 }
 
 int free_port(void)

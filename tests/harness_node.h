@@ -48,6 +48,9 @@ aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_
 /* mknode1 with config secure set as given (2.02's "secure"). */
 aemp_node_t *mknode1_secure(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,
                             const char *sec, int secure);
+/* A started protocol-1 node named id with the test secret, the given
+ * framings (NULL: the default) and seed (NULL: none); no ticker. */
+aemp_node_t *mknode1_framings(tnode_t *t, const char *id, const char *seed, const char *framings);
 /* A started protocol-1 node named id, listening on bind (NULL:
  * 127.0.0.1, a free port), with nseeds seeds, the test secret and t's
  * counters; NULL when it cannot start. */

@@ -14,15 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* An echo port (as the aemp tool's echo service): [TO, ELEMS...] -> TO. */
-static int echo_cb(aemp_port_t *p, json_t *msg, void *ud)
+/* [TO, ELEMS...] -> ELEMS sent to TO, as the aemp tool's echo service. */
+static void echo_rest(aemp_node_t *n, json_t *msg)
 {
-    (void)ud;
     const char *to = json_string_value(json_array_get(msg, 0));
     json_t *rest = json_array();
     for (size_t i = 1; rest && i < json_array_size(msg); i++) json_array_append(rest, json_array_get(msg, i));
-    if (to && rest) aemp_send(aemp_port_node(p), to, rest);
+    if (to && rest) aemp_send(n, to, rest);
     else json_decref(rest);
+}
+
+/* An echo port. */
+static int echo_cb(aemp_port_t *p, json_t *msg, void *ud)
+{
+    (void)ud;
+    echo_rest(aemp_port_node(p), msg);
     return 0;
 }
 
@@ -30,11 +36,7 @@ static int echo_cb(aemp_port_t *p, json_t *msg, void *ud)
 static void echo_fn(aemp_node_t *n, aemp_port_t *port, json_t *args, void *ud)
 {
     (void)ud;
-    const char *to = json_string_value(json_array_get(args, 0));
-    json_t *rest = json_array();
-    for (size_t i = 1; rest && i < json_array_size(args); i++) json_array_append(rest, json_array_get(args, i));
-    if (to && rest) aemp_send(n, to, rest);
-    else json_decref(rest);
+    echo_rest(n, args);
     if (port) aemp_port_kill(port, NULL);
 }
 

@@ -354,32 +354,6 @@ static int both_have(void *ud)
     return json_array_size(t->a) >= t->n && json_array_size(t->b) >= t->n;
 }
 
-/* A started protocol-1 node named id with the given framings (NULL:
- * the default), seeded by seed (NULL: none). */
-static aemp_node_t *node_framings(tnode_t *t, const char *id, const char *seed,
-                                  const char *framings)
-{
-    const char *binds[] = {"127.0.0.1:0"};
-    aemp_node_config_t c = {0};
-    memset(t, 0, sizeof *t);
-    c.protocol = 1;
-    c.nodeid = id;
-    c.binds = binds;
-    c.nbinds = 1;
-    c.seeds = seed ? &seed : NULL;
-    c.nseeds = seed ? 1 : 0;
-    c.secret = secret;
-    c.secret_len = strlen(secret);
-    c.framings = framings;
-    t_hooks(&c, t);
-    t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
-    if (t->node && aemp_node_start(t->node)) {
-        aemp_node_destroy(t->node);
-        t->node = NULL;
-    }
-    return t->node;
-}
-
 static int linked2(void *ud)
 {
     aemp_node_t **n = ud;
@@ -394,15 +368,15 @@ TEST(cbor_link_one_meaning_between_our_nodes)
 {
     tnode_t ta, tb, tc;
     start_ticker();
-    aemp_node_t *a = node_framings(&ta, "cb-a", NULL, NULL);
+    aemp_node_t *a = mknode1_framings(&ta, "cb-a", NULL, NULL);
     REQUIRE(a);
     const char *seed = aemp_node_listeners(a, &(size_t){0})[0];
-    aemp_node_t *b = node_framings(&tb, "cb-b", seed, NULL);
-    aemp_node_t *c = node_framings(&tc, "cb-c", seed, "json");
+    aemp_node_t *b = mknode1_framings(&tb, "cb-b", seed, NULL);
+    aemp_node_t *c = mknode1_framings(&tc, "cb-c", seed, "json");
     REQUIRE(b && c);
-    CHECK(node_framings(&(tnode_t){0}, "cb-x", NULL, "cbor,xml") == NULL);
-    CHECK(node_framings(&(tnode_t){0}, "cb-x", NULL, "json,json") == NULL);
-    CHECK(node_framings(&(tnode_t){0}, "cb-x", NULL, "") == NULL);
+    CHECK(mknode1_framings(&(tnode_t){0}, "cb-x", NULL, "cbor,xml") == NULL);
+    CHECK(mknode1_framings(&(tnode_t){0}, "cb-x", NULL, "json,json") == NULL);
+    CHECK(mknode1_framings(&(tnode_t){0}, "cb-x", NULL, "") == NULL);
     aemp_node_t *ns[] = {a, b, c};
     REQUIRE(run_until(linked2, ns, 10));
     CHECK_STR(aemp_node_peer_framing(a, "cb-b", 0), "cbor");
@@ -454,7 +428,7 @@ TEST(cbor_link_scripted_peer_vectors)
 {
     tnode_t t;
     start_ticker();
-    aemp_node_t *n = node_framings(&t, "cb-n", NULL, NULL);
+    aemp_node_t *n = mknode1_framings(&t, "cb-n", NULL, NULL);
     REQUIRE(n);
     const char *ep = aemp_node_listeners(n, &(size_t){0})[0];
     two_t got = {json_array(), json_array(), 0};
