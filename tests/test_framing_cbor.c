@@ -235,6 +235,57 @@ TEST(cbor_framing_broken_and_limits)
     aemp__buf_free(&m);
 }
 
+/* An idle link holds no framer: one is made for an item that comes in
+ * parts (or after a big one) and released once that item is whole. */
+TEST(cbor_framing_framer_released_when_idle)
+{
+    aemp__frame_in_t in = {0};
+    CHECK_INT(aemp__frame_in_init(&in, &aemp__framing_cbor, AEMP_DEFAULT_MAX_MESSAGE), 0);
+    CHECK_INT(aemp__framing_cbor_framer_held(&in), 0);
+    /* ["a", 1, "xyz"], then the same in two parts */
+    static const char item[] = "\x83\x61\x61\x01\x63xyz";
+    size_t n = sizeof item - 1, start, end;
+    const char *err = "";
+    char text[16];
+    for (size_t cut = 0; cut < n; cut++) {
+        memcpy(text, item, n);
+        if (cut) {
+            CHECK_INT(in.ops->next(&in, text, cut, &start, &end, &err), AEMP__FRAME_MORE);
+            CHECK_INT(aemp__framing_cbor_framer_held(&in), 1);
+        }
+        CHECK_INT(in.ops->next(&in, text, n, &start, &end, &err), AEMP__FRAME_FOUND);
+        CHECK_INT(end, n);
+        CHECK_INT(aemp__framing_cbor_framer_held(&in), 0);
+        aemp__msg_t m = {0};
+        char why[64];
+        CHECK_INT(in.ops->decode(&in, text + start, end - start, &m, why, sizeof why), AEMP__MSG_OK);
+        CHECK_STR(m.id, "a");
+        aemp__frame_msg_done(&in, &m);
+        CHECK_INT(aemp__framing_cbor_framer_held(&in), 0);
+    }
+    /* a big item makes the next one go to the framer first: still none
+     * is held once each is whole */
+    aemp__buf_t big = {0};
+    aemp__buf_append(&big, "\x82\x61\x62\x5a\x00\x00\x40\x00", 8);
+    for (int i = 0; i < 0x4000; i++) aemp__buf_append(&big, "z", 1);
+    aemp__buf_append(&big, item, n);
+    for (int k = 0; k < 2; k++) {
+        CHECK_INT(in.ops->next(&in, aemp__buf_head(&big), aemp__buf_size(&big), &start, &end, &err),
+                  AEMP__FRAME_FOUND);
+        CHECK_INT(aemp__framing_cbor_framer_held(&in), 0);
+        aemp__msg_t m = {0};
+        char why[64];
+        CHECK_INT(in.ops->decode(&in, aemp__buf_head(&big) + start, end - start, &m, why, sizeof why),
+                  AEMP__MSG_OK);
+        CHECK_STR(m.id, k ? "a" : "b");
+        aemp__frame_msg_done(&in, &m);
+        aemp__buf_consume(&big, end);
+    }
+    CHECK_INT(aemp__buf_size(&big), 0);
+    aemp__buf_free(&big);
+    aemp__frame_in_free(&in);
+}
+
 /* ------------------------------------------------------------------ */
 /* transcript 02: two 2.02 nodes, CBOR both ways */
 

@@ -9,7 +9,8 @@
  * The framings of today: aemp__framing_json (framing_json.c),
  * aemp__framing_storable (framing_storable.c) and aemp__framing_cbor
  * (framing_cbor.c, protocol 1 only). Each is sans-I/O and allocates only
- * what its values need (cbor its reading state too).
+ * what its values need (cbor its framer too, while an item is being
+ * framed: an idle link holds none).
  *
  * Adding one: a file src/core/framing_NAME.c defining
  * `const aemp__framing_t aemp__framing_NAME = {"NAME", ...}` with the
@@ -112,6 +113,10 @@ const aemp__framing_t *aemp__framing_find(const aemp__framing_t *const *list, co
  * framings in list, each once and no longer than a greeting may carry
  * (a link offers at most 127 bytes of them), else 0. */
 int aemp__framing_list_ok(const aemp__framing_t *const *list, const char *names);
+
+/* For tests: whether the cbor reading state in holds a framer (it does
+ * only while an item is begun and incomplete). */
+int aemp__framing_cbor_framer_held(const aemp__frame_in_t *in);
 
 /* Binds in to framing f: 0 or AEMP_ENOMEM. aemp__frame_in_free releases
  * it (and accepts an unbound one). */

@@ -29,8 +29,14 @@
 /* Items at least this long make the next item go to the framer first. */
 #define BIG_ITEM (8 * 1024)
 
+/* What a link holds between reads. The usual message arrives whole and
+ * the fast decoder takes it in one scan: that needs no framer, so an
+ * idle link keeps only this small part (in in->state); the framer, a few
+ * hundred bytes, is allocated when an item must be framed (incomplete,
+ * declined by the fast decoder, or after a big item) and freed as soon
+ * as it has found that item's end. */
 typedef struct cbor_in {
-    aemp_cbor_framer_t framer;
+    aemp_cbor_framer_t *framer; /* NULL: idle, no item begun */
     int big_item;        /* the last item was big: framer first */
     json_t *elems;       /* what next decoded for decode to hand over */
     const char *id;      /* ...and its id, in the caller's bytes */
@@ -39,30 +45,38 @@ typedef struct cbor_in {
     size_t idcap;
 } cbor_in_t;
 
-/* The state is allocated (the framer alone nearly fills the inline
- * space): in->state holds the pointer. */
-static_assert(sizeof(cbor_in_t *) <= AEMP__FRAME_STATE_SIZE, "a pointer fits the state");
+static_assert(sizeof(cbor_in_t) <= AEMP__FRAME_STATE_SIZE, "cbor_in_t fits the state");
 
-#define ST(in) (*(cbor_in_t **)(void *)(in)->state)
+#define ST(in) ((cbor_in_t *)(void *)(in)->state)
 
 static int cbor_in_init(aemp__frame_in_t *in)
 {
-    cbor_in_t *s = calloc(1, sizeof *s);
-    ST(in) = s;
-    if (!s) return AEMP_ENOMEM;
-    aemp_cbor_framer_init(&s->framer, in->max_message, 0);
+    memset(ST(in), 0, sizeof(cbor_in_t));
     return 0;
+}
+
+static void framer_release(cbor_in_t *s)
+{
+    if (!s->framer) return;
+    aemp_cbor_framer_free(s->framer);
+    free(s->framer);
+    s->framer = NULL;
 }
 
 static void cbor_in_fini(aemp__frame_in_t *in)
 {
     cbor_in_t *s = ST(in);
-    if (!s) return;
     json_decref(s->elems);
-    aemp_cbor_framer_free(&s->framer);
+    s->elems = NULL;
+    framer_release(s);
     free(s->idbuf);
-    free(s);
-    ST(in) = NULL;
+    s->idbuf = NULL;
+    s->idcap = 0;
+}
+
+int aemp__framing_cbor_framer_held(const aemp__frame_in_t *in)
+{
+    return ST(in)->framer != NULL;
 }
 
 /* The most values one message may make: see the top. */
@@ -75,7 +89,7 @@ static int cbor_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *
                      size_t *end, const char **err)
 {
     cbor_in_t *s = ST(in);
-    if (!s->big_item && aemp__cbor_framer_idle(&s->framer)) {
+    if (!s->big_item && !s->framer) {
         size_t used = 0;
         json_t *elems = aemp__cbor_decode_msg(buf, len, 0, &s->id, &s->idlen, &used,
                                               max_values(in), &in->recycle);
@@ -87,12 +101,22 @@ static int cbor_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *
         }
         json_decref(elems);
     }
-    int r = aemp_cbor_framer_next(&s->framer, buf, len, start, end);
+    if (!s->framer) {
+        if (!(s->framer = malloc(sizeof *s->framer))) {
+            *err = "out of memory";
+            return AEMP__FRAME_ERROR;
+        }
+        aemp_cbor_framer_init(s->framer, in->max_message, 0);
+    }
+    int r = aemp_cbor_framer_next(s->framer, buf, len, start, end);
     if (r < 0) {
-        *err = aemp_cbor_framer_error(&s->framer);
+        *err = aemp_cbor_framer_error(s->framer);
         return AEMP__FRAME_ERROR;
     }
     if (r == 1) s->big_item = *end - *start >= BIG_ITEM;
+    /* no item begun (this one is whole, or nothing came): the next one
+     * starts afresh, and an idle link holds no framer */
+    if (r == 1 || aemp__cbor_framer_idle(s->framer)) framer_release(s);
     return r;
 }
 
