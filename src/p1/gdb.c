@@ -10,9 +10,24 @@
 
 #include <stdio.h>
 
+/* A family a shard holds keys of, and how many. */
+typedef struct fam {
+    char *name;
+    size_t keys;
+} fam_t;
+
+/* What a node owns is kept flat, one object for all its families, keyed
+ * by entry_key(FAMILY, KEY): a joined node holds a key or two, and an
+ * object per family (with its hash table) would cost several times what
+ * they hold. The view and the answers are made from the view, which
+ * stays {FAMILY: {KEY: VALUE}}. */
 typedef struct shard {
     char *node;          /* in the same allocation */
-    json_t *db;          /* {FAMILY: {KEY: VALUE}}, what node owns */
+    json_t *db;          /* {entry_key(FAMILY, KEY): VALUE}, what node owns */
+    /* the families it holds, for its limits (a global node's share has
+     * none, and may hold many families: not counted) */
+    fam_t *fams;
+    size_t nfams;
     json_t *mons;        /* {FAMILY: null}, what node watches (NULL: none yet) */
     size_t bytes;        /* names and values in db */
     unsigned long seq;   /* when it last wrote */
@@ -91,6 +106,8 @@ static void shard_free(shard_t *s)
 {
     if (!s) return;
     json_decref(s->db);
+    for (size_t i = 0; i < s->nfams; i++) free(s->fams[i].name);
+    free(s->fams);
     json_decref(s->mons);
     free(s);
 }
@@ -149,13 +166,112 @@ static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t 
 /* ------------------------------------------------------------------ */
 /* the merge                                                           */
 
-/* The key of family/key in g->shared (buf: OWNER_KEY_MAX bytes; names
- * are at most AEMP_GDB_NAME_MAX bytes, checked before anything is set). */
+/* The key of family/key in g->shared and in a shard's db, "LEN:FAMILYKEY"
+ * (buf: OWNER_KEY_MAX bytes; names are at most AEMP_GDB_NAME_MAX bytes,
+ * checked before anything is set). */
 #define OWNER_KEY_MAX (2 * AEMP_GDB_NAME_MAX + 24)
 static const char *owner_key(char *buf, const char *family, const char *key)
 {
-    snprintf(buf, OWNER_KEY_MAX, "%zu:%s%s", strlen(family), family, key);
+    size_t fl = strlen(family), kl = strlen(key);
+    int n = snprintf(buf, OWNER_KEY_MAX, "%zu:", fl);
+    memcpy(buf + n, family, fl);
+    memcpy(buf + n + fl, key, kl + 1);
     return buf;
+}
+
+/* The family (into fam, AEMP_GDB_NAME_MAX + 1 bytes) and the key (the
+ * returned pointer, into ek) of a shard's entry key ek. */
+static const char *entry_split(const char *ek, char *fam)
+{
+    char *end;
+    size_t fl = strtoul(ek, &end, 10);
+    memcpy(fam, end + 1, fl);
+    fam[fl] = '\0';
+    return end + 1 + fl;
+}
+
+/* ------------------------------------------------------------------ */
+/* a shard's entries                                                   */
+
+static fam_t *fam_find(const shard_t *s, const char *family)
+{
+    for (size_t i = 0; i < s->nfams; i++)
+        if (!strcmp(s->fams[i].name, family)) return &s->fams[i];
+    return NULL;
+}
+
+/* Keys s holds in family (0 for a global node's share: not counted). */
+static size_t fam_keys(const shard_t *s, const char *family)
+{
+    fam_t *f = fam_find(s, family);
+    return f ? f->keys : 0;
+}
+
+/* family gained (+1) or lost (-1) a key of s. 0 or AEMP_ENOMEM. */
+static int fam_count(shard_t *s, const char *family, int d)
+{
+    if (s->global) return 0;
+    fam_t *f = fam_find(s, family);
+    if (f) {
+        if (!(f->keys += (size_t)d)) {
+            free(f->name);
+            *f = s->fams[--s->nfams];
+        }
+        return 0;
+    }
+    if (d < 0) return 0;
+    fam_t *nf = realloc(s->fams, (s->nfams + 1) * sizeof *nf);
+    if (!nf) return AEMP_ENOMEM;
+    s->fams = nf;
+    if (!(nf[s->nfams].name = strdup(family))) return AEMP_ENOMEM;
+    nf[s->nfams++].keys = 1;
+    return 0;
+}
+
+/* The value s holds for family/key (borrowed), or NULL. */
+static json_t *sget(const shard_t *s, const char *family, const char *key)
+{
+    char buf[OWNER_KEY_MAX];
+    return json_object_get(s->db, owner_key(buf, family, key));
+}
+
+/* s holds v (a new reference) for family/key. 0 or AEMP_ENOMEM. */
+static int sset(shard_t *s, const char *family, const char *key, json_t *v)
+{
+    char buf[OWNER_KEY_MAX];
+    int fresh = !json_object_get(s->db, owner_key(buf, family, key));
+    if (fresh && fam_count(s, family, 1)) return AEMP_ENOMEM;
+    if (!json_object_set(s->db, buf, v)) return 0;
+    if (fresh) fam_count(s, family, -1);
+    return AEMP_ENOMEM;
+}
+
+static void sdel(shard_t *s, const char *family, const char *key)
+{
+    char buf[OWNER_KEY_MAX];
+    if (!json_object_del(s->db, owner_key(buf, family, key))) fam_count(s, family, -1);
+}
+
+/* {FAMILY: [KEY, ...]} of what s holds, less what is in db ({FAMILY:
+ * {KEY: VALUE}}, or NULL), in the order s got them; NULL: no memory. */
+static json_t *keys_by_family(const shard_t *s, json_t *db)
+{
+    json_t *r = json_object();
+    const char *ek;
+    json_t *v;
+    json_object_foreach(s->db, ek, v) {
+        char f[AEMP_GDB_NAME_MAX + 1];
+        const char *k = entry_split(ek, f);
+        if (!r) break;
+        if (json_object_get(json_object_get(db, f), k)) continue;
+        json_t *keys = json_object_get(r, f);
+        if ((!keys && (!(keys = json_array()) || json_object_set_new(r, f, keys))) ||
+            json_array_append_new(keys, json_string(k))) {
+            json_decref(r);
+            r = NULL;
+        }
+    }
+    return r;
 }
 
 /* How many shards hold family/key, given that one does. */
@@ -190,7 +306,7 @@ static shard_t *other_owner(aemp__gdb_t *g, const shard_t *except, const char *f
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
         shard_t *s = e->value;
-        if (s == except || !json_object_get(json_object_get(s->db, family), key)) continue;
+        if (s == except || !sget(s, family, key)) continue;
         if (!best || (s->slave && !best->slave) || (s->slave == best->slave && s->seq > best->seq))
             best = s;
     }
@@ -215,7 +331,7 @@ static int aadd(json_t *a, const char *k)
 static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json_t *del,
                json_t *out)
 {
-    json_t *ldb = json_object_get(s->db, family), *gdb = json_object_get(g->view, family);
+    json_t *gdb = json_object_get(g->view, family);
     json_t *watchers = json_object_get(g->mons, family);
     /* what goes to the other globals (a slave's changes, when there are
      * any) and to the family's watchers (when it has any): made only
@@ -225,18 +341,17 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
            *mon_set = mon ? json_object() : NULL, *mon_del = mon ? json_array() : NULL;
     int rc = AEMP_ENOMEM;
     if ((fwd && (!fwd_set || !fwd_del)) || (mon && (!mon_set || !mon_del))) goto out;
-    if (!ldb && (!(ldb = json_object()) || json_object_set_new(s->db, family, ldb))) goto out;
     if (!gdb && (!(gdb = json_object()) || json_object_set_new(g->view, family, gdb))) goto out;
     s->seq = ++g->seq;
     if (!strcmp(family, "'g")) g->g_changes++;
     const char *k;
     json_t *v;
     json_object_foreach(set, k, v) {
-        json_t *old = json_object_get(ldb, k);
+        json_t *old = sget(s, family, k);
         size_t was = old ? entry_cost(k, old) : 0, now = entry_cost(k, v);
         /* a key new to s that the view has: held by another too */
         if (!old && json_object_get(gdb, k) && owners_add(g, family, k, 1)) goto out;
-        if (json_object_set(ldb, k, v) || json_object_set(gdb, k, v) ||
+        if (sset(s, family, k, v) || json_object_set(gdb, k, v) ||
             oset(fwd_set, k, v) || oset(mon_set, k, v))
             goto out;
         s->bytes += now - was;
@@ -244,19 +359,19 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     }
     for (size_t i = 0; i < json_array_size(del); i++) {
         const char *dk = json_string_value(json_array_get(del, i));
-        json_t *mine = json_object_get(ldb, dk);
+        json_t *mine = sget(s, family, dk);
         if (!mine) continue; /* a node deletes only what it holds */
         size_t was = entry_cost(dk, mine);
         s->bytes -= was;
         g->bytes -= was;
-        json_object_del(ldb, dk);
+        sdel(s, family, dk);
         shard_t *o = NULL;
         if (owners(g, family, dk) > 1) {
             o = other_owner(g, s, family, dk);
             owners_add(g, family, dk, -1); /* shrinks: no allocation */
         }
         if (o) {
-            json_t *ov = json_object_get(json_object_get(o->db, family), dk);
+            json_t *ov = sget(o, family, dk);
             int same = json_equal(json_object_get(gdb, dk), ov);
             if (o->slave) {
                 if (!same && (json_object_set(gdb, dk, ov) || oset(fwd_set, dk, ov) ||
@@ -290,7 +405,6 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         json_decref(chg);
     }
 out:
-    if (ldb && !json_object_size(ldb)) json_object_del(s->db, family);
     if (gdb && !json_object_size(gdb)) json_object_del(g->view, family);
     json_decref(fwd_set);
     json_decref(fwd_del);
@@ -351,9 +465,8 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
             return FAIL(AEMP_EBADMSG, "family %.64s: deleted key %zu is not a string", family, i);
     if (set && nul_key(set))
         return FAIL(AEMP_EBADMSG, "family %.64s: a key holds a NUL byte", family);
-    json_t *ldb = replace ? NULL : json_object_get(s->db, family);
     json_t *gdb = json_object_get(g->view, family);
-    size_t lkeys = json_object_size(ldb), gkeys = json_object_size(gdb);
+    size_t had = replace ? 0 : fam_keys(s, family), lkeys = had, gkeys = json_object_size(gdb);
     const char *k;
     json_t *v;
     json_object_foreach(set, k, v) {
@@ -363,13 +476,13 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
         if (vc > AEMP_GDB_VALUE_MAX)
             return FAIL(AEMP_ELIMIT, "family %.64s: value of key %.64s is over %d bytes", family, k,
                        AEMP_GDB_VALUE_MAX);
-        json_t *old = json_object_get(ldb, k);
+        json_t *old = replace ? NULL : sget(s, family, k);
         if (!old) lkeys++;
         else b->bytes -= entry_cost(k, old);
         b->bytes += kl + vc;
         if (!json_object_get(gdb, k)) gkeys++;
     }
-    if (!replace && !ldb && json_object_size(set)) b->families++;
+    if (!replace && !had && json_object_size(set)) b->families++;
     if (!s->global && lkeys > AEMP_GDB_NODE_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys of this node, limit %d", family, lkeys,
                    AEMP_GDB_NODE_KEYS_MAX);
@@ -407,7 +520,7 @@ static int check_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, char *w
 {
     if (!json_is_object(db)) return FAIL(AEMP_EBADMSG, "the database is not an object");
     if (nul_key(db)) return FAIL(AEMP_EBADMSG, "a family name holds a NUL byte");
-    budget_t b = {replace ? 0 : json_object_size(s->db), replace ? 0 : s->bytes, 0};
+    budget_t b = {replace ? 0 : s->nfams, replace ? 0 : s->bytes, 0};
     const char *f;
     json_t *fam;
     int rc;
@@ -432,18 +545,10 @@ static int put_db(aemp__gdb_t *g, shard_t *s, json_t *db, int replace, json_t *o
     json_t *fam;
     if (replace && json_object_size(s->db)) {
         /* what the new database lacks goes first */
-        json_t *gone = json_object();
+        json_t *gone = keys_by_family(s, db);
         if (!gone) return AEMP_ENOMEM;
-        json_object_foreach(s->db, f, fam) {
-            json_t *nf = json_object_get(db, f), *keys = json_array();
-            const char *k;
-            json_t *v;
-            json_object_foreach(fam, k, v) if (!json_object_get(nf, k)) json_array_append_new(keys, json_string(k));
-            if (!keys || json_object_set_new(gone, f, keys)) rc = AEMP_ENOMEM;
-        }
-        void *tmp;
-        json_object_foreach_safe(gone, tmp, f, fam) {
-            if (!rc && json_array_size(fam)) rc = upd(g, s, f, NULL, fam, out);
+        json_object_foreach(gone, f, fam) {
+            if (!rc) rc = upd(g, s, f, NULL, fam, out);
         }
         json_decref(gone);
     }
@@ -461,12 +566,14 @@ static json_t *slaves_db(aemp__gdb_t *g)
     for (aemp__map_ent_t *e; db && (e = aemp__map_next(&g->shards, &it));) {
         shard_t *s = e->value;
         if (!s->slave) continue;
-        const char *f;
-        json_t *fam;
-        json_object_foreach(s->db, f, fam) {
+        const char *ek;
+        json_t *v;
+        json_object_foreach(s->db, ek, v) {
+            char f[AEMP_GDB_NAME_MAX + 1];
+            const char *k = entry_split(ek, f);
             json_t *m = json_object_get(db, f);
             if (!m && (!(m = json_object()) || json_object_set_new(db, f, m))) goto nomem;
-            if (json_object_update(m, fam)) goto nomem;
+            if (json_object_set(m, k, v)) goto nomem;
         }
     }
     return db;
@@ -507,16 +614,12 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     json_t *fam;
     void *tmp;
     json_object_foreach_safe(s->mons, tmp, f, fam) watch(g, s, f, 0);
-    json_t *db = json_copy(s->db); /* upd drops emptied families */
+    json_t *db = keys_by_family(s, NULL);
+    if (!db) rc = AEMP_ENOMEM;
     json_object_foreach(db, f, fam) {
-        json_t *keys = json_array();
-        const char *k;
-        json_t *v;
-        json_object_foreach(fam, k, v) json_array_append_new(keys, json_string(k));
         json_t *empty = json_object();
-        if (!rc && keys && empty) rc = upd(g, s, f, empty, keys, out);
+        if (!rc && empty) rc = upd(g, s, f, empty, fam, out);
         else rc = AEMP_ENOMEM;
-        json_decref(keys);
         json_decref(empty);
     }
     json_decref(db);
@@ -586,7 +689,7 @@ int aemp__gdb_request(aemp__gdb_t *g, const char *src, const char *tag, json_t *
         if (json_is_null(del)) del = NULL;
         if (!set && !del) return 0;
         if (!(s = shard_get(g, src, 1))) return AEMP_ENOMEM;
-        budget_t b = {json_object_size(s->db), s->bytes, 0};
+        budget_t b = {s->nfams, s->bytes, 0};
         if ((rc = check_family(g, s, family, set, del, 0, &b, why, whylen)) ||
             (rc = check_budget(s, &b, why, whylen)))
             return rc;
@@ -686,22 +789,23 @@ int aemp__gdb_check(const aemp__gdb_t *g)
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
         shard_t *s = e->value;
-        size_t bytes = 0;
-        const char *f, *k;
-        json_t *fam, *v;
-        json_object_foreach(s->db, f, fam) {
-            if (!json_object_size(fam)) return __LINE__;
-            json_t *gf = json_object_get(g->view, f);
-            json_object_foreach(fam, k, v) {
-                if (!json_object_get(gf, k)) return __LINE__;
-                bytes += entry_cost(k, v);
-            }
-            if (!s->global && json_object_size(fam) > AEMP_GDB_NODE_KEYS_MAX)
-                return __LINE__;
+        size_t bytes = 0, counted = 0;
+        const char *f, *ek;
+        json_t *v;
+        json_object_foreach(s->db, ek, v) {
+            char fb[AEMP_GDB_NAME_MAX + 1];
+            const char *k = entry_split(ek, fb);
+            if (!json_object_get(json_object_get(g->view, fb), k)) return __LINE__;
+            if (!s->global && !fam_keys(s, fb)) return __LINE__;
+            bytes += entry_cost(k, v);
         }
+        for (size_t i = 0; i < s->nfams; i++) {
+            if (!s->fams[i].keys || s->fams[i].keys > AEMP_GDB_NODE_KEYS_MAX) return __LINE__;
+            counted += s->fams[i].keys;
+        }
+        if (s->global ? s->nfams != 0 : counted != json_object_size(s->db)) return __LINE__;
         if (bytes != s->bytes) return __LINE__;
-        if (!s->global && (json_object_size(s->db) > AEMP_GDB_NODE_FAMILIES_MAX ||
-                                       bytes > AEMP_GDB_NODE_BYTES_MAX))
+        if (!s->global && (s->nfams > AEMP_GDB_NODE_FAMILIES_MAX || bytes > AEMP_GDB_NODE_BYTES_MAX))
             return __LINE__;
         json_object_foreach(s->mons, f, v) if (!json_object_get(json_object_get(g->mons, f), s->node))
             return __LINE__;
@@ -723,7 +827,7 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             size_t holders = 0;
             aemp__map_iter_t i2 = {0};
             for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &i2));) {
-                json_t *ov = json_object_get(json_object_get(((shard_t *)e->value)->db, f), k);
+                json_t *ov = sget(e->value, f, k);
                 holders += ov != NULL;
                 owned = owned || (ov && (ov == v || json_equal(ov, v)));
             }
