@@ -42,8 +42,10 @@ typedef struct aemp__msg {
 
 /* The reading state of one direction of a link. The framing keeps what
  * it needs in `state` (checked to fit by each framing file), or in
- * memory in_init allocates and in_fini frees. */
-#define AEMP__FRAME_STATE_SIZE 256
+ * memory in_init allocates and in_fini frees. Every link holds one: the
+ * size is what the largest of today's needs (json's, with its framer),
+ * not more. */
+#define AEMP__FRAME_STATE_SIZE 136
 typedef struct aemp__frame_in {
     const struct aemp__framing *ops;
     size_t max_message;      /* longest message accepted (0 before in_init) */
