@@ -37,7 +37,8 @@
  * raised as far as allowed and N cut to fit, with a message.
  * BENCH_VERBOSE shows the nodes' logs; BENCH_JOIN_PIDS=S prints the
  * seed's process id when it starts and waits S seconds before the storm
- * (for a profiler to attach to the seed);
+ * (for a profiler to attach to the seed), and the same for the process
+ * of the handshake clients before their storm;
  * BENCH_JOIN_MAX_HANDSHAKES sets the seed's max_handshakes (to see the
  * storm without the cap).
  */
@@ -71,12 +72,13 @@ static void quiet_log(void *ud, int level, const char *msg)
     if (getenv("BENCH_VERBOSE")) fprintf(stderr, "[%d] %d %s\n", (int)getpid(), level, msg);
 }
 
-/* A started protocol-1 node that joins through seed_ep, or NULL when it
- * cannot start (its bind failed). bind NULL: no listener. */
-static aemp_node_t *mk_maybe(struct ev_loop *loop, const char *id, const char *bind,
-                             void (*log)(void *, int, const char *),
-                             void (*on_link)(void *, aemp_node_t *, const char *, int, const char *),
-                             void *link_ud)
+/* A protocol-1 node that joins through seed_ep: made only (start 0), or
+ * made and started, or NULL when it cannot start (its bind failed).
+ * bind NULL: no listener. */
+static aemp_node_t *mk_node(struct ev_loop *loop, const char *id, const char *bind,
+                            void (*log)(void *, int, const char *),
+                            void (*on_link)(void *, aemp_node_t *, const char *, int, const char *),
+                            void *link_ud, int start)
 {
     const char *binds[] = {bind}, *seeds[] = {seed_ep};
     aemp_node_config_t c = {0};
@@ -98,6 +100,7 @@ static aemp_node_t *mk_maybe(struct ev_loop *loop, const char *id, const char *b
         fprintf(stderr, BENCH_NAME ": cannot make node %s: %s\n", id, aemp_strerror(err));
         exit(1);
     }
+    if (!start) return n;
     if (aemp_node_start(n)) {
         aemp_node_destroy(n);
         return NULL;
@@ -110,7 +113,7 @@ static aemp_node_t *mk(struct ev_loop *loop, const char *id, const char *bind,
                        void (*on_link)(void *, aemp_node_t *, const char *, int, const char *),
                        void *link_ud)
 {
-    aemp_node_t *n = mk_maybe(loop, id, bind, log, on_link, link_ud);
+    aemp_node_t *n = mk_node(loop, id, bind, log, on_link, link_ud, 1);
     if (!n) {
         fprintf(stderr, BENCH_NAME ": cannot start node %s\n", id);
         exit(1);
@@ -237,7 +240,7 @@ static void joiners_go(long n)
         char id[32], bind[32];
         snprintf(id, sizeof id, "joiner%ld", i);
         snprintf(bind, sizeof bind, "127.0.0.1:%ld", base + i);
-        J.nodes[i] = mk_maybe(J.loop, id, bind, quiet_log, joiner_link, &J.up[i]);
+        J.nodes[i] = mk_node(J.loop, id, bind, quiet_log, joiner_link, &J.up[i], 1);
         if (!J.nodes[i]) {
             J.fallbacks++;
             J.nodes[i] = mk(J.loop, id, "127.0.0.1:0", quiet_log, joiner_link, &J.up[i]);
@@ -364,14 +367,14 @@ static void raw_server_main(int in, int out, void *arg)
 }
 
 typedef struct raw_result {
-    double wall, server_cpu, rss_per;
+    double wall, server_cpu, rss_per, client_cpu;
 } raw_result_t;
 
 /* The clients: n non-blocking connects at once, a request as each is
  * connected, done when every reply is in; all stay open until then. */
 static raw_result_t raw_storm(long n)
 {
-    raw_result_t res = {-1, 0, 0};
+    raw_result_t res = {-1, 0, 0, 0};
     child_t s = spawn(raw_server_main, NULL, -1);
     cmsg_t m;
     get_msg(s.from, &m);
@@ -389,7 +392,7 @@ static raw_result_t raw_storm(long n)
     int ep = epoll_create1(0), one = 1;
     int *fds = malloc((size_t)n * sizeof *fds);
     if (ep < 0 || !fds) die("raw clients");
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     for (long i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         if (fd < 0) die("raw socket");
@@ -420,6 +423,7 @@ static raw_result_t raw_storm(long n)
     }
     if (done == n) {
         res.wall = now() - t0;
+        res.client_cpu = (cpu_now() - c0) / (double)n;
         get_msg(s.from, &m);
         expect_op(&m, OP_DONE);
         res.server_cpu = m.d[0] / (double)n;
@@ -568,9 +572,93 @@ static double lat_family(void)
     return median(s, LAT_N);
 }
 
+/* the handshake storm: N nodes made first, then started at once */
+
+static struct hsclients {
+    struct ev_loop *loop;
+    int out;
+    long n, nup;
+    double t0, c0;
+} H;
+
+static void hs_link(void *ud, aemp_node_t *n, const char *peer, int up, const char *why)
+{
+    char *flag = ud;
+    if (!up || *flag) return;
+    *flag = 1;
+    if (++H.nup == H.n) reply(H.out, OP_UP, H.nup, now() - H.t0, cpu_now() - H.c0);
+}
+
+/* N nodes without listeners are made (not timed); on OP_GO all are
+ * started at once, each connecting to the seed and authenticating; the
+ * answer is the wall time until every link is up. */
+static void hs_clients_main(int in, int out, void *arg)
+{
+    long n = *(long *)arg;
+    H.loop = ev_loop_new(EVFLAG_AUTO);
+    H.out = out;
+    H.n = n;
+    aemp_node_t **nodes = calloc((size_t)n, sizeof *nodes);
+    char *up = calloc((size_t)n, 1);
+    if (!nodes || !up) die("calloc");
+    for (long i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "hs%ld", i);
+        nodes[i] = mk_node(H.loop, id, NULL, quiet_log, hs_link, &up[i], 0);
+    }
+    cmsg_t m;
+    if (getenv("BENCH_JOIN_PIDS")) fprintf(stderr, "handshake clients pid %d (N=%ld)\n", (int)getpid(), n);
+    reply(out, OP_READY, n, 0, 0);
+    get_msg(in, &m);
+    expect_op(&m, OP_GO);
+    H.t0 = now();
+    H.c0 = cpu_now();
+    for (long i = 0; i < n; i++)
+        if (aemp_node_start(nodes[i])) die("aemp_node_start");
+    while (H.nup < n && now() - H.t0 < DEADLINE) ev_run(H.loop, EVRUN_ONCE);
+    if (H.nup < n) {
+        fprintf(stderr, BENCH_NAME ": %ld of %ld handshakes done after %d s\n", H.nup, n, DEADLINE);
+        _exit(1);
+    }
+    get_msg(in, &m); /* OP_QUIT: the process goes, and its links with it */
+    _exit(0);
+}
+
+typedef struct hs_result {
+    double wall, seed_cpu, client_cpu;
+} hs_result_t;
+
+/* A fresh seed of its own, so the join storm's figures see nothing of
+ * this one. */
+static hs_result_t hs_storm(long n)
+{
+    hs_result_t res = {-1, -1, -1};
+    snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
+    child_t seed = spawn(seed_main, &n, -1);
+    cmsg_t m;
+    get_msg(seed.from, &m);
+    expect_op(&m, OP_HELLO);
+    child_t cl = spawn(hs_clients_main, &n, -1);
+    get_msg(cl.from, &m);
+    expect_op(&m, OP_READY);
+    if (getenv("BENCH_JOIN_PIDS")) sleep((unsigned)atoi(getenv("BENCH_JOIN_PIDS")));
+    cmsg_t s0 = seed_stat(&seed);
+    send_op(&cl, OP_GO, n);
+    get_msg(cl.from, &m);
+    expect_op(&m, OP_UP);
+    cmsg_t s1 = seed_stat(&seed);
+    res.wall = m.d[0];
+    res.seed_cpu = (s1.d[0] - s0.d[0]) / (double)n;
+    res.client_cpu = m.d[1] / (double)n;
+    finish(&seed);
+    finish(&cl);
+    return res;
+}
+
 typedef struct result {
     long n;
     raw_result_t raw;
+    hs_result_t hs;          /* the handshake storm, a seed of its own */
     double made, made_cpu;   /* the joiners making and starting their nodes */
     double up;               /* every joiner's link to the seed up */
     double visible;          /* the watcher holds all N */
@@ -712,8 +800,13 @@ GET(g_heap_node, r->heap_node)
 GET(g_evicted, (double)r->evicted)
 GET(g_raw_wall, r->raw.wall)
 GET(g_raw_cpu, r->raw.server_cpu * 1e6)
+GET(g_raw_client, r->raw.client_cpu * 1e6)
 GET(g_raw_rss, r->raw.rss_per)
 GET(g_rate_ratio, r->visible > 0 && r->raw.wall > 0 ? r->raw.wall / r->visible : -1)
+GET(g_hs_wall, r->hs.wall)
+GET(g_hs_cpu, r->hs.seed_cpu * 1e6)
+GET(g_hs_client, r->hs.client_cpu * 1e6)
+GET(g_hs_ratio, r->hs.wall > 0 && r->raw.wall > 0 ? r->raw.wall / r->hs.wall : -1)
 GET(g_cpu_ratio, r->raw.server_cpu > 0 ? r->cpu_join / r->raw.server_cpu : -1)
 GET(g_find0, r->find0)
 GET(g_find1, r->find1)
@@ -729,7 +822,7 @@ static int ok_cpu(const result_t *r) { return r->cpu_join * 1e6 <= 25; }
 static int ok_visible(const result_t *r) { return r->visible >= 0 && r->visible <= 1.5; }
 static int ok_evicted(const result_t *r) { return r->evicted == 0; }
 static int ok_rss(const result_t *r) { return r->rss_node <= 3; }
-static int ok_rate(const result_t *r) { return g_rate_ratio(r) >= 0.5; }
+static int ok_rate(const result_t *r) { return g_hs_ratio(r) >= 0.5; }
 static int ok_find(const result_t *r) { return g_find_ratio(r) > 0 && g_find_ratio(r) <= 2; }
 static int ok_fam(const result_t *r) { return g_fam_ratio(r) > 0 && g_fam_ratio(r) <= 2; }
 static int ok_fan(const result_t *r) { return r->nwatch < WATCHERS || (r->fan >= 0 && r->fan <= 5); }
@@ -785,6 +878,10 @@ int main(void)
     for (int i = 0; i < nr; i++) {
         rs[i].n = ns[i];
         storm(&rs[i]);
+        char tag[32];
+        snprintf(tag, sizeof tag, "handshakes %ld", ns[i]);
+        phase(tag, DEADLINE + 30);
+        rs[i].hs = hs_storm(ns[i]);
     }
     alarm(0);
     loadavg(load1, sizeof load1);
@@ -807,8 +904,13 @@ int main(void)
     row("links closed: \"" EVICTED "\"", rs, nr, g_evicted, 0, "0", ok_evicted);
     row("raw TCP: N connected + request/reply (s)", rs, nr, g_raw_wall, 3, "", NULL);
     row("  raw server CPU per connection (us)", rs, nr, g_raw_cpu, 1, "", NULL);
+    row("  raw clients' CPU per connection (us)", rs, nr, g_raw_client, 1, "", NULL);
     row("  raw server RSS per connection (KiB)", rs, nr, g_raw_rss, 2, "", NULL);
-    row("joins/s vs raw connections/s", rs, nr, g_rate_ratio, 3, ">= 0.5", ok_rate);
+    row("joins/s vs raw connections/s", rs, nr, g_rate_ratio, 3, "", NULL);
+    row("N handshakes at once, nodes made before (s)", rs, nr, g_hs_wall, 3, "", NULL);
+    row("  seed CPU per handshake (us)", rs, nr, g_hs_cpu, 1, "", NULL);
+    row("  clients' CPU per handshake (us)", rs, nr, g_hs_client, 1, "", NULL);
+    row("handshakes/s vs raw connections/s", rs, nr, g_hs_ratio, 3, ">= 0.5", ok_rate);
     row("seed CPU per join vs raw CPU per connection", rs, nr, g_cpu_ratio, 1, "", NULL);
     row("g_find (unknown id), empty network (us)", rs, nr, g_find0, 0, "", NULL);
     row("g_find (unknown id), N registered (us)", rs, nr, g_find1, 0, "", NULL);

@@ -32,8 +32,9 @@
  * else. Nodes use the public API only and bind 127.0.0.1:0.
  * BENCH_SCALE=0.1 (for instance) shortens every measurement; BENCH_ONLY
  * takes a comma list of parts (small sendf pack p1sendf kib big rtt rtt1
- * p1rtt1 hs idle queue). The p1 parts run the same measurement between
- * protocol-1 nodes (the server is the client's seed).
+ * p1rtt1 hs hs1 idle queue). The p1 parts and hs1 run the same
+ * measurement between protocol-1 nodes (the server is the client's seed;
+ * hs1's client nodes have no listener of their own).
  */
 #define BENCH_NAME "bench_node"
 #include "aemp.h"
@@ -122,6 +123,9 @@ static char p1_seed[200];
 /* protocol 1: the framings of the nodes made next (NULL: the default,
  * cbor,json,storable, so two nodes talk CBOR; "json" forces JSON) */
 static const char *p1_framings;
+/* protocol 1: the nodes made next have no listener (the handshake
+ * clients: binding one is not part of a handshake) */
+static int p1_nobind;
 
 static aemp_node_t *mk_node(struct ev_loop *loop)
 {
@@ -131,12 +135,14 @@ static aemp_node_t *mk_node(struct ev_loop *loop)
     char id[64];
     c.bind = "127.0.0.1:0";
     if (proto == 1) {
-        /* node ids as 2.02 makes them; the server is every client's seed */
-        snprintf(id, sizeof id, "bench/%d", (int)getpid());
+        /* node ids as 2.02 makes them (HOST/PID), one per node of a
+         * process; the server is every client's seed */
+        static long seq;
+        snprintf(id, sizeof id, "bench/%d/%ld", (int)getpid(), ++seq);
         c.protocol = 1;
         c.nodeid = id;
-        c.binds = binds;
-        c.nbinds = 1;
+        c.binds = p1_nobind ? NULL : binds;
+        c.nbinds = p1_nobind ? 0 : 1;
         c.seeds = *p1_seed ? seeds : NULL;
         c.nseeds = *p1_seed ? 1 : 0;
         c.framings = p1_framings;
@@ -1099,7 +1105,9 @@ static void run_handshakes(series_t *aemp, series_t *raw)
     cmsg_t m;
     long long n = scaled(HS_N);
     child_t b = start_server(-1, &ids);
+    p1_nobind = proto == 1;
     child_t c = spawn(clients_main, ids.echo, -1);
+    p1_nobind = 0;
     for (int r = -1; r < RUNS; r++) {
         long long k = r < 0 ? n / 10 : n;
         send_op(&c, OP_RUN, k, HS_CONC, NULL);
@@ -1289,8 +1297,12 @@ int main(void)
     proto = 0;
     p1_seed[0] = 0;
 
-    series_t hs = {0}, hsr = {0};
+    series_t hs = {0}, hsr = {0}, hs1 = {0}, hsr1 = {0};
     if (want("hs")) run_handshakes(&hs, &hsr);
+    proto = 1;
+    if (want("hs1")) run_handshakes(&hs1, &hsr1);
+    proto = 0;
+    p1_seed[0] = 0;
 
     series_t idle = {0}, queue = {0};
     double enc = 0;
@@ -1331,6 +1343,8 @@ int main(void)
     row("round trip 1 CPU, p99 us", &pp, &ppr, 1, 1, "", -1);
     row("protocol 1: round trip 1 CPU, us", &pm1, &pmr1, 1, 1, "as protocol 0", -1);
     row("handshakes/s (16 at a time)", &hs, &hsr, 1, 0, ">= 0.5x", med(&hs) / med(&hsr) >= 0.5);
+    row("protocol 1: handshakes/s (16)", &hs1, &hsr1, 1, 0, ">= 0.5x",
+        med(&hs1) / med(&hsr1) >= 0.5);
     row("RSS per idle link, KiB", &idle, NULL, 1, 1, "<= 8", med(&idle) <= 8);
     row("RSS per 1M queued small, MiB", &queue, &encs, 1, 1, "", -1);
     printf("\nbaselines: raw TCP, 64 KiB writes, receiver splitting by bracket depth; blocking "
