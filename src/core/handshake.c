@@ -887,13 +887,13 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
 typedef struct token_buf {
     char stack[TOKEN_ROOM_FIXED];
     char *p;
-    size_t n;
+    size_t n, room;
 } token_buf_t;
 
 static void token_buf_done(token_buf_t *t)
 {
     if (!t->p) return;
-    wipe(t->p, t->n);
+    wipe(t->p, t->room);
     if (t->p != t->stack) free(t->p);
     t->p = NULL;
 }
@@ -907,9 +907,9 @@ static int method_token(aemp_hs_t *hs, const hs_method_t *m, int ours_first, tok
     span_t r1 = {hs->r1, hs->r1_len}, r2 = {hs->r2, hs->r2_len};
     span_t lines[4] = {ours_first ? l1 : r1, ours_first ? l2 : r2, ours_first ? r1 : l1,
                        ours_first ? r2 : l2};
-    size_t room = token_room(hs);
     t->n = 0;
-    t->p = room > sizeof t->stack ? malloc(room) : t->stack;
+    t->room = token_room(hs);
+    t->p = t->room > sizeof t->stack ? malloc(t->room) : t->stack;
     int rc = t->p ? m->token(hs, lines, t->p, &t->n) : AEMP_ENOMEM;
     if (rc == AEMP_ENOMEM) fail_nomem(hs);
     else if (rc) set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
