@@ -74,10 +74,13 @@ struct aemp_hs {
     char *own_id;       /* our node id / noderef, as in our line 1 */
     char *l1, *l2;      /* our greeting lines, without LF */
     size_t l1_len, l2_len;
+    /* the secret, the four lists, own_id, l1 and l2 live in one block
+     * after the struct (aemp__hs_new): one allocation per handshake */
 
     char *r1, *r2;      /* the peer's lines, verbatim, NUL-terminated */
     size_t r1_len, r2_len;
-    char *r1_split;     /* copy of r1 cut into NUL-terminated fields */
+    char *r1_split;     /* copy of r1 cut into NUL-terminated fields (in
+                         * r1's allocation, as kv is) */
     const char *remote_id;
     kv_t *kv;
     size_t nkv;
@@ -85,7 +88,7 @@ struct aemp_hs {
     const hs_method_t *send_method; /* chosen from the peer's list */
     const hs_method_t *sent_method; /* in our queued auth line */
     char *send_framing;
-    char *recv_auth, *recv_framing;
+    char *recv_auth, *recv_framing; /* one allocation, recv_auth's */
 
     int tls_role; /* 0 none, AEMP_HS_TLS_CLIENT or AEMP_HS_TLS_SERVER */
     int tls_up;
@@ -115,6 +118,17 @@ static char *dup_span(const char *p, size_t n)
     if (!s) return NULL;
     if (n) memcpy(s, p, n);
     s[n] = 0;
+    return s;
+}
+
+/* Copies n bytes and a NUL to *area; returns the copy and moves *area
+ * past it. */
+static char *area_put(char **area, const void *p, size_t n)
+{
+    char *s = *area;
+    if (n) memcpy(s, p, n);
+    s[n] = 0;
+    *area += n + 1;
     return s;
 }
 
@@ -366,15 +380,22 @@ int aemp_auth_token_tls_sha3(const char *l1, const char *l2, const char *r1, con
 /* ------------------------------------------------------------------ */
 /* auth methods: the token each one carries, over the greeting lines
  * sender's first (what we send: ours first; what we expect: the peer's
- * first). The token is returned malloc'd in *tok (NUL-terminated, *len
- * bytes); the caller wipes and frees it. */
+ * first). The token is written to out (token_room bytes, NUL-terminated),
+ * its length to *len; the caller wipes it. */
 
-typedef int (*token_fn)(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len);
+typedef int (*token_fn)(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len);
 
-static int tok_md6(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+/* Room for any method's token and its NUL: a digest's hex, or the
+ * secret's hex (cleartext). */
+#define TOKEN_ROOM_FIXED 129
+static size_t token_room(const aemp_hs_t *hs)
 {
-    char *t = malloc(65);
-    if (!t) return AEMP_ENOMEM;
+    size_t clear = 2 * hs->secret_len + 1;
+    return clear > TOKEN_ROOM_FIXED ? clear : TOKEN_ROOM_FIXED;
+}
+
+static int tok_md6(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len)
+{
     /* the message is the secret's digest: the same for every token */
     aemp_hs_t *mut = (aemp_hs_t *)hs;
     int rc = 0;
@@ -383,60 +404,41 @@ static int tok_md6(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_
                       mut->secret_md6);
         mut->secret_md6_ok = rc == 0;
     }
-    if (rc == 0) rc = auth_token(hs->secret_md6, lines, t);
-    if (rc) {
-        free(t);
-        return rc;
-    }
-    *tok = t;
-    *len = 64;
-    return 0;
+    if (rc == 0) rc = auth_token(hs->secret_md6, lines, out);
+    if (rc == 0) *len = 64;
+    return rc;
 }
 
-static int tok_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len,
+static int tok_sha3(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len,
                     int keyed)
 {
-    char *t = malloc(129);
-    if (!t) return AEMP_ENOMEM;
-    int rc = sha3_token(hs->secret, hs->secret_len, keyed, hs->hmac_sha3, lines, t);
-    if (rc) {
-        wipe(t, 129);
-        free(t);
-        return rc;
-    }
-    *tok = t;
-    *len = 128;
-    return 0;
+    int rc = sha3_token(hs->secret, hs->secret_len, keyed, hs->hmac_sha3, lines, out);
+    if (rc == 0) *len = 128;
+    return rc;
 }
 
-static int tok_hmac_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+static int tok_hmac_sha3(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len)
 {
-    return tok_sha3(hs, lines, tok, len, 1);
+    return tok_sha3(hs, lines, out, len, 1);
 }
 
-static int tok_plain_sha3(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+static int tok_plain_sha3(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len)
 {
-    return tok_sha3(hs, lines, tok, len, 0);
+    return tok_sha3(hs, lines, out, len, 0);
 }
 
 /* cleartext: the secret in hex, whatever the lines */
-static int tok_clear(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+static int tok_clear(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len)
 {
-    char *t = malloc(2 * hs->secret_len + 1);
-    if (!t) return AEMP_ENOMEM;
-    aemp__hex(hs->secret, hs->secret_len, t);
-    *tok = t;
+    aemp__hex(hs->secret, hs->secret_len, out);
     *len = 2 * hs->secret_len;
     return 0;
 }
 
 /* the TLS methods without a token: the data field is empty */
-static int tok_empty(const aemp_hs_t *hs, const span_t lines[4], char **tok, size_t *len)
+static int tok_empty(const aemp_hs_t *hs, const span_t lines[4], char *out, size_t *len)
 {
-    char *t = malloc(1);
-    if (!t) return AEMP_ENOMEM;
-    t[0] = 0;
-    *tok = t;
+    out[0] = 0;
     *len = 0;
     return 0;
 }
@@ -600,8 +602,7 @@ static void drop_secret(aemp_hs_t *hs)
     wipe(hs->secret_md6, sizeof hs->secret_md6);
     hs->secret_md6_ok = 0;
     if (!hs->secret) return;
-    wipe(hs->secret, hs->secret_len);
-    free(hs->secret);
+    wipe(hs->secret, hs->secret_len); /* in hs's own block: not freed */
     hs->secret = NULL;
     hs->secret_len = 0;
 }
@@ -733,29 +734,23 @@ static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer
     free(safe);
 }
 
-/* Queues "a;b;c\n" as one piece, so a failure never leaves half a line. */
+/* Queues "a;b;c\n" as one piece, so a failure never leaves half a line:
+ * the room is made first, then nothing can fail. */
 static int queue_auth_line(aemp_hs_t *hs, const char *method,
                            const char *data, size_t data_len)
 {
     size_t ml = strlen(method), fl = strlen(hs->send_framing);
-    size_t n = ml + 1 + data_len + 1 + fl + 1;
-    char *p = malloc(n);
-    if (!p) {
+    if (aemp__buf_reserve(&hs->out, ml + 1 + data_len + 1 + fl + 1)) {
         fail_nomem(hs);
         return AEMP_ENOMEM;
     }
-    size_t o = 0;
-    memcpy(p, method, ml), o += ml;
-    p[o++] = ';';
-    if (data_len) memcpy(p + o, data, data_len), o += data_len;
-    p[o++] = ';';
-    memcpy(p + o, hs->send_framing, fl), o += fl;
-    p[o++] = '\n';
-    int rc = aemp__buf_append(&hs->out, p, n);
-    wipe(p, n);
-    free(p);
-    if (rc) fail_nomem(hs);
-    return rc;
+    aemp__buf_append(&hs->out, method, ml);
+    aemp__buf_append(&hs->out, ";", 1);
+    aemp__buf_append(&hs->out, data, data_len);
+    aemp__buf_append(&hs->out, ";", 1);
+    aemp__buf_append(&hs->out, hs->send_framing, fl);
+    aemp__buf_append(&hs->out, "\n", 1);
+    return 0;
 }
 
 
@@ -850,16 +845,18 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
 
     /* Keep the line, and a copy cut into NUL-terminated fields that the
      * getters hand out. */
-    hs->r1 = dup_span(line.p, line.n);
-    hs->r1_split = dup_span(line.p, line.n);
-    size_t nfields = 0;
     fields_init(&it, line, ';');
-    nfields = it.left;
-    if (nfields > 5) hs->kv = calloc(nfields - 5, sizeof *hs->kv);
-    if (!hs->r1 || !hs->r1_split || (nfields > 5 && !hs->kv)) {
+    size_t nkv = it.left > 5 ? it.left - 5 : 0;
+    /* one block (freed as r1): the two copies, then the pairs, aligned */
+    size_t kv_at = (2 * (line.n + 1) + _Alignof(kv_t) - 1) / _Alignof(kv_t) * _Alignof(kv_t);
+    char *a = malloc(kv_at + nkv * sizeof *hs->kv);
+    if (!a) {
         fail_nomem(hs);
         return;
     }
+    hs->kv = nkv ? (kv_t *)(void *)(a + kv_at) : NULL;
+    hs->r1 = area_put(&a, line.p, line.n);
+    hs->r1_split = area_put(&a, line.p, line.n);
     hs->r1_len = line.n;
     char *base = hs->r1_split;
     for (size_t i = 0; i < line.n; i++)
@@ -885,33 +882,48 @@ static void parse_line1(aemp_hs_t *hs, span_t line)
     if (pf->greeted_at == 1) hs->greeted = 1;
 }
 
+/* A token's buffer: on the stack, unless a long secret's cleartext
+ * token needs more. */
+typedef struct token_buf {
+    char stack[TOKEN_ROOM_FIXED];
+    char *p;
+    size_t n, room;
+} token_buf_t;
+
+static void token_buf_done(token_buf_t *t)
+{
+    if (!t->p) return;
+    wipe(t->p, t->room);
+    if (t->p != t->stack) free(t->p);
+    t->p = NULL;
+}
+
 /* The token of method m over the four greeting lines, ours first (the
- * one we send) or the peer's first (the one we expect). Returns 0, or -1
- * with the engine failed. */
-static int method_token(aemp_hs_t *hs, const hs_method_t *m, int ours_first, char **tok,
-                        size_t *n)
+ * one we send) or the peer's first (the one we expect), into t (released
+ * with token_buf_done). Returns 0, or -1 with the engine failed. */
+static int method_token(aemp_hs_t *hs, const hs_method_t *m, int ours_first, token_buf_t *t)
 {
     span_t l1 = {hs->l1, hs->l1_len}, l2 = {hs->l2, hs->l2_len};
     span_t r1 = {hs->r1, hs->r1_len}, r2 = {hs->r2, hs->r2_len};
     span_t lines[4] = {ours_first ? l1 : r1, ours_first ? l2 : r2, ours_first ? r1 : l1,
                        ours_first ? r2 : l2};
-    *tok = NULL;
-    *n = 0;
-    int rc = m->token(hs, lines, tok, n);
+    t->n = 0;
+    t->room = token_room(hs);
+    t->p = t->room > sizeof t->stack ? malloc(t->room) : t->stack;
+    int rc = t->p ? m->token(hs, lines, t->p, &t->n) : AEMP_ENOMEM;
     if (rc == AEMP_ENOMEM) fail_nomem(hs);
     else if (rc) set_error(hs, rc, "cannot compute the auth token: %s", aemp_strerror(rc));
+    if (rc) token_buf_done(t);
     return rc ? -1 : 0;
 }
 
 /* Queues our auth line for method m: its token over our lines first. */
 static void send_token_line(aemp_hs_t *hs, const hs_method_t *m)
 {
-    char *tok;
-    size_t n;
-    if (method_token(hs, m, 1, &tok, &n)) return;
-    if (queue_auth_line(hs, m->name, tok, n) == 0) hs->sent_method = m;
-    wipe(tok, n);
-    free(tok);
+    token_buf_t t;
+    if (method_token(hs, m, 1, &t)) return;
+    if (queue_auth_line(hs, m->name, t.p, t.n) == 0) hs->sent_method = m;
+    token_buf_done(&t);
 }
 
 static void parse_line2(aemp_hs_t *hs, span_t line)
@@ -961,12 +973,14 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
     split_head(line, ';', f, 3);
     span_t method = f[0], data = f[1], framing = f[2];
 
-    hs->recv_auth = dup_span(method.p, method.n);
-    hs->recv_framing = dup_span(framing.p, framing.n);
-    if (!hs->recv_auth || !hs->recv_framing) {
+    hs->recv_auth = malloc(method.n + 1 + framing.n + 1);
+    if (!hs->recv_auth) {
         fail_nomem(hs);
         return;
     }
+    char *a = hs->recv_auth;
+    area_put(&a, method.p, method.n);
+    hs->recv_framing = area_put(&a, framing.p, framing.n);
 
     const hs_method_t *m = find_method(pf, method);
     if (!m || ((m->flags & MF_IN_ACCEPT) && !list_has(hs->auths_accept, method))) {
@@ -976,12 +990,10 @@ static void parse_auth(aemp_hs_t *hs, span_t line)
     int ok = 0;
     if ((hs->tls_up || !(m->flags & MF_NEEDS_TLS)) &&
         (hs->has_secret || !(m->flags & MF_NEEDS_SECRET))) {
-        char *want;
-        size_t n;
-        if (method_token(hs, m, 0, &want, &n)) return;
-        ok = token_equal(data, want, n);
-        wipe(want, n);
-        free(want);
+        token_buf_t want;
+        if (method_token(hs, m, 0, &want)) return;
+        ok = token_equal(data, want.p, want.n);
+        token_buf_done(&want);
     }
     if (!ok) {
         set_error(hs, AEMP_EAUTH, "%s", pf->err.mismatch);
@@ -1008,67 +1020,72 @@ static int field_ok(const char *s, int allow_semicolon)
 }
 
 
-static int build_greeting(aemp_hs_t *hs, const aemp_hs_config_t *cfg, const char *provider)
-{
-    const hs_profile_t *pf = hs->prof;
-    aemp__buf_t b = {0};
-    char num[32];
-    int rc = 0;
+/* Our line 1 is assembled in a fixed buffer before the engine is
+ * allocated: a peer that keeps to the protocol refuses a line of
+ * AEMP_HS_MAX_LINE bytes or more. */
+typedef struct line_buf {
+    char p[AEMP_HS_MAX_LINE];
+    size_t n;
+    int over; /* did not fit */
+} line_buf_t;
 
-    snprintf(num, sizeof num, "aemp;%d;", pf->version);
-    rc |= aemp__buf_append(&b, num, strlen(num));
-    rc |= aemp__buf_append(&b, hs->own_id, strlen(hs->own_id));
-    rc |= aemp__buf_append(&b, ";", 1);
-    rc |= aemp__buf_append(&b, hs->auths_accept, strlen(hs->auths_accept));
-    rc |= aemp__buf_append(&b, ";", 1);
-    rc |= aemp__buf_append(&b, hs->framings, strlen(hs->framings));
+static void put(line_buf_t *b, const char *s, size_t n)
+{
+    if (b->over || n >= sizeof b->p - b->n) {
+        b->over = 1;
+        return;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void put_str(line_buf_t *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_uint(line_buf_t *b, unsigned v)
+{
+    char d[16];
+    size_t i = sizeof d;
+    do d[--i] = (char)('0' + v % 10);
+    while (v /= 10);
+    put(b, d + i, sizeof d - i);
+}
+
+/* Our greeting line 1 into b (see the profile's kv for the pairs). */
+static void build_line1(line_buf_t *b, const hs_profile_t *pf, const aemp_hs_config_t *cfg,
+                        const char *accept, const char *framings, const char *provider)
+{
+    put(b, "aemp;", 5);
+    put_uint(b, (unsigned)pf->version);
+    put(b, ";", 1);
+    put_str(b, cfg->noderef);
+    put(b, ";", 1);
+    put_str(b, accept);
+    put(b, ";", 1);
+    put_str(b, framings);
     if (cfg->kv_override) {
         if (*cfg->kv_override) {
-            rc |= aemp__buf_append(&b, ";", 1);
-            rc |= aemp__buf_append(&b, cfg->kv_override, strlen(cfg->kv_override));
+            put(b, ";", 1);
+            put_str(b, cfg->kv_override);
         }
-    } else {
-        if (pf->kv & KV_PROVIDER) {
-            rc |= aemp__buf_append(&b, ";provider=", 10);
-            rc |= aemp__buf_append(&b, provider, strlen(provider));
-        }
-        if ((pf->kv & KV_PEERADDR) && cfg->peeraddr) {
-            rc |= aemp__buf_append(&b, ";peeraddr=", 10);
-            rc |= aemp__buf_append(&b, cfg->peeraddr, strlen(cfg->peeraddr));
-        }
-        if ((pf->kv & KV_TIMEOUT) && cfg->timeout) {
-            snprintf(num, sizeof num, ";timeout=%u", cfg->timeout);
-            rc |= aemp__buf_append(&b, num, strlen(num));
-        }
-        rc |= aemp__buf_append(&b, pf->fixed_kv, strlen(pf->fixed_kv));
-        if ((pf->kv & KV_TLS) && cfg->tls) rc |= aemp__buf_append(&b, ";tls=1.0", 8);
+        return;
     }
-    if (rc) {
-        aemp__buf_free(&b);
-        return AEMP_ENOMEM;
+    if (pf->kv & KV_PROVIDER) {
+        put(b, ";provider=", 10);
+        put_str(b, provider);
     }
-    /* A peer that keeps to the protocol would refuse a longer line. */
-    if (aemp__buf_size(&b) + 1 > AEMP_HS_MAX_LINE) {
-        aemp__buf_free(&b);
-        return AEMP_EINVAL;
+    if ((pf->kv & KV_PEERADDR) && cfg->peeraddr) {
+        put(b, ";peeraddr=", 10);
+        put_str(b, cfg->peeraddr);
     }
-    hs->l1 = dup_span(aemp__buf_head(&b), aemp__buf_size(&b));
-    hs->l1_len = aemp__buf_size(&b);
-    aemp__buf_free(&b);
-    if (!hs->l1) return AEMP_ENOMEM;
-
-    char nonce[4 * ((AEMP_HS_NONCE_MAX + 2) / 3) + 1];
-    base64(cfg->nonce, pf->nonce_bytes, nonce);
-    hs->l2 = dup_span(nonce, strlen(nonce));
-    hs->l2_len = strlen(nonce);
-    if (!hs->l2) return AEMP_ENOMEM;
-
-    if (aemp__buf_append(&hs->out, hs->l1, hs->l1_len) ||
-        aemp__buf_append(&hs->out, "\n", 1) ||
-        aemp__buf_append(&hs->out, hs->l2, hs->l2_len) ||
-        aemp__buf_append(&hs->out, "\n", 1))
-        return AEMP_ENOMEM;
-    return 0;
+    if ((pf->kv & KV_TIMEOUT) && cfg->timeout) {
+        put(b, ";timeout=", 9);
+        put_uint(b, cfg->timeout);
+    }
+    put_str(b, pf->fixed_kv);
+    if ((pf->kv & KV_TLS) && cfg->tls) put(b, ";tls=1.0", 8);
 }
 
 /* Is every entry of the comma list one of the profile's methods that may
@@ -1123,31 +1140,49 @@ aemp_hs_t *aemp__hs_new(const hs_profile_t *pf, const aemp_hs_config_t *cfg, int
         goto fail;
     if (!offer_ok(pf, send) || !list_nonempty(fsend)) goto fail;
 
+    line_buf_t l1;
+    l1.n = 0;
+    l1.over = 0;
+    build_line1(&l1, pf, cfg, accept, framings, provider);
+    if (l1.over) goto fail;
+    char l2[4 * ((AEMP_HS_NONCE_MAX + 2) / 3) + 1];
+    base64(cfg->nonce, pf->nonce_bytes, l2);
+    size_t l2_len = strlen(l2);
+
+    /* the engine and every string it keeps for its whole life in one
+     * block (a join storm makes thousands of engines) */
+    size_t al = strlen(accept), sl = strlen(send), fl = strlen(framings), fsl = strlen(fsend);
+    size_t il = strlen(cfg->noderef);
+    size_t area = cfg->secret_len + 1 + al + 1 + sl + 1 + fl + 1 + fsl + 1 + il + 1 + l1.n + 1 +
+                  l2_len + 1;
     rc = AEMP_ENOMEM;
-    hs = calloc(1, sizeof *hs);
+    hs = calloc(1, sizeof *hs + area);
     if (!hs) goto fail;
+    char *a = (char *)(hs + 1);
     hs->prof = pf;
     hs->phase = PH_LINE1;
     hs->tls = cfg->tls != 0;
     hs->has_secret = !pf->secret_optional || cfg->secret != NULL;
-    hs->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
-    hs->auths_accept = dup_span(accept, strlen(accept));
-    hs->auths_send = dup_span(send, strlen(send));
-    hs->framings = dup_span(framings, strlen(framings));
-    hs->framings_send = dup_span(fsend, strlen(fsend));
-    hs->own_id = dup_span(cfg->noderef, strlen(cfg->noderef));
-    if (!hs->secret || !hs->auths_accept || !hs->auths_send || !hs->framings ||
-        !hs->framings_send || !hs->own_id)
-        goto fail;
-    if (cfg->secret_len) memcpy(hs->secret, cfg->secret, cfg->secret_len);
+    hs->secret = (unsigned char *)area_put(&a, cfg->secret, cfg->secret_len);
     hs->secret_len = cfg->secret_len;
+    hs->auths_accept = area_put(&a, accept, al);
+    hs->auths_send = area_put(&a, send, sl);
+    hs->framings = area_put(&a, framings, fl);
+    hs->framings_send = area_put(&a, fsend, fsl);
+    hs->own_id = area_put(&a, cfg->noderef, il);
+    hs->l1 = area_put(&a, l1.p, l1.n);
+    hs->l1_len = l1.n;
+    hs->l2 = area_put(&a, l2, l2_len);
+    hs->l2_len = l2_len;
     if (cfg->secret_md6) {
         memcpy(hs->secret_md6, cfg->secret_md6, sizeof hs->secret_md6);
         hs->secret_md6_ok = 1;
     }
-
-    rc = build_greeting(hs, cfg, provider);
-    if (rc) goto fail;
+    if (aemp__buf_reserve(&hs->out, l1.n + 1 + l2_len + 1)) goto fail;
+    aemp__buf_append(&hs->out, hs->l1, hs->l1_len);
+    aemp__buf_append(&hs->out, "\n", 1);
+    aemp__buf_append(&hs->out, hs->l2, hs->l2_len);
+    aemp__buf_append(&hs->out, "\n", 1);
     return hs;
 
 fail:
@@ -1167,20 +1202,10 @@ void aemp_hs_free(aemp_hs_t *hs)
     drop_secret(hs);
     /* the out buffer may have held the secret's hex (cleartext auth) */
     if (hs->out.data) wipe(hs->out.data, hs->out.cap);
-    free(hs->auths_accept);
-    free(hs->auths_send);
-    free(hs->framings);
-    free(hs->framings_send);
-    free(hs->own_id);
-    free(hs->l1);
-    free(hs->l2);
-    free(hs->r1);
+    free(hs->r1); /* with r1_split and kv */
     free(hs->r2);
-    free(hs->r1_split);
-    free(hs->kv);
     free(hs->send_framing);
-    free(hs->recv_auth);
-    free(hs->recv_framing);
+    free(hs->recv_auth); /* with recv_framing */
     free(hs->line);
     if (!hs->err_static) free(hs->err_msg);
     aemp__buf_free(&hs->out);
@@ -1218,28 +1243,36 @@ size_t aemp_hs_feed(aemp_hs_t *hs, const void *buf, size_t len)
                       AEMP_HS_MAX_LINE);
             break;
         }
-        if (hs->line_len + body > hs->line_cap || !hs->line) {
-            size_t cap = hs->line_cap ? hs->line_cap : 256;
-            while (cap < hs->line_len + body) cap *= 2;
-            if (cap > AEMP_HS_MAX_LINE) cap = AEMP_HS_MAX_LINE;
-            char *nl = realloc(hs->line, cap);
-            if (!nl) {
-                set_error(hs, AEMP_ENOMEM, "%s", aemp_strerror(AEMP_ENOMEM));
+        span_t line;
+        if (lf && !hs->line_len) {
+            /* the whole line is in the input (the usual case): parsed
+             * where it is, since the parsers keep copies of what they
+             * need */
+            line = (span_t){p, body};
+        } else {
+            if (hs->line_len + body > hs->line_cap || !hs->line) {
+                size_t cap = hs->line_cap ? hs->line_cap : 256;
+                while (cap < hs->line_len + body) cap *= 2;
+                if (cap > AEMP_HS_MAX_LINE) cap = AEMP_HS_MAX_LINE;
+                char *nl = realloc(hs->line, cap);
+                if (!nl) {
+                    set_error(hs, AEMP_ENOMEM, "%s", aemp_strerror(AEMP_ENOMEM));
+                    break;
+                }
+                hs->line = nl;
+                hs->line_cap = cap;
+            }
+            if (body) memcpy(hs->line + hs->line_len, p, body);
+            hs->line_len += body;
+            if (!lf) {
+                used += n;
                 break;
             }
-            hs->line = nl;
-            hs->line_cap = cap;
-        }
-        if (body) memcpy(hs->line + hs->line_len, p, body);
-        hs->line_len += body;
-        if (!lf) {
-            used += n;
-            break;
+            line = (span_t){hs->line, hs->line_len};
+            hs->line_len = 0;
         }
         used += body + 1;
-        span_t line = {hs->line, hs->line_len};
         if (line.n && line.p[line.n - 1] == '\r') line.n--;
-        hs->line_len = 0;
         int was_greeted = hs->greeted;
         switch (hs->phase) {
         case PH_LINE1: parse_line1(hs, line); break;

@@ -138,6 +138,11 @@ ev_tstamp aemp__link_last_heard(const aemp__link_t *pl)
     return l->last_read;
 }
 
+ev_tstamp aemp__link_last_read(const aemp__link_t *pl)
+{
+    return ((const link_t *)pl)->last_read;
+}
+
 void aemp__link_free(aemp__link_t *pl)
 {
     link_t *l = PRIV(pl);

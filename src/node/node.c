@@ -954,10 +954,16 @@ int aemp_node_connect(aemp_node_t *n, const char *noderef)
  * AEMP_HANDSHAKE_OLD_EVICT (aemp.h, max_handshakes). A storm of honest
  * peers talks and finishes young; a connection that holds a descriptor
  * without finishing does not. */
-static ev_tstamp evictable_at(const aemp__link_t *l)
+static ev_tstamp evictable_at(const aemp__link_t *l, ev_tstamp now)
 {
-    ev_tstamp silent = aemp__link_last_heard(l) + AEMP_HANDSHAKE_SILENT_EVICT;
+    ev_tstamp silent = aemp__link_last_read(l) + AEMP_HANDSHAKE_SILENT_EVICT;
     ev_tstamp old = l->hs_since + AEMP_HANDSHAKE_OLD_EVICT;
+    /* the last read is no later than the last heard: while that bound is
+     * ahead, the kernel need not be asked (a storm over max_handshakes
+     * comes here on every accept); the evict timer may then come back
+     * early, and asks */
+    if ((silent < old ? silent : old) <= now)
+        silent = aemp__link_last_heard(l) + AEMP_HANDSHAKE_SILENT_EVICT;
     return silent < old ? silent : old;
 }
 
@@ -965,7 +971,7 @@ static ev_tstamp evictable_at(const aemp__link_t *l)
 static int evict_oldest(aemp_node_t *n)
 {
     aemp__link_t *l = n->hs_oldest;
-    if (!l || evictable_at(l) > ev_now(n->loop)) return 0;
+    if (!l || evictable_at(l, ev_now(n->loop)) > ev_now(n->loop)) return 0;
     aemp__link_close(l, "too many connections in handshake", 0);
     return 1;
 }
@@ -984,7 +990,7 @@ static void limit_handshakes(aemp_node_t *n)
     if (!l || n->destroy_pending) return;
     if (n->nhandshakes > n->cfg.max_handshakes) l->hs_marked = 1;
     if (!l->hs_marked) return;
-    ev_tstamp wait = evictable_at(l) - ev_now(n->loop);
+    ev_tstamp wait = evictable_at(l, ev_now(n->loop)) - ev_now(n->loop);
     ev_timer_stop(n->loop, &n->hs_evict);
     ev_timer_set(&n->hs_evict, wait > 0.01 ? wait : 0.01, 0.0);
     ev_timer_start(n->loop, &n->hs_evict);

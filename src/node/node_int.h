@@ -404,6 +404,9 @@ size_t aemp__link_queued(const aemp__link_t *l);
 void aemp__link_kick(aemp__link_t *l);
 /* When the link last received a byte (now, when bytes wait unread). */
 ev_tstamp aemp__link_last_heard(const aemp__link_t *l);
+/* When the link last read bytes: no later than aemp__link_last_heard,
+ * without asking the kernel. */
+ev_tstamp aemp__link_last_read(const aemp__link_t *l);
 /* Queues a keepalive (["","devnull"]). */
 void aemp__link_probe(aemp__link_t *l);
 /* The link's handshake engine, to read what it learned (the peer's name,

@@ -40,6 +40,8 @@ struct aemp__global {
     double synced_at;       /* when the last one ran */
     double dial_tokens;     /* MESH_DIALS_PER_S budget, refilled */
     double dial_at;         /* when the budget was last refilled */
+    json_t *said;           /* ["g_global"], made once: said on every link, */
+    aemp__enc_cache_t said_enc; /* and encoded once per framing */
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -107,8 +109,12 @@ static void send_out(aemp_node_t *n, json_t *out)
 /* Tells p that we are global (said on every link of a global node). */
 static void say_global(aemp_node_t *n, const aemp__peer_t *p)
 {
-    aemp__payload_t pl = {json_pack("[s]", "g_global"), NULL, NULL};
-    aemp__send_own(n, p->noderef, strlen(p->noderef), "", 0, &pl);
+    struct aemp__global *gl = gl_get(n);
+    if (!gl->said) gl->said = json_pack("[s]", "g_global");
+    /* the payload takes a reference: the message is never changed */
+    aemp__payload_t pl = {json_incref(gl->said), NULL, NULL};
+    if (!pl.elems) return; /* out of memory: the next link says it */
+    aemp__send_shared(n, p->noderef, strlen(p->noderef), "", 0, &pl, &gl->said_enc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -391,6 +397,8 @@ void aemp__global_free(aemp_node_t *n)
     aemp__map_free(&gl->mesh);
     aemp__map_free(&gl->announced);
     aemp__gdb_free(gl->gdb);
+    json_decref(gl->said);
+    aemp__enc_cache_free(&gl->said_enc);
     free(gl);
     aemp__p1_of(n)->global = NULL;
 }
