@@ -1042,6 +1042,11 @@ typedef struct aemp_node_config {
     /* Log sink; NULL: warnings and errors go to stderr. msg is borrowed. */
     void (*log)(void *ud, int level, const char *msg);
     void *log_ud;
+    /* The levels that reach log, as a mask of (1u << level); 0: every
+     * level. A line of another level is not even formatted (a busy seed
+     * logs a line per link up), unless a LogCatcher catches this node's
+     * log (aemp_logcatch), which asks for lines of its own levels. */
+    unsigned log_levels;
     /* Link events (may be NULL): up = 1 when a link to noderef is
      * authenticated, 0 when it is gone (reason says why). */
     void (*on_link)(void *ud, aemp_node_t *node, const char *noderef,

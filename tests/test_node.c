@@ -678,3 +678,62 @@ TEST(node_failed_attempt_to_a_p1_seed_is_reported)
     CHECK_STR(a.reason[0], "Connection refused");
     aemp_node_destroy(t.node);
 }
+
+/* log_levels: a level left out of the mask never reaches the callback;
+ * the levels in it do. */
+static void count_levels(void *ud, int level, const char *msg)
+{
+    int *by_level = ud;
+    (void)msg;
+    if (level >= 0 && level <= AEMP_LOG_DEBUG) by_level[level]++;
+}
+
+static aemp_node_t *mknode_levels(tnode_t *t, int *by_level, unsigned levels)
+{
+    memset(t, 0, sizeof *t);
+    aemp_node_config_t c = {0};
+    c.bind = "127.0.0.1:0";
+    c.secret = secret;
+    c.secret_len = strlen(secret);
+    c.connect_interval = 0.2;
+    t_hooks(&c, t);
+    c.log = count_levels;
+    c.log_ud = by_level;
+    c.log_levels = levels;
+    int err = 0;
+    t->node = aemp_node_new(EV_DEFAULT, &c, &err);
+    if (t->node && aemp_node_start(t->node)) {
+        aemp_node_destroy(t->node);
+        t->node = NULL;
+    }
+    return t->node;
+}
+
+TEST(node_log_levels_mask_what_reaches_the_callback)
+{
+    tnode_t a, b, c;
+    int la[4] = {0}, lb[4] = {0}, lc[4] = {0};
+    start_ticker();
+    REQUIRE(mknode_levels(&a, la, 1u << AEMP_LOG_ERROR | 1u << AEMP_LOG_WARN));
+    REQUIRE(mknode_levels(&b, lb, 0));
+    REQUIRE(mknode_levels(&c, lc, 1u << AEMP_LOG_INFO));
+    /* a and c each link to b: "link up" is an INFO line on all three */
+    CHECK_INT(aemp_node_send(a.node, aemp_node_noderef(b.node), json_pack("[ss]", "x", "hi")), 0);
+    CHECK_INT(aemp_node_send(c.node, aemp_node_noderef(b.node), json_pack("[ss]", "x", "hi")), 0);
+    want_t w = {&b, 2};
+    CHECK(run_until(got_n, &w, 10));
+    CHECK_INT(a.links_up, 1);
+    CHECK_INT(c.links_up, 1);
+    CHECK(lb[AEMP_LOG_INFO] >= 2); /* 0: every level */
+    CHECK_INT(la[AEMP_LOG_INFO], 0);
+    CHECK(lc[AEMP_LOG_INFO] >= 1);
+    /* b goes: a warning on a (link lost), none on c, which only takes INFO */
+    aemp_node_destroy(b.node);
+    want_t da = {&a, 1}, dc = {&c, 1};
+    CHECK(run_until(down_n, &da, 10));
+    CHECK(run_until(down_n, &dc, 10));
+    CHECK(la[AEMP_LOG_WARN] + la[AEMP_LOG_ERROR] >= 1);
+    CHECK_INT(lc[AEMP_LOG_WARN] + lc[AEMP_LOG_ERROR] + lc[AEMP_LOG_DEBUG], 0);
+    aemp_node_destroy(a.node);
+    aemp_node_destroy(c.node);
+}

@@ -498,6 +498,9 @@ static void tls_start(link_t *l, int server)
     }
     aemp__buf_consume(&l->out, aemp__buf_size(&l->out));
     aemp__buf_consume(&l->in, aemp__buf_size(&l->in));
+    /* from here `in` holds plaintext the TLS session writes into: not the
+     * stack buffer a plain read lends it (read_cb) */
+    if (!l->in.cap) l->in = (aemp__buf_t){0};
     schedule_flush(l);
     tls_pump(l);
 }
@@ -694,22 +697,40 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         else tls_pump(l);
         goto out;
     }
-    if (aemp__buf_append(&l->in, tmp, (size_t)r)) {
-        link_fail(l, "out of memory");
-        goto out;
-    }
-    /* a full step: more is likely waiting, taken now (up to READ_CHUNK);
-     * the end of the stream or an error shows at the next wakeup */
-    for (size_t got = (size_t)r; r == (ssize_t)sizeof tmp && got < READ_CHUNK; got += (size_t)r) {
-        r = recv(l->fd, tmp, sizeof tmp, MSG_DONTWAIT);
-        if (r <= 0) break;
+    if (l->in.cap == 0 && r < (ssize_t)sizeof tmp) {
+        /* nothing kept from an earlier read, and all there was: the bytes
+         * are processed where they are (`in` borrows the stack buffer;
+         * nothing may grow or free it meanwhile, see tls_start) and only
+         * what they leave incomplete is copied afterwards */
+        l->in = (aemp__buf_t){tmp, 0, (size_t)r, 0};
+    } else {
         if (aemp__buf_append(&l->in, tmp, (size_t)r)) {
             link_fail(l, "out of memory");
             goto out;
         }
+        /* a full step: more is likely waiting, taken now (up to
+         * READ_CHUNK); the end of the stream or an error shows at the
+         * next wakeup */
+        for (size_t got = (size_t)r; r == (ssize_t)sizeof tmp && got < READ_CHUNK; got += (size_t)r) {
+            r = recv(l->fd, tmp, sizeof tmp, MSG_DONTWAIT);
+            if (r <= 0) break;
+            if (aemp__buf_append(&l->in, tmp, (size_t)r)) {
+                link_fail(l, "out of memory");
+                goto out;
+            }
+        }
     }
     if (l->pub.state == LINK_HANDSHAKE) process_handshake(l);
     else if (l->pub.state == LINK_UP) process_data(l);
+    if (l->in.data == tmp) {
+        /* the end of the borrowing: what is left is kept (a closed link
+         * keeps nothing) */
+        aemp__buf_t left = l->in;
+        l->in = (aemp__buf_t){0};
+        if (l->pub.state != LINK_DEAD && aemp__buf_size(&left) &&
+            aemp__buf_append(&l->in, aemp__buf_head(&left), aemp__buf_size(&left)))
+            link_fail(l, "out of memory");
+    }
     /* an incomplete text larger than the limit is refused by the framer;
      * this guards the handshake phase, where the engine buffers lines */
     if (l->pub.state != LINK_DEAD && !l->tls) shrink_in(l);

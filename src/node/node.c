@@ -92,8 +92,18 @@ static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned
     return 1;
 }
 
+/* Whether the log callback (or stderr, without one) takes a line of
+ * level; a line nobody would see is not formatted. */
+static int log_to_user(const aemp_node_t *n, int level)
+{
+    if (!n->cfg.log) return level <= AEMP_LOG_WARN;
+    return !n->cfg.log_levels || (level >= 0 && level < 32 && (n->cfg.log_levels >> level & 1));
+}
+
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
 {
+    int user = log_to_user(n, level);
+    if (!user && !n->logcatch) return;
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -106,8 +116,8 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
         snprintf(buf + (len < sizeof buf - 80 ? len : sizeof buf - 80), 80,
                  " ... and %u more like this in the last %.0f s", held, AEMP_LOG_WINDOW);
     }
-    if (n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
-    else if (level <= AEMP_LOG_WARN) fprintf(stderr, "aemp: %s\n", buf);
+    if (user && n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
+    else if (user) fprintf(stderr, "aemp: %s\n", buf);
     if (n->logcatch) aemp__logcatch_feed(n, level, buf);
 }
 
