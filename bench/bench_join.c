@@ -39,6 +39,9 @@
  * seed's process id when it starts and waits S seconds before the storm
  * (for a profiler to attach to the seed), and the same for the process
  * of the handshake clients before their storm;
+ * BENCH_JOIN_ROUNDS sets how many changes the fan-out figure is the
+ * median of (5; more for a profile, which BENCH_JOIN_PIDS also waits
+ * for before the fan-out);
  * BENCH_JOIN_MAX_HANDSHAKES sets the seed's max_handshakes (to see the
  * storm without the cap).
  */
@@ -54,6 +57,8 @@
 #define FAMILY "join"
 #define WATCHERS 1000
 #define ROUNDS 5
+#define MAX_ROUNDS 1000
+static int rounds = ROUNDS; /* BENCH_JOIN_ROUNDS */
 #define LAT_N 200        /* sequential requests per latency figure */
 #define DEADLINE 120     /* seconds a storm may take before it counts as failed */
 #define MAX_RUNS 8
@@ -753,8 +758,12 @@ static void storm(result_t *r)
     send_op(&jn, OP_MON, r->nwatch);
     await(OP_MON, 30);
     cmsg_t f0 = seed_stat(&seed);
-    double fan[ROUNDS];
-    for (int i = 0; i < ROUNDS; i++) {
+    double fan[MAX_ROUNDS];
+    if (getenv("BENCH_JOIN_PIDS")) {
+        fprintf(stderr, "fan-out starts (joiners pid %d)\n", (int)jn.pid);
+        sleep((unsigned)atoi(getenv("BENCH_JOIN_PIDS")));
+    }
+    for (int i = 0; i < rounds; i++) {
         send_op(&jn, OP_EXPECT, i + 1);
         await(OP_READY, 10);
         double ts = now();
@@ -763,8 +772,8 @@ static void storm(result_t *r)
         fan[i] = (seen.d[0] - ts) * 1e3;
     }
     cmsg_t f1 = seed_stat(&seed);
-    r->fan = median(fan, ROUNDS);
-    r->fan_cpu = (f1.d[0] - f0.d[0]) / ROUNDS * 1e3;
+    r->fan = median(fan, rounds);
+    r->fan_cpu = (f1.d[0] - f0.d[0]) / rounds * 1e3;
 
     /* the seed first: its teardown is not measured, nor a storm of leaves */
     finish(&seed);
@@ -846,6 +855,8 @@ int main(void)
     double scale = 1.0;
     if (getenv("BENCH_JOIN_MAX_HANDSHAKES"))
         seed_max_handshakes = (unsigned)atol(getenv("BENCH_JOIN_MAX_HANDSHAKES"));
+    if (getenv("BENCH_JOIN_ROUNDS")) rounds = atoi(getenv("BENCH_JOIN_ROUNDS"));
+    if (rounds < 1 || rounds > MAX_ROUNDS) rounds = ROUNDS;
     const char *sc = getenv("BENCH_SCALE");
     if (sc && atof(sc) > 0) scale = atof(sc);
     long ns[MAX_RUNS];
@@ -929,7 +940,7 @@ int main(void)
            "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
            "open.\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
            "per join does not. %.0f s in all.\n",
-           LAT_N, ROUNDS, sizeof raw_req - 1, sizeof raw_rep - 1, now() - t_all);
+           LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, now() - t_all);
     for (int i = 0; i < nr; i++)
         if (rs[i].visible < 0) return 1;
     return 0;
