@@ -139,6 +139,7 @@ static void stat_reply(int out, long long extra)
     m.m = extra;
     m.d[0] = cpu_now();
     m.d[1] = (double)mallinfo2().uordblks;
+    m.d[2] = sys_cpu_now();
     put_msg(out, &m);
 }
 
@@ -633,14 +634,14 @@ static void hs_clients_main(int in, int out, void *arg)
 }
 
 typedef struct hs_result {
-    double wall, seed_cpu, client_cpu;
+    double wall, seed_cpu, seed_sys, client_cpu;
 } hs_result_t;
 
 /* A fresh seed of its own, so the join storm's figures see nothing of
  * this one. */
 static hs_result_t hs_storm(long n)
 {
-    hs_result_t res = {-1, -1, -1};
+    hs_result_t res = {-1, -1, -1, -1};
     snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
     child_t seed = spawn(seed_main, &n, -1);
     cmsg_t m;
@@ -657,6 +658,7 @@ static hs_result_t hs_storm(long n)
     cmsg_t s1 = seed_stat(&seed);
     res.wall = m.d[0];
     res.seed_cpu = (s1.d[0] - s0.d[0]) / (double)n;
+    res.seed_sys = (s1.d[2] - s0.d[2]) / (double)n;
     res.client_cpu = m.d[1] / (double)n;
     finish(&seed);
     finish(&cl);
@@ -670,7 +672,7 @@ typedef struct result {
     double made, made_cpu;   /* the joiners making and starting their nodes */
     double up;               /* every joiner's link to the seed up */
     double visible;          /* the watcher holds all N */
-    double cpu_join, rss_node, heap_node, joiner_cpu;
+    double cpu_join, sys_join, rss_node, heap_node, joiner_cpu;
     long evicted;
     double find0, find1, fam0, fam1; /* latencies, empty network and N registered */
     long nwatch;
@@ -738,6 +740,7 @@ static void storm(result_t *r)
     r->up = try_await(OP_UP, vis_flag ? 10 : 1, &up) ? up.d[0] - t0 : -1;
     cmsg_t s1 = seed_stat(&seed);
     r->cpu_join = (s1.d[0] - s0.d[0]) / (double)n;
+    r->sys_join = (s1.d[2] - s0.d[2]) / (double)n;
     r->evicted = s1.m - s0.m;
     send_op(&jn, OP_STAT, 0);
     cmsg_t j1 = await(OP_STAT, 10);
@@ -806,6 +809,8 @@ GET(g_visible, r->visible)
 GET(g_made, r->made)
 GET(g_up, r->up)
 GET(g_cpu_join, r->cpu_join * 1e6)
+GET(g_sys_join, r->sys_join * 1e6)
+GET(g_hs_sys, r->hs.seed_sys * 1e6)
 GET(g_joiner_cpu, r->joiner_cpu * 1e6)
 GET(g_rss_node, r->rss_node)
 GET(g_heap_node, r->heap_node)
@@ -912,6 +917,7 @@ int main(void)
     row("  joiners made and started their nodes (s)", rs, nr, g_made, 3, "", NULL);
     row("  every joiner's link to the seed up (s)", rs, nr, g_up, 3, "", NULL);
     row("seed CPU per join (us)", rs, nr, g_cpu_join, 1, "<= 25", ok_cpu);
+    row("  of which in the kernel (us)", rs, nr, g_sys_join, 1, "", NULL);
     row("  joiners' CPU per join, client side (us)", rs, nr, g_joiner_cpu, 1, "", NULL);
     row("seed RSS per joined node (KiB)", rs, nr, g_rss_node, 2, "<= 3", ok_rss);
     row("  seed heap per joined node (B)", rs, nr, g_heap_node, 0, "", NULL);
@@ -923,6 +929,7 @@ int main(void)
     row("joins/s vs raw connections/s", rs, nr, g_rate_ratio, 3, "", NULL);
     row("N handshakes at once, nodes made before (s)", rs, nr, g_hs_wall, 3, "", NULL);
     row("  seed CPU per handshake (us)", rs, nr, g_hs_cpu, 1, "", NULL);
+    row("    of which in the kernel (us)", rs, nr, g_hs_sys, 1, "", NULL);
     row("  clients' CPU per handshake (us)", rs, nr, g_hs_client, 1, "", NULL);
     row("handshakes/s vs raw connections/s", rs, nr, g_hs_ratio, 3, ">= 0.5", ok_rate);
     row("seed CPU per join vs raw CPU per connection", rs, nr, g_cpu_ratio, 1, "", NULL);

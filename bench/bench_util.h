@@ -55,6 +55,16 @@ static inline double cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Seconds this process spent in the kernel (getrusage: the kernel's own
+ * accounting, in ticks of its clock, so only sums over many events mean
+ * anything). */
+static inline double sys_cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static inline void die(const char *what)
 {
     fprintf(stderr, BENCH_NAME ": %s: %s\n", what, strerror(errno));
