@@ -445,7 +445,10 @@ int aemp__p1_is_master(const aemp_node_t *n, const char *src)
 {
     const naming_t *s = naming_of(n);
     if (s && aemp__global_active(n)) return aemp__is_self(n, src); /* our own */
-    return s && s->master && aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
+    if (!s || !s->master) return 0;
+    /* a sender is named by its node id, the master's name: the lookup is
+     * for a sender named otherwise */
+    return !strcmp(s->master->noderef, src) || aemp__peer_get((aemp_node_t *)n, src, 0) == s->master;
 }
 
 double aemp__p1_jitter(double base, double spread)
