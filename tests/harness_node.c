@@ -182,6 +182,27 @@ int free_port(void)
     return ntohs(sa.sin_port);
 }
 
+int free_port_fixed(void)
+{
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1) lo = 32768;
+        fclose(f);
+    }
+    if (lo <= 11000) return free_port();
+    for (unsigned tries = 0; tries < 1000; tries++) {
+        int port = 10000 + (int)(((unsigned)getpid() * 7919u + tries * 104729u) % (unsigned)(lo - 10000));
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons((uint16_t)port);
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (fd >= 0) close(fd);
+        if (ok) return port;
+    }
+    return free_port();
+}
 
 int time_passed(void *ud)
 {

@@ -64,6 +64,11 @@ void start_ticker(void);
 int got_n(void *ud);
 int down_n(void *ud);
 int free_port(void);
+/* A free port below the kernel's ephemeral range, for a listener that
+ * dies and comes back on its port: while it is gone, its peers' connects
+ * to a port of the ephemeral range may be given that very port as their
+ * own (a connection to itself) and hold it. */
+int free_port_fixed(void);
 int time_passed(void *ud);
 /* Forks a process running a node (bound to 127.0.0.1:0, the test secret)
  * until killed; its noderef is written to noderef. */

@@ -871,3 +871,21 @@ TEST(hs1_pairs_pick_auth_by_secret_and_tls_or_fail_verbatim)
     /* the empty secret is a secret; no secret is none */
     pair1("", 0, NULL, 0, NULL, NULL, nos, NULL);
 }
+
+/* A quoted peer text is cut at 512 bytes with "..." only when it is
+ * longer than the cut and the dots; around that length the quote never
+ * writes past its text (ASan would see it) and says the whole of what it
+ * keeps. */
+TEST(hs1_long_quote_cut_around_the_limit)
+{
+    for (size_t len = 510; len <= 518; len++) {
+        char in[600], want[700];
+        memset(in, 'X', len);
+        snprintf(in + len, sizeof in - len, ";1;a;b;c\n");
+        if (len > 512 + 3)
+            snprintf(want, sizeof want, "unparsable greeting, expected 'aemp', got '%.*s...'", 512, in);
+        else
+            snprintf(want, sizeof want, "unparsable greeting, expected 'aemp', got '%.*s'", (int)len, in);
+        expect1(SECRET, 0, in, AEMP_EPROTO, want, 2);
+    }
+}

@@ -737,3 +737,46 @@ TEST(node_log_levels_mask_what_reaches_the_callback)
     aemp_node_destroy(a.node);
     aemp_node_destroy(c.node);
 }
+
+/* A socket connected to itself (what a connect to a dead port of the
+ * ephemeral range on this host can become) leaves that port in TIME_WAIT
+ * once closed. A node's listener still comes back on the port when the
+ * socket allowed address reuse, as the node's connects to this host do
+ * (link.c); without it the port stays blocked for a minute (shown, not
+ * required: that is the kernel's part). */
+static int self_connected_then_closed(int port, int reuse)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    if (fd < 0) return -1;
+    if (reuse) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int ok = !bind(fd, (struct sockaddr *)&sa, sizeof sa) &&
+             !connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+TEST(node_listens_where_a_reusable_self_connection_was)
+{
+    int port = free_port_fixed();
+    REQUIRE(self_connected_then_closed(port, 1) == 0);
+    char bind_to[32];
+    snprintf(bind_to, sizeof bind_to, "127.0.0.1:%d", port);
+    tnode_t a;
+    CHECK(mknode(&a, bind_to, secret, 0) != NULL);
+    if (a.node) aemp_node_destroy(a.node);
+
+    int other = free_port_fixed();
+    tnode_t b;
+    if (other != port && self_connected_then_closed(other, 0) == 0) {
+        snprintf(bind_to, sizeof bind_to, "127.0.0.1:%d", other);
+        if (mknode(&b, bind_to, secret, 0)) {
+            aemp_node_destroy(b.node);
+            printf("    note: this kernel let a listener bind over a non-reusable TIME_WAIT\n");
+        } else {
+            printf("    without address reuse the port stays blocked (TIME_WAIT), as expected\n");
+        }
+    }
+}

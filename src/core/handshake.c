@@ -716,8 +716,10 @@ static void set_error_peer(aemp_hs_t *hs, int code, const char *fmt, span_t peer
             return;
         }
     }
-    /* cut a long text, so that what follows it (why) fits a log line */
-    if (strlen(safe) > HS_QUOTE_MAX) {
+    /* cut a long text, so that what follows it (why) fits a log line;
+     * "..." takes the room of what it replaces, so only a text longer
+     * than the cut and the dots is cut */
+    if (strlen(safe) > HS_QUOTE_MAX + 3) {
         size_t cut = HS_QUOTE_MAX;
         for (size_t k = cut - 3; k < HS_QUOTE_MAX; k++)
             if (safe[k] == '\\') { /* not inside an escape */

@@ -928,6 +928,14 @@ aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *a
     return l ? &l->pub : NULL;
 }
 
+static int is_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    return sa->ss_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
 aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep)
 {
     struct sockaddr_storage sa;
@@ -935,6 +943,17 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     if (aemp__ep_parse(ep, &sa, &sl)) return NULL;
     int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return NULL;
+    if (is_loopback(&sa)) {
+        /* A connect to a port of this host nobody listens on, when that
+         * port is in the ephemeral range, may be given the very same port
+         * as its own and connect to itself (the handshake then refuses
+         * to talk to itself). Closed, that connection sits in TIME_WAIT
+         * on the port for a minute, and a node coming back on it (a
+         * restarted seed) could not listen there - unless the socket
+         * allowed address reuse, as a listener does. */
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    }
     link_t *l = link_new(n, fd, 1, ep);
     if (!l) {
         close(fd);

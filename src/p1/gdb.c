@@ -167,12 +167,14 @@ static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t 
 /* the merge                                                           */
 
 /* The key of family/key in g->shared and in a shard's db, "LEN:FAMILYKEY"
- * (buf: OWNER_KEY_MAX bytes; names are at most AEMP_GDB_NAME_MAX bytes,
- * checked before anything is set). */
+ * (buf: OWNER_KEY_MAX bytes). Names are at most AEMP_GDB_NAME_MAX bytes,
+ * checked before anything is set; a longer one (a key a request only
+ * deletes or asks for) gets "", which no entry has. */
 #define OWNER_KEY_MAX (2 * AEMP_GDB_NAME_MAX + 24)
 static const char *owner_key(char *buf, const char *family, const char *key)
 {
     size_t fl = strlen(family), kl = strlen(key);
+    if (fl > AEMP_GDB_NAME_MAX || kl > AEMP_GDB_NAME_MAX) return "";
     int n = snprintf(buf, OWNER_KEY_MAX, "%zu:", fl);
     memcpy(buf + n, family, fl);
     memcpy(buf + n + fl, key, kl + 1);
@@ -239,9 +241,11 @@ static json_t *sget(const shard_t *s, const char *family, const char *key)
 static int sset(shard_t *s, const char *family, const char *key, json_t *v)
 {
     char buf[OWNER_KEY_MAX];
-    int fresh = !json_object_get(s->db, owner_key(buf, family, key));
+    const char *ek = owner_key(buf, family, key);
+    if (!*ek) return AEMP_EINVAL; /* names are checked first: not reached */
+    int fresh = !json_object_get(s->db, ek);
     if (fresh && fam_count(s, family, 1)) return AEMP_ENOMEM;
-    if (!json_object_set(s->db, buf, v)) return 0;
+    if (!json_object_set(s->db, ek, v)) return 0;
     if (fresh) fam_count(s, family, -1);
     return AEMP_ENOMEM;
 }
@@ -288,12 +292,13 @@ static int owners_add(aemp__gdb_t *g, const char *family, const char *key, int d
 {
     char buf[OWNER_KEY_MAX];
     size_t c = owners(g, family, key) + (size_t)d;
-    owner_key(buf, family, key);
+    const char *ok = owner_key(buf, family, key);
+    if (!*ok) return 0; /* names are checked first: not reached */
     if (c < 2) {
-        aemp__map_del(&g->shared, buf);
+        aemp__map_del(&g->shared, ok);
         return 0;
     }
-    return aemp__map_set(&g->shared, buf, (void *)(uintptr_t)c);
+    return aemp__map_set(&g->shared, ok, (void *)(uintptr_t)c);
 }
 
 /* Another owner of family/key than except: a slave before a global peer,
