@@ -89,6 +89,8 @@ static int run_node(run_t *r, aemp_node_config_t *cfg, unsigned mask, int global
 {
     cfg->log = log_cb;
     cfg->log_ud = r;
+    /* the levels log_cb shows: a quiet node (a seed) formats no others */
+    cfg->log_levels = (2u << (r->log_level > AEMP_LOG_WARN ? r->log_level : AEMP_LOG_WARN)) - 1;
     cfg->on_link = link_cb;
     cfg->link_ud = r;
     if (cli_node_start(&r->b, cfg)) return 1;
