@@ -23,9 +23,10 @@
  * closed, and the joiners' CPU per join (the client side); then, with
  * the N registered, the median latency of g_find (aemp_node_connect to an
  * unknown node id, answered "no known address" through the seed) and of
- * aemp_db_family on a one-key family, next to the same measured before
- * the storm (an empty network), and the median time until a change is
- * seen by 1000 watchers.
+ * aemp_db_family on a one-key family, next to the same asked in turn of
+ * an empty network beside it (a seed of its own, with one more node of
+ * the coordinator), and the median time until a change is seen by 1000
+ * watchers.
  *
  * Baseline, in the same run: N TCP connections opened at once to a plain
  * epoll server in its own process (the same listen backlog as a node's),
@@ -33,8 +34,10 @@
  * reply is in, and the server's CPU per connection.
  *
  * N is 1000 and 10000, times BENCH_SCALE; BENCH_JOIN_N="500,2000" sets
- * the list. The joiners hold two descriptors per node: the limit is
- * raised as far as allowed and N cut to fit, with a message.
+ * the list. The joiners hold two descriptors per node (a listener and a
+ * link): the limit is raised as far as allowed; where it is still short,
+ * the last joiners have no listener (with a message), and N is cut only
+ * below one descriptor per joiner.
  * BENCH_VERBOSE shows the nodes' logs; BENCH_JOIN_PIDS=S prints the
  * seed's process id when it starts and waits S seconds before the storm
  * (for a profiler to attach to the seed), and the same for the process
@@ -171,7 +174,9 @@ static void seed_main(int in, int out, void *arg)
         fprintf(stderr, BENCH_NAME ": the seed is not global\n");
         _exit(1);
     }
-    if (getenv("BENCH_JOIN_PIDS")) fprintf(stderr, "seed pid %d (N=%ld)\n", (int)getpid(), *(long *)arg);
+    if (getenv("BENCH_JOIN_PIDS"))
+        fprintf(stderr, "%s pid %d (N=%ld)\n", *(long *)arg ? "seed" : "empty network's seed",
+                (int)getpid(), *(long *)arg);
     ev_io cmd;
     ev_io_init(&cmd, seed_cmd_cb, in, EV_READ);
     cmd.data = (void *)(intptr_t)out;
@@ -237,10 +242,23 @@ static void on_hot(aemp_node_t *n, const char *family, json_t *hash, json_t *add
 
 /* Makes and starts the N nodes at once: each connects to the seed from
  * aemp_node_start, and its registration goes with its g_slave. */
+/* Descriptors the joiners may hold (the limit less a few): a joiner
+ * with a listener holds two, one without holds one. */
+static long joiner_fds;
+
+/* How many of n joiners get a listener within joiner_fds; the rest only
+ * connect (as a 2.02 node with no binds). */
+static long with_listener(long n)
+{
+    long l = joiner_fds - n;
+    return l >= n ? n : l < 0 ? 0 : l;
+}
+
 static void joiners_go(long n)
 {
     double t0 = now(), c0 = cpu_now();
     J.n = n;
+    long listeners = with_listener(n);
     J.nodes = calloc((size_t)n, sizeof *J.nodes);
     J.up = calloc((size_t)n, 1);
     if (!J.nodes || !J.up) die("calloc");
@@ -249,7 +267,8 @@ static void joiners_go(long n)
         char id[32], bind[32];
         snprintf(id, sizeof id, "joiner%ld", i);
         snprintf(bind, sizeof bind, "127.0.0.1:%ld", base + i);
-        J.nodes[i] = mk_node(J.loop, id, bind, quiet_log, joiner_link, &J.up[i], 1);
+        J.nodes[i] = mk_node(J.loop, id, i < listeners ? bind : NULL, quiet_log, joiner_link,
+                             &J.up[i], 1);
         if (!J.nodes[i]) {
             J.fallbacks++;
             J.nodes[i] = mk(J.loop, id, "127.0.0.1:0", quiet_log, joiner_link, &J.up[i]);
@@ -451,6 +470,7 @@ static raw_result_t raw_storm(long n)
 static struct coord {
     struct ev_loop *loop;
     aemp_node_t *w;          /* the watcher */
+    aemp_node_t *w0;         /* a node of the empty network beside it */
     long want;               /* keys of "join" that make the storm complete */
     size_t visible;
     double t_visible;
@@ -551,70 +571,33 @@ static double median(double *v, int n)
     return n ? v[n / 2] : -1;
 }
 
-/* Median microseconds of LAT_N g_find requests for node ids nobody has
- * (aemp_node_connect, answered "no known address"), one at a time. */
-static double lat_find(const char *tag)
+/* Median microseconds of LAT_N requests to the empty network (C.w0, whose
+ * seed holds nothing) and as many to the one holding N (C.w), one at a
+ * time and taken in turn, so that both see the machine alike (how busy,
+ * how soon an idle CPU wakes): g_find for node ids nobody has
+ * (aemp_node_connect, answered "no known address") with find, else
+ * aemp_db_family of the one-key family "small". -1: no answer. */
+static void lat_pair(int find, double *empty, double *full)
 {
-    double s[LAT_N];
-    for (int i = 0; i < LAT_N; i++) {
-        char id[64];
-        snprintf(id, sizeof id, "nosuch-%s-%d", tag, i);
-        double t0 = now();
-        aemp_node_connect(C.w, id);
-        if (!run_until(&C.find_done, C.find_done + 1, 5)) return -1;
-        s[i] = (now() - t0) * 1e6;
-    }
-    return median(s, LAT_N);
-}
-
-/* Median microseconds of LAT_N aemp_db_family requests of the one-key
- * family "small", one at a time. */
-static double lat_family(void)
-{
-    double s[LAT_N];
-    for (int i = 0; i < LAT_N; i++) {
-        double t0 = now();
-        aemp_db_family(C.w, "small", on_reply, NULL);
-        if (!run_until(&C.replies, C.replies + 1, 5) || C.reply_size != 1) return -1;
-        s[i] = (now() - t0) * 1e6;
-    }
-    return median(s, LAT_N);
-}
-
-/* The latencies are measured with every CPU kept awake by a spinner of
- * the lowest priority (SCHED_IDLE: it runs only when nothing else
- * would): an idle (virtual) CPU takes tens of microseconds to wake, and
- * how idle the machine is differs between the empty network and the one
- * holding N nodes. Both are measured alike. */
-static pid_t spinners[64];
-static int nspinners;
-
-static void spinners_start(void)
-{
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    for (long c = 0; c < cpus && nspinners < 64; c++) {
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid < 0) die("fork");
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            struct sched_param sp = {0};
-            pin_to((int)c);
-            sched_setscheduler(0, SCHED_IDLE, &sp);
-            for (volatile unsigned long x = 0;; x++) {
+    static double s[2][LAT_N];
+    *empty = *full = -1;
+    for (int i = 0; i < LAT_N; i++)
+        for (int k = 0; k < 2; k++) {
+            aemp_node_t *node = k ? C.w : C.w0;
+            double t0 = now();
+            if (find) {
+                char id[64];
+                snprintf(id, sizeof id, "nosuch-%d-%d", k, i);
+                aemp_node_connect(node, id);
+                if (!run_until(&C.find_done, C.find_done + 1, 5)) return;
+            } else {
+                aemp_db_family(node, "small", on_reply, NULL);
+                if (!run_until(&C.replies, C.replies + 1, 5) || C.reply_size != 1) return;
             }
+            s[k][i] = (now() - t0) * 1e6;
         }
-        spinners[nspinners++] = pid;
-    }
-}
-
-static void spinners_stop(void)
-{
-    for (int i = 0; i < nspinners; i++) {
-        kill(spinners[i], SIGKILL);
-        waitpid(spinners[i], NULL, 0);
-    }
-    nspinners = 0;
+    *empty = median(s[0], LAT_N);
+    *full = median(s[1], LAT_N);
 }
 
 /* the handshake storm: N nodes made first, then started at once */
@@ -725,9 +708,17 @@ static void storm(result_t *r)
 
     snprintf(tag, sizeof tag, "storm %ld", n);
     phase(tag, 3 * DEADLINE);
+    /* the empty network, a seed of its own that nobody joins */
+    static long zero = 0;
+    char empty_ep[64];
+    snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
+    snprintf(empty_ep, sizeof empty_ep, "%s", seed_ep);
+    child_t seed0 = spawn(seed_main, &zero, -1);
+    cmsg_t m;
+    get_msg(seed0.from, &m);
+    expect_op(&m, OP_HELLO);
     snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
     child_t seed = spawn(seed_main, &n, -1);
-    cmsg_t m;
     get_msg(seed.from, &m);
     expect_op(&m, OP_HELLO);
     /* time for a profiler to attach to the seed */
@@ -747,16 +738,16 @@ static void storm(result_t *r)
     if (!aemp_db_mon(C.w, FAMILY, on_join, NULL)) die("aemp_db_mon");
     aemp_db_set(C.w, "small", "k", json_string("v"));
     aemp_db_set(C.w, "hot", "k", json_integer(0));
+    char full_ep[64];
+    snprintf(full_ep, sizeof full_ep, "%s", seed_ep);
+    snprintf(seed_ep, sizeof seed_ep, "%s", empty_ep);
+    C.w0 = mk(C.loop, "watcher0", NULL, quiet_log, watcher_link, NULL);
+    snprintf(seed_ep, sizeof seed_ep, "%s", full_ep);
+    aemp_db_set(C.w0, "small", "k", json_string("v"));
     if (!run_until(&C.watching, 1, 10)) {
         fprintf(stderr, BENCH_NAME ": the watcher did not get the family from the seed\n");
         exit(1);
     }
-
-    /* the empty network */
-    spinners_start();
-    r->find0 = lat_find("e");
-    r->fam0 = lat_family();
-    spinners_stop();
 
     cmsg_t s0 = seed_stat(&seed);
     send_op(&jn, OP_STAT, 0);
@@ -790,11 +781,9 @@ static void storm(result_t *r)
     r->rss_node = (double)(s1.n - s0.n) / (double)n;
     r->heap_node = (s1.d[1] - s0.d[1]) / (double)n;
 
-    /* N registered */
-    spinners_start();
-    r->find1 = lat_find("f");
-    r->fam1 = lat_family();
-    spinners_stop();
+    /* N registered, next to the empty network */
+    lat_pair(1, &r->find0, &r->find1);
+    lat_pair(0, &r->fam0, &r->fam1);
 
     /* a change seen by the watchers of "hot" */
     r->nwatch = n < WATCHERS ? n : WATCHERS;
@@ -820,7 +809,9 @@ static void storm(result_t *r)
 
     /* the seed first: its teardown is not measured, nor a storm of leaves */
     finish(&seed);
+    finish(&seed0);
     finish(&jn);
+    aemp_node_destroy(C.w0);
     aemp_node_destroy(C.w);
     ev_loop_destroy(C.loop);
     C.loop = NULL;
@@ -919,15 +910,20 @@ int main(void)
         if (ns[i] < 10) ns[i] = 10;
         if (ns[i] > biggest) biggest = ns[i];
     }
-    /* the joiners: a listener and a link per node, and a few more */
+    /* the joiners: a listener and a link per node, and a few more; where
+     * the limit does not allow that, the last joiners have no listener */
     long fds = raise_nofile(2 * biggest + 100);
-    if (fds < 2 * biggest + 100) {
-        long fit = (fds - 100) / 2;
-        printf("descriptor limit %ld: at most %ld nodes (each joiner holds two descriptors); "
-               "runs above that are cut to %ld\n",
-               fds, fit, fit);
-        for (int i = 0; i < nr; i++)
-            if (ns[i] > fit) ns[i] = fit;
+    joiner_fds = fds - 100;
+    for (int i = 0; i < nr; i++) {
+        if (ns[i] > joiner_fds) {
+            printf("descriptor limit %ld: N=%ld cut to %ld (one descriptor per joiner at least)\n",
+                   fds, ns[i], joiner_fds);
+            ns[i] = joiner_fds;
+        }
+        if (with_listener(ns[i]) < ns[i])
+            printf("descriptor limit %ld: at N=%ld the last %ld joiners have no listener of their "
+                   "own (one descriptor each, not two)\n",
+                   fds, ns[i], ns[i] - with_listener(ns[i]));
     }
     char load0[64], load1[64];
     loadavg(load0, sizeof load0);
@@ -946,7 +942,7 @@ int main(void)
     loadavg(load1, sizeof load1);
 
     printf("libaemp %s join storm: N protocol-1 nodes join one C seed at once, each registering "
-           "one port;\nseed, joiners and watcher in three processes on loopback, %ld CPUs online, "
+           "one port;\nseed, joiners and watcher in three processes on loopback (and an empty seed beside them), %ld CPUs online, "
            "descriptors %ld\nload average before %s, after %s%s\n\n",
            aemp_version(), sysconf(_SC_NPROCESSORS_ONLN), fds, load0, load1,
            scale != 1.0 ? "; BENCH_SCALE shrank N" : "");
@@ -973,17 +969,17 @@ int main(void)
     row("  clients' CPU per handshake (us)", rs, nr, g_hs_client, 1, "", NULL);
     row("handshakes/s vs raw connections/s", rs, nr, g_hs_ratio, 3, ">= 0.5", ok_rate);
     row("seed CPU per join vs raw CPU per connection", rs, nr, g_cpu_ratio, 1, "", NULL);
-    row("g_find (unknown id), empty network (us)", rs, nr, g_find0, 0, "", NULL);
+    row("g_find (unknown id), an empty network (us)", rs, nr, g_find0, 0, "", NULL);
     row("g_find (unknown id), N registered (us)", rs, nr, g_find1, 0, "", NULL);
     row("  ratio", rs, nr, g_find_ratio, 2, "<= 2", ok_find);
-    row("db_family (one key), empty network (us)", rs, nr, g_fam0, 0, "", NULL);
+    row("db_family (one key), an empty network (us)", rs, nr, g_fam0, 0, "", NULL);
     row("db_family (one key), N registered (us)", rs, nr, g_fam1, 0, "", NULL);
     row("  ratio", rs, nr, g_fam_ratio, 2, "<= 2", ok_fam);
     row("watchers of one family (of the N)", rs, nr, g_nwatch, 0, "", NULL);
     row("a change seen by all watchers (ms, median)", rs, nr, g_fan, 2, "<= 5 at 1000", ok_fan);
     row("  seed CPU per change (ms)", rs, nr, g_fan_cpu, 2, "", NULL);
-    printf("\nlatencies: medians of %d requests one at a time from the watcher node, the CPUs kept "
-           "awake by idle-priority spinners; the change: "
+    printf("\nlatencies: medians of %d requests one at a time, to the network of N and to an empty "
+           "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
            "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
            "open.\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
