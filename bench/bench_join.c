@@ -942,8 +942,8 @@ int main(void)
     loadavg(load1, sizeof load1);
 
     printf("libaemp %s join storm: N protocol-1 nodes join one C seed at once, each registering "
-           "one port;\nseed, joiners and watcher in three processes on loopback (and an empty seed beside them), %ld CPUs online, "
-           "descriptors %ld\nload average before %s, after %s%s\n\n",
+           "one port;\nseed, joiners and watcher in three processes on loopback (and an empty seed "
+           "beside them), %ld CPUs online, descriptors %ld\nload average before %s, after %s%s\n\n",
            aemp_version(), sysconf(_SC_NPROCESSORS_ONLN), fds, load0, load1,
            scale != 1.0 ? "; BENCH_SCALE shrank N" : "");
     printf("%-46s", "N");
