@@ -54,6 +54,7 @@
 
 #include <ev.h>
 #include <malloc.h>
+#include <math.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 
@@ -827,7 +828,8 @@ static void row(const char *name, const result_t *rs, int nr, double (*get)(cons
     int met = 1;
     for (int i = 0; i < nr; i++) {
         double v = get(&rs[i]);
-        if (v < 0) printf(" %14s", "failed");
+        if (isnan(v)) printf(" %14s", "n/a");
+        else if (v < 0) printf(" %14s", "failed");
         else printf(" %14.*f", prec, v);
         if (ok && !ok(&rs[i])) met = 0;
     }
@@ -840,8 +842,12 @@ GET(g_visible, r->visible)
 GET(g_made, r->made)
 GET(g_up, r->up)
 GET(g_cpu_join, r->cpu_join * 1e6)
-GET(g_sys_join, r->sys_join * 1e6)
-GET(g_hs_sys, r->hs.seed_sys * 1e6)
+/* The kernel's split of a process's CPU into user and system time comes
+ * from its clock ticks (4 ms at 250 Hz): over less than a quarter second
+ * of CPU it says little. */
+#define TICKS_ENOUGH(cpu_per, n) ((cpu_per) * (double)(n) >= 0.25)
+GET(g_sys_join, TICKS_ENOUGH(r->cpu_join, r->n) ? r->sys_join * 1e6 : NAN)
+GET(g_hs_sys, TICKS_ENOUGH(r->hs.seed_cpu, r->n) ? r->hs.seed_sys * 1e6 : NAN)
 GET(g_joiner_cpu, r->joiner_cpu * 1e6)
 GET(g_rss_node, r->rss_node)
 GET(g_heap_node, r->heap_node)
