@@ -69,7 +69,8 @@ static int rounds = ROUNDS; /* BENCH_JOIN_ROUNDS */
 #define EVICTED "too many connections in handshake"
 
 enum op {
-    OP_HELLO = 1, OP_STAT, OP_GO, OP_MADE, OP_UP, OP_MON, OP_EXPECT, OP_READY, OP_SEEN, OP_DONE
+    OP_HELLO = 1, OP_STAT, OP_GO, OP_MADE, OP_UP, OP_MON, OP_EXPECT, OP_READY, OP_REUP, OP_SEEN,
+    OP_DONE
 };
 
 static const char secret_[] = "bench-join-secret";
@@ -170,7 +171,13 @@ static void seed_cmd_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void seed_main(int in, int out, void *arg)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    aemp_node_t *seed = mk(loop, "seed", seed_ep, seed_log, NULL, NULL);
+    aemp_node_t *seed = mk_node(loop, "seed", seed_ep, seed_log, NULL, NULL, 0);
+    /* a seed restarted on its port may wait a moment for it */
+    int tries = 0;
+    while (aemp_node_start(seed)) {
+        if (++tries == 100) die("the seed cannot start");
+        usleep(20000);
+    }
     if (!aemp_node_is_global(seed)) {
         fprintf(stderr, BENCH_NAME ": the seed is not global\n");
         _exit(1);
@@ -314,6 +321,12 @@ static void joiners_cmd_cb(struct ev_loop *loop, ev_io *w, int revents)
     case OP_EXPECT:
         J.expect = m.n;
         J.nseen = 0;
+        reply(J.out, OP_READY, 0, 0, 0);
+        break;
+    case OP_REUP:
+        /* the seed goes: OP_UP again once every joiner's link is up again */
+        memset(J.up, 0, (size_t)J.n);
+        J.nup = 0;
         reply(J.out, OP_READY, 0, 0, 0);
         break;
     default:
@@ -697,6 +710,8 @@ typedef struct result {
     double find0, find1, fam0, fam1; /* latencies, empty network and N registered */
     long nwatch;
     double fan, fan_cpu;
+    double back_up, back_whole; /* the seed restarted: all linked, database whole */
+    long back_evicted;
 } result_t;
 
 static void storm(result_t *r)
@@ -808,6 +823,33 @@ static void storm(result_t *r)
     r->fan = median(fan, rounds);
     r->fan_cpu = (f1.d[0] - f0.d[0]) / rounds * 1e3;
 
+    /* the seed killed under its N nodes and started again on its port:
+     * they come back with 2.02's back-off and register again */
+    send_op(&jn, OP_REUP, 0);
+    await(OP_READY, 10);
+    kill(seed.pid, SIGKILL);
+    waitpid(seed.pid, NULL, 0);
+    close(seed.to);
+    close(seed.from);
+    double tr = now();
+    seed = spawn(seed_main, &n, -1);
+    get_msg(seed.from, &m);
+    expect_op(&m, OP_HELLO);
+    r->back_up = try_await(OP_UP, DEADLINE, &up) ? up.d[0] - tr : -1;
+    r->back_whole = -1;
+    for (double end = now() + DEADLINE; r->back_up >= 0 && now() < end;) {
+        long before = C.replies;
+        C.reply_size = 0;
+        if (!aemp_db_family(C.w, FAMILY, on_reply, NULL) && run_until(&C.replies, before + 1, 5) &&
+            C.reply_size == (size_t)n) {
+            r->back_whole = now() - tr;
+            break;
+        }
+        static const long never2 = 0;
+        run_until(&never2, 1, 0.02);
+    }
+    r->back_evicted = seed_stat(&seed).m;
+
     /* the seed first: its teardown is not measured, nor a storm of leaves */
     finish(&seed);
     finish(&seed0);
@@ -871,6 +913,9 @@ GET(g_fam_ratio, r->fam0 > 0 && r->fam1 > 0 ? r->fam1 / r->fam0 : -1)
 GET(g_nwatch, (double)r->nwatch)
 GET(g_fan, r->fan)
 GET(g_fan_cpu, r->fan_cpu)
+GET(g_back_up, r->back_up)
+GET(g_back_whole, r->back_whole)
+GET(g_back_evicted, (double)r->back_evicted)
 
 static int ok_cpu(const result_t *r) { return r->cpu_join * 1e6 <= 25; }
 static int ok_visible(const result_t *r) { return r->visible >= 0 && r->visible <= 1.5; }
@@ -879,6 +924,7 @@ static int ok_rss(const result_t *r) { return r->rss_node <= 3; }
 static int ok_rate(const result_t *r) { return g_hs_ratio(r) >= 0.5; }
 static int ok_find(const result_t *r) { return g_find_ratio(r) > 0 && g_find_ratio(r) <= 2; }
 static int ok_fam(const result_t *r) { return g_fam_ratio(r) > 0 && g_fam_ratio(r) <= 2; }
+static int ok_back(const result_t *r) { return r->back_up >= 0 && r->back_whole >= 0; }
 static int ok_fan(const result_t *r) { return r->nwatch < WATCHERS || (r->fan >= 0 && r->fan <= 5); }
 
 static void loadavg(char *buf, size_t n)
@@ -984,6 +1030,9 @@ int main(void)
     row("watchers of one family (of the N)", rs, nr, g_nwatch, 0, "", NULL);
     row("a change seen by all watchers (ms, median)", rs, nr, g_fan, 2, "<= 5 at 1000", ok_fan);
     row("  seed CPU per change (ms)", rs, nr, g_fan_cpu, 2, "", NULL);
+    row("seed restarted: all N linked again (s)", rs, nr, g_back_up, 2, "all back", ok_back);
+    row("  the database whole again (s)", rs, nr, g_back_whole, 2, "", NULL);
+    row("  links closed by the cap meanwhile", rs, nr, g_back_evicted, 0, "", NULL);
     printf("\nlatencies: medians of %d requests one at a time, to the network of N and to an empty "
            "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
