@@ -25,8 +25,11 @@
  * unknown node id, answered "no known address" through the seed) and of
  * aemp_db_family on a one-key family, next to the same asked in turn of
  * an empty network beside it (a seed of its own, with one more node of
- * the coordinator), and the median time until a change is seen by 1000
- * watchers.
+ * the coordinator), the median time until a change is seen by 1000
+ * watchers, and, the seed killed under its N nodes and started again on
+ * its port, the time until all N are linked to it again (2.02's back-off:
+ * each node retries within 1.2-2.4 s) and the watcher's answer for the
+ * family is whole again.
  *
  * Baseline, in the same run: N TCP connections opened at once to a plain
  * epoll server in its own process (the same listen backlog as a node's),
