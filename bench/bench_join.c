@@ -535,6 +535,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 }
 
+/* A count that never moves: run_until(&never, 1, s) runs the loop s seconds. */
+static const long never = 0;
+
 /* Runs the coordinator's loop until *count reaches target (1) or the
  * time is up (0). */
 static int run_until(const long *count, long target, double seconds)
@@ -794,7 +797,6 @@ static void storm(result_t *r)
     cmsg_t j1 = await(OP_STAT, 10);
     r->joiner_cpu = (j1.d[0] - j0.d[0]) / (double)n;
     /* idle: what the links and the entries hold once the storm is over */
-    static const long never = 0;
     run_until(&never, 1, 0.3);
     s1 = seed_stat(&seed);
     r->rss_node = (double)(s1.n - s0.n) / (double)n;
@@ -848,8 +850,7 @@ static void storm(result_t *r)
             r->back_whole = now() - tr;
             break;
         }
-        static const long never2 = 0;
-        run_until(&never2, 1, 0.02);
+        run_until(&never, 1, 0.02);
     }
     r->back_evicted = seed_stat(&seed).m;
 

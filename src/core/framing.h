@@ -134,6 +134,61 @@ void aemp__frame_msg_done(aemp__frame_in_t *in, aemp__msg_t *m);
  * a string first. */
 int aemp__msg_from_value(json_t *v, aemp__msg_t *m);
 
+/* A message a framing's fast decoder made while next looked for its end
+ * (json, cbor), kept for decode to hand over: its elements and its id,
+ * which points into the caller's bytes. */
+typedef struct aemp__frame_ahead {
+    json_t *elems;
+    const char *id;
+    size_t idlen;
+} aemp__frame_ahead_t;
+
+/* next's side: elems (NULL: the fast decoder declined) made of the first
+ * `used` bytes, with a->id and a->idlen set by it. Kept, with the item at
+ * [0, used), when within max_message: 1; else dropped (the framer
+ * decides): 0. */
+static inline int aemp__frame_ahead_keep(aemp__frame_ahead_t *a, const aemp__frame_in_t *in,
+                                         json_t *elems, size_t used, size_t *start, size_t *end)
+{
+    if (!elems || used > in->max_message) {
+        json_decref(elems);
+        return 0;
+    }
+    a->elems = elems;
+    *start = 0;
+    *end = used;
+    return 1;
+}
+
+/* decode's side: the elements next kept (taken over; *id and *idlen
+ * set), or NULL. */
+static inline json_t *aemp__frame_ahead_take(aemp__frame_ahead_t *a, const char **id, size_t *idlen)
+{
+    json_t *elems = a->elems;
+    a->elems = NULL;
+    *id = a->id;
+    *idlen = a->idlen;
+    return elems;
+}
+
+/* in_fini's side: what next kept and decode did not take goes. */
+static inline void aemp__frame_ahead_drop(aemp__frame_ahead_t *a)
+{
+    json_decref(a->elems);
+    a->elems = NULL;
+}
+
+/* A decoded message [ID, ELEMENTS...] into *m: id a C string of idlen
+ * bytes, elems (taken over) made for in's recycle. AEMP__MSG_OK. */
+static inline int aemp__msg_decoded(aemp__msg_t *m, const char *id, size_t idlen, json_t *elems)
+{
+    m->id = id;
+    m->idlen = idlen;
+    m->elems = elems;
+    m->recycle_ = 1;
+    return AEMP__MSG_OK;
+}
+
 /* For put_json of framings other than JSON: calls fn with each JSON
  * text's value (borrowed) in turn, stopping at the first nonzero return
  * (returned) or a text that does not decode (AEMP_EINVAL). */

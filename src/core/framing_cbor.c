@@ -38,9 +38,7 @@
 typedef struct cbor_in {
     aemp_cbor_framer_t *framer; /* NULL: idle, no item begun */
     int big_item;        /* the last item was big: framer first */
-    json_t *elems;       /* what next decoded for decode to hand over */
-    const char *id;      /* ...and its id, in the caller's bytes */
-    size_t idlen;
+    aemp__frame_ahead_t ahead; /* what next decoded for decode to hand over */
     char *idbuf;         /* the id NUL-terminated, for a message of the id alone */
     size_t idcap;
 } cbor_in_t;
@@ -66,8 +64,7 @@ static void framer_release(cbor_in_t *s)
 static void cbor_in_fini(aemp__frame_in_t *in)
 {
     cbor_in_t *s = ST(in);
-    json_decref(s->elems);
-    s->elems = NULL;
+    aemp__frame_ahead_drop(&s->ahead);
     framer_release(s);
     free(s->idbuf);
     s->idbuf = NULL;
@@ -91,15 +88,10 @@ static int cbor_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *
     cbor_in_t *s = ST(in);
     if (!s->big_item && !s->framer) {
         size_t used = 0;
-        json_t *elems = aemp__cbor_decode_msg(buf, len, 0, &s->id, &s->idlen, &used,
+        json_t *elems = aemp__cbor_decode_msg(buf, len, 0, &s->ahead.id, &s->ahead.idlen, &used,
                                               max_values(in), &in->recycle);
-        if (elems && used <= in->max_message) {
-            s->elems = elems;
-            *start = 0;
-            *end = used;
+        if (aemp__frame_ahead_keep(&s->ahead, in, elems, used, start, end))
             return AEMP__FRAME_FOUND;
-        }
-        json_decref(elems);
     }
     if (!s->framer) {
         if (!(s->framer = malloc(sizeof *s->framer))) {
@@ -124,12 +116,10 @@ static int cbor_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t
                        size_t errlen)
 {
     cbor_in_t *s = ST(in);
-    json_t *elems = s->elems;
-    const char *id = s->id;
-    size_t idlen = s->idlen;
-    if (elems) {
-        s->elems = NULL;
-    } else {
+    const char *id;
+    size_t idlen;
+    json_t *elems = aemp__frame_ahead_take(&s->ahead, &id, &idlen);
+    if (!elems) {
         elems = aemp__cbor_decode_msg(text, len, 0, &id, &idlen, NULL, max_values(in),
                                       &in->recycle);
         if (!elems) {
@@ -168,11 +158,7 @@ static int cbor_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t
         s->idbuf[idlen] = '\0';
         id = s->idbuf;
     }
-    m->id = id;
-    m->idlen = idlen;
-    m->elems = elems;
-    m->recycle_ = 1;
-    return AEMP__MSG_OK;
+    return aemp__msg_decoded(m, id, idlen, elems);
 }
 
 static int cbor_encode(aemp__frame_out_t *out, aemp__buf_t *b, const char *id, size_t idlen,

@@ -24,9 +24,7 @@
 typedef struct json_in {
     aemp_framer_t framer;
     int big_text;         /* the last text was big: framer first */
-    json_t *elems;        /* what next decoded for decode to hand over */
-    const char *id;
-    size_t idlen;
+    aemp__frame_ahead_t ahead; /* what next decoded for decode to hand over */
 } json_in_t;
 
 static_assert(sizeof(json_in_t) <= AEMP__FRAME_STATE_SIZE, "json_in_t fits the state");
@@ -43,8 +41,7 @@ static int json_in_init(aemp__frame_in_t *in)
 
 static void json_in_fini(aemp__frame_in_t *in)
 {
-    json_decref(ST(in)->elems);
-    ST(in)->elems = NULL;
+    aemp__frame_ahead_drop(&ST(in)->ahead);
 }
 
 static int json_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *start,
@@ -53,16 +50,12 @@ static int json_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *
     json_in_t *s = ST(in);
     if (!s->big_text && aemp__framer_idle(&s->framer)) {
         size_t used = 0;
-        json_t *elems = aemp__json_decode_msg(buf, len, 0, &s->id, &s->idlen, &used, &in->recycle);
+        json_t *elems = aemp__json_decode_msg(buf, len, 0, &s->ahead.id, &s->ahead.idlen, &used,
+                                              &in->recycle);
         /* the framer's length limit holds here too (counting leading
          * whitespace: at worst the framer then decides) */
-        if (elems && used <= in->max_message) {
-            s->elems = elems;
-            *start = 0;
-            *end = used;
+        if (aemp__frame_ahead_keep(&s->ahead, in, elems, used, start, end))
             return AEMP__FRAME_FOUND;
-        }
-        json_decref(elems);
     }
     int r = aemp_framer_next(&s->framer, buf, len, start, end);
     if (r < 0) {
@@ -76,13 +69,10 @@ static int json_next(aemp__frame_in_t *in, const char *buf, size_t len, size_t *
 static int json_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t *m, char *err,
                        size_t errlen)
 {
-    json_in_t *s = ST(in);
-    json_t *elems = s->elems;
-    const char *id = s->id;
-    size_t idlen = s->idlen;
-    if (elems) {
-        s->elems = NULL;
-    } else {
+    const char *id;
+    size_t idlen;
+    json_t *elems = aemp__frame_ahead_take(&ST(in)->ahead, &id, &idlen);
+    if (!elems) {
         elems = aemp__json_decode_msg(text, len, 0, &id, &idlen, NULL, &in->recycle);
         if (!elems) {
             json_t *v = aemp_json_decode(text, len, 0, err, errlen);
@@ -92,11 +82,7 @@ static int json_decode(aemp__frame_in_t *in, char *text, size_t len, aemp__msg_t
     /* the byte after the id is its closing quote, which nobody reads
      * again: a NUL there makes the id a C string without a copy */
     ((char *)id)[idlen] = '\0';
-    m->id = id;
-    m->idlen = idlen;
-    m->elems = elems;
-    m->recycle_ = 1;
-    return AEMP__MSG_OK;
+    return aemp__msg_decoded(m, id, idlen, elems);
 }
 
 static int json_encode(aemp__frame_out_t *out, aemp__buf_t *b, const char *id, size_t idlen,
