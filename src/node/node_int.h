@@ -383,6 +383,8 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *newnam
 const char *aemp__node_peer_tls(const aemp_node_t *n, const char *noderef);
 
 /* ---- link.c ---- */
+/* delayed ACKs for a socket's handshake (link.c) */
+void aemp__sock_ack_late(int fd);
 aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing,
                              const char *addr);
 /* Starts an outgoing connection to ep (numeric endpoint). */
