@@ -34,7 +34,10 @@
  * Baseline, in the same run: N TCP connections opened at once to a plain
  * epoll server in its own process (the same listen backlog as a node's),
  * one small request/reply each, all kept open: wall time until every
- * reply is in, and the server's CPU per connection.
+ * reply is in, and the server's CPU per connection. This raw storm and
+ * the handshake storm each count their fastest of STORM_TRIES runs: a
+ * SYN a full backlog dropped costs its connection a 1 s retransmission,
+ * which one run catches and the next does not.
  *
  * N is 1000 and 10000, times BENCH_SCALE; BENCH_JOIN_N="500,2000" sets
  * the list. The joiners hold two descriptors per node (a listener and a
@@ -69,6 +72,7 @@ static int rounds = ROUNDS; /* BENCH_JOIN_ROUNDS */
 #define LAT_N 200        /* sequential requests per latency figure */
 #define DEADLINE 120     /* seconds a storm may take before it counts as failed */
 #define MAX_RUNS 8
+#define STORM_TRIES 3    /* raw and handshake storms: the fastest of these */
 #define EVICTED "too many connections in handshake"
 
 enum op {
@@ -726,7 +730,13 @@ static void storm(result_t *r)
     char tag[32];
     snprintf(tag, sizeof tag, "raw %ld", n);
     phase(tag, DEADLINE + 30);
-    r->raw = raw_storm(n);
+    /* the fastest of STORM_TRIES: a SYN dropped by a full backlog costs
+     * its connection a 1 s retransmission, which one run catches and the
+     * next does not; the handshake storm is taken the same way */
+    for (int t = 0; t < STORM_TRIES; t++) {
+        raw_result_t x = raw_storm(n);
+        if (x.wall > 0 && (r->raw.wall <= 0 || x.wall < r->raw.wall)) r->raw = x;
+    }
 
     snprintf(tag, sizeof tag, "storm %ld", n);
     phase(tag, 3 * DEADLINE);
@@ -992,7 +1002,10 @@ int main(void)
         char tag[32];
         snprintf(tag, sizeof tag, "handshakes %ld", ns[i]);
         phase(tag, DEADLINE + 30);
-        rs[i].hs = hs_storm(ns[i]);
+        for (int t = 0; t < STORM_TRIES; t++) {
+            hs_result_t x = hs_storm(ns[i]);
+            if (x.wall > 0 && (rs[i].hs.wall <= 0 || x.wall < rs[i].hs.wall)) rs[i].hs = x;
+        }
     }
     alarm(0);
     loadavg(load1, sizeof load1);
@@ -1041,9 +1054,10 @@ int main(void)
            "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
            "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
-           "open.\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
+           "open.\nThe raw storm and the handshake storm: the fastest of %d runs each (a SYN the "
+           "full backlog dropped costs 1 s).\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
            "per join does not. %.0f s in all.\n",
-           LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, now() - t_all);
+           LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, STORM_TRIES, now() - t_all);
     for (int i = 0; i < nr; i++)
         if (rs[i].visible < 0) return 1;
     return 0;
