@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -756,6 +757,45 @@ static int self_connected_then_closed(int port, int reuse)
              !connect(fd, (struct sockaddr *)&sa, sizeof sa);
     close(fd);
     return ok ? 0 : -1;
+}
+
+/* A handshake's lines are each answered at once, and the answer carries
+ * the ACK: a node's sockets start with delayed ACKs (link.c,
+ * aemp__sock_ack_late). The listener must have it after listen(), which
+ * resets it, for the sockets it accepts to inherit it. */
+TEST(node_accepted_sockets_start_with_delayed_acks)
+{
+#ifndef TCP_QUICKACK
+    SKIP("no TCP_QUICKACK on this system");
+#else
+    tnode_t a;
+    REQUIRE(mknode(&a, "127.0.0.1:0", secret, 0) != NULL);
+    REQUIRE(a.node->nlisteners == 1);
+    int lfd = a.node->listeners[0].fd;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    REQUIRE(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+    int quick = -1;
+    socklen_t ql = sizeof quick;
+    CHECK(getsockopt(lfd, IPPROTO_TCP, TCP_QUICKACK, &quick, &ql) == 0);
+    CHECK(quick == 0);
+    /* the loop does not run: the test accepts the connection itself */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(c >= 0);
+    CHECK(connect(c, (struct sockaddr *)&sa, sl) == 0);
+    int fl = fcntl(lfd, F_GETFL);
+    fcntl(lfd, F_SETFL, fl & ~O_NONBLOCK);
+    int s = accept(lfd, NULL, NULL);
+    fcntl(lfd, F_SETFL, fl);
+    CHECK(s >= 0);
+    quick = -1;
+    if (s >= 0) CHECK(getsockopt(s, IPPROTO_TCP, TCP_QUICKACK, &quick, &ql) == 0);
+    CHECK(quick == 0);
+    printf("    listener and accepted socket: TCP_QUICKACK %d (delayed ACKs)\n", quick);
+    if (s >= 0) close(s);
+    close(c);
+    aemp_node_destroy(a.node);
+#endif
 }
 
 TEST(node_listens_where_a_reusable_self_connection_was)

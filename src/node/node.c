@@ -1078,13 +1078,14 @@ static int listen_on(aemp_node_t *n, const char *ep, char *actual, size_t an)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     /* what the accepted sockets inherit (link.c) */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    aemp__sock_ack_late(fd);
     if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sa, sl) < 0 || listen(fd, 1024) < 0) {
         aemp__log(n, AEMP_LOG_ERROR, "%s: cannot listen: %s", ep, strerror(errno));
         close(fd);
         return AEMP_EIO;
     }
+    /* after listen(), which resets it: the accepted sockets inherit it */
+    aemp__sock_ack_late(fd);
     sl = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &sl);
     aemp__ep_format((struct sockaddr *)&sa, actual, an);
