@@ -911,6 +911,82 @@ TEST(insider_slowloris_over_handshake_cap)
 /* Ids no 2.02 node could route to or we could log, each greeted on a
  * live link of its own: the seed closes it without an auth line and logs
  * the documented reason (aemp.h, AEMP_NODEID_MAX); an honest link stays. */
+/* Asks `time` on fd (as sync_link) and counts the messages tagged tag
+ * that arrive before its answer (up to 1 MiB of them); -1 when the
+ * answer does not come. */
+static int count_until_synced(int fd, const char *id, const char *tag)
+{
+    char req[128], needle[64];
+    static char in[1 << 20];
+    snprintf(req, sizeof req, "[\"\",\"time\",\"%s#sync\"]\n", id);
+    snprintf(needle, sizeof needle, "[\"\",\"%s\"", tag);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) return -1;
+    size_t have = 0;
+    double t0 = ev_time();
+    while (ev_time() - t0 < 5.0 && have < sizeof in - 1) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0) continue;
+        ssize_t r = read(fd, in + have, sizeof in - 1 - have);
+        if (r <= 0) return -1;
+        have += (size_t)r;
+        in[have] = 0;
+        if (strstr(in, "[\"sync\",")) {
+            int count = 0;
+            for (char *p = in; (p = strstr(p, needle)); p += strlen(needle)) count++;
+            return count;
+        }
+    }
+    return -1;
+}
+
+/* g_global is answered with the whole database once per link: a peer
+ * that says it again on the same link gets nothing more (each answer is a
+ * walk of the database), and on a new link it is answered again. */
+TEST(insider_repeated_g_global_answered_once_per_link)
+{
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    int lfd = mkstemp(logpath);
+    REQUIRE(lfd >= 0);
+    unlink(logpath);
+    int port = free_port();
+    pid_t pid = spawn_seed_with(port, 0, lfd);
+    REQUIRE(pid > 0);
+    int fd = seed_link(port, "again");
+    REQUIRE(fd >= 0);
+    size_t len = 0;
+    char *buf = repeat_lines("[\"\",\"g_global\"]\n", 300, 1, &len);
+    REQUIRE(buf != NULL);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(buf);
+    CHECK(off == len);
+    int sets = count_until_synced(fd, "again", "g_set");
+    printf("    300 g_global on one link: %d g_set in answer\n", sets);
+    CHECK(sets == 1);
+    int repeats = 0;
+    CHECK(file_has(lfd, "again: g_global again on the same link, ignored", &repeats));
+    CHECK(repeats == 1);
+    close(fd);
+    /* a new link of the same node is answered anew */
+    fd = seed_link(port, "again");
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        const char *gg = "[\"\",\"g_global\"]\n";
+        CHECK(write(fd, gg, strlen(gg)) == (ssize_t)strlen(gg));
+        sets = count_until_synced(fd, "again", "g_set");
+        printf("    on a new link: %d g_set\n", sets);
+        CHECK(sets == 1);
+        close(fd);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
 TEST(insider_unloggable_ids_refused_live_with_message)
 {
     static char over[AEMP_NODEID_MAX + 2];

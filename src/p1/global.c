@@ -35,6 +35,10 @@ typedef struct meshpeer {
 struct aemp__global {
     aemp__gdb_t *gdb;       /* NULL until the node is global */
     aemp__map_t announced;  /* nodes that sent g_global while we were not */
+    /* nodes whose g_global was answered on their current link (1), and
+     * told once that a repeat is ignored (2): the whole database goes to
+     * a node once per link, however often it says g_global */
+    aemp__map_t heard;
     aemp__map_t mesh;       /* global node id -> meshpeer_t */
     ev_timer sync_w;        /* the next mesh_sync (mesh_sync_soon) */
     double synced_at;       /* when the last one ran */
@@ -253,9 +257,21 @@ static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
     return rc;
 }
 
-/* g_global from node (a global node): 2.02's g_global_connect. */
+/* g_global from node (a global node): 2.02's g_global_connect, once per
+ * link. 2.02 runs it for every g_global, forgetting the node's entries
+ * and sending it the whole database each time: a 16-byte message that
+ * costs the seed a walk of everything, which a peer could repeat at will.
+ * A node that is global says it once, when its link comes up. */
 static void global_connect(aemp_node_t *n, const char *node)
 {
+    struct aemp__global *gl = gl_get(n);
+    uintptr_t was = (uintptr_t)aemp__map_get(&gl->heard, node);
+    if (was) {
+        if (was == 1 && !aemp__map_set(&gl->heard, node, (void *)2))
+            aemp__log(n, AEMP_LOG_WARN, "%s: g_global again on the same link, ignored", node);
+        return;
+    }
+    aemp__map_set(&gl->heard, node, (void *)1); /* out of memory: answered again */
     json_t *none = json_array();
     if (none && !feed(n, node, "g_global", none)) aemp_db_set(n, "'g", node, NULL);
     json_decref(none);
@@ -321,6 +337,8 @@ void aemp__global_own_request(aemp_node_t *n, json_t *elems)
 
 void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
+    struct aemp__global *gl = gl_get(n);
+    if (gl) aemp__map_del(&gl->heard, p->noderef); /* a new link: heard anew */
     if (!aemp__global_active(n)) return;
     say_global(n, p);
     meshpeer_t *m = aemp__map_get(&gl_get(n)->mesh, p->noderef);
@@ -344,6 +362,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
 {
     struct aemp__global *gl = gl_get(n);
     if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
+    aemp__map_del(&gl->heard, p->noderef);
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
         return;
@@ -396,6 +415,7 @@ void aemp__global_free(aemp_node_t *n)
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_free(n, e->value);
     aemp__map_free(&gl->mesh);
     aemp__map_free(&gl->announced);
+    aemp__map_free(&gl->heard);
     aemp__gdb_free(gl->gdb);
     json_decref(gl->said);
     aemp__enc_cache_free(&gl->said_enc);
