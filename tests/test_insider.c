@@ -482,16 +482,22 @@ static void send_mon1(int fd, int n)
     free(buf);
 }
 
-/* A seed logging to a fresh temporary file (*lfd), and an authenticated
- * link of node id to it (*fd). */
-static pid_t logging_seed(int *lfd, const char *id, int *fd)
+/* A seed logging to a fresh temporary file (*lfd) on *port; with
+ * logging_seed, an authenticated link of node id to it (*fd). */
+static pid_t seed_with_log(int *lfd, int *port)
 {
     char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
     *lfd = mkstemp(logpath);
     if (*lfd < 0) return -1;
     unlink(logpath);
-    int port = free_port();
-    pid_t pid = spawn_seed_with(port, 0, *lfd);
+    *port = free_port();
+    return spawn_seed_with(*port, 0, *lfd);
+}
+
+static pid_t logging_seed(int *lfd, const char *id, int *fd)
+{
+    int port;
+    pid_t pid = seed_with_log(lfd, &port);
     *fd = pid > 0 ? seed_link(port, id) : -1;
     return pid;
 }
@@ -944,12 +950,8 @@ static int count_until_synced(int fd, const char *id, const char *tag)
  * walk of the database), and on a new link it is answered again. */
 TEST(insider_repeated_g_global_answered_once_per_link)
 {
-    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
-    int lfd = mkstemp(logpath);
-    REQUIRE(lfd >= 0);
-    unlink(logpath);
-    int port = free_port();
-    pid_t pid = spawn_seed_with(port, 0, lfd);
+    int lfd, port;
+    pid_t pid = seed_with_log(&lfd, &port);
     REQUIRE(pid > 0);
     int fd = seed_link(port, "again");
     REQUIRE(fd >= 0);
@@ -1003,12 +1005,8 @@ TEST(insider_unloggable_ids_refused_live_with_message)
         {"evil#seed", 9, "refusing node id 'evil#seed': it contains '#', which splits port ids"},
         {over, AEMP_NODEID_MAX + 1, "': it is over 1024 bytes"},
     };
-    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
-    int lfd = mkstemp(logpath);
-    REQUIRE(lfd >= 0);
-    unlink(logpath);
-    int port = free_port();
-    pid_t pid = spawn_seed_with(port, 0, lfd);
+    int lfd, port;
+    pid_t pid = seed_with_log(&lfd, &port);
     REQUIRE(pid > 0);
     int hfd = seed_link(port, "honest");
     CHECK(hfd >= 0);
