@@ -917,32 +917,38 @@ TEST(insider_slowloris_over_handshake_cap)
 /* Ids no 2.02 node could route to or we could log, each greeted on a
  * live link of its own: the seed closes it without an auth line and logs
  * the documented reason (aemp.h, AEMP_NODEID_MAX); an honest link stays. */
-/* Asks `time` on fd (as sync_link) and counts the messages tagged tag
- * that arrive before its answer (up to 1 MiB of them); -1 when the
- * answer does not come. */
-static int count_until_synced(int fd, const char *id, const char *tag)
+/* Asks `time` on fd (as sync_link) and returns what arrived until its
+ * answer (up to 1 MiB, a static buffer), or NULL when it did not come. */
+static const char *read_until_synced(int fd, const char *id)
 {
-    char req[128], needle[64];
+    char req[128];
     static char in[1 << 20];
     snprintf(req, sizeof req, "[\"\",\"time\",\"%s#sync\"]\n", id);
-    snprintf(needle, sizeof needle, "[\"\",\"%s\"", tag);
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) return -1;
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) return NULL;
     size_t have = 0;
     double t0 = ev_time();
     while (ev_time() - t0 < 5.0 && have < sizeof in - 1) {
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, 50) <= 0) continue;
         ssize_t r = read(fd, in + have, sizeof in - 1 - have);
-        if (r <= 0) return -1;
+        if (r <= 0) return NULL;
         have += (size_t)r;
         in[have] = 0;
-        if (strstr(in, "[\"sync\",")) {
-            int count = 0;
-            for (char *p = in; (p = strstr(p, needle)); p += strlen(needle)) count++;
-            return count;
-        }
+        if (strstr(in, "[\"sync\",")) return in;
     }
-    return -1;
+    return NULL;
+}
+
+/* How many messages tagged tag arrived on fd before a `time` answer; -1
+ * when it did not come. */
+static int count_until_synced(int fd, const char *id, const char *tag)
+{
+    const char *in = read_until_synced(fd, id);
+    char needle[64];
+    snprintf(needle, sizeof needle, "[\"\",\"%s\"", tag);
+    int count = 0;
+    for (const char *p = in; p && (p = strstr(p, needle)); p += strlen(needle)) count++;
+    return in ? count : -1;
 }
 
 /* g_global is answered with the whole database once per link: a peer
@@ -984,6 +990,80 @@ TEST(insider_repeated_g_global_answered_once_per_link)
         CHECK(sets == 1);
         close(fd);
     }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
+/* n peers each send a g_set whose 'l names a 65000-byte "listener",
+ * after a g_global (say_global) or without one. Returns how many
+ * connected; their sockets go to fds. */
+static int big_listeners(int port, const char *prefix, int n, int say_global, int *fds)
+{
+    size_t big = 65000;
+    char *msg = malloc(big + 256), id[32];
+    int ok = 0;
+    for (int i = 0; msg && i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        if ((fds[i] = p1_connect_auth(port, id, NULL, 0)) < 0) continue;
+        ok++;
+        int k = snprintf(msg, 256, "%s[\"\",\"g_set\",{\"'l\":{\"%s\":[\"",
+                         say_global ? "[\"\",\"g_global\"]\n" : "", id);
+        memset(msg + k, 'x', big);
+        strcpy(msg + k + big, "\"]}}]\n");
+        size_t len = strlen(msg), off = 0;
+        while (off < len) {
+            ssize_t w = write(fds[i], msg + off, len - off);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+    }
+    free(msg);
+    return ok;
+}
+
+/* 2.02 copies the listeners of every g_set's sender into the seed's own
+ * database, whose limits also hold the seed's own writes (its 'g entry
+ * for each global node): 64 peers with a 64 KB "listener" each would
+ * fill it. Mirrored here are only the listeners of a node that said
+ * g_global on its link, and only a list of addresses of a node's size:
+ * after 2 x 70 such peers the seed still records a global node that
+ * arrives. */
+TEST(insider_mirrored_listeners_cannot_fill_the_seeds_own_share)
+{
+    int lfd, port;
+    pid_t pid = seed_with_log(&lfd, &port);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    REQUIRE(hfd >= 0);
+    enum { N = 70 };
+    static int plain[N], claim[N];
+    CHECK(big_listeners(port, "p", N, 0, plain) == N);
+    CHECK(big_listeners(port, "c", N, 1, claim) == N);
+    int gfd = seed_link(port, "late-global");
+    REQUIRE(gfd >= 0);
+    const char *gg = "[\"\",\"g_global\"]\n";
+    CHECK(write(gfd, gg, strlen(gg)) == (ssize_t)strlen(gg));
+    CHECK(count_until_synced(gfd, "late-global", "g_set") == 1);
+    const char *q = "[\"\",\"g_db_keys\",\"'g\",\"q1\"]\n";
+    CHECK(write(hfd, q, strlen(q)) == (ssize_t)strlen(q));
+    const char *in = read_until_synced(hfd, "honest");
+    const char *r = in ? strstr(in, "\"q1\"") : NULL;
+    printf("    'g keys after %d big listener lists: %s\n", 2 * N, r && strstr(r, "late-global") ?
+           "late-global among them" : "late-global missing");
+    CHECK(r && strstr(r, "late-global"));
+    int warned = 0;
+    CHECK(file_has(lfd, "its listeners are not mirrored", &warned));
+    printf("    not mirrored, with a warning: %d (of the %d that said g_global)\n", warned, N);
+    CHECK(warned > 0 && warned <= N);
+    CHECK(!file_has(lfd, "would hold", NULL)); /* no write of the seed refused */
+    for (int i = 0; i < N; i++) {
+        if (plain[i] >= 0) close(plain[i]);
+        if (claim[i] >= 0) close(claim[i]);
+    }
+    close(gfd);
+    close(hfd);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(lfd);

@@ -22,6 +22,9 @@
 /* The mesh is compared with 'g at most this often (s): a change of 'g
  * schedules it, so a storm of changes or failed dials costs one scan. */
 #define MESH_SYNC_SPACING 0.25
+/* a mirrored listener list: how many addresses, how long each */
+#define MIRROR_ADDRS_MAX 64
+#define MIRROR_ADDR_MAX 256
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -297,6 +300,27 @@ int aemp__global_start(aemp_node_t *n)
     return 0;
 }
 
+/* Whether node's listeners l (from its g_set) go into our own database.
+ * 2.02 mirrors them for any sender, without a limit; here they count in
+ * our own share of the database, whose limits also hold our own
+ * writes, so peers must not fill it: only a node that said g_global on
+ * its link (g_set is the answer to ours), and only a list of addresses
+ * of the size a node has (its entry in its own share is not affected). */
+static int mirrorable(aemp_node_t *n, struct aemp__global *gl, const char *node, json_t *l)
+{
+    if (!aemp__map_get(&gl->heard, node)) return 0;
+    size_t cnt = json_array_size(l);
+    int ok = json_is_array(l) && cnt <= MIRROR_ADDRS_MAX;
+    for (size_t i = 0; ok && i < cnt; i++) {
+        json_t *a = json_array_get(l, i);
+        ok = json_is_string(a) && json_string_length(a) <= MIRROR_ADDR_MAX;
+    }
+    if (!ok)
+        aemp__log(n, AEMP_LOG_WARN, "%s: its listeners are not mirrored: not a list of at most %d "
+                  "addresses of up to %d bytes", node, MIRROR_ADDRS_MAX, MIRROR_ADDR_MAX);
+    return ok;
+}
+
 void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args)
 {
     struct aemp__global *gl = gl_of(n);
@@ -316,7 +340,8 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         json_t *l = NULL;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
-        if (!feed(n, src, tag, args) && l) aemp_db_set(n, "'l", src, json_incref(l));
+        if (!feed(n, src, tag, args) && l && mirrorable(n, gl, src, l))
+            aemp_db_set(n, "'l", src, json_incref(l));
         json_decref(l);
     }
     /* the mesh follows 'g: compared with it only when that changed */
