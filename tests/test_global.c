@@ -490,6 +490,155 @@ TEST(gdb_owners_newest_write_wins_and_reverts)
     aemp__gdb_free(g);
 }
 
+/* Many nodes each hold their own key 'l/nI; others become further
+ * holders of all those keys and delete them again. */
+enum { SHARED_N = 3000 };
+
+static void feed_ok(aemp__gdb_t *g, const char *src, json_t *req)
+{
+    json_t *out = json_array();
+    char why[200] = "";
+    int rc = aemp__gdb_feed(g, src, req, out, why, sizeof why);
+    if (rc) t_fail(__FILE__, __LINE__, "%s from %s: %d %s", enc(req), src, rc, why);
+    json_decref(out);
+    json_decref(req);
+}
+
+/* The set {nI: value} of all the keys; the keys' names. */
+static json_t *shared_set(const char *value)
+{
+    json_t *set = json_object();
+    char k[16];
+    for (int i = 0; i < SHARED_N; i++) {
+        snprintf(k, sizeof k, "n%d", i);
+        json_object_set_new(set, k, json_string(value));
+    }
+    return set;
+}
+
+static json_t *shared_keys(void)
+{
+    json_t *keys = json_array();
+    char k[16];
+    for (int i = 0; i < SHARED_N; i++) {
+        snprintf(k, sizeof k, "n%d", i);
+        json_array_append_new(keys, json_string(k));
+    }
+    return keys;
+}
+
+/* How many of the view's keys are not want (NULL: each node's own
+ * value "vI"); says which was the first. */
+static int shared_wrong(aemp__gdb_t *g, const char *want)
+{
+    json_t *l = aemp__gdb_family(g, "'l");
+    int wrong = 0;
+    for (int i = 0; i < SHARED_N; i++) {
+        char k[16], own[16];
+        snprintf(k, sizeof k, "n%d", i);
+        snprintf(own, sizeof own, "v%d", i);
+        const char *v = json_string_value(json_object_get(l, k));
+        if (!v || strcmp(v, want ? want : own)) {
+            if (!wrong++)
+                t_fail(__FILE__, __LINE__, "'l/%s is %s, want %s", k, v ? v : "(none)",
+                       want ? want : own);
+        }
+    }
+    return wrong;
+}
+
+/* src deletes the keys one g_upd at a time: after each the view shows
+ * want (NULL: the node's own value) for that key. Checks the whole
+ * database every 97 deletes. Returns how many showed another value. */
+static int shared_delete_each(aemp__gdb_t *g, const char *src, const char *want)
+{
+    int wrong = 0;
+    for (int i = 0; i < SHARED_N; i++) {
+        char k[16], own[16];
+        snprintf(k, sizeof k, "n%d", i);
+        snprintf(own, sizeof own, "v%d", i);
+        feed_ok(g, src, json_pack("[ssn[s]]", "g_upd", "'l", k));
+        const char *v = json_string_value(json_object_get(aemp__gdb_family(g, "'l"), k));
+        if (!v || strcmp(v, want ? want : own)) {
+            if (!wrong++)
+                t_fail(__FILE__, __LINE__, "after %s's delete 'l/%s is %s, want %s", src, k,
+                       v ? v : "(none)", want ? want : own);
+        }
+        if (!(i % 97)) CHECK_INT(aemp__gdb_check(g), 0);
+    }
+    CHECK_INT(aemp__gdb_check(g), 0);
+    return wrong;
+}
+
+TEST(gdb_shared_key_deletes_look_only_at_that_keys_holders)
+{
+    aemp__gdb_t *g = aemp__gdb_new("me");
+    char id[16], v[16];
+    for (int i = 0; i < SHARED_N; i++) {
+        snprintf(id, sizeof id, "n%d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        feed_ok(g, id, json_pack("[s{s{ss}}]", "g_slave", "'l", id, v));
+    }
+    CHECK_INT(aemp__gdb_check(g), 0);
+    /* each delete below looks at its key's holders only: 2 when the
+     * deleting shard and the node hold it, 3 with one more. A walk of
+     * all shards would make it SHARED_N per delete. */
+    unsigned long visits = aemp__gdb_holder_visits(g), want = 0;
+    for (int round = 0; round < 3; round++) {
+        /* x (no slave) holds every key too: its newer value shows, and
+         * each delete brings the node's back */
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        CHECK_INT(shared_wrong(g, "x"), 0);
+        CHECK_INT(aemp__gdb_check(g), 0);
+        CHECK_INT(shared_delete_each(g, "x", NULL), 0);
+        want += 2 * SHARED_N;
+
+        /* the same in one g_upd that sets and deletes them all */
+        feed_ok(g, "x", json_pack("[ssoo]", "g_upd", "'l", shared_set("x"), shared_keys()));
+        CHECK_INT(shared_wrong(g, NULL), 0);
+        CHECK_INT(aemp__gdb_check(g), 0);
+        want += 2 * SHARED_N;
+
+        /* a slave before a global peer: y (no slave) wrote after the
+         * node, x last; when x goes, the node's value shows, not y's
+         * newer one */
+        feed_ok(g, "y", json_pack("[sso]", "g_upd", "'l", shared_set("y")));
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        CHECK_INT(shared_delete_each(g, "x", NULL), 0);
+        CHECK_INT(shared_delete_each(g, "y", NULL), 0);
+        want += 3 * SHARED_N + 2 * SHARED_N;
+
+        /* then the latest writer: slave z wrote after the node; when x
+         * goes, z's value shows, and the node's when z goes down */
+        feed_ok(g, "z", json_pack("[s{so}]", "g_slave", "'l", shared_set("z")));
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        CHECK_INT(shared_delete_each(g, "x", "z"), 0);
+        json_t *out = json_array();
+        CHECK_INT(aemp__gdb_node_down(g, "z", out), 0);
+        json_decref(out);
+        CHECK_INT(shared_wrong(g, NULL), 0);
+        CHECK_INT(aemp__gdb_check(g), 0);
+        want += 3 * SHARED_N + 2 * SHARED_N;
+
+        /* and the node rewriting its key makes it the latest again: it
+         * wins over slave z, which wrote before */
+        feed_ok(g, "z", json_pack("[s{so}]", "g_slave", "'l", shared_set("z")));
+        for (int i = 0; i < SHARED_N; i++) {
+            snprintf(id, sizeof id, "n%d", i);
+            snprintf(v, sizeof v, "v%d", i);
+            feed_ok(g, id, json_pack("[ss{ss}]", "g_upd", "'l", id, v));
+        }
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        CHECK_INT(shared_delete_each(g, "x", NULL), 0);
+        CHECK_INT(shared_delete_each(g, "z", NULL), 0);
+        want += 3 * SHARED_N + 2 * SHARED_N;
+        CHECK_INT(aemp__gdb_holder_visits(g) - visits, want);
+    }
+    CHECK_INT(aemp__gdb_nodes(g), SHARED_N + 3);
+    CHECK_INT(json_object_size(aemp__gdb_family(g, "'l")), SHARED_N);
+    aemp__gdb_free(g);
+}
+
 /* ------------------------------------------------------------------ */
 /* nodes on loopback                                                   */
 

@@ -35,20 +35,41 @@ typedef struct shard {
     int global;          /* announced itself with g_global */
 } shard_t;
 
+/* Who holds a key. An entry of g->holders is a shard_t * when one shard
+ * holds the key (most keys: a node's own), or a holders_t * with bit 0
+ * set when two or more do; both come from malloc, so bit 0 of either is
+ * free for the tag. s[] is in no particular order. */
+typedef struct holders {
+    size_t n, cap;
+    shard_t *s[];
+} holders_t;
+
 struct aemp__gdb {
     char *self;
     json_t *view;        /* {FAMILY: {KEY: VALUE}}, merged */
     json_t *mons;        /* {FAMILY: {NODE: null}} */
     aemp__map_t shards;  /* node -> shard_t */
     aemp__map_t globals; /* node -> shard_t, the global ones */
-    /* owner_key(FAMILY, KEY) -> how many shards hold it, for the keys
-     * more than one shard holds (2.. as a pointer): a delete looks for
-     * another owner only where there is one */
-    aemp__map_t shared;
+    /* owner_key(FAMILY, KEY) -> the shards that hold it, for every key
+     * a shard holds (see holders_t): a delete picks the next owner among
+     * that key's holders, never by a walk of all shards */
+    aemp__map_t holders;
+    unsigned long holder_visits; /* aemp__gdb_holder_visits */
     unsigned long g_changes; /* writes to the view's 'g (aemp__gdb_g_changes) */
     unsigned long seq;
     size_t bytes;
 };
+
+/* The list of a g->holders entry h, or NULL when h is a single shard. */
+static holders_t *hlist(void *h)
+{
+    return (uintptr_t)h & 1 ? (holders_t *)((uintptr_t)h - 1) : NULL;
+}
+
+static void *htag(holders_t *l)
+{
+    return (void *)((uintptr_t)l | 1);
+}
 
 /* ------------------------------------------------------------------ */
 /* sizes                                                               */
@@ -119,7 +140,9 @@ void aemp__gdb_free(aemp__gdb_t *g)
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) shard_free(e->value);
     aemp__map_free(&g->shards);
     aemp__map_free(&g->globals);
-    aemp__map_free(&g->shared);
+    aemp__map_iter_t ih = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->holders, &ih));) free(hlist(e->value));
+    aemp__map_free(&g->holders);
     json_decref(g->view);
     json_decref(g->mons);
     free(g->self);
@@ -166,7 +189,7 @@ static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t 
 /* ------------------------------------------------------------------ */
 /* the merge                                                           */
 
-/* The key of family/key in g->shared and in a shard's db, "LEN:FAMILYKEY"
+/* The key of family/key in g->holders and in a shard's db, "LEN:FAMILYKEY"
  * (buf: OWNER_KEY_MAX bytes). Names are at most AEMP_GDB_NAME_MAX bytes,
  * checked before anything is set; a longer one (a key a request only
  * deletes or asks for) gets "", which no entry has. */
@@ -278,42 +301,68 @@ static json_t *keys_by_family(const shard_t *s, json_t *db)
     return r;
 }
 
-/* How many shards hold family/key, given that one does. */
-static size_t owners(const aemp__gdb_t *g, const char *family, const char *key)
+/* s now holds the key whose owner_key is ok (and did not before): it
+ * joins the key's holders. 0, or AEMP_ENOMEM with nothing changed. */
+static int holders_add(aemp__gdb_t *g, const char *ok, shard_t *s)
 {
-    char buf[OWNER_KEY_MAX];
-    void *c = aemp__map_get(&g->shared, owner_key(buf, family, key));
-    return c ? (size_t)(uintptr_t)c : 1;
-}
-
-/* family/key gained (+1) or lost (-1) an owner that is not its only one
- * (the count before was at least 1, or at least 2). 0 or AEMP_ENOMEM. */
-static int owners_add(aemp__gdb_t *g, const char *family, const char *key, int d)
-{
-    char buf[OWNER_KEY_MAX];
-    size_t c = owners(g, family, key) + (size_t)d;
-    const char *ok = owner_key(buf, family, key);
-    if (!*ok) return 0; /* names are checked first: not reached */
-    if (c < 2) {
-        aemp__map_del(&g->shared, ok);
-        return 0;
+    void *h = aemp__map_get(&g->holders, ok);
+    if (!h) return aemp__map_set(&g->holders, ok, s);
+    holders_t *l = hlist(h);
+    if (!l) {
+        if (!(l = malloc(sizeof *l + 2 * sizeof l->s[0]))) return AEMP_ENOMEM;
+        l->n = 1;
+        l->cap = 2;
+        l->s[0] = h;
+    } else if (l->n == l->cap) {
+        holders_t *nl = realloc(l, sizeof *l + 2 * l->cap * sizeof l->s[0]);
+        if (!nl) return AEMP_ENOMEM;
+        (l = nl)->cap *= 2;
     }
-    return aemp__map_set(&g->shared, ok, (void *)(uintptr_t)c);
+    l->s[l->n++] = s;
+    aemp__map_set(&g->holders, ok, htag(l)); /* the key is there: no allocation */
+    return 0;
 }
 
-/* Another owner of family/key than except: a slave before a global peer,
- * then the latest writer. A walk of all shards, done only for a key that
- * more than one holds. */
-static shard_t *other_owner(aemp__gdb_t *g, const shard_t *except, const char *family,
-                            const char *key)
+/* Whether a is the better owner to show: a slave before a global peer,
+ * then the latest writer. */
+static int better(const shard_t *a, const shard_t *b)
 {
+    return !b || (a->slave && !b->slave) || (a->slave == b->slave && a->seq > b->seq);
+}
+
+/* s no longer holds the key whose owner_key is ok: it leaves the key's
+ * holders, and the best of those left (see better) is returned, NULL
+ * when none is. Looks only at that key's holders - O(its holders), not
+ * O(all shards), however many keys peers made shared - and cannot fail
+ * (no memory is needed). */
+static shard_t *holders_del(aemp__gdb_t *g, const char *ok, const shard_t *s)
+{
+    void *h = aemp__map_get(&g->holders, ok);
+    holders_t *l = hlist(h);
+    g->holder_visits += l ? l->n : h != NULL;
+    if (!l) {
+        if (h == s) aemp__map_del(&g->holders, ok);
+        return NULL;
+    }
     shard_t *best = NULL;
-    aemp__map_iter_t it = {0};
-    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
-        shard_t *s = e->value;
-        if (s == except || !sget(s, family, key)) continue;
-        if (!best || (s->slave && !best->slave) || (s->slave == best->slave && s->seq > best->seq))
-            best = s;
+    size_t at = l->n;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->s[i] == s) at = i;
+        else if (better(l->s[i], best)) best = l->s[i];
+    }
+    if (at == l->n) return best; /* not a holder: not reached */
+    l->s[at] = l->s[--l->n];
+    if (l->n == 1) {
+        aemp__map_set(&g->holders, ok, l->s[0]); /* replaces: no allocation */
+        free(l);
+    } else if (l->cap > 8 && l->n <= l->cap / 4) {
+        /* a list many have left gives back memory (if realloc fails, it
+         * just stays larger) */
+        holders_t *nl = realloc(l, sizeof *l + l->cap / 2 * sizeof l->s[0]);
+        if (nl) {
+            nl->cap /= 2;
+            aemp__map_set(&g->holders, ok, htag(nl));
+        }
     }
     return best;
 }
@@ -354,11 +403,15 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     json_object_foreach(set, k, v) {
         json_t *old = sget(s, family, k);
         size_t was = old ? entry_cost(k, old) : 0, now = entry_cost(k, v);
-        /* a key new to s that the view has: held by another too */
-        if (!old && json_object_get(gdb, k) && owners_add(g, family, k, 1)) goto out;
-        if (sset(s, family, k, v) || json_object_set(gdb, k, v) ||
-            oset(fwd_set, k, v) || oset(mon_set, k, v))
+        char buf[OWNER_KEY_MAX];
+        const char *ok = owner_key(buf, family, k);
+        /* a key new to s: s joins its holders (undone if s cannot hold it) */
+        if (!old && holders_add(g, ok, s)) goto out;
+        if (sset(s, family, k, v)) {
+            if (!old) holders_del(g, ok, s);
             goto out;
+        }
+        if (json_object_set(gdb, k, v) || oset(fwd_set, k, v) || oset(mon_set, k, v)) goto out;
         s->bytes += now - was;
         g->bytes += now - was;
     }
@@ -370,11 +423,8 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         s->bytes -= was;
         g->bytes -= was;
         sdel(s, family, dk);
-        shard_t *o = NULL;
-        if (owners(g, family, dk) > 1) {
-            o = other_owner(g, s, family, dk);
-            owners_add(g, family, dk, -1); /* shrinks: no allocation */
-        }
+        char buf[OWNER_KEY_MAX];
+        shard_t *o = holders_del(g, owner_key(buf, family, dk), s);
         if (o) {
             json_t *ov = sget(o, family, dk);
             int same = json_equal(json_object_get(gdb, dk), ov);
@@ -628,6 +678,11 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
         json_decref(empty);
     }
     json_decref(db);
+    /* keys left by running out of memory above: s leaves their holders
+     * all the same, so that nothing points at it once it is freed */
+    const char *ek;
+    json_t *v;
+    json_object_foreach(s->db, ek, v) holders_del(g, ek, s);
     aemp__map_del(&g->shards, node);
     aemp__map_del(&g->globals, node);
     g->bytes -= s->bytes;
@@ -777,6 +832,11 @@ size_t aemp__gdb_nodes(const aemp__gdb_t *g)
     return g->shards.count;
 }
 
+unsigned long aemp__gdb_holder_visits(const aemp__gdb_t *g)
+{
+    return g->holder_visits;
+}
+
 size_t aemp__gdb_bytes(const aemp__gdb_t *g)
 {
     return g->bytes;
@@ -788,9 +848,19 @@ size_t aemp__gdb_node_bytes(const aemp__gdb_t *g, const char *node)
     return s ? s->bytes : 0;
 }
 
+/* Whether s is among the holders g->holders lists for owner key ok. */
+static int listed(const aemp__gdb_t *g, const char *ok, const shard_t *s)
+{
+    void *h = aemp__map_get(&g->holders, ok);
+    holders_t *l = hlist(h);
+    for (size_t i = 0; l && i < l->n; i++)
+        if (l->s[i] == s) return 1;
+    return h == s;
+}
+
 int aemp__gdb_check(const aemp__gdb_t *g)
 {
-    size_t total = 0;
+    size_t total = 0, held = 0;
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
         shard_t *s = e->value;
@@ -801,6 +871,8 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             char fb[AEMP_GDB_NAME_MAX + 1];
             const char *k = entry_split(ek, fb);
             if (!json_object_get(json_object_get(g->view, fb), k)) return __LINE__;
+            if (!listed(g, ek, s)) return __LINE__;
+            held++;
             if (!s->global && !fam_keys(s, fb)) return __LINE__;
             bytes += entry_cost(k, v);
         }
@@ -823,25 +895,41 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             return __LINE__;
     const char *f, *k;
     json_t *fam, *v;
-    size_t shared = 0;
+    size_t keys = 0, holdings = 0;
     json_object_foreach(g->view, f, fam) {
         if (!json_object_size(fam) || json_object_size(fam) > AEMP_GDB_FAMILY_KEYS_MAX)
             return __LINE__;
         json_object_foreach(fam, k, v) {
+            /* held by a holder with this value */
+            char buf[OWNER_KEY_MAX];
+            void *h = aemp__map_get(&g->holders, owner_key(buf, f, k));
+            holders_t *l = hlist(h);
             int owned = 0;
-            size_t holders = 0;
-            aemp__map_iter_t i2 = {0};
-            for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &i2));) {
-                json_t *ov = sget(e->value, f, k);
-                holders += ov != NULL;
+            for (size_t i = 0; i < (l ? l->n : h != NULL); i++) {
+                json_t *ov = sget(l ? l->s[i] : h, f, k);
                 owned = owned || (ov && (ov == v || json_equal(ov, v)));
             }
             if (!owned) return __LINE__;
-            if (holders != owners(g, f, k)) return __LINE__;
-            shared += holders > 1;
+            keys++;
         }
     }
-    if (shared != g->shared.count) return __LINE__;
+    /* an entry for each key of the view and no other; each lists shards
+     * of g that hold its key, two or more as a list. With every holding
+     * listed (above), as many listed as there are holdings means no
+     * shard is listed twice. */
+    if (g->holders.count != keys) return __LINE__;
+    aemp__map_iter_t ih = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->holders, &ih));) {
+        holders_t *l = hlist(e->value);
+        if (l && (l->n < 2 || l->n > l->cap)) return __LINE__;
+        for (size_t i = 0; i < (l ? l->n : 1); i++) {
+            shard_t *s = l ? l->s[i] : e->value;
+            if (!s || aemp__map_get(&g->shards, s->node) != s || !json_object_get(s->db, e->key))
+                return __LINE__;
+            holdings++;
+        }
+    }
+    if (holdings != held) return __LINE__;
     json_object_foreach(g->mons, f, fam) {
         if (!json_object_size(fam)) return __LINE__;
         json_object_foreach(fam, k, v) {

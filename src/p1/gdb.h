@@ -58,9 +58,14 @@ size_t aemp__gdb_nodes(const aemp__gdb_t *g);
 size_t aemp__gdb_bytes(const aemp__gdb_t *g);
 /* Bytes node's shard holds (0: none). */
 size_t aemp__gdb_node_bytes(const aemp__gdb_t *g, const char *node);
+/* Holders looked at by deletes so far, all keys together: a delete looks
+ * only at its key's holders, so this grows with the keys deleted times
+ * the shards holding each, never with all shards (for tests). */
+unsigned long aemp__gdb_holder_visits(const aemp__gdb_t *g);
 /* Checks the invariants (every view entry has an owner holding it, every
- * owned key is in the view, byte counts add up, limits hold). 0 when
- * they hold, else the line that failed (for tests and the fuzzer). */
+ * owned key is in the view, each key's list of holders is exactly the
+ * shards holding it, byte counts add up, limits hold). 0 when they hold,
+ * else the line that failed (for tests and the fuzzer). */
 int aemp__gdb_check(const aemp__gdb_t *g);
 
 #endif
