@@ -386,6 +386,13 @@ TEST(gdb_limits_and_malformed_requests)
     CHECK_INT(feed_rc(g, "s", json_pack("[ssO]", "g_upd", "f", set), why), 0);
     CHECK_INT(json_object_size(aemp__gdb_family(g, "f")), AEMP_GDB_NODE_KEYS_MAX);
     CHECK_INT(feed_rc(g, "s", json_pack("[ss{sn}]", "g_upd", "f", "one more"), why), AEMP_ELIMIT);
+    /* our own share is bounded as a whole, as a global node's: what we
+     * mirror of the global nodes ('g, 'l) goes there, and peers must not
+     * be able to fill it up to where our own writes are refused */
+    json_object_set_new(set, "k0", json_true());
+    CHECK_INT(feed_rc(g, "me", json_pack("[ssO]", "g_upd", "own", set), why), 0);
+    CHECK_INT(json_object_size(aemp__gdb_family(g, "own")), AEMP_GDB_NODE_KEYS_MAX + 1);
+    CHECK_INT(aemp__gdb_check(g), 0);
     json_decref(set);
     /* more families than AEMP_GDB_NODE_FAMILIES_MAX in a registration */
     json_t *db = json_object();

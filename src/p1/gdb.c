@@ -33,6 +33,7 @@ typedef struct shard {
     unsigned long seq;   /* when it last wrote */
     int slave;           /* registered with g_slave DB, or watches */
     int global;          /* announced itself with g_global */
+    int own;             /* our own node's */
 } shard_t;
 
 /* Who holds a key. An entry of g->holders is a shard_t * when one shard
@@ -154,7 +155,10 @@ static shard_t *shard_get(aemp__gdb_t *g, const char *node, int create)
     shard_t *s = aemp__map_get(&g->shards, node);
     if (s || !create) return s;
     size_t len = strlen(node) + 1;
-    if ((s = calloc(1, sizeof *s + len))) s->node = memcpy(s + 1, node, len);
+    if ((s = calloc(1, sizeof *s + len))) {
+        s->node = memcpy(s + 1, node, len);
+        s->own = !strcmp(node, g->self);
+    }
     if (!s || !(s->db = json_object()) ||
         aemp__map_set(&g->shards, node, s)) {
         shard_free(s);
@@ -233,9 +237,19 @@ static size_t fam_keys(const shard_t *s, const char *family)
 }
 
 /* family gained (+1) or lost (-1) a key of s. 0 or AEMP_ENOMEM. */
+/* Whether s is bounded as a whole, not by the per-node limits: a global
+ * node's share (its slaves' entries), and our own, which also holds what
+ * we mirror of the global nodes ('g for each, their listeners in 'l):
+ * peers must not be able to fill it up to where our own writes are
+ * refused. */
+static int share_limits(const shard_t *s)
+{
+    return s->global || s->own;
+}
+
 static int fam_count(shard_t *s, const char *family, int d)
 {
-    if (s->global) return 0;
+    if (share_limits(s)) return 0;
     fam_t *f = fam_find(s, family);
     if (f) {
         if (!(f->keys += (size_t)d)) {
@@ -538,7 +552,7 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
         if (!json_object_get(gdb, k)) gkeys++;
     }
     if (!replace && !had && json_object_size(set)) b->families++;
-    if (!s->global && lkeys > AEMP_GDB_NODE_KEYS_MAX)
+    if (!share_limits(s) && lkeys > AEMP_GDB_NODE_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys of this node, limit %d", family, lkeys,
                    AEMP_GDB_NODE_KEYS_MAX);
     if (gkeys > AEMP_GDB_FAMILY_KEYS_MAX)
@@ -553,12 +567,13 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
 
 static int check_budget(const shard_t *s, const budget_t *b, char *why, size_t whylen)
 {
-    if (s->global) {
+    if (share_limits(s)) {
         /* a global node's share of the view: its slaves' entries, bounded
-         * as a whole (anybody may claim to be global) */
+         * as a whole (anybody may claim to be global); our own likewise */
         if (b->bytes > AEMP_GDB_GLOBAL_BYTES_MAX)
-            return FAIL(AEMP_ELIMIT, "the global node's share would hold %zu bytes, limit %u",
-                        b->bytes, AEMP_GDB_GLOBAL_BYTES_MAX);
+            return FAIL(AEMP_ELIMIT, "the %s share would hold %zu bytes, limit %u",
+                        s->own ? "node's own" : "global node's", b->bytes,
+                        AEMP_GDB_GLOBAL_BYTES_MAX);
         return 0;
     }
     if (b->families > AEMP_GDB_NODE_FAMILIES_MAX)
@@ -873,16 +888,16 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             if (!json_object_get(json_object_get(g->view, fb), k)) return __LINE__;
             if (!listed(g, ek, s)) return __LINE__;
             held++;
-            if (!s->global && !fam_keys(s, fb)) return __LINE__;
+            if (!share_limits(s) && !fam_keys(s, fb)) return __LINE__;
             bytes += entry_cost(k, v);
         }
         for (size_t i = 0; i < s->nfams; i++) {
             if (!s->fams[i].keys || s->fams[i].keys > AEMP_GDB_NODE_KEYS_MAX) return __LINE__;
             counted += s->fams[i].keys;
         }
-        if (s->global ? s->nfams != 0 : counted != json_object_size(s->db)) return __LINE__;
+        if (share_limits(s) ? s->nfams != 0 : counted != json_object_size(s->db)) return __LINE__;
         if (bytes != s->bytes) return __LINE__;
-        if (!s->global && (s->nfams > AEMP_GDB_NODE_FAMILIES_MAX || bytes > AEMP_GDB_NODE_BYTES_MAX))
+        if (!share_limits(s) && (s->nfams > AEMP_GDB_NODE_FAMILIES_MAX || bytes > AEMP_GDB_NODE_BYTES_MAX))
             return __LINE__;
         json_object_foreach(s->mons, f, v) if (!json_object_get(json_object_get(g->mons, f), s->node))
             return __LINE__;
