@@ -17,6 +17,26 @@ TEST(util_strerror)
     CHECK_STR(aemp_err_name(-12345), "AEMP_UNKNOWN");
 }
 
+/* A buffer that borrows bytes (link.c's reads: {data, off, len, 0})
+ * copies them before it grows: the borrowed bytes are neither written
+ * past nor reallocated. */
+TEST(util_buf_borrowed_is_copied_before_it_grows)
+{
+    char stack[8] = "abcdefg";
+    aemp__buf_t b = {stack, 2, 5, 0}; /* "cde" left of the borrowed bytes */
+    CHECK_INT(aemp__buf_append(&b, "XYZ", 3), 0);
+    CHECK(b.data != stack);
+    CHECK(b.cap >= 6);
+    CHECK_INT((int)aemp__buf_size(&b), 6);
+    CHECK_MEM(aemp__buf_head(&b), "cdeXYZ", 6);
+    CHECK_STR(stack, "abcdefg"); /* untouched */
+    aemp__buf_free(&b);
+    aemp__buf_t e = {stack, 0, 0, 0}; /* borrowing nothing yet */
+    CHECK_INT(aemp__buf_reserve(&e, 1), 0);
+    CHECK(e.data != stack && e.cap >= 1);
+    aemp__buf_free(&e);
+}
+
 TEST(util_buf_appends_and_consumes_in_order)
 {
     aemp__buf_t b = {0};

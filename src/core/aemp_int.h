@@ -21,7 +21,10 @@ typedef struct aemp__buf {
 } aemp__buf_t;
 
 /* Makes room for n more bytes at the end; returns 0 or AEMP_ENOMEM. May
- * move the content to the front to reuse the consumed prefix. */
+ * move the content to the front to reuse the consumed prefix. A buffer
+ * that borrows its bytes ({data, off, len, 0}, cap 0) gets a copy of its
+ * content first: never freed, reallocated or written past (it must not
+ * be given to aemp__buf_free while it borrows). */
 int aemp__buf_reserve(aemp__buf_t *b, size_t n);
 int aemp__buf_append(aemp__buf_t *b, const void *p, size_t n);
 /* Drops n bytes from the front. */

@@ -41,6 +41,21 @@ const char *aemp_err_name(int err)
 
 int aemp__buf_reserve(aemp__buf_t *b, size_t n)
 {
+    if (!b->cap && b->data) {
+        /* a borrowed view ({data, off, len, 0}: the bytes are not ours,
+         * see link.c's reads): the content is copied before it grows */
+        size_t keep = b->len - b->off, cap = 256;
+        if (keep + n < n) return AEMP_ENOMEM;
+        while (cap < keep + n) {
+            if (cap > SIZE_MAX / 2) { cap = keep + n; break; }
+            cap *= 2;
+        }
+        char *p = malloc(cap);
+        if (!p) return AEMP_ENOMEM;
+        memcpy(p, b->data + b->off, keep);
+        *b = (aemp__buf_t){p, 0, keep, cap};
+        return 0;
+    }
     if (b->cap - b->len >= n) return 0;
     /* reuse the consumed prefix when that is enough and worth a move */
     if (b->off && b->cap - (b->len - b->off) >= n && b->off >= (b->len - b->off)) {
