@@ -28,10 +28,70 @@ static size_t hash_str(const char *s)
     return (size_t)(h ^ (h >> 29));
 }
 
+/* SipHash-2-4 (Aumasson and Bernstein, 2012): little-endian words, two
+ * rounds per word, four to finish. */
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                            \
+    do {                                                                    \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);           \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                              \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                              \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);           \
+    } while (0)
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t w = 0;
+    for (int i = 7; i >= 0; i--) w = (w << 8) | p[i];
+    return w;
+}
+
+static uint64_t sip(uint64_t k0, uint64_t k1, const unsigned char *p, size_t n)
+{
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull,
+             v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    uint64_t b = (uint64_t)n << 56;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t m = le64(p);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (size_t i = 0; i < n; i++) b |= (uint64_t)p[i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t aemp__siphash24(const unsigned char key[16], const void *p, size_t n)
+{
+    return sip(le64(key), le64(key + 8), p, n);
+}
+
+void aemp__map_key(aemp__map_t *m, const unsigned char key[16])
+{
+    m->k0 = le64(key);
+    m->k1 = le64(key + 8);
+}
+
+static size_t hash_of(const aemp__map_t *m, const char *key)
+{
+    if (!(m->k0 | m->k1)) return hash_str(key);
+    return (size_t)sip(m->k0, m->k1, (const unsigned char *)key, strlen(key));
+}
+
 void *aemp__map_get(const aemp__map_t *m, const char *key)
 {
     if (!m->nslots) return NULL;
-    size_t h = hash_str(key);
+    size_t h = hash_of(m, key);
     for (aemp__map_ent_t *e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
         if (e->hash == h && !strcmp(e->key, key)) return e->value;
     return NULL;
@@ -58,7 +118,7 @@ static int grow(aemp__map_t *m)
 
 int aemp__map_set(aemp__map_t *m, const char *key, void *value)
 {
-    size_t h = hash_str(key);
+    size_t h = hash_of(m, key);
     if (m->nslots) {
         for (aemp__map_ent_t *e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
             if (e->hash == h && !strcmp(e->key, key)) {
@@ -82,7 +142,7 @@ int aemp__map_set(aemp__map_t *m, const char *key, void *value)
 void *aemp__map_del(aemp__map_t *m, const char *key)
 {
     if (!m->nslots) return NULL;
-    size_t h = hash_str(key);
+    size_t h = hash_of(m, key);
     for (aemp__map_ent_t **pp = &m->slots[h & (m->nslots - 1)]; *pp; pp = &(*pp)->next) {
         aemp__map_ent_t *e = *pp;
         if (e->hash == h && !strcmp(e->key, key)) {

@@ -7,6 +7,7 @@
 #define AEMP_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct aemp__map_ent {
     struct aemp__map_ent *next;
@@ -19,7 +20,17 @@ typedef struct aemp__map {
     aemp__map_ent_t **slots;
     size_t nslots; /* power of two, 0 when empty */
     size_t count;
+    /* the key of its hash (aemp__map_key), or 0, 0: the fast unkeyed one */
+    uint64_t k0, k1;
 } aemp__map_t;
+
+/* Keys the map's hash with 16 secret bytes (SipHash-2-4), before the
+ * first insert: for a map whose keys a peer chooses, in numbers, so that
+ * nobody can make them all land in one chain. Without it the hash is
+ * fast and unkeyed (ports, peers: keys we make or few). */
+void aemp__map_key(aemp__map_t *m, const unsigned char key[16]);
+/* SipHash-2-4 of n bytes under a 16-byte key (for the map, and its test). */
+uint64_t aemp__siphash24(const unsigned char key[16], const void *p, size_t n);
 
 /* Value for key, or NULL. */
 void *aemp__map_get(const aemp__map_t *m, const char *key);

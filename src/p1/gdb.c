@@ -53,7 +53,8 @@ struct aemp__gdb {
     aemp__map_t globals; /* node -> shard_t, the global ones */
     /* owner_key(FAMILY, KEY) -> the shards that hold it, for every key
      * a shard holds (see holders_t): a delete picks the next owner among
-     * that key's holders, never by a walk of all shards */
+     * that key's holders, never by a walk of all shards. Its hash is
+     * keyed (aemp__gdb_new). */
     aemp__map_t holders;
     unsigned long holder_visits; /* aemp__gdb_holder_visits */
     unsigned long g_changes; /* writes to the view's 'g (aemp__gdb_g_changes) */
@@ -117,10 +118,15 @@ aemp__gdb_t *aemp__gdb_new(const char *self)
     g->self = strdup(self ? self : "");
     g->view = json_object();
     g->mons = json_object();
-    if (!g->self || !g->view || !g->mons) {
+    /* the peers choose the families and keys: a keyed hash, so they cannot
+     * pick names that all land in one chain (the view's objects are
+     * jansson's, seeded the same way) */
+    unsigned char key[16];
+    if (!g->self || !g->view || !g->mons || aemp_random_bytes(key, sizeof key)) {
         aemp__gdb_free(g);
         return NULL;
     }
+    aemp__map_key(&g->holders, key);
     return g;
 }
 
