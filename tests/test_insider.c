@@ -467,18 +467,25 @@ static int sync_link(int fd, const char *id, const char *tag)
     return 0;
 }
 
-/* Sends n mon1 of our node port on fd. */
-static void send_mon1(int fd, int n)
+/* Writes len bytes of buf (blocking) to fd; how many went. */
+static size_t write_all(int fd, const char *buf, size_t len)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (int i = 0; i < n; i++) put(&buf, &len, &cap, "[\"\",\"mon1\",\"\"]\n");
     size_t off = 0;
     while (buf && off < len) {
         ssize_t w = write(fd, buf + off, len - off);
         if (w <= 0) break;
         off += (size_t)w;
     }
+    return off;
+}
+
+/* Sends n mon1 of our node port on fd. */
+static void send_mon1(int fd, int n)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < n; i++) put(&buf, &len, &cap, "[\"\",\"mon1\",\"\"]\n");
+    write_all(fd, buf, len);
     free(buf);
 }
 
@@ -964,12 +971,7 @@ TEST(insider_repeated_g_global_answered_once_per_link)
     size_t len = 0;
     char *buf = repeat_lines("[\"\",\"g_global\"]\n", 300, 1, &len);
     REQUIRE(buf != NULL);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
+    size_t off = write_all(fd, buf, len);
     free(buf);
     CHECK(off == len);
     int sets = count_until_synced(fd, "again", "g_set");
@@ -1011,12 +1013,7 @@ static int big_listeners(int port, const char *prefix, int n, int say_global, in
                          say_global ? "[\"\",\"g_global\"]\n" : "", id);
         memset(msg + k, 'x', big);
         strcpy(msg + k + big, "\"]}}]\n");
-        size_t len = strlen(msg), off = 0;
-        while (off < len) {
-            ssize_t w = write(fds[i], msg + off, len - off);
-            if (w <= 0) break;
-            off += (size_t)w;
-        }
+        write_all(fds[i], msg, strlen(msg));
         fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
     }
     free(msg);

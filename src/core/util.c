@@ -44,16 +44,15 @@ int aemp__buf_reserve(aemp__buf_t *b, size_t n)
     if (!b->cap && b->data) {
         /* a borrowed view ({data, off, len, 0}: the bytes are not ours,
          * see link.c's reads): the content is copied before it grows */
-        size_t keep = b->len - b->off, cap = 256;
-        if (keep + n < n) return AEMP_ENOMEM;
-        while (cap < keep + n) {
-            if (cap > SIZE_MAX / 2) { cap = keep + n; break; }
-            cap *= 2;
+        aemp__buf_t lent = *b;
+        size_t keep = aemp__buf_size(&lent);
+        *b = (aemp__buf_t){0};
+        if (keep + n < n || aemp__buf_reserve(b, keep + n)) {
+            *b = lent;
+            return AEMP_ENOMEM;
         }
-        char *p = malloc(cap);
-        if (!p) return AEMP_ENOMEM;
-        memcpy(p, b->data + b->off, keep);
-        *b = (aemp__buf_t){p, 0, keep, cap};
+        memcpy(b->data, lent.data + lent.off, keep);
+        b->len = keep;
         return 0;
     }
     if (b->cap - b->len >= n) return 0;

@@ -723,13 +723,13 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (l->pub.state == LINK_HANDSHAKE) process_handshake(l);
     else if (l->pub.state == LINK_UP) process_data(l);
     if (l->in.data == tmp) {
-        /* the end of the borrowing: what is left is kept (a closed link
-         * keeps nothing) */
-        aemp__buf_t left = l->in;
-        l->in = (aemp__buf_t){0};
-        if (l->pub.state != LINK_DEAD && aemp__buf_size(&left) &&
-            aemp__buf_append(&l->in, aemp__buf_head(&left), aemp__buf_size(&left)))
+        /* the end of the borrowing: what is left is kept, copied by the
+         * buffer itself (a closed link, or nothing left, keeps nothing) */
+        if (l->pub.state == LINK_DEAD || !aemp__buf_size(&l->in)) l->in = (aemp__buf_t){0};
+        else if (aemp__buf_reserve(&l->in, 0)) {
+            l->in = (aemp__buf_t){0};
             link_fail(l, "out of memory");
+        }
     }
     /* an incomplete text larger than the limit is refused by the framer;
      * this guards the handshake phase, where the engine buffers lines */

@@ -280,23 +280,21 @@ static json_t *sget(const shard_t *s, const char *family, const char *key)
     return json_object_get(s->db, owner_key(buf, family, key));
 }
 
-/* s holds v (a new reference) for family/key. 0 or AEMP_ENOMEM. */
-static int sset(shard_t *s, const char *family, const char *key, json_t *v)
+/* s holds v (a new reference) for the entry ek (owner_key) of family;
+ * fresh: s did not hold it. 0 or AEMP_ENOMEM. */
+static int sset(shard_t *s, const char *family, const char *ek, int fresh, json_t *v)
 {
-    char buf[OWNER_KEY_MAX];
-    const char *ek = owner_key(buf, family, key);
     if (!*ek) return AEMP_EINVAL; /* names are checked first: not reached */
-    int fresh = !json_object_get(s->db, ek);
     if (fresh && fam_count(s, family, 1)) return AEMP_ENOMEM;
     if (!json_object_set(s->db, ek, v)) return 0;
     if (fresh) fam_count(s, family, -1);
     return AEMP_ENOMEM;
 }
 
-static void sdel(shard_t *s, const char *family, const char *key)
+/* s no longer holds the entry ek (owner_key) of family. */
+static void sdel(shard_t *s, const char *family, const char *ek)
 {
-    char buf[OWNER_KEY_MAX];
-    if (!json_object_del(s->db, owner_key(buf, family, key))) fam_count(s, family, -1);
+    if (!json_object_del(s->db, ek)) fam_count(s, family, -1);
 }
 
 /* {FAMILY: [KEY, ...]} of what s holds, less what is in db ({FAMILY:
@@ -420,15 +418,15 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     if (!strcmp(family, "'g")) g->g_changes++;
     const char *k;
     json_t *v;
+    char buf[OWNER_KEY_MAX]; /* each key's entry key, made once */
     json_object_foreach(set, k, v) {
-        json_t *old = sget(s, family, k);
+        const char *ek = owner_key(buf, family, k);
+        json_t *old = json_object_get(s->db, ek);
         size_t was = old ? entry_cost(k, old) : 0, now = entry_cost(k, v);
-        char buf[OWNER_KEY_MAX];
-        const char *ok = owner_key(buf, family, k);
         /* a key new to s: s joins its holders (undone if s cannot hold it) */
-        if (!old && holders_add(g, ok, s)) goto out;
-        if (sset(s, family, k, v)) {
-            if (!old) holders_del(g, ok, s);
+        if (!old && holders_add(g, ek, s)) goto out;
+        if (sset(s, family, ek, !old, v)) {
+            if (!old) holders_del(g, ek, s);
             goto out;
         }
         if (json_object_set(gdb, k, v) || oset(fwd_set, k, v) || oset(mon_set, k, v)) goto out;
@@ -437,16 +435,16 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     }
     for (size_t i = 0; i < json_array_size(del); i++) {
         const char *dk = json_string_value(json_array_get(del, i));
-        json_t *mine = sget(s, family, dk);
+        const char *ek = owner_key(buf, family, dk);
+        json_t *mine = json_object_get(s->db, ek);
         if (!mine) continue; /* a node deletes only what it holds */
         size_t was = entry_cost(dk, mine);
         s->bytes -= was;
         g->bytes -= was;
-        sdel(s, family, dk);
-        char buf[OWNER_KEY_MAX];
-        shard_t *o = holders_del(g, owner_key(buf, family, dk), s);
+        sdel(s, family, ek);
+        shard_t *o = holders_del(g, ek, s);
         if (o) {
-            json_t *ov = sget(o, family, dk);
+            json_t *ov = json_object_get(o->db, ek);
             int same = json_equal(json_object_get(gdb, dk), ov);
             if (o->slave) {
                 if (!same && (json_object_set(gdb, dk, ov) || oset(fwd_set, dk, ov) ||

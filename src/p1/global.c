@@ -366,7 +366,7 @@ void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
     if (gl) aemp__map_del(&gl->heard, p->noderef); /* a new link: heard anew */
     if (!aemp__global_active(n)) return;
     say_global(n, p);
-    meshpeer_t *m = aemp__map_get(&gl_get(n)->mesh, p->noderef);
+    meshpeer_t *m = aemp__map_get(&gl->mesh, p->noderef);
     if (m) {
         m->failures = 0;
         m->interval = MESH_BACKOFF_START;
