@@ -352,22 +352,93 @@ static void joiners_main(int in, int out, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* baseline: N connections at once to a plain epoll server             */
+/* baselines: N connections at once to a plain epoll server            */
 
 static const char raw_req[] = "[\"\",\"g_find\",\"joiner1\"]\n", raw_rep[] = "[\"\",\"g_found\",\"joiner1\",null]\n";
 
-/* The server: accepts as a node does (64 per wakeup, non-blocking), reads
- * one request per connection, answers it and keeps the connection. */
+/* A line exchange over raw TCP, the same on every connection: the server
+ * may speak first, the client speaks once connected, and each line a
+ * side receives may be answered by one of its own (lengths in bytes, the
+ * newline included; 0: no line). A connection is served once the server
+ * has the client's last line, done once the client has the server's. */
+#define MAX_STEPS 4
+typedef struct script {
+    size_t srv_first, srv_after[MAX_STEPS]; /* after the client's k-th line */
+    size_t cli_first, cli_after[MAX_STEPS]; /* after the server's k-th line */
+    int srv_lines, cli_lines;               /* lines each side sends in all */
+    int as_node;                            /* socket options as a node's */
+} script_t;
+
+/* The plain baseline: one request and its reply (the sizes of a g_find
+ * and its answer), with the usual options of a server (no delay). */
+static const script_t raw_script = {
+    .cli_first = sizeof raw_req - 1, .srv_after = {sizeof raw_rep - 1},
+    .srv_lines = 1, .cli_lines = 1,
+};
+
+/* The protocol's own shape (issue 21's floor): the five lines of a
+ * protocol-1 join, of their sizes on the wire (greetings, auth lines, the
+ * seed's g_global after its auth line, the joiner's g_slave), in their
+ * order - the seed's greeting at accept, its auth line once the joiner's
+ * is in, the joiner's auth after the seed's greeting, its g_slave after
+ * the seed's auth - with a node's socket options (no delay, late ACKs).
+ * No crypto, no parsing: what the kernel alone costs for that exchange. */
+static const script_t shape_script = {
+    .srv_first = 231, .srv_after = {0, 159, 0},
+    .cli_first = 234, .cli_after = {148, 50},
+    .srv_lines = 2, .cli_lines = 3, .as_node = 1,
+};
+
+static void late_acks(int fd)
+{
+    int zero = 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+}
+
+/* a line of len bytes; the content does not matter to either side */
+static void send_line(int fd, size_t len)
+{
+    static char line[512];
+    if (!len) return;
+    if (len > sizeof line) die("line too long");
+    memset(line, 'x', len - 1);
+    line[len - 1] = '\n';
+    write_all(fd, line, len);
+}
+
+/* lines read on each descriptor (a read may hold more than one) */
+static unsigned char *fd_lines(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) die("getrlimit");
+    unsigned char *v = calloc((size_t)rl.rlim_cur, 1);
+    if (!v) die("calloc");
+    return v;
+}
+
+static int count_lines(const char *buf, ssize_t r)
+{
+    int k = 0;
+    for (ssize_t i = 0; i < r; i++) k += buf[i] == '\n';
+    return k;
+}
+
+/* The server: accepts as a node does (64 per wakeup, non-blocking),
+ * follows the script on each connection and keeps it. */
 static void raw_server_main(int in, int out, void *arg)
 {
+    const script_t *sc = arg;
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     struct sockaddr_in sa = {.sin_family = AF_INET};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t sl = sizeof sa;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sc->as_node) setsockopt(ls, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1024) ||
         getsockname(ls, (struct sockaddr *)&sa, &sl))
         die("raw listen");
+    if (sc->as_node) late_acks(ls); /* after listen(), as a node does */
+    unsigned char *got = fd_lines();
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
@@ -395,21 +466,25 @@ static void raw_server_main(int in, int out, void *arg)
                 for (int a = 0; a < 64; a++) {
                     int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                     if (c < 0) break;
-                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    if (!sc->as_node) setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                    got[c] = 0;
+                    send_line(c, sc->srv_first);
                 }
             } else {
-                char buf[256];
+                char buf[1024];
                 ssize_t r = read(fd, buf, sizeof buf);
                 if (r <= 0) {
                     close(fd);
                     continue;
                 }
-                if (!memchr(buf, '\n', (size_t)r)) continue;
-                if (write(fd, raw_rep, sizeof raw_rep - 1) < 0) die("raw write");
-                if (++served == want)
-                    reply(out, OP_DONE, rss_kib() - rss0, cpu_now() - c0, 0);
+                for (int l = count_lines(buf, r); l > 0; l--) {
+                    int line = got[fd]++;
+                    if (line < MAX_STEPS) send_line(fd, sc->srv_after[line]);
+                    if (got[fd] == sc->cli_lines && ++served == want)
+                        reply(out, OP_DONE, rss_kib() - rss0, cpu_now() - c0, 0);
+                }
             }
         }
     }
@@ -419,12 +494,13 @@ typedef struct raw_result {
     double wall, server_cpu, rss_per, client_cpu;
 } raw_result_t;
 
-/* The clients: n non-blocking connects at once, a request as each is
- * connected, done when every reply is in; all stay open until then. */
-static raw_result_t raw_storm(long n)
+/* The clients: n non-blocking connects at once, each following the
+ * script once connected; done when every connection has the server's
+ * last line; all stay open until then. */
+static raw_result_t raw_storm(long n, const script_t *sc)
 {
     raw_result_t res = {-1, 0, 0, 0};
-    child_t s = spawn(raw_server_main, NULL, -1);
+    child_t s = spawn(raw_server_main, (void *)sc, -1);
     cmsg_t m;
     get_msg(s.from, &m);
     expect_op(&m, OP_HELLO);
@@ -440,16 +516,19 @@ static raw_result_t raw_storm(long n)
 
     int ep = epoll_create1(0), one = 1;
     int *fds = malloc((size_t)n * sizeof *fds);
+    unsigned char *got = fd_lines();
     if (ep < 0 || !fds) die("raw clients");
     double t0 = now(), c0 = cpu_now();
     for (long i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         if (fd < 0) die("raw socket");
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (sc->as_node) late_acks(fd);
         if (connect(fd, (struct sockaddr *)&sa, sizeof sa) && errno != EINPROGRESS) die("raw connect");
         struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
         fds[i] = fd;
+        got[fd] = 0;
     }
     long done = 0;
     struct epoll_event evs[256];
@@ -459,14 +538,22 @@ static raw_result_t raw_storm(long n)
             int fd = evs[i].data.fd;
             if (evs[i].events & EPOLLOUT) {
                 check_connected(fd, "raw connect");
-                write_all(fd, raw_req, sizeof raw_req - 1);
+                if (sc->as_node) late_acks(fd);
+                send_line(fd, sc->cli_first);
                 struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
                 epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
-            } else {
-                char buf[256];
-                if (read(fd, buf, sizeof buf) <= 0) die("raw reply");
-                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-                done++;
+                continue;
+            }
+            char buf[1024];
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r <= 0) die("raw reply");
+            for (int l = count_lines(buf, r); l > 0; l--) {
+                int line = got[fd]++;
+                if (line < MAX_STEPS) send_line(fd, sc->cli_after[line]);
+                if (got[fd] == sc->srv_lines) {
+                    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                    done++;
+                }
             }
         }
     }
@@ -482,6 +569,7 @@ static raw_result_t raw_storm(long n)
     for (long i = 0; i < n; i++) close(fds[i]);
     close(ep);
     free(fds);
+    free(got);
     return res;
 }
 
@@ -711,6 +799,7 @@ static hs_result_t hs_storm(long n)
 typedef struct result {
     long n;
     raw_result_t raw;
+    raw_result_t shape;      /* the join's five lines over raw TCP */
     hs_result_t hs;          /* the handshake storm, a seed of its own */
     double made, made_cpu;   /* the joiners making and starting their nodes */
     double up;               /* every joiner's link to the seed up */
@@ -734,8 +823,10 @@ static void storm(result_t *r)
      * its connection a 1 s retransmission, which one run catches and the
      * next does not; the handshake storm is taken the same way */
     for (int t = 0; t < STORM_TRIES; t++) {
-        raw_result_t x = raw_storm(n);
+        raw_result_t x = raw_storm(n, &raw_script);
         if (x.wall > 0 && (r->raw.wall <= 0 || x.wall < r->raw.wall)) r->raw = x;
+        x = raw_storm(n, &shape_script);
+        if (x.wall > 0 && (r->shape.wall <= 0 || x.wall < r->shape.wall)) r->shape = x;
     }
 
     snprintf(tag, sizeof tag, "storm %ld", n);
@@ -917,6 +1008,12 @@ GET(g_hs_wall, r->hs.wall)
 GET(g_hs_cpu, r->hs.seed_cpu * 1e6)
 GET(g_hs_client, r->hs.client_cpu * 1e6)
 GET(g_hs_ratio, r->hs.wall > 0 && r->raw.wall > 0 ? r->raw.wall / r->hs.wall : -1)
+GET(g_shape_wall, r->shape.wall)
+GET(g_shape_cpu, r->shape.server_cpu * 1e6)
+GET(g_shape_client, r->shape.client_cpu * 1e6)
+GET(g_shape_ratio, r->hs.wall > 0 && r->shape.wall > 0 ? r->shape.wall / r->hs.wall : -1)
+GET(g_shape_floor, r->raw.wall > 0 && r->shape.wall > 0 ? r->raw.wall / r->shape.wall : -1)
+GET(g_shape_above, r->hs.seed_cpu > 0 && r->shape.wall > 0 ? (r->hs.seed_cpu - r->shape.server_cpu) * 1e6 : -1)
 GET(g_cpu_ratio, r->raw.server_cpu > 0 ? r->cpu_join / r->raw.server_cpu : -1)
 GET(g_find0, r->find0)
 GET(g_find1, r->find1)
@@ -1037,6 +1134,12 @@ int main(void)
     row("    of which in the kernel (us)", rs, nr, g_hs_sys, 1, "", NULL);
     row("  clients' CPU per handshake (us)", rs, nr, g_hs_client, 1, "", NULL);
     row("handshakes/s vs raw connections/s", rs, nr, g_hs_ratio, 3, ">= 0.5", ok_rate);
+    row("raw TCP, the join's five lines, no crypto (s)", rs, nr, g_shape_wall, 3, "", NULL);
+    row("  its server's CPU per connection (us)", rs, nr, g_shape_cpu, 1, "", NULL);
+    row("  its clients' CPU per connection (us)", rs, nr, g_shape_client, 1, "", NULL);
+    row("  vs raw connections/s (the protocol's ceiling)", rs, nr, g_shape_floor, 3, "", NULL);
+    row("handshakes/s vs the five lines over raw TCP", rs, nr, g_shape_ratio, 3, "", NULL);
+    row("seed CPU per handshake above the lines' (us)", rs, nr, g_shape_above, 1, "", NULL);
     row("seed CPU per join vs raw CPU per connection", rs, nr, g_cpu_ratio, 1, "", NULL);
     row("g_find (unknown id), an empty network (us)", rs, nr, g_find0, 0, "", NULL);
     row("g_find (unknown id), N registered (us)", rs, nr, g_find1, 0, "", NULL);
@@ -1054,7 +1157,8 @@ int main(void)
            "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
            "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
-           "open.\nThe raw storm and the handshake storm: the fastest of %d runs each (a SYN the "
+           "open.\nThe five lines: a protocol-1 join's greetings, auth lines, g_global and g_slave, of "
+           "their sizes and in their order, with a node's socket options.\nThe raw storms and the handshake storm: the fastest of %d runs each (a SYN the "
            "full backlog dropped costs 1 s).\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
            "per join does not. %.0f s in all.\n",
            LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, STORM_TRIES, now() - t_all);
