@@ -109,6 +109,23 @@ static pid_t spawn_seed(int port)
     return spawn_seed_with(port, 0, -1);
 }
 
+/* A seed logging to a temporary file (*lfd) on a free port, with
+ * max_peer_memory cap (0: the default). */
+static pid_t seed_with_log_cap(int *lfd, int *port, size_t cap)
+{
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    *lfd = mkstemp(logpath);
+    if (*lfd < 0) return -1;
+    unlink(logpath);
+    *port = free_port();
+    return spawn_seed_with(*port, cap, *lfd);
+}
+
+static pid_t seed_with_log(int *lfd, int *port)
+{
+    return seed_with_log_cap(lfd, port, 0);
+}
+
 /* Waits up to 5 s for the seed to accept an authenticated link. */
 static int seed_link(int port, const char *id)
 {
@@ -349,12 +366,8 @@ static int file_has(int fd, const char *s, int *count)
  * start. */
 TEST(insider_memory_cap_cuts_biggest_and_rss_returns)
 {
-    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
-    int lfd = mkstemp(logpath);
-    REQUIRE(lfd >= 0);
-    unlink(logpath);
-    int port = free_port();
-    pid_t pid = spawn_seed_with(port, 16u << 20, lfd);
+    int lfd, port;
+    pid_t pid = seed_with_log_cap(&lfd, &port, 16u << 20);
     REQUIRE(pid > 0);
     int hfd = seed_link(port, "honest");
     int wfd = seed_link(port, "writer");
@@ -491,16 +504,6 @@ static void send_mon1(int fd, int n)
 
 /* A seed logging to a fresh temporary file (*lfd) on *port; with
  * logging_seed, an authenticated link of node id to it (*fd). */
-static pid_t seed_with_log(int *lfd, int *port)
-{
-    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
-    *lfd = mkstemp(logpath);
-    if (*lfd < 0) return -1;
-    unlink(logpath);
-    *port = free_port();
-    return spawn_seed_with(*port, 0, *lfd);
-}
-
 static pid_t logging_seed(int *lfd, const char *id, int *fd)
 {
     int port;
@@ -1020,6 +1023,23 @@ static int big_listeners(int port, const char *prefix, int n, int say_global, in
     return ok;
 }
 
+/* A global node "late-global" links (*gfd) and says g_global: whether
+ * the seed answered it and recorded it in 'g (asked on the link hfd of
+ * "honest") - a write of the seed's own. */
+static int late_global_recorded(int port, int hfd, int *gfd)
+{
+    if ((*gfd = seed_link(port, "late-global")) < 0) return 0;
+    const char *gg = "[\"\",\"g_global\"]\n";
+    if (write(*gfd, gg, strlen(gg)) != (ssize_t)strlen(gg) ||
+        count_until_synced(*gfd, "late-global", "g_set") != 1)
+        return 0;
+    const char *q = "[\"\",\"g_db_keys\",\"'g\",\"q1\"]\n";
+    if (write(hfd, q, strlen(q)) != (ssize_t)strlen(q)) return 0;
+    const char *in = read_until_synced(hfd, "honest");
+    const char *keys = in ? strstr(in, "\"q1\"") : NULL;
+    return keys && strstr(keys, "late-global");
+}
+
 /* 2.02 copies the listeners of every g_set's sender into the seed's own
  * database, whose limits also hold the seed's own writes (its 'g entry
  * for each global node): 64 peers with a 64 KB "listener" each would
@@ -1038,18 +1058,10 @@ TEST(insider_mirrored_listeners_cannot_fill_the_seeds_own_share)
     static int plain[N], claim[N];
     CHECK(big_listeners(port, "p", N, 0, plain) == N);
     CHECK(big_listeners(port, "c", N, 1, claim) == N);
-    int gfd = seed_link(port, "late-global");
-    REQUIRE(gfd >= 0);
-    const char *gg = "[\"\",\"g_global\"]\n";
-    CHECK(write(gfd, gg, strlen(gg)) == (ssize_t)strlen(gg));
-    CHECK(count_until_synced(gfd, "late-global", "g_set") == 1);
-    const char *q = "[\"\",\"g_db_keys\",\"'g\",\"q1\"]\n";
-    CHECK(write(hfd, q, strlen(q)) == (ssize_t)strlen(q));
-    const char *in = read_until_synced(hfd, "honest");
-    const char *r = in ? strstr(in, "\"q1\"") : NULL;
-    printf("    'g keys after %d big listener lists: %s\n", 2 * N, r && strstr(r, "late-global") ?
-           "late-global among them" : "late-global missing");
-    CHECK(r && strstr(r, "late-global"));
+    int gfd = -1, late = late_global_recorded(port, hfd, &gfd);
+    printf("    'g keys after %d big listener lists: %s\n", 2 * N,
+           late ? "late-global among them" : "late-global missing");
+    CHECK(late);
     int warned = 0;
     CHECK(file_has(lfd, "its listeners are not mirrored", &warned));
     printf("    not mirrored, with a warning: %d (of the %d that said g_global)\n", warned, N);
@@ -1059,6 +1071,72 @@ TEST(insider_mirrored_listeners_cannot_fill_the_seeds_own_share)
         if (plain[i] >= 0) close(plain[i]);
         if (claim[i] >= 0) close(claim[i]);
     }
+    close(gfd);
+    close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
+/* A node that says g_global and sets the largest listener list that is
+ * mirrored (64 addresses of 250 bytes, ~16 KB), then syncs with the
+ * seed (which also drains what the seed sent it). fd, or -1. */
+static int mirror_peer(int port, const char *id)
+{
+    int fd = p1_connect_auth(port, id, NULL, 0);
+    if (fd < 0) return -1;
+    static char msg[64 * 254 + 256];
+    size_t k = (size_t)snprintf(msg, 256, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'l\":{\"%s\":[", id);
+    for (int i = 0; i < 64; i++) {
+        if (i) msg[k++] = ',';
+        msg[k++] = '"';
+        memset(msg + k, 'a' + i % 26, 250);
+        k += 250;
+        msg[k++] = '"';
+    }
+    k += (size_t)snprintf(msg + k, 16, "]}}]\n");
+    write_all(fd, msg, k);
+    read_until_synced(fd, id);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* The next such node, after the others read what the seed sent them (its
+ * updates of 'l): nothing waits queued for them at the seed. */
+static int mirror_peer_next(int port, int *fds, int i)
+{
+    char id[32];
+    for (int j = 0; j < i; j++)
+        if (fds[j] >= 0) drain_fd(fds[j]);
+    snprintf(id, sizeof id, "m%d", i);
+    return fds[i] = mirror_peer(port, id);
+}
+
+/* The seed's mirrors of global nodes' listeners are bounded all together
+ * (a quarter of max_peer_memory): with a 256 KiB cap, 4 such lists are
+ * mirrored and the 5th and 6th are not (2.02 mirrors all), and the seed
+ * still records a global node that arrives after all of them. */
+TEST(insider_mirrored_listeners_bounded_all_together)
+{
+    int lfd, port;
+    pid_t pid = seed_with_log_cap(&lfd, &port, 256u << 10);
+    REQUIRE(pid > 0);
+    int hfd = seed_link(port, "honest");
+    REQUIRE(hfd >= 0);
+    enum { N = 6 };
+    int fds[N];
+    for (int i = 0; i < N; i++) fds[i] = -1;
+    for (int i = 0; i < N; i++) CHECK(mirror_peer_next(port, fds, i) >= 0);
+    int over = 0;
+    file_has(lfd, "mirrored listeners would come to", &over);
+    printf("    of %d lists of ~16 KB, not mirrored for the budget: %d\n", N, over);
+    CHECK_INT(over, 2);
+    CHECK(!file_has(lfd, "node memory cap", NULL));
+    int gfd = -1;
+    CHECK(late_global_recorded(port, hfd, &gfd));
+    CHECK(!file_has(lfd, "would hold", NULL)); /* no write of the seed refused */
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0) close(fds[i]);
     close(gfd);
     close(hfd);
     kill(pid, SIGKILL);

@@ -108,6 +108,11 @@ static size_t entry_cost(const char *key, const json_t *v)
     return strlen(key) + cost(v, (size_t)-1 / 2);
 }
 
+size_t aemp__gdb_cost(const char *key, const json_t *v)
+{
+    return entry_cost(key, v);
+}
+
 /* ------------------------------------------------------------------ */
 /* set-up                                                              */
 

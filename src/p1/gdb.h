@@ -56,6 +56,8 @@ unsigned long aemp__gdb_g_changes(const aemp__gdb_t *g);
 /* Nodes with a shard or a watch, and bytes their shards hold. */
 size_t aemp__gdb_nodes(const aemp__gdb_t *g);
 size_t aemp__gdb_bytes(const aemp__gdb_t *g);
+/* What an entry key -> v counts in the byte limits (about its JSON). */
+size_t aemp__gdb_cost(const char *key, const json_t *v);
 /* Bytes node's shard holds (0: none). */
 size_t aemp__gdb_node_bytes(const aemp__gdb_t *g, const char *node);
 /* Holders looked at by deletes so far, all keys together: a delete looks

@@ -25,6 +25,9 @@
 /* a mirrored listener list: how many addresses, how long each */
 #define MIRROR_ADDRS_MAX 64
 #define MIRROR_ADDR_MAX 256
+/* all mirrored listener lists together: at most this part of
+ * max_peer_memory */
+#define MIRROR_SHARE 4
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -42,6 +45,11 @@ struct aemp__global {
      * told once that a repeat is ignored (2): the whole database goes to
      * a node once per link, however often it says g_global */
     aemp__map_t heard;
+    /* nodes whose listeners we mirror -> bytes of that copy (uintptr_t),
+     * and all of them together, bounded (MIRROR_SHARE): however many
+     * nodes claim to be global, they cannot fill our own share */
+    aemp__map_t mirrors;
+    size_t mirrored;
     aemp__map_t mesh;       /* global node id -> meshpeer_t */
     ev_timer sync_w;        /* the next mesh_sync (mesh_sync_soon) */
     double synced_at;       /* when the last one ran */
@@ -306,7 +314,8 @@ int aemp__global_start(aemp_node_t *n)
  * writes, so peers must not fill it: only a node that said g_global on
  * its link (g_set is the answer to ours), and only a list of addresses
  * of the size a node has (its entry in its own share is not affected). */
-static int mirrorable(aemp_node_t *n, struct aemp__global *gl, const char *node, json_t *l)
+static int mirrorable(aemp_node_t *n, struct aemp__global *gl, const char *node, json_t *l,
+                      size_t bytes)
 {
     if (!aemp__map_get(&gl->heard, node)) return 0;
     size_t cnt = json_array_size(l);
@@ -315,10 +324,42 @@ static int mirrorable(aemp_node_t *n, struct aemp__global *gl, const char *node,
         json_t *a = json_array_get(l, i);
         ok = json_is_string(a) && json_string_length(a) <= MIRROR_ADDR_MAX;
     }
-    if (!ok)
+    if (!ok) {
         aemp__log(n, AEMP_LOG_WARN, "%s: its listeners are not mirrored: not a list of at most %d "
                   "addresses of up to %d bytes", node, MIRROR_ADDRS_MAX, MIRROR_ADDR_MAX);
-    return ok;
+        return 0;
+    }
+    size_t had = (uintptr_t)aemp__map_get(&gl->mirrors, node);
+    size_t budget = n->cfg.max_peer_memory / MIRROR_SHARE;
+    if (gl->mirrored - had + bytes > budget) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: its listeners are not mirrored: all nodes' mirrored "
+                  "listeners would come to %zu bytes, over %zu (max_peer_memory / %d)", node,
+                  gl->mirrored - had + bytes, budget, MIRROR_SHARE);
+        return 0;
+    }
+    return 1;
+}
+
+/* node's listeners as we mirror them: l (a new reference), or none */
+static void mirror_set(aemp_node_t *n, struct aemp__global *gl, const char *node, json_t *l,
+                       size_t bytes)
+{
+    size_t had = (uintptr_t)aemp__map_get(&gl->mirrors, node);
+    if (l) {
+        int rc = aemp__map_set(&gl->mirrors, node, (void *)(uintptr_t)bytes);
+        if (rc) json_decref(l);
+        else rc = aemp_db_set(n, "'l", node, l); /* steals l */
+        if (!rc) {
+            gl->mirrored = gl->mirrored - had + bytes;
+            return;
+        }
+        aemp__log(n, AEMP_LOG_WARN, "%s: its listeners are not mirrored: %s", node,
+                  aemp_strerror(rc));
+    }
+    if (!had && !aemp__map_get(&gl->mirrors, node)) return;
+    aemp_db_del(n, "'l", node);
+    aemp__map_del(&gl->mirrors, node);
+    gl->mirrored -= had;
 }
 
 void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args)
@@ -340,8 +381,11 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         json_t *l = NULL;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
-        if (!feed(n, src, tag, args) && l && mirrorable(n, gl, src, l))
-            aemp_db_set(n, "'l", src, json_incref(l));
+        if (!feed(n, src, tag, args) && l) {
+            size_t bytes = aemp__gdb_cost(src, l);
+            /* a list not mirrored leaves no older copy behind */
+            mirror_set(n, gl, src, mirrorable(n, gl, src, l, bytes) ? json_incref(l) : NULL, bytes);
+        }
         json_decref(l);
     }
     /* the mesh follows 'g: compared with it only when that changed */
@@ -399,7 +443,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
             aemp__log(n, AEMP_LOG_ERROR, "%s: node down: out of memory", id);
         send_out(n, out);
         aemp_db_del(n, "'g", id);
-        aemp_db_del(n, "'l", id);
+        mirror_set(n, gl, id, NULL, 0);
         if (!n->destroy_pending) {
             mesh_down(n, id);
             mesh_sync_soon(n);
@@ -441,6 +485,7 @@ void aemp__global_free(aemp_node_t *n)
     aemp__map_free(&gl->mesh);
     aemp__map_free(&gl->announced);
     aemp__map_free(&gl->heard);
+    aemp__map_free(&gl->mirrors);
     aemp__gdb_free(gl->gdb);
     json_decref(gl->said);
     aemp__enc_cache_free(&gl->said_enc);
