@@ -838,13 +838,19 @@ void aemp__sock_ack_late(int fd)
 #endif
 }
 
+#define NONCES_BEFORE_RNG 4
+
 static void link_start_handshake(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
     unsigned char nonce[AEMP_HS_NONCE_MAX];
     char framings[128];
     int err = 0;
-    if (!n->nonce_rng) n->nonce_rng = aemp__rng_new(); /* else the system's, each time */
+    /* A node's own generator costs about two draws from the system's
+     * (OpenSSL's) to set up: a node that makes a few links (a joiner)
+     * draws from the system's, one that makes many gets its own. Where
+     * it cannot be made, the system's, each time. */
+    if (!n->nonce_rng && ++n->nonces_drawn > NONCES_BEFORE_RNG) n->nonce_rng = aemp__rng_new();
     if (aemp__rng_bytes(n->nonce_rng, nonce, sizeof nonce)) {
         link_fail(l, "no randomness for the nonce");
         return;

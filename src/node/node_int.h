@@ -203,6 +203,7 @@ struct aemp_node {
     /* where the nonces of handshakes come from, and the framings every
      * greeting offers: made by link.c for the first handshake */
     aemp__rng_t *nonce_rng;
+    unsigned nonces_drawn;  /* before nonce_rng exists (link.c) */
     char *hs_framings;
     unsigned timeout;
     char *noderef;              /* our name */

@@ -142,7 +142,7 @@ static int start1(aemp_node_t *n)
     char **eps = NULL;
     size_t cnt = 0;
     char host[256];
-    aemp__hostname(host, sizeof host);
+    if (s->nbinds) aemp__hostname(host, sizeof host);
     for (size_t i = 0; i < s->nbinds; i++) {
         int e = 0;
         /* 2.02's rules: "*" is every non-loopback address, port "*" or
