@@ -59,6 +59,7 @@
 #include "bench_util.h"
 
 #include <ev.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <netinet/tcp.h>
@@ -573,6 +574,128 @@ static raw_result_t raw_storm(long n, const script_t *sc)
     return res;
 }
 
+/* A fan-out over raw TCP, the floor of "a change seen by all watchers":
+ * a server process holds w connections from a receiving process; for
+ * each round the coordinator tells the server, which writes one line (of
+ * the size of the seed's g_chg1 to a watcher) on each connection, and the
+ * receiver says when every connection has its line. */
+#define FAN_LINE 40
+
+static void fan_server_main(int in, int out, void *arg)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1024) ||
+        getsockname(ls, (struct sockaddr *)&sa, &sl))
+        die("fan listen");
+    reply(out, OP_HELLO, ntohs(sa.sin_port), 0, 0);
+    cmsg_t m;
+    get_msg(in, &m);
+    expect_op(&m, OP_GO);
+    long w = m.n;
+    int *fds = malloc((size_t)w * sizeof *fds);
+    if (!fds) die("malloc");
+    for (long i = 0; i < w; i++) {
+        if ((fds[i] = accept(ls, NULL, NULL)) < 0) die("fan accept");
+        setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    reply(out, OP_READY, w, 0, 0);
+    for (;;) {
+        get_msg(in, &m);
+        if (m.op == OP_QUIT) _exit(0);
+        double c0 = cpu_now();
+        for (long i = 0; i < w; i++) send_line(fds[i], FAN_LINE);
+        reply(out, OP_DONE, w, cpu_now() - c0, 0);
+    }
+}
+
+typedef struct fan_arg {
+    int port;
+    long w;
+} fan_arg_t;
+
+static void fan_receiver_main(int in, int out, void *arg)
+{
+    const fan_arg_t *a = arg;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)a->port);
+    int ep = epoll_create1(0);
+    for (long i = 0; i < a->w; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) die("fan connect");
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    reply(out, OP_READY, a->w, 0, 0);
+    struct epoll_event evs[256];
+    for (;;) {
+        cmsg_t m;
+        get_msg(in, &m);
+        if (m.op == OP_QUIT) _exit(0);
+        expect_op(&m, OP_EXPECT);
+        reply(out, OP_READY, 0, 0, 0);
+        long lines = 0;
+        while (lines < a->w) {
+            int k = epoll_wait(ep, evs, 256, 10000);
+            if (k <= 0) die("fan: lines missing");
+            for (int i = 0; i < k; i++) {
+                char buf[512];
+                ssize_t r = read(evs[i].data.fd, buf, sizeof buf);
+                if (r <= 0) die("fan read");
+                lines += count_lines(buf, r);
+            }
+        }
+        reply(out, OP_SEEN, lines, now(), 0);
+    }
+}
+
+static double median(double *v, int n);
+
+/* The median latency (ms) of rounds fan-outs to w connections, and the
+ * server's CPU per fan-out (ms). */
+static void raw_fan(long w, int nrounds, double *lat, double *cpu)
+{
+    child_t s = spawn(fan_server_main, NULL, -1);
+    cmsg_t m;
+    get_msg(s.from, &m);
+    expect_op(&m, OP_HELLO);
+    fan_arg_t a = {(int)m.n, w};
+    cmsg_t go = {0};
+    go.op = OP_GO;
+    go.n = w;
+    put_msg(s.to, &go);
+    child_t r = spawn(fan_receiver_main, &a, -1);
+    get_msg(r.from, &m);
+    expect_op(&m, OP_READY);
+    get_msg(s.from, &m);
+    expect_op(&m, OP_READY);
+    double t[MAX_ROUNDS], c = 0;
+    for (int i = 0; i < nrounds; i++) {
+        cmsg_t x = {0};
+        x.op = OP_EXPECT;
+        put_msg(r.to, &x);
+        get_msg(r.from, &m);
+        expect_op(&m, OP_READY);
+        double ts = now();
+        x.op = OP_GO;
+        put_msg(s.to, &x);
+        get_msg(r.from, &m);
+        expect_op(&m, OP_SEEN);
+        t[i] = (m.d[0] - ts) * 1e3;
+        get_msg(s.from, &m);
+        expect_op(&m, OP_DONE);
+        c += m.d[0];
+    }
+    *lat = median(t, nrounds);
+    *cpu = c / nrounds * 1e3;
+    finish(&r);
+    finish(&s);
+}
+
 /* ------------------------------------------------------------------ */
 /* the coordinator                                                     */
 
@@ -809,6 +932,7 @@ typedef struct result {
     double find0, find1, fam0, fam1; /* latencies, empty network and N registered */
     long nwatch;
     double fan, fan_cpu;
+    double fan_raw, fan_raw_cpu; /* the same fan-out over raw TCP */
     double back_up, back_whole; /* the seed restarted: all linked, database whole */
     long back_evicted;
 } result_t;
@@ -928,6 +1052,7 @@ static void storm(result_t *r)
     cmsg_t f1 = seed_stat(&seed);
     r->fan = median(fan, rounds);
     r->fan_cpu = (f1.d[0] - f0.d[0]) / rounds * 1e3;
+    raw_fan(r->nwatch, rounds, &r->fan_raw, &r->fan_raw_cpu);
 
     /* the seed killed under its N nodes and started again on its port:
      * they come back with 2.02's back-off and register again */
@@ -1024,6 +1149,8 @@ GET(g_fam_ratio, r->fam0 > 0 && r->fam1 > 0 ? r->fam1 / r->fam0 : -1)
 GET(g_nwatch, (double)r->nwatch)
 GET(g_fan, r->fan)
 GET(g_fan_cpu, r->fan_cpu)
+GET(g_fan_raw, r->fan_raw)
+GET(g_fan_raw_cpu, r->fan_raw_cpu)
 GET(g_back_up, r->back_up)
 GET(g_back_whole, r->back_whole)
 GET(g_back_evicted, (double)r->back_evicted)
@@ -1150,6 +1277,8 @@ int main(void)
     row("watchers of one family (of the N)", rs, nr, g_nwatch, 0, "", NULL);
     row("a change seen by all watchers (ms, median)", rs, nr, g_fan, 2, "<= 5 at 1000", ok_fan);
     row("  seed CPU per change (ms)", rs, nr, g_fan_cpu, 2, "", NULL);
+    row("raw TCP: a line to each watcher's socket (ms)", rs, nr, g_fan_raw, 2, "", NULL);
+    row("  its server's CPU per fan-out (ms)", rs, nr, g_fan_raw_cpu, 2, "", NULL);
     row("seed restarted: all N linked again (s)", rs, nr, g_back_up, 2, "all back", ok_back);
     row("  the database whole again (s)", rs, nr, g_back_whole, 2, "", NULL);
     row("  links closed by the cap meanwhile", rs, nr, g_back_evicted, 0, "", NULL);
@@ -1157,11 +1286,13 @@ int main(void)
            "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
            "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
-           "open.\nThe five lines: a protocol-1 join's greetings, auth lines, g_global and g_slave, of "
+           "open; the raw fan-out: one %d-byte line to each of as many connections (one process "
+           "to another), median of as many rounds.\nThe five lines: a protocol-1 join's greetings, auth lines, g_global and g_slave, of "
            "their sizes and in their order, with a node's socket options.\nThe raw storms and the handshake storm: the fastest of %d runs each (a SYN the "
            "full backlog dropped costs 1 s).\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
            "per join does not. %.0f s in all.\n",
-           LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, STORM_TRIES, now() - t_all);
+           LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, FAN_LINE, STORM_TRIES,
+           now() - t_all);
     for (int i = 0; i < nr; i++)
         if (rs[i].visible < 0) return 1;
     return 0;
