@@ -1589,9 +1589,10 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * bounded the same way: it also holds what the seed mirrors of the global
  * nodes ('g for each, and the listeners in 'l of one that said g_global:
  * at most 64 addresses of up to 256 bytes, and all such copies together
- * at most a quarter of max_peer_memory - a list beyond that is not
- * mirrored, with a warning), so peers cannot fill it up to where the
- * seed's own writes would be refused.
+ * at most a quarter of max_peer_memory or of AEMP_GDB_GLOBAL_BYTES_MAX,
+ * whichever is less - a list beyond that is not mirrored, with a
+ * warning), so peers cannot fill it up to where the seed's own writes
+ * would be refused.
  */
 /* Bytes of one family name or key. */
 #define AEMP_GDB_NAME_MAX 1024

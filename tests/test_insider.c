@@ -1124,18 +1124,27 @@ TEST(insider_mirrored_listeners_bounded_all_together)
     int hfd = seed_link(port, "honest");
     REQUIRE(hfd >= 0);
     enum { N = 6 };
-    int fds[N];
-    for (int i = 0; i < N; i++) fds[i] = -1;
+    int fds[N + 1];
+    for (int i = 0; i <= N; i++) fds[i] = -1;
     for (int i = 0; i < N; i++) CHECK(mirror_peer_next(port, fds, i) >= 0);
     int over = 0;
     file_has(lfd, "mirrored listeners would come to", &over);
     printf("    of %d lists of ~16 KB, not mirrored for the budget: %d\n", N, over);
     CHECK_INT(over, 2);
     CHECK(!file_has(lfd, "node memory cap", NULL));
+    /* a mirrored node that goes takes its copy out of the budget: the
+     * next such list is mirrored again */
+    close(fds[0]);
+    fds[0] = -1;
+    int fd6 = mirror_peer_next(port, fds, N);
+    file_has(lfd, "mirrored listeners would come to", &over);
+    printf("    one mirrored node gone, the next list: %s\n", over == 2 ? "mirrored" : "refused");
+    CHECK(fd6 >= 0);
+    CHECK_INT(over, 2);
     int gfd = -1;
     CHECK(late_global_recorded(port, hfd, &gfd));
     CHECK(!file_has(lfd, "would hold", NULL)); /* no write of the seed refused */
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i <= N; i++)
         if (fds[i] >= 0) close(fds[i]);
     close(gfd);
     close(hfd);

@@ -200,8 +200,9 @@ struct aemp_node {
     /* the secret made ready for hmac_sha3_512 tokens: made by link.c for
      * the first handshake */
     aemp__hmac_sha3_t *secret_sha3;
-    /* where the nonces of handshakes come from, and the framings every
-     * greeting offers: made by link.c for the first handshake */
+    /* where the nonces of handshakes come from (made by link.c once a
+     * few were drawn from OpenSSL's), and the framings every greeting
+     * offers (made for the first handshake) */
     aemp__rng_t *nonce_rng;
     unsigned nonces_drawn;  /* before nonce_rng exists (link.c) */
     char *hs_framings;

@@ -26,7 +26,8 @@
 #define MIRROR_ADDRS_MAX 64
 #define MIRROR_ADDR_MAX 256
 /* all mirrored listener lists together: at most this part of
- * max_peer_memory */
+ * max_peer_memory, and of our own share's limit (AEMP_GDB_GLOBAL_BYTES_MAX)
+ * when that is less */
 #define MIRROR_SHARE 4
 
 /* Another global node we keep a link to. */
@@ -330,11 +331,15 @@ static int mirrorable(aemp_node_t *n, struct aemp__global *gl, const char *node,
         return 0;
     }
     size_t had = (uintptr_t)aemp__map_get(&gl->mirrors, node);
-    size_t budget = n->cfg.max_peer_memory / MIRROR_SHARE;
+    /* a part of what our own share may hold, whatever max_peer_memory */
+    size_t cap = n->cfg.max_peer_memory < AEMP_GDB_GLOBAL_BYTES_MAX ? n->cfg.max_peer_memory
+                                                                    : AEMP_GDB_GLOBAL_BYTES_MAX;
+    size_t budget = cap / MIRROR_SHARE;
     if (gl->mirrored - had + bytes > budget) {
         aemp__log(n, AEMP_LOG_WARN, "%s: its listeners are not mirrored: all nodes' mirrored "
-                  "listeners would come to %zu bytes, over %zu (max_peer_memory / %d)", node,
-                  gl->mirrored - had + bytes, budget, MIRROR_SHARE);
+                  "listeners would come to %zu bytes, over %zu (a quarter of max_peer_memory, at "
+                  "most of the own share's limit)", node,
+                  gl->mirrored - had + bytes, budget);
         return 0;
     }
     return 1;
@@ -383,7 +388,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
         if (!feed(n, src, tag, args) && l) {
             size_t bytes = aemp__gdb_cost(src, l);
-            /* a list not mirrored leaves no older copy behind */
+            /* a list refused leaves no older copy of the node's behind */
             mirror_set(n, gl, src, mirrorable(n, gl, src, l, bytes) ? json_incref(l) : NULL, bytes);
         }
         json_decref(l);
