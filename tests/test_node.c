@@ -820,3 +820,45 @@ TEST(node_listens_where_a_reusable_self_connection_was)
         }
     }
 }
+
+/* Peers a node meets by name alone (any message may name a node) are
+ * forgotten once unused: each takes exactly its own keys out of the peer
+ * table (one lookup per key, not a walk of the table), and a key another
+ * peer has taken over since stays that peer's. */
+TEST(node_forgotten_peers_take_only_their_own_keys)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    REQUIRE(loop);
+    aemp_node_config_t c = {.protocol = 1, .nodeid = "me"};
+    c.log_levels = 1u << AEMP_LOG_ERROR;
+    aemp_node_t *n = aemp_node_new(loop, &c, NULL);
+    REQUIRE(n);
+    size_t base = n->peers.count;
+    enum { K = 3000 };
+    aemp__enter(n);
+    for (int i = 0; i < K; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "met%d", i);
+        aemp__peer_t *p = aemp__peer_get(n, name, 1);
+        CHECK(p != NULL);
+        if (p) aemp__peer_fail(p, "gone");
+    }
+    CHECK_INT(n->peers.count, base + K);
+    aemp__leave(n); /* the callbacks unwound: the idle ones go */
+    CHECK_INT(n->peers.count, base);
+    CHECK(n->peers_list == NULL);
+
+    aemp__enter(n);
+    aemp__peer_t *a = aemp__peer_get(n, "a", 1), *b = aemp__peer_get(n, "b", 1);
+    REQUIRE(a && b);
+    aemp__node_peer_renamed(n, "a", "x"); /* a is also "x" */
+    aemp__node_peer_renamed(n, "b", "x"); /* then b is (a has no link) */
+    CHECK(aemp__peer_get(n, "x", 0) == b);
+    aemp__peer_fail(a, "gone");
+    aemp__leave(n);
+    CHECK(aemp__peer_get(n, "a", 0) == NULL);
+    CHECK(aemp__peer_get(n, "x", 0) == b);
+    CHECK(aemp__peer_get(n, "b", 0) == b);
+    aemp_node_destroy(n);
+    ev_loop_destroy(loop);
+}

@@ -27,7 +27,7 @@ typedef struct aemp__map {
 /* Keys the map's hash with 16 secret bytes (SipHash-2-4), before the
  * first insert: for a map whose keys a peer chooses, in numbers, so that
  * nobody can make them all land in one chain. Without it the hash is
- * fast and unkeyed (ports, peers: keys we make or few). */
+ * fast and unkeyed (ports and the like: keys we make or few). */
 void aemp__map_key(aemp__map_t *m, const unsigned char key[16]);
 /* SipHash-2-4 of n bytes under a 16-byte key (for the map, and its test). */
 uint64_t aemp__siphash24(const unsigned char key[16], const void *p, size_t n);

@@ -169,14 +169,42 @@ void aemp__routes_changed(aemp_node_t *n)
 }
 #define routes_changed aemp__routes_changed
 
+/* p is known as key from now on (a key that meant another peer moves). */
+static int peer_key_add(aemp_node_t *n, aemp__peer_t *p, const char *key)
+{
+    if (aemp__map_get(&n->peers, key) == p) return 0;
+    char **v = realloc(p->names, (p->nnames + 1) * sizeof *v);
+    if (!v) return AEMP_ENOMEM;
+    p->names = v;
+    if (!(v[p->nnames] = strdup(key))) return AEMP_ENOMEM;
+    int rc = aemp__map_set(&n->peers, key, p);
+    if (rc) free(v[p->nnames]);
+    else p->nnames++;
+    return rc;
+}
+
+/* p's keys forgotten: each one that still means p leaves the table (one
+ * lookup per key, whatever the table holds). */
+static void peer_keys_drop(aemp_node_t *n, aemp__peer_t *p)
+{
+    for (size_t i = 0; i < p->nnames; i++) {
+        if (aemp__map_get(&n->peers, p->names[i]) == p) aemp__map_del(&n->peers, p->names[i]);
+        free(p->names[i]);
+    }
+    free(p->names);
+    p->names = NULL;
+    p->nnames = 0;
+    routes_changed(n);
+}
+
 /* The peer is known by name and by every endpoint the name carries. */
 static int peer_register(aemp_node_t *n, aemp__peer_t *p, const char *name)
 {
     routes_changed(n);
-    int rc = aemp__map_set(&n->peers, name, p);
+    int rc = peer_key_add(n, p, name);
     size_t cnt = 0;
     char **eps = n->dialect->name_endpoints(name, &cnt);
-    for (size_t i = 0; !rc && i < cnt && cnt > 1; i++) rc = aemp__map_set(&n->peers, eps[i], p);
+    for (size_t i = 0; !rc && i < cnt && cnt > 1; i++) rc = peer_key_add(n, p, eps[i]);
     aemp__strv_free(eps);
     return rc;
 }
@@ -227,8 +255,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     p->noderef = strdup(noderef);
     p->eps = n->dialect->name_endpoints(noderef, &p->neps);
     if (!p->noderef || peer_register(n, p, noderef)) {
-        aemp__map_del_value(&n->peers, p);
-        routes_changed(n);
+        peer_keys_drop(n, p);
         free(p->noderef);
         aemp__strv_free(p->eps);
         free(p);
@@ -296,6 +323,8 @@ static void peer_free(aemp__peer_t *p)
     routes_changed(p->node);
     ev_timer_stop(p->node->loop, &p->retry);
     queue_free(p);
+    for (size_t i = 0; i < p->nnames; i++) free(p->names[i]);
+    free(p->names);
     aemp__strv_free(p->eps);
     free(p->noderef);
     free(p->last_error);
@@ -314,7 +343,7 @@ static void reap_idle_peers(aemp_node_t *n)
         idle_remove(p);
         if (!p->links && !p->link && !p->connecting && !aemp__buf_size(&p->queue)) {
             peer_unlist(p);
-            aemp__map_del_value(&n->peers, p);
+            peer_keys_drop(n, p);
             peer_free(p);
         }
     }
@@ -490,9 +519,10 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     }
     /* every name of `from` now means `to` */
     routes_changed(n);
-    aemp__map_iter_t it = {0};
-    for (aemp__map_ent_t *e; (e = aemp__map_next(&n->peers, &it));)
-        if (e->value == from) e->value = to;
+    for (size_t i = 0; i < from->nnames; i++)
+        if (aemp__map_get(&n->peers, from->names[i]) == from &&
+            peer_key_add(n, to, from->names[i]))
+            aemp__map_del(&n->peers, from->names[i]); /* out of memory: not a dangling one */
     peer_unlist(from);
     peer_free(from);
 }
@@ -772,7 +802,7 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
                   sp->noderef, holder->noderef);
         return;
     }
-    aemp__map_set(&n->peers, nn, sp);
+    if (peer_key_add(n, sp, nn)) return;
     routes_changed(n);
     char *c = strdup(nn);
     if (c) {
@@ -1205,6 +1235,15 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     n->loop = loop;
     n->cfg = *cfg;
+    /* the peer table takes names and endpoints that peers choose (any
+     * message may name a node): a keyed hash, so none can make them
+     * share one chain */
+    unsigned char pk[16];
+    if (aemp_random_bytes(pk, sizeof pk)) {
+        e = AEMP_EIO;
+        goto bad;
+    }
+    aemp__map_key(&n->peers, pk);
     n->dialect = aemp__dialect_find(cfg->protocol);
     if (!n->dialect) {
         e = AEMP_EINVAL;

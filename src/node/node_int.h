@@ -165,6 +165,10 @@ struct aemp__link {
 struct aemp__peer {
     aemp_node_t *node;
     char *noderef;             /* as first known; renamed by iam */
+    /* every key of node->peers that was set to this peer (its names,
+     * endpoints, aliases): what goes with it, without a walk of the table */
+    char **names;
+    size_t nnames;
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */
