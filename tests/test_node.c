@@ -859,6 +859,16 @@ TEST(node_forgotten_peers_take_only_their_own_keys)
     CHECK(aemp__peer_get(n, "a", 0) == NULL);
     CHECK(aemp__peer_get(n, "x", 0) == b);
     CHECK(aemp__peer_get(n, "b", 0) == b);
+
+    /* a name that goes back and forth between two peers: each keeps a
+     * list of about the keys it has, not of every move */
+    aemp__enter(n);
+    aemp__peer_t *c2 = aemp__peer_get(n, "c", 1);
+    REQUIRE(c2);
+    for (int i = 0; i < 1000; i++) aemp__node_peer_renamed(n, i % 2 ? "b" : "c", "y");
+    printf("    after 1000 moves of one name: %zu and %zu keys listed\n", b->nnames, c2->nnames);
+    CHECK(b->nnames <= 16 && c2->nnames <= 16);
+    aemp__leave(n);
     aemp_node_destroy(n);
     ev_loop_destroy(loop);
 }

@@ -173,6 +173,17 @@ void aemp__routes_changed(aemp_node_t *n)
 static int peer_key_add(aemp_node_t *n, aemp__peer_t *p, const char *key)
 {
     if (aemp__map_get(&n->peers, key) == p) return 0;
+    /* keys that went to another peer since are forgotten whenever the
+     * list reaches a power of two: it follows the keys p has, not every
+     * move of a key between peers (amortised O(1) per key) */
+    if (p->nnames >= 8 && !(p->nnames & (p->nnames - 1))) {
+        size_t k = 0;
+        for (size_t i = 0; i < p->nnames; i++) {
+            if (aemp__map_get(&n->peers, p->names[i]) == p) p->names[k++] = p->names[i];
+            else free(p->names[i]);
+        }
+        p->nnames = k;
+    }
     char **v = realloc(p->names, (p->nnames + 1) * sizeof *v);
     if (!v) return AEMP_ENOMEM;
     p->names = v;
@@ -1244,6 +1255,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
         goto bad;
     }
     aemp__map_key(&n->peers, pk);
+    OPENSSL_cleanse(pk, sizeof pk);
     n->dialect = aemp__dialect_find(cfg->protocol);
     if (!n->dialect) {
         e = AEMP_EINVAL;
