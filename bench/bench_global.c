@@ -34,7 +34,6 @@
 #include <ev.h>
 #include <malloc.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,13 +166,7 @@ static double raw_cpu; /* CPU seconds per request/reply, both processes */
 
 static double raw_reqrep_rate(int outstanding, int total)
 {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1) ||
-        getsockname(ls, (struct sockaddr *)&sa, &sl))
-        return 0;
+    int port, one = 1, ls = listen_any(0, 1, &port);
     pid_t pid = fork();
     if (pid == 0) {
         int c = accept(ls, NULL, NULL);
@@ -185,9 +178,7 @@ static double raw_reqrep_rate(int outstanding, int total)
         _exit(0);
     }
     close(ls);
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(s, (struct sockaddr *)&sa, sizeof sa)) return 0;
+    int s = connect_to(port);
     static const char req[] = "[\"\",\"g_db_family\",\"small\",\"b123456\"]\n"; /* 40 bytes */
     size_t rl = sizeof req - 1;
     char *batch = malloc(rl * (size_t)outstanding), buf[65536];

@@ -62,7 +62,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 
 #define FAMILY "join"
@@ -439,23 +438,18 @@ static int count_lines(const char *buf, ssize_t r)
 static void raw_server_main(int in, int out, void *arg)
 {
     const script_t *sc = arg;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (sc->as_node) setsockopt(ls, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1024) ||
-        getsockname(ls, (struct sockaddr *)&sa, &sl))
-        die("raw listen");
-    if (sc->as_node) late_acks(ls); /* after listen(), as a node does */
+    int port, one = 1, ls = listen_any(SOCK_NONBLOCK, 1024, &port);
+    if (sc->as_node) {
+        setsockopt(ls, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        late_acks(ls); /* after listen(), as a node does */
+    }
     unsigned char *got = fd_lines();
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
     ev.data.fd = in;
     epoll_ctl(ep, EPOLL_CTL_ADD, in, &ev);
-    reply(out, OP_HELLO, ntohs(sa.sin_port), 0, 0);
+    reply(out, OP_HELLO, port, 0, 0);
     long want = 0, served = 0, rss0 = 0;
     double c0 = 0;
     struct epoll_event evs[256];
@@ -593,14 +587,8 @@ static raw_result_t raw_storm(long n, const script_t *sc)
 
 static void fan_server_main(int in, int out, void *arg)
 {
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1024) ||
-        getsockname(ls, (struct sockaddr *)&sa, &sl))
-        die("fan listen");
-    reply(out, OP_HELLO, ntohs(sa.sin_port), 0, 0);
+    int port, one = 1, ls = listen_any(0, 1024, &port);
+    reply(out, OP_HELLO, port, 0, 0);
     cmsg_t m;
     get_msg(in, &m);
     expect_op(&m, OP_GO);
@@ -631,13 +619,9 @@ typedef struct fan_arg {
 static void fan_receiver_main(int in, int out, void *arg)
 {
     const fan_arg_t *a = arg;
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)a->port);
     int ep = epoll_create1(0);
     for (long i = 0; i < a->w; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) die("fan connect");
+        int fd = connect_to(a->port);
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);

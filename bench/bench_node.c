@@ -45,7 +45,6 @@
 #include <ev.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -611,36 +610,6 @@ static void queuer_main(int in, int out, void *arg)
 /* ------------------------------------------------------------------ */
 /* raw TCP baselines                                                   */
 
-static int listen_any(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    socklen_t sl = sizeof sa;
-    int one = 1;
-    if (fd < 0) die("socket");
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1024)) die("listen");
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    int one = 1;
-    if (fd < 0) die("socket");
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) die("connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 /* The simplest correct splitter of a stream of JSON arrays: bracket
  * depth outside strings, one byte at a time. */
 typedef struct splitter {
@@ -701,7 +670,7 @@ static double wire_bytes(const char *local, long long n, long long payload)
 static void raw_recv_main(int in, int out, void *arg)
 {
     (void)arg;
-    int port, lfd = listen_any(&port);
+    int port, lfd = listen_any(0, 1024, &port);
     reply(out, OP_HELLO, port, 0, 0);
     int fd = accept(lfd, NULL, NULL);
     if (fd < 0) die("accept");
@@ -776,7 +745,7 @@ static void raw_send_main(int in, int out, void *arg)
 static void raw_pong_main(int in, int out, void *arg)
 {
     (void)arg;
-    int port, lfd = listen_any(&port);
+    int port, lfd = listen_any(0, 1024, &port);
     reply(out, OP_HELLO, port, 0, 0);
     int fd = accept(lfd, NULL, NULL), one = 1;
     if (fd < 0) die("accept");
@@ -835,7 +804,7 @@ static void raw_accept_main(int in, int out, void *arg)
 {
     (void)arg;
     (void)in;
-    int port, lfd = listen_any(&port);
+    int port, lfd = listen_any(0, 1024, &port);
     reply(out, OP_HELLO, port, 0, 0);
     char buf[512];
     for (;;) {

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,6 +96,36 @@ static inline int free_port(void)
         die("free port");
     close(fd);
     return ntohs(sa.sin_port);
+}
+
+/* A TCP listener on 127.0.0.1, a free port (*port), with the socket
+ * type flags (SOCK_NONBLOCK...) and backlog given; dies when it cannot. */
+static inline int listen_any(int flags, int backlog, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | flags, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    if (fd < 0) die("socket");
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, backlog) ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl))
+        die("listen");
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* A blocking TCP connection to 127.0.0.1:port, no delay; dies when it
+ * cannot. */
+static inline int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) die("connect");
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
 }
 
 /* Raises the descriptor limit to `want` (past the hard limit only where

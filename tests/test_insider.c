@@ -109,23 +109,6 @@ static pid_t spawn_seed(int port)
     return spawn_seed_with(port, 0, -1);
 }
 
-/* A seed logging to a temporary file (*lfd) on a free port, with
- * max_peer_memory cap (0: the default). */
-static pid_t seed_with_log_cap(int *lfd, int *port, size_t cap)
-{
-    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
-    *lfd = mkstemp(logpath);
-    if (*lfd < 0) return -1;
-    unlink(logpath);
-    *port = free_port();
-    return spawn_seed_with(*port, cap, *lfd);
-}
-
-static pid_t seed_with_log(int *lfd, int *port)
-{
-    return seed_with_log_cap(lfd, port, 0);
-}
-
 /* Waits up to 5 s for the seed to accept an authenticated link. */
 static int seed_link(int port, const char *id)
 {
@@ -135,6 +118,22 @@ static int seed_link(int port, const char *id)
         usleep(50000);
     }
     return -1;
+}
+
+/* A seed (max_peer_memory cap, 0: the default) logging to a fresh
+ * temporary file (*lfd) on a free port (*port), and an authenticated
+ * link of node id to it (*fd, -1 when it failed). */
+static pid_t logging_seed(int *lfd, int *port, size_t cap, const char *id, int *fd)
+{
+    char logpath[] = "/tmp/aemp-insider-log-XXXXXX";
+    *fd = -1;
+    *lfd = mkstemp(logpath);
+    if (*lfd < 0) return -1;
+    unlink(logpath);
+    *port = free_port();
+    pid_t pid = spawn_seed_with(*port, cap, *lfd);
+    if (pid > 0) *fd = seed_link(*port, id);
+    return pid;
 }
 
 /* What an attack writes, and how far it got. */
@@ -366,10 +365,9 @@ static int file_has(int fd, const char *s, int *count)
  * start. */
 TEST(insider_memory_cap_cuts_biggest_and_rss_returns)
 {
-    int lfd, port;
-    pid_t pid = seed_with_log_cap(&lfd, &port, 16u << 20);
+    int lfd, port, hfd;
+    pid_t pid = logging_seed(&lfd, &port, 16u << 20, "honest", &hfd);
     REQUIRE(pid > 0);
-    int hfd = seed_link(port, "honest");
     int wfd = seed_link(port, "writer");
     int fds[4];
     for (int i = 0; i < 4; i++) {
@@ -502,23 +500,13 @@ static void send_mon1(int fd, int n)
     free(buf);
 }
 
-/* A seed logging to a fresh temporary file (*lfd) on *port; with
- * logging_seed, an authenticated link of node id to it (*fd). */
-static pid_t logging_seed(int *lfd, const char *id, int *fd)
-{
-    int port;
-    pid_t pid = seed_with_log(lfd, &port);
-    *fd = pid > 0 ? seed_link(port, id) : -1;
-    return pid;
-}
-
 /* max_peer_monitors: the 16384 watches of one node are held without a
  * word, the next is refused with the documented warning, and the link
  * stays up (its time requests are answered). */
 TEST(insider_monitor_limit_refuses_with_message_link_stays)
 {
-    int lfd, fd;
-    pid_t pid = logging_seed(&lfd, "watcher", &fd);
+    int lfd, port, fd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "watcher", &fd);
     REQUIRE(pid > 0);
     if (fd >= 0) {
         send_mon1(fd, (int)AEMP_DEFAULT_MAX_PEER_MONITORS);
@@ -545,8 +533,8 @@ TEST(insider_monitor_limit_refuses_with_message_link_stays)
  * next window tells how many were held back. */
 TEST(insider_warnings_rate_limited_live)
 {
-    int lfd, fd;
-    pid_t pid = logging_seed(&lfd, "noisy", &fd);
+    int lfd, port, fd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "noisy", &fd);
     REQUIRE(pid > 0);
     if (fd >= 0) {
         send_mon1(fd, (int)AEMP_DEFAULT_MAX_PEER_MONITORS + 1000);
@@ -966,10 +954,9 @@ static int count_until_synced(int fd, const char *id, const char *tag)
  * walk of the database), and on a new link it is answered again. */
 TEST(insider_repeated_g_global_answered_once_per_link)
 {
-    int lfd, port;
-    pid_t pid = seed_with_log(&lfd, &port);
+    int lfd, port, fd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "again", &fd);
     REQUIRE(pid > 0);
-    int fd = seed_link(port, "again");
     REQUIRE(fd >= 0);
     size_t len = 0;
     char *buf = repeat_lines("[\"\",\"g_global\"]\n", 300, 1, &len);
@@ -1049,10 +1036,9 @@ static int late_global_recorded(int port, int hfd, int *gfd)
  * arrives. */
 TEST(insider_mirrored_listeners_cannot_fill_the_seeds_own_share)
 {
-    int lfd, port;
-    pid_t pid = seed_with_log(&lfd, &port);
+    int lfd, port, hfd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "honest", &hfd);
     REQUIRE(pid > 0);
-    int hfd = seed_link(port, "honest");
     REQUIRE(hfd >= 0);
     enum { N = 70 };
     static int plain[N], claim[N];
@@ -1118,10 +1104,9 @@ static int mirror_peer_next(int port, int *fds, int i)
  * still records a global node that arrives after all of them. */
 TEST(insider_mirrored_listeners_bounded_all_together)
 {
-    int lfd, port;
-    pid_t pid = seed_with_log_cap(&lfd, &port, 256u << 10);
+    int lfd, port, hfd;
+    pid_t pid = logging_seed(&lfd, &port, 256u << 10, "honest", &hfd);
     REQUIRE(pid > 0);
-    int hfd = seed_link(port, "honest");
     REQUIRE(hfd >= 0);
     enum { N = 6 };
     int fds[N + 1];
@@ -1169,10 +1154,9 @@ TEST(insider_unloggable_ids_refused_live_with_message)
         {"evil#seed", 9, "refusing node id 'evil#seed': it contains '#', which splits port ids"},
         {over, AEMP_NODEID_MAX + 1, "': it is over 1024 bytes"},
     };
-    int lfd, port;
-    pid_t pid = seed_with_log(&lfd, &port);
+    int lfd, port, hfd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "honest", &hfd);
     REQUIRE(pid > 0);
-    int hfd = seed_link(port, "honest");
     CHECK(hfd >= 0);
     for (size_t i = 0; hfd >= 0 && i < sizeof cases / sizeof *cases; i++) {
         struct sockaddr_in sa = {.sin_family = AF_INET};

@@ -331,11 +331,9 @@ static void peer_unlist(aemp__peer_t *p)
 static void peer_free(aemp__peer_t *p)
 {
     idle_remove(p);
-    routes_changed(p->node);
+    peer_keys_drop(p->node, p); /* (a merged peer's keys moved on before) */
     ev_timer_stop(p->node->loop, &p->retry);
     queue_free(p);
-    for (size_t i = 0; i < p->nnames; i++) free(p->names[i]);
-    free(p->names);
     aemp__strv_free(p->eps);
     free(p->noderef);
     free(p->last_error);
@@ -354,7 +352,6 @@ static void reap_idle_peers(aemp_node_t *n)
         idle_remove(p);
         if (!p->links && !p->link && !p->connecting && !aemp__buf_size(&p->queue)) {
             peer_unlist(p);
-            peer_keys_drop(n, p);
             peer_free(p);
         }
     }

@@ -247,7 +247,6 @@ static size_t fam_keys(const shard_t *s, const char *family)
     return f ? f->keys : 0;
 }
 
-/* family gained (+1) or lost (-1) a key of s. 0 or AEMP_ENOMEM. */
 /* Whether s is bounded as a whole, not by the per-node limits: a global
  * node's share (its slaves' entries), and our own, which also holds what
  * we mirror of the global nodes ('g for each, their listeners in 'l):
@@ -258,6 +257,7 @@ static int share_limits(const shard_t *s)
     return s->global || s->own;
 }
 
+/* family gained (+1) or lost (-1) a key of s. 0 or AEMP_ENOMEM. */
 static int fam_count(shard_t *s, const char *family, int d)
 {
     if (share_limits(s)) return 0;
