@@ -13,7 +13,10 @@
  * Reflection (issue 19): whatever another node sends - also requests
  * naming "me" as the reply's id, the key or the node looked up - leaves
  * our own share of the database as it was (its bytes, checked after
- * every step).
+ * every step). The global nodes to dial, followed only through what
+ * aemp__gdb_g_drain reports (as the mesh does), are always exactly those
+ * the database vouches for (aemp__gdb_check: each peer names at most
+ * AEMP_GDB_NODE_GLOBALS_MAX of them).
  */
 #include "fuzz.h"
 
@@ -41,8 +44,31 @@ static void gl_check_out(json_t *out)
     }
 }
 
+/* The mesh's view: a node reported by a drain is dialled while vouched. */
+static void gl_follow(void *ctx, const char *node)
+{
+    aemp__gdb_t *g = ((void **)ctx)[0];
+    json_t *mesh = ((void **)ctx)[1];
+    if (aemp__gdb_g_vouched(g, node)) json_object_set_new(mesh, node, json_null());
+    else json_object_del(mesh, node);
+}
+
+/* Follows the changes; then the view must be exactly the vouched set. */
+static void gl_check_mesh(aemp__gdb_t *g, json_t *mesh)
+{
+    void *ctx[2] = {g, mesh};
+    FUZZ_CHECK(aemp__gdb_g_drain(g, gl_follow, ctx) == 0);
+    FUZZ_CHECK(!aemp__gdb_g_pending(g));
+    aemp__map_iter_t it = {0};
+    size_t n = 0;
+    for (const char *id; aemp__gdb_g_next(g, &it, &id); n++)
+        FUZZ_CHECK(json_object_get(mesh, id) != NULL);
+    FUZZ_CHECK(n == json_object_size(mesh));
+}
+
 FUZZ_TARGET(global)
 {
+    json_t *mesh = json_object();
     aemp__gdb_t *g = aemp__gdb_new("me");
     FUZZ_CHECK(g != NULL);
     json_t *out = json_array();
@@ -72,7 +98,10 @@ FUZZ_TARGET(global)
         if (strcmp(src, "me")) FUZZ_CHECK(aemp__gdb_node_bytes(g, "me") == own);
         /* the full check walks everything: after each of the first
          * steps, then every eighth, and at the end */
-        if (++steps <= 8 || !(steps & 7)) FUZZ_CHECK(aemp__gdb_check(g) == 0);
+        if (++steps <= 8 || !(steps & 7)) {
+            FUZZ_CHECK(aemp__gdb_check(g) == 0);
+            gl_check_mesh(g, mesh);
+        }
         pos = end + 1;
     }
     /* everyone goes: nothing may stay */
@@ -84,6 +113,9 @@ FUZZ_TARGET(global)
     FUZZ_CHECK(aemp__gdb_nodes(g) == 0 && aemp__gdb_bytes(g) == 0);
     FUZZ_CHECK(aemp__gdb_family(g, "'l") == NULL);
     FUZZ_CHECK(aemp__gdb_check(g) == 0);
+    gl_check_mesh(g, mesh);
+    FUZZ_CHECK(json_object_size(mesh) == 0);
+    json_decref(mesh);
     json_decref(out);
     aemp__gdb_free(g);
     return 0;

@@ -1610,6 +1610,12 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
 #define AEMP_GDB_FAMILIES_MAX 65536
 /* Bytes of the share of one global peer (its slaves' entries together). */
 #define AEMP_GDB_GLOBAL_BYTES_MAX (256u << 20)
+/* Keys of 'g (the global nodes) in one node's database or one global
+ * peer's share; not our own. A global node keeps links to the global
+ * nodes that its own share and its global peers' shares name ('g keys a
+ * slave sets are in the view, but not dialled), so one peer can make it
+ * dial at most this many, however many it claims. */
+#define AEMP_GDB_NODE_GLOBALS_MAX 256
 
 /* Whether the node is a global node now (0 also for protocol 0 or NULL). */
 AEMP_API int aemp_node_is_global(const aemp_node_t *node);

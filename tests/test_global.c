@@ -646,6 +646,117 @@ TEST(gdb_shared_key_deletes_look_only_at_that_keys_holders)
     aemp__gdb_free(g);
 }
 
+/* The nodes a drain reports, sorted and joined: "a,b". */
+static void drained_one(void *ctx, const char *node)
+{
+    json_array_append_new(ctx, json_string(node));
+}
+
+static char *drained(aemp__gdb_t *g)
+{
+    static char buf[4096];
+    json_t *a = json_array();
+    CHECK_INT(aemp__gdb_g_drain(g, drained_one, a), 0);
+    size_t n = json_array_size(a);
+    const char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = json_string_value(json_array_get(a, i));
+    qsort(v, n, sizeof *v, cmp_text);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", v[i]);
+    free(v);
+    json_decref(a);
+    CHECK(!aemp__gdb_g_pending(g));
+    return buf;
+}
+
+/* How many names a drained list holds. */
+static size_t names(const char *d)
+{
+    size_t n = *d != '\0';
+    for (; *d; d++) n += *d == ',';
+    return n;
+}
+
+/* {"gK": null, ...} for K in [from, to) */
+static json_t *g_keys(int from, int to)
+{
+    json_t *o = json_object();
+    char k[16];
+    for (int i = from; i < to; i++) {
+        snprintf(k, sizeof k, "g%d", i);
+        json_object_set_new(o, k, json_null());
+    }
+    return o;
+}
+
+/* The global nodes a global node keeps links to are those that its own
+ * share and its global peers' shares name in 'g: a slave's 'g keys are in
+ * the view (2.02's answers do not change) but name nobody to dial; one
+ * peer names at most AEMP_GDB_NODE_GLOBALS_MAX; and what changed is
+ * reported key by key, so that the mesh never looks at all of them for
+ * one change. */
+TEST(gdb_global_nodes_to_dial_are_vouched_bounded_and_reported_by_change)
+{
+    aemp__gdb_t *g = aemp__gdb_new("me");
+    char why[200];
+    feed_ok(g, "me", json_pack("[ss{sn}]", "g_upd", "'g", "me"));
+    CHECK_STR(drained(g), "me");
+    CHECK(aemp__gdb_g_vouched(g, "me"));
+
+    /* a slave claims a global node: in the view, not vouched for */
+    feed_ok(g, "s1", json_pack("[s{s{sn}}]", "g_slave", "'g", "fake"));
+    CHECK(json_object_get(aemp__gdb_family(g, "'g"), "fake") != NULL);
+    CHECK(!aemp__gdb_g_vouched(g, "fake"));
+    CHECK(!aemp__gdb_g_pending(g));
+
+    /* a global peer names as many as it may: all vouched */
+    feed_ok(g, "G", json_pack("[s]", "g_global"));
+    feed_ok(g, "G", json_pack("[s{so}]", "g_set", "'g", g_keys(0, AEMP_GDB_NODE_GLOBALS_MAX)));
+    CHECK_INT(names(drained(g)), AEMP_GDB_NODE_GLOBALS_MAX);
+    CHECK(aemp__gdb_g_vouched(g, "g0") && aemp__gdb_g_vouched(g, "g255"));
+    CHECK_INT(aemp__gdb_check(g), 0);
+
+    /* one more is refused whole, however it comes */
+    CHECK_INT(feed_rc(g, "G", json_pack("[ss{sn}]", "g_upd", "'g", "g999"), why), AEMP_ELIMIT);
+    CHECK_STR(why, "family 'g would hold 257 keys of this node, limit 256");
+    CHECK_INT(feed_rc(g, "s2", json_pack("[s{so}]", "g_slave", "'g", g_keys(0, 300)), why),
+              AEMP_ELIMIT);
+    CHECK_STR(why, "family 'g would hold 300 keys of this node, limit 256");
+    CHECK(!aemp__gdb_g_vouched(g, "g999"));
+    CHECK(!aemp__gdb_g_pending(g));
+
+    /* a change is reported by itself: one key gone, one back */
+    feed_ok(g, "G", json_pack("[ssn[s]]", "g_upd", "'g", "g7"));
+    CHECK_STR(drained(g), "g7");
+    CHECK(!aemp__gdb_g_vouched(g, "g7"));
+    feed_ok(g, "G", json_pack("[ss{sn}]", "g_upd", "'g", "g7"));
+    CHECK_STR(drained(g), "g7");
+    /* a key another voucher holds too stays vouched when one lets go;
+     * a slave holding it does not keep it vouched */
+    feed_ok(g, "me", json_pack("[ss{sn}]", "g_upd", "'g", "g1"));
+    feed_ok(g, "s1", json_pack("[ss{sn}]", "g_upd", "'g", "g2"));
+    CHECK(!aemp__gdb_g_pending(g));
+    feed_ok(g, "G", json_pack("[ssn[ss]]", "g_upd", "'g", "g1", "g2"));
+    CHECK_STR(drained(g), "g2");
+    CHECK(aemp__gdb_g_vouched(g, "g1") && !aemp__gdb_g_vouched(g, "g2"));
+    CHECK(json_object_get(aemp__gdb_family(g, "'g"), "g2") != NULL); /* s1's */
+    CHECK_INT(aemp__gdb_check(g), 0);
+
+    /* the peer goes: what only it named is reported, once each */
+    json_t *out = json_array();
+    CHECK_INT(aemp__gdb_node_down(g, "G", out), 0);
+    json_decref(out);
+    char *d = drained(g);
+    CHECK(strstr(d, "g0,") == d && !strstr(d, "g1,") && !strstr(d, "g2,"));
+    /* all but g1 (ours too) and g2 (gone before) */
+    CHECK_INT(names(d), AEMP_GDB_NODE_GLOBALS_MAX - 2);
+    CHECK(!aemp__gdb_g_vouched(g, "g0") && aemp__gdb_g_vouched(g, "g1") &&
+          aemp__gdb_g_vouched(g, "me"));
+    CHECK_INT(aemp__gdb_check(g), 0);
+    aemp__gdb_free(g);
+}
+
 /* ------------------------------------------------------------------ */
 /* nodes on loopback                                                   */
 

@@ -275,15 +275,17 @@ TEST(insider_monitor_flood_keeps_seed_answering)
     run_attack("mon1 x100k + mon0 x5000", buf, len, "evil-mon");
 }
 
-/* A fake global node claims 10 000 global nodes at unreachable loopback
- * addresses: the seed dials within its budget and keeps answering. */
+/* A fake global node claims as many global nodes as one node may
+ * (AEMP_GDB_NODE_GLOBALS_MAX), with 10 000 listener lists at unreachable
+ * loopback addresses: the seed dials within its budget and keeps
+ * answering. */
 TEST(insider_fake_globals_keep_seed_answering)
 {
     int dead = free_port(); /* nothing listens there */
     char *buf = NULL, item[128];
     size_t len = 0, cap = 0;
     put(&buf, &len, &cap, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'g\":{");
-    for (int i = 0; i < 10000; i++) {
+    for (int i = 0; i < AEMP_GDB_NODE_GLOBALS_MAX; i++) {
         snprintf(item, sizeof item, "%s\"fake%d\":null", i ? "," : "", i);
         put(&buf, &len, &cap, item);
     }
@@ -294,7 +296,7 @@ TEST(insider_fake_globals_keep_seed_answering)
     }
     put(&buf, &len, &cap, "}}]\n");
     REQUIRE(buf != NULL);
-    run_attack("g_global + g_set of 10000 fake globals", buf, len, "evil-global");
+    run_attack("g_global + g_set of 256 fake globals, 10000 listeners", buf, len, "evil-global");
 }
 
 /* A live link greeting with an id holding '#' is refused with the reason;
@@ -642,7 +644,7 @@ static double honest_while_sinking(int hfd, sink_t *s, double secs)
  * time answers come within 100 ms throughout. */
 static void mesh_claims(int refuse)
 {
-    enum { FAKES = 300 };
+    enum { FAKES = AEMP_GDB_NODE_GLOBALS_MAX };
     const double dials_per_s = 20, phase = refuse ? 5.0 : 3.0;
     sink_t s;
     REQUIRE(sink_open(&s) == 0);

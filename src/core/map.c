@@ -1,6 +1,6 @@
 /*
  * map.c - a string-keyed hash map with chaining (power-of-two table that
- * doubles at load 1). Small and predictable. Every message sent or
+ * doubles at load 1, and halves or more on an insert once under 1/8). Small and predictable. Every message sent or
  * received looks up a peer or a port here, so the hash reads the key a
  * word at a time.
  */
@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#define MAP_MIN_SLOTS 16
 
 /* Multiply-xorshift over 8-byte words (the tail zero-padded, the length
  * mixed in): two or three multiplications for a noderef or a port id
@@ -97,9 +99,9 @@ void *aemp__map_get(const aemp__map_t *m, const char *key)
     return NULL;
 }
 
-static int grow(aemp__map_t *m)
+/* Rehashes into n slots (a power of two). */
+static int resize(aemp__map_t *m, size_t n)
 {
-    size_t n = m->nslots ? m->nslots * 2 : 16;
     aemp__map_ent_t **s = calloc(n, sizeof *s);
     if (!s) return AEMP_ENOMEM;
     for (size_t i = 0; i < m->nslots; i++) {
@@ -126,7 +128,15 @@ int aemp__map_set(aemp__map_t *m, const char *key, void *value)
                 return 0;
             }
     }
-    if (m->count >= m->nslots && grow(m)) return AEMP_ENOMEM;
+    if (m->count >= m->nslots && resize(m, m->nslots ? m->nslots * 2 : MAP_MIN_SLOTS))
+        return AEMP_ENOMEM;
+    /* a table that held many more than it does now shrinks (here, not
+     * in a delete, which an iteration may make): to a load of 1/4-1/2 */
+    if (m->nslots > MAP_MIN_SLOTS && m->count < m->nslots / 8) {
+        size_t n = MAP_MIN_SLOTS;
+        while (n < 4 * (m->count + 1)) n *= 2;
+        resize(m, n); /* out of memory: stays as large as it was */
+    }
     size_t kl = strlen(key) + 1;
     aemp__map_ent_t *e = malloc(sizeof *e + kl);
     if (!e) return AEMP_ENOMEM;

@@ -8,6 +8,7 @@
 #include "aemp_int.h"
 #include "map.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 
 /* A family a shard holds keys of, and how many. */
@@ -34,6 +35,7 @@ typedef struct shard {
     int slave;           /* registered with g_slave DB, or watches */
     int global;          /* announced itself with g_global */
     int own;             /* our own node's */
+    size_t gkeys;        /* keys it holds in 'g (AEMP_GDB_NODE_GLOBALS_MAX) */
 } shard_t;
 
 /* Who holds a key. An entry of g->holders is a shard_t * when one shard
@@ -57,7 +59,14 @@ struct aemp__gdb {
      * keyed (aemp__gdb_new). */
     aemp__map_t holders;
     unsigned long holder_visits; /* aemp__gdb_holder_visits */
-    unsigned long g_changes; /* writes to the view's 'g (aemp__gdb_g_changes) */
+    /* the global nodes to keep links to: each 'g key held by our own
+     * share or a global peer's -> how many of those hold it (uintptr_t);
+     * a slave's 'g keys are in the view but vouch for nobody. Keys
+     * added to it or gone from it since the driver last asked are in
+     * g_dirty (aemp__gdb_g_drain), so that keeping the links costs
+     * O(what changed). Both hashes are keyed. */
+    aemp__map_t vouched, g_dirty;
+    int g_all; /* a change could not be noted: the driver looks at all */
     unsigned long seq;
     size_t bytes;
 };
@@ -132,6 +141,9 @@ aemp__gdb_t *aemp__gdb_new(const char *self)
         return NULL;
     }
     aemp__map_key(&g->holders, key);
+    aemp__map_key(&g->vouched, key);
+    aemp__map_key(&g->g_dirty, key);
+    OPENSSL_cleanse(key, sizeof key);
     return g;
 }
 
@@ -155,6 +167,8 @@ void aemp__gdb_free(aemp__gdb_t *g)
     aemp__map_iter_t ih = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->holders, &ih));) free(hlist(e->value));
     aemp__map_free(&g->holders);
+    aemp__map_free(&g->vouched);
+    aemp__map_free(&g->g_dirty);
     json_decref(g->view);
     json_decref(g->mons);
     free(g->self);
@@ -278,6 +292,41 @@ static int fam_count(shard_t *s, const char *family, int d)
     return 0;
 }
 
+static int is_g(const char *family)
+{
+    return family[0] == '\'' && family[1] == 'g' && !family[2];
+}
+
+/* Whether s's 'g keys name global nodes to keep links to: our own
+ * share's (nodes that said g_global to us) and a global peer's. */
+static int vouches(const shard_t *s)
+{
+    return s->own || s->global;
+}
+
+/* Notes that whether key is vouched for may have changed. */
+static void g_dirty(aemp__gdb_t *g, const char *key)
+{
+    if (aemp__map_set(&g->g_dirty, key, (void *)1)) g->g_all = 1;
+}
+
+/* A vouching shard gained (d = 1) or lost (d = -1) the 'g key. 0 or
+ * AEMP_ENOMEM (when gaining; nothing changed). */
+static int vouch(aemp__gdb_t *g, const char *key, int d)
+{
+    uintptr_t c = (uintptr_t)aemp__map_get(&g->vouched, key);
+    if (d > 0) {
+        if (aemp__map_set(&g->vouched, key, (void *)(c + 1))) return AEMP_ENOMEM;
+        if (!c) g_dirty(g, key);
+    } else if (c > 1) {
+        aemp__map_set(&g->vouched, key, (void *)(c - 1)); /* replaces: no allocation */
+    } else if (c) {
+        aemp__map_del(&g->vouched, key);
+        g_dirty(g, key);
+    }
+    return 0;
+}
+
 /* The value s holds for family/key (borrowed), or NULL. */
 static json_t *sget(const shard_t *s, const char *family, const char *key)
 {
@@ -291,7 +340,10 @@ static int sset(shard_t *s, const char *family, const char *ek, int fresh, json_
 {
     if (!*ek) return AEMP_EINVAL; /* names are checked first: not reached */
     if (fresh && fam_count(s, family, 1)) return AEMP_ENOMEM;
-    if (!json_object_set(s->db, ek, v)) return 0;
+    if (!json_object_set(s->db, ek, v)) {
+        if (fresh && is_g(family)) s->gkeys++;
+        return 0;
+    }
     if (fresh) fam_count(s, family, -1);
     return AEMP_ENOMEM;
 }
@@ -299,7 +351,9 @@ static int sset(shard_t *s, const char *family, const char *ek, int fresh, json_
 /* s no longer holds the entry ek (owner_key) of family. */
 static void sdel(shard_t *s, const char *family, const char *ek)
 {
-    if (!json_object_del(s->db, ek)) fam_count(s, family, -1);
+    if (json_object_del(s->db, ek)) return;
+    fam_count(s, family, -1);
+    if (is_g(family)) s->gkeys--;
 }
 
 /* {FAMILY: [KEY, ...]} of what s holds, less what is in db ({FAMILY:
@@ -420,7 +474,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     if ((fwd && (!fwd_set || !fwd_del)) || (mon && (!mon_set || !mon_del))) goto out;
     if (!gdb && (!(gdb = json_object()) || json_object_set_new(g->view, family, gdb))) goto out;
     s->seq = ++g->seq;
-    if (!strcmp(family, "'g")) g->g_changes++;
+    int vouching = is_g(family) && vouches(s);
     const char *k;
     json_t *v;
     char buf[OWNER_KEY_MAX]; /* each key's entry key, made once */
@@ -432,6 +486,11 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         if (!old && holders_add(g, ek, s)) goto out;
         if (sset(s, family, ek, !old, v)) {
             if (!old) holders_del(g, ek, s);
+            goto out;
+        }
+        if (!old && vouching && vouch(g, k, 1)) {
+            sdel(s, family, ek);
+            holders_del(g, ek, s);
             goto out;
         }
         if (json_object_set(gdb, k, v) || oset(fwd_set, k, v) || oset(mon_set, k, v)) goto out;
@@ -447,6 +506,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         s->bytes -= was;
         g->bytes -= was;
         sdel(s, family, ek);
+        if (vouching) vouch(g, dk, -1);
         shard_t *o = holders_del(g, ek, s);
         if (o) {
             json_t *ov = json_object_get(o->db, ek);
@@ -545,6 +605,7 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
         return FAIL(AEMP_EBADMSG, "family %.64s: a key holds a NUL byte", family);
     json_t *gdb = json_object_get(g->view, family);
     size_t had = replace ? 0 : fam_keys(s, family), lkeys = had, gkeys = json_object_size(gdb);
+    size_t globals = replace ? 0 : s->gkeys; /* its 'g keys, when family is 'g */
     const char *k;
     json_t *v;
     json_object_foreach(set, k, v) {
@@ -555,7 +616,7 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
             return FAIL(AEMP_ELIMIT, "family %.64s: value of key %.64s is over %d bytes", family, k,
                        AEMP_GDB_VALUE_MAX);
         json_t *old = replace ? NULL : sget(s, family, k);
-        if (!old) lkeys++;
+        if (!old) lkeys++, globals++;
         else b->bytes -= entry_cost(k, old);
         b->bytes += kl + vc;
         if (!json_object_get(gdb, k)) gkeys++;
@@ -564,6 +625,9 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
     if (!share_limits(s) && lkeys > AEMP_GDB_NODE_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys of this node, limit %d", family, lkeys,
                    AEMP_GDB_NODE_KEYS_MAX);
+    if (is_g(family) && !s->own && globals > AEMP_GDB_NODE_GLOBALS_MAX)
+        return FAIL(AEMP_ELIMIT, "family 'g would hold %zu keys of this node, limit %d", globals,
+                    AEMP_GDB_NODE_GLOBALS_MAX);
     if (gkeys > AEMP_GDB_FAMILY_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys, limit %d", family, gkeys,
                    AEMP_GDB_FAMILY_KEYS_MAX);
@@ -706,7 +770,12 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
      * all the same, so that nothing points at it once it is freed */
     const char *ek;
     json_t *v;
-    json_object_foreach(s->db, ek, v) holders_del(g, ek, s);
+    json_object_foreach(s->db, ek, v) {
+        char fb[AEMP_GDB_NAME_MAX + 1];
+        const char *k = entry_split(ek, fb);
+        if (is_g(fb) && vouches(s)) vouch(g, k, -1);
+        holders_del(g, ek, s);
+    }
     aemp__map_del(&g->shards, node);
     aemp__map_del(&g->globals, node);
     g->bytes -= s->bytes;
@@ -846,9 +915,35 @@ int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node)
     return s && s->global;
 }
 
-unsigned long aemp__gdb_g_changes(const aemp__gdb_t *g)
+int aemp__gdb_g_vouched(const aemp__gdb_t *g, const char *node)
 {
-    return g->g_changes;
+    return aemp__map_get(&g->vouched, node) != NULL;
+}
+
+int aemp__gdb_g_pending(const aemp__gdb_t *g)
+{
+    return g->g_dirty.count || g->g_all;
+}
+
+int aemp__gdb_g_drain(aemp__gdb_t *g, void (*fn)(void *ctx, const char *node), void *ctx)
+{
+    /* taken out first: fn may change the database, noting more */
+    aemp__map_t dirty = g->g_dirty;
+    int all = g->g_all;
+    g->g_dirty.slots = NULL;
+    g->g_dirty.nslots = g->g_dirty.count = 0;
+    g->g_all = 0;
+    aemp__map_iter_t it = {0};
+    for (aemp__map_ent_t *e; !all && (e = aemp__map_next(&dirty, &it));) fn(ctx, e->key);
+    aemp__map_free(&dirty);
+    return all;
+}
+
+int aemp__gdb_g_next(const aemp__gdb_t *g, aemp__map_iter_t *it, const char **node)
+{
+    aemp__map_ent_t *e = aemp__map_next(&g->vouched, it);
+    *node = e ? e->key : NULL;
+    return e != NULL;
 }
 
 size_t aemp__gdb_nodes(const aemp__gdb_t *g)
@@ -884,11 +979,11 @@ static int listed(const aemp__gdb_t *g, const char *ok, const shard_t *s)
 
 int aemp__gdb_check(const aemp__gdb_t *g)
 {
-    size_t total = 0, held = 0;
+    size_t total = 0, held = 0, vouched_keys = 0;
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
         shard_t *s = e->value;
-        size_t bytes = 0, counted = 0;
+        size_t bytes = 0, counted = 0, gk = 0;
         const char *f, *ek;
         json_t *v;
         json_object_foreach(s->db, ek, v) {
@@ -898,6 +993,7 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             if (!listed(g, ek, s)) return __LINE__;
             held++;
             if (!share_limits(s) && !fam_keys(s, fb)) return __LINE__;
+            if (is_g(fb)) gk++;
             bytes += entry_cost(k, v);
         }
         for (size_t i = 0; i < s->nfams; i++) {
@@ -906,6 +1002,8 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         }
         if (share_limits(s) ? s->nfams != 0 : counted != json_object_size(s->db)) return __LINE__;
         if (bytes != s->bytes) return __LINE__;
+        if (gk != s->gkeys || (!s->own && gk > AEMP_GDB_NODE_GLOBALS_MAX)) return __LINE__;
+        if (vouches(s)) vouched_keys += gk;
         if (!share_limits(s) && (s->nfams > AEMP_GDB_NODE_FAMILIES_MAX || bytes > AEMP_GDB_NODE_BYTES_MAX))
             return __LINE__;
         json_object_foreach(s->mons, f, v) if (!json_object_get(json_object_get(g->mons, f), s->node))
@@ -913,6 +1011,19 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         total += bytes;
     }
     if (total != g->bytes) return __LINE__;
+    /* each vouched 'g key counts the vouching shards that hold it */
+    size_t vouchings = 0;
+    aemp__map_iter_t iv = {0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&g->vouched, &iv));) {
+        char buf[OWNER_KEY_MAX];
+        void *h = aemp__map_get(&g->holders, owner_key(buf, "'g", e->key));
+        holders_t *l = hlist(h);
+        uintptr_t c = 0;
+        for (size_t i = 0; i < (l ? l->n : h != NULL); i++) c += vouches(l ? l->s[i] : h);
+        if (!c || c != (uintptr_t)e->value) return __LINE__;
+        vouchings += c;
+    }
+    if (vouchings != vouched_keys) return __LINE__;
     aemp__map_iter_t ig = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->globals, &ig));)
         if (aemp__map_get(&g->shards, e->key) != e->value || !((shard_t *)e->value)->global)

@@ -17,6 +17,7 @@
 #define AEMP_GDB_H
 
 #include "aemp.h"
+#include "map.h"
 
 typedef struct aemp__gdb aemp__gdb_t;
 
@@ -50,9 +51,22 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out);
 json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family);
 /* Whether node announced itself as global (g_global) and is not down. */
 int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node);
-/* A count that moves whenever the view's family 'g (the global nodes)
- * may have changed: a driver keeping links to them compares it. */
-unsigned long aemp__gdb_g_changes(const aemp__gdb_t *g);
+/* The global nodes to keep links to: the keys of 'g that our own share
+ * or a global peer's holds (a slave's 'g keys vouch for nobody), at most
+ * AEMP_GDB_NODE_GLOBALS_MAX from each peer. Whether node is one: */
+int aemp__gdb_g_vouched(const aemp__gdb_t *g, const char *node);
+/* Whether that may have changed for some node since the last drain. */
+int aemp__gdb_g_pending(const aemp__gdb_t *g);
+/* Calls fn for each node for which it may have changed since the last
+ * drain, and forgets them (fn may feed the database: what that changes
+ * waits for the next drain). Returns 1 when changes could not all be
+ * noted (out of memory): then fn was not called, and the driver compares
+ * all (aemp__gdb_g_next) instead. */
+int aemp__gdb_g_drain(aemp__gdb_t *g, void (*fn)(void *ctx, const char *node), void *ctx);
+/* Iteration over those nodes: `aemp__map_iter_t it = {0}; while
+ * (aemp__gdb_g_next(g, &it, &node))`; no change to the database while it
+ * runs. */
+int aemp__gdb_g_next(const aemp__gdb_t *g, aemp__map_iter_t *it, const char **node);
 /* Nodes with a shard or a watch, and bytes their shards hold. */
 size_t aemp__gdb_nodes(const aemp__gdb_t *g);
 size_t aemp__gdb_bytes(const aemp__gdb_t *g);

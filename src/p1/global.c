@@ -12,6 +12,7 @@
 #include "gdb.h"
 #include "services.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 
 #define MESH_BACKOFF_START 0.6 /* seconds; a retry waits 1-2 times this */
@@ -19,8 +20,8 @@
  * burst of as many): 'g is what peers claim, and any authenticated node
  * may claim thousands of global nodes. A dial over the budget waits. */
 #define MESH_DIALS_PER_S 20.0
-/* The mesh is compared with 'g at most this often (s): a change of 'g
- * schedules it, so a storm of changes or failed dials costs one scan. */
+/* The mesh follows the global nodes named in 'g (aemp__gdb_g_drain) at
+ * most this often (s): a storm of changes is taken in one turn. */
 #define MESH_SYNC_SPACING 0.25
 /* a mirrored listener list: how many addresses, how long each */
 #define MIRROR_ADDRS_MAX 64
@@ -66,12 +67,24 @@ static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static struct aemp__global *gl_of(aemp_node_t *n)
 {
     aemp__p1_t *p1 = aemp__p1_of(n);
-    if (p1 && !p1->global && (p1->global = calloc(1, sizeof *p1->global))) {
-        ev_init(&p1->global->sync_w, mesh_sync_cb);
-        p1->global->sync_w.data = n;
-        p1->global->dial_tokens = MESH_DIALS_PER_S;
+    if (!p1 || p1->global) return p1 ? p1->global : NULL;
+    struct aemp__global *gl = calloc(1, sizeof *gl);
+    /* every map here is keyed by node ids that peers choose: a keyed
+     * hash, so that none can make them share one chain */
+    unsigned char key[16];
+    if (!gl || aemp_random_bytes(key, sizeof key)) {
+        free(gl);
+        return NULL;
     }
-    return p1 ? p1->global : NULL;
+    aemp__map_key(&gl->announced, key);
+    aemp__map_key(&gl->heard, key);
+    aemp__map_key(&gl->mirrors, key);
+    aemp__map_key(&gl->mesh, key);
+    OPENSSL_cleanse(key, sizeof key);
+    ev_init(&gl->sync_w, mesh_sync_cb);
+    gl->sync_w.data = n;
+    gl->dial_tokens = MESH_DIALS_PER_S;
+    return p1->global = gl;
 }
 
 /* The global node's state when there is one, else NULL. */
@@ -175,40 +188,49 @@ static void mesh_free(aemp_node_t *n, meshpeer_t *m)
     free(m);
 }
 
-/* Keeps links to every global node of the view's 'g, and to no other. */
+/* Keeps a link to node id when 'g names it (as the database vouches for
+ * its global nodes: aemp__gdb_g_vouched), and none when it does not. */
+static void mesh_one(void *ctx, const char *id)
+{
+    aemp_node_t *n = ctx;
+    struct aemp__global *gl = gl_get(n);
+    meshpeer_t *m = aemp__map_get(&gl->mesh, id);
+    if (!aemp__gdb_g_vouched(gl->gdb, id) || aemp__is_self(n, id)) {
+        if (!m) return;
+        aemp__map_del(&gl->mesh, id);
+        /* a node that left 'g is no longer dialled */
+        aemp__peer_t *p = aemp__peer_get(n, m->id, 0);
+        if (p && !p->link) aemp__peer_forget(p, "no longer a global node");
+        mesh_free(n, m);
+        return;
+    }
+    if (m) return;
+    if (!(m = calloc(1, sizeof *m)) || !(m->id = strdup(id)) || aemp__map_set(&gl->mesh, id, m)) {
+        if (m) free(m->id);
+        free(m);
+        return;
+    }
+    m->node = n;
+    m->interval = MESH_BACKOFF_START;
+    ev_init(&m->retry, mesh_retry_cb);
+    m->retry.data = m;
+    if (!aemp_node_is_up(n, id)) {
+        ev_timer_set(&m->retry, 0.0, 0.0);
+        ev_timer_start(n->loop, &m->retry);
+    }
+}
+
+/* Keeps links to every global node 'g names, and to no other: looks at
+ * those whose naming changed since the last time (O(changes)), or, once
+ * after running out of memory, at all. */
 static void mesh_sync(aemp_node_t *n)
 {
     struct aemp__global *gl = gl_get(n);
-    json_t *gs = aemp__gdb_family(gl->gdb, "'g");
+    if (!aemp__gdb_g_drain(gl->gdb, mesh_one, n)) return;
     aemp__map_iter_t it = {0};
-    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));)
-        if (!json_object_get(gs, e->key)) {
-            meshpeer_t *m = e->value;
-            aemp__map_del(&gl->mesh, e->key);
-            /* a node that left 'g is no longer dialled */
-            aemp__peer_t *p = aemp__peer_get(n, m->id, 0);
-            if (p && !p->link) aemp__peer_forget(p, "no longer a global node");
-            mesh_free(n, m);
-        }
-    const char *id;
-    json_t *v;
-    json_object_foreach(gs, id, v) {
-        if (aemp__is_self(n, id) || aemp__map_get(&gl->mesh, id)) continue;
-        meshpeer_t *m = calloc(1, sizeof *m);
-        if (!m || !(m->id = strdup(id)) || aemp__map_set(&gl->mesh, id, m)) {
-            if (m) free(m->id);
-            free(m);
-            continue;
-        }
-        m->node = n;
-        m->interval = MESH_BACKOFF_START;
-        ev_init(&m->retry, mesh_retry_cb);
-        m->retry.data = m;
-        if (!aemp_node_is_up(n, id)) {
-            ev_timer_set(&m->retry, 0.0, 0.0);
-            ev_timer_start(n->loop, &m->retry);
-        }
-    }
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_one(n, e->key);
+    aemp__map_iter_t iv = {0};
+    for (const char *id; aemp__gdb_g_next(gl->gdb, &iv, &id);) mesh_one(n, id);
 }
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -378,7 +400,6 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         else aemp__log(n, AEMP_LOG_WARN, "error processing node message: unable to resolve %s", tag);
         return;
     }
-    unsigned long g_was = aemp__gdb_g_changes(gl->gdb);
     if (!strcmp(tag, "g_global")) {
         if (!aemp__is_self(n, src)) global_connect(n, src);
     } else {
@@ -393,8 +414,8 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         }
         json_decref(l);
     }
-    /* the mesh follows 'g: compared with it only when that changed */
-    if (!n->destroy_pending && aemp__global_active(n) && aemp__gdb_g_changes(gl->gdb) != g_was)
+    /* the mesh follows the global nodes 'g names, when that changed */
+    if (!n->destroy_pending && aemp__global_active(n) && aemp__gdb_g_pending(gl->gdb))
         mesh_sync_soon(n);
 }
 
@@ -451,7 +472,8 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
         mirror_set(n, gl, id, NULL, 0);
         if (!n->destroy_pending) {
             mesh_down(n, id);
-            mesh_sync_soon(n);
+            /* a failed dial changes nothing in 'g: no look at the mesh */
+            if (aemp__gdb_g_pending(gl->gdb)) mesh_sync_soon(n);
         }
     }
     json_decref(out);
