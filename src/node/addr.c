@@ -128,9 +128,44 @@ char *aemp__join(char *const *v, size_t n, char sep)
 }
 
 /* Appends the endpoints of host:port (all addresses, no duplicates). */
+/* A numeric address and port, as one addrinfo on the stack (ai, with
+ * room in sa), without getaddrinfo's set-up: 0, or -1 when either is not
+ * numeric. */
+static int numeric(const char *host, const char *port, struct addrinfo *ai,
+                   struct sockaddr_storage *sa)
+{
+    char *end;
+    unsigned long pn = strtoul(port, &end, 10);
+    if (!*port || *end || pn > 65535 || strspn(port, "0123456789") != strlen(port)) return -1;
+    memset(ai, 0, sizeof *ai);
+    memset(sa, 0, sizeof *sa);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)pn);
+        ai->ai_addrlen = sizeof *s4;
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)pn);
+        ai->ai_addrlen = sizeof *s6;
+    } else {
+        return -1;
+    }
+    ai->ai_family = sa->ss_family;
+    ai->ai_socktype = SOCK_STREAM;
+    ai->ai_addr = (struct sockaddr *)sa;
+    return 0;
+}
+
 static int resolve_one(const char *host, const char *port, char ***out, size_t *n)
 {
-    struct addrinfo hints = {0}, *res = NULL;
+    struct addrinfo hints = {0}, *res = NULL, num;
+    struct sockaddr_storage num_sa;
+    if (!numeric(host, port, &num, &num_sa)) {
+        res = &num;
+        goto found;
+    }
     hints.ai_socktype = SOCK_STREAM;
     /* a numeric address needs no name service, nor the netlink query
      * AI_ADDRCONFIG makes (a dozen system calls per node started) */
@@ -157,7 +192,7 @@ found:;
         if (!(nv[*n] = strdup(ep))) { rc = AEMP_ENOMEM; break; }
         nv[++*n] = NULL;
     }
-    freeaddrinfo(res);
+    if (res != &num) freeaddrinfo(res);
     return rc;
 }
 

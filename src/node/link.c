@@ -846,14 +846,22 @@ static void link_start_handshake(link_t *l)
     unsigned char nonce[AEMP_HS_NONCE_MAX];
     char framings[128];
     int err = 0;
-    /* A node's own generator costs about two draws from the system's
+    /* The first nonce was drawn with the node (node_int.h: drawn). A
+     * node's own generator costs about two draws from the system's
      * (OpenSSL's) to set up: a node that makes a few links (a joiner)
      * draws from the system's, one that makes many gets its own. Where
      * it cannot be made, the system's, each time. */
-    if (!n->nonce_rng && ++n->nonces_drawn > NONCES_BEFORE_RNG) n->nonce_rng = aemp__rng_new();
-    if (aemp__rng_bytes(n->nonce_rng, nonce, sizeof nonce)) {
-        link_fail(l, "no randomness for the nonce");
-        return;
+    if (!n->drawn_nonce_used) {
+        /* the first, drawn when the node was made */
+        memcpy(nonce, n->drawn.nonce, sizeof nonce);
+        OPENSSL_cleanse(n->drawn.nonce, sizeof n->drawn.nonce);
+        n->drawn_nonce_used = 1;
+    } else {
+        if (!n->nonce_rng && ++n->nonces_drawn > NONCES_BEFORE_RNG) n->nonce_rng = aemp__rng_new();
+        if (aemp__rng_bytes(n->nonce_rng, nonce, sizeof nonce)) {
+            link_fail(l, "no randomness for the nonce");
+            return;
+        }
     }
     /* the framings configured (checked by aemp_node_new), else the
      * dialect's: offered and written in that order */

@@ -1246,13 +1246,11 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     /* the peer table takes names and endpoints that peers choose (any
      * message may name a node): a keyed hash, so none can make them
      * share one chain */
-    unsigned char pk[16];
-    if (aemp_random_bytes(pk, sizeof pk)) {
+    if (aemp_random_bytes(&n->drawn, sizeof n->drawn)) {
         e = AEMP_EIO;
         goto bad;
     }
-    aemp__map_key(&n->peers, pk);
-    OPENSSL_cleanse(pk, sizeof pk);
+    aemp__map_key(&n->peers, n->drawn.map_key);
     n->dialect = aemp__dialect_find(cfg->protocol);
     if (!n->dialect) {
         e = AEMP_EINVAL;
@@ -1411,6 +1409,7 @@ static void node_free(aemp_node_t *n)
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);
     OPENSSL_cleanse(n->secret_md6, sizeof n->secret_md6); /* as good as the secret */
+    OPENSSL_cleanse(&n->drawn, sizeof n->drawn);
     aemp__hmac_sha3_free(n->secret_sha3);
     aemp__rng_free(n->nonce_rng);
     free(n->hs_framings);

@@ -221,6 +221,17 @@ struct aemp_node {
     size_t nlisteners;
     char **listening;           /* what the listeners are bound to, "ip:port" */
     aemp__map_t peers;          /* noderef and each endpoint -> peer */
+    /* randomness drawn in one call when the node is made (a draw from
+     * the system's generator costs mostly its call): the key of every
+     * hash whose keys peers choose (the peer table, the dialects' maps of
+     * node ids: aemp__map_key), the ports' UNIQ (port.c), and the first
+     * handshake's nonce (link.c: wiped once used, drawn_nonce_used) */
+    struct {
+        unsigned char map_key[16];
+        unsigned char uniq[11];
+        unsigned char nonce[AEMP_HS_NONCE_MAX];
+    } drawn;
+    int drawn_nonce_used;
     aemp__peer_t *peers_list;
     aemp__map_t self_names;     /* our noderef and endpoints -> (void*)1 */
     aemp__link_t *links;        /* every live link */

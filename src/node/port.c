@@ -103,10 +103,10 @@ static aemp__ports_t *ports_of(aemp_node_t *n)
     if (!ps) return NULL;
     /* UNIQ: random, from an alphabet without '#' and '.' */
     static const char abc[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    unsigned char r[11];
-    aemp_random_bytes(r, sizeof r);
-    for (size_t i = 0; i < sizeof r; i++) ps->uniq[i] = abc[r[i] % 62];
-    ps->uniq[sizeof r] = 0;
+    const unsigned char *r = n->drawn.uniq; /* drawn when the node was made */
+    size_t len = sizeof n->drawn.uniq;
+    for (size_t i = 0; i < len; i++) ps->uniq[i] = abc[r[i] % 62];
+    ps->uniq[len] = 0;
     ev_idle_init(&ps->due_w, due_cb);
     ps->due_w.data = n;
     ev_set_priority(&ps->due_w, EV_MAXPRI);

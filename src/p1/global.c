@@ -12,7 +12,6 @@
 #include "gdb.h"
 #include "services.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 
 #define MESH_BACKOFF_START 0.6 /* seconds; a retry waits 1-2 times this */
@@ -69,18 +68,13 @@ static struct aemp__global *gl_of(aemp_node_t *n)
     aemp__p1_t *p1 = aemp__p1_of(n);
     if (!p1 || p1->global) return p1 ? p1->global : NULL;
     struct aemp__global *gl = calloc(1, sizeof *gl);
+    if (!gl) return NULL;
     /* every map here is keyed by node ids that peers choose: a keyed
      * hash, so that none can make them share one chain */
-    unsigned char key[16];
-    if (!gl || aemp_random_bytes(key, sizeof key)) {
-        free(gl);
-        return NULL;
-    }
-    aemp__map_key(&gl->announced, key);
-    aemp__map_key(&gl->heard, key);
-    aemp__map_key(&gl->mirrors, key);
-    aemp__map_key(&gl->mesh, key);
-    OPENSSL_cleanse(key, sizeof key);
+    aemp__map_key(&gl->announced, n->drawn.map_key);
+    aemp__map_key(&gl->heard, n->drawn.map_key);
+    aemp__map_key(&gl->mirrors, n->drawn.map_key);
+    aemp__map_key(&gl->mesh, n->drawn.map_key);
     ev_init(&gl->sync_w, mesh_sync_cb);
     gl->sync_w.data = n;
     gl->dial_tokens = MESH_DIALS_PER_S;

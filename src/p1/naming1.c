@@ -11,7 +11,6 @@
  */
 #include "p1.h"
 
-#include <openssl/crypto.h>
 
 #include <stdio.h>
 #include <unistd.h>
@@ -136,13 +135,7 @@ static void *init1(aemp_node_t *n, const aemp_node_config_t *cfg, int *err)
     naming_t *s = calloc(1, sizeof *s);
     /* finding holds the ids of peers being looked for, which any peer
      * may name: a keyed hash */
-    unsigned char key[16];
-    if (s && aemp_random_bytes(key, sizeof key)) {
-        *err = AEMP_EIO;
-        return s;
-    }
-    if (s) aemp__map_key(&s->finding, key);
-    OPENSSL_cleanse(key, sizeof key);
+    if (s) aemp__map_key(&s->finding, n->drawn.map_key);
     *err = s ? setup1(n, s, cfg) : AEMP_ENOMEM;
     return s;
 }
