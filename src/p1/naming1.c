@@ -118,6 +118,10 @@ static int setup1(aemp_node_t *n, naming_t *s, const aemp_node_config_t *cfg)
         if (!n->secret) return AEMP_ENOMEM;
         memcpy(n->secret, cfg->secret, cfg->secret_len);
         n->secret_len = cfg->secret_len;
+        /* every token is an HMAC-SHA3-512 under the secret: its keyed
+         * state once per node (link.c makes it on the first link when
+         * this could not) */
+        n->secret_sha3 = aemp__hmac_sha3_new(n->secret, n->secret_len);
     }
     if (cfg->cert) {
         char why[300];
