@@ -1610,11 +1610,13 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
 #define AEMP_GDB_FAMILIES_MAX 65536
 /* Bytes of the share of one global peer (its slaves' entries together). */
 #define AEMP_GDB_GLOBAL_BYTES_MAX (256u << 20)
-/* Keys of 'g (the global nodes) in one node's database or one global
- * peer's share; not our own. A global node keeps links to the global
- * nodes that its own share and its global peers' shares name ('g keys a
- * slave sets are in the view, but not dialled), so one peer can make it
- * dial at most this many, however many it claims. */
+/* Keys of 'g (the global nodes) in one slave's database. A global node
+ * keeps links to the global nodes that its own share and its global
+ * peers' shares name in 'g, and of a global peer's share (which merges
+ * its slaves' databases, so it may hold more) it takes the first this
+ * many: one peer can make it dial at most this many, however many it
+ * claims. 'g keys that only its own slaves set are in the view (and go
+ * to the other global nodes, as in 2.02), but it does not dial them. */
 #define AEMP_GDB_NODE_GLOBALS_MAX 256
 
 /* Whether the node is a global node now (0 also for protocol 0 or NULL). */

@@ -693,9 +693,10 @@ static json_t *g_keys(int from, int to)
 /* The global nodes a global node keeps links to are those that its own
  * share and its global peers' shares name in 'g: a slave's 'g keys are in
  * the view (2.02's answers do not change) but name nobody to dial; one
- * peer names at most AEMP_GDB_NODE_GLOBALS_MAX; and what changed is
- * reported key by key, so that the mesh never looks at all of them for
- * one change. */
+ * peer names at most AEMP_GDB_NODE_GLOBALS_MAX (a slave's database holds
+ * no more; a global peer's share, which merges its slaves', holds more
+ * but vouches for no more); and what changed is reported key by key, so
+ * that the mesh never looks at all of them for one change. */
 TEST(gdb_global_nodes_to_dial_are_vouched_bounded_and_reported_by_change)
 {
     aemp__gdb_t *g = aemp__gdb_new("me");
@@ -717,14 +718,30 @@ TEST(gdb_global_nodes_to_dial_are_vouched_bounded_and_reported_by_change)
     CHECK(aemp__gdb_g_vouched(g, "g0") && aemp__gdb_g_vouched(g, "g255"));
     CHECK_INT(aemp__gdb_check(g), 0);
 
-    /* one more is refused whole, however it comes */
-    CHECK_INT(feed_rc(g, "G", json_pack("[ss{sn}]", "g_upd", "'g", "g999"), why), AEMP_ELIMIT);
-    CHECK_STR(why, "family 'g would hold 257 keys of this node, limit 256");
+    /* one more is taken (a global peer's share merges its slaves'
+     * databases: refusing would drop theirs), but not vouched for; a
+     * slave's database over the bound is refused whole */
+    feed_ok(g, "G", json_pack("[ss{sn}]", "g_upd", "'g", "g999"));
+    CHECK(json_object_get(aemp__gdb_family(g, "'g"), "g999") != NULL);
+    CHECK(!aemp__gdb_g_vouched(g, "g999"));
+    CHECK(!aemp__gdb_g_pending(g));
     CHECK_INT(feed_rc(g, "s2", json_pack("[s{so}]", "g_slave", "'g", g_keys(0, 300)), why),
               AEMP_ELIMIT);
     CHECK_STR(why, "family 'g would hold 300 keys of this node, limit 256");
-    CHECK(!aemp__gdb_g_vouched(g, "g999"));
-    CHECK(!aemp__gdb_g_pending(g));
+    CHECK_INT(aemp__gdb_check(g), 0);
+
+    /* a global peer whose slaves set many: its g_set is taken whole (its
+     * slaves' listeners too), and it vouches for the bound's worth */
+    aemp__gdb_t *w = aemp__gdb_new("w");
+    json_t *gs = g_keys(0, 300);
+    json_object_set_new(gs, "X", json_null());
+    feed_ok(w, "X", json_pack("[s]", "g_global"));
+    feed_ok(w, "X", json_pack("[s{so s{s[s]}}]", "g_set", "'g", gs, "'l", "H", "127.0.0.1:9"));
+    CHECK(json_object_get(aemp__gdb_family(w, "'l"), "H") != NULL);
+    CHECK_INT(json_object_size(aemp__gdb_family(w, "'g")), 301);
+    CHECK_INT(names(drained(w)), AEMP_GDB_NODE_GLOBALS_MAX);
+    CHECK_INT(aemp__gdb_check(w), 0);
+    aemp__gdb_free(w);
 
     /* a change is reported by itself: one key gone, one back */
     feed_ok(g, "G", json_pack("[ssn[s]]", "g_upd", "'g", "g7"));

@@ -1,6 +1,6 @@
 /*
- * map.c - a string-keyed hash map with chaining (power-of-two table that
- * doubles at load 1, and halves or more on an insert once under 1/8). Small and predictable. Every message sent or
+ * map.c - a string-keyed hash map with chaining: a power-of-two table
+ * that doubles at load 1 and shrinks on an insert once under load 1/8. Small and predictable. Every message sent or
  * received looks up a peer or a port here, so the hash reads the key a
  * word at a time.
  */
@@ -134,7 +134,7 @@ int aemp__map_set(aemp__map_t *m, const char *key, void *value)
      * in a delete, which an iteration may make): to a load of 1/4-1/2 */
     if (m->nslots > MAP_MIN_SLOTS && m->count < m->nslots / 8) {
         size_t n = MAP_MIN_SLOTS;
-        while (n < 4 * (m->count + 1)) n *= 2;
+        while (n < 2 * (m->count + 1)) n *= 2;
         resize(m, n); /* out of memory: stays as large as it was */
     }
     size_t kl = strlen(key) + 1;

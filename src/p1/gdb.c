@@ -36,6 +36,11 @@ typedef struct shard {
     int global;          /* announced itself with g_global */
     int own;             /* our own node's */
     size_t gkeys;        /* keys it holds in 'g (AEMP_GDB_NODE_GLOBALS_MAX) */
+    /* the 'g keys it vouches for (when vouches(s)): all of our own, at
+     * most AEMP_GDB_NODE_GLOBALS_MAX of a global peer's share, which
+     * merges its slaves' databases and so holds as many as they set.
+     * Unkeyed: that bounds it. */
+    aemp__map_t vouching;
 } shard_t;
 
 /* Who holds a key. An entry of g->holders is a shard_t * when one shard
@@ -59,9 +64,11 @@ struct aemp__gdb {
      * keyed (aemp__gdb_new). */
     aemp__map_t holders;
     unsigned long holder_visits; /* aemp__gdb_holder_visits */
-    /* the global nodes to keep links to: each 'g key held by our own
-     * share or a global peer's -> how many of those hold it (uintptr_t);
-     * a slave's 'g keys are in the view but vouch for nobody. Keys
+    /* the global nodes to keep links to: each 'g key that our own share
+     * or a global peer's vouches for (shard_t.vouching) -> how many do
+     * (uintptr_t); a slave's 'g keys are in the view but vouch for
+     * nobody here (its master's share vouches at other global nodes,
+     * within its bound). Keys
      * added to it or gone from it since the driver last asked are in
      * g_dirty (aemp__gdb_g_drain), so that keeping the links costs
      * O(what changed). Both hashes are keyed. */
@@ -154,6 +161,7 @@ static void shard_free(shard_t *s)
     for (size_t i = 0; i < s->nfams; i++) free(s->fams[i].name);
     free(s->fams);
     json_decref(s->mons);
+    aemp__map_free(&s->vouching);
     free(s);
 }
 
@@ -310,21 +318,33 @@ static void g_dirty(aemp__gdb_t *g, const char *key)
     if (aemp__map_set(&g->g_dirty, key, (void *)1)) g->g_all = 1;
 }
 
-/* A vouching shard gained (d = 1) or lost (d = -1) the 'g key. 0 or
- * AEMP_ENOMEM (when gaining; nothing changed). */
-static int vouch(aemp__gdb_t *g, const char *key, int d)
+/* s, which now holds the 'g key (and did not), vouches for it if it
+ * vouches at all and within its bound. 0 or AEMP_ENOMEM (nothing
+ * changed). */
+static int vouch(aemp__gdb_t *g, shard_t *s, const char *key)
 {
+    if (!vouches(s) || (!s->own && s->vouching.count >= AEMP_GDB_NODE_GLOBALS_MAX)) return 0;
     uintptr_t c = (uintptr_t)aemp__map_get(&g->vouched, key);
-    if (d > 0) {
-        if (aemp__map_set(&g->vouched, key, (void *)(c + 1))) return AEMP_ENOMEM;
-        if (!c) g_dirty(g, key);
-    } else if (c > 1) {
+    if (aemp__map_set(&s->vouching, key, (void *)1)) return AEMP_ENOMEM;
+    if (aemp__map_set(&g->vouched, key, (void *)(c + 1))) {
+        aemp__map_del(&s->vouching, key);
+        return AEMP_ENOMEM;
+    }
+    if (!c) g_dirty(g, key);
+    return 0;
+}
+
+/* s no longer holds the 'g key: it no longer vouches for it. */
+static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key)
+{
+    if (!aemp__map_del(&s->vouching, key)) return;
+    uintptr_t c = (uintptr_t)aemp__map_get(&g->vouched, key);
+    if (c > 1) {
         aemp__map_set(&g->vouched, key, (void *)(c - 1)); /* replaces: no allocation */
     } else if (c) {
         aemp__map_del(&g->vouched, key);
         g_dirty(g, key);
     }
-    return 0;
 }
 
 /* The value s holds for family/key (borrowed), or NULL. */
@@ -474,7 +494,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     if ((fwd && (!fwd_set || !fwd_del)) || (mon && (!mon_set || !mon_del))) goto out;
     if (!gdb && (!(gdb = json_object()) || json_object_set_new(g->view, family, gdb))) goto out;
     s->seq = ++g->seq;
-    int vouching = is_g(family) && vouches(s);
+    int gfam = is_g(family);
     const char *k;
     json_t *v;
     char buf[OWNER_KEY_MAX]; /* each key's entry key, made once */
@@ -488,7 +508,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
             if (!old) holders_del(g, ek, s);
             goto out;
         }
-        if (!old && vouching && vouch(g, k, 1)) {
+        if (!old && gfam && vouch(g, s, k)) {
             sdel(s, family, ek);
             holders_del(g, ek, s);
             goto out;
@@ -506,7 +526,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         s->bytes -= was;
         g->bytes -= was;
         sdel(s, family, ek);
-        if (vouching) vouch(g, dk, -1);
+        if (gfam) unvouch(g, s, dk);
         shard_t *o = holders_del(g, ek, s);
         if (o) {
             json_t *ov = json_object_get(o->db, ek);
@@ -625,7 +645,7 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
     if (!share_limits(s) && lkeys > AEMP_GDB_NODE_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys of this node, limit %d", family, lkeys,
                    AEMP_GDB_NODE_KEYS_MAX);
-    if (is_g(family) && !s->own && globals > AEMP_GDB_NODE_GLOBALS_MAX)
+    if (is_g(family) && !share_limits(s) && globals > AEMP_GDB_NODE_GLOBALS_MAX)
         return FAIL(AEMP_ELIMIT, "family 'g would hold %zu keys of this node, limit %d", globals,
                     AEMP_GDB_NODE_GLOBALS_MAX);
     if (gkeys > AEMP_GDB_FAMILY_KEYS_MAX)
@@ -773,7 +793,7 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     json_object_foreach(s->db, ek, v) {
         char fb[AEMP_GDB_NAME_MAX + 1];
         const char *k = entry_split(ek, fb);
-        if (is_g(fb) && vouches(s)) vouch(g, k, -1);
+        if (is_g(fb)) unvouch(g, s, k);
         holders_del(g, ek, s);
     }
     aemp__map_del(&g->shards, node);
@@ -920,6 +940,11 @@ int aemp__gdb_g_vouched(const aemp__gdb_t *g, const char *node)
     return aemp__map_get(&g->vouched, node) != NULL;
 }
 
+void aemp__gdb_g_redo(aemp__gdb_t *g)
+{
+    g->g_all = 1;
+}
+
 int aemp__gdb_g_pending(const aemp__gdb_t *g)
 {
     return g->g_dirty.count || g->g_all;
@@ -1002,8 +1027,20 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         }
         if (share_limits(s) ? s->nfams != 0 : counted != json_object_size(s->db)) return __LINE__;
         if (bytes != s->bytes) return __LINE__;
-        if (gk != s->gkeys || (!s->own && gk > AEMP_GDB_NODE_GLOBALS_MAX)) return __LINE__;
-        if (vouches(s)) vouched_keys += gk;
+        if (gk != s->gkeys || (!share_limits(s) && gk > AEMP_GDB_NODE_GLOBALS_MAX)) return __LINE__;
+        /* it vouches for 'g keys it holds: when it is ours, for all; when
+         * it is a global peer's, for those it got first, up to the bound
+         * (one it lets go of is not replaced by another); else none */
+        if (!vouches(s) ? s->vouching.count != 0
+                        : s->own ? s->vouching.count != gk
+                                 : s->vouching.count > AEMP_GDB_NODE_GLOBALS_MAX)
+            return __LINE__;
+        aemp__map_iter_t ik = {0};
+        for (aemp__map_ent_t *ve; (ve = aemp__map_next(&s->vouching, &ik));) {
+            char buf[OWNER_KEY_MAX];
+            if (!json_object_get(s->db, owner_key(buf, "'g", ve->key))) return __LINE__;
+        }
+        vouched_keys += s->vouching.count;
         if (!share_limits(s) && (s->nfams > AEMP_GDB_NODE_FAMILIES_MAX || bytes > AEMP_GDB_NODE_BYTES_MAX))
             return __LINE__;
         json_object_foreach(s->mons, f, v) if (!json_object_get(json_object_get(g->mons, f), s->node))
@@ -1019,7 +1056,8 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         void *h = aemp__map_get(&g->holders, owner_key(buf, "'g", e->key));
         holders_t *l = hlist(h);
         uintptr_t c = 0;
-        for (size_t i = 0; i < (l ? l->n : h != NULL); i++) c += vouches(l ? l->s[i] : h);
+        for (size_t i = 0; i < (l ? l->n : h != NULL); i++)
+            c += aemp__map_get(&((shard_t *)(l ? l->s[i] : h))->vouching, e->key) != NULL;
         if (!c || c != (uintptr_t)e->value) return __LINE__;
         vouchings += c;
     }

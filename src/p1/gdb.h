@@ -63,6 +63,9 @@ int aemp__gdb_g_pending(const aemp__gdb_t *g);
  * noted (out of memory): then fn was not called, and the driver compares
  * all (aemp__gdb_g_next) instead. */
 int aemp__gdb_g_drain(aemp__gdb_t *g, void (*fn)(void *ctx, const char *node), void *ctx);
+/* The driver could not act on a change (out of memory): the next drain
+ * returns 1, so that it compares all again. */
+void aemp__gdb_g_redo(aemp__gdb_t *g);
 /* Iteration over those nodes: `aemp__map_iter_t it = {0}; while
  * (aemp__gdb_g_next(g, &it, &node))`; no change to the database while it
  * runs. */

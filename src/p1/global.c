@@ -61,6 +61,7 @@ struct aemp__global {
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void mesh_sync_soon(aemp_node_t *n);
 
 /* The global node's state (made on first use), or NULL. */
 static struct aemp__global *gl_of(aemp_node_t *n)
@@ -202,6 +203,7 @@ static void mesh_one(void *ctx, const char *id)
     if (!(m = calloc(1, sizeof *m)) || !(m->id = strdup(id)) || aemp__map_set(&gl->mesh, id, m)) {
         if (m) free(m->id);
         free(m);
+        aemp__gdb_g_redo(gl->gdb); /* out of memory: tried again with the next look */
         return;
     }
     m->node = n;
@@ -220,11 +222,13 @@ static void mesh_one(void *ctx, const char *id)
 static void mesh_sync(aemp_node_t *n)
 {
     struct aemp__global *gl = gl_get(n);
-    if (!aemp__gdb_g_drain(gl->gdb, mesh_one, n)) return;
-    aemp__map_iter_t it = {0};
-    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_one(n, e->key);
-    aemp__map_iter_t iv = {0};
-    for (const char *id; aemp__gdb_g_next(gl->gdb, &iv, &id);) mesh_one(n, id);
+    if (aemp__gdb_g_drain(gl->gdb, mesh_one, n)) {
+        aemp__map_iter_t it = {0};
+        for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->mesh, &it));) mesh_one(n, e->key);
+        aemp__map_iter_t iv = {0};
+        for (const char *id; aemp__gdb_g_next(gl->gdb, &iv, &id);) mesh_one(n, id);
+    }
+    if (aemp__gdb_g_pending(gl->gdb) && !n->destroy_pending) mesh_sync_soon(n);
 }
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents)
