@@ -1005,6 +1005,22 @@ enum aemp_log_level {
 #define AEMP_DEFAULT_MAX_PEER_MEMORY (256u << 20) /* held for all peers (below) */
 /* What one watch (mon1) of another node counts in max_peer_memory. */
 #define AEMP_PEER_MONITOR_COST 256u
+/* What one entry of the peer table (a node this node knows of: linked,
+ * being connected to, or only named by a message) counts in
+ * max_peer_memory, and each key it is known by (its name, each endpoint
+ * its name carries, a protocol-0 iam alias). About what they take in
+ * memory (the entry with its timer and a first key). */
+#define AEMP_PEER_ENTRY_COST 512u
+#define AEMP_PEER_KEY_COST 64u
+/* Protocol 0: a node name carries at most this many endpoints, each of
+ * at most AEMP_P0_ENDPOINT_MAX bytes (as protocol 1 mirrors a node's
+ * listeners). A message to a node of a longer name is dropped with the
+ * warning "SENDER: message to a node name over the limit dropped: WHY"
+ * (WHY "more than 64 endpoints" or "an endpoint longer than 256
+ * bytes"), and aemp_node_send of one fails with AEMP_ELIMIT; a link
+ * whose peer greets with one is closed with WHY. */
+#define AEMP_P0_NAME_ENDPOINTS_MAX 64u
+#define AEMP_P0_ENDPOINT_MAX 256u
 #define AEMP_DEFAULT_PORT 4040
 /* Protocol 1: node ids. PROTOCOL-1 §1 lets a node id be any non-empty
  * string without '#' (it splits port ids "NODEID#NAME": a reply to an id
@@ -1113,7 +1129,9 @@ typedef struct aemp_node_config {
      * AEMP_DEFAULT_MAX_PEER_MEMORY): output queued for them (on their
      * links, and waiting for a link), their shares of the global database
      * (protocol 1, a global node) and their watches of our ports
-     * (AEMP_PEER_MONITOR_COST each). The per-peer limits (max_outq,
+     * (AEMP_PEER_MONITOR_COST each), and the peer table itself
+     * (AEMP_PEER_ENTRY_COST per node known, AEMP_PEER_KEY_COST per name,
+     * endpoint or alias it is known by). The per-peer limits (max_outq,
      * max_peer_monitors, AEMP_GDB_*) apply inside it. When the total
      * passes it, the node that holds the most is cut: its links close,
      * what it held is released (queue, share, watches), the monitors on
@@ -1122,7 +1140,19 @@ typedef struct aemp_node_config {
      * on_link and the monitors. Then the next, until the total is below
      * the cap again. Memory released in bulk is handed back to the
      * system (malloc_trim, where the C library has it), so the node's
-     * size returns to where it was once hostile peers are gone. */
+     * size returns to where it was once hostile peers are gone.
+     * Nodes that a peer's message makes this node know (a snd or relay to
+     * a node id it chose, each one of a relay_multiple) are "unasked"
+     * peers until a link to them is up or this node sends them something
+     * itself: together they may count at most a quarter of
+     * max_peer_memory in the peer table (each AEMP_PEER_ENTRY_COST plus
+     * its keys). Past that, a peer's message to a node not known yet is
+     * dropped with the warning "SENDER: messages to nodes not known yet
+     * dropped: unasked peers hold their N bytes (a quarter of
+     * max_peer_memory)"; messages to
+     * known nodes, our own sends and the links are not affected. An
+     * unasked peer goes once its connection attempts end
+     * (connect_timeout), so the count comes down by itself. */
     size_t max_peer_memory;
     /* The framings a link offers in its greeting and can write, in order
      * of preference, as a comma list (2.02's framing_format): each name
@@ -1232,7 +1262,10 @@ AEMP_API struct ev_loop *aemp_node_loop(const aemp_node_t *node);
  * arrive in the order sent, without holes; they wait in a queue while the
  * node is connected. Returns 0, AEMP_EINVAL (not an array, bad noderef),
  * AEMP_ELIMIT (the peer's queue passed max_outq: the link to it fails
- * with "send queue overflow" and the monitors on it fire). */
+ * with "send queue overflow" and the monitors on it fire; a protocol-0
+ * name over AEMP_P0_NAME_ENDPOINTS_MAX; sent while a peer's message is
+ * handled, see "Authority", to a node not known yet while the unasked
+ * peers hold their part of max_peer_memory), AEMP_ENOMEM. */
 AEMP_API int aemp_node_send(aemp_node_t *node, const char *noderef,
                             json_t *msg);
 
@@ -1312,7 +1345,9 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  * arrives at our own ports as that peer's message, so at our node port
  * it is the peer's request (a g_slave written so replaces the peer's own
  * share and goes with the peer) and on_message names the peer as its
- * src. Only the library's own calls act as this node from inside such a
+ * src; and a node it sends to that this node does not know yet is an
+ * unasked peer, within the unasked peers' part of max_peer_memory. Only
+ * the library's own calls act as this node from inside such a
  * callback: aemp_db_* and aemp_spawn on this node. A message sent
  * outside any peer's message (from a timer, an I/O watcher or main) is
  * this node's own.

@@ -13,6 +13,7 @@
 #include "aemp.h"
 #include "harness_node.h"
 #include "harness_raw.h"
+#include "node_int.h" /* the peer table, to count it */
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -124,6 +125,8 @@ typedef struct env {
 
 /* max_handshakes of the next victim (0: the default) */
 static unsigned victim_max_handshakes;
+/* max_peer_memory of the next victim (0: the default) */
+static size_t victim_max_peer_memory;
 
 static int env_setup(env_t *e, const char *vsecret)
 {
@@ -141,6 +144,7 @@ static int env_setup(env_t *e, const char *vsecret)
     c.on_message = v_msg;
     c.message_ud = &e->v;
     c.max_handshakes = victim_max_handshakes;
+    c.max_peer_memory = victim_max_peer_memory;
     e->v.node = aemp_node_new(EV_DEFAULT, &c, NULL);
     if (!e->v.node || aemp_node_start(e->v.node)) return -1;
     snprintf(e->v.noderef, sizeof e->v.noderef, "%s", aemp_node_noderef(e->v.node));
@@ -1236,16 +1240,26 @@ TEST(hostile_spoofed_greeting_does_not_block_peer)
     env_teardown(&e);
 }
 
+static int raw_sync(raw_t *r, const char *tag);
+
+/* The victim and the honest node (env_setup), the honest messages
+ * flowing, and r authenticated to the victim (greeting as 127.0.0.1:9)
+ * and its link up there. 0, or -1 when a step failed. */
+static int env_with_insider(env_t *e, raw_t *r)
+{
+    if (env_setup(e, secret)) return -1;
+    honest_check(e, 3);
+    if (raw_open(r, e->v.noderef) || raw_auth(r, secret, NULL, NULL, 0) != 1) return -1;
+    return raw_sync(r, "up") ? 0 : -1;
+}
+
 /* An authenticated peer that claims, with iam, the name of another node
  * this one is connected to does not get that node's messages. */
 TEST(hostile_iam_cannot_take_a_connected_name)
 {
     env_t e;
-    REQUIRE(env_setup(&e, secret) == 0);
-    honest_check(&e, 3);
     raw_t r;
-    REQUIRE(raw_open(&r, e.v.noderef) == 0);
-    REQUIRE(raw_auth(&r, secret, NULL, NULL, 0) == 1);
+    REQUIRE(env_with_insider(&e, &r) == 0);
     char iam[300];
     snprintf(iam, sizeof iam, "[\"\",\"iam\",\"%s\"]", e.v.honest);
     raw_send_str(&r, iam);
@@ -1259,5 +1273,202 @@ TEST(hostile_iam_cannot_take_a_connected_name)
     CHECK(!r.closed);
     honest_check(&e, 3);
     raw_close(&r);
+    env_teardown(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* peers that a peer makes the victim know */
+
+/* Entries in the victim's peer table. */
+static size_t peers_of(const env_t *e)
+{
+    size_t k = 0;
+    for (const aemp__peer_t *p = e->v.node->peers_list; p; p = p->next) k++;
+    return k;
+}
+
+/* fmt (one %d, at most 63 bytes printed) for i = 0..n-1, one after
+ * another (malloc'd; *len bytes), or NULL. */
+static char *repeat_msgs(const char *fmt, int n, size_t *len)
+{
+    size_t cap = (size_t)n * 64 + 1;
+    char *buf = malloc(cap);
+    *len = 0;
+    for (int i = 0; buf && i < n; i++) *len += (size_t)snprintf(buf + *len, cap - *len, fmt, i);
+    return buf;
+}
+
+/* Waits until the victim has handled everything r sent before: it asks
+ * for the time with a reply to the port 127.0.0.1:9#TAG (the attacker,
+ * by the name it greeted with). */
+static int raw_sync(raw_t *r, const char *tag)
+{
+    char req[128], want[64];
+    snprintf(req, sizeof req, "[\"\",\"time\",\"127.0.0.1:9#%s\"]", tag);
+    snprintf(want, sizeof want, "[\"%s\",", tag);
+    raw_send_str(r, req);
+    return raw_wait_for(r, want, 30);
+}
+
+/* An authenticated peer sends 100000 relays, each to a node id of its
+ * own making (hosts that are no address: the victim tries them for
+ * connect_timeout without a socket), then one relay_multiple of 2000
+ * more: the victim knows at most what the unasked peers' budget (a
+ * quarter of max_peer_memory) holds, says why once (rate-limited), and
+ * its links keep working: the honest node's messages arrive, the
+ * attacker's own link stays, and a relay to a node it knows still goes
+ * out. Before the budget every id made a peer (102000). */
+TEST(hostile_made_up_node_ids_make_bounded_peers)
+{
+    env_t e;
+    raw_t r;
+    victim_max_peer_memory = 8u << 20;
+    int rc = env_with_insider(&e, &r);
+    victim_max_peer_memory = 0;
+    REQUIRE(rc == 0);
+    size_t before = peers_of(&e) - 1; /* (without the attacker's) */
+    enum { N = 100000, M = 2000 }; /* (M: within the victim's max_message) */
+    size_t cap = (size_t)N * 64, len;
+    char *buf = repeat_msgs("[\"\",\"relay\",\"made%d:1#p\",\"x\"]", N, &len);
+    REQUIRE(buf);
+    double t0 = ev_time();
+    CHECK(raw_send(&r, buf, len) == len);
+    CHECK(raw_sync(&r, "a"));
+    double dt = ev_time() - t0;
+    size_t after = peers_of(&e);
+    /* then one message naming 10000 more */
+    len = (size_t)snprintf(buf, cap, "[\"\",\"relay_multiple\"");
+    for (int i = 0; i < M; i++)
+        len += (size_t)snprintf(buf + len, cap - len, ",[\"more%d:1#p\",\"x\"]", i);
+    len += (size_t)snprintf(buf + len, cap - len, "]");
+    CHECK(raw_send(&r, buf, len) == len);
+    CHECK(raw_sync(&r, "b"));
+    size_t after2 = peers_of(&e);
+    size_t bound = (8u << 20) / 4 / AEMP_PEER_ENTRY_COST;
+    printf("    peers: %zu before, %zu after %d made-up ids (%.2f s), %zu after %d more in one "
+           "relay_multiple; bound %zu\n", before, after, N, dt, after2, M, bound);
+    CHECK(after <= before + 1 + bound);
+    CHECK(after2 <= before + 1 + bound);
+    CHECK(after > before + bound / 4); /* (the budget is used, not refused from the start) */
+    CHECK(e.v.node->unasked_bytes <= (8u << 20) / 4);
+    int lines = 0;
+    for (const char *w = e.v.warnings; (w = strstr(w, "messages to nodes not known yet dropped"));
+         w++)
+        lines++;
+    CHECK(lines >= 1 && lines <= (int)AEMP_LOG_BURST + 1);
+    CHECK(strstr(e.v.warnings, "127.0.0.1:9: messages to nodes not known yet dropped: unasked "
+                               "peers hold their") != NULL);
+    /* the links work: the honest node's, the attacker's, and a relay to
+     * a node the victim knows */
+    honest_check(&e, 20);
+    raw_pump(&r);
+    CHECK(!r.closed);
+    char relay[300];
+    snprintf(relay, sizeof relay, "[\"\",\"relay\",\"%s#x\",\"relayed\",\"by\",-1]", e.v.honest);
+    want_t w = {&e.h, e.h.received + 1};
+    raw_send_str(&r, relay);
+    CHECK(run_until(got_n, &w, 5));
+    CHECK_INT(e.v.honest_down, 0);
+    CHECK_INT(e.v.honest_order_errors, 0);
+    /* a message of our own to a new node is not refused */
+    CHECK_INT(aemp_node_send(e.v.node, "ours:1", json_pack("[ss]", "p", "x")), 0);
+    free(buf);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
+/* One authenticated peer says iam 10000 times with a new name each time:
+ * it is known by the last one and by the name it greeted with, not by
+ * 10000 aliases (an honest node says iam once per link). */
+TEST(hostile_repeated_iam_keeps_one_alias)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    size_t keys = e.v.node->peers.count;
+    enum { N = 10000 };
+    size_t len;
+    char *buf = repeat_msgs("[\"\",\"iam\",\"alias%d\"]", N, &len);
+    REQUIRE(buf);
+    CHECK(raw_send(&r, buf, len) == len);
+    CHECK(raw_sync(&r, "done"));
+    printf("    peer table keys: %zu before, %zu after %d iam\n", keys, e.v.node->peers.count, N);
+    CHECK_INT(e.v.node->peers.count, keys + 1);
+    aemp__peer_t *p = aemp__peer_get(e.v.node, "127.0.0.1:9", 0);
+    REQUIRE(p);
+    CHECK(aemp__peer_get(e.v.node, "alias9999", 0) == p);
+    CHECK(aemp__peer_get(e.v.node, "alias9998", 0) == NULL);
+    CHECK_STR(p->noderef, "alias9999");
+    CHECK(p->nnames <= 32); /* its list forgets the replaced ones */
+    CHECK(!r.closed);
+    honest_check(&e, 3);
+    free(buf);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
+/* Protocol-0 names carry at most AEMP_P0_NAME_ENDPOINTS_MAX endpoints of
+ * AEMP_P0_ENDPOINT_MAX bytes: a relay to a name of 1000 endpoints, or to
+ * one with an endpoint of 300 bytes, is dropped with a warning naming
+ * the limit and leaves the peer table as it was (before the limit the
+ * first made 1001 keys); a name of 64 endpoints is taken; our own send to
+ * a longer name fails with AEMP_ELIMIT; a peer greeting with one is
+ * refused. */
+TEST(hostile_name_endpoints_capped)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    size_t keys = e.v.node->peers.count;
+    char *name = malloc(1000 * 24), *msg = malloc(1000 * 24 + 64);
+    REQUIRE(name && msg);
+    size_t len = 0;
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)sprintf(name + len, "%s10.9.%d.%d:1", i ? "," : "", i / 256, i % 256);
+    sprintf(msg, "[\"\",\"relay\",\"%s#p\",\"x\"]", name);
+    raw_send_str(&r, msg);
+    CHECK(raw_sync(&r, "a"));
+    CHECK_INT(e.v.node->peers.count, keys);
+    CHECK(strstr(e.v.warnings, "127.0.0.1:9: message to a node name over the limit dropped: "
+                               "more than 64 endpoints") != NULL);
+    /* one endpoint of 300 bytes */
+    char longep[400];
+    memset(longep, '1', 300);
+    sprintf(longep + 300, ":1");
+    sprintf(msg, "[\"\",\"relay\",\"10.9.0.1:1,%s#p\",\"x\"]", longep);
+    raw_send_str(&r, msg);
+    CHECK(raw_sync(&r, "b"));
+    CHECK_INT(e.v.node->peers.count, keys);
+    CHECK(strstr(e.v.warnings, "127.0.0.1:9: message to a node name over the limit dropped: an "
+                               "endpoint longer than 256 bytes") != NULL);
+    /* 64 endpoints: a name like any other */
+    char *c64 = name;
+    for (int i = 0, commas = 0; name[i]; i++)
+        if (name[i] == ',' && ++commas == 64) {
+            name[i] = 0;
+            break;
+        }
+    sprintf(msg, "[\"\",\"relay\",\"%s#p\",\"x\"]", c64);
+    raw_send_str(&r, msg);
+    CHECK(raw_sync(&r, "c"));
+    CHECK_INT(e.v.node->peers.count, keys + 65);
+    /* our own send */
+    len = 0;
+    for (int i = 0; i < 65; i++) len += (size_t)sprintf(name + len, "%s10.8.0.%d:1", i ? "," : "", i);
+    CHECK_INT(aemp_node_send(e.v.node, name, json_pack("[ss]", "p", "x")), AEMP_ELIMIT);
+    CHECK(!r.closed);
+    raw_close(&r);
+    /* a greeting with 65 endpoints */
+    raw_t g;
+    REQUIRE(raw_open(&g, e.v.noderef) == 0);
+    char err[256] = "";
+    aemp_hs_t *hs = raw_auth_begin(&g, name, secret, NULL, err, sizeof err);
+    if (hs) CHECK(raw_auth_end(&g, hs, 5, err, sizeof err) != 1);
+    run_for(0.1);
+    CHECK(strstr(e.v.warnings, ": more than 64 endpoints\n") != NULL);
+    raw_close(&g);
+    honest_check(&e, 3);
+    free(name);
+    free(msg);
     env_teardown(&e);
 }

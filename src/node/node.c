@@ -169,6 +169,31 @@ void aemp__routes_changed(aemp_node_t *n)
 }
 #define routes_changed aemp__routes_changed
 
+/* What a key of the peer table counts in max_peer_memory. */
+static size_t key_cost(const char *key)
+{
+    return AEMP_PEER_KEY_COST + strlen(key);
+}
+
+/* p's keys count keys_counted from now on. */
+static void keys_count(aemp__peer_t *p, size_t keys_counted)
+{
+    p->node->peer_table_bytes += keys_counted;
+    p->node->peer_table_bytes -= p->keys_counted;
+    p->keys_counted = keys_counted;
+}
+
+/* p's entry (its name, its endpoints) counted as it is now: O(its
+ * endpoints), which its name bounds (name_check). */
+static void entry_count(aemp__peer_t *p)
+{
+    size_t b = AEMP_PEER_ENTRY_COST + (p->noderef ? strlen(p->noderef) : 0);
+    for (size_t i = 0; p->eps && i < p->neps; i++) b += strlen(p->eps[i]) + sizeof *p->eps;
+    p->node->peer_table_bytes += b;
+    p->node->peer_table_bytes -= p->entry_counted;
+    p->entry_counted = b;
+}
+
 /* p is known as key from now on (a key that meant another peer moves). */
 static int peer_key_add(aemp_node_t *n, aemp__peer_t *p, const char *key)
 {
@@ -177,20 +202,29 @@ static int peer_key_add(aemp_node_t *n, aemp__peer_t *p, const char *key)
      * list reaches a power of two: it follows the keys p has, not every
      * move of a key between peers (amortised O(1) per key) */
     if (p->nnames >= 8 && !(p->nnames & (p->nnames - 1))) {
-        size_t k = 0;
+        size_t k = 0, counted = p->keys_counted;
         for (size_t i = 0; i < p->nnames; i++) {
-            if (aemp__map_get(&n->peers, p->names[i]) == p) p->names[k++] = p->names[i];
-            else free(p->names[i]);
+            if (aemp__map_get(&n->peers, p->names[i]) == p) {
+                p->names[k++] = p->names[i];
+            } else {
+                counted -= key_cost(p->names[i]);
+                free(p->names[i]);
+            }
         }
         p->nnames = k;
+        keys_count(p, counted);
     }
     char **v = realloc(p->names, (p->nnames + 1) * sizeof *v);
     if (!v) return AEMP_ENOMEM;
     p->names = v;
     if (!(v[p->nnames] = strdup(key))) return AEMP_ENOMEM;
     int rc = aemp__map_set(&n->peers, key, p);
-    if (rc) free(v[p->nnames]);
-    else p->nnames++;
+    if (rc) {
+        free(v[p->nnames]);
+    } else {
+        p->nnames++;
+        keys_count(p, p->keys_counted + key_cost(key));
+    }
     return rc;
 }
 
@@ -205,6 +239,7 @@ static void peer_keys_drop(aemp_node_t *n, aemp__peer_t *p)
     free(p->names);
     p->names = NULL;
     p->nnames = 0;
+    keys_count(p, 0);
     routes_changed(n);
 }
 
@@ -231,6 +266,7 @@ int aemp__peer_set_name(aemp__peer_t *p, const char *name)
     if (!c) return AEMP_ENOMEM;
     free(p->noderef);
     p->noderef = c;
+    entry_count(p);
     return 0;
 }
 
@@ -239,6 +275,7 @@ void aemp__peer_set_endpoints(aemp__peer_t *p, char **eps, size_t count)
     aemp__strv_free(p->eps);
     p->eps = eps;
     p->neps = count;
+    entry_count(p);
 }
 
 /* Finds the peer known under name or one of the endpoints the name
@@ -256,10 +293,18 @@ static aemp__peer_t *peer_find(aemp_node_t *n, const char *name)
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* 0 when name may be a peer's, else AEMP_ELIMIT with why set (the
+ * dialect's limits on what a name carries). */
+static int name_check(aemp_node_t *n, const char *name, char *why, size_t len)
+{
+    return n->dialect->name_check ? n->dialect->name_check(name, why, len) : 0;
+}
+
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
 {
     aemp__peer_t *p = peer_find(n, noderef);
-    if (p || !create) return p;
+    char why[128];
+    if (p || !create || name_check(n, noderef, why, sizeof why)) return p;
     p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->node = n;
@@ -272,6 +317,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
         free(p);
         return NULL;
     }
+    entry_count(p);
     ev_init(&p->retry, retry_cb);
     p->retry.data = p;
     p->next = n->peers_list;
@@ -328,14 +374,26 @@ static void peer_unlist(aemp__peer_t *p)
     if (p->next) p->next->prev = p->prev;
 }
 
+/* p is no longer unasked: a link to it came up, or we sent it something
+ * ourselves (or it goes). */
+static void unasked_end(aemp__peer_t *p)
+{
+    p->node->unasked_bytes -= p->unasked_cost;
+    p->unasked_cost = 0;
+}
+
 static void peer_free(aemp__peer_t *p)
 {
+    aemp_node_t *n = p->node;
     idle_remove(p);
-    peer_keys_drop(p->node, p); /* (a merged peer's keys moved on before) */
-    ev_timer_stop(p->node->loop, &p->retry);
+    peer_keys_drop(n, p); /* (a merged peer's keys moved on before) */
+    unasked_end(p);
+    n->peer_table_bytes -= p->entry_counted;
+    ev_timer_stop(n->loop, &p->retry);
     queue_free(p);
     aemp__strv_free(p->eps);
     free(p->noderef);
+    free(p->alias);
     free(p->last_error);
     free(p);
 }
@@ -538,9 +596,15 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
 int aemp__link_greeted(aemp__link_t *l, const char *remote)
 {
     aemp_node_t *n = l->node;
-    /* the name is not proven yet: only a link to ourselves is refused */
+    /* the name is not proven yet: only a link to ourselves is refused,
+     * and a name over the dialect's limits (it could not be a peer's) */
     if (!remote || !*remote || aemp__is_self(n, remote)) {
         aemp__link_close(l, "connected to myself", 1);
+        return 1;
+    }
+    char why[128];
+    if (name_check(n, remote, why, sizeof why)) {
+        aemp__link_close(l, why, 0);
         return 1;
     }
     /* protocol 1: a node with a link up is not linked to again. When our
@@ -585,6 +649,12 @@ static aemp__peer_t *peer_identify(aemp__link_t *l)
         l->peer = p;
         l->peer_next = p->links;
         p->links = l;
+    }
+    if (p->alias && !strcmp(p->alias, remote)) {
+        /* the name an iam gave is the one it greets with now: its own
+         * name, which a later iam does not take away */
+        free(p->alias);
+        p->alias = NULL;
     }
     /* learn the peer's full name (and its endpoints for reconnecting) */
     if (strcmp(p->noderef, remote)) n->dialect->peer_named(n, p, remote);
@@ -649,6 +719,7 @@ void aemp__link_authenticated(aemp__link_t *l)
     p->link = l;
     l->auth_out = 1;
     p->connecting = 0;
+    unasked_end(p);
     ev_timer_stop(n->loop, &p->retry);
     free(p->last_error);
     p->last_error = NULL;
@@ -798,6 +869,10 @@ int aemp__node_later(aemp_node_t *n, void (*fn)(aemp_node_t *n, json_t *elems), 
     return 0;
 }
 
+/* The peer's new name nn (protocol 0's iam) becomes its name and a key
+ * of it, in place of the key its previous iam added: an honest node says
+ * iam once per link, so a peer holds one such key however often it says
+ * it. */
 void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
 {
     aemp__peer_t *sp = peer_find(n, src);
@@ -810,13 +885,20 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
                   sp->noderef, holder->noderef);
         return;
     }
-    if (peer_key_add(n, sp, nn)) return;
-    routes_changed(n);
-    char *c = strdup(nn);
-    if (c) {
-        free(sp->noderef);
-        sp->noderef = c;
+    char *c = strdup(nn), *a = strdup(nn);
+    if (!c || !a || peer_key_add(n, sp, nn)) {
+        free(c);
+        free(a);
+        return;
     }
+    routes_changed(n);
+    if (sp->alias && aemp__map_get(&n->peers, sp->alias) == sp)
+        aemp__map_del(&n->peers, sp->alias); /* (its list forgets it in time) */
+    free(sp->alias);
+    sp->alias = a;
+    free(sp->noderef);
+    sp->noderef = c;
+    entry_count(sp);
 }
 
 /* What the node holds for all peers together (max_peer_memory): kept
@@ -824,13 +906,14 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
 static size_t mem_total(aemp_node_t *n)
 {
     size_t db = n->dialect->held ? n->dialect->held(n, NULL) : 0;
-    return n->peer_queued + db + aemp__ports_watches(n, NULL) * AEMP_PEER_MONITOR_COST;
+    return n->peer_queued + db + aemp__ports_watches(n, NULL) * AEMP_PEER_MONITOR_COST +
+           n->peer_table_bytes;
 }
 
 /* What the node holds for p. */
 static size_t mem_of(aemp_node_t *n, const aemp__peer_t *p)
 {
-    size_t b = aemp__buf_size(&p->queue);
+    size_t b = aemp__buf_size(&p->queue) + p->entry_counted + p->keys_counted;
     for (const aemp__link_t *l = p->links; l; l = l->peer_next) b += aemp__link_queued(l);
     if (n->dialect->held) b += n->dialect->held(n, p->noderef);
     return b + aemp__ports_watches(n, p->noderef) * AEMP_PEER_MONITOR_COST;
@@ -898,42 +981,82 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
     return 0;
 }
 
+/* A new peer named name, for a message we send (n->acting_for: for that
+ * peer), or NULL with *err: AEMP_ELIMIT when the name is over the
+ * dialect's limits or, for a peer's message, when the unasked peers
+ * hold their budget (a quarter of max_peer_memory); AEMP_ENOMEM. The
+ * checks are O(1) (and O(name)): the budget, not a walk, bounds them. */
+static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *err)
+{
+    const char *sender = n->acting_for ? n->acting_for : n->noderef;
+    char why[128];
+    *err = AEMP_ELIMIT;
+    if (name_check(n, name, why, sizeof why)) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: message to a node name over the limit dropped: %s",
+                  sender, why);
+        return NULL;
+    }
+    /* at most what the peer will count (entry_count, key_cost): its
+     * name three times (name, key, endpoints), a key per endpoint */
+    size_t len = 0, keys = 2, budget = n->cfg.max_peer_memory / 4;
+    for (; name[len]; len++) keys += name[len] == ',';
+    size_t most = AEMP_PEER_ENTRY_COST + 3 * len + keys * (AEMP_PEER_KEY_COST + sizeof(char *));
+    if (n->acting_for && n->unasked_bytes + most > budget) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: messages to nodes not known yet dropped: unasked peers "
+                  "hold their %zu bytes (a quarter of max_peer_memory)", sender, budget);
+        return NULL;
+    }
+    *err = AEMP_ENOMEM;
+    aemp__peer_t *p = aemp__peer_get(n, name, 1);
+    if (p && n->acting_for) {
+        p->unasked_cost = p->entry_counted + p->keys_counted;
+        n->unasked_bytes += p->unasked_cost;
+    }
+    return p;
+}
+
 /* The peer a message to node[0..len) goes to (made when new), or NULL
- * with *self set when that is one of our own names (else out of memory
- * or a name too long). The last destination is remembered, so a stream
- * of messages to one node compares a name instead of hashing it. */
-static aemp__peer_t *route(aemp_node_t *n, const char *node, size_t len, int *self)
+ * with *self set when that is one of our own names (else *err: see
+ * peer_new_for_send). The last destination is remembered, so a stream
+ * of messages to one node compares a name instead of hashing it. A
+ * message of our own makes its peer one we asked for. */
+static aemp__peer_t *route(aemp_node_t *n, const char *node, size_t len, int *self, int *err)
 {
     *self = 0;
-    if (n->route_peer && len == n->route_len && aemp__same_bytes(node, n->route_name, len))
-        return n->route_peer;
-    char buf[256], *name = len < sizeof buf ? buf : malloc(len + 1);
-    if (!name) return NULL;
-    memcpy(name, node, len);
-    name[len] = 0;
+    *err = AEMP_ENOMEM;
     aemp__peer_t *p = NULL;
-    if (aemp__is_self(n, name)) {
-        *self = 1;
-    } else if ((p = aemp__peer_get(n, name, 1)) && len < sizeof n->route_name) {
-        /* (an empty name is ours, so never remembered: it would match
-         * every "#ID") */
-        memcpy(n->route_name, node, len);
-        n->route_len = len;
-        n->route_peer = p;
+    if (n->route_peer && len == n->route_len && aemp__same_bytes(node, n->route_name, len)) {
+        p = n->route_peer;
+    } else {
+        char buf[256], *name = len < sizeof buf ? buf : malloc(len + 1);
+        if (!name) return NULL;
+        memcpy(name, node, len);
+        name[len] = 0;
+        if (aemp__is_self(n, name)) {
+            *self = 1;
+        } else if (((p = peer_find(n, name)) || (p = peer_new_for_send(n, name, err))) &&
+                   len < sizeof n->route_name) {
+            /* (an empty name is ours, so never remembered: it would
+             * match every "#ID") */
+            memcpy(n->route_name, node, len);
+            n->route_len = len;
+            n->route_peer = p;
+        }
+        if (name != buf) free(name);
     }
-    if (name != buf) free(name);
+    if (p && !n->acting_for) unasked_end(p);
     return p;
 }
 
 int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                const aemp__payload_t *pl)
 {
-    int self;
-    aemp__peer_t *p = route(n, node, nodelen, &self);
+    int self, err;
+    aemp__peer_t *p = route(n, node, nodelen, &self, &err);
     if (self) return queue_local(n, id, idlen, pl);
     if (!p) {
         aemp__payload_drop(pl);
-        return AEMP_ENOMEM;
+        return err;
     }
     return send_to_peer(n, p, id, idlen, pl, NULL);
 }
@@ -951,12 +1074,12 @@ int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char 
 int aemp__send_shared(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
                       size_t idlen, const aemp__payload_t *pl, aemp__enc_cache_t *cache)
 {
-    int self;
-    aemp__peer_t *p = route(n, node, nodelen, &self);
+    int self, err;
+    aemp__peer_t *p = route(n, node, nodelen, &self, &err);
     if (self) return aemp__send_own(n, node, nodelen, id, idlen, pl);
     if (!p) {
         aemp__payload_drop(pl);
-        return AEMP_ENOMEM;
+        return err;
     }
     return send_to_peer(n, p, id, idlen, pl, cache);
 }

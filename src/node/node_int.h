@@ -65,6 +65,9 @@ typedef struct aemp__dialect {
     void (*started)(aemp_node_t *n);   /* first connections */
     /* endpoints a peer's name carries (malloc'd vector, or NULL) */
     char **(*name_endpoints)(const char *name, size_t *count);
+    /* 0 when name may be a peer's, else AEMP_ELIMIT with why (a line
+     * naming the limit) in why[0..len); NULL hook: every name may */
+    int (*name_check)(const char *name, char *why, size_t len);
     /* a verified link greeted with remote, another name than p's */
     void (*peer_named)(aemp_node_t *n, aemp__peer_t *p, const char *remote);
     /* p has no endpoints: NULL when they are being found (the model then
@@ -169,6 +172,15 @@ struct aemp__peer {
      * endpoints, aliases): what goes with it, without a walk of the table */
     char **names;
     size_t nnames;
+    /* the key its last protocol-0 iam added (one of names), which the
+     * next iam replaces, or NULL */
+    char *alias;
+    /* what it counts in node->peer_table_bytes: the entry (its name and
+     * endpoints) and each key in names, kept as they change */
+    size_t entry_counted, keys_counted;
+    /* an unasked peer (made for a peer's message, no link up since, not
+     * sent to by us): what it counts in node->unasked_bytes; 0 otherwise */
+    size_t unasked_cost;
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */
@@ -257,6 +269,11 @@ struct aemp_node {
     /* output queued on every link and in every peer's queue (bytes,
      * updated as it changes: max_peer_memory) */
     size_t peer_queued;
+    /* the peer table in max_peer_memory (AEMP_PEER_ENTRY_COST and
+     * AEMP_PEER_KEY_COST, with the bytes of the names), and of it what
+     * the unasked peers count (at most a quarter of max_peer_memory) */
+    size_t peer_table_bytes;
+    size_t unasked_bytes;
     int trim_pending;           /* much was freed: malloc_trim soon */
     ev_tstamp trimmed_at;
     aemp__ports_t *ports;       /* port layer (port.c) */

@@ -199,6 +199,27 @@ static char **name_endpoints0(const char *name, size_t *count)
     return aemp__split(name, ',', count);
 }
 
+/* A noderef carries at most AEMP_P0_NAME_ENDPOINTS_MAX endpoints of
+ * AEMP_P0_ENDPOINT_MAX bytes (a peer chooses the names its messages go
+ * to; each endpoint becomes a key of the peer table). O(name). */
+static int name_check0(const char *name, char *why, size_t len)
+{
+    if (!strncmp(name, "slave/", 6)) return 0;
+    size_t cnt = 1, ep = 0;
+    for (const char *c = name; *c; c++) {
+        if (*c != ',') {
+            if (++ep <= AEMP_P0_ENDPOINT_MAX) continue;
+            snprintf(why, len, "an endpoint longer than %u bytes", AEMP_P0_ENDPOINT_MAX);
+            return AEMP_ELIMIT;
+        }
+        ep = 0;
+        if (++cnt <= AEMP_P0_NAME_ENDPOINTS_MAX) continue;
+        snprintf(why, len, "more than %u endpoints", AEMP_P0_NAME_ENDPOINTS_MAX);
+        return AEMP_ELIMIT;
+    }
+    return 0;
+}
+
 /* The peer greeted with a name of its own: it is known by that too, and
  * a fuller noderef (more endpoints) becomes its name. */
 static void peer_named0(aemp_node_t *n, aemp__peer_t *p, const char *remote)
@@ -309,6 +330,7 @@ const aemp__dialect_t aemp__dialect_p0 = {
     .start = start0,
     .started = started0,
     .name_endpoints = name_endpoints0,
+    .name_check = name_check0,
     .peer_named = peer_named0,
     .peer_resolve = peer_resolve0,
     .link_up = link_up0,
