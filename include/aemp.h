@@ -1144,13 +1144,15 @@ typedef struct aemp_node_config {
      * Nodes that a peer's message makes this node know (a snd or relay to
      * a node id it chose, each one of a relay_multiple) are "unasked"
      * peers until a link to them is up or this node sends them something
-     * itself: together they may count at most a quarter of
-     * max_peer_memory in the peer table (each AEMP_PEER_ENTRY_COST plus
-     * its keys). Past that, a peer's message to a node not known yet is
-     * dropped with the warning "SENDER: messages to nodes not known yet
-     * dropped: unasked peers hold their N bytes (a quarter of
-     * max_peer_memory)"; messages to
-     * known nodes, our own sends and the links are not affected. An
+     * itself. Those one peer's messages made count as what that peer
+     * holds (so the cap above cuts it) and at most a sixteenth of
+     * max_peer_memory (each AEMP_PEER_ENTRY_COST plus its keys); all
+     * together at most a quarter. Past either, a peer's message to a
+     * node not known yet is dropped with the warning "SENDER: messages
+     * to nodes not known yet dropped: the nodes its messages named hold
+     * its N bytes (a sixteenth of max_peer_memory)", or "...: unasked
+     * peers hold their N bytes (a quarter of max_peer_memory)"; messages
+     * to known nodes, our own sends and the links are not affected. An
      * unasked peer goes once its connection attempts end
      * (connect_timeout), so the count comes down by itself. */
     size_t max_peer_memory;

@@ -1313,11 +1313,13 @@ static int raw_sync(raw_t *r, const char *tag)
 /* An authenticated peer sends 100000 relays, each to a node id of its
  * own making (hosts that are no address: the victim tries them for
  * connect_timeout without a socket), then one relay_multiple of 2000
- * more: the victim knows at most what the unasked peers' budget (a
- * quarter of max_peer_memory) holds, says why once (rate-limited), and
- * its links keep working: the honest node's messages arrive, the
- * attacker's own link stays, and a relay to a node it knows still goes
- * out. Before the budget every id made a peer (102000). */
+ * more: the victim knows at most what that peer's part of the unasked
+ * peers' budget (a sixteenth of max_peer_memory) holds, says why once
+ * (rate-limited), counts them as what that peer holds, and its links
+ * keep working: the honest node's messages arrive, the attacker's own
+ * link stays, a relay to a node it knows still goes out, and the honest
+ * node's relay to a node not known yet is taken (its own part). Before
+ * the budget every id made a peer (102000). */
 TEST(hostile_made_up_node_ids_make_bounded_peers)
 {
     env_t e;
@@ -1344,20 +1346,23 @@ TEST(hostile_made_up_node_ids_make_bounded_peers)
     CHECK(raw_send(&r, buf, len) == len);
     CHECK(raw_sync(&r, "b"));
     size_t after2 = peers_of(&e);
-    size_t bound = (8u << 20) / 4 / AEMP_PEER_ENTRY_COST;
+    size_t bound = (8u << 20) / 16 / AEMP_PEER_ENTRY_COST;
     printf("    peers: %zu before, %zu after %d made-up ids (%.2f s), %zu after %d more in one "
            "relay_multiple; bound %zu\n", before, after, N, dt, after2, M, bound);
     CHECK(after <= before + 1 + bound);
     CHECK(after2 <= before + 1 + bound);
     CHECK(after > before + bound / 4); /* (the budget is used, not refused from the start) */
-    CHECK(e.v.node->unasked_bytes <= (8u << 20) / 4);
+    CHECK(e.v.node->unasked_bytes <= (8u << 20) / 16);
+    aemp__peer_t *evil = aemp__peer_get(e.v.node, "127.0.0.1:9", 0);
+    REQUIRE(evil);
+    CHECK(evil->caused_bytes == e.v.node->unasked_bytes); /* all its doing */
     int lines = 0;
     for (const char *w = e.v.warnings; (w = strstr(w, "messages to nodes not known yet dropped"));
          w++)
         lines++;
     CHECK(lines >= 1 && lines <= (int)AEMP_LOG_BURST + 1);
-    CHECK(strstr(e.v.warnings, "127.0.0.1:9: messages to nodes not known yet dropped: unasked "
-                               "peers hold their") != NULL);
+    CHECK(strstr(e.v.warnings, "127.0.0.1:9: messages to nodes not known yet dropped: the nodes "
+                               "its messages named hold its") != NULL);
     /* the links work: the honest node's, the attacker's, and a relay to
      * a node the victim knows */
     honest_check(&e, 20);
@@ -1370,6 +1375,15 @@ TEST(hostile_made_up_node_ids_make_bounded_peers)
     CHECK(run_until(got_n, &w, 5));
     CHECK_INT(e.v.honest_down, 0);
     CHECK_INT(e.v.honest_order_errors, 0);
+    /* the honest node's relay to a node the victim does not know yet:
+     * taken, counted as the honest node's */
+    size_t unasked = e.v.node->unasked_bytes;
+    aemp_node_send(e.h.node, e.v.noderef, json_pack("[ssss]", "", "relay", "fresh:1#p", "x"));
+    honest_check(&e, 3); /* (after it, in order) */
+    aemp__peer_t *fresh = aemp__peer_get(e.v.node, "fresh:1", 0);
+    CHECK(fresh != NULL);
+    CHECK(e.v.node->unasked_bytes > unasked);
+    if (fresh) CHECK(fresh->cause == aemp__peer_get(e.v.node, e.v.honest, 0));
     /* a message of our own to a new node is not refused */
     CHECK_INT(aemp_node_send(e.v.node, "ours:1", json_pack("[ss]", "p", "x")), 0);
     free(buf);

@@ -374,10 +374,23 @@ static void peer_unlist(aemp__peer_t *p)
     if (p->next) p->next->prev = p->prev;
 }
 
+/* p is no longer counted as made by its cause's messages. */
+static void cause_unlink(aemp__peer_t *p)
+{
+    aemp__peer_t *c = p->cause;
+    if (!c) return;
+    c->caused_bytes -= p->unasked_cost;
+    if (p->cause_prev) p->cause_prev->cause_next = p->cause_next;
+    else c->caused = p->cause_next;
+    if (p->cause_next) p->cause_next->cause_prev = p->cause_prev;
+    p->cause = p->cause_next = p->cause_prev = NULL;
+}
+
 /* p is no longer unasked: a link to it came up, or we sent it something
  * ourselves (or it goes). */
 static void unasked_end(aemp__peer_t *p)
 {
+    cause_unlink(p);
     p->node->unasked_bytes -= p->unasked_cost;
     p->unasked_cost = 0;
 }
@@ -388,12 +401,14 @@ static void peer_free(aemp__peer_t *p)
     idle_remove(p);
     peer_keys_drop(n, p); /* (a merged peer's keys moved on before) */
     unasked_end(p);
+    while (p->caused) cause_unlink(p->caused); /* they stay unasked, of nobody's */
     n->peer_table_bytes -= p->entry_counted;
     ev_timer_stop(n->loop, &p->retry);
     queue_free(p);
     aemp__strv_free(p->eps);
     free(p->noderef);
     free(p->alias);
+    free(p->old_name);
     free(p->last_error);
     free(p);
 }
@@ -896,7 +911,10 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
         aemp__map_del(&n->peers, sp->alias); /* (its list forgets it in time) */
     free(sp->alias);
     sp->alias = a;
-    free(sp->noderef);
+    /* the message being handled names its source by the old name (src,
+     * acting_for): it stays until the next rename or the peer goes */
+    free(sp->old_name);
+    sp->old_name = sp->noderef;
     sp->noderef = c;
     entry_count(sp);
 }
@@ -913,7 +931,7 @@ static size_t mem_total(aemp_node_t *n)
 /* What the node holds for p. */
 static size_t mem_of(aemp_node_t *n, const aemp__peer_t *p)
 {
-    size_t b = aemp__buf_size(&p->queue) + p->entry_counted + p->keys_counted;
+    size_t b = aemp__buf_size(&p->queue) + p->entry_counted + p->keys_counted + p->caused_bytes;
     for (const aemp__link_t *l = p->links; l; l = l->peer_next) b += aemp__link_queued(l);
     if (n->dialect->held) b += n->dialect->held(n, p->noderef);
     return b + aemp__ports_watches(n, p->noderef) * AEMP_PEER_MONITOR_COST;
@@ -984,8 +1002,10 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
 /* A new peer named name, for a message we send (n->acting_for: for that
  * peer), or NULL with *err: AEMP_ELIMIT when the name is over the
  * dialect's limits or, for a peer's message, when the unasked peers
- * hold their budget (a quarter of max_peer_memory); AEMP_ENOMEM. The
- * checks are O(1) (and O(name)): the budget, not a walk, bounds them. */
+ * that peer's messages made hold its part (a sixteenth of
+ * max_peer_memory: one peer cannot take the others' part), or all
+ * unasked peers hold theirs (a quarter); AEMP_ENOMEM. The checks are
+ * O(1) (and O(name)): the budgets, not a walk, bound them. */
 static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *err)
 {
     const char *sender = n->acting_for ? n->acting_for : n->noderef;
@@ -1001,6 +1021,13 @@ static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *er
     size_t len = 0, keys = 2, budget = n->cfg.max_peer_memory / 4;
     for (; name[len]; len++) keys += name[len] == ',';
     size_t most = AEMP_PEER_ENTRY_COST + 3 * len + keys * (AEMP_PEER_KEY_COST + sizeof(char *));
+    aemp__peer_t *by = n->acting_for ? peer_find(n, n->acting_for) : NULL;
+    if (by && by->caused_bytes + most > budget / 4) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: messages to nodes not known yet dropped: the nodes its "
+                  "messages named hold its %zu bytes (a sixteenth of max_peer_memory)", sender,
+                  budget / 4);
+        return NULL;
+    }
     if (n->acting_for && n->unasked_bytes + most > budget) {
         aemp__log(n, AEMP_LOG_WARN, "%s: messages to nodes not known yet dropped: unasked peers "
                   "hold their %zu bytes (a quarter of max_peer_memory)", sender, budget);
@@ -1011,6 +1038,15 @@ static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *er
     if (p && n->acting_for) {
         p->unasked_cost = p->entry_counted + p->keys_counted;
         n->unasked_bytes += p->unasked_cost;
+        if (by && by != p) {
+            /* counted as what `by` holds: the memory cap cuts the peer
+             * that named them */
+            p->cause = by;
+            p->cause_next = by->caused;
+            if (by->caused) by->caused->cause_prev = p;
+            by->caused = p;
+            by->caused_bytes += p->unasked_cost;
+        }
     }
     return p;
 }

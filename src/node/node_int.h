@@ -175,12 +175,19 @@ struct aemp__peer {
     /* the key its last protocol-0 iam added (one of names), which the
      * next iam replaces, or NULL */
     char *alias;
+    char *old_name; /* its name before that iam (still read by its message) */
     /* what it counts in node->peer_table_bytes: the entry (its name and
      * endpoints) and each key in names, kept as they change */
     size_t entry_counted, keys_counted;
     /* an unasked peer (made for a peer's message, no link up since, not
      * sent to by us): what it counts in node->unasked_bytes; 0 otherwise */
     size_t unasked_cost;
+    /* the peer whose message made it unasked (NULL: none, or gone), and
+     * the unasked peers this one's messages made: a list through
+     * cause_next/cause_prev, their unasked_cost summed in caused_bytes,
+     * which counts in what this peer holds (max_peer_memory) */
+    aemp__peer_t *cause, *cause_next, *cause_prev, *caused;
+    size_t caused_bytes;
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */
