@@ -720,6 +720,52 @@ TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
     mesh_claims(0);
 }
 
+/* A slave (it never says g_global) names global nodes in its own
+ * database, with listeners at an address we watch: they are in the
+ * seed's view (2.02's answers), but the seed dials none of them - only
+ * its own share and global peers' name the nodes it keeps links to.
+ * Before, every 'g key of the view was dialled. */
+TEST(insider_slave_claimed_globals_not_dialled)
+{
+    sink_t s;
+    REQUIRE(sink_open(&s) == 0);
+    char *buf = NULL, item[128];
+    size_t len = 0, cap = 0;
+    put(&buf, &len, &cap, "[\"\",\"g_slave\",{\"'g\":{");
+    for (int i = 0; i < 20; i++) {
+        snprintf(item, sizeof item, "%s\"claimed%d\":null", i ? "," : "", i);
+        put(&buf, &len, &cap, item);
+    }
+    put(&buf, &len, &cap, "},\"'l\":{");
+    for (int i = 0; i < 20; i++) {
+        snprintf(item, sizeof item, "%s\"claimed%d\":[\"127.0.0.1:%d\"]", i ? "," : "", i, s.port);
+        put(&buf, &len, &cap, item);
+    }
+    put(&buf, &len, &cap, "}}]\n");
+    REQUIRE(buf != NULL);
+    int port = free_port();
+    pid_t pid = spawn_seed(port);
+    REQUIRE(pid > 0);
+    int efd = seed_link(port, "claiming-slave");
+    int hfd = seed_link(port, "honest");
+    if (efd >= 0 && hfd >= 0) {
+        flood_t f = {efd, buf, len, 0};
+        flood_pump(&f);
+        CHECK(f.off == f.len);
+        double worst = honest_while_sinking(hfd, &s, 2.0);
+        fprintf(stderr, "    %d dials in 2 s to 20 global nodes a slave named\n", s.accepted);
+        CHECK_INT(s.accepted, 0);
+        if (worst > 100) t_fail(__FILE__, __LINE__, "a time answer took %.1f ms", worst);
+    }
+    CHECK(efd >= 0 && hfd >= 0);
+    if (efd >= 0) close(efd);
+    if (hfd >= 0) close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    sink_close(&s);
+    free(buf);
+}
+
 /* The same with an address that takes each connection and closes it at
  * once: a failed dial is not tried again by the node's own connect
  * rounds (every connect_interval until connect_timeout), only by the
