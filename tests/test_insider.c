@@ -275,6 +275,29 @@ TEST(insider_monitor_flood_keeps_seed_answering)
     run_attack("mon1 x100k + mon0 x5000", buf, len, "evil-mon");
 }
 
+/* head (the request's start, "[\"\",\"g_set\","), then a database
+ * naming ng global nodes NAME0.. in 'g and listeners at 127.0.0.1:port
+ * for the first nl of them in 'l, as a line. */
+static char *claims(const char *head, const char *name, int ng, int nl, int port, size_t *len)
+{
+    char *buf = NULL, item[128];
+    size_t cap = 0;
+    *len = 0;
+    put(&buf, len, &cap, head);
+    put(&buf, len, &cap, "{\"'g\":{");
+    for (int i = 0; i < ng; i++) {
+        snprintf(item, sizeof item, "%s\"%s%d\":null", i ? "," : "", name, i);
+        put(&buf, len, &cap, item);
+    }
+    put(&buf, len, &cap, "},\"'l\":{");
+    for (int i = 0; i < nl; i++) {
+        snprintf(item, sizeof item, "%s\"%s%d\":[\"127.0.0.1:%d\"]", i ? "," : "", name, i, port);
+        put(&buf, len, &cap, item);
+    }
+    put(&buf, len, &cap, "}}]\n");
+    return buf;
+}
+
 /* A fake global node claims as many global nodes as one node may
  * (AEMP_GDB_NODE_GLOBALS_MAX), with 10 000 listener lists at unreachable
  * loopback addresses: the seed dials within its budget and keeps
@@ -282,19 +305,9 @@ TEST(insider_monitor_flood_keeps_seed_answering)
 TEST(insider_fake_globals_keep_seed_answering)
 {
     int dead = free_port(); /* nothing listens there */
-    char *buf = NULL, item[128];
-    size_t len = 0, cap = 0;
-    put(&buf, &len, &cap, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'g\":{");
-    for (int i = 0; i < AEMP_GDB_NODE_GLOBALS_MAX; i++) {
-        snprintf(item, sizeof item, "%s\"fake%d\":null", i ? "," : "", i);
-        put(&buf, &len, &cap, item);
-    }
-    put(&buf, &len, &cap, "},\"'l\":{");
-    for (int i = 0; i < 10000; i++) {
-        snprintf(item, sizeof item, "%s\"fake%d\":[\"127.0.0.1:%d\"]", i ? "," : "", i, dead);
-        put(&buf, &len, &cap, item);
-    }
-    put(&buf, &len, &cap, "}}]\n");
+    size_t len;
+    char *buf = claims("[\"\",\"g_global\"]\n[\"\",\"g_set\",", "fake",
+                       AEMP_GDB_NODE_GLOBALS_MAX, 10000, dead, &len);
     REQUIRE(buf != NULL);
     run_attack("g_global + g_set of 256 fake globals, 10000 listeners", buf, len, "evil-global");
 }
@@ -636,7 +649,7 @@ static double honest_while_sinking(int hfd, sink_t *s, double secs)
     return worst;
 }
 
-/* A fake global node claims 300 global nodes, all at one loopback
+/* A fake global node claims 256 global nodes, all at one loopback
  * address that takes connections and never answers. While it is there
  * the seed dials them within its budget (MESH_DIALS_PER_S, 20 a second
  * after a burst of as many); once it has gone the seed forgets them: it
@@ -649,19 +662,9 @@ static void mesh_claims(int refuse)
     sink_t s;
     REQUIRE(sink_open(&s) == 0);
     s.refuse = refuse;
-    char *buf = NULL, item[128];
-    size_t len = 0, cap = 0;
-    put(&buf, &len, &cap, "[\"\",\"g_global\"]\n[\"\",\"g_set\",{\"'g\":{");
-    for (int i = 0; i < FAKES; i++) {
-        snprintf(item, sizeof item, "%s\"claimed%d\":null", i ? "," : "", i);
-        put(&buf, &len, &cap, item);
-    }
-    put(&buf, &len, &cap, "},\"'l\":{");
-    for (int i = 0; i < FAKES; i++) {
-        snprintf(item, sizeof item, "%s\"claimed%d\":[\"127.0.0.1:%d\"]", i ? "," : "", i, s.port);
-        put(&buf, &len, &cap, item);
-    }
-    put(&buf, &len, &cap, "}}]\n");
+    size_t len;
+    char *buf = claims("[\"\",\"g_global\"]\n[\"\",\"g_set\",", "claimed", FAKES, FAKES, s.port,
+                       &len);
     REQUIRE(buf != NULL);
 
     int port = free_port();
@@ -729,19 +732,8 @@ TEST(insider_slave_claimed_globals_not_dialled)
 {
     sink_t s;
     REQUIRE(sink_open(&s) == 0);
-    char *buf = NULL, item[128];
-    size_t len = 0, cap = 0;
-    put(&buf, &len, &cap, "[\"\",\"g_slave\",{\"'g\":{");
-    for (int i = 0; i < 20; i++) {
-        snprintf(item, sizeof item, "%s\"claimed%d\":null", i ? "," : "", i);
-        put(&buf, &len, &cap, item);
-    }
-    put(&buf, &len, &cap, "},\"'l\":{");
-    for (int i = 0; i < 20; i++) {
-        snprintf(item, sizeof item, "%s\"claimed%d\":[\"127.0.0.1:%d\"]", i ? "," : "", i, s.port);
-        put(&buf, &len, &cap, item);
-    }
-    put(&buf, &len, &cap, "}}]\n");
+    size_t len;
+    char *buf = claims("[\"\",\"g_slave\",", "claimed", 20, 20, s.port, &len);
     REQUIRE(buf != NULL);
     int port = free_port();
     pid_t pid = spawn_seed(port);
