@@ -1291,7 +1291,9 @@ AEMP_API const char *aemp_node_peer_framing(const aemp_node_t *node, const char 
                                             int incoming);
 
 /* Connects to noderef now, if not connected (also used by slaves and
- * pings). Returns 0 or AEMP_EINVAL. */
+ * pings). Returns 0, AEMP_EINVAL (empty, NULL or our own name),
+ * AEMP_ELIMIT (a protocol-0 name over AEMP_P0_NAME_ENDPOINTS_MAX) or
+ * AEMP_ENOMEM. */
 AEMP_API int aemp_node_connect(aemp_node_t *node, const char *noderef);
 
 /* Resolves a user-given noderef as PROTOCOL §1 describes, blocking.

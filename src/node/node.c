@@ -374,24 +374,20 @@ static void peer_unlist(aemp__peer_t *p)
     if (p->next) p->next->prev = p->prev;
 }
 
-/* p is no longer counted as made by its cause's messages. */
-static void cause_unlink(aemp__peer_t *p)
-{
-    aemp__peer_t *c = p->cause;
-    if (!c) return;
-    c->caused_bytes -= p->unasked_cost;
-    if (p->cause_prev) p->cause_prev->cause_next = p->cause_next;
-    else c->caused = p->cause_next;
-    if (p->cause_next) p->cause_next->cause_prev = p->cause_prev;
-    p->cause = p->cause_next = p->cause_prev = NULL;
-}
-
 /* p is no longer unasked: a link to it came up, or we sent it something
  * ourselves (or it goes). */
 static void unasked_end(aemp__peer_t *p)
 {
-    cause_unlink(p);
-    p->node->unasked_bytes -= p->unasked_cost;
+    aemp_node_t *n = p->node;
+    if (p->cause) {
+        uintptr_t c = (uintptr_t)aemp__map_get(&n->caused, p->cause);
+        c = c > p->unasked_cost ? c - p->unasked_cost : 0;
+        if (c) aemp__map_set(&n->caused, p->cause, (void *)c); /* replaces: no allocation */
+        else aemp__map_del(&n->caused, p->cause);
+        free(p->cause);
+        p->cause = NULL;
+    }
+    n->unasked_bytes -= p->unasked_cost;
     p->unasked_cost = 0;
 }
 
@@ -401,7 +397,6 @@ static void peer_free(aemp__peer_t *p)
     idle_remove(p);
     peer_keys_drop(n, p); /* (a merged peer's keys moved on before) */
     unasked_end(p);
-    while (p->caused) cause_unlink(p->caused); /* they stay unasked, of nobody's */
     n->peer_table_bytes -= p->entry_counted;
     ev_timer_stop(n->loop, &p->retry);
     queue_free(p);
@@ -894,6 +889,11 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
     if (!sp || !*nn || aemp__is_self(n, nn)) return;
     aemp__peer_t *holder = peer_find(n, nn);
     if (holder == sp) return;
+    char why[128];
+    if (name_check(n, nn, why, sizeof why)) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: iam refused: %s", sp->noderef, why);
+        return;
+    }
     if (holder && (holder->link || holder->links)) {
         /* a name in use by another connected node is not taken */
         aemp__log(n, AEMP_LOG_WARN, "%s: iam refused: %s is another connected node",
@@ -931,7 +931,7 @@ static size_t mem_total(aemp_node_t *n)
 /* What the node holds for p. */
 static size_t mem_of(aemp_node_t *n, const aemp__peer_t *p)
 {
-    size_t b = aemp__buf_size(&p->queue) + p->entry_counted + p->keys_counted + p->caused_bytes;
+    size_t b = aemp__buf_size(&p->queue) + p->entry_counted + p->keys_counted;
     for (const aemp__link_t *l = p->links; l; l = l->peer_next) b += aemp__link_queued(l);
     if (n->dialect->held) b += n->dialect->held(n, p->noderef);
     return b + aemp__ports_watches(n, p->noderef) * AEMP_PEER_MONITOR_COST;
@@ -987,7 +987,11 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
         queue_count(p);
         queued = aemp__buf_size(&p->queue);
     }
-    if (rc) return rc;
+    if (rc) {
+        /* a peer made for this message and left unused goes (reaped) */
+        if (!p->link && !p->links && !p->connecting && !aemp__buf_size(&p->queue)) idle_add(p);
+        return rc;
+    }
     if (queued > n->cfg.max_outq) {
         aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes)", p->noderef, queued);
         if (p->link) aemp__link_close(p->link, "send queue overflow", 1);
@@ -1021,8 +1025,8 @@ static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *er
     size_t len = 0, keys = 2, budget = n->cfg.max_peer_memory / 4;
     for (; name[len]; len++) keys += name[len] == ',';
     size_t most = AEMP_PEER_ENTRY_COST + 3 * len + keys * (AEMP_PEER_KEY_COST + sizeof(char *));
-    aemp__peer_t *by = n->acting_for ? peer_find(n, n->acting_for) : NULL;
-    if (by && by->caused_bytes + most > budget / 4) {
+    uintptr_t by = n->acting_for ? (uintptr_t)aemp__map_get(&n->caused, n->acting_for) : 0;
+    if (n->acting_for && by + most > budget / 4) {
         aemp__log(n, AEMP_LOG_WARN, "%s: messages to nodes not known yet dropped: the nodes its "
                   "messages named hold its %zu bytes (a sixteenth of max_peer_memory)", sender,
                   budget / 4);
@@ -1035,17 +1039,14 @@ static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *er
     }
     *err = AEMP_ENOMEM;
     aemp__peer_t *p = aemp__peer_get(n, name, 1);
-    if (p && n->acting_for) {
+    if (p && n->acting_for && !p->unasked_cost) {
         p->unasked_cost = p->entry_counted + p->keys_counted;
         n->unasked_bytes += p->unasked_cost;
-        if (by && by != p) {
-            /* counted as what `by` holds: the memory cap cuts the peer
-             * that named them */
-            p->cause = by;
-            p->cause_next = by->caused;
-            if (by->caused) by->caused->cause_prev = p;
-            by->caused = p;
-            by->caused_bytes += p->unasked_cost;
+        /* counted under the sender's name (out of memory: only in all) */
+        if ((p->cause = strdup(n->acting_for)) &&
+            aemp__map_set(&n->caused, p->cause, (void *)(by + p->unasked_cost))) {
+            free(p->cause);
+            p->cause = NULL;
         }
     }
     return p;
@@ -1147,6 +1148,8 @@ size_t aemp_node_queued(const aemp_node_t *n, const char *noderef)
 int aemp_node_connect(aemp_node_t *n, const char *noderef)
 {
     if (!n || !noderef || !*noderef || aemp__is_self(n, noderef)) return AEMP_EINVAL;
+    char why[128];
+    if (name_check(n, noderef, why, sizeof why)) return AEMP_ELIMIT;
     aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
     if (!p) return AEMP_ENOMEM;
     aemp__peer_connect(p);
@@ -1410,6 +1413,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
         goto bad;
     }
     aemp__map_key(&n->peers, n->drawn.map_key);
+    aemp__map_key(&n->caused, n->drawn.map_key);
     n->dialect = aemp__dialect_find(cfg->protocol);
     if (!n->dialect) {
         e = AEMP_EINVAL;
@@ -1564,6 +1568,7 @@ static void node_free(aemp_node_t *n)
     aemp__logcatch_free(n);
     aemp__ports_free(n);
     aemp__map_free(&n->peers);
+    aemp__map_free(&n->caused);
     aemp__map_free(&n->self_names);
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);

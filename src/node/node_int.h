@@ -182,12 +182,9 @@ struct aemp__peer {
     /* an unasked peer (made for a peer's message, no link up since, not
      * sent to by us): what it counts in node->unasked_bytes; 0 otherwise */
     size_t unasked_cost;
-    /* the peer whose message made it unasked (NULL: none, or gone), and
-     * the unasked peers this one's messages made: a list through
-     * cause_next/cause_prev, their unasked_cost summed in caused_bytes,
-     * which counts in what this peer holds (max_peer_memory) */
-    aemp__peer_t *cause, *cause_next, *cause_prev, *caused;
-    size_t caused_bytes;
+    /* the name of the peer whose message made it unasked (its cost
+     * counts in node->caused under that name), or NULL */
+    char *cause;
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */
@@ -281,6 +278,11 @@ struct aemp_node {
      * the unasked peers count (at most a quarter of max_peer_memory) */
     size_t peer_table_bytes;
     size_t unasked_bytes;
+    /* a peer's name -> what the unasked peers its messages made count
+     * (uintptr_t, at most a sixteenth of max_peer_memory): by name, so
+     * that it holds across that peer's reconnects. An entry only while
+     * it is not 0 (keyed). */
+    aemp__map_t caused;
     int trim_pending;           /* much was freed: malloc_trim soon */
     ev_tstamp trimmed_at;
     aemp__ports_t *ports;       /* port layer (port.c) */
