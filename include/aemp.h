@@ -1144,8 +1144,8 @@ typedef struct aemp_node_config {
      * Nodes that a peer's message makes this node know (a snd or relay to
      * a node id it chose, each one of a relay_multiple) are "unasked"
      * peers until a link to them is up or this node sends them something
-     * itself. Those one peer's messages made count as what that peer
-     * holds (so the cap above cuts it) and at most a sixteenth of
+     * itself. Those one peer's messages made (counted under its name,
+     * across its reconnects) may count at most a sixteenth of
      * max_peer_memory (each AEMP_PEER_ENTRY_COST plus its keys); all
      * together at most a quarter. Past either, a peer's message to a
      * node not known yet is dropped with the warning "SENDER: messages
