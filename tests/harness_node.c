@@ -85,6 +85,8 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
     return t->node;
 }
 
+size_t t_max_peer_memory;
+
 /* A started protocol-1 node (both helpers below). */
 static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
                              const char *const *seeds, size_t nseeds, const char *sec,
@@ -103,6 +105,7 @@ static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
     c.max_message = max_message;
     c.secure = secure;
     c.framings = framings;
+    c.max_peer_memory = t_max_peer_memory;
     t_hooks(&c, t);
     t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
     if (t->node && aemp_node_start(t->node)) {

@@ -40,6 +40,8 @@ void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t 
 /* Points the log, link and message callbacks of c at t's counters. */
 void t_hooks(aemp_node_config_t *c, tnode_t *t);
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout);
+/* max_peer_memory of the protocol-1 nodes made next (0: the default) */
+extern size_t t_max_peer_memory;
 /* A started protocol-1 node with node id `id` and secret sec, listening on
  * 127.0.0.1 (a free port), joining through the given seeds (may be none);
  * max_message 0 is the default. */

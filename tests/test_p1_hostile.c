@@ -12,6 +12,7 @@
 #include "harness_node.h"
 #include "harness_raw.h"
 #include "harness_seed.h"
+#include "node_int.h" /* the peer table, to count it */
 
 #include <ev.h>
 #include <stdlib.h>
@@ -148,6 +149,39 @@ static int still_serves(env_t *e, const char *tag)
         ev_run(EV_DEFAULT, EVRUN_ONCE);
     }
     return 0;
+}
+
+/* The master (any authenticated peer would do) sends snd to 20 000 node
+ * ids of its own making, which the node looks for with g_find (left
+ * unanswered here): it makes peers for them only within the part of
+ * max_peer_memory one peer's messages may take (a sixteenth), says why,
+ * and keeps serving. Before the bound each id made a peer. */
+TEST(p1hostile_made_up_ids_make_bounded_peers)
+{
+    env_t e;
+    t_max_peer_memory = 4u << 20;
+    int rc = env_up(&e, 0);
+    t_max_peer_memory = 0;
+    REQUIRE(rc == 0);
+    hseed_quiet(e.s, 1);
+    size_t before = e.t.node->peers.count;
+    enum { N = 20000 };
+    char *buf = malloc((size_t)N * 48), *w = buf;
+    REQUIRE(buf);
+    for (int i = 0; i < N; i++) w += sprintf(w, "[\"\",\"snd\",\"made%d#p\",\"x\"]", i);
+    CHECK_INT(hseed_send_raw(e.s, "client1", buf, (size_t)(w - buf)), 0);
+    free(buf);
+    CHECK(still_serves(&e, "a"));
+    size_t keys = e.t.node->peers.count, bound = (4u << 20) / 16 / AEMP_PEER_ENTRY_COST;
+    printf("    peer table keys: %zu before, %zu after %d snd to made-up ids (bound %zu)\n", before,
+           keys, N, bound);
+    CHECK(keys <= before + bound);
+    CHECK(keys > before + bound / 4); /* (taken up to the bound, not refused from the start) */
+    CHECK(e.t.node->unasked_bytes <= (4u << 20) / 16);
+    CHECK(strstr(e.t.warnings, "seed1: messages to nodes not known yet dropped: the nodes its "
+                               "messages named hold its") != NULL);
+    CHECK(hseed_is_up(e.s, "client1"));
+    env_down(&e);
 }
 
 TEST(p1hostile_g_requests_with_wrong_shapes)
