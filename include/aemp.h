@@ -1021,6 +1021,10 @@ enum aemp_log_level {
  * whose peer greets with one is closed with WHY. */
 #define AEMP_P0_NAME_ENDPOINTS_MAX 64u
 #define AEMP_P0_ENDPOINT_MAX 256u
+/* ... and any protocol-0 name (also a slave's, slave/NAME@VIA, which
+ * carries its master's) at most this many bytes, WHY "a name longer than
+ * 17408 bytes": 64 endpoints of 256 bytes and a slave's prefix. */
+#define AEMP_P0_NAME_MAX 17408u
 #define AEMP_DEFAULT_PORT 4040
 /* Protocol 1: node ids. PROTOCOL-1 §1 lets a node id be any non-empty
  * string without '#' (it splits port ids "NODEID#NAME": a reply to an id
@@ -1147,7 +1151,9 @@ typedef struct aemp_node_config {
      * itself. Those one peer's messages made (counted under its name,
      * across its reconnects) may count at most a sixteenth of
      * max_peer_memory (each AEMP_PEER_ENTRY_COST plus its keys); all
-     * together at most a quarter. Past either, a peer's message to a
+     * together at most a quarter (a peer that takes other names, by
+     * iam or by greeting as another node, gets a part for each, within
+     * the quarter). Past either, a peer's message to a
      * node not known yet is dropped with the warning "SENDER: messages
      * to nodes not known yet dropped: the nodes its messages named hold
      * its N bytes (a sixteenth of max_peer_memory)", or "...: unasked

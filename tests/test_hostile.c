@@ -1435,6 +1435,50 @@ TEST(hostile_repeated_iam_keeps_one_alias)
     env_teardown(&e);
 }
 
+/* A peer that renames itself (iam) to a long slave name and then names
+ * 300 nodes: its name is kept once for all of them (before, a copy per
+ * unasked peer: 300 x 10 KB uncounted); a name over AEMP_P0_NAME_MAX is
+ * refused. */
+TEST(hostile_long_sender_name_kept_once)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    enum { LONG = 10000, OVER = AEMP_P0_NAME_MAX + 1 };
+    char *msg = malloc(OVER + 64);
+    REQUIRE(msg);
+    int k = sprintf(msg, "[\"\",\"iam\",\"slave/");
+    memset(msg + k, 'q', LONG);
+    sprintf(msg + k + LONG, "\"]");
+    raw_send_str(&r, msg);
+    size_t len;
+    char *buf = repeat_msgs("[\"\",\"relay\",\"named%d:1#p\",\"x\"]", 300, &len);
+    REQUIRE(buf);
+    CHECK(raw_send(&r, buf, len) == len);
+    CHECK(raw_sync(&r, "a"));
+    aemp__peer_t *a = aemp__peer_get(e.v.node, "named0:1", 0),
+                 *b = aemp__peer_get(e.v.node, "named299:1", 0);
+    REQUIRE(a && b && a->cause);
+    CHECK_INT(strlen(a->cause), 6 + LONG);
+    CHECK(a->cause == b->cause); /* one copy */
+    CHECK_INT(e.v.node->caused.count, 1);
+    /* a name over the limit */
+    memset(msg + k, 'q', OVER);
+    sprintf(msg + k + OVER, "\"]");
+    raw_send_str(&r, msg);
+    CHECK(raw_sync(&r, "b"));
+    /* (the warning says so after the sender's name, which the log line
+     * cuts short here) */
+    aemp__peer_t *evil = aemp__peer_get(e.v.node, "127.0.0.1:9", 0);
+    REQUIRE(evil);
+    CHECK_INT(strlen(evil->noderef), 6 + LONG);
+    CHECK(!r.closed);
+    free(msg);
+    free(buf);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
 /* Protocol-0 names carry at most AEMP_P0_NAME_ENDPOINTS_MAX endpoints of
  * AEMP_P0_ENDPOINT_MAX bytes: a relay to a name of 1000 endpoints, or to
  * one with an endpoint of 300 bytes, is dropped with a warning naming

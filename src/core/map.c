@@ -90,13 +90,25 @@ static size_t hash_of(const aemp__map_t *m, const char *key)
     return (size_t)sip(m->k0, m->k1, (const unsigned char *)key, strlen(key));
 }
 
-void *aemp__map_get(const aemp__map_t *m, const char *key)
+static aemp__map_ent_t *find(const aemp__map_t *m, const char *key)
 {
     if (!m->nslots) return NULL;
     size_t h = hash_of(m, key);
     for (aemp__map_ent_t *e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
-        if (e->hash == h && !strcmp(e->key, key)) return e->value;
+        if (e->hash == h && !strcmp(e->key, key)) return e;
     return NULL;
+}
+
+const char *aemp__map_key_of(const aemp__map_t *m, const char *key)
+{
+    aemp__map_ent_t *e = find(m, key);
+    return e ? e->key : NULL;
+}
+
+void *aemp__map_get(const aemp__map_t *m, const char *key)
+{
+    aemp__map_ent_t *e = find(m, key);
+    return e ? e->value : NULL;
 }
 
 /* Rehashes into n slots (a power of two). */

@@ -32,6 +32,8 @@ void aemp__map_key(aemp__map_t *m, const unsigned char key[16]);
 /* SipHash-2-4 of n bytes under a 16-byte key (for the map, and its test). */
 uint64_t aemp__siphash24(const unsigned char key[16], const void *p, size_t n);
 
+/* The map's own copy of key (valid until key is deleted), or NULL. */
+const char *aemp__map_key_of(const aemp__map_t *m, const char *key);
 /* Value for key, or NULL. */
 void *aemp__map_get(const aemp__map_t *m, const char *key);
 /* Sets key to value (replacing). Returns 0 or AEMP_ENOMEM. */

@@ -127,7 +127,6 @@ char *aemp__join(char *const *v, size_t n, char sep)
     return out;
 }
 
-/* Appends the endpoints of host:port (all addresses, no duplicates). */
 /* A numeric address and port, as one addrinfo on the stack (ai, with
  * room in sa), without getaddrinfo's set-up: 0, or -1 when either is not
  * numeric. */
@@ -158,6 +157,7 @@ static int numeric(const char *host, const char *port, struct addrinfo *ai,
     return 0;
 }
 
+/* Appends the endpoints of host:port (all addresses, no duplicates). */
 static int resolve_one(const char *host, const char *port, char ***out, size_t *n)
 {
     struct addrinfo hints = {0}, *res = NULL, num;

@@ -838,7 +838,7 @@ void aemp__sock_ack_late(int fd)
 #endif
 }
 
-#define NONCES_BEFORE_RNG 4
+#define NONCES_BEFORE_RNG 3 /* after the one drawn with the node */
 
 static void link_start_handshake(link_t *l)
 {

@@ -380,11 +380,10 @@ static void unasked_end(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     if (p->cause) {
-        uintptr_t c = (uintptr_t)aemp__map_get(&n->caused, p->cause);
-        c = c > p->unasked_cost ? c - p->unasked_cost : 0;
+        /* the entry counts p's cost (and every other peer's under it) */
+        uintptr_t c = (uintptr_t)aemp__map_get(&n->caused, p->cause) - p->unasked_cost;
         if (c) aemp__map_set(&n->caused, p->cause, (void *)c); /* replaces: no allocation */
-        else aemp__map_del(&n->caused, p->cause);
-        free(p->cause);
+        else aemp__map_del(&n->caused, p->cause); /* (p->cause was its key) */
         p->cause = NULL;
     }
     n->unasked_bytes -= p->unasked_cost;
@@ -1039,15 +1038,13 @@ static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *er
     }
     *err = AEMP_ENOMEM;
     aemp__peer_t *p = aemp__peer_get(n, name, 1);
-    if (p && n->acting_for && !p->unasked_cost) {
+    if (p && n->acting_for) {
         p->unasked_cost = p->entry_counted + p->keys_counted;
         n->unasked_bytes += p->unasked_cost;
-        /* counted under the sender's name (out of memory: only in all) */
-        if ((p->cause = strdup(n->acting_for)) &&
-            aemp__map_set(&n->caused, p->cause, (void *)(by + p->unasked_cost))) {
-            free(p->cause);
-            p->cause = NULL;
-        }
+        /* counted under the sender's name, kept once in the map however
+         * many peers point at it (out of memory: counted only in all) */
+        if (!aemp__map_set(&n->caused, n->acting_for, (void *)(by + p->unasked_cost)))
+            p->cause = aemp__map_key_of(&n->caused, n->acting_for);
     }
     return p;
 }

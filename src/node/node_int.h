@@ -182,9 +182,9 @@ struct aemp__peer {
     /* an unasked peer (made for a peer's message, no link up since, not
      * sent to by us): what it counts in node->unasked_bytes; 0 otherwise */
     size_t unasked_cost;
-    /* the name of the peer whose message made it unasked (its cost
-     * counts in node->caused under that name), or NULL */
-    char *cause;
+    /* the name of the peer whose message made it unasked (node->caused's
+     * own copy: that entry lasts while a peer counts under it), or NULL */
+    const char *cause;
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */

@@ -204,6 +204,10 @@ static char **name_endpoints0(const char *name, size_t *count)
  * to; each endpoint becomes a key of the peer table). O(name). */
 static int name_check0(const char *name, char *why, size_t len)
 {
+    if (strlen(name) > AEMP_P0_NAME_MAX) {
+        snprintf(why, len, "a name longer than %u bytes", AEMP_P0_NAME_MAX);
+        return AEMP_ELIMIT;
+    }
     if (!strncmp(name, "slave/", 6)) return 0;
     size_t cnt = 1, ep = 0;
     for (const char *c = name; *c; c++) {
