@@ -1467,8 +1467,9 @@ TEST(hostile_long_sender_name_kept_once)
     sprintf(msg + k + OVER, "\"]");
     raw_send_str(&r, msg);
     CHECK(raw_sync(&r, "b"));
-    /* (the warning says so after the sender's name, which the log line
-     * cuts short here) */
+    /* (the line keeps the reason: the middle of the long name goes) */
+    CHECK(strstr(e.v.warnings, "bytes cut)... ") != NULL);
+    CHECK(strstr(e.v.warnings, ": iam refused: a name longer than 17408 bytes\n") != NULL);
     aemp__peer_t *evil = aemp__peer_get(e.v.node, "127.0.0.1:9", 0);
     REQUIRE(evil);
     CHECK_INT(strlen(evil->noderef), 6 + LONG);

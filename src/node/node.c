@@ -105,10 +105,22 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     int user = log_to_user(n, level);
     if (!user && !n->logcatch) return;
     char buf[1024];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_copy(again, ap);
+    int full = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    char *whole = full >= (int)sizeof buf ? malloc((size_t)full + 1) : NULL;
+    if (whole) {
+        /* a line too long keeps its start and its end, where the reason
+         * is (a peer's long name comes first): the middle goes */
+        vsnprintf(whole, (size_t)full + 1, fmt, again);
+        size_t head = 256, tail = sizeof buf - head - 64;
+        snprintf(buf, sizeof buf, "%.*s ...(%zu bytes cut)... %s", (int)head, whole,
+                 (size_t)full - head - tail, whole + (size_t)full - tail);
+        free(whole);
+    }
+    va_end(again);
     unsigned held = 0;
     if (level <= AEMP_LOG_WARN && !log_passes(n, fmt, buf, &held)) return;
     if (held) {
