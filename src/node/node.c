@@ -115,7 +115,11 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
         /* a line too long keeps its start and its end, where the reason
          * is (a peer's long name comes first): the middle goes */
         vsnprintf(whole, (size_t)full + 1, fmt, again);
-        size_t head = 256, tail = sizeof buf - head - 64;
+        /* room for the marker and the rate limiter's note below; cut
+         * between UTF-8 characters (catchers take only valid text) */
+        size_t head = 256, tail = sizeof buf - head - 64 - 80;
+        while (head && ((unsigned char)whole[head] & 0xC0) == 0x80) head--;
+        while (tail && ((unsigned char)whole[(size_t)full - tail] & 0xC0) == 0x80) tail--;
         snprintf(buf, sizeof buf, "%.*s ...(%zu bytes cut)... %s", (int)head, whole,
                  (size_t)full - head - tail, whole + (size_t)full - tail);
         free(whole);
