@@ -9,6 +9,7 @@
 #include "aemp.h"
 #include "harness_node.h"
 #include "node_int.h"
+#include "addr.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -68,6 +69,39 @@ TEST(node_resolve_expands_dedups_and_defaults_addresses)
     r = aemp_resolve("no-such-host.invalid:1", &err);
     CHECK(r == NULL);
     CHECK_INT(err, AEMP_ERESOLVE);
+}
+
+/* ip:port (an IPv4 or IPv6 address) as aemp__ep_format writes it into n
+ * bytes. */
+static const char *ep_text(const char *ip, unsigned port, size_t n)
+{
+    static char out[64];
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+    }
+    aemp__ep_format((struct sockaddr *)&ss, out, n);
+    return out;
+}
+
+/* Endpoints as text, as a peer's address is written for every accepted
+ * connection: IPv4 at its extremes, an IPv4-mapped IPv6 address, IPv6
+ * in brackets, a buffer too short (cut, terminated). */
+TEST(node_endpoints_formatted)
+{
+    CHECK_STR(ep_text("255.255.255.255", 65535, 64), "255.255.255.255:65535");
+    CHECK_STR(ep_text("0.0.0.0", 0, 64), "0.0.0.0:0");
+    CHECK_STR(ep_text("127.10.0.1", 4040, 64), "127.10.0.1:4040");
+    CHECK_STR(ep_text("127.10.0.1", 4040, 8), "127.10.");
+    CHECK_STR(ep_text("::ffff:10.1.2.3", 80, 64), "10.1.2.3:80");
+    CHECK_STR(ep_text("fe80::1", 80, 64), "[fe80::1]:80");
+    CHECK_STR(ep_text("nonsense", 1, 64), "unknown:0");
 }
 
 TEST(node_exchange_100k_in_order)

@@ -59,18 +59,40 @@ int aemp__ep_parse(const char *ep, struct sockaddr_storage *sa, socklen_t *len)
     return AEMP_EINVAL;
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_dec(char *p, unsigned v)
+{
+    char d[10];
+    int k = 0;
+    do d[k++] = (char)('0' + v % 10); while ((v /= 10));
+    while (k) *p++ = d[--k];
+    return p;
+}
+
+/* "A.B.C.D:PORT" of four address bytes (out: n bytes; every accepted
+ * connection's peer address is written so, hence no printf). */
+static void format4(const unsigned char *a, unsigned port, char *out, size_t n)
+{
+    char ep[sizeof "255.255.255.255:65535"], *p = ep;
+    for (int i = 0; i < 4; i++) {
+        p = put_dec(p, a[i]);
+        *p++ = i < 3 ? '.' : ':';
+    }
+    *(p = put_dec(p, port)) = '\0';
+    if ((size_t)(p - ep) < n) memcpy(out, ep, (size_t)(p - ep) + 1);
+    else if (n) snprintf(out, n, "%s", ep); /* cut short, as before */
+}
+
 void aemp__ep_format(const struct sockaddr *sa, char *out, size_t n)
 {
     char host[INET6_ADDRSTRLEN];
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-        snprintf(out, n, "%s:%u", host, ntohs(s4->sin_port));
+        format4((const unsigned char *)&s4->sin_addr, ntohs(s4->sin_port), out, n);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], host, sizeof host);
-            snprintf(out, n, "%s:%u", host, ntohs(s6->sin6_port));
+            format4(&s6->sin6_addr.s6_addr[12], ntohs(s6->sin6_port), out, n);
         } else {
             inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
             snprintf(out, n, "[%s]:%u", host, ntohs(s6->sin6_port));
