@@ -649,6 +649,39 @@ static double honest_while_sinking(int hfd, sink_t *s, double secs)
     return worst;
 }
 
+/* A seed, a claimant's link (which sent the claims whole) and an honest
+ * link beside it. */
+typedef struct claimed {
+    pid_t pid;
+    int efd, hfd;
+} claimed_t;
+
+/* Starts them (the claimant greets as id) and sends buf: 1 when both
+ * links are up (pid 0 or less: no seed). */
+static int claimed_start(claimed_t *c, const char *id, char *buf, size_t len)
+{
+    int port = free_port();
+    c->efd = c->hfd = -1;
+    if ((c->pid = spawn_seed(port)) <= 0) return 0;
+    c->efd = seed_link(port, id);
+    c->hfd = seed_link(port, "honest");
+    if (c->efd < 0 || c->hfd < 0) return 0;
+    flood_t f = {c->efd, buf, len, 0};
+    flood_pump(&f);
+    CHECK(f.off == f.len);
+    return 1;
+}
+
+static void claimed_end(claimed_t *c, sink_t *s, char *buf)
+{
+    if (c->efd >= 0) close(c->efd);
+    if (c->hfd >= 0) close(c->hfd);
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, NULL, 0);
+    sink_close(s);
+    free(buf);
+}
+
 /* A fake global node claims 256 global nodes, all at one loopback
  * address that takes connections and never answers. While it is there
  * the seed dials them within its budget (MESH_DIALS_PER_S, 20 a second
@@ -667,17 +700,12 @@ static void mesh_claims(int refuse)
                        &len);
     REQUIRE(buf != NULL);
 
-    int port = free_port();
-    pid_t pid = spawn_seed(port);
-    REQUIRE(pid > 0);
-    int efd = seed_link(port, "evil-claimant");
-    int hfd = seed_link(port, "honest");
-    if (efd >= 0 && hfd >= 0) {
-        flood_t f = {efd, buf, len, 0};
-        flood_pump(&f);
-        CHECK(f.off == f.len);
+    claimed_t c;
+    int up = claimed_start(&c, "evil-claimant", buf, len);
+    REQUIRE(c.pid > 0);
+    if (up) {
         double t0 = ev_time();
-        double worst = honest_while_sinking(hfd, &s, phase);
+        double worst = honest_while_sinking(c.hfd, &s, phase);
         double took = ev_time() - t0;
         int during = s.accepted;
         /* the budget: a burst, then the rate (slack: the seed's first
@@ -689,12 +717,12 @@ static void mesh_claims(int refuse)
         if (during > allowed)
             t_fail(__FILE__, __LINE__, "%d dials in %.1f s: over the dial budget", during, took);
 
-        close(efd);
-        efd = -1;
+        close(c.efd);
+        c.efd = -1;
         double gone = ev_time();
-        double worst2 = honest_while_sinking(hfd, &s, 2.0);
+        double worst2 = honest_while_sinking(c.hfd, &s, 2.0);
         int settled = s.accepted, dropped = sink_closed(&s);
-        double worst3 = honest_while_sinking(hfd, &s, 2.0);
+        double worst3 = honest_while_sinking(c.hfd, &s, 2.0);
         int after = s.accepted - settled;
         dropped = sink_closed(&s) > dropped ? sink_closed(&s) : dropped;
         fprintf(stderr,
@@ -709,13 +737,8 @@ static void mesh_claims(int refuse)
         if (worst > 100)
             t_fail(__FILE__, __LINE__, "a time answer took %.1f ms (over 100 ms)", worst);
     }
-    CHECK(efd >= 0 || hfd >= 0);
-    if (efd >= 0) close(efd);
-    if (hfd >= 0) close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    sink_close(&s);
-    free(buf);
+    CHECK(c.efd >= 0 || c.hfd >= 0);
+    claimed_end(&c, &s, buf);
 }
 
 TEST(insider_mesh_forgets_claimed_globals_when_claimant_goes)
@@ -735,27 +758,17 @@ TEST(insider_slave_claimed_globals_not_dialled)
     size_t len;
     char *buf = claims("[\"\",\"g_slave\",", "claimed", 20, 20, s.port, &len);
     REQUIRE(buf != NULL);
-    int port = free_port();
-    pid_t pid = spawn_seed(port);
-    REQUIRE(pid > 0);
-    int efd = seed_link(port, "claiming-slave");
-    int hfd = seed_link(port, "honest");
-    if (efd >= 0 && hfd >= 0) {
-        flood_t f = {efd, buf, len, 0};
-        flood_pump(&f);
-        CHECK(f.off == f.len);
-        double worst = honest_while_sinking(hfd, &s, 2.0);
+    claimed_t c;
+    int up = claimed_start(&c, "claiming-slave", buf, len);
+    REQUIRE(c.pid > 0);
+    if (up) {
+        double worst = honest_while_sinking(c.hfd, &s, 2.0);
         fprintf(stderr, "    %d dials in 2 s to 20 global nodes a slave named\n", s.accepted);
         CHECK_INT(s.accepted, 0);
         if (worst > 100) t_fail(__FILE__, __LINE__, "a time answer took %.1f ms", worst);
     }
-    CHECK(efd >= 0 && hfd >= 0);
-    if (efd >= 0) close(efd);
-    if (hfd >= 0) close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    sink_close(&s);
-    free(buf);
+    CHECK(c.efd >= 0 && c.hfd >= 0);
+    claimed_end(&c, &s, buf);
 }
 
 /* The same with an address that takes each connection and closes it at

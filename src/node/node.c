@@ -316,12 +316,11 @@ static int name_check(aemp_node_t *n, const char *name, char *why, size_t len)
     return n->dialect->name_check ? n->dialect->name_check(name, why, len) : 0;
 }
 
-aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
+/* A new peer named noderef (not known, and within the dialect's limits:
+ * the callers check), or NULL (out of memory). */
+static aemp__peer_t *peer_make(aemp_node_t *n, const char *noderef)
 {
-    aemp__peer_t *p = peer_find(n, noderef);
-    char why[128];
-    if (p || !create || name_check(n, noderef, why, sizeof why)) return p;
-    p = calloc(1, sizeof *p);
+    aemp__peer_t *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->node = n;
     p->noderef = strdup(noderef);
@@ -340,6 +339,14 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
     if (n->peers_list) n->peers_list->prev = p;
     n->peers_list = p;
     return p;
+}
+
+aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create)
+{
+    aemp__peer_t *p = peer_find(n, noderef);
+    char why[128];
+    if (p || !create || name_check(n, noderef, why, sizeof why)) return p;
+    return peer_make(n, noderef);
 }
 
 /* Brings node->peer_queued up to date with p's queue. */
@@ -1053,7 +1060,7 @@ static aemp__peer_t *peer_new_for_send(aemp_node_t *n, const char *name, int *er
         return NULL;
     }
     *err = AEMP_ENOMEM;
-    aemp__peer_t *p = aemp__peer_get(n, name, 1);
+    aemp__peer_t *p = peer_make(n, name); /* (route found none; the name is checked) */
     if (p && n->acting_for) {
         p->unasked_cost = p->entry_counted + p->keys_counted;
         n->unasked_bytes += p->unasked_cost;
@@ -1163,7 +1170,8 @@ int aemp_node_connect(aemp_node_t *n, const char *noderef)
     if (!n || !noderef || !*noderef || aemp__is_self(n, noderef)) return AEMP_EINVAL;
     char why[128];
     if (name_check(n, noderef, why, sizeof why)) return AEMP_ELIMIT;
-    aemp__peer_t *p = aemp__peer_get(n, noderef, 1);
+    aemp__peer_t *p = peer_find(n, noderef);
+    if (!p) p = peer_make(n, noderef);
     if (!p) return AEMP_ENOMEM;
     aemp__peer_connect(p);
     return 0;

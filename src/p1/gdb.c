@@ -35,7 +35,6 @@ typedef struct shard {
     int slave;           /* registered with g_slave DB, or watches */
     int global;          /* announced itself with g_global */
     int own;             /* our own node's */
-    size_t gkeys;        /* keys it holds in 'g (AEMP_GDB_NODE_GLOBALS_MAX) */
     /* the 'g keys it vouches for (when vouches(s)): all of our own, at
      * most AEMP_GDB_NODE_GLOBALS_MAX of a global peer's share, which
      * merges its slaves' databases and so holds as many as they set.
@@ -360,10 +359,7 @@ static int sset(shard_t *s, const char *family, const char *ek, int fresh, json_
 {
     if (!*ek) return AEMP_EINVAL; /* names are checked first: not reached */
     if (fresh && fam_count(s, family, 1)) return AEMP_ENOMEM;
-    if (!json_object_set(s->db, ek, v)) {
-        if (fresh && is_g(family)) s->gkeys++;
-        return 0;
-    }
+    if (!json_object_set(s->db, ek, v)) return 0;
     if (fresh) fam_count(s, family, -1);
     return AEMP_ENOMEM;
 }
@@ -371,9 +367,7 @@ static int sset(shard_t *s, const char *family, const char *ek, int fresh, json_
 /* s no longer holds the entry ek (owner_key) of family. */
 static void sdel(shard_t *s, const char *family, const char *ek)
 {
-    if (json_object_del(s->db, ek)) return;
-    fam_count(s, family, -1);
-    if (is_g(family)) s->gkeys--;
+    if (!json_object_del(s->db, ek)) fam_count(s, family, -1);
 }
 
 /* {FAMILY: [KEY, ...]} of what s holds, less what is in db ({FAMILY:
@@ -625,7 +619,6 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
         return FAIL(AEMP_EBADMSG, "family %.64s: a key holds a NUL byte", family);
     json_t *gdb = json_object_get(g->view, family);
     size_t had = replace ? 0 : fam_keys(s, family), lkeys = had, gkeys = json_object_size(gdb);
-    size_t globals = replace ? 0 : s->gkeys; /* its 'g keys, when family is 'g */
     const char *k;
     json_t *v;
     json_object_foreach(set, k, v) {
@@ -636,7 +629,7 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
             return FAIL(AEMP_ELIMIT, "family %.64s: value of key %.64s is over %d bytes", family, k,
                        AEMP_GDB_VALUE_MAX);
         json_t *old = replace ? NULL : sget(s, family, k);
-        if (!old) lkeys++, globals++;
+        if (!old) lkeys++;
         else b->bytes -= entry_cost(k, old);
         b->bytes += kl + vc;
         if (!json_object_get(gdb, k)) gkeys++;
@@ -645,8 +638,8 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
     if (!share_limits(s) && lkeys > AEMP_GDB_NODE_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys of this node, limit %d", family, lkeys,
                    AEMP_GDB_NODE_KEYS_MAX);
-    if (is_g(family) && !share_limits(s) && globals > AEMP_GDB_NODE_GLOBALS_MAX)
-        return FAIL(AEMP_ELIMIT, "family 'g would hold %zu keys of this node, limit %d", globals,
+    if (is_g(family) && !share_limits(s) && lkeys > AEMP_GDB_NODE_GLOBALS_MAX)
+        return FAIL(AEMP_ELIMIT, "family 'g would hold %zu keys of this node, limit %d", lkeys,
                     AEMP_GDB_NODE_GLOBALS_MAX);
     if (gkeys > AEMP_GDB_FAMILY_KEYS_MAX)
         return FAIL(AEMP_ELIMIT, "family %.64s would hold %zu keys, limit %d", family, gkeys,
@@ -1027,7 +1020,7 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         }
         if (share_limits(s) ? s->nfams != 0 : counted != json_object_size(s->db)) return __LINE__;
         if (bytes != s->bytes) return __LINE__;
-        if (gk != s->gkeys || (!share_limits(s) && gk > AEMP_GDB_NODE_GLOBALS_MAX)) return __LINE__;
+        if (!share_limits(s) && gk > AEMP_GDB_NODE_GLOBALS_MAX) return __LINE__;
         /* it vouches for 'g keys it holds: when it is ours, for all; when
          * it is a global peer's, for those it got first, up to the bound
          * (one it lets go of is not replaced by another); else none */
