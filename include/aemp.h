@@ -1012,6 +1012,13 @@ enum aemp_log_level {
  * memory (the entry with its timer and a first key). */
 #define AEMP_PEER_ENTRY_COST 512u
 #define AEMP_PEER_KEY_COST 64u
+/* Connection attempts (each a descriptor) running at once for unasked
+ * peers (see max_peer_memory): an unasked peer over it waits for its
+ * next round (connect_interval) with the warning "NODE: connecting
+ * waits: 64 connection attempts for nodes other nodes' messages named
+ * run", and fails at connect_timeout as any. Our own sends and
+ * connects are not counted and never wait. */
+#define AEMP_UNASKED_ATTEMPTS_MAX 64u
 /* Protocol 0: a node name carries at most this many endpoints, each of
  * at most AEMP_P0_ENDPOINT_MAX bytes (as protocol 1 mirrors a node's
  * listeners). A message to a node of a longer name is dropped with the
@@ -1160,7 +1167,9 @@ typedef struct aemp_node_config {
      * peers hold their N bytes (a quarter of max_peer_memory)"; messages
      * to known nodes, our own sends and the links are not affected. An
      * unasked peer goes once its connection attempts end
-     * (connect_timeout), so the count comes down by itself. */
+     * (connect_timeout), so the count comes down by itself. At most
+     * AEMP_UNASKED_ATTEMPTS_MAX of them are being connected to at once
+     * (each attempt a descriptor); the others wait their turn. */
     size_t max_peer_memory;
     /* The framings a link offers in its greeting and can write, in order
      * of preference, as a comma list (2.02's framing_format): each name

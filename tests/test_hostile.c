@@ -1405,6 +1405,65 @@ TEST(hostile_made_up_node_ids_make_bounded_peers)
     env_teardown(&e);
 }
 
+/* An authenticated peer relays to 300 nodes it names, each at an address
+ * where a listener completes the TCP handshake and says nothing: the
+ * victim holds at most AEMP_UNASKED_ATTEMPTS_MAX connection attempts
+ * (descriptors) for them, not 300 (before: one per name, until its
+ * handshake timed out), and says why the others wait. Its own connects
+ * and sends are not held back: a node it asks for gets an attempt at
+ * once, and so does a waiting one it sends to itself. */
+TEST(hostile_named_nodes_hold_bounded_attempts)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    /* one listener for all the names: on every address, so that each
+     * 127.0.X.Y is an endpoint of its own */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+    socklen_t sl = sizeof sa;
+    REQUIRE(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 1024) == 0 &&
+            getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+    int port = ntohs(sa.sin_port);
+    unsigned links0 = e.v.node->nlinks;
+    enum { N = 300 };
+    char msg[128];
+    for (int i = 0; i < N; i++) {
+        snprintf(msg, sizeof msg, "[\"\",\"relay\",\"127.0.%d.%d:%d#p\",\"x\"]", 1 + i / 200,
+                 1 + i % 200, port);
+        raw_send_str(&r, msg);
+    }
+    CHECK(raw_sync(&r, "a"));
+    run_for(0.3);
+    unsigned held = e.v.node->nlinks - links0;
+    printf("    %d nodes named: %u attempts running (%u links more), bound %u\n", N,
+           e.v.node->unasked_attempts, held, AEMP_UNASKED_ATTEMPTS_MAX);
+    CHECK_INT(e.v.node->unasked_attempts, AEMP_UNASKED_ATTEMPTS_MAX); /* (used, not refused) */
+    CHECK(held <= AEMP_UNASKED_ATTEMPTS_MAX);
+    CHECK(strstr(e.v.warnings, "connecting waits: 64 connection attempts for nodes other nodes' "
+                               "messages named run") != NULL);
+    /* a waiting one: named, connecting, no attempt */
+    snprintf(msg, sizeof msg, "127.0.2.%d:%d", N - 200, port);
+    aemp__peer_t *w = aemp__peer_get(e.v.node, msg, 0);
+    REQUIRE(w);
+    CHECK(w->connecting && !w->links && w->unasked_cost);
+    /* our own send to it starts its attempt now */
+    CHECK_INT(aemp_node_send(e.v.node, msg, json_pack("[ss]", "p", "ours")), 0);
+    CHECK(w->links != NULL && !w->unasked_cost);
+    /* and a connect of our own to a node not named before */
+    snprintf(msg, sizeof msg, "127.0.9.9:%d", port);
+    CHECK_INT(aemp_node_connect(e.v.node, msg), 0);
+    aemp__peer_t *o = aemp__peer_get(e.v.node, msg, 0);
+    CHECK(o && o->links != NULL);
+    CHECK_INT(e.v.node->unasked_attempts, AEMP_UNASKED_ATTEMPTS_MAX);
+    raw_pump(&r);
+    CHECK(!r.closed);
+    honest_check(&e, 3);
+    close(lfd);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
 /* One authenticated peer says iam 10000 times with a new name each time:
  * it is known by the last one and by the name it greeted with, not by
  * 10000 aliases (an honest node says iam once per link). */

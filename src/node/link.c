@@ -40,6 +40,7 @@ typedef struct link {
     int in_flush;
     int hold_auth;        /* accepting side: our auth line waits */
     size_t held_bytes;    /* received while held */
+    int for_unasked;      /* an attempt in node->unasked_attempts */
     ev_io rio, wio;
     ev_timer timer;
     ev_tstamp last_read, last_write;
@@ -95,6 +96,15 @@ static void link_release(link_t *l)
     aemp__buf_free(&l->out);
     aemp__buf_free(&l->wire);
     link_count(l);
+}
+
+/* An attempt for an unasked peer ends (its link died, or is up: the
+ * peer is no longer unasked then). */
+static void attempt_done(link_t *l)
+{
+    if (!l->for_unasked) return;
+    l->for_unasked = 0;
+    l->pub.node->unasked_attempts--;
 }
 
 static void link_fail(link_t *l, const char *msg)
@@ -567,6 +577,7 @@ static void tls_pump(link_t *l)
 static void link_go_up(link_t *l)
 {
     hs_list_remove(l);
+    attempt_done(l);
     l->hold_auth = 0;
     drain_hs_output(l);
     int t = aemp_hs_remote_timeout(l->hs);
@@ -1000,6 +1011,10 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     l->pub.peer = p;
     l->pub.peer_next = p->links;
     p->links = &l->pub;
+    if (p->unasked_cost) {
+        l->for_unasked = 1;
+        n->unasked_attempts++;
+    }
     aemp__sock_ack_late(fd);
     int r = connect(fd, (struct sockaddr *)&sa, sl);
     if (r == 0) {
@@ -1024,6 +1039,7 @@ static void link_close(link_t *l, const char *reason, int silent)
     link_release(l); /* nothing more goes out */
     l->pub.state = LINK_DEAD;
     hs_list_remove(l);
+    attempt_done(l);
     /* a dead link is freed once the callbacks unwind: the flush list must
      * not keep it (output queued in the same read that failed it) */
     if (l->in_flush) flush_unlink(l);

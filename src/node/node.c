@@ -501,6 +501,13 @@ void aemp__peer_try(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     while (p->connecting && !p->link && !peer_has_attempt(p) && p->next_ep < p->neps) {
+        if (p->unasked_cost && n->unasked_attempts >= AEMP_UNASKED_ATTEMPTS_MAX) {
+            /* a peer's messages cannot make us hold descriptors without
+             * bound: this one waits for its next round */
+            aemp__log(n, AEMP_LOG_WARN, "%s: connecting waits: %u connection attempts for nodes "
+                      "other nodes' messages named run", p->noderef, AEMP_UNASKED_ATTEMPTS_MAX);
+            return;
+        }
         const char *ep = p->eps[p->next_ep++];
         aemp__log(n, AEMP_LOG_DEBUG, "%s: connecting", ep);
         aemp__link_connect(n, p, ep);
@@ -1101,7 +1108,11 @@ static aemp__peer_t *route(aemp_node_t *n, const char *node, size_t len, int *se
         }
         if (name != buf) free(name);
     }
-    if (p && !n->acting_for) unasked_end(p);
+    if (p && !n->acting_for && p->unasked_cost) {
+        unasked_end(p);
+        /* one waiting for an attempt (AEMP_UNASKED_ATTEMPTS_MAX) goes now */
+        aemp__peer_try(p);
+    }
     return p;
 }
 

@@ -278,6 +278,9 @@ struct aemp_node {
      * the unasked peers count (at most a quarter of max_peer_memory) */
     size_t peer_table_bytes;
     size_t unasked_bytes;
+    /* connection attempts running for unasked peers (link.c counts
+     * them, aemp__peer_try stops at AEMP_UNASKED_ATTEMPTS_MAX) */
+    unsigned unasked_attempts;
     /* a peer's name -> what the unasked peers its messages made count
      * (uintptr_t, at most a sixteenth of max_peer_memory): by name, so
      * that it holds across that peer's reconnects. An entry only while
