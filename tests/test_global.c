@@ -1157,3 +1157,116 @@ TEST(global_seed_restarted_under_its_nodes_gets_them_and_the_database_back)
     kill(seed, SIGKILL);
     waitpid(seed, NULL, 0);
 }
+
+/* ------------------------------------------------------------------ */
+/* per-event work                                                      */
+
+/* Allocations the JSON library made while counting (the database's
+ * values, messages and their copies are all its). */
+static unsigned long json_allocs;
+static void *counting_malloc(size_t n)
+{
+    json_allocs++;
+    return malloc(n);
+}
+
+/* A database of n slaves, each with its listeners in 'l and one port in
+ * "svc"; "tiny" holds one key; watcher "w" watches "svc" and "tiny". */
+static aemp__gdb_t *gdb_of(int n)
+{
+    aemp__gdb_t *g = aemp__gdb_new("me");
+    char id[32], port[48];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "node%d", i);
+        snprintf(port, sizeof port, "node%d#p", i);
+        feed_ok(g, id, json_pack("[s{s{s[s]}s{sn}}]", "g_slave", "'l", id, "127.0.0.1:1", "svc",
+                                 port));
+    }
+    feed_ok(g, "w", json_pack("[s{s{sn}}]", "g_slave", "tiny", "one"));
+    feed_ok(g, "w", json_pack("[ss]", "g_mon1", "svc"));
+    feed_ok(g, "w", json_pack("[ss]", "g_mon1", "tiny"));
+    return g;
+}
+
+enum { EV_JOIN, EV_CHANGE, EV_FIND, EV_FIND_UNKNOWN, EV_FAMILY, EV_MON, EV_DOWN, EV_KINDS };
+static const char *const ev_name[EV_KINDS] = {
+    "a node joins (g_slave with 'l and a port)", "a registered value changes (g_upd)",
+    "g_find of a node", "g_find of an unknown node", "g_db_family of a one-key family",
+    "g_mon1 and g_mon0 of a one-key family", "a node goes down"};
+
+/* The JSON allocations and the messages out of `rounds` events of kind
+ * k in g (the events touch nodes 0..rounds-1 of it), per event. */
+static double per_event(aemp__gdb_t *g, int k, int rounds, double *msgs)
+{
+    json_t *out = json_array();
+    char id[32], port[48];
+    unsigned long a0 = json_allocs;
+    size_t sent = 0;
+    json_set_alloc_funcs(counting_malloc, free);
+    for (int i = 0; i < rounds; i++) {
+        json_t *req = NULL;
+        const char *src = id;
+        snprintf(id, sizeof id, "node%d", i);
+        snprintf(port, sizeof port, "node%d#p", i);
+        if (k == EV_JOIN) {
+            snprintf(id, sizeof id, "new%d", i);
+            snprintf(port, sizeof port, "new%d#p", i);
+            req = json_pack("[s{s{s[s]}s{sn}}]", "g_slave", "'l", id, "127.0.0.1:2", "svc", port);
+        } else if (k == EV_CHANGE) {
+            req = json_pack("[ss{si}]", "g_upd", "svc", port, i + 1);
+        } else if (k == EV_FIND) {
+            req = json_pack("[ss]", "g_find", id), src = "w";
+        } else if (k == EV_FIND_UNKNOWN) {
+            req = json_pack("[ss]", "g_find", "nobody"), src = "w";
+        } else if (k == EV_FAMILY) {
+            req = json_pack("[ssi]", "g_db_family", "tiny", i), src = "w";
+        } else if (k == EV_MON) {
+            req = json_pack("[ss]", "g_mon1", "tiny"), src = "x";
+        }
+        json_array_clear(out);
+        if (k == EV_DOWN) {
+            CHECK_INT(aemp__gdb_node_down(g, id, out), 0);
+        } else {
+            CHECK_INT(aemp__gdb_feed(g, src, req, out, NULL, 0), 0);
+            if (k == EV_MON) {
+                sent += json_array_size(out);
+                json_array_clear(out);
+                json_decref(req);
+                req = json_pack("[ss]", "g_mon0", "tiny");
+                CHECK_INT(aemp__gdb_feed(g, src, req, out, NULL, 0), 0);
+            }
+        }
+        sent += json_array_size(out);
+        json_decref(req);
+    }
+    json_set_alloc_funcs(malloc, free);
+    json_decref(out);
+    *msgs = (double)sent / rounds;
+    return (double)(json_allocs - a0) / rounds;
+}
+
+/* What each event of a global node costs does not grow with the nodes
+ * it holds (issue: a seed for ten thousand nodes): the same JSON
+ * allocations per event with 16 slaves as with 8000 (a copy of a
+ * family, or a walk of the nodes that makes values, would make
+ * thousands), and the same messages out - one per watcher of what
+ * changed, one answer per request. Counted, not timed. */
+TEST(gdb_per_event_work_does_not_grow_with_the_nodes)
+{
+    enum { SMALL = 16, LARGE = 8000, ROUNDS = 16 };
+    for (int k = 0; k < EV_KINDS; k++) {
+        aemp__gdb_t *small = gdb_of(SMALL), *large = gdb_of(LARGE);
+        double ms, ml;
+        double as = per_event(small, k, ROUNDS, &ms), al = per_event(large, k, ROUNDS, &ml);
+        printf("    %-44s %5.1f allocations, %.1f messages with %d nodes; %5.1f, %.1f with %d\n",
+               ev_name[k], as, ms, SMALL, al, ml, LARGE);
+        CHECK(as > 0);
+        /* (a table of the JSON library grows now and then: one
+         * allocation, amortised) */
+        CHECK(al <= as + 1.0);
+        CHECK(ml == ms);
+        CHECK_INT(aemp__gdb_check(large), 0);
+        aemp__gdb_free(small);
+        aemp__gdb_free(large);
+    }
+}
