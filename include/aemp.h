@@ -1013,12 +1013,18 @@ enum aemp_log_level {
 #define AEMP_PEER_ENTRY_COST 512u
 #define AEMP_PEER_KEY_COST 64u
 /* Connection attempts (each a descriptor) running at once for unasked
- * peers (see max_peer_memory): an unasked peer over it waits for its
- * next round (connect_interval) with the warning "NODE: connecting
- * waits: 64 connection attempts for nodes other nodes' messages named
- * run", and fails at connect_timeout as any. Our own sends and
- * connects are not counted and never wait. */
+ * peers (see max_peer_memory), and of them for the nodes one peer's
+ * messages named (counted under its name, as their memory): an unasked
+ * peer over either waits for its next round (connect_interval), the
+ * first time with the warning "unasked peers: connection attempts
+ * wait: N run, M for the nodes SENDER's messages named (at most 64, 16
+ * each); NODE waits", and fails at connect_timeout as any. Our own
+ * sends and connects are not counted and never wait: one to a waiting
+ * peer starts its attempt at once, with a deadline of its own. A peer
+ * that takes other names (see max_peer_memory) gets 16 for each,
+ * within the 64. */
 #define AEMP_UNASKED_ATTEMPTS_MAX 64u
+#define AEMP_UNASKED_ATTEMPTS_PER_NODE 16u
 /* Protocol 0: a node name carries at most this many endpoints, each of
  * at most AEMP_P0_ENDPOINT_MAX bytes (as protocol 1 mirrors a node's
  * listeners). A message to a node of a longer name is dropped with the
@@ -1169,7 +1175,8 @@ typedef struct aemp_node_config {
      * unasked peer goes once its connection attempts end
      * (connect_timeout), so the count comes down by itself. At most
      * AEMP_UNASKED_ATTEMPTS_MAX of them are being connected to at once
-     * (each attempt a descriptor); the others wait their turn. */
+     * (each attempt a descriptor), AEMP_UNASKED_ATTEMPTS_PER_NODE of
+     * those one peer's messages named; the others wait their turn. */
     size_t max_peer_memory;
     /* The framings a link offers in its greeting and can write, in order
      * of preference, as a comma list (2.02's framing_format): each name

@@ -1405,17 +1405,39 @@ TEST(hostile_made_up_node_ids_make_bounded_peers)
     env_teardown(&e);
 }
 
+/* Relays from r to n nodes it names, 127.0.X.Y:port for X.Y from
+ * `from` on: each an endpoint of its own at one listener. */
+static void relay_to_named(raw_t *r, int from, int n, int port)
+{
+    char msg[128];
+    for (int i = from; i < from + n; i++) {
+        snprintf(msg, sizeof msg, "[\"\",\"relay\",\"127.0.%d.%d:%d#p\",\"x\"]", 1 + i / 200,
+                 1 + i % 200, port);
+        raw_send_str(r, msg);
+    }
+}
+
+/* The peer of the node named by relay_to_named's i. */
+static aemp__peer_t *named_peer(env_t *e, int i, int port)
+{
+    char name[64];
+    snprintf(name, sizeof name, "127.0.%d.%d:%d", 1 + i / 200, 1 + i % 200, port);
+    return aemp__peer_get(e->v.node, name, 0);
+}
+
 /* An authenticated peer relays to 300 nodes it names, each at an address
  * where a listener completes the TCP handshake and says nothing: the
- * victim holds at most AEMP_UNASKED_ATTEMPTS_MAX connection attempts
- * (descriptors) for them, not 300 (before: one per name, until its
- * handshake timed out), and says why the others wait. Its own connects
- * and sends are not held back: a node it asks for gets an attempt at
- * once, and so does a waiting one it sends to itself. */
+ * victim holds at most AEMP_UNASKED_ATTEMPTS_PER_NODE connection attempts
+ * (descriptors) for them (before: 300, one per name, until each
+ * handshake timed out) and says why the others wait; the honest node's
+ * relay to a new node still gets its attempt at once; four such peers
+ * together hold at most AEMP_UNASKED_ATTEMPTS_MAX. The victim's own
+ * sends and connects are not held back: a waiting node it sends to or
+ * connects to gets an attempt at once, with a deadline of its own. */
 TEST(hostile_named_nodes_hold_bounded_attempts)
 {
     env_t e;
-    raw_t r;
+    raw_t r, more[3];
     REQUIRE(env_with_insider(&e, &r) == 0);
     /* one listener for all the names: on every address, so that each
      * 127.0.X.Y is an endpoint of its own */
@@ -1425,37 +1447,67 @@ TEST(hostile_named_nodes_hold_bounded_attempts)
     REQUIRE(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 1024) == 0 &&
             getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
     int port = ntohs(sa.sin_port);
-    unsigned links0 = e.v.node->nlinks;
-    enum { N = 300 };
-    char msg[128];
-    for (int i = 0; i < N; i++) {
-        snprintf(msg, sizeof msg, "[\"\",\"relay\",\"127.0.%d.%d:%d#p\",\"x\"]", 1 + i / 200,
-                 1 + i % 200, port);
-        raw_send_str(&r, msg);
-    }
+    size_t links0 = e.v.node->nlinks;
+    relay_to_named(&r, 0, 300, port);
     CHECK(raw_sync(&r, "a"));
-    run_for(0.3);
-    unsigned held = e.v.node->nlinks - links0;
-    printf("    %d nodes named: %u attempts running (%u links more), bound %u\n", N,
-           e.v.node->unasked_attempts, held, AEMP_UNASKED_ATTEMPTS_MAX);
-    CHECK_INT(e.v.node->unasked_attempts, AEMP_UNASKED_ATTEMPTS_MAX); /* (used, not refused) */
-    CHECK(held <= AEMP_UNASKED_ATTEMPTS_MAX);
-    CHECK(strstr(e.v.warnings, "connecting waits: 64 connection attempts for nodes other nodes' "
-                               "messages named run") != NULL);
-    /* a waiting one: named, connecting, no attempt */
-    snprintf(msg, sizeof msg, "127.0.2.%d:%d", N - 200, port);
-    aemp__peer_t *w = aemp__peer_get(e.v.node, msg, 0);
+    run_for(0.2);
+    printf("    300 nodes named by one peer: %u attempts (%zu links more), bound %u of %u\n",
+           e.v.node->unasked_attempts, e.v.node->nlinks - links0, AEMP_UNASKED_ATTEMPTS_PER_NODE,
+           AEMP_UNASKED_ATTEMPTS_MAX);
+    CHECK_INT(e.v.node->unasked_attempts, AEMP_UNASKED_ATTEMPTS_PER_NODE); /* (used, not refused) */
+    CHECK(e.v.node->nlinks - links0 <= AEMP_UNASKED_ATTEMPTS_PER_NODE);
+    CHECK(strstr(e.v.warnings, "unasked peers: connection attempts wait: 16 run, 16 for the nodes "
+                               "127.0.0.1:9's messages named (at most 64, 16 each); 127.0.") != NULL);
+    /* the honest node's relay to a node not known yet: its own part */
+    char name[64];
+    snprintf(name, sizeof name, "127.0.9.1:%d#p", port);
+    aemp_node_send(e.h.node, e.v.noderef, json_pack("[ssss]", "", "relay", name, "x"));
+    honest_check(&e, 3); /* (after it, in order) */
+    snprintf(name, sizeof name, "127.0.9.1:%d", port);
+    aemp__peer_t *fresh = aemp__peer_get(e.v.node, name, 0);
+    CHECK(fresh && fresh->unasked_cost && fresh->links != NULL);
+    /* three more peers of such names: all together at most the bound */
+    for (int k = 0; k < 3; k++) {
+        char as[32], err[128] = "";
+        snprintf(as, sizeof as, "127.0.0.1:%d", 11 + k);
+        REQUIRE(raw_open(&more[k], e.v.noderef) == 0);
+        aemp_hs_t *hs = raw_auth_begin(&more[k], as, secret, NULL, err, sizeof err);
+        REQUIRE(hs);
+        REQUIRE(raw_auth_end(&more[k], hs, 5, err, sizeof err) == 1);
+        relay_to_named(&more[k], 300 + 100 * k, 100, port);
+    }
+    run_for(0.5);
+    printf("    and 100 each by three more: %u attempts (%zu links more)\n",
+           e.v.node->unasked_attempts, e.v.node->nlinks - links0);
+    CHECK_INT(e.v.node->unasked_attempts, AEMP_UNASKED_ATTEMPTS_MAX);
+    CHECK(e.v.node->nlinks - links0 <= AEMP_UNASKED_ATTEMPTS_MAX + 3); /* (+ their own links) */
+    /* a waiting one: named, connecting, no attempt; our own send to it
+     * starts its attempt now, with its own connect_timeout */
+    aemp__peer_t *w = named_peer(&e, 299, port);
     REQUIRE(w);
     CHECK(w->connecting && !w->links && w->unasked_cost);
-    /* our own send to it starts its attempt now */
-    CHECK_INT(aemp_node_send(e.v.node, msg, json_pack("[ss]", "p", "ours")), 0);
+    snprintf(name, sizeof name, "%s", w->noderef);
+    CHECK_INT(aemp_node_send(e.v.node, name, json_pack("[ss]", "p", "ours")), 0);
     CHECK(w->links != NULL && !w->unasked_cost);
-    /* and a connect of our own to a node not named before */
-    snprintf(msg, sizeof msg, "127.0.9.9:%d", port);
-    CHECK_INT(aemp_node_connect(e.v.node, msg), 0);
-    aemp__peer_t *o = aemp__peer_get(e.v.node, msg, 0);
+    CHECK(w->connect_deadline >= ev_now(EV_DEFAULT) + AEMP_DEFAULT_CONNECT_TIMEOUT - 0.5);
+    /* so does our own connect to one */
+    w = named_peer(&e, 298, port);
+    REQUIRE(w);
+    CHECK(w->connecting && !w->links && w->unasked_cost);
+    snprintf(name, sizeof name, "%s", w->noderef);
+    CHECK_INT(aemp_node_connect(e.v.node, name), 0);
+    CHECK(w->links != NULL && !w->unasked_cost);
+    /* and to a node not named before */
+    snprintf(name, sizeof name, "127.0.9.9:%d", port);
+    CHECK_INT(aemp_node_connect(e.v.node, name), 0);
+    aemp__peer_t *o = aemp__peer_get(e.v.node, name, 0);
     CHECK(o && o->links != NULL);
     CHECK_INT(e.v.node->unasked_attempts, AEMP_UNASKED_ATTEMPTS_MAX);
+    for (int k = 0; k < 3; k++) {
+        raw_pump(&more[k]);
+        CHECK(!more[k].closed);
+        raw_close(&more[k]);
+    }
     raw_pump(&r);
     CHECK(!r.closed);
     honest_check(&e, 3);

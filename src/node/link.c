@@ -41,6 +41,7 @@ typedef struct link {
     int hold_auth;        /* accepting side: our auth line waits */
     size_t held_bytes;    /* received while held */
     int for_unasked;      /* an attempt in node->unasked_attempts */
+    char *attempt_cause;  /* and in node->cause_attempts under this */
     ev_io rio, wio;
     ev_timer timer;
     ev_tstamp last_read, last_write;
@@ -102,9 +103,31 @@ static void link_release(link_t *l)
  * peer is no longer unasked then). */
 static void attempt_done(link_t *l)
 {
+    aemp_node_t *n = l->pub.node;
     if (!l->for_unasked) return;
     l->for_unasked = 0;
-    l->pub.node->unasked_attempts--;
+    n->unasked_attempts--;
+    if (!l->attempt_cause) return;
+    uintptr_t c = (uintptr_t)aemp__map_get(&n->cause_attempts, l->attempt_cause);
+    if (c > 1) aemp__map_set(&n->cause_attempts, l->attempt_cause, (void *)(c - 1)); /* replaces */
+    else aemp__map_del(&n->cause_attempts, l->attempt_cause);
+    free(l->attempt_cause);
+    l->attempt_cause = NULL;
+}
+
+/* The attempt l for the unasked peer p counts (out of memory: in all,
+ * not under its cause). */
+static void attempt_count(link_t *l, const aemp__peer_t *p)
+{
+    aemp_node_t *n = l->pub.node;
+    l->for_unasked = 1;
+    n->unasked_attempts++;
+    if (!p->cause || !(l->attempt_cause = strdup(p->cause))) return;
+    uintptr_t c = (uintptr_t)aemp__map_get(&n->cause_attempts, p->cause);
+    if (aemp__map_set(&n->cause_attempts, p->cause, (void *)(c + 1))) {
+        free(l->attempt_cause);
+        l->attempt_cause = NULL;
+    }
 }
 
 static void link_fail(link_t *l, const char *msg)
@@ -167,6 +190,7 @@ void aemp__link_free(aemp__link_t *pl)
     aemp__buf_free(&l->wire);
     free(l->pub.error);
     free(l->pub.greeted_as);
+    free(l->attempt_cause); /* (attempt_done freed it at the close) */
     free(l);
 }
 
@@ -1011,10 +1035,7 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     l->pub.peer = p;
     l->pub.peer_next = p->links;
     p->links = &l->pub;
-    if (p->unasked_cost) {
-        l->for_unasked = 1;
-        n->unasked_attempts++;
-    }
+    if (p->unasked_cost) attempt_count(l, p);
     aemp__sock_ack_late(fd);
     int r = connect(fd, (struct sockaddr *)&sa, sl);
     if (r == 0) {

@@ -501,11 +501,19 @@ void aemp__peer_try(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     while (p->connecting && !p->link && !peer_has_attempt(p) && p->next_ep < p->neps) {
-        if (p->unasked_cost && n->unasked_attempts >= AEMP_UNASKED_ATTEMPTS_MAX) {
+        uintptr_t by = p->cause ? (uintptr_t)aemp__map_get(&n->cause_attempts, p->cause) : 0;
+        if (p->unasked_cost && (n->unasked_attempts >= AEMP_UNASKED_ATTEMPTS_MAX ||
+                                by >= AEMP_UNASKED_ATTEMPTS_PER_NODE)) {
             /* a peer's messages cannot make us hold descriptors without
-             * bound: this one waits for its next round */
-            aemp__log(n, AEMP_LOG_WARN, "%s: connecting waits: %u connection attempts for nodes "
-                      "other nodes' messages named run", p->noderef, AEMP_UNASKED_ATTEMPTS_MAX);
+             * bound, nor take the others' attempts: this one waits for
+             * its next round (the words before the names keep the log's
+             * limit on lines of a kind) */
+            if (!p->waited)
+                aemp__log(n, AEMP_LOG_WARN, "unasked peers: connection attempts wait: %u run, %u "
+                          "for the nodes %s's messages named (at most %u, %u each); %s waits",
+                          n->unasked_attempts, (unsigned)by, p->cause ? p->cause : "?",
+                          AEMP_UNASKED_ATTEMPTS_MAX, AEMP_UNASKED_ATTEMPTS_PER_NODE, p->noderef);
+            p->waited = 1;
             return;
         }
         const char *ep = p->eps[p->next_ep++];
@@ -522,9 +530,24 @@ void aemp__peer_resolved(aemp__peer_t *p, char **eps, size_t count)
     else aemp__peer_connect(p);
 }
 
+/* Our own send or connect to p: it is no longer unasked, and when it
+ * waited for an attempt (AEMP_UNASKED_ATTEMPTS_MAX) its connecting
+ * starts anew now, with a deadline of its own. */
+static void peer_asked(aemp__peer_t *p)
+{
+    if (!p->unasked_cost) return;
+    unasked_end(p);
+    if (p->connecting && !p->link && !peer_has_attempt(p)) {
+        p->connecting = 0;
+        ev_timer_stop(p->node->loop, &p->retry);
+        aemp__peer_connect(p);
+    }
+}
+
 void aemp__peer_connect(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
+    if (!n->acting_for) peer_asked(p);
     if (p->link || p->connecting) return;
     /* the caller may have blocked outside the loop: timers start from now */
     ev_now_update(n->loop);
@@ -1108,11 +1131,7 @@ static aemp__peer_t *route(aemp_node_t *n, const char *node, size_t len, int *se
         }
         if (name != buf) free(name);
     }
-    if (p && !n->acting_for && p->unasked_cost) {
-        unasked_end(p);
-        /* one waiting for an attempt (AEMP_UNASKED_ATTEMPTS_MAX) goes now */
-        aemp__peer_try(p);
-    }
+    if (p && !n->acting_for) peer_asked(p);
     return p;
 }
 
@@ -1446,6 +1465,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     }
     aemp__map_key(&n->peers, n->drawn.map_key);
     aemp__map_key(&n->caused, n->drawn.map_key);
+    aemp__map_key(&n->cause_attempts, n->drawn.map_key);
     n->dialect = aemp__dialect_find(cfg->protocol);
     if (!n->dialect) {
         e = AEMP_EINVAL;
@@ -1601,6 +1621,7 @@ static void node_free(aemp_node_t *n)
     aemp__ports_free(n);
     aemp__map_free(&n->peers);
     aemp__map_free(&n->caused);
+    aemp__map_free(&n->cause_attempts);
     aemp__map_free(&n->self_names);
     aemp__strv_free(n->listening);
     aemp_secret_free(n->secret, n->secret_len);

@@ -185,6 +185,7 @@ struct aemp__peer {
     /* the name of the peer whose message made it unasked (node->caused's
      * own copy: that entry lasts while a peer counts under it), or NULL */
     const char *cause;
+    int waited; /* it has waited for an attempt (warned once) */
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */
@@ -279,8 +280,11 @@ struct aemp_node {
     size_t peer_table_bytes;
     size_t unasked_bytes;
     /* connection attempts running for unasked peers (link.c counts
-     * them, aemp__peer_try stops at AEMP_UNASKED_ATTEMPTS_MAX) */
+     * them, aemp__peer_try stops at AEMP_UNASKED_ATTEMPTS_MAX), and by
+     * whose messages made them: a peer's name -> how many (uintptr_t,
+     * at most a quarter of them; an entry only while not 0, keyed) */
     unsigned unasked_attempts;
+    aemp__map_t cause_attempts;
     /* a peer's name -> what the unasked peers its messages made count
      * (uintptr_t, at most a sixteenth of max_peer_memory): by name, so
      * that it holds across that peer's reconnects. An entry only while

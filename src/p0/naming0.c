@@ -169,7 +169,7 @@ static void connect_masters(aemp_node_t *n)
     char **masters = p0_of(n)->masters;
     for (size_t i = 0; masters && masters[i]; i++) {
         aemp__peer_t *p = aemp__peer_get(n, masters[i], 1);
-        if (p && !p->link && !p->connecting) aemp__peer_connect(p);
+        if (p && !p->link) aemp__peer_connect(p); /* (connecting: nothing) */
     }
 }
 
