@@ -773,6 +773,48 @@ TEST(node_log_levels_mask_what_reaches_the_callback)
     aemp_node_destroy(c.node);
 }
 
+/* The last line a node logged. */
+static void keep_last(void *ud, int level, const char *msg)
+{
+    (void)level;
+    snprintf(ud, 1024, "%s", msg);
+}
+
+/* Warnings whose text varies after the subject (a word a peer chose, as
+ * in "unable to resolve TAG") are each a kind of their own: however many
+ * kinds, at most AEMP_LOG_ALL_BURST lines a window are written (before,
+ * once the limiter's slots were taken, every such line: 30000 of 30000
+ * in the insider warning flood); lines of one kind from many subjects
+ * stop at AEMP_LOG_KIND_BURST. */
+TEST(node_log_lines_of_many_kinds_bounded)
+{
+    tnode_t t;
+    int by_level[4] = {0};
+    REQUIRE(mknode_levels(&t, by_level, 0));
+    for (int i = 0; i < 200; i++)
+        aemp__log(t.node, AEMP_LOG_WARN, "%s%d: the same reason", "peer", i);
+    int one_kind = by_level[AEMP_LOG_WARN];
+    for (int i = 0; i < 5000; i++)
+        aemp__log(t.node, AEMP_LOG_WARN, "error processing node message: unable to resolve tag%d", i);
+    int all = by_level[AEMP_LOG_WARN];
+    printf("    200 lines of one kind: %d written; then 5000 of as many kinds: %d written in all\n",
+           one_kind, all);
+    CHECK_INT(one_kind, AEMP_LOG_KIND_BURST);
+    CHECK_INT(all, AEMP_LOG_ALL_BURST);
+    /* INFO and below are not limited */
+    aemp__log(t.node, AEMP_LOG_INFO, "still written");
+    CHECK_INT(by_level[AEMP_LOG_INFO] >= 1, 1);
+    /* the first line of the next window says what the last one held */
+    char last[1024] = "";
+    t.node->cfg.log = keep_last;
+    t.node->cfg.log_ud = last;
+    t.node->log_all.start -= AEMP_LOG_WINDOW; /* (the window is over) */
+    aemp__log(t.node, AEMP_LOG_WARN, "error processing node message: unable to resolve later");
+    CHECK(strstr(last, "unable to resolve later ... and 0 more like this, 4100 lines in all, held "
+                       "back in 10 s") != NULL);
+    aemp_node_destroy(t.node);
+}
+
 /* A socket connected to itself (what a connect to a dead port of the
  * ephemeral range on this host can become) leaves that port in TIME_WAIT
  * once closed. A node's listener still comes back on the port when the

@@ -74,8 +74,10 @@ static aemp__ratelim_t *log_limit(aemp_node_t *n, uint64_t key, double now)
 }
 
 /* Whether the line buf of kind fmt may be written now; *held: how many
- * like it were held back before. */
-static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned *held)
+ * like it were held back before, *held_all: how many lines of any kind
+ * the limit on all held back in the window before this one. */
+static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned *held,
+                      unsigned *held_all)
 {
     double now = n->loop ? ev_now(n->loop) : 0;
     const char *colon = strstr(buf, ": ");
@@ -86,6 +88,10 @@ static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned
     aemp__ratelim_t *kind = log_limit(n, log_key(fmt, rest, strlen(rest)) ^ 2, now);
     if (kind && kind != line && !aemp__ratelim_hit(kind, now, AEMP_LOG_WINDOW, AEMP_LOG_KIND_BURST, &h2)) {
         if (line) line->held += h1 + 1; /* told with that line's next one */
+        return 0;
+    }
+    if (!aemp__ratelim_hit(&n->log_all, now, AEMP_LOG_WINDOW, AEMP_LOG_ALL_BURST, held_all)) {
+        if (line) line->held += h1 + 1;
         return 0;
     }
     *held = h1 + h2;
@@ -125,12 +131,16 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
         free(whole);
     }
     va_end(again);
-    unsigned held = 0;
-    if (level <= AEMP_LOG_WARN && !log_passes(n, fmt, buf, &held)) return;
-    if (held) {
+    unsigned held = 0, held_all = 0;
+    if (level <= AEMP_LOG_WARN && !log_passes(n, fmt, buf, &held, &held_all)) return;
+    if (held || held_all) {
         size_t len = strlen(buf);
-        snprintf(buf + (len < sizeof buf - 80 ? len : sizeof buf - 80), 80,
-                 " ... and %u more like this in the last %.0f s", held, AEMP_LOG_WINDOW);
+        char *at = buf + (len < sizeof buf - 80 ? len : sizeof buf - 80);
+        if (!held_all)
+            snprintf(at, 80, " ... and %u more like this in the last %.0f s", held, AEMP_LOG_WINDOW);
+        else
+            snprintf(at, 80, " ... and %u more like this, %u lines in all, held back in %.0f s",
+                     held, held_all, AEMP_LOG_WINDOW);
     }
     if (user && n->cfg.log) n->cfg.log(n->cfg.log_ud, level, buf);
     else if (user) fprintf(stderr, "aemp: %s\n", buf);

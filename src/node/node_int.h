@@ -18,10 +18,14 @@
  * format and the text after the subject, the peer or address before the
  * first ": ") AEMP_LOG_KIND_BURST times from all subjects together; the
  * next line written says how many were held back. Limiters live in
- * AEMP_LOG_SLOTS slots by hash (two keys that meet share one). */
+ * AEMP_LOG_SLOTS slots by hash (two keys that meet share one). All
+ * lines together pass AEMP_LOG_ALL_BURST times per window: lines whose
+ * text after the subject varies (a peer's chosen word in it) are each a
+ * kind of their own, and more kinds than slots would pass unlimited. */
 #define AEMP_LOG_WINDOW 10.0
 #define AEMP_LOG_BURST 5u
 #define AEMP_LOG_KIND_BURST 100u
+#define AEMP_LOG_ALL_BURST 1000u
 #define AEMP_LOG_SLOTS 256u
 
 typedef struct aemp__link aemp__link_t;
@@ -309,6 +313,7 @@ struct aemp_node {
         uint64_t key;
         aemp__ratelim_t lim;
     } log_slots[AEMP_LOG_SLOTS];
+    aemp__ratelim_t log_all;
 };
 
 /* Protocol 1's connect_interval (2.02): spacing of endpoint attempts and
