@@ -1072,7 +1072,13 @@ typedef struct aemp_node_config {
     double connect_timeout;   /* 0: 30 s until a peer counts unreachable */
     size_t max_message;       /* 0: 64 MiB, longest incoming JSON text */
     size_t max_outq;          /* 0: 64 MiB, bytes queued for one peer */
-    /* Log sink; NULL: warnings and errors go to stderr. msg is borrowed. */
+    /* Log sink; NULL: warnings and errors go to stderr. msg is borrowed.
+     * Warnings and errors are rate-limited per 10 s: each line (the same
+     * text) 5 times, each kind (the text after "SUBJECT: ") 100 times,
+     * all together 1000 times; the next line written ends with "... and
+     * N more like this in the last 10 s" (or "..., M lines in all, held
+     * back in 10 s"). A line over 1023 bytes keeps its start and its
+     * end: "...(N bytes cut)..." replaces the middle. */
     void (*log)(void *ud, int level, const char *msg);
     void *log_ud;
     /* The levels that reach log, as a mask of (1u << level); 0: every
