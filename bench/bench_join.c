@@ -34,7 +34,10 @@
  * Baseline, in the same run: N TCP connections opened at once to a plain
  * epoll server in its own process (the same listen backlog as a node's),
  * one small request/reply each, all kept open: wall time until every
- * reply is in, and the server's CPU per connection. This raw storm and
+ * reply is in, and the server's CPU per connection; and the issue's own
+ * baseline, the same with each connection closed after its reply (until
+ * the server has closed them all), which the handshake rate's target
+ * (>= 0.5) is measured against. This raw storm and
  * the handshake storm each count their fastest of STORM_TRIES runs: a
  * SYN a full backlog dropped costs its connection a 1 s retransmission,
  * which one run catches and the next does not.
@@ -367,6 +370,10 @@ typedef struct script {
     size_t cli_first, cli_after[MAX_STEPS]; /* after the server's k-th line */
     int srv_lines, cli_lines;               /* lines each side sends in all */
     int as_node;                            /* socket options as a node's */
+    /* the client closes each connection once it has the server's last
+     * line, the server at its end of stream: a connection is served, and
+     * the storm over, once the server has closed them all */
+    int close;
 } script_t;
 
 /* The plain baseline: one request and its reply (the sizes of a g_find
@@ -374,6 +381,13 @@ typedef struct script {
 static const script_t raw_script = {
     .cli_first = sizeof raw_req - 1, .srv_after = {sizeof raw_rep - 1},
     .srv_lines = 1, .cli_lines = 1,
+};
+
+/* The same, each connection closed after its reply: issue 21's
+ * baseline, "raw TCP connect + request/reply + close". */
+static const script_t raw_close_script = {
+    .cli_first = sizeof raw_req - 1, .srv_after = {sizeof raw_rep - 1},
+    .srv_lines = 1, .cli_lines = 1, .close = 1,
 };
 
 /* The protocol's own shape (issue 21's floor): the five writes of a
@@ -483,12 +497,14 @@ static void raw_server_main(int in, int out, void *arg)
                 ssize_t r = read(fd, buf, sizeof buf);
                 if (r <= 0) {
                     close(fd);
+                    if (sc->close && ++served == want)
+                        reply(out, OP_DONE, rss_kib() - rss0, cpu_now() - c0, 0);
                     continue;
                 }
                 for (int l = count_lines(buf, r); l > 0; l--) {
                     int line = got[fd]++;
                     if (line < MAX_STEPS) send_line(fd, sc->srv_after[line]);
-                    if (got[fd] == sc->cli_lines && ++served == want)
+                    if (got[fd] == sc->cli_lines && !sc->close && ++served == want)
                         reply(out, OP_DONE, rss_kib() - rss0, cpu_now() - c0, 0);
                 }
             }
@@ -557,6 +573,10 @@ static raw_result_t raw_storm(long n, const script_t *sc)
                 if (line < MAX_STEPS) send_line(fd, sc->cli_after[line]);
                 if (got[fd] == sc->srv_lines) {
                     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                    if (sc->close) {
+                        close(fd);
+                        got[fd] = 0xff; /* (closed) */
+                    }
                     done++;
                 }
             }
@@ -567,11 +587,13 @@ static raw_result_t raw_storm(long n, const script_t *sc)
         res.client_cpu = (cpu_now() - c0) / (double)n;
         get_msg(s.from, &m);
         expect_op(&m, OP_DONE);
+        if (sc->close) res.wall = now() - t0; /* (the server closed them all) */
         res.server_cpu = m.d[0] / (double)n;
         res.rss_per = (double)m.n / (double)n;
     }
     finish(&s);
-    for (long i = 0; i < n; i++) close(fds[i]);
+    for (long i = 0; i < n; i++)
+        if (got[fds[i]] != 0xff) close(fds[i]);
     close(ep);
     free(fds);
     free(got);
@@ -917,7 +939,7 @@ static hs_result_t hs_storm(long n)
 
 typedef struct result {
     long n;
-    raw_result_t raw;
+    raw_result_t raw, raw_close;
     raw_result_t shape;      /* the join's five lines over raw TCP */
     hs_result_t hs;          /* the handshake storm, a seed of its own */
     double made, made_cpu;   /* the joiners making and starting their nodes */
@@ -947,6 +969,8 @@ static void storm(result_t *r)
         if (x.wall > 0 && (r->raw.wall <= 0 || x.wall < r->raw.wall)) r->raw = x;
         x = raw_storm(n, &shape_script);
         if (x.wall > 0 && (r->shape.wall <= 0 || x.wall < r->shape.wall)) r->shape = x;
+        x = raw_storm(n, &raw_close_script);
+        if (x.wall > 0 && (r->raw_close.wall <= 0 || x.wall < r->raw_close.wall)) r->raw_close = x;
     }
 
     snprintf(tag, sizeof tag, "storm %ld", n);
@@ -1129,6 +1153,9 @@ GET(g_hs_wall, r->hs.wall)
 GET(g_hs_cpu, r->hs.seed_cpu * 1e6)
 GET(g_hs_client, r->hs.client_cpu * 1e6)
 GET(g_hs_ratio, r->hs.wall > 0 && r->raw.wall > 0 ? r->raw.wall / r->hs.wall : -1)
+GET(g_close_wall, r->raw_close.wall)
+GET(g_close_cpu, r->raw_close.server_cpu * 1e6)
+GET(g_hs_close_ratio, r->hs.wall > 0 && r->raw_close.wall > 0 ? r->raw_close.wall / r->hs.wall : -1)
 GET(g_shape_wall, r->shape.wall)
 GET(g_shape_cpu, r->shape.server_cpu * 1e6)
 GET(g_shape_client, r->shape.client_cpu * 1e6)
@@ -1155,7 +1182,7 @@ static int ok_cpu(const result_t *r) { return r->cpu_join * 1e6 <= 25; }
 static int ok_visible(const result_t *r) { return r->visible >= 0 && r->visible <= 1.5; }
 static int ok_evicted(const result_t *r) { return r->evicted == 0; }
 static int ok_rss(const result_t *r) { return r->rss_node <= 3; }
-static int ok_rate(const result_t *r) { return g_hs_ratio(r) >= 0.5; }
+static int ok_rate(const result_t *r) { return g_hs_close_ratio(r) >= 0.5; }
 static int ok_find(const result_t *r) { return g_find_ratio(r) > 0 && g_find_ratio(r) <= 2; }
 static int ok_fam(const result_t *r) { return g_fam_ratio(r) > 0 && g_fam_ratio(r) <= 2; }
 static int ok_back(const result_t *r) { return r->back_up >= 0 && r->back_whole >= 0; }
@@ -1256,7 +1283,10 @@ int main(void)
     row("  seed CPU per handshake (us)", rs, nr, g_hs_cpu, 1, "", NULL);
     row("    of which in the kernel (us)", rs, nr, g_hs_sys, 1, "", NULL);
     row("  clients' CPU per handshake (us)", rs, nr, g_hs_client, 1, "", NULL);
-    row("handshakes/s vs raw connections/s", rs, nr, g_hs_ratio, 3, ">= 0.5", ok_rate);
+    row("raw TCP: N connect + request/reply + close (s)", rs, nr, g_close_wall, 3, "", NULL);
+    row("  its server's CPU per connection (us)", rs, nr, g_close_cpu, 1, "", NULL);
+    row("handshakes/s vs connect + request/reply + close", rs, nr, g_hs_close_ratio, 3, ">= 0.5", ok_rate);
+    row("handshakes/s vs connections kept open", rs, nr, g_hs_ratio, 3, "", NULL);
     row("raw TCP, the join's five lines, no crypto (s)", rs, nr, g_shape_wall, 3, "", NULL);
     row("  its server's CPU per connection (us)", rs, nr, g_shape_cpu, 1, "", NULL);
     row("  its clients' CPU per connection (us)", rs, nr, g_shape_client, 1, "", NULL);
@@ -1282,7 +1312,7 @@ int main(void)
            "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
            "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
-           "open; the raw fan-out: one %d-byte line to each of as many connections (one process "
+           "open, or closed after the reply (the issue's baseline: until the server closed all); the raw fan-out: one %d-byte line to each of as many connections (one process "
            "to another), median of as many rounds.\nThe five lines: a protocol-1 join's greetings, auth lines, g_global and g_slave, of "
            "their sizes and in their order (each write one line), with a node's socket options.\nThe raw storms and the handshake storm: the fastest of %d runs each (a SYN the "
            "full backlog dropped costs 1 s).\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
