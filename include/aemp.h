@@ -1378,11 +1378,20 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  * it is the peer's request (a g_slave written so replaces the peer's own
  * share and goes with the peer) and on_message names the peer as its
  * src; and a node it sends to that this node does not know yet is an
- * unasked peer, within the unasked peers' part of max_peer_memory. Only
- * the library's own calls act as this node from inside such a
- * callback: aemp_db_* and aemp_spawn on this node. A message sent
- * outside any peer's message (from a timer, an I/O watcher or main) is
- * this node's own.
+ * unasked peer, within the unasked peers' part of max_peer_memory. A
+ * message to another node's node port (a bare node id, "" as the local
+ * id) sent meanwhile with aemp_send, aemp_sendf or aemp_node_send -
+ * anywhere but to that peer's own node port - would be a request in
+ * this node's name there (a seed's g_chg2 is its slaves' database, its
+ * g_upd another global node's): it is refused, AEMP_ESTATE, with the
+ * warning "PEER: a message to another node's node port refused (it
+ * would be a request in this node's name): to NODE". Only the library's
+ * own calls act as this node from inside such a callback: aemp_db_*,
+ * aemp_spawn on this node, aemp_mon and aemp_port_kill (and the kil a
+ * watched port's death sends). A message sent outside any peer's
+ * message (from a timer, an I/O watcher or main) is this node's own:
+ * a program that means to ask another node something of its own in
+ * answer to a peer sends it from there (the aemp tool's trace does).
  */
 typedef struct aemp_port aemp_port_t;
 typedef struct aemp_mon aemp_mon_t;

@@ -148,6 +148,92 @@ TEST(authority_reflections_cannot_write_a_seeds_database)
     aemp_node_destroy(a.node);
 }
 
+static int counted;
+static int count_cb(aemp_port_t *p, json_t *msg, void *ud)
+{
+    (void)p;
+    (void)msg;
+    (void)ud;
+    counted++;
+    return AEMP_KEEP;
+}
+
+/* A peer cannot make a node send a request to a third node's node port:
+ * there it would be that node's own word (a seed's g_chg2 is the
+ * database of its slaves, its g_upd another global node's). snd, the
+ * replies of time and can, an echo port and a spawned function that
+ * send where the peer says are refused with a warning when the place is
+ * another node's node port (before: a slave's watcher took a forged
+ * family from its master, and a second global node kept a made-up
+ * global node and entry in the first one's name). The requester's own
+ * node port and ordinary ports stay reachable. */
+TEST(authority_requests_to_other_nodes_node_ports_refused)
+{
+    tnode_t a, a2, b, evil;
+    char sa[64], sa2[64];
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
+    snprintf(sa2, sizeof sa2, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {sa, sa2}, *seed1[] = {sa};
+    start_ticker();
+    REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 2));
+    REQUIRE(mknode_p1(&a2, "alpha2", sa2, seeds, 2));
+    REQUIRE(mknode_p1(&b, "beta", NULL, seed1, 1));
+    REQUIRE(mknode_p1(&evil, "evil", NULL, seed1, 1));
+    for (int i = 0; i < 250 && !(aemp_node_is_up(a.node, "alpha2") && aemp_node_is_up(b.node, "alpha") &&
+                                 aemp_node_is_up(evil.node, "alpha") && aemp_node_is_global(a2.node));
+         i++)
+        run_for(0.02);
+    REQUIRE(aemp_node_is_global(a.node) && aemp_node_is_global(a2.node));
+    REQUIRE(aemp_node_is_up(b.node, "alpha") && aemp_node_is_up(evil.node, "alpha"));
+    aemp_port_t *echo = aemp_port_new(a.node, echo_cb, NULL);
+    REQUIRE(echo != NULL);
+    REQUIRE(aemp_func_register(a.node, "echoer", echo_fn, NULL) == 0);
+    CHECK_INT(aemp_db_set(a.node, "svc", "real", json_true()), 0);
+    forged_seen = 0;
+    aemp_db_mon_t *w = aemp_db_mon(b.node, "svc", watch_cb, NULL);
+    REQUIRE(w != NULL);
+    run_for(0.3);
+    REQUIRE(has_key(b.node, "svc", "real"));
+
+    /* to beta's node port, in alpha's name: a forged change of svc */
+    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{ss}[s]]", "snd", "beta", "g_chg2", "svc", "forged",
+                         "evil#p", "real"), 0);
+    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{ss}[s]]", "time", "beta", "g_chg2", "svc", "forged",
+                         "evil#p", "real"), 0);
+    CHECK_INT(aemp_sendf(evil.node, "alpha", "[sssss{ss}[s]]", "can", "time", "beta", "g_chg2", "svc",
+                         "forged", "evil#p", "real"), 0);
+    CHECK_INT(aemp_sendf(evil.node, aemp_port_id(echo), "[sss{ss}[s]]", "beta", "g_chg2", "svc",
+                         "forged", "evil#p", "real"), 0);
+    char *sp = aemp_spawn(evil.node, "alpha", "echoer",
+                          json_pack("[sss{ss}[s]]", "beta", "g_chg2", "svc", "forged", "evil#p", "real"));
+    CHECK(sp != NULL);
+    free(sp);
+    /* to alpha2's node port, in alpha's name: a global node and an entry */
+    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{sn}]", "snd", "alpha2", "g_upd", "'g", "fakeglobal"), 0);
+    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{ss}]", "snd", "alpha2", "g_upd", "svc", "planted",
+                         "evil#x"), 0);
+    run_for(0.5);
+    CHECK_INT(forged_seen, 0);
+    CHECK(has_key(b.node, "svc", "real"));
+    CHECK(!has_key(b.node, "svc", "forged"));
+    CHECK(!has_key(a2.node, "'g", "fakeglobal"));
+    CHECK(!has_key(a2.node, "svc", "planted"));
+    CHECK(strstr(a.warnings, "evil: a message to another node's node port refused (it would be a "
+                             "request in this node's name): to beta") != NULL);
+    /* the requester's own node port and ordinary ports are still answered */
+    aemp_port_t *mine = aemp_port_new(evil.node, count_cb, NULL);
+    REQUIRE(mine != NULL);
+    counted = 0;
+    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ss]", "time", aemp_port_id(mine)), 0);
+    for (int i = 0; i < 100 && !counted; i++) run_for(0.02);
+    CHECK_INT(counted, 1);
+    aemp_db_mon_cancel(w);
+    aemp_node_destroy(evil.node);
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a2.node);
+    aemp_node_destroy(a.node);
+}
+
 /* The raw hook names the peer as the sender of what a service sent to an
  * unknown port of ours on that peer's request, in both dialects. */
 static void last_src(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg)

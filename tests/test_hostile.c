@@ -1516,6 +1516,76 @@ TEST(hostile_named_nodes_hold_bounded_attempts)
     env_teardown(&e);
 }
 
+static int quiet_port_cb(aemp_port_t *p, json_t *m, void *ud)
+{
+    (void)p;
+    (void)m;
+    (void)ud;
+    return AEMP_KEEP;
+}
+
+static int third_fired;
+static char third_reason[256];
+static void third_mon_cb(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    (void)n;
+    (void)portid;
+    (void)ud;
+    third_fired++;
+    char *t = aemp_json_encode(reason, NULL);
+    snprintf(third_reason, sizeof third_reason, "%s", t ? t : "?");
+    free(t);
+}
+
+/* A peer cannot make the victim send a request to a third node's node
+ * port (protocol 0): a relay, a relay in a relay, or a time reply to the
+ * honest node's node port would be the victim's own word there - a kil
+ * that fires the honest node's monitor of a live port of the victim's
+ * with the peer's reason, an iam that renames the honest node at the
+ * victim. Each is refused with a warning; the honest node's monitor
+ * stays, and so does its name. */
+TEST(hostile_requests_to_a_third_nodes_node_port_refused)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    aemp_port_t *vp = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    REQUIRE(vp);
+    const char *vlocal = strchr(aemp_port_id(vp), '#') + 1;
+    third_fired = 0;
+    REQUIRE(aemp_mon(e.h.node, aemp_port_id(vp), third_mon_cb, NULL));
+    run_for(0.2);
+    char msg[600];
+    snprintf(msg, sizeof msg, "[\"\",\"relay\",\"%s\",\"kil\",\"%s\",\"die\",\"forged\"]",
+             e.v.honest, vlocal);
+    raw_send_str(&r, msg);
+    snprintf(msg, sizeof msg, "[\"\",\"time\",\"%s\",\"kil\",\"%s\",\"die\"]", e.v.honest, vlocal);
+    raw_send_str(&r, msg);
+    snprintf(msg, sizeof msg,
+             "[\"\",\"relay\",\"%s\",\"relay\",\"%s\",\"iam\",\"renamed.invalid:1\"]", e.v.honest,
+             e.v.noderef);
+    raw_send_str(&r, msg);
+    CHECK(raw_sync(&r, "a"));
+    run_for(0.3);
+    printf("    the honest node's monitor of the victim's live port fired %d times%s%s\n", third_fired,
+           third_fired ? ": " : "", third_reason);
+    CHECK_INT(third_fired, 0);
+    aemp__peer_t *hp = aemp__peer_get(e.v.node, e.v.honest, 0);
+    CHECK(hp && !strcmp(hp->noderef, e.v.honest));
+    CHECK(strstr(e.v.warnings, "127.0.0.1:9: a message to another node's node port refused (it "
+                               "would be a request in this node's name): to ") != NULL);
+    /* the port lives, its monitor fires when it really dies */
+    aemp_port_kill(vp, json_pack("[ss]", "die", "really"));
+    for (int i = 0; i < 100 && !third_fired; i++) run_for(0.02);
+    CHECK_INT(third_fired, 1);
+    CHECK(strstr(third_reason, "really") != NULL);
+    raw_pump(&r);
+    CHECK(!r.closed);
+    honest_check(&e, 3);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
 /* One authenticated peer says iam 10000 times with a new name each time:
  * it is known by the last one and by the name it greeted with, not by
  * 10000 aliases (an honest node says iam once per link). */

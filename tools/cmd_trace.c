@@ -27,6 +27,10 @@ typedef struct asked {
     trace_t *t;
     char *node;
     ev_timer timeout;
+    /* the request goes out from the loop, not from the answer that named
+     * the node: a request to another node's node port sent while a
+     * peer's message is handled would be refused (aemp.h, "Authority") */
+    ev_timer send;
 } asked_t;
 
 struct trace {
@@ -45,6 +49,7 @@ static void done_with(trace_t *t, asked_t *a)
             break;
         }
     ev_timer_stop(aemp_node_loop(cli_client_node(t->c)), &a->timeout);
+    ev_timer_stop(aemp_node_loop(cli_client_node(t->c)), &a->send);
     free(a->node);
     free(a);
     if (!t->asked) cli_client_finish_flushed(t->c, 0, 1.0);
@@ -56,6 +61,14 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     printf("%s (timeout)\n", a->node);
     fflush(stdout);
     done_with(a->t, a);
+}
+
+static void send_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    asked_t *a = w->data;
+    trace_t *t = a->t;
+    aemp_send(cli_client_node(t->c), a->node,
+              json_pack("[ssss]", "eval", UP_NODES, aemp_port_id(t->reply), a->node));
 }
 
 static void ask(trace_t *t, const char *node)
@@ -75,7 +88,9 @@ static void ask(trace_t *t, const char *node)
     ev_timer_init(&a->timeout, timeout_cb, TRACE_TIMEOUT, 0);
     a->timeout.data = a;
     ev_timer_start(aemp_node_loop(n), &a->timeout);
-    aemp_send(n, node, json_pack("[ssss]", "eval", UP_NODES, aemp_port_id(t->reply), node));
+    ev_timer_init(&a->send, send_cb, 0.0, 0);
+    a->send.data = a;
+    ev_timer_start(aemp_node_loop(n), &a->send);
 }
 
 /* [NODE, ERROR, NODEID...] */
@@ -147,6 +162,7 @@ int cmd_trace_p1(cli_chain_t *s, const char *key)
         asked_t *a = t.asked;
         t.asked = a->next;
         ev_timer_stop(loop, &a->timeout);
+        ev_timer_stop(loop, &a->send);
         free(a->node);
         free(a);
     }

@@ -1181,6 +1181,25 @@ int aemp__send_shared(aemp_node_t *n, const char *node, size_t nodelen, const ch
     return send_to_peer(n, p, id, idlen, pl, cache);
 }
 
+int aemp__node_port_for(aemp_node_t *n, const char *node, size_t len)
+{
+    if (!n->acting_for) return 0;
+    char buf[256], *name = len < sizeof buf ? buf : malloc(len + 1);
+    if (!name) return AEMP_ENOMEM;
+    memcpy(name, node, len);
+    name[len] = 0;
+    int ok = aemp__is_self(n, name) || !strcmp(name, n->acting_for);
+    if (!ok) {
+        aemp__peer_t *p = peer_find(n, name);
+        ok = p && p == peer_find(n, n->acting_for);
+    }
+    if (!ok)
+        aemp__log(n, AEMP_LOG_WARN, "%s: a message to another node's node port refused (it would be "
+                  "a request in this node's name): to %s", n->acting_for, name);
+    if (name != buf) free(name);
+    return ok ? 0 : AEMP_ESTATE;
+}
+
 int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
 {
     json_t *idv = json_array_get(msg, 0);
@@ -1188,12 +1207,17 @@ int aemp_node_send(aemp_node_t *n, const char *noderef, json_t *msg)
         json_decref(msg);
         return AEMP_EINVAL;
     }
+    int rc = json_string_length(idv) ? 0 : aemp__node_port_for(n, noderef, strlen(noderef));
+    if (rc) {
+        json_decref(msg);
+        return rc;
+    }
     /* the target id leaves the array: what travels is id + elements */
     json_incref(idv);
     json_array_remove(msg, 0);
     aemp__payload_t pl = {msg, NULL, NULL};
-    int rc = aemp__send(n, noderef, strlen(noderef), json_string_value(idv),
-                        json_string_length(idv), &pl);
+    rc = aemp__send(n, noderef, strlen(noderef), json_string_value(idv), json_string_length(idv),
+                    &pl);
     json_decref(idv);
     return rc;
 }

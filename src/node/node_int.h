@@ -404,6 +404,15 @@ int aemp__send(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
  * client to a global node that is its own master, the global database's
  * answers, a local spawn). Never for a message whose target or content a
  * peer chose. */
+/* Whether the program's generic sends (aemp_send, aemp_sendf,
+ * aemp_node_send) may send to the node port of node[0..len) now: 0, or
+ * AEMP_ESTATE (with a warning) while a peer's message is handled
+ * (acting_for) and node is neither this node nor that peer: there it
+ * would be a request in this node's name whose words the peer chose (a
+ * g_chg2 a slave takes from its master, a g_upd a global node takes
+ * from us). The library's own sends (monitors' kil, the database,
+ * aemp_mon, aemp_port_kill) do not ask. AEMP_ENOMEM. */
+int aemp__node_port_for(aemp_node_t *n, const char *node, size_t len);
 int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char *id, size_t idlen,
                    const aemp__payload_t *pl);
 /* One message's bytes in each framing it was written in so far, for

@@ -144,6 +144,11 @@ static int send_portid(aemp_node_t *n, const char *portid, const aemp__payload_t
 {
     size_t nodelen;
     const char *local = aemp__portid_split(portid, &nodelen);
+    int rc = *local ? 0 : aemp__node_port_for(n, portid, nodelen);
+    if (rc) {
+        aemp__payload_drop(pl);
+        return rc;
+    }
     return aemp__send(n, portid, nodelen, local, strlen(local), pl);
 }
 
@@ -264,8 +269,11 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
     if (m->kind == MON_REMOTE) {
         json_t *e = json_pack("[ss]", m->node->dialect->tags.port_died, m->local);
         if (e) {
+            /* target is the watcher's node port: our own word, whoever's
+             * message made the port die */
             json_array_extend(e, reason);
-            aemp_send(m->node, m->target, e); /* target is the watcher's node port */
+            aemp__payload_t pl = {e, NULL, NULL};
+            aemp__send_own(m->node, m->target, strlen(m->target), "", 0, &pl);
         }
         mon_free(m);
         return;
