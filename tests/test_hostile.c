@@ -1586,6 +1586,57 @@ TEST(hostile_requests_to_a_third_nodes_node_port_refused)
     env_teardown(&e);
 }
 
+static int spawned_runs;
+static void spawned_fn(aemp_node_t *n, aemp_port_t *port, json_t *args, void *ud)
+{
+    (void)n;
+    (void)port;
+    (void)args;
+    (void)ud;
+    spawned_runs++;
+}
+
+/* A peer's spawn cannot take the local ids of this node's own ports
+ * (UNIQ.COUNTER, which every port id it publishes shows): before, a
+ * spawn of UNIQ.b made our next aemp_port_new return the same id as the
+ * peer's port (which was replaced in the table and leaked), and our own
+ * spawn of the id after found it taken. The spawn is refused with a
+ * warning; a spawn of an id of the peer's own choosing still runs. */
+TEST(hostile_spawn_cannot_take_our_port_ids)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    REQUIRE(aemp_func_register(e.v.node, "fn", spawned_fn, NULL) == 0);
+    aemp_port_t *first = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    REQUIRE(first);
+    char uniq[64];
+    snprintf(uniq, sizeof uniq, "%s", strchr(aemp_port_id(first), '#') + 1);
+    *strrchr(uniq, '.') = '\0';
+    char msg[300];
+    spawned_runs = 0;
+    for (const char *c = "bcd"; *c; c++) {
+        snprintf(msg, sizeof msg, "[\"\",\"AnyEvent::MP::_spawn\",\"%s.%c\",\"fn\"]", uniq, *c);
+        raw_send_str(&r, msg);
+    }
+    raw_send_str(&r, "[\"\",\"AnyEvent::MP::_spawn\",\"theirsX.a\",\"fn\"]");
+    CHECK(raw_sync(&r, "a"));
+    CHECK_INT(spawned_runs, 1);
+    CHECK(strstr(e.v.warnings, "127.0.0.1:9: spawn refused: ") != NULL);
+    CHECK(strstr(e.v.warnings, " is an id of this node's own ports") != NULL);
+    aemp_port_t *next = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    REQUIRE(next);
+    char want[400];
+    snprintf(want, sizeof want, "%s#%s.b", e.v.noderef, uniq);
+    CHECK_STR(aemp_port_id(next), want);
+    aemp_port_kill(next, NULL);
+    aemp_port_kill(first, NULL);
+    raw_pump(&r);
+    CHECK(!r.closed);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
 /* One authenticated peer says iam 10000 times with a new name each time:
  * it is known by the last one and by the name it greeted with, not by
  * 10000 aliases (an honest node says iam once per link). */

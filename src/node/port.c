@@ -500,15 +500,17 @@ void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *ms
 /* ------------------------------------------------------------------ */
 /* ports                                                               */
 
-/* A new port with the local id `local` (NULL: the next one), or NULL when
- * that id is taken or memory ran out. */
+/* A new port with the local id `local` (NULL: the next one that is
+ * free), or NULL when that id is taken or memory ran out. */
 static aemp_port_t *port_create(aemp_node_t *n, const char *local)
 {
     aemp__ports_t *ps = ports_of(n);
     char next[64];
     if (!ps) return NULL;
     if (!local) {
-        next_local(ps, next, sizeof next);
+        /* (an id taken otherwise - a spawn - is skipped, never replaced) */
+        do next_local(ps, next, sizeof next);
+        while (aemp__map_get(&ps->ports, next));
         local = next;
     } else if (aemp__map_get(&ps->ports, local)) {
         return NULL;
@@ -876,6 +878,14 @@ void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const
 {
     aemp__ports_t *ps = ports_of(n);
     if (!ps || !*local || strchr(local, '#')) return;
+    size_t ul = strlen(ps->uniq);
+    if (!aemp__is_self(n, src) && !strncmp(local, ps->uniq, ul) && local[ul] == '.') {
+        /* our own ports' ids: a peer's spawn must not take the one our
+         * next port was to get */
+        aemp__log(n, AEMP_LOG_WARN, "%s: spawn refused: %s is an id of this node's own ports", src,
+                  local);
+        return;
+    }
     aemp_port_t *p = aemp__map_get(&ps->ports, local);
     if (p && p->spawning && aemp__is_self(n, src)) {
         p->spawning = 0;
