@@ -1637,6 +1637,56 @@ TEST(hostile_spawn_cannot_take_our_port_ids)
     env_teardown(&e);
 }
 
+/* A peer that watches our ports and then renames itself (iam) keeps its
+ * watches under its new name: its max_peer_monitors still bounds them
+ * all, its mon0 finds one made under an old name, and they go when it
+ * goes. Before, each name had a limit of its own, and the watches made
+ * under old names outlived the peer (24000 here, over a limit of 16384,
+ * 18000 left behind), pushing honest peers out at the memory cap. */
+TEST(hostile_iam_keeps_the_monitor_limit)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    aemp_port_t *vp = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    REQUIRE(vp);
+    const char *local = strchr(aemp_port_id(vp), '#') + 1;
+    enum { ROUNDS = 4, PER = 6000 };
+    char line[256];
+    size_t cap = (size_t)PER * 96 + 256, len = 0;
+    char *buf = malloc(cap);
+    REQUIRE(buf);
+    for (int k = 0; k < ROUNDS; k++) {
+        len = 0;
+        for (int i = 0; i < PER; i++)
+            len += (size_t)snprintf(buf + len, cap - len, "[\"\",\"mon1\",\"%s\"]", local);
+        len += (size_t)snprintf(buf + len, cap - len, "[\"\",\"iam\",\"renamed%d:1\"]", k);
+        CHECK(raw_send(&r, buf, len) == len);
+        char tag[16];
+        snprintf(tag, sizeof tag, "s%d", k);
+        CHECK(raw_sync(&r, tag));
+    }
+    size_t held = aemp__ports_watches(e.v.node, NULL);
+    printf("    %d x (%d mon1, iam): %zu watches held, limit %u\n", ROUNDS, PER, held,
+           AEMP_DEFAULT_MAX_PEER_MONITORS);
+    CHECK_INT(held, AEMP_DEFAULT_MAX_PEER_MONITORS);
+    CHECK_INT(aemp__ports_watches(e.v.node, "renamed3:1"), AEMP_DEFAULT_MAX_PEER_MONITORS);
+    CHECK(strstr(e.v.warnings, "renamed2:1: mon1: over 16384 monitors from this node; refused") !=
+          NULL);
+    /* its mon0 (by its new name) ends one made under its first name */
+    snprintf(line, sizeof line, "[\"\",\"mon0\",\"%s\"]", local);
+    raw_send_str(&r, line);
+    CHECK(raw_sync(&r, "z"));
+    CHECK_INT(aemp__ports_watches(e.v.node, NULL), AEMP_DEFAULT_MAX_PEER_MONITORS - 1);
+    /* and all go with it */
+    raw_close(&r);
+    for (int i = 0; i < 100 && aemp__ports_watches(e.v.node, NULL); i++) run_for(0.02);
+    CHECK_INT(aemp__ports_watches(e.v.node, NULL), 0);
+    honest_check(&e, 3);
+    free(buf);
+    env_teardown(&e);
+}
+
 /* One authenticated peer says iam 10000 times with a new name each time:
  * it is known by the last one and by the name it greeted with, not by
  * 10000 aliases (an honest node says iam once per link). */

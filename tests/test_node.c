@@ -773,6 +773,43 @@ TEST(node_log_levels_mask_what_reaches_the_callback)
     aemp_node_destroy(c.node);
 }
 
+static int keep_cb(aemp_port_t *p, json_t *m, void *ud)
+{
+    (void)p;
+    (void)m;
+    (void)ud;
+    return AEMP_KEEP;
+}
+
+/* Watches of our ports follow their watcher's name: moved whole to a new
+ * name, or joined into the watches a new name already has (two names
+ * of one node merged); either way mon0 by the new name finds them and
+ * nothing is left under the old one. */
+TEST(node_watches_follow_their_watchers_name)
+{
+    tnode_t t;
+    int by_level[4] = {0};
+    REQUIRE(mknode_levels(&t, by_level, 0));
+    aemp_node_t *n = t.node;
+    aemp_port_t *p = aemp_port_new(n, keep_cb, NULL);
+    REQUIRE(p);
+    const char *local = strchr(aemp_port_id(p), '#') + 1;
+    for (int i = 0; i < 3; i++) aemp__ports_watch(n, "a.invalid:1", local);
+    for (int i = 0; i < 2; i++) aemp__ports_watch(n, "b.invalid:1", local);
+    CHECK_INT(aemp__ports_watches(n, NULL), 5);
+    aemp__ports_watcher_renamed(n, "a.invalid:1", "c.invalid:1"); /* moved whole */
+    CHECK_INT(aemp__ports_watches(n, "a.invalid:1"), 0);
+    CHECK_INT(aemp__ports_watches(n, "c.invalid:1"), 3);
+    aemp__ports_watcher_renamed(n, "c.invalid:1", "b.invalid:1"); /* joined */
+    CHECK_INT(aemp__ports_watches(n, "c.invalid:1"), 0);
+    CHECK_INT(aemp__ports_watches(n, "b.invalid:1"), 5);
+    CHECK_INT(aemp__ports_watches(n, NULL), 5);
+    for (int i = 0; i < 5; i++) aemp__ports_unwatch(n, "b.invalid:1", local);
+    CHECK_INT(aemp__ports_watches(n, NULL), 0);
+    aemp__ports_unwatch(n, "b.invalid:1", local); /* (none left: nothing) */
+    aemp_node_destroy(n);
+}
+
 /* The last line a node logged. */
 static void keep_last(void *ud, int level, const char *msg)
 {

@@ -290,6 +290,7 @@ int aemp__peer_set_name(aemp__peer_t *p, const char *name)
 {
     char *c = strdup(name);
     if (!c) return AEMP_ENOMEM;
+    aemp__ports_watcher_renamed(p->node, p->noderef, c);
     free(p->noderef);
     p->noderef = c;
     entry_count(p);
@@ -646,6 +647,7 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
         to->links = l;
     }
     if (from->link && !to->link) to->link = from->link;
+    aemp__ports_watcher_renamed(n, from->noderef, to->noderef); /* its watches too */
     if (aemp__buf_size(&from->queue))
         aemp__buf_append(&to->queue, aemp__buf_head(&from->queue), aemp__buf_size(&from->queue));
     queue_count(to);
@@ -979,6 +981,7 @@ void aemp__node_peer_renamed(aemp_node_t *n, const char *src, const char *nn)
     sp->old_name = sp->noderef;
     sp->noderef = c;
     entry_count(sp);
+    aemp__ports_watcher_renamed(n, sp->old_name, c);
 }
 
 /* What the node holds for all peers together (max_peer_memory): kept

@@ -515,6 +515,10 @@ void aemp__ports_free(aemp_node_t *n);
 /* Watches (mon1) that node peer holds on our ports; peer NULL: that
  * all other nodes hold together. O(1). */
 size_t aemp__ports_watches(aemp_node_t *n, const char *peer);
+/* The peer that watched our ports as `old` is now called nn (an iam, a
+ * fuller name, a merge): its watches follow it, so that its limit, its
+ * mon0 and its going still find them. */
+void aemp__ports_watcher_renamed(aemp_node_t *n, const char *old, const char *nn);
 /* For the node services: src watches our port local (mon1), or stops
  * (mon0); src's port local died with reason (kil: our monitors of it
  * fire); a spawn request for port local running function fname with

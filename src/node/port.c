@@ -15,17 +15,21 @@
 #include "node_int.h"
 
 #include <stdarg.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 enum mon_kind { MON_CB, MON_KILL, MON_SEND, MON_REMOTE };
 
 /* The indexes of other nodes' watches (MON_REMOTE): by (watcher, local
- * id), by local id and by watcher; each maps its key to a wlist. */
+ * id), by local id and by watcher; each maps its key to a wlist. A
+ * watcher's list (W_PEER) is keyed by its peer's name, and moves with it
+ * when that changes (aemp__ports_watcher_renamed); the pair index names
+ * the watcher by that list, so a rename does not touch each watch. */
 enum { W_PAIR, W_PORT, W_PEER, W_N };
 struct wlist {
     struct aemp_mon *head;
     size_t count;
-    char key[]; /* its key in the index */
+    char *key; /* its key in the index */
 };
 
 struct aemp_mon {
@@ -41,7 +45,7 @@ struct aemp_mon {
     int remote;        /* watched port is on another node */
     aemp_mon_fn cb;
     void *ud;
-    char *target;      /* MON_KILL / MON_SEND: port id; MON_REMOTE: noderef */
+    char *target;      /* MON_KILL / MON_SEND: port id (MON_REMOTE: wl[W_PEER]) */
     json_t *elements;  /* MON_SEND */
     json_t *reason;    /* set once due */
 };
@@ -196,10 +200,9 @@ static int windex_add(aemp__ports_t *ps, struct aemp_mon *m, int i, const char *
 {
     struct wlist *b = aemp__map_get(&ps->widx[i], key);
     if (!b) {
-        size_t kl = strlen(key);
-        if (!(b = calloc(1, sizeof *b + kl + 1))) return AEMP_ENOMEM;
-        memcpy(b->key, key, kl + 1);
-        if (aemp__map_set(&ps->widx[i], key, b)) {
+        if (!(b = calloc(1, sizeof *b)) || !(b->key = strdup(key)) ||
+            aemp__map_set(&ps->widx[i], key, b)) {
+            if (b) free(b->key);
             free(b);
             return AEMP_ENOMEM;
         }
@@ -226,6 +229,7 @@ static void windex_del(aemp__ports_t *ps, struct aemp_mon *m, int i)
     if (i == W_PEER) ps->nwatches--;
     if (!--b->count) {
         aemp__map_del(&ps->widx[i], b->key);
+        free(b->key);
         free(b);
     }
 }
@@ -265,16 +269,19 @@ static void mon_free(struct aemp_mon *m)
  * later (as a Perl node orders it). */
 static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
 {
+    /* the watcher by the name its peer has now (its list's key) */
+    char *to = m->kind == MON_REMOTE && m->wl[W_PEER] ? strdup(m->wl[W_PEER]->key) : NULL;
     mon_unlink(ps, m);
     if (m->kind == MON_REMOTE) {
-        json_t *e = json_pack("[ss]", m->node->dialect->tags.port_died, m->local);
+        json_t *e = to ? json_pack("[ss]", m->node->dialect->tags.port_died, m->local) : NULL;
         if (e) {
-            /* target is the watcher's node port: our own word, whoever's
+            /* to the watcher's node port: our own word, whoever's
              * message made the port die */
             json_array_extend(e, reason);
             aemp__payload_t pl = {e, NULL, NULL};
-            aemp__send_own(m->node, m->target, strlen(m->target), "", 0, &pl);
+            aemp__send_own(m->node, to, strlen(to), "", 0, &pl);
         }
+        free(to);
         mon_free(m);
         return;
     }
@@ -797,15 +804,15 @@ static const char *watcher_name(aemp_node_t *n, const char *src)
     return p ? p->noderef : src;
 }
 
-/* "WATCHER\nLOCAL" (no node name holds a line end), malloc'd. */
-static char *pair_key(const char *watcher, const char *local)
+/* "WATCHERLIST\nLOCAL": the watcher's list (W_PEER) by its address,
+ * which a rename keeps; malloc'd. */
+static char *pair_key(const struct wlist *watcher, const char *local)
 {
-    size_t a = strlen(watcher), b = strlen(local);
-    char *k = malloc(a + b + 2);
+    size_t b = strlen(local);
+    char *k = malloc(2 * sizeof(uintptr_t) + b + 2);
     if (!k) return NULL;
-    memcpy(k, watcher, a);
-    k[a] = '\n';
-    memcpy(k + a + 1, local, b + 1);
+    snprintf(k, 2 * sizeof(uintptr_t) + b + 2, "%0*" PRIxPTR "\n%s", (int)(2 * sizeof(uintptr_t)),
+             (uintptr_t)watcher, local);
     return k;
 }
 
@@ -827,9 +834,9 @@ void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
     struct aemp_mon *m = mon_new(n, portid, MON_REMOTE);
     free(portid);
     if (!m) return;
-    char *pk = pair_key(who, local);
-    if (!pk || !(m->target = strdup(who)) || windex_add(ps, m, W_PAIR, pk) ||
-        windex_add(ps, m, W_PORT, m->local) || windex_add(ps, m, W_PEER, who)) {
+    char *pk = NULL;
+    if (windex_add(ps, m, W_PEER, who) || !(pk = pair_key(m->wl[W_PEER], local)) ||
+        windex_add(ps, m, W_PAIR, pk) || windex_add(ps, m, W_PORT, m->local)) {
         free(pk);
         mon_unlink(ps, m);
         mon_free(m);
@@ -849,10 +856,43 @@ size_t aemp__ports_watches(aemp_node_t *n, const char *peer)
     return b ? b->count : 0;
 }
 
+void aemp__ports_watcher_renamed(aemp_node_t *n, const char *old, const char *nn)
+{
+    aemp__ports_t *ps = n->ports;
+    struct wlist *b = ps && strcmp(old, nn) ? aemp__map_get(&ps->widx[W_PEER], old) : NULL;
+    if (!b) return;
+    char *k = NULL;
+    if (!aemp__map_get(&ps->widx[W_PEER], nn) && (k = strdup(nn)) &&
+        !aemp__map_set(&ps->widx[W_PEER], nn, b)) {
+        /* the list moves whole: O(1), however many watches it holds */
+        aemp__map_del(&ps->widx[W_PEER], old);
+        free(b->key);
+        b->key = k;
+        return;
+    }
+    free(k);
+    /* the new name has watches of its own (an earlier holder's), or
+     * memory ran out: each watch joins that name (or goes), once */
+    while (b->head) {
+        struct aemp_mon *m = b->head;
+        char *pk = NULL;
+        for (int i = 0; i < W_N; i++)
+            if (i != W_PORT) windex_del(ps, m, i);
+        if (windex_add(ps, m, W_PEER, nn) || !(pk = pair_key(m->wl[W_PEER], m->local)) ||
+            windex_add(ps, m, W_PAIR, pk)) {
+            mon_unlink(ps, m);
+            mon_free(m);
+        }
+        free(pk);
+        if (!aemp__map_get(&ps->widx[W_PEER], old)) break; /* (b went with its last) */
+    }
+}
+
 void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local)
 {
     aemp__ports_t *ps = n->ports;
-    char *pk = ps ? pair_key(watcher_name(n, src), local) : NULL;
+    struct wlist *mine = ps ? aemp__map_get(&ps->widx[W_PEER], watcher_name(n, src)) : NULL;
+    char *pk = mine ? pair_key(mine, local) : NULL;
     struct aemp_mon *m = pk ? windex_first(ps, W_PAIR, pk) : NULL;
     free(pk);
     if (m) {
@@ -1027,6 +1067,7 @@ void aemp__ports_free(aemp_node_t *n)
                 next = m->wnext[W_PEER];
                 mon_free(m);
             }
+            free(b->key);
             free(b);
         }
         aemp__map_free(&ps->widx[i]);
