@@ -1694,6 +1694,19 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * claims. 'g keys that only its own slaves set are in the view (and go
  * to the other global nodes, as in 2.02), but it does not dial them. */
 #define AEMP_GDB_NODE_GLOBALS_MAX 256
+/* Reads whose answer is a whole family (g_db_family, g_db_keys,
+ * g_db_values, and g_mon1, answered with g_chg1) copy as many entries
+ * as the family holds, for a request of a few bytes: a global node lets
+ * one node's reads copy at most this many entries a second, in bursts
+ * of up to AEMP_GDB_READ_BURST (a read of a larger family waits for a
+ * full budget), and all nodes' together eight times that (one node's
+ * budget holds across its reconnects). A read over
+ * the budget is dropped, unanswered, with the warning "node X: g_db_family
+ * of F (N entries) dropped: over the reads' budget of 50000 entries a
+ * second (its own, or all nodes')"; the link stays. Our own reads are
+ * not counted. */
+#define AEMP_GDB_READ_ENTRIES_PER_S 50000u
+#define AEMP_GDB_READ_BURST 500000u
 
 /* Whether the node is a global node now (0 also for protocol 0 or NULL). */
 AEMP_API int aemp_node_is_global(const aemp_node_t *node);

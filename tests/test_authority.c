@@ -234,6 +234,73 @@ TEST(authority_requests_to_other_nodes_node_ports_refused)
     aemp_node_destroy(a.node);
 }
 
+static int keys_answers;
+static void keys_answer(aemp_node_t *n, const char *f, json_t *r, void *ud)
+{
+    (void)n;
+    (void)f;
+    (void)r;
+    (*(int *)ud)++;
+}
+
+/* A read whose answer is a whole family costs the seed a copy of it for
+ * a request of a few bytes: one node's reads copy at most
+ * AEMP_GDB_READ_BURST entries at once and AEMP_GDB_READ_ENTRIES_PER_S a
+ * second after (before: an insider's 300 reads of a big family held the
+ * seed's loop for seconds). 300 reads of a 4000-key family: about 125
+ * answered, the rest dropped with a warning; another node's read is
+ * still answered, and the seed still answers time at once. */
+TEST(authority_reads_of_whole_families_are_budgeted)
+{
+    tnode_t a, b, evil, c;
+    char sa[64];
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {sa};
+    start_ticker();
+    REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 1));
+    REQUIRE(mknode_p1(&b, "beta", NULL, seeds, 1));
+    REQUIRE(mknode_p1(&evil, "evil", NULL, seeds, 1));
+    REQUIRE(mknode_p1(&c, "gamma", NULL, seeds, 1));
+    for (int i = 0; i < 250 && !(aemp_node_is_up(b.node, "alpha") && aemp_node_is_up(evil.node, "alpha") &&
+                                 aemp_node_is_up(c.node, "alpha"));
+         i++)
+        run_for(0.02);
+    REQUIRE(aemp_node_is_global(a.node));
+    enum { KEYS = 4000, READS = 300 };
+    char k[32];
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        aemp_db_set(b.node, "big", k, json_integer(i));
+    }
+    json_t *h = NULL;
+    for (int i = 0; i < 100 && json_object_size(h) < KEYS; i++) {
+        json_decref(h);
+        h = family_now(c.node, "big");
+    }
+    REQUIRE(json_object_size(h) == KEYS);
+    json_decref(h);
+    keys_answers = 0;
+    double t0 = ev_time();
+    for (int i = 0; i < READS; i++) aemp_db_keys(evil.node, "big", keys_answer, &keys_answers);
+    run_for(0.5);
+    double dt = ev_time() - t0;
+    double most = (AEMP_GDB_READ_BURST + dt * AEMP_GDB_READ_ENTRIES_PER_S) / (KEYS + 1) + 1;
+    printf("    %d reads of a %d-key family in %.2f s: %d answered (at most %.0f)\n", READS, KEYS, dt,
+           keys_answers, most);
+    CHECK(keys_answers >= (int)(AEMP_GDB_READ_BURST / (KEYS + 1)) - 1);
+    CHECK(keys_answers <= most);
+    CHECK(strstr(a.warnings, "node evil: g_db_keys of big (4000 entries) dropped: over the reads' "
+                             "budget of 50000 entries a second") != NULL);
+    /* another node's read is its own budget's */
+    json_t *g = family_now(c.node, "big");
+    CHECK_INT(json_object_size(g), KEYS);
+    json_decref(g);
+    aemp_node_destroy(c.node);
+    aemp_node_destroy(evil.node);
+    aemp_node_destroy(b.node);
+    aemp_node_destroy(a.node);
+}
+
 /* The raw hook names the peer as the sender of what a service sent to an
  * unknown port of ours on that peer's request, in both dialects. */
 static void last_src(void *ud, aemp_node_t *node, const char *src, const char *id, json_t *msg)

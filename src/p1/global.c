@@ -29,6 +29,9 @@
  * max_peer_memory, and of our own share's limit (AEMP_GDB_GLOBAL_BYTES_MAX)
  * when that is less */
 #define MIRROR_SHARE 4
+/* All nodes' reads of whole families together may copy this many times
+ * one node's (AEMP_GDB_READ_*). */
+#define READS_ALL 8.0
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -58,6 +61,13 @@ struct aemp__global {
     double dial_at;         /* when the budget was last refilled */
     json_t *said;           /* ["g_global"], made once: said on every link, */
     aemp__enc_cache_t said_enc; /* and encoded once per framing */
+    /* what reads of whole families may still copy (AEMP_GDB_READ_*):
+     * node id -> read_budget_t of each node that read (keyed, gone with
+     * the node), and all nodes' together */
+    aemp__map_t reads;
+    struct read_budget {
+        double tokens, at;
+    } reads_all;
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -76,6 +86,8 @@ static struct aemp__global *gl_of(aemp_node_t *n)
     aemp__map_key(&gl->heard, n->drawn.map_key);
     aemp__map_key(&gl->mirrors, n->drawn.map_key);
     aemp__map_key(&gl->mesh, n->drawn.map_key);
+    aemp__map_key(&gl->reads, n->drawn.map_key);
+    gl->reads_all.tokens = READS_ALL * AEMP_GDB_READ_BURST;
     ev_init(&gl->sync_w, mesh_sync_cb);
     gl->sync_w.data = n;
     gl->dial_tokens = MESH_DIALS_PER_S;
@@ -289,6 +301,53 @@ static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
     return rc;
 }
 
+/* Takes cost entries from budget b (refilled at rate a second, up to
+ * burst) if it holds them (a cost over the burst: if it is full); 1
+ * when it did. */
+static int budget_take(struct read_budget *b, double now, double rate, double burst, double cost)
+{
+    b->tokens += (now - b->at) * rate;
+    if (b->tokens > burst || now < b->at) b->tokens = burst;
+    b->at = now;
+    if (b->tokens < (cost < burst ? cost : burst)) return 0;
+    b->tokens -= cost;
+    return 1;
+}
+
+/* Whether src's read of a whole family (tag, args) may be answered now
+ * (AEMP_GDB_READ_*): its own budget and all nodes' hold its size. */
+static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src, const char *tag,
+                        json_t *args)
+{
+    if (strcmp(tag, "g_db_family") && strcmp(tag, "g_db_keys") && strcmp(tag, "g_db_values") &&
+        strcmp(tag, "g_mon1"))
+        return 1;
+    const char *fam = json_string_value(json_array_get(args, 0));
+    if (!fam || aemp__is_self(n, src)) return 1; /* (malformed: the database says so) */
+    double cost = 1.0 + (double)json_object_size(aemp__gdb_family(gl->gdb, fam));
+    double now = ev_now(n->loop);
+    struct read_budget *b = aemp__map_get(&gl->reads, src);
+    if (!b) {
+        if (!(b = calloc(1, sizeof *b)) || aemp__map_set(&gl->reads, src, b)) {
+            free(b);
+            return 1; /* out of memory: all nodes' budget still holds */
+        }
+        b->tokens = AEMP_GDB_READ_BURST;
+        b->at = now;
+    }
+    struct read_budget was = *b;
+    if (budget_take(b, now, AEMP_GDB_READ_ENTRIES_PER_S, AEMP_GDB_READ_BURST, cost)) {
+        if (budget_take(&gl->reads_all, now, READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S,
+                        READS_ALL * AEMP_GDB_READ_BURST, cost))
+            return 1;
+        *b = was; /* (not taken from its own) */
+    }
+    aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f entries) dropped: over the reads' budget "
+              "of %u entries a second (its own, or all nodes')", src, tag, fam, cost - 1.0,
+              AEMP_GDB_READ_ENTRIES_PER_S);
+    return 0;
+}
+
 /* g_global from node (a global node): 2.02's g_global_connect, once per
  * link. 2.02 runs it for every g_global, forgetting the node's entries
  * and sending it the whole database each time: a 16-byte message that
@@ -403,6 +462,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
     } else {
         /* g_set carries the sender's listeners, which we mirror (2.02) */
         json_t *l = NULL;
+        if (!read_allowed(n, gl, src, tag, args)) return;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
         if (!feed(n, src, tag, args) && l) {
@@ -456,6 +516,12 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
     struct aemp__global *gl = gl_get(n);
     if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
     aemp__map_del(&gl->heard, p->noderef);
+    /* its reads' budget holds across its reconnects: it goes once full
+     * again (anyone's is then as new) */
+    struct read_budget *rb = aemp__map_get(&gl->reads, p->noderef);
+    if (rb && rb->tokens + (ev_now(n->loop) - rb->at) * AEMP_GDB_READ_ENTRIES_PER_S >=
+                  AEMP_GDB_READ_BURST)
+        free(aemp__map_del(&gl->reads, p->noderef));
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
         return;
@@ -511,6 +577,9 @@ void aemp__global_free(aemp_node_t *n)
     aemp__map_free(&gl->announced);
     aemp__map_free(&gl->heard);
     aemp__map_free(&gl->mirrors);
+    it = (aemp__map_iter_t){0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->reads, &it));) free(e->value);
+    aemp__map_free(&gl->reads);
     aemp__gdb_free(gl->gdb);
     json_decref(gl->said);
     aemp__enc_cache_free(&gl->said_enc);
