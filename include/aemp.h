@@ -1537,9 +1537,9 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
  *   [TIME, "libaemp", LEVEL, MESSAGE], TIME in epoch seconds, until PORT
  *   dies (it is monitored). Lines are sent from the loop, at most
  *   AEMP_LOGCATCH_LINES_MAX waiting (more are lost); a line logged while
- *   sending them is not sent. At most AEMP_LOGCATCH_MAX catchers (more
- *   are refused with a warning); a port connecting again only changes
- *   its LEVEL.
+ *   sending them is not sent. At most AEMP_LOGCATCH_MAX catchers, and a
+ *   quarter of them connected by one node (more are refused with a
+ *   warning); a port connecting again only changes its LEVEL.
  * - with config secure set, eval, AnyEvent::MP::_spawn, LogCatcher's
  *   connect and calls of functions by name from other nodes are refused
  *   as a secure 2.02 node refuses them (see aemp_node_config_t.secure).

@@ -185,15 +185,19 @@ void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args)
     if (aemp__remote_exec_refused(n)) return;
     const char *port = json_string_value(json_array_get(args, 1));
     if (!state(n)) return;
-    size_t count = 0;
-    for (catcher_t *o = n->logcatch->catchers; o; o = o->next, count++)
+    size_t count = 0, its = 0;
+    for (catcher_t *o = n->logcatch->catchers; o; o = o->next, count++) {
         if (!strcmp(o->port, port)) {
             o->level = parse_level(json_array_get(args, 2)); /* again: a new level */
             return;
         }
-    if (count >= MAX_CATCHERS) {
-        aemp__log(n, AEMP_LOG_WARN, "%s: log catcher %s refused: %d catchers already", src, port,
-                  MAX_CATCHERS);
+        its += n->acting_for && o->src && !strcmp(o->src, n->acting_for);
+    }
+    if (count >= MAX_CATCHERS || its >= MAX_CATCHERS / 4) {
+        /* one node cannot take every place: a quarter is its part */
+        aemp__log(n, AEMP_LOG_WARN, "%s: log catcher %s refused: %zu catchers already (%zu of this "
+                  "node's; at most %d, %d each)", src, port, count, its, MAX_CATCHERS,
+                  MAX_CATCHERS / 4);
         return;
     }
     catcher_t *c = calloc(1, sizeof *c);
