@@ -1687,6 +1687,71 @@ TEST(hostile_iam_keeps_the_monitor_limit)
     env_teardown(&e);
 }
 
+static int cheap_fired;
+static void ignore_fire(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    (void)n;
+    (void)reason;
+    (void)ud;
+    cheap_fired += strstr(portid, "#p7") != NULL;
+}
+
+/* What a peer's cheap requests cost does not grow with what this node
+ * built itself: a spawn of a function it does not have (a port made and
+ * killed) and a kil notice for a port nobody here watches look at none
+ * of its 2000 monitors and 2000 registered names (counted, not timed;
+ * before, each looked at all of them: 20 000 such spawns took 5-7 s
+ * with 20 000 names or monitors). A death that concerns them still
+ * finds them. */
+TEST(hostile_cheap_requests_do_not_walk_our_monitors_and_names)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    enum { MONS = 2000, NAMES = 2000, REQS = 500 };
+    aemp_port_t *named = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    REQUIRE(named);
+    char buf[128];
+    for (int i = 0; i < NAMES; i++) {
+        snprintf(buf, sizeof buf, "service-%d", i);
+        REQUIRE(aemp_reg(e.v.node, buf, aemp_port_id(named)) == 0);
+    }
+    for (int i = 0; i < MONS; i++) {
+        snprintf(buf, sizeof buf, "127.0.0.1:9#p%d", i);
+        REQUIRE(aemp_mon(e.v.node, buf, ignore_fire, NULL));
+    }
+    CHECK(raw_sync(&r, "a"));
+    unsigned long v0 = aemp__ports_visits(e.v.node);
+    size_t len;
+    char *spawns = repeat_msgs("[\"\",\"AnyEvent::MP::_spawn\",\"x%d\",\"nofunc\"]", REQS, &len);
+    REQUIRE(spawns);
+    CHECK(raw_send(&r, spawns, len) == len);
+    free(spawns);
+    char *kils = repeat_msgs("[\"\",\"kil\",\"q%d\",\"die\",\"x\"]", REQS, &len);
+    REQUIRE(kils);
+    CHECK(raw_send(&r, kils, len) == len);
+    free(kils);
+    CHECK(raw_sync(&r, "b"));
+    unsigned long looked = aemp__ports_visits(e.v.node) - v0;
+    printf("    %d spawns of an unknown function and %d kil notices, with %d monitors and %d "
+           "names: %lu looked at\n", REQS, REQS, MONS, NAMES, looked);
+    CHECK_INT(looked, 0);
+    /* the named port's death removes its names; a kil of a watched port
+     * fires its monitor */
+    aemp_port_kill(named, NULL);
+    CHECK(aemp_lookup(e.v.node, "service-7") == NULL);
+    cheap_fired = 0;
+    raw_send_str(&r, "[\"\",\"kil\",\"p7\",\"die\",\"really\"]");
+    CHECK(raw_sync(&r, "c"));
+    for (int i = 0; i < 50 && !cheap_fired; i++) run_for(0.02);
+    CHECK_INT(cheap_fired, 1);
+    CHECK(aemp__ports_visits(e.v.node) - v0 >= NAMES + 1);
+    raw_pump(&r);
+    CHECK(!r.closed);
+    raw_close(&r);
+    env_teardown(&e);
+}
+
 /* One authenticated peer says iam 10000 times with a new name each time:
  * it is known by the last one and by the name it greeted with, not by
  * 10000 aliases (an honest node says iam once per link). */

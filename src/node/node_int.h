@@ -515,6 +515,10 @@ void aemp__ports_free(aemp_node_t *n);
 /* Watches (mon1) that node peer holds on our ports; peer NULL: that
  * all other nodes hold together. O(1). */
 size_t aemp__ports_watches(aemp_node_t *n, const char *peer);
+/* Our own monitors and registered names looked at so far (port.c): a
+ * port's death and a kil notice look only at the monitors of that port
+ * and, when names point at it, the names (for tests). */
+unsigned long aemp__ports_visits(const aemp_node_t *n);
 /* The peer that watched our ports as `old` is now called nn (an iam, a
  * fuller name, a merge): its watches follow it, so that its limit, its
  * mon0 and its going still find them. */

@@ -25,7 +25,10 @@ enum mon_kind { MON_CB, MON_KILL, MON_SEND, MON_REMOTE };
  * watcher's list (W_PEER) is keyed by its peer's name, and moves with it
  * when that changes (aemp__ports_watcher_renamed); the pair index names
  * the watcher by that list, so a rename does not touch each watch. */
-enum { W_PAIR, W_PORT, W_PEER, W_N };
+enum { W_PAIR, W_PORT, W_PEER, W_OWN, W_N };
+/* W_OWN: our own monitors (not MON_REMOTE) by the local id they watch,
+ * on this node or another: a port's death and a kil notice look at the
+ * monitors of that id only, never at all of ours. */
 struct wlist {
     struct aemp_mon *head;
     size_t count;
@@ -83,6 +86,10 @@ struct aemp__ports {
     char counter[16];  /* "a", "b", ... "z", "aa", ... */
     aemp__map_t ports; /* local id -> port */
     aemp__map_t names; /* name -> malloc'd port id */
+    /* local id of ours -> how many names point at it (uintptr_t): a
+     * port's death looks through the names only when some do */
+    aemp__map_t named;
+    unsigned long visits; /* monitors and names looked at (for tests) */
     aemp__map_t funcs; /* name -> func_t */
     struct aemp_mon *mons;             /* our own monitors */
     aemp__map_t widx[W_N];             /* other nodes' watches */
@@ -247,6 +254,7 @@ static void mon_unlink(aemp__ports_t *ps, struct aemp_mon *m)
         for (int i = 0; i < W_N; i++) windex_del(ps, m, i);
         return;
     }
+    windex_del(ps, m, W_OWN);
     if (m->prev) m->prev->next = m->next;
     else ps->mons = m->next;
     if (m->next) m->next->prev = m->prev;
@@ -293,11 +301,21 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
     ev_idle_start(m->node->loop, &ps->due_w);
 }
 
-static int remote_watchers(aemp__ports_t *ps, const char *portid, struct aemp_mon *except)
+/* The first of our own monitors of the local id local (W_OWN), or NULL. */
+static struct aemp_mon *own_first(aemp__ports_t *ps, const char *local)
+{
+    struct wlist *b = aemp__map_get(&ps->widx[W_OWN], local);
+    return b ? b->head : NULL;
+}
+
+/* Our own monitors of the remote port portid (its local id at local),
+ * but except. */
+static int remote_watchers(aemp__ports_t *ps, const char *portid, const char *local,
+                           struct aemp_mon *except)
 {
     int c = 0;
-    for (struct aemp_mon *m = ps->mons; m; m = m->next)
-        if (m != except && m->remote && m->kind != MON_REMOTE && !strcmp(m->portid, portid)) c++;
+    for (struct aemp_mon *m = own_first(ps, local); m; m = m->wnext[W_OWN], ps->visits++)
+        if (m != except && m->remote && !strcmp(m->portid, portid)) c++;
     return c;
 }
 
@@ -332,7 +350,7 @@ static struct aemp_mon *mon_new(aemp_node_t *n, const char *portid, enum mon_kin
 static void watch_msg(aemp_node_t *n, struct aemp_mon *m, struct aemp_mon *others,
                       const char *tag)
 {
-    if (m->kind != MON_REMOTE && remote_watchers(n->ports, m->portid, others) == 0 &&
+    if (m->kind != MON_REMOTE && remote_watchers(n->ports, m->portid, m->local, others) == 0 &&
         (*m->local || !n->dialect->quirks.node_port_watch_silent))
         node_sendf(n, m->portid, m->nodelen, "[ss]", tag, m->local);
 }
@@ -344,6 +362,10 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
 {
     aemp__ports_t *ps = n->ports;
     if (m->kind != MON_REMOTE) { /* (a watch is in the indexes already) */
+        if (windex_add(ps, m, W_OWN, m->local)) {
+            mon_free(m);
+            return NULL;
+        }
         m->next = ps->mons;
         if (ps->mons) ps->mons->prev = m;
         ps->mons = m;
@@ -469,8 +491,18 @@ static void fire_matching(aemp_node_t *n, int (*match)(struct aemp_mon *, void *
 {
     aemp__ports_t *ps = n->ports;
     if (!ps) return;
-    for (struct aemp_mon *m = ps->mons, *next; m; m = next) {
+    for (struct aemp_mon *m = ps->mons, *next; m; m = next, ps->visits++) {
         next = m->next;
+        if (match(m, ud)) mon_fire(ps, m, reason);
+    }
+}
+
+/* Fires those of our own monitors of the local id local that match. */
+static void fire_own(aemp__ports_t *ps, const char *local, int (*match)(struct aemp_mon *, void *),
+                     void *ud, json_t *reason)
+{
+    for (struct aemp_mon *m = own_first(ps, local), *next; m; m = next, ps->visits++) {
+        next = m->wnext[W_OWN]; /* (firing only queues m: the others stay) */
         if (match(m, ud)) mon_fire(ps, m, reason);
     }
 }
@@ -638,20 +670,24 @@ static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
     p->dead = 1;
     aemp__map_del(&ps->ports, p->local);
     if (ps->last == p) ps->last = NULL;
-    /* the names that pointed to it go with it */
-    aemp__map_iter_t it = {0};
-    for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->names, &it));)
-        if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
+    /* the names that pointed to it go with it (a look through the names
+     * only when some do) */
+    if (aemp__map_del(&ps->named, p->local)) {
+        aemp__map_iter_t it = {0};
+        for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->names, &it)); ps->visits++)
+            if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
+    }
     struct wlist *w = aemp__map_get(&ps->widx[W_PORT], p->local);
     int watched = w != NULL;
-    for (struct aemp_mon *m = ps->mons; m && !watched; m = m->next) watched += match_local(m, (void *)p->local);
+    for (struct aemp_mon *m = own_first(ps, p->local); m && !watched; m = m->wnext[W_OWN], ps->visits++)
+        watched += match_local(m, (void *)p->local);
     if (!watched && json_array_size(reason)) {
         char *r = aemp_json_encode(reason, NULL);
         aemp__log(n, AEMP_LOG_WARN, "%s: port killed with reason %s, and nobody monitors it",
                   p->id, r ? r : "?");
         free(r);
     }
-    fire_matching(n, match_local, (void *)p->local, reason);
+    fire_own(ps, p->local, match_local, (void *)p->local, reason);
     for (struct aemp_mon *m; (m = windex_first(ps, W_PORT, p->local));) mon_fire(ps, m, reason);
     p->next_dead = ps->dead;
     ps->dead = p;
@@ -715,6 +751,28 @@ int aemp_kil(aemp_node_t *n, const char *portid, json_t *reason)
 /* ------------------------------------------------------------------ */
 /* registry and functions                                              */
 
+/* One name more (d 1) or fewer (-1) points at portid, when that is a
+ * port id of ours. 0 or AEMP_ENOMEM. */
+static int named_count(aemp_node_t *n, const char *portid, int d)
+{
+    size_t nodelen;
+    const char *local = aemp__portid_split(portid, &nodelen);
+    if (!*local) return 0;
+    char buf[256], *node = nodelen < sizeof buf ? buf : malloc(nodelen + 1);
+    if (!node) return AEMP_ENOMEM;
+    memcpy(node, portid, nodelen);
+    node[nodelen] = 0;
+    int self = aemp__is_self(n, node);
+    if (node != buf) free(node);
+    if (!self) return 0;
+    aemp__map_t *m = &n->ports->named;
+    uintptr_t c = (uintptr_t)aemp__map_get(m, local);
+    if (d > 0) return aemp__map_set(m, local, (void *)(c + 1));
+    if (c > 1) aemp__map_set(m, local, (void *)(c - 1)); /* replaces: no allocation */
+    else aemp__map_del(m, local);
+    return 0;
+}
+
 int aemp_reg(aemp_node_t *n, const char *name, const char *portid)
 {
     aemp__ports_t *ps = n ? ports_of(n) : NULL;
@@ -722,10 +780,16 @@ int aemp_reg(aemp_node_t *n, const char *name, const char *portid)
     char *c = strdup(portid);
     if (!c) return AEMP_ENOMEM;
     char *old = aemp__map_get(&ps->names, name);
-    if (aemp__map_set(&ps->names, name, c)) {
+    if (named_count(n, c, 1)) {
         free(c);
         return AEMP_ENOMEM;
     }
+    if (aemp__map_set(&ps->names, name, c)) {
+        named_count(n, c, -1);
+        free(c);
+        return AEMP_ENOMEM;
+    }
+    if (old) named_count(n, old, -1);
     free(old);
     return 0;
 }
@@ -847,6 +911,11 @@ void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
     aemp__mem_check(n, NULL);
 }
 
+unsigned long aemp__ports_visits(const aemp_node_t *n)
+{
+    return n->ports ? n->ports->visits : 0;
+}
+
 size_t aemp__ports_watches(aemp_node_t *n, const char *peer)
 {
     aemp__ports_t *ps = n->ports;
@@ -910,7 +979,7 @@ void aemp__ports_kill(aemp_node_t *n, const char *local, json_t *reason)
 void aemp__ports_remote_died(aemp_node_t *n, const char *src, const char *local, json_t *reason)
 {
     struct remote_match rm = {aemp__peer_get(n, src, 0), local};
-    if (rm.peer) fire_matching(n, match_remote, &rm, reason);
+    if (rm.peer) fire_own(n->ports, local, match_remote, &rm, reason);
 }
 
 void aemp__ports_spawn(aemp_node_t *n, const char *src, const char *local, const char *fname,
@@ -1079,6 +1148,7 @@ void aemp__ports_free(aemp_node_t *n)
     }
     aemp__map_free(&ps->ports);
     aemp__map_free(&ps->names);
+    aemp__map_free(&ps->named);
     aemp__map_free(&ps->funcs);
     free(ps);
     n->ports = NULL;
