@@ -1699,8 +1699,11 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * as the family holds, for a request of a few bytes: a global node lets
  * one node's reads copy at most this many entries a second, in bursts
  * of up to AEMP_GDB_READ_BURST (a read of a larger family waits for a
- * full budget), and all nodes' together eight times that (one node's
- * budget holds across its reconnects). A read over
+ * full budget), and all nodes' together eight times that. A node's
+ * first g_mon1 of a family (sent once per link: lost, its watch would
+ * never hear a change) is always answered while the node's own account
+ * is less than four bursts in debt, and is not counted in all nodes'.
+ * A read over
  * the budget is dropped, unanswered, with the warning "node X: g_db_family
  * of F (N entries) dropped: over the reads' budget of 50000 entries a
  * second (its own, or all nodes')"; the link stays. Our own reads are

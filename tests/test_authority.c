@@ -295,6 +295,16 @@ TEST(authority_reads_of_whole_families_are_budgeted)
     json_t *g = family_now(c.node, "big");
     CHECK_INT(json_object_size(g), KEYS);
     json_decref(g);
+    /* a first watch of the family is answered even over the budget (sent
+     * once, it would be lost for good): the watcher hears a change */
+    forged_seen = 0;
+    aemp_db_mon_t *w = aemp_db_mon(evil.node, "big", watch_cb, NULL);
+    REQUIRE(w);
+    run_for(0.3);
+    aemp_db_set(b.node, "big", "forged", json_true()); /* (the key watch_cb looks for) */
+    for (int i = 0; i < 100 && !forged_seen; i++) run_for(0.02);
+    CHECK(forged_seen > 0);
+    aemp_db_mon_cancel(w);
     aemp_node_destroy(c.node);
     aemp_node_destroy(evil.node);
     aemp_node_destroy(b.node);

@@ -1752,6 +1752,51 @@ TEST(hostile_cheap_requests_do_not_walk_our_monitors_and_names)
     env_teardown(&e);
 }
 
+/* What a peer queues at our own node port under a name it then drops
+ * (iam to another) is not sent or filed under that name: the name no
+ * longer leads to the peer, and a relay there would reach another node
+ * in our name (a new peer of that name), a watch would belong to
+ * nobody. Refused with warnings; nothing queued to a made-up node,
+ * nothing left watched once the peer is gone. */
+TEST(hostile_queued_requests_under_a_dropped_alias_refused)
+{
+    env_t e;
+    raw_t r;
+    REQUIRE(env_with_insider(&e, &r) == 0);
+    aemp_port_t *vp = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    REQUIRE(vp);
+    const char *local = strchr(aemp_port_id(vp), '#') + 1;
+    enum { PER = 200 };
+    size_t cap = (size_t)PER * 300 + 1024, len = 0;
+    char *buf = malloc(cap);
+    REQUIRE(buf);
+    len += (size_t)snprintf(buf + len, cap - len, "[\"\",\"iam\",\"third.invalid:7\"]");
+    for (int i = 0; i < PER; i++)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "[\"\",\"time\",\"%s#\",\"relay\",\"third.invalid:7#\",\"g_x\"]"
+                                "[\"\",\"time\",\"%s#\",\"mon1\",\"%s\"]",
+                                e.v.noderef, e.v.noderef, local);
+    len += (size_t)snprintf(buf + len, cap - len, "[\"\",\"iam\",\"aliasB:1\"]");
+    CHECK(raw_send(&r, buf, len) == len);
+    CHECK(raw_sync(&r, "s0"));
+    run_for(0.2);
+    size_t queued = 0;
+    for (aemp__peer_t *p = e.v.node->peers_list; p; p = p->next)
+        if (!strcmp(p->noderef, "third.invalid:7")) queued += aemp__buf_size(&p->queue) + 1;
+    printf("    queued to third.invalid:7: %zu; watches %zu (under aliasB:1 %zu)\n", queued,
+           aemp__ports_watches(e.v.node, NULL), aemp__ports_watches(e.v.node, "aliasB:1"));
+    CHECK_INT(queued, 0);
+    CHECK_INT(aemp__ports_watches(e.v.node, NULL), aemp__ports_watches(e.v.node, "aliasB:1"));
+    CHECK(strstr(e.v.warnings, "a message to another node's node port refused") != NULL ||
+          strstr(e.v.warnings, "mon1: no node of this name now; refused") != NULL);
+    raw_close(&r);
+    for (int i = 0; i < 100 && aemp__ports_watches(e.v.node, NULL); i++) run_for(0.02);
+    CHECK_INT(aemp__ports_watches(e.v.node, NULL), 0);
+    honest_check(&e, 3);
+    free(buf);
+    env_teardown(&e);
+}
+
 /* One authenticated peer says iam 10000 times with a new name each time:
  * it is known by the last one and by the name it greeted with, not by
  * 10000 aliases (an honest node says iam once per link). */

@@ -794,6 +794,8 @@ TEST(node_watches_follow_their_watchers_name)
     aemp_port_t *p = aemp_port_new(n, keep_cb, NULL);
     REQUIRE(p);
     const char *local = strchr(aemp_port_id(p), '#') + 1;
+    /* (a watch is filed under a peer: these two are known) */
+    REQUIRE(aemp__peer_get(n, "a.invalid:1", 1) && aemp__peer_get(n, "b.invalid:1", 1));
     for (int i = 0; i < 3; i++) aemp__ports_watch(n, "a.invalid:1", local);
     for (int i = 0; i < 2; i++) aemp__ports_watch(n, "b.invalid:1", local);
     CHECK_INT(aemp__ports_watches(n, NULL), 5);

@@ -1191,11 +1191,10 @@ int aemp__node_port_for(aemp_node_t *n, const char *node, size_t len)
     if (!name) return AEMP_ENOMEM;
     memcpy(name, node, len);
     name[len] = 0;
-    int ok = aemp__is_self(n, name) || !strcmp(name, n->acting_for);
-    if (!ok) {
-        aemp__peer_t *p = peer_find(n, name);
-        ok = p && p == peer_find(n, n->acting_for);
-    }
+    /* by peer, not by name: a name the peer had may no longer lead to it
+     * (its iam dropped the alias) and would make a new peer, another node */
+    aemp__peer_t *p = aemp__is_self(n, name) ? NULL : peer_find(n, name);
+    int ok = !p ? aemp__is_self(n, name) : p == peer_find(n, n->acting_for);
     if (!ok)
         aemp__log(n, AEMP_LOG_WARN, "%s: a message to another node's node port refused (it would be "
                   "a request in this node's name): to %s", n->acting_for, name);

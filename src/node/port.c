@@ -861,11 +861,12 @@ char *aemp_spawn(aemp_node_t *n, const char *noderef, const char *func, json_t *
 /* what the node services do with ports (services.c)                   */
 
 /* The name a watcher's watches are kept under: its peer's, so that any
- * of the peer's names finds them. */
+ * of the peer's names finds them; NULL when src leads to no peer (a
+ * name it dropped: what is filed must go with a peer). */
 static const char *watcher_name(aemp_node_t *n, const char *src)
 {
     aemp__peer_t *p = aemp__peer_get(n, src, 0);
-    return p ? p->noderef : src;
+    return p ? p->noderef : NULL;
 }
 
 /* "WATCHERLIST\nLOCAL": the watcher's list (W_PEER) by its address,
@@ -885,6 +886,10 @@ void aemp__ports_watch(aemp_node_t *n, const char *src, const char *local)
     aemp__ports_t *ps = ports_of(n);
     if (aemp__is_self(n, src) || !ps) return;
     const char *who = watcher_name(n, src);
+    if (!who) {
+        aemp__log(n, AEMP_LOG_WARN, "%s: mon1: no node of this name now; refused", src);
+        return;
+    }
     struct wlist *mine = aemp__map_get(&ps->widx[W_PEER], who);
     if (mine && mine->count >= n->cfg.max_peer_monitors) {
         aemp__log(n, AEMP_LOG_WARN, "%s: mon1: over %u monitors from this node; refused", who,
@@ -960,7 +965,8 @@ void aemp__ports_watcher_renamed(aemp_node_t *n, const char *old, const char *nn
 void aemp__ports_unwatch(aemp_node_t *n, const char *src, const char *local)
 {
     aemp__ports_t *ps = n->ports;
-    struct wlist *mine = ps ? aemp__map_get(&ps->widx[W_PEER], watcher_name(n, src)) : NULL;
+    const char *who = ps ? watcher_name(n, src) : NULL;
+    struct wlist *mine = who ? aemp__map_get(&ps->widx[W_PEER], who) : NULL;
     char *pk = mine ? pair_key(mine, local) : NULL;
     struct aemp_mon *m = pk ? windex_first(ps, W_PAIR, pk) : NULL;
     free(pk);

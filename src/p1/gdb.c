@@ -922,6 +922,11 @@ json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family)
     return json_object_get(g->view, family);
 }
 
+int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family)
+{
+    return json_object_get(json_object_get(g->mons, family), node) != NULL;
+}
+
 int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node)
 {
     shard_t *s = aemp__map_get(&g->shards, node);

@@ -49,6 +49,8 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out);
 
 /* The view's family (an object, borrowed until the next feed), or NULL. */
 json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family);
+/* Whether node watches family (g_mon1). */
+int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family);
 /* Whether node announced itself as global (g_global) and is not down. */
 int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node);
 /* The global nodes to keep links to: the keys of 'g that our own share

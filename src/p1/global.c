@@ -32,6 +32,9 @@
 /* All nodes' reads of whole families together may copy this many times
  * one node's (AEMP_GDB_READ_*). */
 #define READS_ALL 8.0
+/* How far a node's first watches of families may take its own budget
+ * below zero (in bursts). */
+#define READ_DEBT 4.0
 
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
@@ -336,7 +339,18 @@ static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src
         b->at = now;
     }
     struct read_budget was = *b;
-    if (budget_take(b, now, AEMP_GDB_READ_ENTRIES_PER_S, AEMP_GDB_READ_BURST, cost)) {
+    if (!strcmp(tag, "g_mon1") && !aemp__gdb_watches(gl->gdb, src, fam)) {
+        /* a node's first watch of a family is sent once (per master link):
+         * lost, its watch would never hear of a change. It is answered,
+         * and goes on the node's own account, down to a debt of
+         * READ_DEBT bursts; only a node that has read that much more
+         * (say, by watching and unwatching in a loop) waits */
+        budget_take(b, now, AEMP_GDB_READ_ENTRIES_PER_S, AEMP_GDB_READ_BURST, 0);
+        if (b->tokens - cost >= -READ_DEBT * AEMP_GDB_READ_BURST) {
+            b->tokens -= cost;
+            return 1;
+        }
+    } else if (budget_take(b, now, AEMP_GDB_READ_ENTRIES_PER_S, AEMP_GDB_READ_BURST, cost)) {
         if (budget_take(&gl->reads_all, now, READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S,
                         READS_ALL * AEMP_GDB_READ_BURST, cost))
             return 1;
@@ -516,12 +530,9 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
     struct aemp__global *gl = gl_get(n);
     if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
     aemp__map_del(&gl->heard, p->noderef);
-    /* its reads' budget holds across its reconnects: it goes once full
-     * again (anyone's is then as new) */
-    struct read_budget *rb = aemp__map_get(&gl->reads, p->noderef);
-    if (rb && rb->tokens + (ev_now(n->loop) - rb->at) * AEMP_GDB_READ_ENTRIES_PER_S >=
-                  AEMP_GDB_READ_BURST)
-        free(aemp__map_del(&gl->reads, p->noderef));
+    /* its reads' budget goes with it (the map holds linked nodes only;
+     * all nodes' budget bounds what reconnecting could buy) */
+    free(aemp__map_del(&gl->reads, p->noderef));
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
         return;
