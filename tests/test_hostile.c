@@ -1524,6 +1524,16 @@ static int quiet_port_cb(aemp_port_t *p, json_t *m, void *ud)
     return AEMP_KEEP;
 }
 
+/* env_with_insider, and a port of the victim's (its local id at *local),
+ * or NULL when a step failed. */
+static aemp_port_t *insider_and_port(env_t *e, raw_t *r, const char **local)
+{
+    if (env_with_insider(e, r)) return NULL;
+    aemp_port_t *vp = aemp_port_new(e->v.node, quiet_port_cb, NULL);
+    if (vp) *local = strchr(aemp_port_id(vp), '#') + 1;
+    return vp;
+}
+
 static int third_fired;
 static char third_reason[256];
 static void third_mon_cb(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
@@ -1548,10 +1558,9 @@ TEST(hostile_requests_to_a_third_nodes_node_port_refused)
 {
     env_t e;
     raw_t r;
-    REQUIRE(env_with_insider(&e, &r) == 0);
-    aemp_port_t *vp = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    const char *vlocal;
+    aemp_port_t *vp = insider_and_port(&e, &r, &vlocal);
     REQUIRE(vp);
-    const char *vlocal = strchr(aemp_port_id(vp), '#') + 1;
     third_fired = 0;
     REQUIRE(aemp_mon(e.h.node, aemp_port_id(vp), third_mon_cb, NULL));
     run_for(0.2);
@@ -1647,10 +1656,9 @@ TEST(hostile_iam_keeps_the_monitor_limit)
 {
     env_t e;
     raw_t r;
-    REQUIRE(env_with_insider(&e, &r) == 0);
-    aemp_port_t *vp = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    const char *local;
+    aemp_port_t *vp = insider_and_port(&e, &r, &local);
     REQUIRE(vp);
-    const char *local = strchr(aemp_port_id(vp), '#') + 1;
     enum { ROUNDS = 4, PER = 6000 };
     char line[256];
     size_t cap = (size_t)PER * 96 + 256, len = 0;
@@ -1762,10 +1770,9 @@ TEST(hostile_queued_requests_under_a_dropped_alias_refused)
 {
     env_t e;
     raw_t r;
-    REQUIRE(env_with_insider(&e, &r) == 0);
-    aemp_port_t *vp = aemp_port_new(e.v.node, quiet_port_cb, NULL);
+    const char *local;
+    aemp_port_t *vp = insider_and_port(&e, &r, &local);
     REQUIRE(vp);
-    const char *local = strchr(aemp_port_id(vp), '#') + 1;
     enum { PER = 200 };
     size_t cap = (size_t)PER * 300 + 1024, len = 0;
     char *buf = malloc(cap);
