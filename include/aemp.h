@@ -1698,16 +1698,16 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * g_db_values, and g_mon1, answered with g_chg1) copy as many entries
  * as the family holds, for a request of a few bytes: a global node lets
  * one node's reads copy at most this many entries a second, in bursts
- * of up to AEMP_GDB_READ_BURST (a read of a larger family waits for a
- * full budget), and all nodes' together eight times that. A node's
- * first g_mon1 of a family (sent once per link: lost, its watch would
- * never hear a change) is always answered while the node's own account
- * is less than four bursts in debt, and is not counted in all nodes'.
- * A read over
- * the budget is dropped, unanswered, with the warning "node X: g_db_family
- * of F (N entries) dropped: over the reads' budget of 50000 entries a
- * second (its own, or all nodes')"; the link stays. Our own reads are
- * not counted. */
+ * of up to AEMP_GDB_READ_BURST (a read of a larger family needs a full
+ * budget), and all nodes' together eight times that; a node's budget
+ * starts anew with each link. A node's first g_mon1 of a family (sent
+ * once per link: lost, its watch would never hear a change) is always
+ * answered while the node's own account is less than four bursts in
+ * debt, and is not counted in all nodes'. A read over the budget is
+ * dropped, unanswered, with the warning "node X: g_db_family of F (N
+ * entries) dropped: over the reads' budget of 50000 entries a second
+ * (its own, or all nodes')"; the link stays. Our own reads are not
+ * counted. */
 #define AEMP_GDB_READ_ENTRIES_PER_S 50000u
 #define AEMP_GDB_READ_BURST 500000u
 
