@@ -85,6 +85,22 @@ static int has_key(aemp_node_t *node, const char *f, const char *k)
     return r;
 }
 
+/* Starts a protocol-1 node of each of the n ids in t[], joining through
+ * seeds, and waits until each has its link to the seed "alpha" up.
+ * 1 when all are, else 0. */
+static int slaves_of_alpha(tnode_t *t, const char *const *ids, size_t n, const char *const *seeds)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!mknode_p1(&t[i], ids[i], NULL, seeds, 1)) return 0;
+    for (int k = 0; k < 250; k++) {
+        size_t up = 0;
+        for (size_t i = 0; i < n; i++) up += aemp_node_is_up(t[i].node, "alpha");
+        if (up == n) return 1;
+        run_for(0.02);
+    }
+    return 0;
+}
+
 /* Every reflection path against a global node (a seed): its own
  * registration stays, what the peer made goes with the peer, a forged
  * database answer never reaches the seed's own watchers. */
@@ -169,67 +185,64 @@ static int count_cb(aemp_port_t *p, json_t *msg, void *ud)
  * node port and ordinary ports stay reachable. */
 TEST(authority_requests_to_other_nodes_node_ports_refused)
 {
-    tnode_t a, a2, b, evil;
+    tnode_t a, a2, s[2];
+    tnode_t *const b = &s[0], *const evil = &s[1];
     char sa[64], sa2[64];
     snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
     snprintf(sa2, sizeof sa2, "127.0.0.1:%d", free_port());
-    const char *seeds[] = {sa, sa2}, *seed1[] = {sa};
+    const char *seeds[] = {sa, sa2}, *seed1[] = {sa}, *ids[] = {"beta", "evil"};
     start_ticker();
     REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 2));
     REQUIRE(mknode_p1(&a2, "alpha2", sa2, seeds, 2));
-    REQUIRE(mknode_p1(&b, "beta", NULL, seed1, 1));
-    REQUIRE(mknode_p1(&evil, "evil", NULL, seed1, 1));
-    for (int i = 0; i < 250 && !(aemp_node_is_up(a.node, "alpha2") && aemp_node_is_up(b.node, "alpha") &&
-                                 aemp_node_is_up(evil.node, "alpha") && aemp_node_is_global(a2.node));
-         i++)
+    REQUIRE(slaves_of_alpha(s, ids, 2, seed1));
+    for (int i = 0; i < 250 && !(aemp_node_is_up(a.node, "alpha2") && aemp_node_is_global(a2.node)); i++)
         run_for(0.02);
     REQUIRE(aemp_node_is_global(a.node) && aemp_node_is_global(a2.node));
-    REQUIRE(aemp_node_is_up(b.node, "alpha") && aemp_node_is_up(evil.node, "alpha"));
     aemp_port_t *echo = aemp_port_new(a.node, echo_cb, NULL);
     REQUIRE(echo != NULL);
     REQUIRE(aemp_func_register(a.node, "echoer", echo_fn, NULL) == 0);
     CHECK_INT(aemp_db_set(a.node, "svc", "real", json_true()), 0);
     forged_seen = 0;
-    aemp_db_mon_t *w = aemp_db_mon(b.node, "svc", watch_cb, NULL);
+    aemp_db_mon_t *w = aemp_db_mon(b->node, "svc", watch_cb, NULL);
     REQUIRE(w != NULL);
     run_for(0.3);
-    REQUIRE(has_key(b.node, "svc", "real"));
+    REQUIRE(has_key(b->node, "svc", "real"));
 
     /* to beta's node port, in alpha's name: a forged change of svc */
-    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{ss}[s]]", "snd", "beta", "g_chg2", "svc", "forged",
+    CHECK_INT(aemp_sendf(evil->node, "alpha", "[ssss{ss}[s]]", "snd", "beta", "g_chg2", "svc", "forged",
                          "evil#p", "real"), 0);
-    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{ss}[s]]", "time", "beta", "g_chg2", "svc", "forged",
+    CHECK_INT(aemp_sendf(evil->node, "alpha", "[ssss{ss}[s]]", "time", "beta", "g_chg2", "svc", "forged",
                          "evil#p", "real"), 0);
-    CHECK_INT(aemp_sendf(evil.node, "alpha", "[sssss{ss}[s]]", "can", "time", "beta", "g_chg2", "svc",
+    CHECK_INT(aemp_sendf(evil->node, "alpha", "[sssss{ss}[s]]", "can", "time", "beta", "g_chg2", "svc",
                          "forged", "evil#p", "real"), 0);
-    CHECK_INT(aemp_sendf(evil.node, aemp_port_id(echo), "[sss{ss}[s]]", "beta", "g_chg2", "svc",
+    CHECK_INT(aemp_sendf(evil->node, aemp_port_id(echo), "[sss{ss}[s]]", "beta", "g_chg2", "svc",
                          "forged", "evil#p", "real"), 0);
-    char *sp = aemp_spawn(evil.node, "alpha", "echoer",
+    char *sp = aemp_spawn(evil->node, "alpha", "echoer",
                           json_pack("[sss{ss}[s]]", "beta", "g_chg2", "svc", "forged", "evil#p", "real"));
     CHECK(sp != NULL);
     free(sp);
     /* to alpha2's node port, in alpha's name: a global node and an entry */
-    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{sn}]", "snd", "alpha2", "g_upd", "'g", "fakeglobal"), 0);
-    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ssss{ss}]", "snd", "alpha2", "g_upd", "svc", "planted",
+    CHECK_INT(aemp_sendf(evil->node, "alpha", "[ssss{sn}]", "snd", "alpha2", "g_upd", "'g", "fakeglobal"), 0);
+    CHECK_INT(aemp_sendf(evil->node, "alpha", "[ssss{ss}]", "snd", "alpha2", "g_upd", "svc", "planted",
                          "evil#x"), 0);
     run_for(0.5);
     CHECK_INT(forged_seen, 0);
-    CHECK(has_key(b.node, "svc", "real"));
-    CHECK(!has_key(b.node, "svc", "forged"));
+    CHECK(has_key(b->node, "svc", "real"));
+    CHECK(!has_key(b->node, "svc", "forged"));
     CHECK(!has_key(a2.node, "'g", "fakeglobal"));
     CHECK(!has_key(a2.node, "svc", "planted"));
     CHECK(strstr(a.warnings, "evil: a message to another node's node port refused (it would be a "
                              "request in this node's name): to beta") != NULL);
     /* the requester's own node port and ordinary ports are still answered */
-    aemp_port_t *mine = aemp_port_new(evil.node, count_cb, NULL);
+    aemp_port_t *mine = aemp_port_new(evil->node, count_cb, NULL);
     REQUIRE(mine != NULL);
     counted = 0;
-    CHECK_INT(aemp_sendf(evil.node, "alpha", "[ss]", "time", aemp_port_id(mine)), 0);
+    CHECK_INT(aemp_sendf(evil->node, "alpha", "[ss]", "time", aemp_port_id(mine)), 0);
     for (int i = 0; i < 100 && !counted; i++) run_for(0.02);
     CHECK_INT(counted, 1);
     aemp_db_mon_cancel(w);
-    aemp_node_destroy(evil.node);
-    aemp_node_destroy(b.node);
+    aemp_node_destroy(evil->node);
+    aemp_node_destroy(b->node);
     aemp_node_destroy(a2.node);
     aemp_node_destroy(a.node);
 }
@@ -252,36 +265,31 @@ static void keys_answer(aemp_node_t *n, const char *f, json_t *r, void *ud)
  * still answered, and the seed still answers time at once. */
 TEST(authority_reads_of_whole_families_are_budgeted)
 {
-    tnode_t a, b, evil, c;
+    tnode_t a, s[3];
+    tnode_t *const b = &s[0], *const evil = &s[1], *const c = &s[2];
     char sa[64];
     snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
-    const char *seeds[] = {sa};
+    const char *seeds[] = {sa}, *ids[] = {"beta", "evil", "gamma"};
     start_ticker();
     REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 1));
-    REQUIRE(mknode_p1(&b, "beta", NULL, seeds, 1));
-    REQUIRE(mknode_p1(&evil, "evil", NULL, seeds, 1));
-    REQUIRE(mknode_p1(&c, "gamma", NULL, seeds, 1));
-    for (int i = 0; i < 250 && !(aemp_node_is_up(b.node, "alpha") && aemp_node_is_up(evil.node, "alpha") &&
-                                 aemp_node_is_up(c.node, "alpha"));
-         i++)
-        run_for(0.02);
+    REQUIRE(slaves_of_alpha(s, ids, 3, seeds));
     REQUIRE(aemp_node_is_global(a.node));
     enum { KEYS = 4000, READS = 300 };
     char k[32];
     for (int i = 0; i < KEYS; i++) {
         snprintf(k, sizeof k, "k%d", i);
-        aemp_db_set(b.node, "big", k, json_integer(i));
+        aemp_db_set(b->node, "big", k, json_integer(i));
     }
     json_t *h = NULL;
     for (int i = 0; i < 100 && json_object_size(h) < KEYS; i++) {
         json_decref(h);
-        h = family_now(c.node, "big");
+        h = family_now(c->node, "big");
     }
     REQUIRE(json_object_size(h) == KEYS);
     json_decref(h);
     keys_answers = 0;
     double t0 = ev_time();
-    for (int i = 0; i < READS; i++) aemp_db_keys(evil.node, "big", keys_answer, &keys_answers);
+    for (int i = 0; i < READS; i++) aemp_db_keys(evil->node, "big", keys_answer, &keys_answers);
     run_for(0.5);
     double dt = ev_time() - t0;
     double most = (AEMP_GDB_READ_BURST + dt * AEMP_GDB_READ_ENTRIES_PER_S) / (KEYS + 1) + 1;
@@ -292,22 +300,22 @@ TEST(authority_reads_of_whole_families_are_budgeted)
     CHECK(strstr(a.warnings, "node evil: g_db_keys of big (4000 entries) dropped: over the reads' "
                              "budget of 50000 entries a second") != NULL);
     /* another node's read is its own budget's */
-    json_t *g = family_now(c.node, "big");
+    json_t *g = family_now(c->node, "big");
     CHECK_INT(json_object_size(g), KEYS);
     json_decref(g);
     /* a first watch of the family is answered even over the budget (sent
      * once, it would be lost for good): the watcher hears a change */
     forged_seen = 0;
-    aemp_db_mon_t *w = aemp_db_mon(evil.node, "big", watch_cb, NULL);
+    aemp_db_mon_t *w = aemp_db_mon(evil->node, "big", watch_cb, NULL);
     REQUIRE(w);
     run_for(0.3);
-    aemp_db_set(b.node, "big", "forged", json_true()); /* (the key watch_cb looks for) */
+    aemp_db_set(b->node, "big", "forged", json_true()); /* (the key watch_cb looks for) */
     for (int i = 0; i < 100 && !forged_seen; i++) run_for(0.02);
     CHECK(forged_seen > 0);
     aemp_db_mon_cancel(w);
-    aemp_node_destroy(c.node);
-    aemp_node_destroy(evil.node);
-    aemp_node_destroy(b.node);
+    aemp_node_destroy(c->node);
+    aemp_node_destroy(evil->node);
+    aemp_node_destroy(b->node);
     aemp_node_destroy(a.node);
 }
 

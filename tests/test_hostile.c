@@ -1534,6 +1534,15 @@ static aemp_port_t *insider_and_port(env_t *e, raw_t *r, const char **local)
     return vp;
 }
 
+/* The end of such a test: r's link is still up, then all goes. */
+static void insider_end(env_t *e, raw_t *r)
+{
+    raw_pump(r);
+    CHECK(!r->closed);
+    raw_close(r);
+    env_teardown(e);
+}
+
 static int third_fired;
 static char third_reason[256];
 static void third_mon_cb(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
@@ -1640,10 +1649,7 @@ TEST(hostile_spawn_cannot_take_our_port_ids)
     CHECK_STR(aemp_port_id(next), want);
     aemp_port_kill(next, NULL);
     aemp_port_kill(first, NULL);
-    raw_pump(&r);
-    CHECK(!r.closed);
-    raw_close(&r);
-    env_teardown(&e);
+    insider_end(&e, &r);
 }
 
 /* A peer that watches our ports and then renames itself (iam) keeps its
@@ -1754,10 +1760,7 @@ TEST(hostile_cheap_requests_do_not_walk_our_monitors_and_names)
     for (int i = 0; i < 50 && !cheap_fired; i++) run_for(0.02);
     CHECK_INT(cheap_fired, 1);
     CHECK(aemp__ports_visits(e.v.node) - v0 >= NAMES + 1);
-    raw_pump(&r);
-    CHECK(!r.closed);
-    raw_close(&r);
-    env_teardown(&e);
+    insider_end(&e, &r);
 }
 
 /* What a peer queues at our own node port under a name it then drops

@@ -187,6 +187,17 @@ int aemp__is_self(const aemp_node_t *n, const char *name)
     return !*name || aemp__map_get(&n->self_names, name) != NULL;
 }
 
+int aemp__is_self_n(const aemp_node_t *n, const char *name, size_t len)
+{
+    char buf[256], *c = len < sizeof buf ? buf : malloc(len + 1);
+    if (!c) return 0;
+    memcpy(c, name, len);
+    c[len] = 0;
+    int self = aemp__is_self(n, c);
+    if (c != buf) free(c);
+    return self;
+}
+
 /* Every change to the peer table or to our own names ends the send
  * path's remembered destination (see route()). */
 void aemp__routes_changed(aemp_node_t *n)
@@ -1193,8 +1204,9 @@ int aemp__node_port_for(aemp_node_t *n, const char *node, size_t len)
     name[len] = 0;
     /* by peer, not by name: a name the peer had may no longer lead to it
      * (its iam dropped the alias) and would make a new peer, another node */
-    aemp__peer_t *p = aemp__is_self(n, name) ? NULL : peer_find(n, name);
-    int ok = !p ? aemp__is_self(n, name) : p == peer_find(n, n->acting_for);
+    int self = aemp__is_self(n, name);
+    aemp__peer_t *p = self ? NULL : peer_find(n, name);
+    int ok = self || (p && p == peer_find(n, n->acting_for));
     if (!ok)
         aemp__log(n, AEMP_LOG_WARN, "%s: a message to another node's node port refused (it would be "
                   "a request in this node's name): to %s", n->acting_for, name);

@@ -390,6 +390,8 @@ int aemp__mem_check(aemp_node_t *n, const aemp__peer_t *p);
  * our endpoints or an earlier name of ours, or "" (a port id without a
  * node part, "#ID", means a port of ours). The one such test. */
 int aemp__is_self(const aemp_node_t *n, const char *name);
+/* The same of name[0..len) (a port id's node part); 0 out of memory. */
+int aemp__is_self_n(const aemp_node_t *n, const char *name, size_t len);
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *noderef, int create);
 /* The one send: the message [id, ELEMENTS...] (id: idlen bytes) to the
  * node named by node[0..nodelen) ("" or one of our names: this node; the

@@ -757,14 +757,7 @@ static int named_count(aemp_node_t *n, const char *portid, int d)
 {
     size_t nodelen;
     const char *local = aemp__portid_split(portid, &nodelen);
-    if (!*local) return 0;
-    char buf[256], *node = nodelen < sizeof buf ? buf : malloc(nodelen + 1);
-    if (!node) return AEMP_ENOMEM;
-    memcpy(node, portid, nodelen);
-    node[nodelen] = 0;
-    int self = aemp__is_self(n, node);
-    if (node != buf) free(node);
-    if (!self) return 0;
+    if (!*local || !aemp__is_self_n(n, portid, nodelen)) return 0;
     aemp__map_t *m = &n->ports->named;
     uintptr_t c = (uintptr_t)aemp__map_get(m, local);
     if (d > 0) return aemp__map_set(m, local, (void *)(c + 1));

@@ -65,14 +65,12 @@ void aemp__svc_relay_to(aemp_node_t *n, const char *src, const char *to, json_t 
 {
     size_t nodelen;
     const char *local = aemp__portid_split(to, &nodelen);
-    char *node = strndup(to, nodelen);
-    if (node && !*local && aemp__is_self(n, node)) {
+    if (!*local && aemp__is_self_n(n, to, nodelen)) {
         aemp__log(n, AEMP_LOG_WARN, "%s: relay to this node's own node port refused", src);
         json_decref(elems);
     } else {
         aemp_send(n, to, elems);
     }
-    free(node);
 }
 
 void aemp__svc_relay(aemp_node_t *n, const char *src, json_t *args)

@@ -36,6 +36,12 @@
  * below zero (in bursts). */
 #define READ_DEBT 4.0
 
+/* A budget refilled with time: tokens, up to a burst, at a rate a
+ * second (budget_take). */
+typedef struct budget {
+    double tokens, at;
+} budget_t;
+
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
     aemp_node_t *node;
@@ -60,17 +66,14 @@ struct aemp__global {
     aemp__map_t mesh;       /* global node id -> meshpeer_t */
     ev_timer sync_w;        /* the next mesh_sync (mesh_sync_soon) */
     double synced_at;       /* when the last one ran */
-    double dial_tokens;     /* MESH_DIALS_PER_S budget, refilled */
-    double dial_at;         /* when the budget was last refilled */
+    budget_t dials;         /* MESH_DIALS_PER_S a second */
     json_t *said;           /* ["g_global"], made once: said on every link, */
     aemp__enc_cache_t said_enc; /* and encoded once per framing */
     /* what reads of whole families may still copy (AEMP_GDB_READ_*):
-     * node id -> read_budget_t of each node that read (keyed, gone with
+     * node id -> budget_t of each node that read (keyed, gone with
      * the node), and all nodes' together */
     aemp__map_t reads;
-    struct read_budget {
-        double tokens, at;
-    } reads_all;
+    budget_t reads_all;
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -93,7 +96,7 @@ static struct aemp__global *gl_of(aemp_node_t *n)
     gl->reads_all.tokens = READS_ALL * AEMP_GDB_READ_BURST;
     ev_init(&gl->sync_w, mesh_sync_cb);
     gl->sync_w.data = n;
-    gl->dial_tokens = MESH_DIALS_PER_S;
+    gl->dials.tokens = MESH_DIALS_PER_S;
     return p1->global = gl;
 }
 
@@ -159,17 +162,24 @@ static void say_global(aemp_node_t *n, const aemp__peer_t *p)
 /* ------------------------------------------------------------------ */
 /* the mesh                                                            */
 
+/* Takes cost from budget b (refilled at rate a second, up to
+ * burst) if it holds them (a cost over the burst: if it is full); 1
+ * when it did. */
+static int budget_take(budget_t *b, double now, double rate, double burst, double cost)
+{
+    b->tokens += (now - b->at) * rate;
+    if (b->tokens > burst || now < b->at) b->tokens = burst;
+    b->at = now;
+    if (b->tokens < (cost < burst ? cost : burst)) return 0;
+    b->tokens -= cost;
+    return 1;
+}
+
 /* Seconds until the dial budget has one dial, after taking it if 0. */
 static double dial_wait(struct aemp__global *gl, double now)
 {
-    gl->dial_tokens += (now - gl->dial_at) * MESH_DIALS_PER_S;
-    if (gl->dial_tokens > MESH_DIALS_PER_S) gl->dial_tokens = MESH_DIALS_PER_S;
-    gl->dial_at = now;
-    if (gl->dial_tokens >= 1.0) {
-        gl->dial_tokens -= 1.0;
-        return 0;
-    }
-    return (1.0 - gl->dial_tokens) / MESH_DIALS_PER_S;
+    if (budget_take(&gl->dials, now, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0)) return 0;
+    return (1.0 - gl->dials.tokens) / MESH_DIALS_PER_S;
 }
 
 static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -304,19 +314,6 @@ static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
     return rc;
 }
 
-/* Takes cost entries from budget b (refilled at rate a second, up to
- * burst) if it holds them (a cost over the burst: if it is full); 1
- * when it did. */
-static int budget_take(struct read_budget *b, double now, double rate, double burst, double cost)
-{
-    b->tokens += (now - b->at) * rate;
-    if (b->tokens > burst || now < b->at) b->tokens = burst;
-    b->at = now;
-    if (b->tokens < (cost < burst ? cost : burst)) return 0;
-    b->tokens -= cost;
-    return 1;
-}
-
 /* Whether src's read of a whole family (tag, args) may be answered now
  * (AEMP_GDB_READ_*): its own budget and all nodes' hold its size. */
 static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src, const char *tag,
@@ -329,7 +326,7 @@ static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src
     if (!fam || aemp__is_self(n, src)) return 1; /* (malformed: the database says so) */
     double cost = 1.0 + (double)json_object_size(aemp__gdb_family(gl->gdb, fam));
     double now = ev_now(n->loop);
-    struct read_budget *b = aemp__map_get(&gl->reads, src);
+    budget_t *b = aemp__map_get(&gl->reads, src);
     if (!b) {
         if (!(b = calloc(1, sizeof *b)) || aemp__map_set(&gl->reads, src, b)) {
             free(b);
@@ -338,7 +335,7 @@ static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src
         b->tokens = AEMP_GDB_READ_BURST;
         b->at = now;
     }
-    struct read_budget was = *b;
+    budget_t was = *b;
     if (!strcmp(tag, "g_mon1") && !aemp__gdb_watches(gl->gdb, src, fam)) {
         /* a node's first watch of a family is sent once (per master link):
          * lost, its watch would never hear of a change. It is answered,
