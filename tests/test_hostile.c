@@ -1763,6 +1763,68 @@ TEST(hostile_cheap_requests_do_not_walk_our_monitors_and_names)
     insider_end(&e, &r);
 }
 
+static int failure_fired;
+static void count_failure(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    (void)n;
+    (void)portid;
+    (void)ud;
+    failure_fired += !strcmp(json_string_value(json_array_get(reason, 0)), "transport_error");
+}
+
+/* A peer's failure looks at our monitors of that peer's ports only: 10
+ * peers that authenticate, watch a port and go (each a failure, as a
+ * reconnect loop makes them) look at none of our 2000 monitors of the
+ * insider's ports (before: all 2000 each, and a peer lookup for each);
+ * the insider's own going fires exactly those 2000. */
+TEST(hostile_peer_failures_do_not_walk_our_monitors)
+{
+    env_t e;
+    raw_t r;
+    const char *local;
+    REQUIRE(insider_and_port(&e, &r, &local));
+    enum { MONS = 2000, PEERS = 10 };
+    char buf[256];
+    failure_fired = 0;
+    for (int i = 0; i < MONS; i++) {
+        snprintf(buf, sizeof buf, "127.0.0.1:9#i%d", i);
+        REQUIRE(aemp_mon(e.v.node, buf, count_failure, NULL));
+    }
+    CHECK(raw_sync(&r, "a"));
+    unsigned long v0 = aemp__ports_visits(e.v.node);
+    for (int k = 0; k < PEERS; k++) {
+        raw_t q;
+        char as[32], err[128] = "";
+        snprintf(as, sizeof as, "127.0.0.1:%d", 100 + k);
+        REQUIRE(raw_open(&q, e.v.noderef) == 0);
+        aemp_hs_t *hs = raw_auth_begin(&q, as, secret, NULL, err, sizeof err);
+        REQUIRE(hs);
+        REQUIRE(raw_auth_end(&q, hs, 5, err, sizeof err) == 1);
+        snprintf(buf, sizeof buf, "[\"\",\"mon1\",\"%s\"]", local);
+        raw_send_str(&q, buf);
+        snprintf(buf, sizeof buf, "[\"\",\"time\",\"%s#w\"]", as);
+        raw_send_str(&q, buf);
+        CHECK(raw_wait_for(&q, "[\"w\",", 30));
+        CHECK_INT(aemp__ports_watches(e.v.node, as), 1);
+        raw_close(&q);
+        for (int i = 0; i < 100 && aemp__ports_watches(e.v.node, as); i++) run_for(0.02);
+        CHECK_INT(aemp__ports_watches(e.v.node, as), 0); /* (its failure was handled) */
+    }
+    unsigned long looked = aemp__ports_visits(e.v.node) - v0;
+    printf("    %d peers failed, with %d monitors of another peer's ports: %lu looked at\n", PEERS,
+           MONS, looked);
+    CHECK_INT(looked, 0);
+    CHECK_INT(failure_fired, 0);
+    raw_pump(&r);
+    CHECK(!r.closed);
+    raw_close(&r);
+    for (int i = 0; i < 100 && failure_fired < MONS; i++) run_for(0.02);
+    CHECK_INT(failure_fired, MONS);
+    CHECK_INT(aemp__ports_visits(e.v.node) - v0, MONS);
+    honest_check(&e, 3);
+    env_teardown(&e);
+}
+
 /* What a peer queues at our own node port under a name it then drops
  * (iam to another) is not sent or filed under that name: the name no
  * longer leads to the peer, and a relay there would reach another node

@@ -14,6 +14,8 @@
  */
 #include "node_int.h"
 
+#include "addr.h"
+
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,14 +27,21 @@ enum mon_kind { MON_CB, MON_KILL, MON_SEND, MON_REMOTE };
  * watcher's list (W_PEER) is keyed by its peer's name, and moves with it
  * when that changes (aemp__ports_watcher_renamed); the pair index names
  * the watcher by that list, so a rename does not touch each watch. */
-enum { W_PAIR, W_PORT, W_PEER, W_OWN, W_N };
+enum { W_PAIR, W_PORT, W_PEER, W_OWN, W_NODE, W_N };
 /* W_OWN: our own monitors (not MON_REMOTE) by the local id they watch,
  * on this node or another: a port's death and a kil notice look at the
- * monitors of that id only, never at all of ours. */
+ * monitors of that id only, never at all of ours. W_NODE: those of
+ * them that watch another node's port, by the node's name as given: a
+ * peer's failure looks at the lists of its own names (and of the names
+ * that lead to a peer by their endpoints only, kept apart in
+ * ports->multi), never at all of our monitors. */
 struct wlist {
     struct aemp_mon *head;
     size_t count;
     char *key; /* its key in the index */
+    /* W_NODE: the key names several endpoints (ports->multi) */
+    int multi;
+    struct wlist *mnext, *mprev;
 };
 
 struct aemp_mon {
@@ -92,7 +101,8 @@ struct aemp__ports {
     unsigned long visits; /* monitors and names looked at (for tests) */
     aemp__map_t funcs; /* name -> func_t */
     struct aemp_mon *mons;             /* our own monitors */
-    aemp__map_t widx[W_N];             /* other nodes' watches */
+    aemp__map_t widx[W_N];             /* other nodes' watches, our own by id and node */
+    struct wlist *multi;               /* W_NODE lists of names with several endpoints */
     size_t nwatches;                   /* of them, in all */
     struct aemp_mon *due_head, *due_tail;
     aemp_port_t *dead; /* killed ports, freed when callbacks unwind */
@@ -203,6 +213,15 @@ static int node_sendf(aemp_node_t *n, const char *node, size_t nodelen, const ch
 /* ------------------------------------------------------------------ */
 /* monitors                                                            */
 
+/* Whether the node name key names several endpoints: such a name leads
+ * to the peer of one of them without being a key of the peer table. */
+static int names_endpoints(aemp_node_t *n, const char *key)
+{
+    size_t cnt = 0;
+    aemp__strv_free(n->dialect->name_endpoints(key, &cnt));
+    return cnt > 1;
+}
+
 static int windex_add(aemp__ports_t *ps, struct aemp_mon *m, int i, const char *key)
 {
     struct wlist *b = aemp__map_get(&ps->widx[i], key);
@@ -212,6 +231,11 @@ static int windex_add(aemp__ports_t *ps, struct aemp_mon *m, int i, const char *
             if (b) free(b->key);
             free(b);
             return AEMP_ENOMEM;
+        }
+        if (i == W_NODE && (b->multi = names_endpoints(m->node, key))) {
+            b->mnext = ps->multi;
+            if (ps->multi) ps->multi->mprev = b;
+            ps->multi = b;
         }
     }
     m->wl[i] = b;
@@ -236,6 +260,11 @@ static void windex_del(aemp__ports_t *ps, struct aemp_mon *m, int i)
     if (i == W_PEER) ps->nwatches--;
     if (!--b->count) {
         aemp__map_del(&ps->widx[i], b->key);
+        if (b->multi) {
+            if (b->mprev) b->mprev->mnext = b->mnext;
+            else ps->multi = b->mnext;
+            if (b->mnext) b->mnext->mprev = b->mprev;
+        }
         free(b->key);
         free(b);
     }
@@ -255,6 +284,7 @@ static void mon_unlink(aemp__ports_t *ps, struct aemp_mon *m)
         return;
     }
     windex_del(ps, m, W_OWN);
+    windex_del(ps, m, W_NODE);
     if (m->prev) m->prev->next = m->next;
     else ps->mons = m->next;
     if (m->next) m->next->prev = m->prev;
@@ -362,7 +392,9 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
 {
     aemp__ports_t *ps = n->ports;
     if (m->kind != MON_REMOTE) { /* (a watch is in the indexes already) */
-        if (windex_add(ps, m, W_OWN, m->local)) {
+        if (windex_add(ps, m, W_OWN, m->local) ||
+            (m->remote && windex_add(ps, m, W_NODE, m->nodename))) {
+            windex_del(ps, m, W_OWN);
             mon_free(m);
             return NULL;
         }
@@ -485,18 +517,6 @@ static void due_cb(struct ev_loop *loop, ev_idle *w, int revents)
     aemp__leave(n);
 }
 
-/* Fires every live monitor that matches. */
-static void fire_matching(aemp_node_t *n, int (*match)(struct aemp_mon *, void *), void *ud,
-                          json_t *reason)
-{
-    aemp__ports_t *ps = n->ports;
-    if (!ps) return;
-    for (struct aemp_mon *m = ps->mons, *next; m; m = next, ps->visits++) {
-        next = m->next;
-        if (match(m, ud)) mon_fire(ps, m, reason);
-    }
-}
-
 /* Fires those of our own monitors of the local id local that match. */
 static void fire_own(aemp__ports_t *ps, const char *local, int (*match)(struct aemp_mon *, void *),
                      void *ud, json_t *reason)
@@ -520,17 +540,36 @@ static int match_remote(struct aemp_mon *m, void *ud)
     return aemp__peer_get(m->node, m->nodename, 0) == rm->peer;
 }
 
+/* Fires every monitor of the W_NODE list b (which goes with its last). */
+static void fire_node_list(aemp__ports_t *ps, struct wlist *b, json_t *reason)
+{
+    for (size_t c = b->count; c--; ps->visits++) mon_fire(ps, b->head, reason);
+}
+
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg)
 {
     aemp__ports_t *ps = n->ports;
     if (!ps) return;
-    struct remote_match rm = {aemp__peer_get(n, noderef, 0), NULL};
-    if (!rm.peer) return;
+    aemp__peer_t *p = aemp__peer_get(n, noderef, 0);
+    if (!p) return;
     json_t *reason = json_pack("[sss]", "transport_error", noderef, msg);
-    if (reason) fire_matching(n, match_remote, &rm, reason);
+    /* our monitors of its ports: those under each of its names, then
+     * those under a name that leads to it by an endpoint (O(its names +
+     * such names), not O(our monitors)) */
+    for (size_t i = 0; reason && i < p->nnames; i++) {
+        struct wlist *b = aemp__map_get(&n->peers, p->names[i]) == p
+                              ? aemp__map_get(&ps->widx[W_NODE], p->names[i])
+                              : NULL;
+        if (b) fire_node_list(ps, b, reason);
+    }
+    for (struct wlist *b = reason ? ps->multi : NULL, *next; b; b = next) {
+        next = b->mnext;
+        if (!aemp__map_get(&n->peers, b->key) && aemp__peer_get(n, b->key, 0) == p)
+            fire_node_list(ps, b, reason);
+    }
     json_decref(reason);
     /* the failed node's watches on our ports are gone with it */
-    for (struct aemp_mon *m; (m = windex_first(ps, W_PEER, rm.peer->noderef));) {
+    for (struct aemp_mon *m; (m = windex_first(ps, W_PEER, p->noderef));) {
         mon_unlink(ps, m);
         mon_free(m);
     }
