@@ -226,3 +226,72 @@ TEST(links_deadline_with_held_link_keeps_queue)
     close(bh);
     aemp_node_destroy(x.node);
 }
+
+static int merged_fired;
+static char merged_reason[256];
+static void merged_cb(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    (void)n;
+    (void)portid;
+    (void)ud;
+    merged_fired++;
+    char *t = aemp_json_encode(reason, NULL);
+    snprintf(merged_reason, sizeof merged_reason, "%s", t ? t : "?");
+    free(t);
+}
+
+/* Two names of one node with messages queued under each: the link made
+ * for one greets with the other, and the two queues together may not
+ * pass max_outq. Over it, what waited under the link's own name is
+ * dropped with a warning and our monitors under that name hear of it as
+ * of an overflow; what waited under the greeted name goes out (before:
+ * the two were joined, up to twice max_outq). */
+TEST(links_merged_queues_keep_max_outq)
+{
+    tnode_t x;
+    memset(&x, 0, sizeof x);
+    start_ticker();
+    aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = secret, .secret_len = strlen(secret),
+                            .max_outq = 1000};
+    t_hooks(&c, &x);
+    int err = 0;
+    x.node = aemp_node_new(EV_DEFAULT, &c, &err);
+    REQUIRE(x.node && aemp_node_start(x.node) == 0);
+    char ep[64], other[64], id[96], big[601];
+    int ls = raw_listen("127.0.0.2", ep, sizeof ep);
+    REQUIRE(ls >= 0);
+    snprintf(other, sizeof other, "127.0.0.3:%d", free_port()); /* (nobody listens) */
+    memset(big, 'b', 600);
+    big[600] = 0;
+    CHECK_INT(aemp_node_send(x.node, other, json_pack("[ss]", "q", big)), 0);
+    snprintf(id, sizeof id, "%s#m", ep);
+    merged_fired = 0;
+    REQUIRE(aemp_mon(x.node, id, merged_cb, NULL));
+    CHECK_INT(aemp_node_send(x.node, ep, json_pack("[ss]", "p", big)), 0);
+    struct pollfd pf = {ls, POLLIN, 0};
+    for (int i = 0; i < 50 && poll(&pf, 1, 0) == 0; i++) run_for(0.02);
+    int fd = accept(ls, NULL, NULL);
+    REQUIRE(fd >= 0);
+    raw_t y;
+    raw_adopt(&y, fd);
+    char why[256] = "";
+    aemp_hs_t *hs = raw_auth_begin(&y, other, secret, NULL, why, sizeof why);
+    REQUIRE(hs);
+    CHECK_INT(raw_auth_end(&y, hs, 5, why, sizeof why), 1);
+    CHECK(raw_wait_for(&y, "[\"q\",\"bbb", 5));
+    for (int i = 0; i < 50 && !merged_fired; i++) run_for(0.02);
+    CHECK_INT(merged_fired, 1);
+    char want[160];
+    snprintf(want, sizeof want, "[\"transport_error\",\"%s\",\"send queue overflow\"]", ep);
+    CHECK_STR(merged_reason, want);
+    snprintf(want, sizeof want, "%s: send queue overflow (", other);
+    CHECK(strstr(x.warnings, want) != NULL);
+    CHECK(strstr(x.warnings, "is found to be the same node") != NULL);
+    run_for(0.1);
+    raw_pump(&y);
+    CHECK(strstr(y.in, "[\"p\",") == NULL);
+    CHECK(x.node->peer_queued == 0);
+    raw_close(&y);
+    close(ls);
+    aemp_node_destroy(x.node);
+}

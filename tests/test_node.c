@@ -987,3 +987,39 @@ TEST(node_forgotten_peers_take_only_their_own_keys)
     aemp_node_destroy(n);
     ev_loop_destroy(loop);
 }
+
+static int lost_fired[3];
+static void lost_cb(aemp_node_t *n, const char *portid, json_t *reason, void *ud)
+{
+    (void)n;
+    (void)portid;
+    (void)reason;
+    lost_fired[(intptr_t)ud]++;
+}
+
+/* A peer's failure fires our monitors of its ports under each name that
+ * leads to it: its own, and a name of several endpoints that reaches it
+ * by one of them (protocol 0), looked up in their indexes; a monitor of
+ * another node's port stays. */
+TEST(node_peer_failure_fires_monitors_under_each_name)
+{
+    tnode_t t;
+    int by_level[4] = {0};
+    REQUIRE(mknode_levels(&t, by_level, 0));
+    aemp_node_t *n = t.node;
+    aemp__peer_t *p = aemp__peer_get(n, "127.0.0.1:5", 1);
+    REQUIRE(p);
+    memset(lost_fired, 0, sizeof lost_fired);
+    REQUIRE(aemp_mon(n, "127.0.0.1:5#a", lost_cb, (void *)0));
+    REQUIRE(aemp_mon(n, "127.0.0.9:5,127.0.0.1:5#b", lost_cb, (void *)1));
+    REQUIRE(aemp_mon(n, "127.0.0.8:5#c", lost_cb, (void *)2));
+    CHECK(aemp__peer_get(n, "127.0.0.9:5,127.0.0.1:5", 0) == p);
+    unsigned long v0 = aemp__ports_visits(n);
+    aemp__peer_fail(p, "gone");
+    run_for(0.05);
+    CHECK_INT(lost_fired[0], 1);
+    CHECK_INT(lost_fired[1], 1);
+    CHECK_INT(lost_fired[2], 0);
+    CHECK_INT(aemp__ports_visits(n) - v0, 2);
+    aemp_node_destroy(n);
+}

@@ -659,8 +659,19 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     }
     if (from->link && !to->link) to->link = from->link;
     aemp__ports_watcher_renamed(n, from->noderef, to->noderef); /* its watches too */
-    if (aemp__buf_size(&from->queue))
-        aemp__buf_append(&to->queue, aemp__buf_head(&from->queue), aemp__buf_size(&from->queue));
+    size_t more = aemp__buf_size(&from->queue), had = aemp__buf_size(&to->queue);
+    if (more && had + more > n->cfg.max_outq) {
+        /* the two queues together pass max_outq: what waited under the
+         * other name is dropped, and our monitors there hear of it as
+         * of any overflow */
+        aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes) as %s is found to be "
+                  "the same node: the %zu bytes queued for %s dropped", to->noderef, had + more,
+                  from->noderef, more, from->noderef);
+        queue_free(from);
+        aemp__ports_peer_lost(n, from, "send queue overflow");
+    } else if (more) {
+        aemp__buf_append(&to->queue, aemp__buf_head(&from->queue), more);
+    }
     queue_count(to);
     if (from->connecting && !to->connecting && !to->link) {
         to->connecting = 1;

@@ -546,28 +546,34 @@ static void fire_node_list(aemp__ports_t *ps, struct wlist *b, json_t *reason)
     for (size_t c = b->count; c--; ps->visits++) mon_fire(ps, b->head, reason);
 }
 
-void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg)
+void aemp__ports_peer_lost(aemp_node_t *n, aemp__peer_t *p, const char *msg)
 {
     aemp__ports_t *ps = n->ports;
-    if (!ps) return;
-    aemp__peer_t *p = aemp__peer_get(n, noderef, 0);
-    if (!p) return;
-    json_t *reason = json_pack("[sss]", "transport_error", noderef, msg);
+    json_t *reason = ps ? json_pack("[sss]", "transport_error", p->noderef, msg) : NULL;
+    if (!reason) return;
     /* our monitors of its ports: those under each of its names, then
      * those under a name that leads to it by an endpoint (O(its names +
      * such names), not O(our monitors)) */
-    for (size_t i = 0; reason && i < p->nnames; i++) {
+    for (size_t i = 0; i < p->nnames; i++) {
         struct wlist *b = aemp__map_get(&n->peers, p->names[i]) == p
                               ? aemp__map_get(&ps->widx[W_NODE], p->names[i])
                               : NULL;
         if (b) fire_node_list(ps, b, reason);
     }
-    for (struct wlist *b = reason ? ps->multi : NULL, *next; b; b = next) {
+    for (struct wlist *b = ps->multi, *next; b; b = next) {
         next = b->mnext;
         if (!aemp__map_get(&n->peers, b->key) && aemp__peer_get(n, b->key, 0) == p)
             fire_node_list(ps, b, reason);
     }
     json_decref(reason);
+}
+
+void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg)
+{
+    aemp__ports_t *ps = n->ports;
+    aemp__peer_t *p = ps ? aemp__peer_get(n, noderef, 0) : NULL;
+    if (!p) return;
+    aemp__ports_peer_lost(n, p, msg);
     /* the failed node's watches on our ports are gone with it */
     for (struct aemp_mon *m; (m = windex_first(ps, W_PEER, p->noderef));) {
         mon_unlink(ps, m);
