@@ -1458,7 +1458,10 @@ AEMP_API int aemp_send(aemp_node_t *node, const char *portid, json_t *elements);
 AEMP_API int aemp_sendf(aemp_node_t *node, const char *portid, const char *fmt, ...);
 
 /* Registers a well-known name for portid (copied), replacing any earlier
- * one. The node port's `lookup` answers with it. Returns 0 or an error. */
+ * one. The node port's `lookup` answers with it. When portid is a port of
+ * this node (under any of its names), the name goes when that port dies
+ * (what a death costs: the names of that port, not all names). Returns 0
+ * or an error. */
 AEMP_API int aemp_reg(aemp_node_t *node, const char *name, const char *portid);
 /* The port id registered under name here, or NULL. Borrowed: valid until
  * the name is registered again, the port it names is killed (a killed

@@ -85,6 +85,15 @@ struct aemp_port {
     struct aemp_port *next_dead;
 };
 
+/* A registered name: what it points at, and its place among the names
+ * of the same port of ours (NULL links when the port is not ours). */
+typedef struct regname {
+    struct regname *next, *prev;
+    const char *name;  /* its key (in this allocation) */
+    const char *local; /* the port's local id, in portid; NULL: not ours */
+    char portid[];     /* then the name */
+} regname_t;
+
 typedef struct func {
     aemp_func_fn fn;
     void *ud;
@@ -94,9 +103,10 @@ struct aemp__ports {
     char uniq[16];
     char counter[16];  /* "a", "b", ... "z", "aa", ... */
     aemp__map_t ports; /* local id -> port */
-    aemp__map_t names; /* name -> malloc'd port id */
-    /* local id of ours -> how many names point at it (uintptr_t): a
-     * port's death looks through the names only when some do */
+    aemp__map_t names; /* name -> regname_t */
+    /* local id of ours -> the first of the names that point at it (a
+     * regname_t list): a port's death finds its names without a look
+     * at the others */
     aemp__map_t named;
     unsigned long visits; /* monitors and names looked at (for tests) */
     aemp__map_t funcs; /* name -> func_t */
@@ -715,12 +725,11 @@ static void kill_local(aemp_node_t *n, aemp_port_t *p, json_t *reason)
     p->dead = 1;
     aemp__map_del(&ps->ports, p->local);
     if (ps->last == p) ps->last = NULL;
-    /* the names that pointed to it go with it (a look through the names
-     * only when some do) */
-    if (aemp__map_del(&ps->named, p->local)) {
-        aemp__map_iter_t it = {0};
-        for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->names, &it)); ps->visits++)
-            if (!strcmp((char *)e->value, p->id)) free(aemp__map_del(&ps->names, e->key));
+    /* the names that point at it go with it (under any of our names) */
+    for (regname_t *rn = aemp__map_del(&ps->named, p->local), *next; rn; rn = next, ps->visits++) {
+        next = rn->next;
+        aemp__map_del(&ps->names, rn->name);
+        free(rn);
     }
     struct wlist *w = aemp__map_get(&ps->widx[W_PORT], p->local);
     int watched = w != NULL;
@@ -796,46 +805,51 @@ int aemp_kil(aemp_node_t *n, const char *portid, json_t *reason)
 /* ------------------------------------------------------------------ */
 /* registry and functions                                              */
 
-/* One name more (d 1) or fewer (-1) points at portid, when that is a
- * port id of ours. 0 or AEMP_ENOMEM. */
-static int named_count(aemp_node_t *n, const char *portid, int d)
+/* rn leaves the names of its port (when it is ours). */
+static void named_unlink(aemp__ports_t *ps, regname_t *rn)
 {
-    size_t nodelen;
-    const char *local = aemp__portid_split(portid, &nodelen);
-    if (!*local || !aemp__is_self_n(n, portid, nodelen)) return 0;
-    aemp__map_t *m = &n->ports->named;
-    uintptr_t c = (uintptr_t)aemp__map_get(m, local);
-    if (d > 0) return aemp__map_set(m, local, (void *)(c + 1));
-    if (c > 1) aemp__map_set(m, local, (void *)(c - 1)); /* replaces: no allocation */
-    else aemp__map_del(m, local);
-    return 0;
+    if (!rn->local) return;
+    if (rn->prev) rn->prev->next = rn->next;
+    else if (rn->next) aemp__map_set(&ps->named, rn->local, rn->next); /* replaces: no allocation */
+    else aemp__map_del(&ps->named, rn->local);
+    if (rn->next) rn->next->prev = rn->prev;
 }
 
 int aemp_reg(aemp_node_t *n, const char *name, const char *portid)
 {
     aemp__ports_t *ps = n ? ports_of(n) : NULL;
     if (!ps || !name || !portid) return AEMP_EINVAL;
-    char *c = strdup(portid);
-    if (!c) return AEMP_ENOMEM;
-    char *old = aemp__map_get(&ps->names, name);
-    if (named_count(n, c, 1)) {
-        free(c);
+    size_t pl = strlen(portid), nl = strlen(name), nodelen;
+    regname_t *rn = malloc(sizeof *rn + pl + nl + 2);
+    if (!rn) return AEMP_ENOMEM;
+    memcpy(rn->portid, portid, pl + 1);
+    rn->name = memcpy(rn->portid + pl + 1, name, nl + 1);
+    const char *local = aemp__portid_split(rn->portid, &nodelen);
+    rn->local = *local && aemp__is_self_n(n, portid, nodelen) ? local : NULL;
+    regname_t *old = aemp__map_get(&ps->names, name);
+    rn->prev = NULL;
+    rn->next = rn->local ? aemp__map_get(&ps->named, rn->local) : NULL;
+    if ((rn->local && aemp__map_set(&ps->named, rn->local, rn)) ||
+        aemp__map_set(&ps->names, name, rn)) {
+        if (rn->local) { /* (undone: the list's head is what it was) */
+            if (rn->next) aemp__map_set(&ps->named, rn->local, rn->next);
+            else aemp__map_del(&ps->named, rn->local);
+        }
+        free(rn);
         return AEMP_ENOMEM;
     }
-    if (aemp__map_set(&ps->names, name, c)) {
-        named_count(n, c, -1);
-        free(c);
-        return AEMP_ENOMEM;
+    if (rn->next) rn->next->prev = rn;
+    if (old) {
+        named_unlink(ps, old);
+        free(old);
     }
-    if (old) named_count(n, old, -1);
-    free(old);
     return 0;
 }
 
 const char *aemp_lookup(const aemp_node_t *n, const char *name)
 {
-    if (!n || !n->ports || !name) return NULL;
-    return aemp__map_get(&n->ports->names, name);
+    regname_t *rn = n && n->ports && name ? aemp__map_get(&n->ports->names, name) : NULL;
+    return rn ? rn->portid : NULL;
 }
 
 int aemp_func_register(aemp_node_t *n, const char *name, aemp_func_fn fn, void *ud)
