@@ -1387,8 +1387,9 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  * warning "PEER: a message to another node's node port refused (it
  * would be a request in this node's name): to NODE". Only the library's
  * own calls act as this node from inside such a callback: aemp_db_*,
- * aemp_spawn on this node, aemp_mon and aemp_port_kill (and the kil a
- * watched port's death sends). A message sent outside any peer's
+ * aemp_spawn on this node, aemp_mon, aemp_logcatch (its fixed connect
+ * request) and aemp_port_kill (and the kil a watched port's death
+ * sends). A message sent outside any peer's
  * message (from a timer, an I/O watcher or main) is this node's own:
  * a program that means to ask another node something of its own in
  * answer to a peer sends it from there (the aemp tool's trace does).

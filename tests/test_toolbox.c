@@ -321,6 +321,48 @@ TEST(toolbox_logcatcher_connect_and_aemp_logcatch)
     unpair(t);
 }
 
+typedef struct catch_on_msg {
+    lines_t *l;
+    aemp_port_t *got; /* what aemp_logcatch returned */
+    int calls;
+} catch_on_msg_t;
+
+static int catch_on_msg_cb(aemp_port_t *p, json_t *msg, void *ud)
+{
+    (void)p;
+    (void)msg;
+    catch_on_msg_t *c = ud;
+    if (!c->calls++) c->got = aemp_logcatch(aemp_port_node(p), "alpha", 5, line_cb, c->l);
+    return AEMP_KEEP;
+}
+
+static int caught_on_msg(void *ud) { return ((catch_on_msg_t *)ud)->calls > 0; }
+
+/* aemp_logcatch called while a peer's message is handled (gamma's, at a
+ * port of beta's) sends its fixed connect request to a third node
+ * (alpha) in beta's own name, as aemp_mon does: the lines come. */
+TEST(toolbox_logcatch_from_a_peers_message)
+{
+    tnode_t t[3];
+    REQUIRE(pair(t, 0));
+    const char *const *ls = aemp_node_listeners(t[0].node, NULL);
+    REQUIRE(ls && mk(&t[2], "gamma", ls[0], 0));
+    lines_t l = {0};
+    catch_on_msg_t c = {&l, NULL, 0};
+    aemp_port_t *bp = aemp_port_new(t[1].node, catch_on_msg_cb, &c);
+    REQUIRE(bp);
+    CHECK_INT(aemp_sendf(t[2].node, aemp_port_id(bp), "[s]", "catch"), 0);
+    CHECK(run_until(caught_on_msg, &c, 5));
+    CHECK(c.got != NULL);
+    run_for(0.2);
+    CHECK(strstr(t[1].warnings, "node port refused") == NULL);
+    CHECK_INT(aemp_sendf(t[1].node, "alpha", "[ss]", "No::Such::function", "x"), 0);
+    CHECK(run_until(has_lines, &l, 5));
+    CHECK_STR(l.from, "alpha");
+    aemp_node_destroy(t[2].node);
+    unpair(t);
+}
+
 TEST(toolbox_logcatcher_gone_with_its_node)
 {
     tnode_t t[2];

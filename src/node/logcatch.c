@@ -295,6 +295,10 @@ aemp_port_t *aemp_logcatch(aemp_node_t *node, const char *nodeid, int level, aem
         return NULL;
     }
     aemp_mon_kill(node, nodeid, id);
-    aemp_send(node, nodeid, json_pack("[sisi]", "AnyEvent::MP::LogCatcher::connect", 0, id, level));
+    /* the library's own fixed request (as aemp_mon's mon1): sent in
+     * our name also from inside a peer's message */
+    aemp__payload_t pl = {json_pack("[sisi]", "AnyEvent::MP::LogCatcher::connect", 0, id, level),
+                          NULL, NULL};
+    aemp__send_own(node, nodeid, strlen(nodeid), "", 0, &pl);
     return p;
 }
