@@ -1376,8 +1376,10 @@ AEMP_API void aemp_secret_free(void *secret, size_t len);
  * callback, named or spawned function, monitor callback, on_message)
  * arrives at our own ports as that peer's message, so at our node port
  * it is the peer's request (a g_slave written so replaces the peer's own
- * share and goes with the peer) and on_message names the peer as its
- * src; and a node it sends to that this node does not know yet is an
+ * share and goes with the peer; handled from the loop, and dropped with
+ * the warning "PEER: its request to this node's own node port dropped:
+ * no link to that node now" when that peer's link has gone by then) and
+ * on_message names the peer as its src; and a node it sends to that this node does not know yet is an
  * unasked peer, within the unasked peers' part of max_peer_memory. A
  * message to another node's node port (a bare node id, "" as the local
  * id) sent meanwhile with aemp_send, aemp_sendf or aemp_node_send -

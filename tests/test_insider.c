@@ -1264,3 +1264,70 @@ TEST(insider_unloggable_ids_refused_live_with_message)
     waitpid(pid, NULL, 0);
     close(lfd);
 }
+
+/* How often s occurs in text (NULL: -1). */
+static int occurrences(const char *text, const char *s)
+{
+    int c = 0;
+    for (const char *p = text; p && (p = strstr(p, s)); p++) c++;
+    return text ? c : -1;
+}
+
+/* An insider's request bounced into the seed's own node port (a `time`
+ * reply to "seed#") waits for the loop; when the insider's link has gone
+ * by then (a bad line right behind it), it is dropped with a warning: it
+ * would act for a node that is not there - a database share no node-down
+ * removes, a 'g entry of our own share, and the mesh dialling the address
+ * it named again and again (before: 20 ghosts, 20 entries of each kind
+ * and 20 dials in 3 s). */
+TEST(insider_requests_of_a_departed_node_dropped)
+{
+    int lfd, port, hfd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "honest", &hfd);
+    REQUIRE(pid > 0 && hfd >= 0);
+    int lis = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    REQUIRE(lis >= 0 && bind(lis, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lis, 64) == 0 &&
+            getsockname(lis, (struct sockaddr *)&sa, &sl) == 0);
+    enum { N = 20 };
+    for (int i = 0; i < N; i++) {
+        char id[32], buf[1024];
+        snprintf(id, sizeof id, "ghost%d", i);
+        int fd = seed_link(port, id);
+        CHECK(fd >= 0);
+        if (fd < 0) continue;
+        snprintf(buf, sizeof buf,
+                 "[\"\",\"time\",\"seed#\",\"g_global\"]\n"
+                 "[\"\",\"time\",\"seed#\",\"g_slave\",{\"ghostfam\":{\"%s\":\"stale\"},"
+                 "\"'l\":{\"%s\":[\"127.0.0.1:%d\"]}}]\n}}}not json\n",
+                 id, id, ntohs(sa.sin_port));
+        write_all(fd, buf, strlen(buf));
+        usleep(20000);
+        close(fd);
+    }
+    usleep(300000);
+    const char *q1 = "[\"\",\"g_db_keys\",\"ghostfam\",\"q1\"]\n", *q2 = "[\"\",\"g_db_keys\",\"'g\",\"q2\"]\n";
+    CHECK(write_all(hfd, q1, strlen(q1)) == strlen(q1));
+    int stale = occurrences(read_until_synced(hfd, "honest"), "ghost");
+    CHECK(write_all(hfd, q2, strlen(q2)) == strlen(q2));
+    int gstale = occurrences(read_until_synced(hfd, "honest"), "\"ghost");
+    int dials = 0;
+    for (double t0 = ev_time(); ev_time() - t0 < 2.0; usleep(5000)) {
+        int c = accept(lis, NULL, NULL);
+        if (c >= 0) dials++, close(c);
+    }
+    int dropped = 0;
+    file_has(lfd, "its request to this node's own node port dropped: no link to that node now", &dropped);
+    printf("    %d ghosts gone: %d entries of theirs in the view, %d in 'g, %d dials in 2 s; "
+           "%d requests dropped\n", N, stale, gstale, dials, dropped);
+    CHECK_INT(stale, 0);
+    CHECK_INT(gstale, 0);
+    CHECK_INT(dials, 0);
+    CHECK(dropped >= 1);
+    close(lis);
+    close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}

@@ -970,6 +970,7 @@ static link_t *link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
     if (outgoing)
 #endif
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    l->pub.serial = ++n->link_serial;
     l->pub.next = n->links;
     if (n->links) n->links->prev = &l->pub;
     n->links = &l->pub;

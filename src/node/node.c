@@ -886,16 +886,25 @@ void aemp__link_died(aemp__link_t *l, int silent)
 /* A message for one of our own ports waits for the loop, its target id
  * kept apart from the elements as on every other path. `as` is the node
  * it was sent for (a peer whose message was being handled: it arrives as
- * that peer's), NULL when we sent it ourselves. */
+ * that peer's), NULL when we sent it ourselves; `link` the serial of
+ * that peer's link then (0: none). */
 struct aemp__local_msg {
     struct aemp__local_msg *next;
     json_t *elems;
     const char *as;
+    unsigned long link;
     /* aemp__node_later: called with elems instead of a delivery */
     void (*fn)(aemp_node_t *n, json_t *elems);
     size_t idlen;
     char id[];
 };
+
+/* The serial of the link that is up to the peer `as`, or 0. */
+static unsigned long acting_link(aemp_node_t *n, const char *as)
+{
+    aemp__peer_t *p = peer_find(n, as);
+    return p && p->link && p->link->state == LINK_UP ? p->link->serial : 0;
+}
 
 static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
@@ -910,6 +919,13 @@ static void local_cb(struct ev_loop *loop, ev_idle *w, int revents)
         aemp__local_msg_t *next = m == last ? NULL : m->next;
         if (!n->destroy_pending) {
             if (m->fn) m->fn(n, m->elems);
+            else if (!m->idlen && m->as && (!m->link || acting_link(n, m->as) != m->link))
+                /* a request at our node port for a node whose link has
+                 * gone since (or whose name now leads elsewhere): it
+                 * would act for nobody (a database share that no
+                 * node-down ever removes) */
+                aemp__log(n, AEMP_LOG_WARN, "%s: its request to this node's own node port "
+                          "dropped: no link to that node now (it went, or goes by another name)", m->as);
             else aemp__dispatch(n, m->as ? m->as : n->noderef, m->id, m->idlen, m->elems);
         }
         json_decref(m->elems);
@@ -942,6 +958,7 @@ static int queue_local(aemp_node_t *n, const char *id, size_t idlen, const aemp_
     m->id[idlen] = 0;
     m->idlen = idlen;
     m->as = aslen ? memcpy(m->id + idlen + 1, n->acting_for, aslen) : NULL;
+    m->link = m->as && !idlen ? acting_link(n, m->as) : 0;
     m->elems = elems;
     m->fn = NULL;
     local_append(n, m);

@@ -167,6 +167,7 @@ struct aemp__link {
     char *error;          /* why it died */
     int reason;           /* and that as a code, where one is needed
                            * (AEMP__HS_SELF; 0 otherwise) */
+    unsigned long serial; /* this node's links counted from 1: never reused */
 };
 
 struct aemp__peer {
@@ -272,6 +273,7 @@ struct aemp_node {
      * our own ports meanwhile is delivered as that node's, never as ours
      * (see aemp__send_own and aemp.h, "Authority"). */
     const char *acting_for;
+    unsigned long link_serial;  /* the last link's serial */
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
     aemp__peer_t *peers_idle;   /* peers that lost their last link: reaped on leave */
