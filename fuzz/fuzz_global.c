@@ -88,9 +88,11 @@ FUZZ_TARGET(global)
             if (req) {
                 char why[256] = "";
                 int rc = aemp__gdb_feed(g, src, req, out, why, sizeof why);
-                FUZZ_CHECK(rc == 0 || rc == AEMP_EBADMSG || rc == AEMP_ELIMIT || rc == AEMP_ENOMEM);
+                FUZZ_CHECK(rc == 0 || rc == AEMP_EBADMSG || rc == AEMP_ELIMIT || rc == AEMP_ESTATE ||
+                           rc == AEMP_ENOMEM);
                 FUZZ_CHECK(!rc || rc == AEMP_ENOMEM || *why);
-                if (rc == AEMP_EBADMSG || rc == AEMP_ELIMIT) FUZZ_CHECK(json_array_size(out) == 0);
+                if (rc == AEMP_EBADMSG || rc == AEMP_ELIMIT || rc == AEMP_ESTATE)
+                    FUZZ_CHECK(json_array_size(out) == 0);
                 json_decref(req);
             }
         }

@@ -1639,7 +1639,11 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  *     as g_chg2 F SET DEL, to every watcher of F, the sender included;
  *   - merges: the newest write of a key wins; when its owner deletes it
  *     while another node still holds it, the view reverts to that value;
- *     a node deletes only keys it holds;
+ *     a node deletes only keys it holds; in 'l a slave sets only its own
+ *     key (where it listens: g_find answers with it, dials follow it) -
+ *     another's is refused whole, "node X: g_upd: family 'l: key K is
+ *     another node's listeners (a node sets its own); dropped" (a global
+ *     peer's share holds its slaves');
  *   - sends ["","g_global"] on every link that comes up; a global peer's
  *     g_global is answered with g_set (its slaves' merged databases) and
  *     recorded in 'g; a g_set is stored and the sender's 'l mirrored;

@@ -350,6 +350,23 @@ TEST(gdb_limits_and_malformed_requests)
     /* an unknown tag is not ours: nothing happens */
     CHECK_INT(feed_rc(g, "s", json_pack("[s]", "g_unknown"), why), 0);
 
+    /* 'l: a node sets its own listeners, never another's (g_find answers
+     * from it, our dials follow it); a global peer's share holds its
+     * slaves' */
+    CHECK_INT(feed_rc(g, "alice", json_pack("[s{s{s[s]}}]", "g_slave", "'l", "alice", "10.0.0.1:4040"),
+                      why), 0);
+    CHECK_INT(feed_rc(g, "evil", json_pack("[ss{s[s]}]", "g_upd", "'l", "alice", "6.6.6.6:4040"), why),
+              AEMP_ESTATE);
+    CHECK_STR(why, "family 'l: key alice is another node's listeners (a node sets its own)");
+    CHECK_INT(feed_rc(g, "evil", json_pack("[s{s{s[s]}}]", "g_slave", "'l", "alice", "6.6.6.6:1"), why),
+              AEMP_ESTATE);
+    CHECK_INT(feed_rc(g, "evil", json_pack("[ss{s[s]}]", "g_upd", "'l", "evil", "6.6.6.6:1"), why), 0);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(aemp__gdb_family(g, "'l"), "alice"), 0)),
+              "10.0.0.1:4040");
+    CHECK_INT(feed_rc(g, "gl", json_pack("[s]", "g_global"), why), 0);
+    CHECK_INT(feed_rc(g, "gl", json_pack("[s{s{s[s]}}]", "g_set", "'l", "slave-of-gl", "10.0.0.2:1"), why),
+              0);
+
     /* a value over AEMP_GDB_VALUE_MAX */
     char *big = malloc(AEMP_GDB_VALUE_MAX + 10);
     memset(big, 'x', AEMP_GDB_VALUE_MAX + 9);
@@ -497,7 +514,7 @@ TEST(gdb_owners_newest_write_wins_and_reverts)
     aemp__gdb_free(g);
 }
 
-/* Many nodes each hold their own key 'l/nI; others become further
+/* Many nodes each hold their own key fam/nI; others become further
  * holders of all those keys and delete them again. */
 enum { SHARED_N = 3000 };
 
@@ -538,7 +555,7 @@ static json_t *shared_keys(void)
  * value "vI"); says which was the first. */
 static int shared_wrong(aemp__gdb_t *g, const char *want)
 {
-    json_t *l = aemp__gdb_family(g, "'l");
+    json_t *l = aemp__gdb_family(g, "fam");
     int wrong = 0;
     for (int i = 0; i < SHARED_N; i++) {
         char k[16], own[16];
@@ -547,7 +564,7 @@ static int shared_wrong(aemp__gdb_t *g, const char *want)
         const char *v = json_string_value(json_object_get(l, k));
         if (!v || strcmp(v, want ? want : own)) {
             if (!wrong++)
-                t_fail(__FILE__, __LINE__, "'l/%s is %s, want %s", k, v ? v : "(none)",
+                t_fail(__FILE__, __LINE__, "fam/%s is %s, want %s", k, v ? v : "(none)",
                        want ? want : own);
         }
     }
@@ -564,11 +581,11 @@ static int shared_delete_each(aemp__gdb_t *g, const char *src, const char *want)
         char k[16], own[16];
         snprintf(k, sizeof k, "n%d", i);
         snprintf(own, sizeof own, "v%d", i);
-        feed_ok(g, src, json_pack("[ssn[s]]", "g_upd", "'l", k));
-        const char *v = json_string_value(json_object_get(aemp__gdb_family(g, "'l"), k));
+        feed_ok(g, src, json_pack("[ssn[s]]", "g_upd", "fam", k));
+        const char *v = json_string_value(json_object_get(aemp__gdb_family(g, "fam"), k));
         if (!v || strcmp(v, want ? want : own)) {
             if (!wrong++)
-                t_fail(__FILE__, __LINE__, "after %s's delete 'l/%s is %s, want %s", src, k,
+                t_fail(__FILE__, __LINE__, "after %s's delete fam/%s is %s, want %s", src, k,
                        v ? v : "(none)", want ? want : own);
         }
         if (!(i % 97)) CHECK_INT(aemp__gdb_check(g), 0);
@@ -584,7 +601,7 @@ TEST(gdb_shared_key_deletes_look_only_at_that_keys_holders)
     for (int i = 0; i < SHARED_N; i++) {
         snprintf(id, sizeof id, "n%d", i);
         snprintf(v, sizeof v, "v%d", i);
-        feed_ok(g, id, json_pack("[s{s{ss}}]", "g_slave", "'l", id, v));
+        feed_ok(g, id, json_pack("[s{s{ss}}]", "g_slave", "fam", id, v));
     }
     CHECK_INT(aemp__gdb_check(g), 0);
     /* each delete below looks at its key's holders only: 2 when the
@@ -594,14 +611,14 @@ TEST(gdb_shared_key_deletes_look_only_at_that_keys_holders)
     for (int round = 0; round < 3; round++) {
         /* x (no slave) holds every key too: its newer value shows, and
          * each delete brings the node's back */
-        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "fam", shared_set("x")));
         CHECK_INT(shared_wrong(g, "x"), 0);
         CHECK_INT(aemp__gdb_check(g), 0);
         CHECK_INT(shared_delete_each(g, "x", NULL), 0);
         want += 2 * SHARED_N;
 
         /* the same in one g_upd that sets and deletes them all */
-        feed_ok(g, "x", json_pack("[ssoo]", "g_upd", "'l", shared_set("x"), shared_keys()));
+        feed_ok(g, "x", json_pack("[ssoo]", "g_upd", "fam", shared_set("x"), shared_keys()));
         CHECK_INT(shared_wrong(g, NULL), 0);
         CHECK_INT(aemp__gdb_check(g), 0);
         want += 2 * SHARED_N;
@@ -609,16 +626,16 @@ TEST(gdb_shared_key_deletes_look_only_at_that_keys_holders)
         /* a slave before a global peer: y (no slave) wrote after the
          * node, x last; when x goes, the node's value shows, not y's
          * newer one */
-        feed_ok(g, "y", json_pack("[sso]", "g_upd", "'l", shared_set("y")));
-        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        feed_ok(g, "y", json_pack("[sso]", "g_upd", "fam", shared_set("y")));
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "fam", shared_set("x")));
         CHECK_INT(shared_delete_each(g, "x", NULL), 0);
         CHECK_INT(shared_delete_each(g, "y", NULL), 0);
         want += 3 * SHARED_N + 2 * SHARED_N;
 
         /* then the latest writer: slave z wrote after the node; when x
          * goes, z's value shows, and the node's when z goes down */
-        feed_ok(g, "z", json_pack("[s{so}]", "g_slave", "'l", shared_set("z")));
-        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        feed_ok(g, "z", json_pack("[s{so}]", "g_slave", "fam", shared_set("z")));
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "fam", shared_set("x")));
         CHECK_INT(shared_delete_each(g, "x", "z"), 0);
         json_t *out = json_array();
         CHECK_INT(aemp__gdb_node_down(g, "z", out), 0);
@@ -629,20 +646,20 @@ TEST(gdb_shared_key_deletes_look_only_at_that_keys_holders)
 
         /* and the node rewriting its key makes it the latest again: it
          * wins over slave z, which wrote before */
-        feed_ok(g, "z", json_pack("[s{so}]", "g_slave", "'l", shared_set("z")));
+        feed_ok(g, "z", json_pack("[s{so}]", "g_slave", "fam", shared_set("z")));
         for (int i = 0; i < SHARED_N; i++) {
             snprintf(id, sizeof id, "n%d", i);
             snprintf(v, sizeof v, "v%d", i);
-            feed_ok(g, id, json_pack("[ss{ss}]", "g_upd", "'l", id, v));
+            feed_ok(g, id, json_pack("[ss{ss}]", "g_upd", "fam", id, v));
         }
-        feed_ok(g, "x", json_pack("[sso]", "g_upd", "'l", shared_set("x")));
+        feed_ok(g, "x", json_pack("[sso]", "g_upd", "fam", shared_set("x")));
         CHECK_INT(shared_delete_each(g, "x", NULL), 0);
         CHECK_INT(shared_delete_each(g, "z", NULL), 0);
         want += 3 * SHARED_N + 2 * SHARED_N;
         CHECK_INT(aemp__gdb_holder_visits(g) - visits, want);
     }
     CHECK_INT(aemp__gdb_nodes(g), SHARED_N + 3);
-    CHECK_INT(json_object_size(aemp__gdb_family(g, "'l")), SHARED_N);
+    CHECK_INT(json_object_size(aemp__gdb_family(g, "fam")), SHARED_N);
     aemp__gdb_free(g);
 }
 

@@ -304,6 +304,11 @@ static int is_g(const char *family)
     return family[0] == '\'' && family[1] == 'g' && !family[2];
 }
 
+static int is_l(const char *family)
+{
+    return family[0] == '\'' && family[1] == 'l' && !family[2];
+}
+
 /* Whether s's 'g keys name global nodes to keep links to: our own
  * share's (nodes that said g_global to us) and a global peer's. */
 static int vouches(const shard_t *s)
@@ -628,6 +633,12 @@ static int check_family(aemp__gdb_t *g, shard_t *s, const char *family, json_t *
         if (vc > AEMP_GDB_VALUE_MAX)
             return FAIL(AEMP_ELIMIT, "family %.64s: value of key %.64s is over %d bytes", family, k,
                        AEMP_GDB_VALUE_MAX);
+        /* 'l: where a node listens, which g_find answers and our own
+         * dials follow - a node sets its own (PROTOCOL-1 §8.1); a
+         * global peer's share holds its slaves' */
+        if (is_l(family) && !share_limits(s) && strcmp(k, s->node))
+            return FAIL(AEMP_ESTATE, "family 'l: key %.64s is another node's listeners (a node "
+                        "sets its own)", k);
         json_t *old = replace ? NULL : sget(s, family, k);
         if (!old) lkeys++;
         else b->bytes -= entry_cost(k, old);

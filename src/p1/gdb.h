@@ -32,7 +32,9 @@ void aemp__gdb_free(aemp__gdb_t *g);
  * id (self for our own monitors and requests), each to go to DEST's node
  * port. Returns 0 (handled; also for a tag that is none of these, which
  * changes nothing), AEMP_EBADMSG (malformed: nothing changed), AEMP_ELIMIT
- * (over a limit of aemp.h's AEMP_GDB_*: nothing changed) or AEMP_ENOMEM;
+ * (over a limit of aemp.h's AEMP_GDB_*: nothing changed), AEMP_ESTATE (a
+ * slave setting another node's listeners in 'l: nothing changed) or
+ * AEMP_ENOMEM;
  * on failure why (whylen bytes) says precisely what was wrong. */
 int aemp__gdb_feed(aemp__gdb_t *g, const char *src, json_t *req, json_t *out, char *why,
                    size_t whylen);
