@@ -1545,7 +1545,10 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
  *   AEMP_LOGCATCH_LINES_MAX waiting (more are lost); a line logged while
  *   sending them is not sent. At most AEMP_LOGCATCH_MAX catchers, and a
  *   quarter of them connected by one node (more are refused with a
- *   warning); a port connecting again only changes its LEVEL.
+ *   warning); a port connecting again only changes its LEVEL. PORT must
+ *   be a port of the node that asks (its catchers end when it goes):
+ *   another node's, or this node's node port, is refused with the
+ *   warning "NODE: log catcher PORT refused: not a port of that node".
  * - with config secure set, eval, AnyEvent::MP::_spawn, LogCatcher's
  *   connect and calls of functions by name from other nodes are refused
  *   as a secure 2.02 node refuses them (see aemp_node_config_t.secure).

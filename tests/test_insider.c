@@ -1331,3 +1331,54 @@ TEST(insider_requests_of_a_departed_node_dropped)
     waitpid(pid, NULL, 0);
     close(lfd);
 }
+
+/* A log catcher's port must be on the node that asks for it (the lines
+ * go there, and stop when it goes): one at the seed's own node port or
+ * at a third node's port is refused - it would keep one of the
+ * AEMP_LOGCATCH_MAX places taken after its node left (before: four ids,
+ * eight such catchers each - their part - left every place taken for
+ * good, and an honest catcher was refused). The eight each of four nodes
+ * take on their own ports (all 32 places) go with them: an honest
+ * catcher is taken then. */
+TEST(insider_log_catchers_go_with_their_node)
+{
+    int lfd, port, bfd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "bystander", &bfd);
+    REQUIRE(pid > 0 && bfd >= 0);
+    for (int i = 0; i < 4; i++) {
+        char id[32], buf[256], where[64];
+        snprintf(id, sizeof id, "catch%d", i);
+        int fd = seed_link(port, id);
+        CHECK(fd >= 0);
+        if (fd < 0) continue;
+        for (int j = 0; j < 16; j++) {
+            if (i == 0 && j == 0) snprintf(where, sizeof where, "seed#");
+            else if (i == 0 && j == 1) snprintf(where, sizeof where, "#");
+            else if (j < 8) snprintf(where, sizeof where, "bystander#%s_%d", id, j);
+            else snprintf(where, sizeof where, "%s#own%d", id, j); /* its own 8: taken */
+            snprintf(buf, sizeof buf, "[\"\",\"AnyEvent::MP::LogCatcher::connect\",0,\"%s\",1]\n",
+                     where);
+            write_all(fd, buf, strlen(buf));
+        }
+        CHECK(read_until_synced(fd, id) != NULL);
+        close(fd);
+        usleep(100000);
+    }
+    usleep(300000);
+    int hfd = seed_link(port, "honest");
+    REQUIRE(hfd >= 0);
+    const char *c = "[\"\",\"AnyEvent::MP::LogCatcher::connect\",0,\"honest#logs\",5]\n";
+    write_all(hfd, c, strlen(c));
+    CHECK(read_until_synced(hfd, "honest") != NULL);
+    int elsewhere = 0;
+    file_has(lfd, "refused: not a port of that node", &elsewhere);
+    printf("    four catching nodes gone: %d catchers elsewhere refused; honest catcher %s\n",
+           elsewhere, file_has(lfd, "honest: log catcher honest#logs refused", NULL) ? "refused" : "taken");
+    CHECK(elsewhere >= 4); /* (a few lines of each node's: the log's limiter) */
+    CHECK(!file_has(lfd, "honest: log catcher honest#logs refused", NULL));
+    close(hfd);
+    close(bfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}

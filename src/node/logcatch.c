@@ -179,12 +179,30 @@ static struct aemp__logcatch *state(aemp_node_t *n)
     return n->logcatch;
 }
 
+/* Whether portid is a port of the node `who` (a peer's name). */
+static int port_of(aemp_node_t *n, const char *portid, const char *who)
+{
+    size_t len;
+    aemp__portid_split(portid, &len);
+    char *node = strndup(portid, len);
+    aemp__peer_t *p = node && *node ? aemp__peer_get(n, node, 0) : NULL;
+    free(node);
+    return p && p == aemp__peer_get(n, who, 0);
+}
+
 /* ["","AnyEvent::MP::LogCatcher::connect",VERSION,PORT,LEVEL]. */
 void aemp__logcatcher_connect(aemp_node_t *n, const char *src, json_t *args)
 {
     if (aemp__remote_exec_refused(n)) return;
     const char *port = json_string_value(json_array_get(args, 1));
     if (!state(n)) return;
+    if (n->acting_for && !port_of(n, port, n->acting_for)) {
+        /* the lines go to the node that asks, and stop when it goes (its
+         * port dies with it): a port elsewhere - our own node port, a
+         * third node's - would keep a place taken after it left */
+        aemp__log(n, AEMP_LOG_WARN, "%s: log catcher %s refused: not a port of that node", src, port);
+        return;
+    }
     size_t count = 0, its = 0;
     for (catcher_t *o = n->logcatch->catchers; o; o = o->next, count++) {
         if (!strcmp(o->port, port)) {
