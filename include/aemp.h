@@ -1071,7 +1071,13 @@ typedef struct aemp_node_config {
     double connect_interval;  /* 0: 5 s between connect rounds */
     double connect_timeout;   /* 0: 30 s until a peer counts unreachable */
     size_t max_message;       /* 0: 64 MiB, longest incoming JSON text */
-    size_t max_outq;          /* 0: 64 MiB, bytes queued for one peer */
+    /* 0: 64 MiB, bytes queued for one peer; past it the link is cut
+     * ("send queue overflow"). What is sent for another peer (while its
+     * message is handled: a relay, an answer to a port it named) fills
+     * at most half, and never takes the node past max_peer_memory: such
+     * a message is dropped instead (AEMP_ELIMIT, the warning "PEER:
+     * message to NODE dropped: ..."), and the target's link stays. */
+    size_t max_outq;
     /* Log sink; NULL: warnings and errors go to stderr. msg is borrowed.
      * Warnings and errors are rate-limited per 10 s: each line (the same
      * text) 5 times, each kind (the text after "SUBJECT: ") 100 times,

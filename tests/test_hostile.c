@@ -519,16 +519,17 @@ TEST(hostile_failed_handshake_in_one_segment)
 }
 
 /* The same dangling flush-list entry, reached through max_outq: a peer
- * that authenticates and then never reads, and a handler on the victim
- * that sends to it until the queue overflows. */
+ * that authenticates, sends one message and then never reads, and a
+ * handler on the victim that answers it until its queue overflows (to
+ * the peer whose message it handles: sent for another peer, the
+ * messages would stop at half of max_outq, dropped). */
 static const char *stuck_peer;
 
 static void overflow_from_handler(void *ud, aemp_node_t *node, const char *src, const char *id,
                                   json_t *msg)
 {
-    victim_t *v = ud;
     v_msg(ud, node, src, id, msg);
-    if (!stuck_peer || strcmp(src, v->honest)) return;
+    if (!stuck_peer || strcmp(src, stuck_peer)) return;
     char pad[4096];
     memset(pad, 'p', sizeof pad - 1);
     pad[sizeof pad - 1] = 0;
@@ -558,6 +559,7 @@ TEST(hostile_queue_overflow_inside_callback)
     REQUIRE(raw_open(&r, e.v.noderef) == 0);
     REQUIRE(raw_auth(&r, secret, NULL, NULL, 0) == 1);
     stuck_peer = "127.0.0.1:9"; /* the name raw_auth greets with; it never reads */
+    raw_send_str(&r, "[\"no-such-port\",\"answer me\"]");
     honest_check(&e, 3);
     CHECK(strstr(e.v.warnings, "send queue overflow") != NULL);
     honest_check(&e, 3);

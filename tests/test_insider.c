@@ -1382,3 +1382,49 @@ TEST(insider_log_catchers_go_with_their_node)
     waitpid(pid, NULL, 0);
     close(lfd);
 }
+
+/* What an insider relays to a third node may fill half of that node's
+ * max_outq: three snd of 30 MiB to a victim that reads nothing for the
+ * moment - the first is queued, the others dropped with a warning naming
+ * the insider. The victim's link is not cut (before: "victim: send queue
+ * overflow", its link and database entry gone, the insider's link up). */
+TEST(insider_relays_cannot_cut_a_third_nodes_link)
+{
+    int lfd, port, vfd;
+    pid_t pid = logging_seed(&lfd, &port, 0, "victim", &vfd);
+    REQUIRE(pid > 0 && vfd >= 0);
+    int efd = seed_link(port, "evil"), hfd = seed_link(port, "honest");
+    REQUIRE(efd >= 0 && hfd >= 0);
+    const char *reg = "[\"\",\"g_slave\",{\"vfam\":{\"victim\":1}}]\n";
+    write_all(vfd, reg, strlen(reg));
+    CHECK(read_until_synced(vfd, "victim") != NULL);
+    size_t big = 30u << 20;
+    char *msg = malloc(big + 128);
+    REQUIRE(msg);
+    int k = snprintf(msg, 128, "[\"\",\"snd\",\"victim#x\",\"");
+    memset(msg + k, 'x', big);
+    strcpy(msg + k + big, "\"]\n");
+    size_t len = strlen(msg);
+    for (int i = 0; i < 3; i++) CHECK(write_all(efd, msg, len) == len);
+    free(msg);
+    CHECK(read_until_synced(efd, "evil") != NULL); /* (all three handled) */
+    int dropped = 0;
+    file_has(lfd, "evil: message to victim dropped: its send queue would hold more than half of "
+                  "max_outq", &dropped);
+    int cut = file_has(lfd, "victim: send queue overflow", NULL);
+    const char *q = "[\"\",\"g_db_keys\",\"vfam\",\"q1\"]\n";
+    CHECK(write_all(hfd, q, strlen(q)) == strlen(q));
+    const char *in = read_until_synced(hfd, "honest");
+    int entry = in && strstr(in, "\"victim\"") != NULL;
+    printf("    3 x 30 MiB relayed to a slow victim: %d dropped; victim cut: %s, its entry %s\n",
+           dropped, cut ? "yes" : "no", entry ? "kept" : "gone");
+    CHECK_INT(dropped, 2);
+    CHECK(!cut);
+    CHECK(entry);
+    close(vfd);
+    close(efd);
+    close(hfd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}

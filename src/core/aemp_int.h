@@ -31,6 +31,11 @@ int aemp__buf_append(aemp__buf_t *b, const void *p, size_t n);
 void aemp__buf_consume(aemp__buf_t *b, size_t n);
 void aemp__buf_free(aemp__buf_t *b);
 static inline size_t aemp__buf_size(const aemp__buf_t *b) { return b->len - b->off; }
+/* Keeps the first size bytes (a tail appended since is dropped). */
+static inline void aemp__buf_cut(aemp__buf_t *b, size_t size)
+{
+    if (size < b->len - b->off) b->len = b->off + size;
+}
 /* (a buffer freed or never filled has no data: its head is NULL, never
  * NULL plus an offset) */
 static inline char *aemp__buf_head(const aemp__buf_t *b) { return b->data ? b->data + b->off : NULL; }

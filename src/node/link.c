@@ -287,6 +287,18 @@ size_t aemp__link_queued(const aemp__link_t *pl)
     return aemp__buf_size(&l->out) + aemp__buf_size(&l->wire);
 }
 
+size_t aemp__link_out_size(const aemp__link_t *pl)
+{
+    return aemp__buf_size(&((const link_t *)pl)->out);
+}
+
+void aemp__link_out_cut(aemp__link_t *pl, size_t size)
+{
+    link_t *l = PRIV(pl);
+    aemp__buf_cut(&l->out, size);
+    link_count(l);
+}
+
 void aemp__link_probe(aemp__link_t *pl)
 {
     aemp__link_queue_json(pl, devnull_msg, sizeof devnull_msg - 1);

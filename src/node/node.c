@@ -1083,6 +1083,13 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
 {
     int rc;
     size_t queued;
+    /* sent for another peer (a relay, an answer to a port it named): it
+     * may fill half of this peer's max_outq and must not take the node
+     * over max_peer_memory - past either, this message is dropped and
+     * its sender named, rather than the link of a node that only
+     * received cut for what another one sent */
+    int for_other = n->acting_for && peer_find(n, n->acting_for) != p;
+    size_t mark = p->link ? aemp__link_out_size(p->link) : aemp__buf_size(&p->queue);
     if (p->link) {
         rc = aemp__link_queue_shared(p->link, id, idlen, pl, cache);
         queued = aemp__link_queued(p->link);
@@ -1090,6 +1097,21 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
         rc = aemp__payload_encode(&p->queue, id, idlen, pl);
         queue_count(p);
         queued = aemp__buf_size(&p->queue);
+    }
+    size_t total = 0;
+    if (!rc && for_other &&
+        (queued > n->cfg.max_outq / 2 || (total = mem_total(n)) > n->cfg.max_peer_memory)) {
+        if (p->link) {
+            aemp__link_out_cut(p->link, mark);
+        } else {
+            aemp__buf_cut(&p->queue, mark);
+            queue_count(p);
+        }
+        aemp__log(n, AEMP_LOG_WARN, "%s: message to %s dropped: %s", n->acting_for, p->noderef,
+                  total ? "the node would hold more than max_peer_memory"
+                        : "its send queue would hold more than half of max_outq (what other "
+                          "nodes' messages may fill)");
+        rc = AEMP_ELIMIT;
     }
     if (rc) {
         /* a peer made for this message and left unused goes (reaped) */

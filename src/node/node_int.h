@@ -469,6 +469,11 @@ int aemp__link_queue_json(aemp__link_t *l, const char *p, size_t n);
 int aemp__link_queue_msg(aemp__link_t *l, const char *id, size_t idlen, const aemp__payload_t *pl);
 /* Bytes queued on the link and not yet handed to the kernel. */
 size_t aemp__link_queued(const aemp__link_t *l);
+/* Bytes of l's output not yet framed for the wire, and a cut back to
+ * that many (what was queued since is dropped whole: the framings keep
+ * no state across messages). */
+size_t aemp__link_out_size(const aemp__link_t *l);
+void aemp__link_out_cut(aemp__link_t *l, size_t size);
 /* Makes the link look at its state again from its timer callback (not
  * from the caller's stack): a held link then asks aemp__link_may_release. */
 void aemp__link_kick(aemp__link_t *l);
