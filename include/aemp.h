@@ -1527,7 +1527,11 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
  *   package main, where a bare up_nodes or $NODE is not the kernel's):
  *     AnyEvent::MP::Kernel::up_nodes
  *       -> ["", NODEID...]: every node with an authenticated link, this
- *          node not among them (what `aemp trace` asks every node);
+ *          node not among them (what `aemp trace` asks every node); on a
+ *          global node it takes as many entries as it has links from the
+ *          asker's reads' budget (AEMP_GDB_READ_*), and over it the
+ *          ERROR is "up_nodes: over the reads' budget of this node, try
+ *          later\n";
  *     $AnyEvent::MP::Kernel::NODE, AnyEvent::MP::Kernel::NODE
  *       -> ["", this node's id].
  *   An expression calling AnyEvent::Watchdog::Util::restart (`aemp
@@ -1726,7 +1730,8 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * dropped, unanswered, with the warning "node X: g_db_family of F (N
  * entries) dropped: over the reads' budget of 50000 entries a second
  * (its own, or all nodes')"; the link stays. Our own reads are not
- * counted. */
+ * counted. An eval of up_nodes takes from the same budget (see
+ * "eval"). */
 #define AEMP_GDB_READ_ENTRIES_PER_S 50000u
 #define AEMP_GDB_READ_BURST 500000u
 

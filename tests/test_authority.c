@@ -8,6 +8,7 @@
  */
 #include "test.h"
 #include "harness_node.h"
+#include "p1.h" /* aemp__p1_eval, aemp__global_read */
 
 #include <ev.h>
 
@@ -256,13 +257,27 @@ static void keys_answer(aemp_node_t *n, const char *f, json_t *r, void *ud)
     (*(int *)ud)++;
 }
 
+/* eval answers: how many said the reads' budget was spent. */
+static int evals_over, evals_ok;
+static int eval_cb(aemp_port_t *p, json_t *m, void *ud)
+{
+    (void)p;
+    (void)ud;
+    const char *err = json_string_value(json_array_get(m, 0));
+    if (err && strstr(err, "over the reads' budget")) evals_over++;
+    else if (err && !*err) evals_ok++;
+    return AEMP_KEEP;
+}
+
 /* A read whose answer is a whole family costs the seed a copy of it for
  * a request of a few bytes: one node's reads copy at most
  * AEMP_GDB_READ_BURST entries at once and AEMP_GDB_READ_ENTRIES_PER_S a
  * second after (before: an insider's 300 reads of a big family held the
  * seed's loop for seconds). 300 reads of a 4000-key family: about 125
  * answered, the rest dropped with a warning; another node's read is
- * still answered, and the seed still answers time at once. */
+ * still answered, and the seed still answers time at once. An eval of
+ * up_nodes (an answer as big as the network) takes from the same
+ * budget: over it, its ERROR says so. */
 TEST(authority_reads_of_whole_families_are_budgeted)
 {
     tnode_t a, s[3];
@@ -313,6 +328,26 @@ TEST(authority_reads_of_whole_families_are_budgeted)
     for (int i = 0; i < 100 && !forged_seen; i++) run_for(0.02);
     CHECK(forged_seen > 0);
     aemp_db_mon_cancel(w);
+    /* an eval of up_nodes (as big as the network) takes from the same
+     * budget: answered, then - gamma's whole burst taken meanwhile, at
+     * the same loop time (no refill) - told it is spent */
+    aemp_port_t *ev = aemp_port_new(c->node, eval_cb, NULL);
+    REQUIRE(ev);
+    evals_over = evals_ok = 0;
+    json_t *args = json_pack("[ss]", "AnyEvent::MP::Kernel::up_nodes", aemp_port_id(ev));
+    aemp__p1_eval(a.node, "gamma", args);
+    CHECK_INT(aemp__global_read(a.node, "gamma", AEMP_GDB_READ_BURST * 2, "test", "all"), 0);
+    int taken = 0;
+    while (aemp__global_read(a.node, "gamma", 0, "test", "one") && taken <= (int)AEMP_GDB_READ_BURST)
+        taken++;
+    CHECK(taken > 0 && taken < (int)AEMP_GDB_READ_BURST);
+    aemp__p1_eval(a.node, "gamma", args);
+    json_decref(args);
+    for (int i = 0; i < 100 && evals_ok + evals_over < 2; i++) run_for(0.02);
+    CHECK_INT(evals_ok, 1);
+    CHECK_INT(evals_over, 1);
+    CHECK(strstr(a.warnings, "node gamma: eval of up_nodes (3 entries) dropped: over the reads' "
+                             "budget") != NULL);
     aemp_node_destroy(c->node);
     aemp_node_destroy(evil->node);
     aemp_node_destroy(b->node);

@@ -242,10 +242,10 @@ static void merged_cb(aemp_node_t *n, const char *portid, json_t *reason, void *
 
 /* Two names of one node with messages queued under each: the link made
  * for one greets with the other, and the two queues together may not
- * pass max_outq. Over it, what waited under the link's own name is
- * dropped with a warning and our monitors under that name hear of it as
- * of an overflow; what waited under the greeted name goes out (before:
- * the two were joined, up to twice max_outq). */
+ * pass max_outq. Over it, as any overflow, the node has failed: what
+ * waited under either name is gone and our monitors of it fire with
+ * transport_error "send queue overflow" (before: the two were joined,
+ * up to twice max_outq); the new link goes up afresh. */
 TEST(links_merged_queues_keep_max_outq)
 {
     tnode_t x;
@@ -278,11 +278,10 @@ TEST(links_merged_queues_keep_max_outq)
     aemp_hs_t *hs = raw_auth_begin(&y, other, secret, NULL, why, sizeof why);
     REQUIRE(hs);
     CHECK_INT(raw_auth_end(&y, hs, 5, why, sizeof why), 1);
-    CHECK(raw_wait_for(&y, "[\"q\",\"bbb", 5));
     for (int i = 0; i < 50 && !merged_fired; i++) run_for(0.02);
     CHECK_INT(merged_fired, 1);
     char want[160];
-    snprintf(want, sizeof want, "[\"transport_error\",\"%s\",\"send queue overflow\"]", ep);
+    snprintf(want, sizeof want, "[\"transport_error\",\"%s\",\"send queue overflow\"]", other);
     CHECK_STR(merged_reason, want);
     snprintf(want, sizeof want, "%s: send queue overflow (", other);
     CHECK(strstr(x.warnings, want) != NULL);
@@ -290,7 +289,9 @@ TEST(links_merged_queues_keep_max_outq)
     run_for(0.1);
     raw_pump(&y);
     CHECK(strstr(y.in, "[\"p\",") == NULL);
+    CHECK(strstr(y.in, "[\"q\",") == NULL);
     CHECK(x.node->peer_queued == 0);
+    CHECK(aemp_node_is_up(x.node, other)); /* (the new link, afresh) */
     raw_close(&y);
     close(ls);
     aemp_node_destroy(x.node);

@@ -659,16 +659,15 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
     }
     if (from->link && !to->link) to->link = from->link;
     aemp__ports_watcher_renamed(n, from->noderef, to->noderef); /* its watches too */
-    size_t more = aemp__buf_size(&from->queue), had = aemp__buf_size(&to->queue);
-    if (more && had + more > n->cfg.max_outq) {
-        /* the two queues together pass max_outq: what waited under the
-         * other name is dropped, and our monitors there hear of it as
-         * of any overflow */
+    /* (what waits for `to`: its queue, or its link's when one is up -
+     * where the queue goes next) */
+    size_t more = aemp__buf_size(&from->queue),
+           had = aemp__buf_size(&to->queue) + (to->link ? aemp__link_queued(to->link) : 0);
+    int overflow = more && had + more > n->cfg.max_outq;
+    if (overflow) {
         aemp__log(n, AEMP_LOG_WARN, "%s: send queue overflow (%zu bytes) as %s is found to be "
-                  "the same node: the %zu bytes queued for %s dropped", to->noderef, had + more,
-                  from->noderef, more, from->noderef);
+                  "the same node", to->noderef, had + more, from->noderef);
         queue_free(from);
-        aemp__ports_peer_lost(n, from, "send queue overflow");
     } else if (more) {
         aemp__buf_append(&to->queue, aemp__buf_head(&from->queue), more);
     }
@@ -687,6 +686,13 @@ static void peer_merge(aemp_node_t *n, aemp__peer_t *from, aemp__peer_t *to)
             aemp__map_del(&n->peers, from->names[i]); /* out of memory: not a dangling one */
     peer_unlist(from);
     peer_free(from);
+    if (overflow) {
+        /* the two queues together pass max_outq: as any overflow, the
+         * node's link is cut and it has failed (what waited for it under
+         * either name is gone, and our monitors of it hear so) */
+        if (to->link) aemp__link_close(to->link, "send queue overflow", 1);
+        aemp__peer_fail(to, "send queue overflow");
+    }
 }
 
 int aemp__link_greeted(aemp__link_t *l, const char *remote)
@@ -1235,14 +1241,23 @@ int aemp__send_own(aemp_node_t *n, const char *node, size_t nodelen, const char 
 int aemp__send_shared(aemp_node_t *n, const char *node, size_t nodelen, const char *id,
                       size_t idlen, const aemp__payload_t *pl, aemp__enc_cache_t *cache)
 {
-    int self, err;
+    /* the library's own broadcasts (the database to its watchers and
+     * the other global nodes): in our name, whoever's request caused
+     * them - never limited or dropped as a message sent for that peer */
+    const char *as = n->acting_for;
+    n->acting_for = NULL;
+    int self, err, rc;
     aemp__peer_t *p = route(n, node, nodelen, &self, &err);
-    if (self) return aemp__send_own(n, node, nodelen, id, idlen, pl);
-    if (!p) {
+    if (self) {
+        rc = aemp__send(n, node, nodelen, id, idlen, pl);
+    } else if (!p) {
         aemp__payload_drop(pl);
-        return err;
+        rc = err;
+    } else {
+        rc = send_to_peer(n, p, id, idlen, pl, cache);
     }
-    return send_to_peer(n, p, id, idlen, pl, cache);
+    n->acting_for = as;
+    return rc;
 }
 
 int aemp__node_port_for(aemp_node_t *n, const char *node, size_t len)

@@ -521,8 +521,6 @@ void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idle
 /* Every monitor on noderef's ports fires with transport_error, and the
  * watches that node held on our ports go. O(its names + monitors fired). */
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg);
-/* Only our monitors of p's ports fire (transport_error, msg). */
-void aemp__ports_peer_lost(aemp_node_t *n, aemp__peer_t *p, const char *msg);
 void aemp__ports_free(aemp_node_t *n);
 /* Watches (mon1) that node peer holds on our ports; peer NULL: that
  * all other nodes hold together. O(1). */

@@ -556,7 +556,8 @@ static void fire_node_list(aemp__ports_t *ps, struct wlist *b, json_t *reason)
     for (size_t c = b->count; c--; ps->visits++) mon_fire(ps, b->head, reason);
 }
 
-void aemp__ports_peer_lost(aemp_node_t *n, aemp__peer_t *p, const char *msg)
+/* Our monitors of p's ports fire (transport_error, msg). */
+static void peer_lost(aemp_node_t *n, aemp__peer_t *p, const char *msg)
 {
     aemp__ports_t *ps = n->ports;
     json_t *reason = ps ? json_pack("[sss]", "transport_error", p->noderef, msg) : NULL;
@@ -583,7 +584,7 @@ void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *ms
     aemp__ports_t *ps = n->ports;
     aemp__peer_t *p = ps ? aemp__peer_get(n, noderef, 0) : NULL;
     if (!p) return;
-    aemp__ports_peer_lost(n, p, msg);
+    peer_lost(n, p, msg);
     /* the failed node's watches on our ports are gone with it */
     for (struct aemp_mon *m; (m = windex_first(ps, W_PEER, p->noderef));) {
         mon_unlink(ps, m);

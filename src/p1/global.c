@@ -314,17 +314,12 @@ static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
     return rc;
 }
 
-/* Whether src's read of a whole family (tag, args) may be answered now
- * (AEMP_GDB_READ_*): its own budget and all nodes' hold its size. */
-static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src, const char *tag,
-                        json_t *args)
+/* Whether src may copy cost entries now (AEMP_GDB_READ_*): its own
+ * budget and all nodes' hold them. first: a node's first watch of a
+ * family (below). what/of name the read in the warning when it is not. */
+static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src, double cost,
+                       int first, const char *what, const char *of)
 {
-    if (strcmp(tag, "g_db_family") && strcmp(tag, "g_db_keys") && strcmp(tag, "g_db_values") &&
-        strcmp(tag, "g_mon1"))
-        return 1;
-    const char *fam = json_string_value(json_array_get(args, 0));
-    if (!fam || aemp__is_self(n, src)) return 1; /* (malformed: the database says so) */
-    double cost = 1.0 + (double)json_object_size(aemp__gdb_family(gl->gdb, fam));
     double now = ev_now(n->loop);
     budget_t *b = aemp__map_get(&gl->reads, src);
     if (!b) {
@@ -336,7 +331,7 @@ static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src
         b->at = now;
     }
     budget_t was = *b;
-    if (!strcmp(tag, "g_mon1") && !aemp__gdb_watches(gl->gdb, src, fam)) {
+    if (first) {
         /* a node's first watch of a family is sent once (per master link):
          * lost, its watch would never hear of a change. It is answered,
          * and goes on the node's own account, down to a debt of
@@ -354,9 +349,31 @@ static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src
         *b = was; /* (not taken from its own) */
     }
     aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f entries) dropped: over the reads' budget "
-              "of %u entries a second (its own, or all nodes')", src, tag, fam, cost - 1.0,
+              "of %u entries a second (its own, or all nodes')", src, what, of, cost - 1.0,
               AEMP_GDB_READ_ENTRIES_PER_S);
     return 0;
+}
+
+/* Whether src's read of a whole family (tag, args) may be answered now. */
+static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src, const char *tag,
+                        json_t *args)
+{
+    if (strcmp(tag, "g_db_family") && strcmp(tag, "g_db_keys") && strcmp(tag, "g_db_values") &&
+        strcmp(tag, "g_mon1"))
+        return 1;
+    const char *fam = json_string_value(json_array_get(args, 0));
+    if (!fam || aemp__is_self(n, src)) return 1; /* (malformed: the database says so) */
+    double cost = 1.0 + (double)json_object_size(aemp__gdb_family(gl->gdb, fam));
+    int first = !strcmp(tag, "g_mon1") && !aemp__gdb_watches(gl->gdb, src, fam);
+    return read_budget(n, gl, src, cost, first, tag, fam);
+}
+
+int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const char *what,
+                      const char *of)
+{
+    struct aemp__global *gl = gl_get(n);
+    if (!gl || !gl->gdb || !src || aemp__is_self(n, src)) return 1;
+    return read_budget(n, gl, src, 1.0 + (double)entries, 0, what, of);
 }
 
 /* g_global from node (a global node): 2.02's g_global_connect, once per

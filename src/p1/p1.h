@@ -54,6 +54,13 @@ double aemp__p1_jitter(double base, double spread);
 /* Becomes a global node (nothing when it is one). 0 or AEMP_ENOMEM. */
 int aemp__global_start(aemp_node_t *n);
 int aemp__global_active(const aemp_node_t *n);
+/* Whether src (a peer) may have entries entries copied for it now: the
+ * reads' budget of a global node (AEMP_GDB_READ_*), which whole-family
+ * reads and other answers as big as the network take from; over it a
+ * warning names what (a request) and of (its subject). 1 on a node that
+ * is not global, and for our own reads. */
+int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const char *what,
+                      const char *of);
 /* A g_* request ["", TAG, ARGS...] from src (args borrowed): served when
  * global; bare g_slave makes the node global first. */
 void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json_t *args);

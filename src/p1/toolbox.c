@@ -62,8 +62,8 @@ static json_t *up_nodes(aemp_node_t *n)
     return r;
 }
 
-/* [ERROR, RESULTS...] for expr. */
-static json_t *evaluate(aemp_node_t *n, const char *expr)
+/* [ERROR, RESULTS...] for expr, asked by src. */
+static json_t *evaluate(aemp_node_t *n, const char *src, const char *expr)
 {
     /* qualified names only: 2.02 evaluates in package main, where a bare
      * up_nodes or $NODE is not the kernel's */
@@ -73,6 +73,10 @@ static json_t *evaluate(aemp_node_t *n, const char *expr)
     char buf[256];
     const char *e = normalise(expr, buf, sizeof buf);
     if (e && is_one_of(e, up)) {
+        /* as big as the network, for a request of a few bytes: on a
+         * global node it takes from the asker's reads' budget */
+        if (!aemp__global_read(n, src, n->nlinks, "eval", "up_nodes"))
+            return json_pack("[s]", "up_nodes: over the reads' budget of this node, try later\n");
         json_t *nodes = up_nodes(n);
         json_t *r = json_pack("[s]", "");
         if (r && nodes) json_array_extend(r, nodes);
@@ -97,11 +101,10 @@ static json_t *evaluate(aemp_node_t *n, const char *expr)
  * at once; without REPLY nothing. */
 void aemp__p1_eval(aemp_node_t *n, const char *src, json_t *args)
 {
-    (void)src;
     if (aemp__remote_exec_refused(n)) return;
     const char *expr = json_string_value(json_array_get(args, 0));
     if (json_array_size(args) < 2) return;
-    answer(n, args, 1, evaluate(n, expr ? expr : ""));
+    answer(n, args, 1, evaluate(n, src, expr ? expr : ""));
 }
 
 /* ------------------------------------------------------------------ */
