@@ -1383,6 +1383,32 @@ TEST(insider_log_catchers_go_with_their_node)
     close(lfd);
 }
 
+/* A logging seed and three links to it: "victim", "evil", "honest". */
+typedef struct {
+    pid_t pid;
+    int lfd, port, vfd, efd, hfd;
+} trio_t;
+
+static int trio_start(trio_t *t)
+{
+    t->efd = t->hfd = -1;
+    t->pid = logging_seed(&t->lfd, &t->port, 0, "victim", &t->vfd);
+    if (t->pid <= 0 || t->vfd < 0) return -1;
+    t->efd = seed_link(t->port, "evil");
+    t->hfd = seed_link(t->port, "honest");
+    return t->efd >= 0 && t->hfd >= 0 ? 0 : -1;
+}
+
+static void trio_end(trio_t *t)
+{
+    close(t->vfd);
+    close(t->efd);
+    close(t->hfd);
+    kill(t->pid, SIGKILL);
+    waitpid(t->pid, NULL, 0);
+    close(t->lfd);
+}
+
 /* What an insider relays to a third node may fill half of that node's
  * max_outq: three snd of 30 MiB to a victim that reads nothing for the
  * moment - the first is queued, the others dropped with a warning naming
@@ -1390,11 +1416,9 @@ TEST(insider_log_catchers_go_with_their_node)
  * overflow", its link and database entry gone, the insider's link up). */
 TEST(insider_relays_cannot_cut_a_third_nodes_link)
 {
-    int lfd, port, vfd;
-    pid_t pid = logging_seed(&lfd, &port, 0, "victim", &vfd);
-    REQUIRE(pid > 0 && vfd >= 0);
-    int efd = seed_link(port, "evil"), hfd = seed_link(port, "honest");
-    REQUIRE(efd >= 0 && hfd >= 0);
+    trio_t t;
+    REQUIRE(trio_start(&t) == 0);
+    int lfd = t.lfd, vfd = t.vfd, efd = t.efd, hfd = t.hfd;
     const char *reg = "[\"\",\"g_slave\",{\"vfam\":{\"victim\":1}}]\n";
     write_all(vfd, reg, strlen(reg));
     CHECK(read_until_synced(vfd, "victim") != NULL);
@@ -1421,12 +1445,7 @@ TEST(insider_relays_cannot_cut_a_third_nodes_link)
     CHECK_INT(dropped, 2);
     CHECK(!cut);
     CHECK(entry);
-    close(vfd);
-    close(efd);
-    close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    trio_end(&t);
 }
 
 /* The database's own fan-out (g_chg2 to a family's watchers, sent while
@@ -1437,11 +1456,9 @@ TEST(insider_relays_cannot_cut_a_third_nodes_link)
  * watcher's view silently missed it). */
 TEST(insider_relays_do_not_hold_back_the_databases_changes)
 {
-    int lfd, port, vfd;
-    pid_t pid = logging_seed(&lfd, &port, 0, "victim", &vfd);
-    REQUIRE(pid > 0 && vfd >= 0);
-    int efd = seed_link(port, "evil"), hfd = seed_link(port, "honest");
-    REQUIRE(efd >= 0 && hfd >= 0);
+    trio_t t;
+    REQUIRE(trio_start(&t) == 0);
+    int lfd = t.lfd, vfd = t.vfd, efd = t.efd, hfd = t.hfd;
     const char *mon = "[\"\",\"g_mon1\",\"wfam\"]\n";
     write_all(vfd, mon, strlen(mon));
     CHECK(read_until_synced(vfd, "victim") != NULL);
@@ -1501,10 +1518,5 @@ TEST(insider_relays_do_not_hold_back_the_databases_changes)
            dropped ? "yes" : "no");
     CHECK(got);
     free(in);
-    close(vfd);
-    close(efd);
-    close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    trio_end(&t);
 }
