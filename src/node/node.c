@@ -1094,7 +1094,8 @@ static int send_to_peer(aemp_node_t *n, aemp__peer_t *p, const char *id, size_t 
      * over max_peer_memory - past either, this message is dropped and
      * its sender named, rather than the link of a node that only
      * received cut for what another one sent */
-    int for_other = n->acting_for && peer_find(n, n->acting_for) != p;
+    int for_other = n->acting_for && n->acting_for != p->noderef && /* (the common answer) */
+                    peer_find(n, n->acting_for) != p;
     size_t mark = p->link ? aemp__link_out_size(p->link) : aemp__buf_size(&p->queue);
     if (p->link) {
         rc = aemp__link_queue_shared(p->link, id, idlen, pl, cache);
