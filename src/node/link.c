@@ -1049,7 +1049,7 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     l->pub.peer_next = p->links;
     p->links = &l->pub;
     if (p->unasked_cost) attempt_count(l, p);
-    aemp__sock_ack_late(fd);
+    /* (quick-ack mode is set off once connected: a connect turns it on) */
     int r = connect(fd, (struct sockaddr *)&sa, sl);
     if (r == 0) {
         link_start_handshake(l);
