@@ -1056,6 +1056,11 @@ enum aemp_log_level {
  * "it contains a control character", "it is not UTF-8"; aemp_node_new
  * refuses such a nodeid with AEMP_EINVAL. */
 #define AEMP_NODEID_MAX 1024
+/* Addresses of one node a protocol-1 node takes from its master's
+ * g_found, or a global node from its view's 'l: the first this many
+ * usable ones ("ip:port"); a longer list is cut with the warning "NODE:
+ * N addresses, the first 64 are tried". A node listens on a few. */
+#define AEMP_P1_ADDRS_MAX 64
 
 typedef struct aemp_node_config {
     /* ---- every dialect ---- */

@@ -376,3 +376,56 @@ TEST(p1hostile_db_flood_from_the_master)
     json_decref(w.log);
     env_down(&e);
 }
+
+/* The master answers a g_find with 200 000 addresses whose connect fails
+ * at once (broadcast: ENETUNREACH), 4.6 MB in one g_found: the node takes
+ * the first AEMP_P1_ADDRS_MAX with a warning, and an attempt that fails
+ * at once is followed by the next one in the same loop, not in a call
+ * within its failure (before: a call chain per address - signal 11, a
+ * stack overflow, from 50 000 on). It keeps serving. */
+TEST(p1hostile_g_found_with_many_failing_addresses)
+{
+    env_t e;
+    REQUIRE(env_up(&e, 0) == 0);
+    hseed_quiet(e.s, 1);
+    enum { N = 200000 };
+    CHECK_INT(aemp_send(e.t.node, "victim#p", json_pack("[s]", "hi")), 0);
+    CHECK(hseed_wait_got(e.s, "client1", "[\"\",\"g_find\",\"victim\"]", 1, 5));
+    size_t cap = (size_t)N * 26 + 64, len = 0;
+    char *buf = malloc(cap);
+    REQUIRE(buf);
+    len += (size_t)snprintf(buf, cap, "[\"\",\"g_found\",\"victim\",[");
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s\"255.255.255.255:%d\"", i ? "," : "",
+                                1 + i % 60000);
+    len += (size_t)snprintf(buf + len, cap - len, "]]");
+    CHECK_INT(hseed_send_raw(e.s, "client1", buf, len), 0);
+    free(buf);
+    CHECK(still_serves(&e, "a"));
+    aemp__peer_t *p = aemp__peer_get(e.t.node, "victim", 0);
+    CHECK(p == NULL || p->neps <= AEMP_P1_ADDRS_MAX);
+    CHECK(strstr(e.t.warnings, "victim: 200000 addresses, the first 64 are tried") != NULL);
+    env_down(&e);
+}
+
+/* The same stack, from endpoints a peer chose without a master: a node
+ * whose connect to each fails at once, one attempt after the other. */
+TEST(p1hostile_many_failing_endpoints_tried_in_a_loop)
+{
+    tnode_t t;
+    memset(&t, 0, sizeof t);
+    REQUIRE(mknode1(&t, "lonely", NULL, 0, secret, 0));
+    aemp__peer_t *p = aemp__peer_get(t.node, "far", 1);
+    REQUIRE(p);
+    enum { N = 100000 };
+    char **eps = calloc(N + 1, sizeof *eps);
+    REQUIRE(eps);
+    for (int i = 0; i < N; i++) {
+        eps[i] = malloc(32);
+        REQUIRE(eps[i]);
+        snprintf(eps[i], 32, "255.255.255.255:%d", 1 + i % 60000);
+    }
+    aemp__peer_resolved(p, eps, N);
+    CHECK(p->next_ep == N); /* all tried, none left hanging */
+    aemp_node_destroy(t.node);
+}

@@ -522,7 +522,14 @@ static int peer_has_attempt(const aemp__peer_t *p)
 void aemp__peer_try(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
-    while (p->connecting && !p->link && !peer_has_attempt(p) && p->next_ep < p->neps) {
+    /* a connect that fails at once fails its link, whose end asks for
+     * the next endpoint: that is this loop's next turn, not a call in a
+     * call (a g_found of 100 000 unreachable addresses overflowed the
+     * stack) */
+    if (p->trying) return;
+    p->trying = 1;
+    while (p->connecting && !p->link && !peer_has_attempt(p) && p->next_ep < p->neps &&
+           !n->destroy_pending) {
         uintptr_t by = p->cause ? (uintptr_t)aemp__map_get(&n->cause_attempts, p->cause) : 0;
         if (p->unasked_cost && (n->unasked_attempts >= AEMP_UNASKED_ATTEMPTS_MAX ||
                                 by >= AEMP_UNASKED_ATTEMPTS_PER_NODE)) {
@@ -536,12 +543,13 @@ void aemp__peer_try(aemp__peer_t *p)
                           n->unasked_attempts, (unsigned)by, p->cause ? p->cause : "?",
                           AEMP_UNASKED_ATTEMPTS_MAX, AEMP_UNASKED_ATTEMPTS_PER_NODE, p->noderef);
             p->waited = 1;
-            return;
+            break;
         }
         const char *ep = p->eps[p->next_ep++];
         aemp__log(n, AEMP_LOG_DEBUG, "%s: connecting", ep);
         aemp__link_connect(n, p, ep);
     }
+    p->trying = 0;
 }
 
 void aemp__peer_resolved(aemp__peer_t *p, char **eps, size_t count)

@@ -191,6 +191,7 @@ struct aemp__peer {
      * own copy: that entry lasts while a peer counts under it), or NULL */
     const char *cause;
     int waited; /* it has waited for an attempt (warned once) */
+    int trying; /* inside aemp__peer_try (a failure within asks again) */
     char **eps;                /* connectable endpoints (NULL-terminated) */
     size_t neps;
     aemp__link_t *link;        /* the authenticated link in use */

@@ -574,15 +574,8 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
 const char *aemp__global_resolve(aemp_node_t *n, aemp__peer_t *p)
 {
     json_t *addrs = json_object_get(aemp__gdb_family(gl_get(n)->gdb, "'l"), p->noderef);
-    size_t cnt = json_array_size(addrs), k = 0;
-    char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
-    for (size_t i = 0; eps && i < cnt; i++) {
-        /* only numeric "ip:port" endpoints: what a node listens on */
-        const char *a = json_string_value(json_array_get(addrs, i));
-        struct sockaddr_storage sa;
-        socklen_t sl;
-        if (a && !aemp__ep_parse(a, &sa, &sl) && (eps[k] = strdup(a))) k++;
-    }
+    size_t k;
+    char **eps = aemp__p1_addrs(n, p->noderef, addrs, &k);
     if (!k) {
         aemp__strv_free(eps);
         return "no known address";

@@ -426,20 +426,33 @@ void aemp__p1_found(aemp_node_t *n, const char *id, json_t *addrs)
     aemp__peer_t *p = aemp__peer_get(n, id, 0);
     if (!p || p->link) return;
     p->resolving = 0;
-    size_t cnt = json_array_size(addrs), k = 0;
-    char **eps = cnt ? calloc(cnt + 1, sizeof *eps) : NULL;
-    for (size_t i = 0; eps && i < cnt; i++) {
-        const char *a = json_string_value(json_array_get(addrs, i));
-        struct sockaddr_storage sa;
-        socklen_t sl;
-        if (a && !aemp__ep_parse(a, &sa, &sl) && !(eps[k++] = strdup(a))) k--;
-    }
+    size_t k;
+    char **eps = aemp__p1_addrs(n, id, addrs, &k);
     if (!k) {
         aemp__strv_free(eps);
         aemp__peer_fail(p, "no known address");
         return;
     }
     aemp__peer_resolved(p, eps, k);
+}
+
+char **aemp__p1_addrs(aemp_node_t *n, const char *id, json_t *addrs, size_t *count)
+{
+    size_t cnt = json_array_size(addrs), k = 0;
+    if (cnt > AEMP_P1_ADDRS_MAX)
+        aemp__log(n, AEMP_LOG_WARN, "%s: %zu addresses, the first %d are tried", id, cnt,
+                  AEMP_P1_ADDRS_MAX);
+    char **eps = cnt ? calloc((cnt < AEMP_P1_ADDRS_MAX ? cnt : AEMP_P1_ADDRS_MAX) + 1, sizeof *eps)
+                     : NULL;
+    for (size_t i = 0; eps && i < cnt && k < AEMP_P1_ADDRS_MAX; i++) {
+        /* only numeric "ip:port" endpoints: what a node listens on */
+        const char *a = json_string_value(json_array_get(addrs, i));
+        struct sockaddr_storage sa;
+        socklen_t sl;
+        if (a && !aemp__ep_parse(a, &sa, &sl) && (eps[k] = strdup(a))) k++;
+    }
+    *count = k;
+    return eps;
 }
 
 const char *const *aemp__p1_listeners(const aemp_node_t *n, size_t *count)

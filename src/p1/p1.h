@@ -54,6 +54,10 @@ double aemp__p1_jitter(double base, double spread);
 /* Becomes a global node (nothing when it is one). 0 or AEMP_ENOMEM. */
 int aemp__global_start(aemp_node_t *n);
 int aemp__global_active(const aemp_node_t *n);
+/* The endpoints of node id from its address list addrs (JSON, any
+ * shape): the first AEMP_P1_ADDRS_MAX numeric "ip:port" ones, a
+ * NULL-terminated malloc'd vector (aemp__strv_free), *count of them. */
+char **aemp__p1_addrs(aemp_node_t *n, const char *id, json_t *addrs, size_t *count);
 /* Whether src (a peer) may have entries entries copied for it now: the
  * reads' budget of a global node (AEMP_GDB_READ_*), which whole-family
  * reads and other answers as big as the network take from; over it a
