@@ -42,7 +42,7 @@ struct hseed {
     json_t *got;        /* node id -> [texts] */
     json_t *ports;      /* our ports: name -> [watcher ids] */
     char last_error[256];
-    int quiet;          /* g_find goes unanswered */
+    int quiet;          /* g_find goes unanswered (2: the reads too) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -234,7 +234,7 @@ static void request(sconn_t *c, json_t *msg)
         conn_send(c, json_pack("[sssO]", "", "g_found", a2, l ? l : json_null()));
     } else if ((!strcmp(tag, "g_db_family") || !strcmp(tag, "g_db_keys") ||
                 !strcmp(tag, "g_db_values")) &&
-               a2 && json_is_string(v3)) {
+               a2 && json_is_string(v3) && s->quiet < 2) {
         g_reply(c, tag, a2, json_string_value(v3));
     } else if (!strcmp(tag, "g_mon1") && a2) {
         json_object_set_new(c->mons, a2, json_true());

@@ -48,7 +48,8 @@ const char *hseed_last_error(const hseed_t *s);
 int hseed_send_raw(hseed_t *s, const char *id, const char *bytes, size_t len);
 int hseed_send(hseed_t *s, const char *id, const char *text);
 
-/* quiet 1: g_find is recorded but not answered (the test answers). */
+/* quiet 1: g_find is recorded but not answered (the test answers); 2:
+ * g_db_family/keys/values neither. */
 void hseed_quiet(hseed_t *s, int quiet);
 /* The seed's own database entry (value stolen; monitors hear g_chg2). */
 void hseed_db_set(hseed_t *s, const char *family, const char *key, json_t *value);

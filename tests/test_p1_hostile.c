@@ -13,6 +13,7 @@
 #include "harness_raw.h"
 #include "harness_seed.h"
 #include "node_int.h" /* the peer table, to count it */
+#include "p1.h"       /* aemp__db_reply_visits */
 
 #include <ev.h>
 #include <stdlib.h>
@@ -428,4 +429,45 @@ TEST(p1hostile_many_failing_endpoints_tried_in_a_loop)
     aemp__peer_resolved(p, eps, N);
     CHECK(p->next_ep == N); /* all tried, none left hanging */
     aemp_node_destroy(t.node);
+}
+
+static int read_answers;
+static char read_last[64];
+static void read_cb(aemp_node_t *n, const char *family, json_t *result, void *ud)
+{
+    (void)n;
+    (void)ud;
+    read_answers++;
+    snprintf(read_last, sizeof read_last, "%s:%zu", family, json_array_size(result));
+}
+
+/* A master that leaves 2000 reads unanswered and sends 2000 g_reply of
+ * ids never asked: each finds no read without a look at the waiting
+ * ones (before: every bogus reply walked them all), and the real answer
+ * to the last read still finds it. */
+TEST(p1hostile_replies_never_asked_for_look_at_no_reads)
+{
+    env_t e;
+    REQUIRE(env_up(&e, 0) == 0);
+    hseed_quiet(e.s, 2);
+    enum { READS = 2000 };
+    read_answers = 0;
+    for (int i = 0; i < READS; i++) CHECK_INT(aemp_db_keys(e.t.node, "fam", read_cb, NULL), 0);
+    CHECK(still_serves(&e, "a")); /* (the reads are out) */
+    unsigned long v0 = aemp__db_reply_visits(e.t.node);
+    char msg[128];
+    for (int i = 0; i < READS; i++) {
+        snprintf(msg, sizeof msg, "[\"\",\"g_reply\",\"x%d\",[\"k\"]]", i);
+        hseed_send(e.s, "client1", msg);
+    }
+    snprintf(msg, sizeof msg, "[\"\",\"g_reply\",\"db%d\",[\"k1\",\"k2\"]]", READS);
+    hseed_send(e.s, "client1", msg);
+    CHECK(still_serves(&e, "b"));
+    unsigned long looked = aemp__db_reply_visits(e.t.node) - v0;
+    printf("    %d replies for no read, one for a read, %d reads waiting: %lu looked at\n", READS,
+           READS, looked);
+    CHECK_INT(looked, 1);
+    CHECK_INT(read_answers, 1);
+    CHECK_STR(read_last, "fam:2");
+    env_down(&e);
 }

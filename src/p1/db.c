@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 typedef struct dbreq {
-    struct dbreq *next;
+    struct dbreq *next, *prev; /* in the order asked */
     char id[24];
     const char *tag;   /* g_db_family, g_db_keys, g_db_values */
     char *family;
@@ -47,7 +47,12 @@ typedef struct dbreg {
 
 typedef struct aemp__db {
     json_t *local;     /* {FAMILY: {KEY: VALUE}} */
-    dbreq_t *reqs;
+    /* reads waiting for the master's g_reply, in the order asked (sent
+     * again to a new master), and by id: a reply - or one for a read
+     * never made - finds its read without a look at the others */
+    dbreq_t *reqs, *reqs_tail;
+    aemp__map_t byid;
+    unsigned long reply_visits; /* reads looked at by replies (tests) */
     unsigned long next_id;
     famwatch_t *watches;
     dbreg_t *regs;
@@ -232,9 +237,15 @@ static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_
     r->tag = tag;
     r->cb = cb;
     r->ud = ud;
-    dbreq_t **pp = &d->reqs;
-    while (*pp) pp = &(*pp)->next;
-    *pp = r; /* answered in the order asked */
+    if (aemp__map_set(&d->byid, r->id, r)) {
+        free(r->family);
+        free(r);
+        return AEMP_ENOMEM;
+    }
+    r->prev = d->reqs_tail;
+    if (d->reqs_tail) d->reqs_tail->next = r;
+    else d->reqs = r;
+    d->reqs_tail = r;
     send_req(n, r);
     return 0;
 }
@@ -258,22 +269,29 @@ int aemp_db_values(aemp_node_t *n, const char *family, aemp_db_reply_fn cb, void
 void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result)
 {
     db_t *d = db_get(n);
-    for (dbreq_t **pp = d ? &d->reqs : NULL; pp && *pp; pp = &(*pp)->next) {
-        dbreq_t *r = *pp;
-        if (strcmp(r->id, id)) continue;
-        *pp = r->next;
-        int want_obj = !strcmp(r->tag, "g_db_family");
-        if (want_obj ? json_is_object(result) : json_is_array(result)) {
-            r->cb(n, r->family, result, r->ud);
-        } else {
-            json_t *empty = want_obj ? json_object() : json_array();
-            if (empty) r->cb(n, r->family, empty, r->ud);
-            json_decref(empty);
-        }
-        free(r->family);
-        free(r);
-        return;
+    dbreq_t *r = d ? aemp__map_del(&d->byid, id) : NULL;
+    if (!r) return; /* (no read of ours: ignored) */
+    d->reply_visits++;
+    if (r->prev) r->prev->next = r->next;
+    else d->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    else d->reqs_tail = r->prev;
+    int want_obj = !strcmp(r->tag, "g_db_family");
+    if (want_obj ? json_is_object(result) : json_is_array(result)) {
+        r->cb(n, r->family, result, r->ud);
+    } else {
+        json_t *empty = want_obj ? json_object() : json_array();
+        if (empty) r->cb(n, r->family, empty, r->ud);
+        json_decref(empty);
     }
+    free(r->family);
+    free(r);
+}
+
+unsigned long aemp__db_reply_visits(aemp_node_t *n)
+{
+    db_t *d = db_get(n);
+    return d ? d->reply_visits : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -432,6 +450,7 @@ void aemp__db_free(aemp_node_t *n)
         free(r->family);
         free(r);
     }
+    aemp__map_free(&d->byid);
     while (d->watches) {
         famwatch_t *fw = d->watches;
         d->watches = fw->next;

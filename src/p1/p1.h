@@ -89,6 +89,8 @@ json_t *aemp__db_local(aemp_node_t *n);
 void aemp__db_master_up(aemp_node_t *n);
 /* The master's answers: g_reply, g_chg1, g_chg2. */
 void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result);
+/* Reads the replies looked at so far (one per reply that matched). */
+unsigned long aemp__db_reply_visits(aemp_node_t *n);
 void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash);
 void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del);
 void aemp__db_free(aemp_node_t *n);
