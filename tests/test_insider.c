@@ -136,6 +136,14 @@ static pid_t logging_seed(int *lfd, int *port, size_t cap, const char *id, int *
     return pid;
 }
 
+/* Stops the seed of logging_seed and closes its log. */
+static void seed_stop(pid_t pid, int lfd)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(lfd);
+}
+
 /* What an attack writes, and how far it got. */
 typedef struct {
     int fd;
@@ -460,9 +468,7 @@ TEST(insider_memory_cap_cuts_biggest_and_rss_returns)
         t_fail(__FILE__, __LINE__, "seed RSS %.1f MiB after the attack, %.1f MiB at its start",
                rss1 / 1048576.0, rss0 / 1048576.0);
     if (hfd >= 0) close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
     free(buf);
 }
 
@@ -538,9 +544,7 @@ TEST(insider_monitor_limit_refuses_with_message_link_stays)
         close(fd);
     }
     CHECK(fd >= 0);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* A peer provoking 1000 identical warnings on a live node: at most
@@ -569,9 +573,7 @@ TEST(insider_warnings_rate_limited_live)
         close(fd);
     }
     CHECK(fd >= 0);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* A listener on 127.0.0.1 that takes every connection and never answers:
@@ -1035,9 +1037,7 @@ TEST(insider_repeated_g_global_answered_once_per_link)
         CHECK(sets == 1);
         close(fd);
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* n peers each send a g_set whose 'l names a 65000-byte "listener",
@@ -1112,9 +1112,7 @@ TEST(insider_mirrored_listeners_cannot_fill_the_seeds_own_share)
     }
     close(gfd);
     close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* A node that says g_global and sets the largest listener list that is
@@ -1186,9 +1184,7 @@ TEST(insider_mirrored_listeners_bounded_all_together)
         if (fds[i] >= 0) close(fds[i]);
     close(gfd);
     close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 TEST(insider_unloggable_ids_refused_live_with_message)
@@ -1260,9 +1256,7 @@ TEST(insider_unloggable_ids_refused_live_with_message)
         }
     }
     if (hfd >= 0) close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* How often s occurs in text (NULL: -1). */
@@ -1327,9 +1321,7 @@ TEST(insider_requests_of_a_departed_node_dropped)
     CHECK(dropped >= 1);
     close(lis);
     close(hfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* A log catcher's port must be on the node that asks for it (the lines
@@ -1378,9 +1370,7 @@ TEST(insider_log_catchers_go_with_their_node)
     CHECK(!file_has(lfd, "honest: log catcher honest#logs refused", NULL));
     close(hfd);
     close(bfd);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(lfd);
+    seed_stop(pid, lfd);
 }
 
 /* A logging seed and three links to it: "victim", "evil", "honest". */
@@ -1404,9 +1394,7 @@ static void trio_end(trio_t *t)
     close(t->vfd);
     close(t->efd);
     close(t->hfd);
-    kill(t->pid, SIGKILL);
-    waitpid(t->pid, NULL, 0);
-    close(t->lfd);
+    seed_stop(t->pid, t->lfd);
 }
 
 /* What an insider relays to a third node may fill half of that node's

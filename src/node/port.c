@@ -1,12 +1,13 @@
 /*
  * port.c - ports, monitors and the node-port services (PROTOCOL §6, §7).
  *
- * Local ports live in a table by local id. Our own monitors are kept in
- * one list per node; each watches a port id (local or remote) and has an
- * action. Other nodes' watches of our ports (mon1) are kept apart, in
- * three indexes (by watcher and port, by port, by watcher), so that what a
- * peer's mon0, kil0 or departure costs does not grow with the watches any
- * peer has made.
+ * Local ports live in a table by local id. Our own monitors each watch a
+ * port id (local or remote) and have an action; they are indexed by the
+ * local id they watch and, for another node's ports, by that node's name.
+ * Other nodes' watches of our ports (mon1) are kept apart, in three
+ * indexes (by watcher and port, by port, by watcher). So what a port's
+ * death, a kil notice, a peer's failure, mon0 or departure costs does not
+ * grow with the monitors and watches anybody has made.
  * A fired monitor is moved to the "due" list with its reason and run from
  * an idle watcher, so no monitor action ever runs inside the call that
  * killed the port. Remote ports are watched with mon1/mon0 and learn of
@@ -46,7 +47,7 @@ struct wlist {
 
 struct aemp_mon {
     aemp_node_t *node;
-    struct aemp_mon *next, *prev; /* in ports->mons or ports->due */
+    struct aemp_mon *next, *prev; /* in ports->due, once fired */
     struct aemp_mon *wnext[W_N], *wprev[W_N]; /* MON_REMOTE: in wl[] */
     struct wlist *wl[W_N];
     enum mon_kind kind;
@@ -110,7 +111,6 @@ struct aemp__ports {
     aemp__map_t named;
     unsigned long visits; /* monitors and names looked at (for tests) */
     aemp__map_t funcs; /* name -> func_t */
-    struct aemp_mon *mons;             /* our own monitors */
     aemp__map_t widx[W_N];             /* other nodes' watches, our own by id and node */
     struct wlist *multi;               /* W_NODE lists of names with several endpoints */
     size_t nwatches;                   /* of them, in all */
@@ -295,10 +295,6 @@ static void mon_unlink(aemp__ports_t *ps, struct aemp_mon *m)
     }
     windex_del(ps, m, W_OWN);
     windex_del(ps, m, W_NODE);
-    if (m->prev) m->prev->next = m->next;
-    else ps->mons = m->next;
-    if (m->next) m->next->prev = m->prev;
-    m->next = m->prev = NULL;
 }
 
 static void mon_free(struct aemp_mon *m)
@@ -334,6 +330,7 @@ static void mon_fire(aemp__ports_t *ps, struct aemp_mon *m, json_t *reason)
         return;
     }
     m->reason = json_incref(reason);
+    m->next = NULL;
     if (ps->due_tail) ps->due_tail->next = m;
     else ps->due_head = m;
     m->prev = ps->due_tail;
@@ -408,9 +405,6 @@ static aemp_mon_t *mon_start(aemp_node_t *n, struct aemp_mon *m)
             mon_free(m);
             return NULL;
         }
-        m->next = ps->mons;
-        if (ps->mons) ps->mons->prev = m;
-        ps->mons = m;
     }
     if (m->remote) {
         watch_msg(n, m, m, n->dialect->tags.watch);
@@ -832,10 +826,7 @@ int aemp_reg(aemp_node_t *n, const char *name, const char *portid)
     rn->next = rn->local ? aemp__map_get(&ps->named, rn->local) : NULL;
     if ((rn->local && aemp__map_set(&ps->named, rn->local, rn)) ||
         aemp__map_set(&ps->names, name, rn)) {
-        if (rn->local) { /* (undone: the list's head is what it was) */
-            if (rn->next) aemp__map_set(&ps->named, rn->local, rn->next);
-            else aemp__map_del(&ps->named, rn->local);
-        }
+        if (rn->local && aemp__map_get(&ps->named, rn->local) == rn) named_unlink(ps, rn);
         free(rn);
         return AEMP_ENOMEM;
     }
@@ -1181,18 +1172,14 @@ void aemp__ports_free(aemp_node_t *n)
         it = (aemp__map_iter_t){0};
         for (aemp__map_ent_t *e; (e = aemp__map_next(m, &it));) free(e->value);
     }
-    while (ps->mons) {
-        struct aemp_mon *m = ps->mons;
-        ps->mons = m->next;
-        mon_free(m);
-    }
     for (int i = 0; i < W_N; i++) {
         it = (aemp__map_iter_t){0};
         for (aemp__map_ent_t *e; (e = aemp__map_next(&ps->widx[i], &it));) {
             struct wlist *b = e->value;
-            /* each watch is freed once, from its watcher's list */
-            for (struct aemp_mon *m = b->head, *next; i == W_PEER && m; m = next) {
-                next = m->wnext[W_PEER];
+            /* each monitor is freed once: a watch from its watcher's
+             * list, one of our own from the list of the id it watches */
+            for (struct aemp_mon *m = b->head, *next; (i == W_PEER || i == W_OWN) && m; m = next) {
+                next = m->wnext[i];
                 mon_free(m);
             }
             free(b->key);
