@@ -1534,9 +1534,9 @@ AEMP_API char *aemp_spawn(aemp_node_t *node, const char *noderef, const char *fu
  *       -> ["", NODEID...]: every node with an authenticated link, this
  *          node not among them (what `aemp trace` asks every node); on a
  *          global node it takes as many entries as it has links from the
- *          asker's reads' budget (AEMP_GDB_READ_*), and over it the
- *          ERROR is "up_nodes: over the reads' budget of this node, try
- *          later\n";
+ *          asker's reads' budget (AEMP_GDB_READ_*): over it the eval
+ *          waits (as a read does), or where it cannot wait the ERROR is
+ *          "up_nodes: over the reads' budget of this node, try later\n";
  *     $AnyEvent::MP::Kernel::NODE, AnyEvent::MP::Kernel::NODE
  *       -> ["", this node's id].
  *   An expression calling AnyEvent::Watchdog::Util::restart (`aemp
@@ -1731,10 +1731,16 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * starts anew with each link. A node's first g_mon1 of a family (sent
  * once per link: lost, its watch would never hear a change) is always
  * answered while the node's own account is less than four bursts in
- * debt, and is not counted in all nodes'. A read over the budget is
- * dropped, unanswered, with the warning "node X: g_db_family of F (N
- * entries) dropped: over the reads' budget of 50000 entries a second
- * (its own, or all nodes')"; the link stays. Our own reads are not
+ * debt, and is not counted in all nodes'. A read over the budget waits:
+ * the node's link reads nothing more (TCP holds the node back) until the
+ * budget holds the read, checked again at most 5 seconds apart,
+ * then the read is answered and what came behind it is handled, in
+ * order; nothing is dropped and the link stays. The warning then says
+ * "node X: g_db_family of F (N entries) waits, and the node's link with
+ * it: over the reads' budget of 50000 entries a second (its own, or all
+ * nodes')". Only a read that did not come straight from the node's link
+ * (one bounced through our own node port) cannot wait: it is dropped,
+ * unanswered, and the warning says "dropped". Our own reads are not
  * counted. An eval of up_nodes takes from the same budget (see
  * "eval"). */
 #define AEMP_GDB_READ_ENTRIES_PER_S 50000u

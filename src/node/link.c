@@ -60,6 +60,13 @@ typedef struct link {
      * until then */
     aemp__frame_in_t fin;
     aemp__frame_out_t fout;
+    /* a message its handler deferred (aemp__defer_current): the link
+     * reads nothing more until paused_until, then hands it over again,
+     * then what came behind it */
+    ev_tstamp paused_until; /* 0: not paused */
+    json_t *defer_elems;
+    char *defer_id;
+    size_t defer_idlen;
 } link_t;
 
 #define PRIV(l) ((link_t *)(l))
@@ -79,6 +86,9 @@ static const char devnull_msg[] = "[\"\",\"devnull\"]";
 
 static void link_rearm_timer(link_t *l);
 static void link_close(link_t *l, const char *reason, int silent);
+static void process_data(link_t *l);
+static void process_handshake(link_t *l);
+static void tls_pump(link_t *l);
 
 /* Brings node->peer_queued up to date with what l holds now. */
 static void link_count(link_t *l)
@@ -191,6 +201,8 @@ void aemp__link_free(aemp__link_t *pl)
     free(l->pub.error);
     free(l->pub.greeted_as);
     free(l->attempt_cause); /* (attempt_done freed it at the close) */
+    json_decref(l->defer_elems);
+    free(l->defer_id);
     free(l);
 }
 
@@ -482,11 +494,70 @@ static void drop_value(link_t *l, const json_t *v)
 /* Cuts the data-phase bytes into messages with the framing the peer
  * chose and hands each to the node. What the framing finds broken fails
  * the link; a message it drops is a warning. */
+/* Hands one message of l's peer to the node. A handler may defer it
+ * (aemp__defer_current): then l keeps it, stops reading and hands it
+ * over again when the time has come (timer_cb). Returns 1 when it was
+ * deferred. */
+static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems)
+{
+    aemp_node_t *n = l->pub.node;
+    aemp__link_t *was = n->dispatch_link;
+    n->dispatch_link = &l->pub;
+    n->defer_for = 0;
+    aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
+    n->dispatch_link = was;
+    double wait = n->defer_for;
+    n->defer_for = 0;
+    if (wait <= 0 || l->pub.state != LINK_UP || n->destroy_pending) return 0;
+    if (elems != l->defer_elems) {
+        char *copy = malloc(idlen + 1);
+        if (!copy) {
+            link_fail(l, "out of memory");
+            return 1;
+        }
+        memcpy(copy, id, idlen);
+        copy[idlen] = 0;
+        l->defer_id = copy;
+        l->defer_idlen = idlen;
+        l->defer_elems = json_incref(elems);
+    }
+    l->paused_until = ev_now(n->loop) + wait;
+    ev_io_stop(n->loop, &l->rio);
+    link_rearm_timer(l);
+    return 1;
+}
+
+/* The deferred message's time has come: handed over again (it may be
+ * deferred once more), then what waits behind it, then reading goes on. */
+static void link_resume(link_t *l)
+{
+    aemp_node_t *n = l->pub.node;
+    l->paused_until = 0;
+    l->last_read = ev_now(n->loop); /* (unread while paused) */
+    json_t *elems = l->defer_elems;
+    if (elems) {
+        if (deliver(l, l->defer_id, l->defer_idlen, elems)) return;
+        l->defer_elems = NULL;
+        free(l->defer_id);
+        l->defer_id = NULL;
+        json_decref(elems);
+    }
+    if (l->pub.state != LINK_UP || n->destroy_pending) return;
+    process_data(l);
+    if (l->pub.state != LINK_UP || l->paused_until || n->destroy_pending) return;
+    if (l->tls) tls_pump(l);
+    if (l->pub.state != LINK_UP || l->paused_until || n->destroy_pending) return;
+    if (!aemp__buf_size(&l->in)) aemp__buf_free(&l->in);
+    ev_io_start(n->loop, &l->rio);
+    link_rearm_timer(l);
+}
+
 static void process_data(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
     aemp__frame_in_t *in = &l->fin;
-    while (l->pub.state == LINK_UP && !n->destroy_pending && aemp__buf_size(&l->in)) {
+    while (l->pub.state == LINK_UP && !n->destroy_pending && !l->paused_until &&
+           aemp__buf_size(&l->in)) {
         size_t start = 0, end = 0;
         char *head = aemp__buf_head(&l->in);
         const char *why = "";
@@ -507,8 +578,7 @@ static void process_data(link_t *l)
          * until the next read */
         aemp__buf_consume(&l->in, end);
         if (d == AEMP__MSG_OK) {
-            aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", msg.id, msg.idlen,
-                           msg.elems);
+            deliver(l, msg.id, msg.idlen, msg.elems);
         } else if (d == AEMP__MSG_VALUE) {
             drop_value(l, msg.value);
         } else if (d == AEMP__MSG_DROP) {
@@ -522,9 +592,6 @@ static void process_data(link_t *l)
         if (n->destroy_pending) return;
     }
 }
-
-static void process_handshake(link_t *l);
-static void tls_pump(link_t *l);
 
 /* Both greetings asked for TLS: what is still queued of our greeting goes
  * out as it is, every byte after the peer's nonce line is TLS. */
@@ -588,7 +655,7 @@ static void tls_pump(link_t *l)
         }
         drain_hs_output(l);
     }
-    while (l->pub.state == LINK_HANDSHAKE || l->pub.state == LINK_UP) {
+    while ((l->pub.state == LINK_HANDSHAKE || l->pub.state == LINK_UP) && !l->paused_until) {
         if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
             link_fail(l, "out of memory");
             return;
@@ -804,8 +871,12 @@ static void link_rearm_timer(link_t *l)
         break;
     case LINK_UP:
         next = l->last_write + l->keepalive;
-        if (l->read_timeout > 0 && l->last_read + l->read_timeout < next)
+        /* paused, the peer is not heard because we do not read */
+        if (l->paused_until) {
+            if (l->paused_until < next) next = l->paused_until;
+        } else if (l->read_timeout > 0 && l->last_read + l->read_timeout < next) {
             next = l->last_read + l->read_timeout;
+        }
         break;
     default:
         return;
@@ -846,7 +917,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         break;
     case LINK_UP:
-        if (l->read_timeout > 0 && now - l->last_read >= l->read_timeout) {
+        if (l->paused_until && now >= l->paused_until) {
+            link_resume(l);
+            if (l->pub.state != LINK_UP || n->destroy_pending) goto out;
+        }
+        if (!l->paused_until && l->read_timeout > 0 && now - l->last_read >= l->read_timeout) {
             link_fail(l, "Connection timed out");
             goto out;
         }

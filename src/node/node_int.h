@@ -274,6 +274,13 @@ struct aemp_node {
      * our own ports meanwhile is delivered as that node's, never as ours
      * (see aemp__send_own and aemp.h, "Authority"). */
     const char *acting_for;
+    /* the link whose message is being handled, straight from the link
+     * (link.c: deliver), and how deep aemp__dispatch is nested: a handler
+     * at depth 1 may defer that message (aemp__defer_current), which
+     * sets defer_for */
+    aemp__link_t *dispatch_link;
+    int dispatch_depth;
+    double defer_for;
     unsigned long link_serial;  /* the last link's serial */
     int depth;                  /* callback nesting; >0: defer frees */
     int destroy_pending;
@@ -519,6 +526,16 @@ void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents);
  * the call: whoever keeps it increments it (a caller that then holds the
  * only reference may reuse the array). */
 void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idlen, json_t *elems);
+/* Whether the message being handled now may wait: true only for a
+ * message straight from a peer's link, handled at the outer level. Then
+ * its link stops reading and hands the same message over again in secs
+ * (cut to AEMP_DEFER_MIN..AEMP_DEFER_MAX seconds), then what came behind
+ * it: the peer waits as TCP makes it wait, nothing of it is lost. The
+ * handler must then do nothing with the message. Else 0: the caller
+ * drops or refuses it. */
+#define AEMP_DEFER_MIN 0.01
+#define AEMP_DEFER_MAX 5.0
+int aemp__defer_current(aemp_node_t *n, double secs);
 /* Every monitor on noderef's ports fires with transport_error, and the
  * watches that node held on our ports go. O(its names + monitors fired). */
 void aemp__ports_peer_failed(aemp_node_t *n, const char *noderef, const char *msg);

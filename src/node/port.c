@@ -1151,8 +1151,19 @@ void aemp__dispatch(aemp_node_t *n, const char *src, const char *id, size_t idle
 {
     const char *as = n->acting_for;
     n->acting_for = src == n->noderef ? NULL : src;
+    n->dispatch_depth++;
     dispatch(n, src, id, idlen, elems);
+    n->dispatch_depth--;
     n->acting_for = as;
+}
+
+int aemp__defer_current(aemp_node_t *n, double secs)
+{
+    if (!n->dispatch_link || n->dispatch_depth != 1 || n->dispatch_link->state != LINK_UP ||
+        !n->acting_for)
+        return 0;
+    n->defer_for = secs < AEMP_DEFER_MIN ? AEMP_DEFER_MIN : secs > AEMP_DEFER_MAX ? AEMP_DEFER_MAX : secs;
+    return 1;
 }
 
 void aemp__ports_free(aemp_node_t *n)

@@ -75,6 +75,7 @@ struct aemp__gdb {
     int g_all; /* a change could not be noted: the driver looks at all */
     unsigned long seq;
     size_t bytes;
+    size_t entries; /* in all shards */
 };
 
 /* The list of a g->holders entry h, or NULL when h is a single shard. */
@@ -515,6 +516,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         if (json_object_set(gdb, k, v) || oset(fwd_set, k, v) || oset(mon_set, k, v)) goto out;
         s->bytes += now - was;
         g->bytes += now - was;
+        if (!old) g->entries++;
     }
     for (size_t i = 0; i < json_array_size(del); i++) {
         const char *dk = json_string_value(json_array_get(del, i));
@@ -524,6 +526,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         size_t was = entry_cost(dk, mine);
         s->bytes -= was;
         g->bytes -= was;
+        g->entries--;
         sdel(s, family, ek);
         if (gfam) unvouch(g, s, dk);
         shard_t *o = holders_del(g, ek, s);
@@ -803,6 +806,7 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     aemp__map_del(&g->shards, node);
     aemp__map_del(&g->globals, node);
     g->bytes -= s->bytes;
+    g->entries -= json_object_size(s->db);
     shard_free(s);
     return rc;
 }
@@ -995,6 +999,11 @@ size_t aemp__gdb_bytes(const aemp__gdb_t *g)
     return g->bytes;
 }
 
+size_t aemp__gdb_entries(const aemp__gdb_t *g)
+{
+    return g->entries;
+}
+
 size_t aemp__gdb_node_bytes(const aemp__gdb_t *g, const char *node)
 {
     shard_t *s = aemp__map_get(&g->shards, node);
@@ -1013,7 +1022,7 @@ static int listed(const aemp__gdb_t *g, const char *ok, const shard_t *s)
 
 int aemp__gdb_check(const aemp__gdb_t *g)
 {
-    size_t total = 0, held = 0, vouched_keys = 0;
+    size_t total = 0, held = 0, vouched_keys = 0, entries = 0;
     aemp__map_iter_t it = {0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&g->shards, &it));) {
         shard_t *s = e->value;
@@ -1055,8 +1064,9 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         json_object_foreach(s->mons, f, v) if (!json_object_get(json_object_get(g->mons, f), s->node))
             return __LINE__;
         total += bytes;
+        entries += json_object_size(s->db);
     }
-    if (total != g->bytes) return __LINE__;
+    if (total != g->bytes || entries != g->entries) return __LINE__;
     /* each vouched 'g key counts the vouching shards that hold it */
     size_t vouchings = 0;
     aemp__map_iter_t iv = {0};

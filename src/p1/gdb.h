@@ -77,6 +77,8 @@ int aemp__gdb_g_next(const aemp__gdb_t *g, aemp__map_iter_t *it, const char **no
 /* Nodes with a shard or a watch, and bytes their shards hold. */
 size_t aemp__gdb_nodes(const aemp__gdb_t *g);
 size_t aemp__gdb_bytes(const aemp__gdb_t *g);
+/* entries in all shards */
+size_t aemp__gdb_entries(const aemp__gdb_t *g);
 /* What an entry key -> v counts in the byte limits (about its JSON). */
 size_t aemp__gdb_cost(const char *key, const json_t *v);
 /* Bytes node's shard holds (0: none). */

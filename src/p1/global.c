@@ -316,11 +316,16 @@ static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
 
 /* Whether src may copy cost entries now (AEMP_GDB_READ_*): its own
  * budget and all nodes' hold them. first: a node's first watch of a
- * family (below). what/of name the read in the warning when it is not. */
+ * family (below). what/of name the read in the warning when it is not.
+ * 1: yes, taken. -1: not yet, and the request waits on its link until
+ * the budget will hold it (aemp__defer_current; the node's link reads
+ * nothing meanwhile: a node that reads faster than its budget is slowed
+ * down, not answered less). 0: no, and dropped (a request that did not
+ * come straight from the node's link, which cannot wait). */
 static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src, double cost,
                        int first, const char *what, const char *of)
 {
-    double now = ev_now(n->loop);
+    double now = ev_now(n->loop), wait;
     budget_t *b = aemp__map_get(&gl->reads, src);
     if (!b) {
         if (!(b = calloc(1, sizeof *b)) || aemp__map_set(&gl->reads, src, b)) {
@@ -331,30 +336,37 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
         b->at = now;
     }
     budget_t was = *b;
+    const double rate = AEMP_GDB_READ_ENTRIES_PER_S, burst = AEMP_GDB_READ_BURST;
     if (first) {
         /* a node's first watch of a family is sent once (per master link):
          * lost, its watch would never hear of a change. It is answered,
          * and goes on the node's own account, down to a debt of
          * READ_DEBT bursts; only a node that has read that much more
          * (say, by watching and unwatching in a loop) waits */
-        budget_take(b, now, AEMP_GDB_READ_ENTRIES_PER_S, AEMP_GDB_READ_BURST, 0);
-        if (b->tokens - cost >= -READ_DEBT * AEMP_GDB_READ_BURST) {
+        budget_take(b, now, rate, burst, 0);
+        if (b->tokens - cost >= -READ_DEBT * burst) {
             b->tokens -= cost;
             return 1;
         }
-    } else if (budget_take(b, now, AEMP_GDB_READ_ENTRIES_PER_S, AEMP_GDB_READ_BURST, cost)) {
-        if (budget_take(&gl->reads_all, now, READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S,
-                        READS_ALL * AEMP_GDB_READ_BURST, cost))
-            return 1;
+        wait = (cost - READ_DEBT * burst - b->tokens) / rate;
+    } else if (budget_take(b, now, rate, burst, cost)) {
+        if (budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) return 1;
         *b = was; /* (not taken from its own) */
+        double need = cost < READS_ALL * burst ? cost : READS_ALL * burst;
+        wait = (need - gl->reads_all.tokens) / (READS_ALL * rate);
+    } else {
+        wait = ((cost < burst ? cost : burst) - b->tokens) / rate;
     }
-    aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f entries) dropped: over the reads' budget "
+    int deferred = aemp__defer_current(n, wait);
+    aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f entries) %s: over the reads' budget "
               "of %u entries a second (its own, or all nodes')", src, what, of, cost - 1.0,
+              deferred ? "waits, and the node's link with it" : "dropped",
               AEMP_GDB_READ_ENTRIES_PER_S);
-    return 0;
+    return deferred ? -1 : 0;
 }
 
-/* Whether src's read of a whole family (tag, args) may be answered now. */
+/* Whether src's read of a whole family (tag, args) may be answered now
+ * (read_budget). */
 static int read_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src, const char *tag,
                         json_t *args)
 {
@@ -376,6 +388,28 @@ int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const cha
     return read_budget(n, gl, src, 1.0 + (double)entries, 0, what, of);
 }
 
+/* Whether the answer to node's g_global (the whole database, once per
+ * link) may go now. Node ids cost nothing, so a node's own budget would
+ * not bound it (each new id has a full one): it takes from all nodes'
+ * reads' budget, and over it waits on the node's link (a reconnecting
+ * insider is slowed down, an honest global node only delayed). Where it
+ * cannot wait (our own start, aemp__global_start) it is answered. */
+static int global_answer_allowed(aemp_node_t *n, struct aemp__global *gl, const char *node)
+{
+    double cost = 1.0 + (double)aemp__gdb_entries(gl->gdb), now = ev_now(n->loop);
+    const double rate = READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S, burst = READS_ALL * AEMP_GDB_READ_BURST;
+    if (budget_take(&gl->reads_all, now, rate, burst, cost)) return 1;
+    double need = cost < burst ? cost : burst;
+    if (!aemp__defer_current(n, (need - gl->reads_all.tokens) / rate)) {
+        gl->reads_all.tokens -= cost;
+        return 1;
+    }
+    aemp__log(n, AEMP_LOG_WARN, "node %s: g_global (the database, %.0f entries) waits, and the "
+              "node's link with it: over all nodes' reads' budget of %.0f entries a second", node,
+              cost - 1.0, rate);
+    return 0;
+}
+
 /* g_global from node (a global node): 2.02's g_global_connect, once per
  * link. 2.02 runs it for every g_global, forgetting the node's entries
  * and sending it the whole database each time: a 16-byte message that
@@ -390,6 +424,7 @@ static void global_connect(aemp_node_t *n, const char *node)
             aemp__log(n, AEMP_LOG_WARN, "%s: g_global again on the same link, ignored", node);
         return;
     }
+    if (!global_answer_allowed(n, gl, node)) return;
     aemp__map_set(&gl->heard, node, (void *)1); /* out of memory: answered again */
     json_t *none = json_array();
     if (none && !feed(n, node, "g_global", none)) aemp_db_set(n, "'g", node, NULL);
@@ -490,7 +525,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
     } else {
         /* g_set carries the sender's listeners, which we mirror (2.02) */
         json_t *l = NULL;
-        if (!read_allowed(n, gl, src, tag, args)) return;
+        if (read_allowed(n, gl, src, tag, args) <= 0) return;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
         if (!feed(n, src, tag, args) && l) {

@@ -60,9 +60,11 @@ int aemp__global_active(const aemp_node_t *n);
 char **aemp__p1_addrs(aemp_node_t *n, const char *id, json_t *addrs, size_t *count);
 /* Whether src (a peer) may have entries entries copied for it now: the
  * reads' budget of a global node (AEMP_GDB_READ_*), which whole-family
- * reads and other answers as big as the network take from; over it a
- * warning names what (a request) and of (its subject). 1 on a node that
- * is not global, and for our own reads. */
+ * reads and other answers as big as the network take from. 1: yes (also
+ * on a node that is not global, and for our own reads); -1: not yet, the
+ * request waits on src's link (aemp__defer_current) and is handled again
+ * later: the caller does nothing with it now; 0: no (it cannot wait), a
+ * warning names what (a request) and of (its subject). */
 int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const char *what,
                       const char *of);
 /* A g_* request ["", TAG, ARGS...] from src (args borrowed): served when

@@ -75,7 +75,9 @@ static json_t *evaluate(aemp_node_t *n, const char *src, const char *expr)
     if (e && is_one_of(e, up)) {
         /* as big as the network, for a request of a few bytes: on a
          * global node it takes from the asker's reads' budget */
-        if (!aemp__global_read(n, src, n->nlinks, "eval", "up_nodes"))
+        int ok = aemp__global_read(n, src, n->nlinks, "eval", "up_nodes");
+        if (ok < 0) return NULL; /* it waits, and is asked again */
+        if (!ok)
             return json_pack("[s]", "up_nodes: over the reads' budget of this node, try later\n");
         json_t *nodes = up_nodes(n);
         json_t *r = json_pack("[s]", "");
@@ -104,7 +106,9 @@ void aemp__p1_eval(aemp_node_t *n, const char *src, json_t *args)
     if (aemp__remote_exec_refused(n)) return;
     const char *expr = json_string_value(json_array_get(args, 0));
     if (json_array_size(args) < 2) return;
-    answer(n, args, 1, evaluate(n, src, expr ? expr : ""));
+    json_t *r = evaluate(n, src, expr ? expr : "");
+    if (!r && n->defer_for > 0) return; /* it waits (aemp__defer_current) */
+    answer(n, args, 1, r);
 }
 
 /* ------------------------------------------------------------------ */
