@@ -1742,7 +1742,9 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * (one bounced through our own node port) cannot wait: it is dropped,
  * unanswered, and the warning says "dropped". Our own reads are not
  * counted. An eval of up_nodes takes from the same budget (see
- * "eval"). */
+ * "eval"). The answer to a global node's g_global (the whole database,
+ * once per link) takes from all nodes' budget; over it, it waits once,
+ * as long as the budget needs (at most 5 s), and is then answered. */
 #define AEMP_GDB_READ_ENTRIES_PER_S 50000u
 #define AEMP_GDB_READ_BURST 500000u
 

@@ -502,10 +502,13 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems)
 {
     aemp_node_t *n = l->pub.node;
     aemp__link_t *was = n->dispatch_link;
+    int again = n->dispatch_again;
     n->dispatch_link = &l->pub;
+    n->dispatch_again = elems == l->defer_elems;
     n->defer_for = 0;
     aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
     n->dispatch_link = was;
+    n->dispatch_again = again;
     double wait = n->defer_for;
     n->defer_for = 0;
     if (wait <= 0 || l->pub.state != LINK_UP || n->destroy_pending) return 0;

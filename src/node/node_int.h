@@ -279,6 +279,7 @@ struct aemp_node {
      * at depth 1 may defer that message (aemp__defer_current), which
      * sets defer_for */
     aemp__link_t *dispatch_link;
+    int dispatch_again; /* and it has been deferred before */
     int dispatch_depth;
     double defer_for;
     unsigned long link_serial;  /* the last link's serial */

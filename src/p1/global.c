@@ -392,15 +392,18 @@ int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const cha
  * link) may go now. Node ids cost nothing, so a node's own budget would
  * not bound it (each new id has a full one): it takes from all nodes'
  * reads' budget, and over it waits on the node's link (a reconnecting
- * insider is slowed down, an honest global node only delayed). Where it
- * cannot wait (our own start, aemp__global_start) it is answered. */
+ * insider is slowed down, an honest global node only delayed). It waits
+ * once, for as long as the budget needs (at most AEMP_DEFER_MAX): then
+ * it is answered, even into debt, so that readers who keep all nodes'
+ * budget spent cannot keep a global node from its database for good.
+ * Where it cannot wait (not straight from the link) it is answered. */
 static int global_answer_allowed(aemp_node_t *n, struct aemp__global *gl, const char *node)
 {
     double cost = 1.0 + (double)aemp__gdb_entries(gl->gdb), now = ev_now(n->loop);
     const double rate = READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S, burst = READS_ALL * AEMP_GDB_READ_BURST;
     if (budget_take(&gl->reads_all, now, rate, burst, cost)) return 1;
     double need = cost < burst ? cost : burst;
-    if (!aemp__defer_current(n, (need - gl->reads_all.tokens) / rate)) {
+    if (n->dispatch_again || !aemp__defer_current(n, (need - gl->reads_all.tokens) / rate)) {
         gl->reads_all.tokens -= cost;
         return 1;
     }
@@ -441,11 +444,16 @@ int aemp__global_start(aemp_node_t *n)
     /* our own master: the database and every waiting request go to us */
     aemp__p1_master_is_self(n);
     aemp_db_set(n, "'g", n->noderef, NULL);
+    /* (our own doing, though it may run inside a peer's g_slave: nothing
+     * of it may wait on that peer's link, aemp__defer_current) */
+    aemp__link_t *dl = n->dispatch_link;
+    n->dispatch_link = NULL;
     for (aemp__peer_t *p = n->peers_list; p && !n->destroy_pending; p = p->next) {
         if (!p->link || p->link->state != LINK_UP) continue;
         say_global(n, p);
         if (aemp__map_get(&gl->announced, p->noderef)) global_connect(n, p->noderef);
     }
+    n->dispatch_link = dl;
     aemp__map_free(&gl->announced);
     mesh_sync(n);
     return 0;
