@@ -102,6 +102,17 @@ static int slaves_of_alpha(tnode_t *t, const char *const *ids, size_t n, const c
     return 0;
 }
 
+/* alpha, a seed on a free port of its own, and n slaves of it named
+ * ids in t: whether all are up. */
+static int alpha_and_slaves(tnode_t *a, tnode_t *t, const char *const *ids, size_t n)
+{
+    static char sa[64];
+    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {sa};
+    start_ticker();
+    return mknode_p1(a, "alpha", sa, seeds, 1) && slaves_of_alpha(t, ids, n, seeds);
+}
+
 /* Every reflection path against a global node (a seed): its own
  * registration stays, what the peer made goes with the peer, a forged
  * database answer never reaches the seed's own watchers. */
@@ -308,12 +319,8 @@ TEST(authority_reads_of_whole_families_are_budgeted)
 {
     tnode_t a, s[3];
     tnode_t *const b = &s[0], *const evil = &s[1], *const c = &s[2];
-    char sa[64];
-    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
-    const char *seeds[] = {sa}, *ids[] = {"beta", "evil", "gamma"};
-    start_ticker();
-    REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 1));
-    REQUIRE(slaves_of_alpha(s, ids, 3, seeds));
+    const char *ids[] = {"beta", "evil", "gamma"};
+    REQUIRE(alpha_and_slaves(&a, s, ids, 3));
     REQUIRE(aemp_node_is_global(a.node));
     enum { KEYS = 4000, READS = 150 };
     REQUIRE(fill_big(b->node, b->node, c->node, KEYS));
@@ -390,12 +397,8 @@ TEST(authority_a_waiting_reader_may_go)
 {
     tnode_t a, s[3];
     tnode_t *const b = &s[0], *const evil = &s[1], *const c = &s[2];
-    char sa[64];
-    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
-    const char *seeds[] = {sa}, *ids[] = {"beta", "evil", "gamma"};
-    start_ticker();
-    REQUIRE(mknode_p1(&a, "alpha", sa, seeds, 1));
-    REQUIRE(slaves_of_alpha(s, ids, 3, seeds));
+    const char *ids[] = {"beta", "evil", "gamma"};
+    REQUIRE(alpha_and_slaves(&a, s, ids, 3));
     enum { KEYS = 8000, READS = 100 };
     REQUIRE(fill_big(b->node, c->node, c->node, KEYS));
     keys_answers = 0;

@@ -1397,6 +1397,19 @@ static void trio_end(trio_t *t)
     seed_stop(t->pid, t->lfd);
 }
 
+/* head, n bytes of fill, tail: a malloc'd string (a message with a big
+ * string in it), or NULL. */
+static char *padded(const char *head, char fill, size_t n, const char *tail)
+{
+    size_t h = strlen(head), t = strlen(tail);
+    char *m = malloc(h + n + t + 1);
+    if (!m) return NULL;
+    memcpy(m, head, h);
+    memset(m + h, fill, n);
+    memcpy(m + h + n, tail, t + 1);
+    return m;
+}
+
 /* What an insider relays to a third node may fill half of that node's
  * max_outq: three snd of 30 MiB to a victim that reads nothing for the
  * moment - the first is queued, the others dropped with a warning naming
@@ -1410,12 +1423,8 @@ TEST(insider_relays_cannot_cut_a_third_nodes_link)
     const char *reg = "[\"\",\"g_slave\",{\"vfam\":{\"victim\":1}}]\n";
     write_all(vfd, reg, strlen(reg));
     CHECK(read_until_synced(vfd, "victim") != NULL);
-    size_t big = 30u << 20;
-    char *msg = malloc(big + 128);
+    char *msg = padded("[\"\",\"snd\",\"victim#x\",\"", 'x', 30u << 20, "\"]\n");
     REQUIRE(msg);
-    int k = snprintf(msg, 128, "[\"\",\"snd\",\"victim#x\",\"");
-    memset(msg + k, 'x', big);
-    strcpy(msg + k + big, "\"]\n");
     size_t len = strlen(msg);
     for (int i = 0; i < 3; i++) CHECK(write_all(efd, msg, len) == len);
     free(msg);
@@ -1454,14 +1463,11 @@ TEST(insider_relays_do_not_hold_back_the_databases_changes)
     CHECK(read_until_synced(hfd, "honest") != NULL);
     /* fill the victim's queue to within 32 KiB of half max_outq */
     size_t steps[] = {1u << 20, 32u << 10};
-    char *msg = malloc((1u << 20) + 128);
-    REQUIRE(msg);
     int drops = 0;
     for (int s = 0; s < 2; s++) {
+        char *msg = padded("[\"\",\"snd\",\"victim#x\",\"", 'x', steps[s], "\"]\n");
+        REQUIRE(msg);
         for (int i = 0; i < 200; i++) {
-            int k = snprintf(msg, 128, "[\"\",\"snd\",\"victim#x\",\"");
-            memset(msg + k, 'x', steps[s]);
-            strcpy(msg + k + steps[s], "\"]\n");
             write_all(efd, msg, strlen(msg));
             read_until_synced(efd, "evil");
             int d = 0;
@@ -1471,16 +1477,12 @@ TEST(insider_relays_do_not_hold_back_the_databases_changes)
                 break;
             }
         }
+        free(msg);
     }
-    free(msg);
     printf("    filled: %d drops\n", drops);
     /* an honest update of 60 KiB: its g_chg2 goes to both watchers */
-    size_t vb = 60u << 10;
-    char *upd = malloc(vb + 128);
+    char *upd = padded("[\"\",\"g_upd\",\"wfam\",{\"honest\":\"", 'v', 60u << 10, "\"},[]]\n");
     REQUIRE(upd);
-    int k = snprintf(upd, 128, "[\"\",\"g_upd\",\"wfam\",{\"honest\":\"");
-    memset(upd + k, 'v', vb);
-    strcpy(upd + k + vb, "\"},[]]\n");
     CHECK(write_all(hfd, upd, strlen(upd)) == strlen(upd));
     free(upd);
     usleep(300000);

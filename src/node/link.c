@@ -60,16 +60,28 @@ typedef struct link {
      * until then */
     aemp__frame_in_t fin;
     aemp__frame_out_t fout;
-    /* a message its handler deferred (aemp__defer_current): the link
-     * reads nothing more until paused_until, then hands it over again,
-     * then what came behind it */
-    ev_tstamp paused_until; /* 0: not paused */
-    json_t *defer_elems;
-    char *defer_id;
-    size_t defer_idlen;
+    /* a message its handler deferred (aemp__defer_current): while the
+     * link holds one it reads nothing more (deliver, link_resume) */
+    struct deferred *deferred;
 } link_t;
 
+/* A deferred message: handed over again at `until`, then what came
+ * behind it. Made only while a link waits (an idle link holds none). */
+typedef struct deferred {
+    ev_tstamp until;
+    json_t *elems;
+    size_t idlen;
+    char id[];
+} deferred_t;
+
 #define PRIV(l) ((link_t *)(l))
+
+static void deferred_free(deferred_t *d)
+{
+    if (!d) return;
+    json_decref(d->elems);
+    free(d);
+}
 
 #define READ_CHUNK (64 * 1024)
 /* A plain link reads through a buffer on the stack, READ_STEP bytes per
@@ -201,8 +213,7 @@ void aemp__link_free(aemp__link_t *pl)
     free(l->pub.error);
     free(l->pub.greeted_as);
     free(l->attempt_cause); /* (attempt_done freed it at the close) */
-    json_decref(l->defer_elems);
-    free(l->defer_id);
+    deferred_free(l->deferred);
     free(l);
 }
 
@@ -496,35 +507,39 @@ static void drop_value(link_t *l, const json_t *v)
  * the link; a message it drops is a warning. */
 /* Hands one message of l's peer to the node. A handler may defer it
  * (aemp__defer_current): then l keeps it, stops reading and hands it
- * over again when the time has come (timer_cb). Returns 1 when it was
- * deferred. */
-static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems)
+ * over again when the time has come (timer_cb, link_resume). again: the
+ * deferred message being handed over again (id and elems are its own),
+ * which deliver keeps or frees. Returns 1 when it was deferred. */
+static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems, deferred_t *again)
 {
     aemp_node_t *n = l->pub.node;
-    aemp__link_t *was = n->dispatch_link;
-    int again = n->dispatch_again;
+    aemp__link_t *was_link = n->dispatch_link;
+    int was_again = n->dispatch_again;
     n->dispatch_link = &l->pub;
-    n->dispatch_again = elems == l->defer_elems;
+    n->dispatch_again = again != NULL;
     n->defer_for = 0;
     aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
-    n->dispatch_link = was;
-    n->dispatch_again = again;
+    n->dispatch_link = was_link;
+    n->dispatch_again = was_again;
     double wait = n->defer_for;
     n->defer_for = 0;
-    if (wait <= 0 || l->pub.state != LINK_UP || n->destroy_pending) return 0;
-    if (elems != l->defer_elems) {
-        char *copy = malloc(idlen + 1);
-        if (!copy) {
+    deferred_t *d = again;
+    if (wait <= 0 || l->pub.state != LINK_UP || n->destroy_pending) {
+        deferred_free(d);
+        return 0;
+    }
+    if (!d) {
+        if (!(d = malloc(sizeof *d + idlen + 1))) {
             link_fail(l, "out of memory");
             return 1;
         }
-        memcpy(copy, id, idlen);
-        copy[idlen] = 0;
-        l->defer_id = copy;
-        l->defer_idlen = idlen;
-        l->defer_elems = json_incref(elems);
+        memcpy(d->id, id, idlen);
+        d->id[idlen] = 0;
+        d->idlen = idlen;
+        d->elems = json_incref(elems);
     }
-    l->paused_until = ev_now(n->loop) + wait;
+    d->until = ev_now(n->loop) + wait;
+    l->deferred = d;
     ev_io_stop(n->loop, &l->rio);
     link_rearm_timer(l);
     return 1;
@@ -535,21 +550,15 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems)
 static void link_resume(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
-    l->paused_until = 0;
+    deferred_t *d = l->deferred;
+    l->deferred = NULL;
     l->last_read = ev_now(n->loop); /* (unread while paused) */
-    json_t *elems = l->defer_elems;
-    if (elems) {
-        if (deliver(l, l->defer_id, l->defer_idlen, elems)) return;
-        l->defer_elems = NULL;
-        free(l->defer_id);
-        l->defer_id = NULL;
-        json_decref(elems);
-    }
+    if (deliver(l, d->id, d->idlen, d->elems, d)) return;
     if (l->pub.state != LINK_UP || n->destroy_pending) return;
     process_data(l);
-    if (l->pub.state != LINK_UP || l->paused_until || n->destroy_pending) return;
+    if (l->pub.state != LINK_UP || l->deferred || n->destroy_pending) return;
     if (l->tls) tls_pump(l);
-    if (l->pub.state != LINK_UP || l->paused_until || n->destroy_pending) return;
+    if (l->pub.state != LINK_UP || l->deferred || n->destroy_pending) return;
     if (!aemp__buf_size(&l->in)) aemp__buf_free(&l->in);
     ev_io_start(n->loop, &l->rio);
     link_rearm_timer(l);
@@ -559,7 +568,7 @@ static void process_data(link_t *l)
 {
     aemp_node_t *n = l->pub.node;
     aemp__frame_in_t *in = &l->fin;
-    while (l->pub.state == LINK_UP && !n->destroy_pending && !l->paused_until &&
+    while (l->pub.state == LINK_UP && !n->destroy_pending && !l->deferred &&
            aemp__buf_size(&l->in)) {
         size_t start = 0, end = 0;
         char *head = aemp__buf_head(&l->in);
@@ -581,7 +590,7 @@ static void process_data(link_t *l)
          * until the next read */
         aemp__buf_consume(&l->in, end);
         if (d == AEMP__MSG_OK) {
-            deliver(l, msg.id, msg.idlen, msg.elems);
+            deliver(l, msg.id, msg.idlen, msg.elems, NULL);
         } else if (d == AEMP__MSG_VALUE) {
             drop_value(l, msg.value);
         } else if (d == AEMP__MSG_DROP) {
@@ -658,7 +667,7 @@ static void tls_pump(link_t *l)
         }
         drain_hs_output(l);
     }
-    while ((l->pub.state == LINK_HANDSHAKE || l->pub.state == LINK_UP) && !l->paused_until) {
+    while ((l->pub.state == LINK_HANDSHAKE || l->pub.state == LINK_UP) && !l->deferred) {
         if (aemp__buf_reserve(&l->in, READ_CHUNK)) {
             link_fail(l, "out of memory");
             return;
@@ -875,8 +884,8 @@ static void link_rearm_timer(link_t *l)
     case LINK_UP:
         next = l->last_write + l->keepalive;
         /* paused, the peer is not heard because we do not read */
-        if (l->paused_until) {
-            if (l->paused_until < next) next = l->paused_until;
+        if (l->deferred) {
+            if (l->deferred->until < next) next = l->deferred->until;
         } else if (l->read_timeout > 0 && l->last_read + l->read_timeout < next) {
             next = l->last_read + l->read_timeout;
         }
@@ -920,11 +929,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         break;
     case LINK_UP:
-        if (l->paused_until && now >= l->paused_until) {
+        if (l->deferred && now >= l->deferred->until) {
             link_resume(l);
             if (l->pub.state != LINK_UP || n->destroy_pending) goto out;
         }
-        if (!l->paused_until && l->read_timeout > 0 && now - l->last_read >= l->read_timeout) {
+        if (!l->deferred && l->read_timeout > 0 && now - l->last_read >= l->read_timeout) {
             link_fail(l, "Connection timed out");
             goto out;
         }

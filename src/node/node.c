@@ -187,13 +187,21 @@ int aemp__is_self(const aemp_node_t *n, const char *name)
     return !*name || aemp__map_get(&n->self_names, name) != NULL;
 }
 
-int aemp__is_self_n(const aemp_node_t *n, const char *name, size_t len)
+/* name's len bytes as a string: in buf (size bytes) when they fit,
+ * else malloc'd (NULL: out of memory; the caller frees what is not buf) */
+static char *name_z(const char *name, size_t len, char *buf, size_t size)
 {
-    char buf[256], *c = len < sizeof buf ? buf : malloc(len + 1);
-    if (!c) return 0;
+    char *c = len < size ? buf : malloc(len + 1);
+    if (!c) return NULL;
     memcpy(c, name, len);
     c[len] = 0;
-    int self = aemp__is_self(n, c);
+    return c;
+}
+
+int aemp__is_self_n(const aemp_node_t *n, const char *name, size_t len)
+{
+    char buf[256], *c = name_z(name, len, buf, sizeof buf);
+    int self = c && aemp__is_self(n, c);
     if (c != buf) free(c);
     return self;
 }
@@ -1272,10 +1280,8 @@ int aemp__send_shared(aemp_node_t *n, const char *node, size_t nodelen, const ch
 int aemp__node_port_for(aemp_node_t *n, const char *node, size_t len)
 {
     if (!n->acting_for) return 0;
-    char buf[256], *name = len < sizeof buf ? buf : malloc(len + 1);
+    char buf[256], *name = name_z(node, len, buf, sizeof buf);
     if (!name) return AEMP_ENOMEM;
-    memcpy(name, node, len);
-    name[len] = 0;
     /* by peer, not by name: a name the peer had may no longer lead to it
      * (its iam dropped the alias) and would make a new peer, another node */
     int self = aemp__is_self(n, name);

@@ -175,11 +175,17 @@ static int budget_take(budget_t *b, double now, double rate, double burst, doubl
     return 1;
 }
 
+/* Seconds until b, refused a take of cost just now, will hold it. */
+static double budget_wait(const budget_t *b, double rate, double burst, double cost)
+{
+    return ((cost < burst ? cost : burst) - b->tokens) / rate;
+}
+
 /* Seconds until the dial budget has one dial, after taking it if 0. */
 static double dial_wait(struct aemp__global *gl, double now)
 {
     if (budget_take(&gl->dials, now, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0)) return 0;
-    return (1.0 - gl->dials.tokens) / MESH_DIALS_PER_S;
+    return budget_wait(&gl->dials, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0);
 }
 
 static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -352,10 +358,9 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
     } else if (budget_take(b, now, rate, burst, cost)) {
         if (budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) return 1;
         *b = was; /* (not taken from its own) */
-        double need = cost < READS_ALL * burst ? cost : READS_ALL * burst;
-        wait = (need - gl->reads_all.tokens) / (READS_ALL * rate);
+        wait = budget_wait(&gl->reads_all, READS_ALL * rate, READS_ALL * burst, cost);
     } else {
-        wait = ((cost < burst ? cost : burst) - b->tokens) / rate;
+        wait = budget_wait(b, rate, burst, cost);
     }
     int deferred = aemp__defer_current(n, wait);
     aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f entries) %s: over the reads' budget "
@@ -400,10 +405,11 @@ int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const cha
 static int global_answer_allowed(aemp_node_t *n, struct aemp__global *gl, const char *node)
 {
     double cost = 1.0 + (double)aemp__gdb_entries(gl->gdb), now = ev_now(n->loop);
-    const double rate = READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S, burst = READS_ALL * AEMP_GDB_READ_BURST;
+    const double rate = READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S;
+    const double burst = READS_ALL * AEMP_GDB_READ_BURST;
     if (budget_take(&gl->reads_all, now, rate, burst, cost)) return 1;
-    double need = cost < burst ? cost : burst;
-    if (n->dispatch_again || !aemp__defer_current(n, (need - gl->reads_all.tokens) / rate)) {
+    double wait = budget_wait(&gl->reads_all, rate, burst, cost);
+    if (n->dispatch_again || !aemp__defer_current(n, wait)) {
         gl->reads_all.tokens -= cost;
         return 1;
     }
