@@ -714,6 +714,108 @@ TEST(node_failed_attempt_to_a_p1_seed_is_reported)
     aemp_node_destroy(t.node);
 }
 
+/* A listener whose accept queue is full (backlog 0, one connection
+ * waiting in it) drops the SYNs that come after: a connect to it stays
+ * in progress. Returns the listener; *filler is the connection filling
+ * its queue, ep its address. */
+static int full_listener(int *filler, char *ep, size_t eplen)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 0) ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl))
+        return -1;
+    snprintf(ep, eplen, "127.0.0.1:%d", ntohs(sa.sin_port));
+    *filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*filler < 0 || connect(*filler, (struct sockaddr *)&sa, sizeof sa)) return -1;
+    usleep(20000); /* the filler's last ACK has put it in the queue */
+    return fd;
+}
+
+/* The greeting goes out without waiting for the connect to be reported
+ * complete; a connect that never completes still fails at
+ * connect_timeout (not at the longer handshake timeout), as "Connection
+ * timed out". */
+TEST(node_connect_never_answered_fails_at_connect_timeout)
+{
+    tnode_t t;
+    attempts_t a = {0};
+    start_ticker();
+    int filler = -1;
+    char ep[32];
+    int lfd = full_listener(&filler, ep, sizeof ep);
+    REQUIRE(lfd >= 0);
+    memset(&t, 0, sizeof t);
+    aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = secret, .secret_len = strlen(secret),
+                            .connect_interval = 10, .connect_timeout = 0.6,
+                            .on_connect_failed = t_connect_failed, .connect_failed_ud = &a};
+    t_hooks(&c, &t);
+    t.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(t.node && aemp_node_start(t.node) == 0);
+    ev_tstamp t0 = ev_time();
+    CHECK_INT(aemp_node_connect(t.node, ep), 0);
+    a.want = 1;
+    CHECK(run_until(attempts_n, &a, 5));
+    double took = ev_time() - t0;
+    CHECK_INT(a.n, 1);
+    CHECK_STR(a.address[0], ep);
+    CHECK_STR(a.reason[0], "Connection timed out");
+    CHECK(took >= 0.5 && took < 3.0);
+    CHECK_INT(t.links_up, 0);
+    aemp_node_destroy(t.node);
+    close(filler);
+    close(lfd);
+}
+
+/* A connect that completes late (its first SYN dropped, the one sent
+ * again a second later taken) still sends the greeting once it is
+ * connected: the send waited for the socket to be writable. */
+TEST(node_connect_completed_late_sends_its_greeting)
+{
+    tnode_t t;
+    attempts_t a = {0};
+    start_ticker();
+    int filler = -1;
+    char ep[32];
+    int lfd = full_listener(&filler, ep, sizeof ep);
+    REQUIRE(lfd >= 0);
+    memset(&t, 0, sizeof t);
+    aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = secret, .secret_len = strlen(secret),
+                            .connect_interval = 10, .connect_timeout = 8,
+                            .on_connect_failed = t_connect_failed, .connect_failed_ud = &a};
+    t_hooks(&c, &t);
+    t.node = aemp_node_new(EV_DEFAULT, &c, NULL);
+    REQUIRE(t.node && aemp_node_start(t.node) == 0);
+    CHECK_INT(aemp_node_connect(t.node, ep), 0);
+    run_for(0.3);
+    /* the queue is freed: the SYN sent again is taken */
+    int q = accept(lfd, NULL, NULL);
+    REQUIRE(q >= 0);
+    close(q);
+    close(filler);
+    fcntl(lfd, F_SETFL, O_NONBLOCK);
+    int fd = -1;
+    char got[512];
+    size_t n = 0;
+    for (int i = 0; i < 100 && !memchr(got, '\n', n); i++) {
+        run_for(0.05);
+        if (fd < 0) fd = accept(lfd, NULL, NULL);
+        if (fd >= 0) {
+            fcntl(fd, F_SETFL, O_NONBLOCK);
+            ssize_t r = recv(fd, got + n, sizeof got - 1 - n, 0);
+            if (r > 0) n += (size_t)r;
+        }
+    }
+    REQUIRE(fd >= 0);
+    got[n] = '\0';
+    CHECK(n > 5 && strncmp(got, "aemp;", 5) == 0 && memchr(got, '\n', n) != NULL);
+    CHECK_INT(a.n, 0);
+    aemp_node_destroy(t.node);
+    close(fd);
+    close(lfd);
+}
+
 /* log_levels: a level left out of the mask never reaches the callback;
  * the levels in it do. */
 static void count_levels(void *ud, int level, const char *msg)

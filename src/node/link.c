@@ -39,6 +39,8 @@ typedef struct link {
     int fd;
     int in_flush;
     int hold_auth;        /* accepting side: our auth line waits */
+    int connecting;       /* outgoing: its TCP connect not known complete
+                           * (no byte sent or received yet) */
     size_t held_bytes;    /* received while held */
     int for_unasked;      /* an attempt in node->unasked_attempts */
     char *attempt_cause;  /* and in node->cause_attempts under this */
@@ -383,6 +385,14 @@ static int tls_encrypt_batch(link_t *l)
 /* Hands b to the kernel. Returns 1 when all of it went, 0 when the
  * socket is full (the write watcher then waits for room), -1 when the
  * link died. */
+/* The connect of l is complete (a byte went out or came in): from now
+ * on the handshake's deadline applies. */
+static void connected(link_t *l)
+{
+    l->connecting = 0;
+    link_rearm_timer(l);
+}
+
 static int send_pending(link_t *l, aemp__buf_t *b)
 {
     while (aemp__buf_size(b)) {
@@ -399,6 +409,7 @@ static int send_pending(link_t *l, aemp__buf_t *b)
         aemp__buf_consume(b, (size_t)w);
         l->last_write = ev_now(l->pub.node->loop);
         link_count(l);
+        if (l->connecting) connected(l);
     }
     return 1;
 }
@@ -457,7 +468,7 @@ void aemp__flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     while (n->flush) {
         link_t *l = n->flush;
         flush_unlink(l);
-        if (l->pub.state != LINK_DEAD && l->pub.state != LINK_CONNECTING) link_do_write(l);
+        if (l->pub.state != LINK_DEAD) link_do_write(l);
     }
     if (aemp__leave(n)) return;
     if (!n->flush && !n->trim_pending) ev_prepare_stop(loop, w);
@@ -818,6 +829,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         goto out;
     }
     l->last_read = ev_now(loop);
+    if (l->connecting) connected(l);
     if (l->tls) {
         if (aemp__tls_feed(l->tls, tmp, (size_t)r)) link_fail(l, "out of memory");
         else tls_pump(l);
@@ -869,11 +881,12 @@ static void link_rearm_timer(link_t *l)
     struct ev_loop *loop = l->pub.node->loop;
     ev_tstamp now = ev_now(loop), next;
     switch (l->pub.state) {
-    case LINK_CONNECTING:
-        next = l->last_read + l->pub.node->cfg.connect_timeout;
-        break;
     case LINK_HANDSHAKE:
     case LINK_HELD:
+        if (l->connecting) {
+            next = l->last_read + l->pub.node->cfg.connect_timeout;
+            break;
+        }
         next = l->last_read + AEMP_HANDSHAKE_TIMEOUT;
         /* a peer that trickles bytes still has a deadline */
         if (l->pub.state == LINK_HANDSHAKE && l->pub.hs_since + AEMP_HANDSHAKE_TIMEOUT < next)
@@ -905,13 +918,15 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_tstamp now = ev_now(loop);
     (void)revents;
     aemp__enter(n);
-    switch (l->pub.state) {
-    case LINK_CONNECTING:
+    if (l->connecting && l->pub.state == LINK_HANDSHAKE) {
         if (now - l->last_read >= n->cfg.connect_timeout) {
             link_fail(l, "Connection timed out");
             goto out;
         }
-        break;
+        link_rearm_timer(l);
+        goto out;
+    }
+    switch (l->pub.state) {
     case LINK_HELD:
         if (aemp__link_may_release(&l->pub)) {
             /* what kept it waiting is gone (node.c kicks this timer) */
@@ -1078,23 +1093,6 @@ static link_t *link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
     return l;
 }
 
-static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    link_t *l = w->data;
-    aemp_node_t *n = l->pub.node;
-    (void)revents;
-    aemp__enter(n);
-    ev_io_stop(loop, w);
-    ev_io_init(&l->wio, write_cb, l->fd, EV_WRITE);
-    l->wio.data = l;
-    int e = 0;
-    socklen_t el = sizeof e;
-    if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0) e = errno;
-    if (e) link_fail(l, strerror(e));
-    else link_start_handshake(l);
-    aemp__leave(n);
-}
-
 aemp__link_t *aemp__link_new(aemp_node_t *n, int fd, int outgoing, const char *addr)
 {
     link_t *l = link_new(n, fd, outgoing, addr);
@@ -1138,13 +1136,17 @@ aemp__link_t *aemp__link_connect(aemp_node_t *n, aemp__peer_t *p, const char *ep
     if (p->unasked_cost) attempt_count(l, p);
     /* (quick-ack mode is set off once connected: a connect turns it on) */
     int r = connect(fd, (struct sockaddr *)&sa, sl);
-    if (r == 0) {
+    if (r == 0 || errno == EINPROGRESS) {
+        /* The greeting goes out without waiting for the connect to be
+         * reported complete: on loopback and to a near peer it mostly is
+         * by now, and the send then saves a wakeup, a getsockopt and an
+         * epoll change per link. A connect still in progress makes the
+         * send wait for writability as a full buffer would; one that
+         * fails shows as the send's or the first read's error (the same
+         * errno SO_ERROR holds). Until a byte has gone either way the
+         * connect's deadline applies, not the handshake's. */
+        l->connecting = r != 0;
         link_start_handshake(l);
-    } else if (errno == EINPROGRESS) {
-        ev_io_init(&l->wio, connect_cb, fd, EV_WRITE);
-        l->wio.data = l;
-        ev_io_start(n->loop, &l->wio);
-        link_rearm_timer(l);
     } else {
         link_fail(l, strerror(errno));
     }

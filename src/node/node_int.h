@@ -135,7 +135,8 @@ struct ssl_ctx_st;
 struct link; /* link.c */
 
 enum link_state {
-    LINK_CONNECTING, /* outgoing TCP connect in progress */
+    LINK_CONNECTING, /* outgoing: made, its connect not yet asked (then
+                      * HANDSHAKE, the connect maybe still in progress) */
     LINK_HANDSHAKE,  /* greeting / auth */
     LINK_HELD,       /* incoming, verified, our auth line held back while
                         our own link to that peer may win (node.c) */
