@@ -64,6 +64,17 @@ void t_hooks(aemp_node_config_t *c, tnode_t *t)
     c->message_ud = t;
 }
 
+aemp_node_t *t_start(tnode_t *t, aemp_node_config_t *c)
+{
+    t_hooks(c, t);
+    t->node = aemp_node_new(EV_DEFAULT, c, NULL);
+    if (t->node && aemp_node_start(t->node)) {
+        aemp_node_destroy(t->node);
+        t->node = NULL;
+    }
+    return t->node;
+}
+
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout)
 {
     memset(t, 0, sizeof *t);
@@ -74,15 +85,7 @@ aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned time
     c.timeout = timeout;
     c.connect_interval = 0.2;
     c.connect_timeout = 3;
-    t_hooks(&c, t);
-    int err = 0;
-    t->node = aemp_node_new(EV_DEFAULT, &c, &err);
-    if (!t->node) return NULL;
-    if (aemp_node_start(t->node)) {
-        aemp_node_destroy(t->node);
-        t->node = NULL;
-    }
-    return t->node;
+    return t_start(t, &c);
 }
 
 size_t t_max_peer_memory;
@@ -106,13 +109,7 @@ static aemp_node_t *start_p1(tnode_t *t, const char *id, const char *bind,
     c.secure = secure;
     c.framings = framings;
     c.max_peer_memory = t_max_peer_memory;
-    t_hooks(&c, t);
-    t->node = aemp_node_new(EV_DEFAULT, &c, NULL);
-    if (t->node && aemp_node_start(t->node)) {
-        aemp_node_destroy(t->node);
-        t->node = NULL;
-    }
-    return t->node;
+    return t_start(t, &c);
 }
 
 aemp_node_t *mknode1(tnode_t *t, const char *id, const char *const *seeds, size_t nseeds,

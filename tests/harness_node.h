@@ -39,6 +39,9 @@ void t_msg(void *ud, aemp_node_t *node, const char *src, const char *id, json_t 
 /* A started node bound to bind with secret sec and timeout (0: default). */
 /* Points the log, link and message callbacks of c at t's counters. */
 void t_hooks(aemp_node_config_t *c, tnode_t *t);
+/* Starts a node of config c with t's hooks (t_hooks) on the default
+ * loop: t->node, or NULL (nothing left) when it cannot be made or start. */
+aemp_node_t *t_start(tnode_t *t, aemp_node_config_t *c);
 aemp_node_t *mknode(tnode_t *t, const char *bind, const char *sec, unsigned timeout);
 /* max_peer_memory of the protocol-1 nodes made next (0: the default) */
 extern size_t t_max_peer_memory;

@@ -623,21 +623,15 @@ static int attempts_n(void *ud)
 /* A protocol-0 node bound to 127.0.0.1:0 with secret sec, whose failed
  * attempts are counted in a; connect rounds 10 s apart, so one round of
  * attempts is what a test sees. */
-static aemp_node_t *mknode_attempts(tnode_t *t, attempts_t *a, const char *sec)
+static aemp_node_t *mknode_attempts(tnode_t *t, attempts_t *a, const char *sec,
+                                    double connect_timeout)
 {
     memset(t, 0, sizeof *t);
     memset(a, 0, sizeof *a);
     aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = sec, .secret_len = strlen(sec),
-                            .connect_interval = 10, .connect_timeout = 20,
+                            .connect_interval = 10, .connect_timeout = connect_timeout,
                             .on_connect_failed = t_connect_failed, .connect_failed_ud = a};
-    t_hooks(&c, t);
-    int err = 0;
-    aemp_node_t *n = aemp_node_new(EV_DEFAULT, &c, &err);
-    if (n && aemp_node_start(n)) {
-        aemp_node_destroy(n);
-        n = NULL;
-    }
-    return t->node = n;
+    return t_start(t, &c);
 }
 
 TEST(node_failed_attempt_reports_address_and_reason)
@@ -645,7 +639,7 @@ TEST(node_failed_attempt_reports_address_and_reason)
     tnode_t t;
     attempts_t a;
     start_ticker();
-    REQUIRE(mknode_attempts(&t, &a, secret));
+    REQUIRE(mknode_attempts(&t, &a, secret, 20));
     /* two closed ports: one event per endpoint, in the order tried */
     char ep1[32], ep2[32], peer[80];
     snprintf(ep1, sizeof ep1, "127.0.0.1:%d", free_port());
@@ -672,9 +666,9 @@ TEST(node_failed_handshake_reports_the_handshake_error)
     tnode_t t, b;
     attempts_t a, none;
     start_ticker();
-    REQUIRE(mknode_attempts(&t, &a, secret));
+    REQUIRE(mknode_attempts(&t, &a, secret, 20));
     /* the other side refuses our secret; it made no attempt itself */
-    REQUIRE(mknode_attempts(&b, &none, "another secret"));
+    REQUIRE(mknode_attempts(&b, &none, "another secret", 20));
     const char *peer = aemp_node_noderef(b.node);
     CHECK_INT(aemp_node_connect(t.node, peer), 0);
     a.want = 1;
@@ -740,19 +734,13 @@ static int full_listener(int *filler, char *ep, size_t eplen)
 TEST(node_connect_never_answered_fails_at_connect_timeout)
 {
     tnode_t t;
-    attempts_t a = {0};
-    start_ticker();
+    attempts_t a;
     int filler = -1;
     char ep[32];
     int lfd = full_listener(&filler, ep, sizeof ep);
     REQUIRE(lfd >= 0);
-    memset(&t, 0, sizeof t);
-    aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = secret, .secret_len = strlen(secret),
-                            .connect_interval = 10, .connect_timeout = 0.6,
-                            .on_connect_failed = t_connect_failed, .connect_failed_ud = &a};
-    t_hooks(&c, &t);
-    t.node = aemp_node_new(EV_DEFAULT, &c, NULL);
-    REQUIRE(t.node && aemp_node_start(t.node) == 0);
+    start_ticker();
+    REQUIRE(mknode_attempts(&t, &a, secret, 0.6));
     ev_tstamp t0 = ev_time();
     CHECK_INT(aemp_node_connect(t.node, ep), 0);
     a.want = 1;
@@ -774,19 +762,13 @@ TEST(node_connect_never_answered_fails_at_connect_timeout)
 TEST(node_connect_completed_late_sends_its_greeting)
 {
     tnode_t t;
-    attempts_t a = {0};
-    start_ticker();
+    attempts_t a;
     int filler = -1;
     char ep[32];
     int lfd = full_listener(&filler, ep, sizeof ep);
     REQUIRE(lfd >= 0);
-    memset(&t, 0, sizeof t);
-    aemp_node_config_t c = {.bind = "127.0.0.1:0", .secret = secret, .secret_len = strlen(secret),
-                            .connect_interval = 10, .connect_timeout = 8,
-                            .on_connect_failed = t_connect_failed, .connect_failed_ud = &a};
-    t_hooks(&c, &t);
-    t.node = aemp_node_new(EV_DEFAULT, &c, NULL);
-    REQUIRE(t.node && aemp_node_start(t.node) == 0);
+    start_ticker();
+    REQUIRE(mknode_attempts(&t, &a, secret, 8));
     CHECK_INT(aemp_node_connect(t.node, ep), 0);
     run_for(0.3);
     /* the queue is freed: the SYN sent again is taken */
