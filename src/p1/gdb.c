@@ -203,11 +203,35 @@ static shard_t *shard_get(aemp__gdb_t *g, const char *node, int create)
 /* ------------------------------------------------------------------ */
 /* output                                                              */
 
-/* Appends [dest, msg] to out (steals msg). */
+/* Appends [dest, msg] to out (steals msg). Built by hand, as the
+ * change messages below: every change makes them, and json_pack reads
+ * its format each time (about 1 800 instructions a message; a join at
+ * the seed 3 700 fewer without it). */
 static int emit(json_t *out, const char *dest, json_t *msg)
 {
-    if (!msg) return AEMP_ENOMEM;
-    return json_array_append_new(out, json_pack("[so]", dest, msg)) ? AEMP_ENOMEM : 0;
+    json_t *pair = msg ? json_array() : NULL;
+    if (!pair || json_array_append_new(pair, json_string(dest))) {
+        json_decref(pair);
+        json_decref(msg);
+        return AEMP_ENOMEM;
+    }
+    if (json_array_append_new(pair, msg)) { /* (msg taken even so) */
+        json_decref(pair);
+        return AEMP_ENOMEM;
+    }
+    return json_array_append_new(out, pair) ? AEMP_ENOMEM : 0;
+}
+
+/* The message [tag, family, set, del] (set and del borrowed), or NULL. */
+static json_t *change_msg(const char *tag, const char *family, json_t *set, json_t *del)
+{
+    json_t *m = json_array();
+    if (m && !json_array_append_new(m, json_string(tag)) &&
+        !json_array_append_new(m, json_string(family)) && !json_array_append(m, set) &&
+        !json_array_append(m, del))
+        return m;
+    json_decref(m);
+    return NULL;
 }
 
 static int emit_globals(aemp__gdb_t *g, const char *except, json_t *out, json_t *msg)
@@ -551,11 +575,10 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
     }
     rc = 0;
     if (s->slave && (json_object_size(fwd_set) || json_array_size(fwd_del)))
-        rc = emit_globals(g, s->node, out,
-                          json_pack("[ssOO]", "g_upd", family, fwd_set, fwd_del));
+        rc = emit_globals(g, s->node, out, change_msg("g_upd", family, fwd_set, fwd_del));
     if (!rc && mon && (json_object_size(mon_set) || json_array_size(mon_del))) {
         /* one message for all of them (the driver encodes it once) */
-        json_t *chg = json_pack("[ssOO]", "g_chg2", family, mon_set, mon_del);
+        json_t *chg = change_msg("g_chg2", family, mon_set, mon_del);
         const char *w;
         json_t *unused;
         json_object_foreach(watchers, w, unused) {
