@@ -1619,11 +1619,17 @@ AEMP_API int aemp_db_reg(aemp_node_t *node, const char *family, const char *port
 
 /* A read's answer: result is borrowed for the call (an object for
  * aemp_db_family, an array for keys and values; empty for a family that
- * does not exist). family is borrowed too. */
+ * does not exist), or NULL when no answer came within
+ * AEMP_DB_READ_TIMEOUT seconds of the call (the master did not answer,
+ * or no master was found meanwhile): the read is over, an answer coming
+ * later is ignored. family is borrowed too. */
 typedef void (*aemp_db_reply_fn)(aemp_node_t *node, const char *family, json_t *result, void *ud);
-/* Asks the master for a family's whole content, its keys or its values.
- * Returns 0 (cb runs once, when the answer comes), AEMP_EINVAL,
- * AEMP_ENOMEM or AEMP_ESTATE. */
+/* Asks the master for a family's whole content, its keys or its values
+ * (sent again to each new master until answered). Returns 0 (cb runs
+ * once: with the answer, or with NULL after AEMP_DB_READ_TIMEOUT),
+ * AEMP_EINVAL, AEMP_ENOMEM or AEMP_ESTATE. 2.02 lets a read wait for
+ * good; here a master that never answers cannot make them pile up. */
+#define AEMP_DB_READ_TIMEOUT 60.0
 AEMP_API int aemp_db_family(aemp_node_t *node, const char *family, aemp_db_reply_fn cb, void *ud);
 AEMP_API int aemp_db_keys(aemp_node_t *node, const char *family, aemp_db_reply_fn cb, void *ud);
 AEMP_API int aemp_db_values(aemp_node_t *node, const char *family, aemp_db_reply_fn cb, void *ud);

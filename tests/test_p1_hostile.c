@@ -441,6 +441,58 @@ static void read_cb(aemp_node_t *n, const char *family, json_t *result, void *ud
     snprintf(read_last, sizeof read_last, "%s:%zu", family, json_array_size(result));
 }
 
+static int reads_ended;
+static void ended_cb(aemp_node_t *n, const char *family, json_t *result, void *ud)
+{
+    (void)n;
+    (void)family;
+    (void)ud;
+    if (!result) reads_ended++;
+    else read_answers++;
+}
+
+static int all_ended(void *ud)
+{
+    return reads_ended >= *(int *)ud;
+}
+
+/* A master that answers no read: each ends after the read timeout (its
+ * callback runs once, with NULL) instead of waiting for good, so they
+ * cannot pile up; an answer coming after that is ignored, and reads go
+ * on working. */
+TEST(p1hostile_reads_a_master_leaves_unanswered_end)
+{
+    env_t e;
+    REQUIRE(env_up(&e, 0) == 0);
+    hseed_quiet(e.s, 2);
+    aemp__db_set_read_timeout(e.t.node, 0.3);
+    enum { READS = 500 };
+    reads_ended = read_answers = 0;
+    for (int i = 0; i < READS; i++) CHECK_INT(aemp_db_keys(e.t.node, "fam", ended_cb, NULL), 0);
+    CHECK_INT((int)aemp__db_reads_waiting(e.t.node), READS);
+    int want = READS;
+    CHECK(run_until(all_ended, &want, 5));
+    CHECK_INT(reads_ended, READS);
+    CHECK_INT(read_answers, 0);
+    CHECK_INT((int)aemp__db_reads_waiting(e.t.node), 0);
+    CHECK(strstr(e.t.warnings, "db: 500 reads had no answer from the master in 0.3 s: ended") != NULL);
+    /* the answer to the first, late: nobody waits for it */
+    hseed_send(e.s, "client1", "[\"\",\"g_reply\",\"db1\",[\"k\"]]");
+    CHECK(still_serves(&e, "a"));
+    CHECK_INT(read_answers, 0);
+    CHECK_INT(reads_ended, READS);
+    /* a read answered in time is answered */
+    aemp__db_set_read_timeout(e.t.node, 5);
+    CHECK_INT(aemp_db_keys(e.t.node, "fam", ended_cb, NULL), 0);
+    char msg[96];
+    snprintf(msg, sizeof msg, "[\"\",\"g_reply\",\"db%d\",[\"k\"]]", READS + 1);
+    hseed_send(e.s, "client1", msg);
+    CHECK(still_serves(&e, "b"));
+    CHECK_INT(read_answers, 1);
+    CHECK_INT((int)aemp__db_reads_waiting(e.t.node), 0);
+    env_down(&e);
+}
+
 /* A master that leaves 2000 reads unanswered and sends 2000 g_reply of
  * ids never asked: each finds no read without a look at the waiting
  * ones (before: every bogus reply walked them all), and the real answer

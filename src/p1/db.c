@@ -18,6 +18,7 @@ typedef struct dbreq {
     char *family;
     aemp_db_reply_fn cb;
     void *ud;
+    ev_tstamp deadline; /* then it ends unanswered (expiry_cb) */
 } dbreq_t;
 
 struct aemp_db_mon {
@@ -52,6 +53,10 @@ typedef struct aemp__db {
      * never made - finds its read without a look at the others */
     dbreq_t *reqs, *reqs_tail;
     aemp__map_t byid;
+    /* fires at the oldest read's deadline (reads are asked in order and
+     * all wait as long): ends what is due, then waits for the next */
+    ev_timer expiry;
+    double read_timeout; /* AEMP_DB_READ_TIMEOUT, shorter in tests */
     unsigned long reply_visits; /* reads looked at by replies (tests) */
     unsigned long next_id;
     famwatch_t *watches;
@@ -63,6 +68,8 @@ static int name_ok(const char *s)
 {
     return s && aemp__utf8_valid(s, strlen(s));
 }
+
+static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* The database client of a protocol-1 node (made on first use), or NULL. */
 static db_t *db_of(aemp_node_t *n)
@@ -76,6 +83,9 @@ static db_t *db_of(aemp_node_t *n)
         free(d);
         return NULL;
     }
+    d->read_timeout = AEMP_DB_READ_TIMEOUT;
+    ev_init(&d->expiry, expiry_cb);
+    d->expiry.data = n;
     p1->db = d;
     return d;
 }
@@ -223,6 +233,50 @@ int aemp_db_reg(aemp_node_t *n, const char *family, const char *portid, json_t *
 /* ------------------------------------------------------------------ */
 /* reads                                                               */
 
+/* Waits for the oldest read's deadline (nothing when none waits). */
+static void expiry_arm(aemp_node_t *n, db_t *d)
+{
+    if (!d->reqs) return;
+    ev_tstamp left = d->reqs->deadline - ev_now(n->loop);
+    ev_timer_set(&d->expiry, left > 0 ? left : 0, 0);
+    ev_timer_start(n->loop, &d->expiry);
+}
+
+/* Takes r out of the reads waiting (the list and the map). */
+static void req_take(db_t *d, dbreq_t *r)
+{
+    aemp__map_del(&d->byid, r->id);
+    if (r->prev) r->prev->next = r->next;
+    else d->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    else d->reqs_tail = r->prev;
+}
+
+/* Reads unanswered for read_timeout end: each callback runs with NULL
+ * (a master that never answers cannot make them pile up). */
+static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    aemp_node_t *n = w->data;
+    db_t *d = db_get(n);
+    ev_tstamp now = ev_now(loop);
+    (void)revents;
+    aemp__enter(n);
+    unsigned long ended = 0;
+    while (d->reqs && d->reqs->deadline <= now && !n->destroy_pending) {
+        dbreq_t *r = d->reqs;
+        req_take(d, r);
+        ended++;
+        r->cb(n, r->family, NULL, r->ud);
+        free(r->family);
+        free(r);
+    }
+    if (ended && !n->destroy_pending)
+        aemp__log(n, AEMP_LOG_WARN, "db: %lu read%s had no answer from the master in %g s: ended",
+                  ended, ended == 1 ? "" : "s", d->read_timeout);
+    if (!n->destroy_pending) expiry_arm(n, d);
+    aemp__leave(n);
+}
+
 static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_reply_fn cb,
                    void *ud)
 {
@@ -237,6 +291,7 @@ static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_
     r->tag = tag;
     r->cb = cb;
     r->ud = ud;
+    r->deadline = ev_now(n->loop) + d->read_timeout;
     if (aemp__map_set(&d->byid, r->id, r)) {
         free(r->family);
         free(r);
@@ -246,6 +301,7 @@ static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_
     if (d->reqs_tail) d->reqs_tail->next = r;
     else d->reqs = r;
     d->reqs_tail = r;
+    if (!ev_is_active(&d->expiry)) expiry_arm(n, d);
     send_req(n, r);
     return 0;
 }
@@ -269,13 +325,10 @@ int aemp_db_values(aemp_node_t *n, const char *family, aemp_db_reply_fn cb, void
 void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result)
 {
     db_t *d = db_get(n);
-    dbreq_t *r = d ? aemp__map_del(&d->byid, id) : NULL;
-    if (!r) return; /* (no read of ours: ignored) */
+    dbreq_t *r = d ? aemp__map_get(&d->byid, id) : NULL;
+    if (!r) return; /* (no read of ours, or one that ended: ignored) */
     d->reply_visits++;
-    if (r->prev) r->prev->next = r->next;
-    else d->reqs = r->next;
-    if (r->next) r->next->prev = r->prev;
-    else d->reqs_tail = r->prev;
+    req_take(d, r);
     int want_obj = !strcmp(r->tag, "g_db_family");
     if (want_obj ? json_is_object(result) : json_is_array(result)) {
         r->cb(n, r->family, result, r->ud);
@@ -292,6 +345,18 @@ unsigned long aemp__db_reply_visits(aemp_node_t *n)
 {
     db_t *d = db_get(n);
     return d ? d->reply_visits : 0;
+}
+
+size_t aemp__db_reads_waiting(aemp_node_t *n)
+{
+    db_t *d = db_get(n);
+    return d ? d->byid.count : 0;
+}
+
+void aemp__db_set_read_timeout(aemp_node_t *n, double seconds)
+{
+    db_t *d = db_of(n);
+    if (d) d->read_timeout = seconds;
 }
 
 /* ------------------------------------------------------------------ */
@@ -444,6 +509,7 @@ void aemp__db_free(aemp_node_t *n)
 {
     db_t *d = db_get(n);
     if (!d) return;
+    ev_timer_stop(n->loop, &d->expiry);
     while (d->reqs) {
         dbreq_t *r = d->reqs;
         d->reqs = r->next;

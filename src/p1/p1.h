@@ -93,6 +93,9 @@ void aemp__db_master_up(aemp_node_t *n);
 void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result);
 /* Reads the replies looked at so far (one per reply that matched). */
 unsigned long aemp__db_reply_visits(aemp_node_t *n);
+/* Reads waiting for their answer; their deadline (tests shorten it). */
+size_t aemp__db_reads_waiting(aemp_node_t *n);
+void aemp__db_set_read_timeout(aemp_node_t *n, double seconds);
 void aemp__db_chg1(aemp_node_t *n, const char *family, json_t *hash);
 void aemp__db_chg2(aemp_node_t *n, const char *family, json_t *set, json_t *del);
 void aemp__db_free(aemp_node_t *n);
