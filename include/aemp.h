@@ -1753,6 +1753,21 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * as long as the budget needs (at most 5 s), and is then answered. */
 #define AEMP_GDB_READ_ENTRIES_PER_S 50000u
 #define AEMP_GDB_READ_BURST 500000u
+/* A change (g_upd), or a node's whole database (g_slave, g_set), makes
+ * a global node send each key set or deleted to every watcher of its
+ * family, and a slave's to every other global node: a request of a few
+ * bytes can make it send thousands of messages. What one node's changes
+ * make it send is budgeted as its reads are: this many entry-sends a
+ * second, in bursts of up to AEMP_GDB_CHANGE_BURST, all nodes' together
+ * eight times that, starting anew with each link. Over it a change waits
+ * on the node's link (which reads nothing meanwhile) once, for as long
+ * as the budget needs (at most 5 s), and is then applied: a change is
+ * never dropped, and a node that changes faster is slowed down. A change
+ * costs what it makes the node send: nothing for a family nobody watches
+ * (unless it is a slave's and there are other global nodes). 2.02 has no
+ * such limit. */
+#define AEMP_GDB_CHANGE_SENDS_PER_S 50000u
+#define AEMP_GDB_CHANGE_BURST 500000u
 
 /* Whether the node is a global node now (0 also for protocol 0 or NULL). */
 AEMP_API int aemp_node_is_global(const aemp_node_t *node);

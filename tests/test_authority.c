@@ -390,6 +390,105 @@ TEST(authority_reads_of_whole_families_are_budgeted)
     aemp_node_destroy(a.node);
 }
 
+/* The value of "k0" each watcher of "hot" saw last (-1: none yet). */
+enum { HOT_WATCHERS = 10 };
+static long hot_seen[HOT_WATCHERS];
+static void hot_cb(aemp_node_t *n, const char *f, json_t *hash, json_t *added, json_t *changed,
+                   json_t *deleted, void *ud)
+{
+    (void)n;
+    (void)f;
+    (void)added;
+    (void)changed;
+    (void)deleted;
+    json_t *v = json_object_get(hash, "k0");
+    if (json_is_integer(v)) hot_seen[(intptr_t)ud] = (long)json_integer_value(v);
+}
+
+/* How many watchers have seen k0 at *want or later. */
+static int hot_watchers_at(long want)
+{
+    int at = 0;
+    for (int i = 0; i < HOT_WATCHERS; i++) at += hot_seen[i] >= want;
+    return at;
+}
+
+/* A change makes the seed send each key to every watcher of its family:
+ * a request of a few bytes, thousands of messages. What one node's
+ * changes make the seed send is budgeted (AEMP_GDB_CHANGE_*): 15 changes
+ * of 4000 keys of a family 10 nodes watch (40 000 sends each): about 12
+ * at once, the rest each when the budget holds it (in order, the
+ * writer's link waiting meanwhile), none dropped; another node's change
+ * is applied at once meanwhile (its own budget). Before, an insider's
+ * changes made the seed send as fast as it could write them. */
+TEST(authority_changes_are_budgeted_by_what_they_make_the_seed_send)
+{
+    tnode_t a, s[HOT_WATCHERS + 2];
+    const char *ids[HOT_WATCHERS + 2];
+    char names[HOT_WATCHERS][16];
+    for (int i = 0; i < HOT_WATCHERS; i++) {
+        snprintf(names[i], sizeof names[i], "w%d", i);
+        ids[i] = names[i];
+    }
+    ids[HOT_WATCHERS] = "evil";
+    ids[HOT_WATCHERS + 1] = "beta";
+    tnode_t *const evil = &s[HOT_WATCHERS], *const b = &s[HOT_WATCHERS + 1];
+    REQUIRE(alpha_and_slaves(&a, s, ids, HOT_WATCHERS + 2));
+    REQUIRE(aemp_node_is_global(a.node));
+    aemp_db_mon_t *w[HOT_WATCHERS];
+    for (int i = 0; i < HOT_WATCHERS; i++) {
+        hot_seen[i] = -1;
+        REQUIRE((w[i] = aemp_db_mon(s[i].node, "hot", hot_cb, (void *)(intptr_t)i)));
+    }
+    run_for(0.3);
+    enum { KEYS = 4000, CHANGES = 15 };
+    double each = (double)KEYS * HOT_WATCHERS;
+    double t0 = ev_time();
+    for (int c = 0; c < CHANGES; c++) {
+        json_t *set = json_object();
+        char k[16];
+        for (int i = 0; i < KEYS; i++) {
+            snprintf(k, sizeof k, "k%d", i);
+            json_object_set_new(set, k, json_integer(c));
+        }
+        REQUIRE(aemp__p1_to_master(evil->node, json_pack("[ssoo]", "g_upd", "hot", set,
+                                                         json_array())) == 0); /* (steals) */
+    }
+    /* about 12 go at once (AEMP_GDB_CHANGE_BURST), then one waits */
+    const char *waits = "node evil: g_upd of hot (40000 sends) waits, and the node's link with it: "
+                        "over the changes' budget of 50000 sends a second";
+    for (int i = 0; i < 250 && !strstr(a.warnings, waits); i++) run_for(0.02);
+    CHECK(strstr(a.warnings, waits) != NULL);
+    long seen_first = hot_seen[0];
+    printf("    %d changes of %d keys to %d watchers: one waits after %.2f s, when the watchers "
+           "saw change %ld\n", CHANGES, KEYS, HOT_WATCHERS, ev_time() - t0, seen_first);
+    CHECK(seen_first < CHANGES - 1);
+    /* another node's change goes at once */
+    CHECK_INT(aemp_db_set(b->node, "hot", "beta", json_true()), 0);
+    json_t *h = NULL;
+    for (int i = 0; i < 50; i++) {
+        json_decref(h);
+        h = family_now(s[1].node, "hot");
+        if (json_object_get(h, "beta")) break;
+    }
+    CHECK(json_object_get(h, "beta") != NULL);
+    json_decref(h);
+    CHECK(hot_watchers_at(CHANGES - 1) == 0);
+    /* the rest come, each when the budget holds it */
+    double need = (CHANGES * each - AEMP_GDB_CHANGE_BURST) / AEMP_GDB_CHANGE_SENDS_PER_S;
+    for (int i = 0; i < 200 && hot_watchers_at(CHANGES - 1) < HOT_WATCHERS; i++) run_for(0.05);
+    double dt = ev_time() - t0;
+    printf("    all %d seen by all %d watchers after %.2f s (the budget: %.2f s)\n", CHANGES,
+           HOT_WATCHERS, dt, need);
+    CHECK_INT(hot_watchers_at(CHANGES - 1), HOT_WATCHERS);
+    CHECK(dt >= need * 0.9);
+    CHECK(aemp_node_is_up(a.node, "evil"));
+    CHECK(!strstr(a.warnings, "dropped"));
+    for (int i = 0; i < HOT_WATCHERS; i++) aemp_db_mon_cancel(w[i]);
+    for (int i = 0; i < HOT_WATCHERS + 2; i++) aemp_node_destroy(s[i].node);
+    aemp_node_destroy(a.node);
+}
+
 /* A reader whose request waits (over the reads' budget) may go while it
  * waits: its link closes, what it waited with goes with it (ASan: no
  * leak), and the seed goes on, answering others at once. */

@@ -965,6 +965,15 @@ int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family
     return json_object_get(json_object_get(g->mons, family), node) != NULL;
 }
 
+size_t aemp__gdb_fanout(const aemp__gdb_t *g, const char *node, const char *family)
+{
+    const shard_t *s = aemp__map_get(&g->shards, node);
+    size_t to = json_object_size(json_object_get(g->mons, family));
+    /* a slave's changes go to the other global nodes too (upd) */
+    if (!s || s->slave) to += g->globals.count;
+    return to;
+}
+
 int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node)
 {
     shard_t *s = aemp__map_get(&g->shards, node);

@@ -53,6 +53,10 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out);
 json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family);
 /* Whether node watches family (g_mon1). */
 int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family);
+/* To how many nodes a change of family by node goes: the family's
+ * watchers, and the other global nodes when node is a slave (or not yet
+ * known). */
+size_t aemp__gdb_fanout(const aemp__gdb_t *g, const char *node, const char *family);
 /* Whether node announced itself as global (g_global) and is not down. */
 int aemp__gdb_is_global(const aemp__gdb_t *g, const char *node);
 /* The global nodes to keep links to: the keys of 'g that our own share

@@ -74,6 +74,9 @@ struct aemp__global {
      * the node), and all nodes' together */
     aemp__map_t reads;
     budget_t reads_all;
+    /* what changes may make us send (AEMP_GDB_CHANGE_*), the same way */
+    aemp__map_t changes;
+    budget_t changes_all;
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -93,7 +96,9 @@ static struct aemp__global *gl_of(aemp_node_t *n)
     aemp__map_key(&gl->mirrors, n->drawn.map_key);
     aemp__map_key(&gl->mesh, n->drawn.map_key);
     aemp__map_key(&gl->reads, n->drawn.map_key);
+    aemp__map_key(&gl->changes, n->drawn.map_key);
     gl->reads_all.tokens = READS_ALL * AEMP_GDB_READ_BURST;
+    gl->changes_all.tokens = READS_ALL * AEMP_GDB_CHANGE_BURST;
     ev_init(&gl->sync_w, mesh_sync_cb);
     gl->sync_w.data = n;
     gl->dials.tokens = MESH_DIALS_PER_S;
@@ -320,6 +325,20 @@ static int feed(aemp_node_t *n, const char *src, const char *tag, json_t *args)
     return rc;
 }
 
+/* src's budget in map (made full when it has none), or NULL (no memory). */
+static budget_t *node_budget(aemp__map_t *map, const char *src, double full, double now)
+{
+    budget_t *b = aemp__map_get(map, src);
+    if (b) return b;
+    if (!(b = calloc(1, sizeof *b)) || aemp__map_set(map, src, b)) {
+        free(b);
+        return NULL;
+    }
+    b->tokens = full;
+    b->at = now;
+    return b;
+}
+
 /* Whether src may copy cost entries now (AEMP_GDB_READ_*): its own
  * budget and all nodes' hold them. first: a node's first watch of a
  * family (below). what/of name the read in the warning when it is not.
@@ -332,15 +351,8 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
                        int first, const char *what, const char *of)
 {
     double now = ev_now(n->loop), wait;
-    budget_t *b = aemp__map_get(&gl->reads, src);
-    if (!b) {
-        if (!(b = calloc(1, sizeof *b)) || aemp__map_set(&gl->reads, src, b)) {
-            free(b);
-            return 1; /* out of memory: all nodes' budget still holds */
-        }
-        b->tokens = AEMP_GDB_READ_BURST;
-        b->at = now;
-    }
+    budget_t *b = node_budget(&gl->reads, src, AEMP_GDB_READ_BURST, now);
+    if (!b) return 1; /* out of memory: all nodes' budget still holds */
     budget_t was = *b;
     const double rate = AEMP_GDB_READ_ENTRIES_PER_S, burst = AEMP_GDB_READ_BURST;
     if (first) {
@@ -391,6 +403,65 @@ int aemp__global_read(aemp_node_t *n, const char *src, size_t entries, const cha
     struct aemp__global *gl = gl_get(n);
     if (!gl || !gl->gdb || !src || aemp__is_self(n, src)) return 1;
     return read_budget(n, gl, src, 1.0 + (double)entries, 0, what, of);
+}
+
+/* What src's change (g_upd) or whole database (g_slave, g_set) makes
+ * us send, in entries: each key set or deleted, to each node it goes to
+ * (aemp__gdb_fanout). Walks the request, never the database. */
+static double change_cost(struct aemp__global *gl, const char *src, const char *tag, json_t *args)
+{
+    json_t *a0 = json_array_get(args, 0);
+    if (!strcmp(tag, "g_upd")) {
+        const char *fam = json_string_value(a0);
+        if (!fam) return 0; /* (malformed: the database says so) */
+        double keys = (double)(json_object_size(json_array_get(args, 1)) +
+                               json_array_size(json_array_get(args, 2)));
+        return keys * (double)aemp__gdb_fanout(gl->gdb, src, fam);
+    }
+    if (strcmp(tag, "g_slave") && strcmp(tag, "g_set")) return 0;
+    double cost = 0;
+    const char *fam;
+    json_t *h;
+    json_object_foreach(a0, fam, h) cost += (double)json_object_size(h) *
+                                            (double)aemp__gdb_fanout(gl->gdb, src, fam);
+    return cost;
+}
+
+/* Whether src's change (tag, args) may be applied now: what it makes us
+ * send to watchers and the other global nodes takes from src's own and
+ * all nodes' changes' budget (AEMP_GDB_CHANGE_*). Over it, the change
+ * waits on src's link (which reads nothing meanwhile) once, as long as
+ * the budget needs, and is then applied even into debt: a change is
+ * never dropped, and a node that changes faster than its budget is
+ * slowed down. 1: apply; 0: it waits. */
+static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src,
+                          const char *tag, json_t *args)
+{
+    if (aemp__is_self(n, src)) return 1;
+    double cost = change_cost(gl, src, tag, args), now = ev_now(n->loop);
+    if (cost <= 0) return 1;
+    const double rate = AEMP_GDB_CHANGE_SENDS_PER_S, burst = AEMP_GDB_CHANGE_BURST;
+    budget_t *b = node_budget(&gl->changes, src, burst, now);
+    if (!b) return 1; /* out of memory: all nodes' budget still holds */
+    budget_t was = *b;
+    double wait;
+    if (budget_take(b, now, rate, burst, cost)) {
+        if (budget_take(&gl->changes_all, now, READS_ALL * rate, READS_ALL * burst, cost)) return 1;
+        *b = was;
+        wait = budget_wait(&gl->changes_all, READS_ALL * rate, READS_ALL * burst, cost);
+    } else {
+        wait = budget_wait(b, rate, burst, cost);
+    }
+    if (n->dispatch_again || !aemp__defer_current(n, wait)) {
+        b->tokens -= cost;
+        gl->changes_all.tokens -= cost;
+        return 1;
+    }
+    aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f sends) waits, and the node's link with "
+              "it: over the changes' budget of %u sends a second (its own, or all nodes')", src,
+              tag, !strcmp(tag, "g_upd") ? json_string_value(json_array_get(args, 0)) : "its database",
+              cost, AEMP_GDB_CHANGE_SENDS_PER_S);
+    return 0;
 }
 
 /* Whether the answer to node's g_global (the whole database, once per
@@ -540,6 +611,7 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         /* g_set carries the sender's listeners, which we mirror (2.02) */
         json_t *l = NULL;
         if (read_allowed(n, gl, src, tag, args) <= 0) return;
+        if (!change_allowed(n, gl, src, tag, args)) return;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
         if (!feed(n, src, tag, args) && l) {
@@ -593,9 +665,10 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
     struct aemp__global *gl = gl_get(n);
     if (!gl || (p->link && p->link->state == LINK_UP)) return; /* replaced, not down */
     aemp__map_del(&gl->heard, p->noderef);
-    /* its reads' budget goes with it (the map holds linked nodes only;
-     * all nodes' budget bounds what reconnecting could buy) */
+    /* its budgets go with it (the maps hold linked nodes only; all
+     * nodes' budgets bound what reconnecting could buy) */
     free(aemp__map_del(&gl->reads, p->noderef));
+    free(aemp__map_del(&gl->changes, p->noderef));
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
         return;
@@ -647,6 +720,9 @@ void aemp__global_free(aemp_node_t *n)
     it = (aemp__map_iter_t){0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->reads, &it));) free(e->value);
     aemp__map_free(&gl->reads);
+    it = (aemp__map_iter_t){0};
+    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->changes, &it));) free(e->value);
+    aemp__map_free(&gl->changes);
     aemp__gdb_free(gl->gdb);
     json_decref(gl->said);
     aemp__enc_cache_free(&gl->said_enc);
