@@ -104,13 +104,13 @@ static int slaves_of_alpha(tnode_t *t, const char *const *ids, size_t n, const c
 
 /* alpha, a seed on a free port of its own, and n slaves of it named
  * ids in t: whether all are up. */
+static char alpha_seed[64]; /* alpha's address (alpha_and_slaves) */
 static int alpha_and_slaves(tnode_t *a, tnode_t *t, const char *const *ids, size_t n)
 {
-    static char sa[64];
-    snprintf(sa, sizeof sa, "127.0.0.1:%d", free_port());
-    const char *seeds[] = {sa};
+    snprintf(alpha_seed, sizeof alpha_seed, "127.0.0.1:%d", free_port());
+    const char *seeds[] = {alpha_seed};
     start_ticker();
-    return mknode_p1(a, "alpha", sa, seeds, 1) && slaves_of_alpha(t, ids, n, seeds);
+    return mknode_p1(a, "alpha", alpha_seed, seeds, 1) && slaves_of_alpha(t, ids, n, seeds);
 }
 
 /* Every reflection path against a global node (a seed): its own
@@ -548,6 +548,22 @@ static void drain_cb(struct ev_loop *loop, ev_check *w, int revents)
     drain_at = now;
 }
 
+/* Keeps node's reads' budget spent from now (drain_cb) until drain_stop. */
+static void drain_start(ev_check *w, aemp_node_t *node)
+{
+    ev_check_init(w, drain_cb);
+    drain_node = node;
+    drain_on = 1;
+    drain_at = 0;
+    ev_check_start(EV_DEFAULT, w);
+}
+
+static void drain_stop(ev_check *w)
+{
+    drain_on = 0;
+    ev_check_stop(EV_DEFAULT, w);
+}
+
 /* The answer to a global node's g_global is the whole database, once per
  * link, and node ids cost nothing: it takes from all nodes' reads'
  * budget, and over it waits on the asking node's link (before: answered
@@ -568,11 +584,7 @@ TEST(authority_g_global_answers_take_from_the_reads_budget)
     enum { KEYS = 8000 };
     REQUIRE(fill_big(s[0].node, s[1].node, a.node, KEYS));
     ev_check drain;
-    ev_check_init(&drain, drain_cb);
-    drain_node = a.node;
-    drain_on = 1;
-    drain_at = 0;
-    ev_check_start(EV_DEFAULT, &drain);
+    drain_start(&drain, a.node);
     REQUIRE(mknode_p1(&a2, "alpha2", sa2, seeds, 2));
     for (int i = 0; i < 250 && !strstr(a.warnings, "node alpha2: g_global"); i++) run_for(0.02);
     /* (the entries: the slaves' 8000 and the nodes' own 'g and 'l) */
@@ -591,11 +603,52 @@ TEST(authority_g_global_answers_take_from_the_reads_budget)
     CHECK_INT(json_object_size(h), KEYS);
     json_decref(h);
     CHECK(w && !strstr(w + 1, "node alpha2: g_global"));
-    drain_on = 0;
-    ev_check_stop(EV_DEFAULT, &drain);
+    drain_stop(&drain);
     aemp_node_destroy(a2.node);
     aemp_node_destroy(s[1].node);
     aemp_node_destroy(s[0].node);
+    aemp_node_destroy(a.node);
+}
+
+/* A reader that goes while its request waits - here as long as others
+ * keep all nodes' reads' budget spent (the drain) - is seen gone at
+ * once: a paused link still watches for its peer's end. The node comes
+ * back under the same id and is linked again at once (before: the old
+ * link noticed nothing until it read again, and the new one was refused
+ * as already connected meanwhile). */
+TEST(authority_a_reader_gone_while_waiting_is_seen_at_once)
+{
+    tnode_t a, s[3], again;
+    tnode_t *const b = &s[0], *const evil = &s[1], *const c = &s[2];
+    const char *ids[] = {"beta", "evil", "gamma"};
+    REQUIRE(alpha_and_slaves(&a, s, ids, 3));
+    enum { KEYS = 8000 };
+    REQUIRE(fill_big(b->node, c->node, c->node, KEYS));
+    ev_check drain;
+    drain_start(&drain, a.node);
+    keys_answers = 0;
+    for (int i = 0; i < 3; i++) aemp_db_keys(evil->node, "big", keys_answer_nth, (void *)(intptr_t)i);
+    for (int i = 0; i < 100 && !strstr(a.warnings, "node evil: g_db_keys of big"); i++) run_for(0.02);
+    CHECK(strstr(a.warnings, "node evil: g_db_keys of big (8000 entries) waits") != NULL);
+    run_for(0.2);
+    CHECK_INT(keys_answers, 0);
+    aemp_node_destroy(evil->node);
+    double t0 = ev_time();
+    for (int i = 0; i < 50 && aemp_node_is_up(a.node, "evil"); i++) run_for(0.02);
+    CHECK(!aemp_node_is_up(a.node, "evil"));
+    /* the same id again: linked as soon as it connects */
+    const char *seeds[] = {alpha_seed};
+    REQUIRE(mknode_p1(&again, "evil", NULL, seeds, 1));
+    for (int i = 0; i < 100 && !aemp_node_is_up(a.node, "evil"); i++) run_for(0.02);
+    printf("    the reader gone and back under its id, linked again after %.2f s (budget still "
+           "spent)\n", ev_time() - t0);
+    CHECK(aemp_node_is_up(a.node, "evil"));
+    CHECK(ev_time() - t0 < 1.5);
+    CHECK(strstr(a.warnings, "already connected") == NULL);
+    drain_stop(&drain);
+    aemp_node_destroy(again.node);
+    aemp_node_destroy(c->node);
+    aemp_node_destroy(b->node);
     aemp_node_destroy(a.node);
 }
 

@@ -41,6 +41,8 @@ typedef struct link {
     int hold_auth;        /* accepting side: our auth line waits */
     int connecting;       /* outgoing: its TCP connect not known complete
                            * (no byte sent or received yet) */
+    int gone;             /* the peer closed while a message waited:
+                           * what is left is handled without waiting */
     size_t held_bytes;    /* received while held */
     int for_unasked;      /* an attempt in node->unasked_attempts */
     char *attempt_cause;  /* and in node->cause_attempts under this */
@@ -526,7 +528,8 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems, defer
     aemp_node_t *n = l->pub.node;
     aemp__link_t *was_link = n->dispatch_link;
     int was_again = n->dispatch_again;
-    n->dispatch_link = &l->pub;
+    /* (a peer that is gone cannot be made to wait) */
+    n->dispatch_link = l->gone ? NULL : &l->pub;
     n->dispatch_again = again != NULL;
     n->defer_for = 0;
     aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
@@ -551,9 +554,30 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems, defer
     }
     d->until = ev_now(n->loop) + wait;
     l->deferred = d;
-    ev_io_stop(n->loop, &l->rio);
+    /* reading stays on, but only for the peer's end (read_cb): what it
+     * sends meanwhile stays in the kernel, and TCP holds it back */
     link_rearm_timer(l);
     return 1;
+}
+
+/* The peer of a paused link closed (err: how, NULL for the end of the
+ * stream): the message that waited and what came behind it are handled
+ * now, without waiting (a read over the budget is then dropped by its
+ * handler: nobody is left to answer), and the link ends as it would
+ * have at the next read. Before, the end showed only when the link read
+ * again, and a node restarted under the same id was refused as already
+ * connected until then. */
+static void link_peer_gone(link_t *l, const char *err)
+{
+    aemp_node_t *n = l->pub.node;
+    deferred_t *d = l->deferred;
+    l->deferred = NULL;
+    l->gone = 1;
+    deliver(l, d->id, d->idlen, d->elems, d);
+    if (l->pub.state == LINK_UP && !n->destroy_pending) process_data(l);
+    if (l->pub.state == LINK_UP && !n->destroy_pending && l->tls) tls_pump(l);
+    if (l->pub.state == LINK_UP && !n->destroy_pending)
+        link_fail(l, err ? err : n->dialect->quirks.eof_text);
 }
 
 /* The deferred message's time has come: handed over again (it may be
@@ -797,6 +821,15 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     char tmp[READ_STEP];
     (void)revents;
     aemp__enter(n);
+    if (l->deferred) {
+        /* paused (deliver): only the peer's end is looked for */
+        char c;
+        ssize_t p = recv(l->fd, &c, 1, MSG_PEEK);
+        if (p > 0) ev_io_stop(loop, w); /* data: read once resumed */
+        else if (p == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            link_peer_gone(l, p == 0 ? NULL : strerror(errno));
+        goto out;
+    }
     ssize_t r = recv(l->fd, tmp, sizeof tmp, 0);
     if (l->pub.state == LINK_HELD) {
         /* a held link is mostly watched for its end: it goes quietly.
