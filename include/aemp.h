@@ -1734,7 +1734,10 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * one node's reads copy at most this many entries a second, in bursts
  * of up to AEMP_GDB_READ_BURST (a read of a larger family needs a full
  * budget), and all nodes' together eight times that; a node's budget
- * starts anew with each link. A node's first g_mon1 of a family (sent
+ * starts anew with each link. Nodes whose reads wait for all nodes'
+ * budget get it in turn, in the order they came: while one waits for
+ * enough to gather, readers under other ids cannot take it from under
+ * it. A node's first g_mon1 of a family (sent
  * once per link: lost, its watch would never hear a change) is always
  * answered while the node's own account is less than four bursts in
  * debt, and is not counted in all nodes'. A read over the budget waits:

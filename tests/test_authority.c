@@ -525,6 +525,7 @@ TEST(authority_a_waiting_reader_may_go)
  * once, then each time what refilled since (8 nodes' rate, global.c),
  * so that the drain itself is not refused (no warnings of its own). */
 static aemp_node_t *drain_node;
+static const char *drain_id; /* one node's own budget, or NULL: all nodes' */
 static int drain_on;
 static double drain_at;
 static void drain_cb(struct ev_loop *loop, ev_check *w, int revents)
@@ -538,21 +539,26 @@ static void drain_cb(struct ev_loop *loop, ev_check *w, int revents)
     if (drain_at <= 0) {
         for (int i = 0; i < 100000; i++) {
             snprintf(src, sizeof src, "drain%d", who++ % 64);
-            if (aemp__global_read(drain_node, src, 100, "test", "drain") != 1) break;
+            if (aemp__global_read(drain_node, drain_id ? drain_id : src, 100, "test", "drain") != 1)
+                break;
         }
     } else {
-        double refilled = (now - drain_at) * 8.0 * AEMP_GDB_READ_ENTRIES_PER_S - 2.0;
+        double rate = (drain_id ? 1.0 : 8.0) * AEMP_GDB_READ_ENTRIES_PER_S;
+        double refilled = (now - drain_at) * rate - 2.0;
         snprintf(src, sizeof src, "drain%d", who++ % 64);
-        if (refilled >= 1.0) aemp__global_read(drain_node, src, (size_t)refilled, "test", "drain");
+        if (refilled >= 1.0)
+            aemp__global_read(drain_node, drain_id ? drain_id : src, (size_t)refilled, "test", "drain");
     }
     drain_at = now;
 }
 
-/* Keeps node's reads' budget spent from now (drain_cb) until drain_stop. */
-static void drain_start(ev_check *w, aemp_node_t *node)
+/* Keeps node's reads' budget spent from now (drain_cb) until drain_stop:
+ * id's own, or with NULL all nodes'. */
+static void drain_start(ev_check *w, aemp_node_t *node, const char *id)
 {
     ev_check_init(w, drain_cb);
     drain_node = node;
+    drain_id = id;
     drain_on = 1;
     drain_at = 0;
     ev_check_start(EV_DEFAULT, w);
@@ -584,7 +590,7 @@ TEST(authority_g_global_answers_take_from_the_reads_budget)
     enum { KEYS = 8000 };
     REQUIRE(fill_big(s[0].node, s[1].node, a.node, KEYS));
     ev_check drain;
-    drain_start(&drain, a.node);
+    drain_start(&drain, a.node, NULL);
     REQUIRE(mknode_p1(&a2, "alpha2", sa2, seeds, 2));
     for (int i = 0; i < 250 && !strstr(a.warnings, "node alpha2: g_global"); i++) run_for(0.02);
     /* (the entries: the slaves' 8000 and the nodes' own 'g and 'l) */
@@ -610,8 +616,8 @@ TEST(authority_g_global_answers_take_from_the_reads_budget)
     aemp_node_destroy(a.node);
 }
 
-/* A reader that goes while its request waits - here as long as others
- * keep all nodes' reads' budget spent (the drain) - is seen gone at
+/* A reader that goes while its request waits - here as long as its own
+ * reads' budget is kept spent (the drain) - is seen gone at
  * once: a paused link still watches for its peer's end. The node comes
  * back under the same id and is linked again at once (before: the old
  * link noticed nothing until it read again, and the new one was refused
@@ -625,7 +631,7 @@ TEST(authority_a_reader_gone_while_waiting_is_seen_at_once)
     enum { KEYS = 8000 };
     REQUIRE(fill_big(b->node, c->node, c->node, KEYS));
     ev_check drain;
-    drain_start(&drain, a.node);
+    drain_start(&drain, a.node, "evil");
     keys_answers = 0;
     for (int i = 0; i < 3; i++) aemp_db_keys(evil->node, "big", keys_answer_nth, (void *)(intptr_t)i);
     for (int i = 0; i < 100 && !strstr(a.warnings, "node evil: g_db_keys of big"); i++) run_for(0.02);
@@ -640,8 +646,8 @@ TEST(authority_a_reader_gone_while_waiting_is_seen_at_once)
     const char *seeds[] = {alpha_seed};
     REQUIRE(mknode_p1(&again, "evil", NULL, seeds, 1));
     for (int i = 0; i < 100 && !aemp_node_is_up(a.node, "evil"); i++) run_for(0.02);
-    printf("    the reader gone and back under its id, linked again after %.2f s (budget still "
-           "spent)\n", ev_time() - t0);
+    printf("    the reader gone and back under its id, linked again after %.2f s (its budget "
+           "still spent)\n", ev_time() - t0);
     CHECK(aemp_node_is_up(a.node, "evil"));
     CHECK(ev_time() - t0 < 1.5);
     CHECK(strstr(a.warnings, "already connected") == NULL);
@@ -649,6 +655,37 @@ TEST(authority_a_reader_gone_while_waiting_is_seen_at_once)
     aemp_node_destroy(again.node);
     aemp_node_destroy(c->node);
     aemp_node_destroy(b->node);
+    aemp_node_destroy(a.node);
+}
+
+/* All nodes' reads' budget goes to the nodes that wait for it in turn:
+ * while an honest reader of a big family waits for enough of it to
+ * gather, readers under other ids (here the drain, taking every refill
+ * before anything else at each loop time) cannot take it from under it.
+ * Before, the reader waited for as long as they kept at it. */
+TEST(authority_reads_get_all_nodes_budget_in_turn)
+{
+    tnode_t a, s[3];
+    tnode_t *const b = &s[0], *const c = &s[2];
+    const char *ids[] = {"beta", "evil", "gamma"};
+    REQUIRE(alpha_and_slaves(&a, s, ids, 3));
+    enum { KEYS = 8000 };
+    REQUIRE(fill_big(b->node, c->node, b->node, KEYS));
+    ev_check drain;
+    drain_start(&drain, a.node, NULL);
+    run_for(0.1);
+    keys_answers = 0;
+    keys_in_order = 1;
+    double t0 = ev_time();
+    aemp_db_keys(c->node, "big", keys_answer_nth, (void *)(intptr_t)0);
+    for (int i = 0; i < 50 && !keys_answers; i++) run_for(0.02); /* (before: 2.2 s) */
+    printf("    a read of %d entries with all nodes' budget kept spent: answered after %.2f s\n",
+           KEYS, ev_time() - t0);
+    CHECK_INT(keys_answers, 1);
+    CHECK(strstr(a.warnings, "node gamma: g_db_keys of big (8000 entries) waits") != NULL);
+    CHECK(strstr(a.warnings, ": test of drain (") != NULL); /* (refused meanwhile) */
+    drain_stop(&drain);
+    for (int i = 0; i < 3; i++) aemp_node_destroy(s[i].node);
     aemp_node_destroy(a.node);
 }
 

@@ -42,6 +42,19 @@ typedef struct budget {
     double tokens, at;
 } budget_t;
 
+/* A node whose read waits for all nodes' reads' budget (read_budget):
+ * they get it in turn, in the order they came. A node waits with one
+ * read at most (its link reads nothing meanwhile), so there are at most
+ * as many as links. */
+typedef struct rqent {
+    struct rqent *next, *prev;
+    double cost; /* what its read copies */
+    double seen; /* when it last asked (a head not heard of since
+                  * STALE_TURN lets the next go) */
+    char id[];
+} rqent_t;
+#define STALE_TURN (2 * AEMP_DEFER_MAX)
+
 /* Another global node we keep a link to. */
 typedef struct meshpeer {
     aemp_node_t *node;
@@ -74,6 +87,10 @@ struct aemp__global {
      * the node), and all nodes' together */
     aemp__map_t reads;
     budget_t reads_all;
+    /* the nodes whose reads wait for reads_all, in turn (rqent_t) */
+    rqent_t *rq_head, *rq_tail;
+    aemp__map_t rq_by;    /* node id -> its rqent_t */
+    double rq_total;      /* what they all copy */
     /* what changes may make us send (AEMP_GDB_CHANGE_*), the same way */
     aemp__map_t changes;
     budget_t changes_all;
@@ -97,6 +114,7 @@ static struct aemp__global *gl_of(aemp_node_t *n)
     aemp__map_key(&gl->mesh, n->drawn.map_key);
     aemp__map_key(&gl->reads, n->drawn.map_key);
     aemp__map_key(&gl->changes, n->drawn.map_key);
+    aemp__map_key(&gl->rq_by, n->drawn.map_key);
     gl->reads_all.tokens = READS_ALL * AEMP_GDB_READ_BURST;
     gl->changes_all.tokens = READS_ALL * AEMP_GDB_CHANGE_BURST;
     ev_init(&gl->sync_w, mesh_sync_cb);
@@ -339,6 +357,44 @@ static budget_t *node_budget(aemp__map_t *map, const char *src, double full, dou
     return b;
 }
 
+/* src waits for its turn at all nodes' reads' budget with a read of
+ * cost entries (appended, or its place kept). 0, or -1 (no memory). */
+static int rq_add(struct aemp__global *gl, const char *src, double cost, double now)
+{
+    rqent_t *e = aemp__map_get(&gl->rq_by, src);
+    if (!e) {
+        size_t l = strlen(src);
+        if (!(e = calloc(1, sizeof *e + l + 1))) return -1;
+        memcpy(e->id, src, l + 1);
+        if (aemp__map_set(&gl->rq_by, e->id, e)) {
+            free(e);
+            return -1;
+        }
+        e->prev = gl->rq_tail;
+        if (gl->rq_tail) gl->rq_tail->next = e;
+        else gl->rq_head = e;
+        gl->rq_tail = e;
+    }
+    gl->rq_total += cost - e->cost;
+    e->cost = cost;
+    e->seen = now;
+    return 0;
+}
+
+/* src no longer waits for its turn (served, or gone). */
+static void rq_del(struct aemp__global *gl, const char *src)
+{
+    rqent_t *e = aemp__map_del(&gl->rq_by, src);
+    if (!e) return;
+    if (e->prev) e->prev->next = e->next;
+    else gl->rq_head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    else gl->rq_tail = e->prev;
+    gl->rq_total -= e->cost;
+    if (!gl->rq_head) gl->rq_total = 0; /* (no rounding left behind) */
+    free(e);
+}
+
 /* Whether src may copy cost entries now (AEMP_GDB_READ_*): its own
  * budget and all nodes' hold them. first: a node's first watch of a
  * family (below). what/of name the read in the warning when it is not.
@@ -351,6 +407,7 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
                        int first, const char *what, const char *of)
 {
     double now = ev_now(n->loop), wait;
+    int queue = 0;
     budget_t *b = node_budget(&gl->reads, src, AEMP_GDB_READ_BURST, now);
     if (!b) return 1; /* out of memory: all nodes' budget still holds */
     budget_t was = *b;
@@ -368,13 +425,28 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
         }
         wait = (cost - READ_DEBT * burst - b->tokens) / rate;
     } else if (budget_take(b, now, rate, burst, cost)) {
-        if (budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) return 1;
+        /* all nodes' budget goes to the nodes that wait for it in turn:
+         * while one waits for enough to gather, others do not take it
+         * from under it (readers with ids of their own to spare would
+         * otherwise keep an honest reader of a big family waiting) */
+        if (gl->rq_head && gl->rq_head->seen + STALE_TURN < now) rq_del(gl, gl->rq_head->id);
+        int turn = !gl->rq_head || !strcmp(gl->rq_head->id, src);
+        if (turn && budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) {
+            rq_del(gl, src);
+            return 1;
+        }
         *b = was; /* (not taken from its own) */
-        wait = budget_wait(&gl->reads_all, READS_ALL * rate, READS_ALL * burst, cost);
+        /* its turn: until the budget holds it; else until what waits
+         * would be served (at most; it asks again then) */
+        budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, 0);
+        double ahead = turn ? cost : gl->rq_total + (aemp__map_get(&gl->rq_by, src) ? 0 : cost);
+        wait = (ahead - gl->reads_all.tokens) / (READS_ALL * rate);
+        queue = 1;
     } else {
         wait = budget_wait(b, rate, burst, cost);
     }
     int deferred = aemp__defer_current(n, wait);
+    if (queue && deferred) rq_add(gl, src, cost, now);
     aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f entries) %s: over the reads' budget "
               "of %u entries a second (its own, or all nodes')", src, what, of, cost - 1.0,
               deferred ? "waits, and the node's link with it" : "dropped",
@@ -669,6 +741,7 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
      * nodes' budgets bound what reconnecting could buy) */
     free(aemp__map_del(&gl->reads, p->noderef));
     free(aemp__map_del(&gl->changes, p->noderef));
+    rq_del(gl, p->noderef);
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
         return;
@@ -723,6 +796,8 @@ void aemp__global_free(aemp_node_t *n)
     it = (aemp__map_iter_t){0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->changes, &it));) free(e->value);
     aemp__map_free(&gl->changes);
+    while (gl->rq_head) rq_del(gl, gl->rq_head->id);
+    aemp__map_free(&gl->rq_by);
     aemp__gdb_free(gl->gdb);
     json_decref(gl->said);
     aemp__enc_cache_free(&gl->said_enc);
