@@ -1762,10 +1762,14 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * bytes can make it send thousands of messages. What one node's changes
  * make it send is budgeted as its reads are: this many entry-sends a
  * second, in bursts of up to AEMP_GDB_CHANGE_BURST, all nodes' together
- * eight times that, starting anew with each link. Over it a change waits
- * on the node's link (which reads nothing meanwhile) once, for as long
- * as the budget needs (at most 5 s), and is then applied: a change is
- * never dropped, and a node that changes faster is slowed down. A change
+ * eight times that, starting anew with each link. Over its own budget a
+ * change waits on the node's link (which reads nothing meanwhile) as
+ * long as that budget needs: a node that changes faster is slowed down.
+ * Over all nodes' it waits once (at most 5 s) and is then applied, what
+ * all nodes' budget cannot bear going on the node's own account (all
+ * nodes' never goes into debt: another node's change waits at most what
+ * its own cost needs). A change is dropped only when its node is gone
+ * while it waits (its entries are deleted right after). A change
  * costs what it makes the node send: nothing for a family nobody watches
  * (unless it is a slave's and there are other global nodes). 2.02 has no
  * such limit. */

@@ -413,6 +413,55 @@ static int hot_watchers_at(long want)
     return at;
 }
 
+/* alpha, watchers w0..w9 of "hot" (in s[0..9], their watches in w),
+ * "evil" (s[10]) and "beta" (s[11]): whether all are up. */
+enum { HOT_EVIL = HOT_WATCHERS, HOT_BETA, HOT_NODES };
+static int hot_network(tnode_t *a, tnode_t *s, aemp_db_mon_t **w)
+{
+    static char names[HOT_WATCHERS][16];
+    const char *ids[HOT_NODES];
+    for (int i = 0; i < HOT_WATCHERS; i++) {
+        snprintf(names[i], sizeof names[i], "w%d", i);
+        ids[i] = names[i];
+    }
+    ids[HOT_EVIL] = "evil";
+    ids[HOT_BETA] = "beta";
+    if (!alpha_and_slaves(a, s, ids, HOT_NODES) || !aemp_node_is_global(a->node)) return 0;
+    for (int i = 0; i < HOT_WATCHERS; i++) {
+        hot_seen[i] = -1;
+        if (!(w[i] = aemp_db_mon(s[i].node, "hot", hot_cb, (void *)(intptr_t)i))) return 0;
+    }
+    run_for(0.3);
+    return 1;
+}
+
+static void hot_network_down(tnode_t *a, tnode_t *s, aemp_db_mon_t **w)
+{
+    for (int i = 0; i < HOT_WATCHERS; i++) aemp_db_mon_cancel(w[i]);
+    for (int i = 0; i < HOT_NODES; i++)
+        if (s[i].node) aemp_node_destroy(s[i].node);
+    aemp_node_destroy(a->node);
+}
+
+/* from sends the changes first..last-1 of "hot": change c sets its
+ * keys k0.. all to c. */
+enum { HOT_KEYS = 4000 };
+static void hot_changes(aemp_node_t *from, int first, int last)
+{
+    for (int c = first; c < last; c++) {
+        json_t *set = json_object();
+        char k[16];
+        for (int i = 0; i < HOT_KEYS; i++) {
+            snprintf(k, sizeof k, "k%d", i);
+            json_object_set_new(set, k, json_integer(c));
+        }
+        aemp__p1_to_master(from, json_pack("[ssoo]", "g_upd", "hot", set, json_array())); /* (steals) */
+    }
+}
+
+static const char hot_waits[] = "node evil: g_upd of hot (40000 sends) waits, and the node's link "
+                                "with it: over the changes' budget of 50000 sends a second";
+
 /* A change makes the seed send each key to every watcher of its family:
  * a request of a few bytes, thousands of messages. What one node's
  * changes make the seed send is budgeted (AEMP_GDB_CHANGE_*): 15 changes
@@ -423,48 +472,22 @@ static int hot_watchers_at(long want)
  * changes made the seed send as fast as it could write them. */
 TEST(authority_changes_are_budgeted_by_what_they_make_the_seed_send)
 {
-    tnode_t a, s[HOT_WATCHERS + 2];
-    const char *ids[HOT_WATCHERS + 2];
-    char names[HOT_WATCHERS][16];
-    for (int i = 0; i < HOT_WATCHERS; i++) {
-        snprintf(names[i], sizeof names[i], "w%d", i);
-        ids[i] = names[i];
-    }
-    ids[HOT_WATCHERS] = "evil";
-    ids[HOT_WATCHERS + 1] = "beta";
-    tnode_t *const evil = &s[HOT_WATCHERS], *const b = &s[HOT_WATCHERS + 1];
-    REQUIRE(alpha_and_slaves(&a, s, ids, HOT_WATCHERS + 2));
-    REQUIRE(aemp_node_is_global(a.node));
+    tnode_t a, s[HOT_NODES];
     aemp_db_mon_t *w[HOT_WATCHERS];
-    for (int i = 0; i < HOT_WATCHERS; i++) {
-        hot_seen[i] = -1;
-        REQUIRE((w[i] = aemp_db_mon(s[i].node, "hot", hot_cb, (void *)(intptr_t)i)));
-    }
-    run_for(0.3);
-    enum { KEYS = 4000, CHANGES = 15 };
-    double each = (double)KEYS * HOT_WATCHERS;
+    REQUIRE(hot_network(&a, s, w));
+    enum { CHANGES = 15 };
+    double each = (double)HOT_KEYS * HOT_WATCHERS;
     double t0 = ev_time();
-    for (int c = 0; c < CHANGES; c++) {
-        json_t *set = json_object();
-        char k[16];
-        for (int i = 0; i < KEYS; i++) {
-            snprintf(k, sizeof k, "k%d", i);
-            json_object_set_new(set, k, json_integer(c));
-        }
-        REQUIRE(aemp__p1_to_master(evil->node, json_pack("[ssoo]", "g_upd", "hot", set,
-                                                         json_array())) == 0); /* (steals) */
-    }
+    hot_changes(s[HOT_EVIL].node, 0, CHANGES);
     /* about 12 go at once (AEMP_GDB_CHANGE_BURST), then one waits */
-    const char *waits = "node evil: g_upd of hot (40000 sends) waits, and the node's link with it: "
-                        "over the changes' budget of 50000 sends a second";
-    for (int i = 0; i < 250 && !strstr(a.warnings, waits); i++) run_for(0.02);
-    CHECK(strstr(a.warnings, waits) != NULL);
+    for (int i = 0; i < 250 && !strstr(a.warnings, hot_waits); i++) run_for(0.02);
+    CHECK(strstr(a.warnings, hot_waits) != NULL);
     long seen_first = hot_seen[0];
     printf("    %d changes of %d keys to %d watchers: one waits after %.2f s, when the watchers "
-           "saw change %ld\n", CHANGES, KEYS, HOT_WATCHERS, ev_time() - t0, seen_first);
+           "saw change %ld\n", CHANGES, HOT_KEYS, HOT_WATCHERS, ev_time() - t0, seen_first);
     CHECK(seen_first < CHANGES - 1);
     /* another node's change goes at once */
-    CHECK_INT(aemp_db_set(b->node, "hot", "beta", json_true()), 0);
+    CHECK_INT(aemp_db_set(s[HOT_BETA].node, "hot", "beta", json_true()), 0);
     json_t *h = NULL;
     for (int i = 0; i < 50; i++) {
         json_decref(h);
@@ -484,9 +507,38 @@ TEST(authority_changes_are_budgeted_by_what_they_make_the_seed_send)
     CHECK(dt >= need * 0.9);
     CHECK(aemp_node_is_up(a.node, "evil"));
     CHECK(!strstr(a.warnings, "dropped"));
-    for (int i = 0; i < HOT_WATCHERS; i++) aemp_db_mon_cancel(w[i]);
-    for (int i = 0; i < HOT_WATCHERS + 2; i++) aemp_node_destroy(s[i].node);
-    aemp_node_destroy(a.node);
+    hot_network_down(&a, s, w);
+}
+
+/* A writer that goes while its change waits: the change is dropped, not
+ * applied (its entries are deleted right after: the watchers would hear
+ * of it only to hear of its deletion). Before, what a gone writer left
+ * waiting was applied at once, outside the budget. */
+TEST(authority_a_gone_writers_waiting_change_is_dropped)
+{
+    tnode_t a, s[HOT_NODES];
+    aemp_db_mon_t *w[HOT_WATCHERS];
+    REQUIRE(hot_network(&a, s, w));
+    int at_once = (int)(AEMP_GDB_CHANGE_BURST / ((double)HOT_KEYS * HOT_WATCHERS)); /* 12 */
+    /* the last waits, alone: the one before it waits or not, as fast
+     * as the seed gets through the others (a slow build refills more
+     * meanwhile) */
+    int last = at_once + 1;
+    hot_changes(s[HOT_EVIL].node, 0, last + 1);
+    for (int i = 0; i < 250 && !strstr(a.warnings, hot_waits); i++) run_for(0.02);
+    CHECK(strstr(a.warnings, hot_waits) != NULL);
+    aemp_node_destroy(s[HOT_EVIL].node);
+    s[HOT_EVIL].node = NULL;
+    for (int i = 0; i < 50 && aemp_node_is_up(a.node, "evil"); i++) run_for(0.02);
+    CHECK(!aemp_node_is_up(a.node, "evil"));
+    run_for(0.6); /* (past the wait) */
+    long most = -1;
+    for (int i = 0; i < HOT_WATCHERS; i++) most = hot_seen[i] > most ? hot_seen[i] : most;
+    printf("    %d changes, the last waiting when its writer went: the watchers saw up to change "
+           "%ld\n", last + 1, most);
+    CHECK(most >= at_once - 1 && most < last);
+    CHECK(strstr(a.warnings, "node evil: g_upd of hot dropped: the node is gone") != NULL);
+    hot_network_down(&a, s, w);
 }
 
 /* A reader whose request waits (over the reads' budget) may go while it

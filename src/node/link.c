@@ -388,10 +388,12 @@ static int tls_encrypt_batch(link_t *l)
  * socket is full (the write watcher then waits for room), -1 when the
  * link died. */
 /* The connect of l is complete (a byte went out or came in): from now
- * on the handshake's deadline applies. */
+ * on the handshake's deadline applies, counted from now (a slow connect
+ * takes nothing from the handshake's time). */
 static void connected(link_t *l)
 {
     l->connecting = 0;
+    l->last_read = l->pub.hs_since = ev_now(l->pub.node->loop);
     link_rearm_timer(l);
 }
 
@@ -527,14 +529,16 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems, defer
 {
     aemp_node_t *n = l->pub.node;
     aemp__link_t *was_link = n->dispatch_link;
-    int was_again = n->dispatch_again;
+    int was_again = n->dispatch_again, was_gone = n->dispatch_gone;
     /* (a peer that is gone cannot be made to wait) */
     n->dispatch_link = l->gone ? NULL : &l->pub;
     n->dispatch_again = again != NULL;
+    n->dispatch_gone = l->gone;
     n->defer_for = 0;
     aemp__dispatch(n, l->pub.peer ? l->pub.peer->noderef : "?", id, idlen, elems);
     n->dispatch_link = was_link;
     n->dispatch_again = was_again;
+    n->dispatch_gone = was_gone;
     double wait = n->defer_for;
     n->defer_for = 0;
     deferred_t *d = again;
@@ -560,14 +564,14 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems, defer
     return 1;
 }
 
-/* The peer of a paused link closed (err: how, NULL for the end of the
- * stream): the message that waited and what came behind it are handled
+/* The peer of a paused link closed (err: the errno, 0 for the end of
+ * the stream): the message that waited and what came behind it are handled
  * now, without waiting (a read over the budget is then dropped by its
  * handler: nobody is left to answer), and the link ends as it would
  * have at the next read. Before, the end showed only when the link read
  * again, and a node restarted under the same id was refused as already
  * connected until then. */
-static void link_peer_gone(link_t *l, const char *err)
+static void link_peer_gone(link_t *l, int err)
 {
     aemp_node_t *n = l->pub.node;
     deferred_t *d = l->deferred;
@@ -577,7 +581,7 @@ static void link_peer_gone(link_t *l, const char *err)
     if (l->pub.state == LINK_UP && !n->destroy_pending) process_data(l);
     if (l->pub.state == LINK_UP && !n->destroy_pending && l->tls) tls_pump(l);
     if (l->pub.state == LINK_UP && !n->destroy_pending)
-        link_fail(l, err ? err : n->dialect->quirks.eof_text);
+        link_fail(l, err ? strerror(err) : n->dialect->quirks.eof_text);
 }
 
 /* The deferred message's time has come: handed over again (it may be
@@ -827,7 +831,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         ssize_t p = recv(l->fd, &c, 1, MSG_PEEK);
         if (p > 0) ev_io_stop(loop, w); /* data: read once resumed */
         else if (p == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            link_peer_gone(l, p == 0 ? NULL : strerror(errno));
+            link_peer_gone(l, p == 0 ? 0 : errno);
         goto out;
     }
     ssize_t r = recv(l->fd, tmp, sizeof tmp, 0);

@@ -281,6 +281,7 @@ struct aemp_node {
      * sets defer_for */
     aemp__link_t *dispatch_link;
     int dispatch_again; /* and it has been deferred before */
+    int dispatch_gone;  /* from a link whose peer has gone (link.c) */
     int dispatch_depth;
     double defer_for;
     unsigned long link_serial;  /* the last link's serial */

@@ -236,6 +236,7 @@ int aemp_db_reg(aemp_node_t *n, const char *family, const char *portid, json_t *
 /* Waits for the oldest read's deadline (nothing when none waits). */
 static void expiry_arm(aemp_node_t *n, db_t *d)
 {
+    ev_timer_stop(n->loop, &d->expiry); /* (a callback may have armed it) */
     if (!d->reqs) return;
     ev_tstamp left = d->reqs->deadline - ev_now(n->loop);
     ev_timer_set(&d->expiry, left > 0 ? left : 0, 0);

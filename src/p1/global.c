@@ -499,41 +499,62 @@ static double change_cost(struct aemp__global *gl, const char *src, const char *
     return cost;
 }
 
+/* Charges cost to the node's own budget (b) and to all nodes', the
+ * latter down to zero at most: what all nodes' cannot bear is charged to
+ * the node's own once more. However big its changes, one node cannot put
+ * all nodes' budget into a debt that others would wait out: another's
+ * change waits at most as long as its own cost needs. */
+static void charge(budget_t *all, budget_t *b, double cost)
+{
+    double from_all = all->tokens;
+    if (from_all < 0) from_all = 0;
+    if (from_all > cost) from_all = cost;
+    all->tokens -= from_all;
+    b->tokens -= cost + (cost - from_all);
+}
+
 /* Whether src's change (tag, args) may be applied now: what it makes us
  * send to watchers and the other global nodes takes from src's own and
- * all nodes' changes' budget (AEMP_GDB_CHANGE_*). Over it, the change
- * waits on src's link (which reads nothing meanwhile) once, as long as
- * the budget needs, and is then applied even into debt: a change is
- * never dropped, and a node that changes faster than its budget is
- * slowed down. 1: apply; 0: it waits. */
+ * all nodes' changes' budget (AEMP_GDB_CHANGE_*). Over its own, the
+ * change waits on src's link (which reads nothing meanwhile) as long and
+ * as often as that budget needs: only src is slowed down. Over all
+ * nodes', it waits once, then is applied: what all nodes' budget cannot
+ * bear (it never goes below zero) goes on src's own account. A change
+ * that cannot wait (not straight from src's link) is applied on the same
+ * terms; one from a node that is gone is dropped (its entries are
+ * deleted right after: the watchers would hear of it twice). 1: apply;
+ * 0: not now. */
 static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *src,
                           const char *tag, json_t *args)
 {
     if (aemp__is_self(n, src)) return 1;
     double cost = change_cost(gl, src, tag, args), now = ev_now(n->loop);
     if (cost <= 0) return 1;
+    const char *of = !strcmp(tag, "g_upd") ? json_string_value(json_array_get(args, 0))
+                                           : "its database";
+    if (n->dispatch_gone) {
+        aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s dropped: the node is gone", src, tag, of);
+        return 0;
+    }
     const double rate = AEMP_GDB_CHANGE_SENDS_PER_S, burst = AEMP_GDB_CHANGE_BURST;
+    const double all_rate = READS_ALL * rate, all_burst = READS_ALL * burst;
     budget_t *b = node_budget(&gl->changes, src, burst, now);
     if (!b) return 1; /* out of memory: all nodes' budget still holds */
-    budget_t was = *b;
-    double wait;
-    if (budget_take(b, now, rate, burst, cost)) {
-        if (budget_take(&gl->changes_all, now, READS_ALL * rate, READS_ALL * burst, cost)) return 1;
-        *b = was;
-        wait = budget_wait(&gl->changes_all, READS_ALL * rate, READS_ALL * burst, cost);
-    } else {
+    budget_take(b, now, rate, burst, 0); /* (both refilled to now) */
+    budget_take(&gl->changes_all, now, all_rate, all_burst, 0);
+    double wait = -1;
+    if (b->tokens < (cost < burst ? cost : burst))
         wait = budget_wait(b, rate, burst, cost);
+    else if (gl->changes_all.tokens < (cost < all_burst ? cost : all_burst) && !n->dispatch_again)
+        wait = budget_wait(&gl->changes_all, all_rate, all_burst, cost);
+    if (wait >= 0 && aemp__defer_current(n, wait)) {
+        aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f sends) waits, and the node's link "
+                  "with it: over the changes' budget of %u sends a second (its own, or all "
+                  "nodes')", src, tag, of, cost, AEMP_GDB_CHANGE_SENDS_PER_S);
+        return 0;
     }
-    if (n->dispatch_again || !aemp__defer_current(n, wait)) {
-        b->tokens -= cost;
-        gl->changes_all.tokens -= cost;
-        return 1;
-    }
-    aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f sends) waits, and the node's link with "
-              "it: over the changes' budget of %u sends a second (its own, or all nodes')", src,
-              tag, !strcmp(tag, "g_upd") ? json_string_value(json_array_get(args, 0)) : "its database",
-              cost, AEMP_GDB_CHANGE_SENDS_PER_S);
-    return 0;
+    charge(&gl->changes_all, b, cost);
+    return 1;
 }
 
 /* Whether the answer to node's g_global (the whole database, once per
