@@ -38,9 +38,7 @@
 
 /* A budget refilled with time: tokens, up to a burst, at a rate a
  * second (budget_take). */
-typedef struct budget {
-    double tokens, at;
-} budget_t;
+typedef aemp__gdb_budget_t budget_t;
 
 /* A node whose read waits for all nodes' reads' budget (read_budget):
  * they get it in turn, in the order they came. A node waits with one
@@ -91,8 +89,9 @@ struct aemp__global {
     rqent_t *rq_head, *rq_tail;
     aemp__map_t rq_by;    /* node id -> its rqent_t */
     double rq_total;      /* what they all copy */
-    /* what changes may make us send (AEMP_GDB_CHANGE_*), the same way */
-    aemp__map_t changes;
+    /* what changes may make us send (AEMP_GDB_CHANGE_*): each node's is
+     * in its part of the database (aemp__gdb_change_budget), and all
+     * nodes' together */
     budget_t changes_all;
 };
 
@@ -113,7 +112,6 @@ static struct aemp__global *gl_of(aemp_node_t *n)
     aemp__map_key(&gl->mirrors, n->drawn.map_key);
     aemp__map_key(&gl->mesh, n->drawn.map_key);
     aemp__map_key(&gl->reads, n->drawn.map_key);
-    aemp__map_key(&gl->changes, n->drawn.map_key);
     aemp__map_key(&gl->rq_by, n->drawn.map_key);
     gl->reads_all.tokens = READS_ALL * AEMP_GDB_READ_BURST;
     gl->changes_all.tokens = READS_ALL * AEMP_GDB_CHANGE_BURST;
@@ -538,8 +536,11 @@ static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *s
     }
     const double rate = AEMP_GDB_CHANGE_SENDS_PER_S, burst = AEMP_GDB_CHANGE_BURST;
     const double all_rate = READS_ALL * rate, all_burst = READS_ALL * burst;
-    budget_t *b = node_budget(&gl->changes, src, burst, now);
-    if (!b) return 1; /* out of memory: all nodes' budget still holds */
+    /* (a node's first request makes its part: until then it has a full
+     * budget, and this one is all nodes' alone) */
+    budget_t none = {burst, now}, *b = aemp__gdb_change_budget(gl->gdb, src);
+    if (!b) b = &none;
+    if (b->at <= 0) *b = none;
     budget_take(b, now, rate, burst, 0); /* (both refilled to now) */
     budget_take(&gl->changes_all, now, all_rate, all_burst, 0);
     double wait = -1;
@@ -761,7 +762,6 @@ void aemp__global_peer_down(aemp_node_t *n, aemp__peer_t *p)
     /* its budgets go with it (the maps hold linked nodes only; all
      * nodes' budgets bound what reconnecting could buy) */
     free(aemp__map_del(&gl->reads, p->noderef));
-    free(aemp__map_del(&gl->changes, p->noderef));
     rq_del(gl, p->noderef);
     if (!gl->gdb) {
         aemp__map_del(&gl->announced, p->noderef);
@@ -814,9 +814,6 @@ void aemp__global_free(aemp_node_t *n)
     it = (aemp__map_iter_t){0};
     for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->reads, &it));) free(e->value);
     aemp__map_free(&gl->reads);
-    it = (aemp__map_iter_t){0};
-    for (aemp__map_ent_t *e; (e = aemp__map_next(&gl->changes, &it));) free(e->value);
-    aemp__map_free(&gl->changes);
     while (gl->rq_head) rq_del(gl, gl->rq_head->id);
     aemp__map_free(&gl->rq_by);
     aemp__gdb_free(gl->gdb);
