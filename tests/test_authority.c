@@ -8,12 +8,14 @@
  */
 #include "test.h"
 #include "harness_node.h"
+#include "harness_raw.h"
 #include "p1.h" /* aemp__p1_eval, aemp__global_read */
 
 #include <ev.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 /* [TO, ELEMS...] -> ELEMS sent to TO, as the aemp tool's echo service. */
 static void echo_rest(aemp_node_t *n, json_t *msg)
@@ -738,6 +740,75 @@ TEST(authority_reads_get_all_nodes_budget_in_turn)
     CHECK(strstr(a.warnings, ": test of drain (") != NULL); /* (refused meanwhile) */
     drain_stop(&drain);
     for (int i = 0; i < 3; i++) aemp_node_destroy(s[i].node);
+    aemp_node_destroy(a.node);
+}
+
+/* A node whose read waits for its turn at all nodes' budget, and whose
+ * link is then replaced by a new one under its id (a second handshake
+ * it had kept back), leaves no turn behind: its waiting read went with
+ * the old link, and the next reader is answered at once. Before, the
+ * left-over turn held every reader back until it was stale (10 s). */
+TEST(authority_a_reader_whose_link_is_replaced_leaves_no_turn_behind)
+{
+    tnode_t a, s[2], evil;
+    tnode_t *const b = &s[0], *const c = &s[1];
+    const char *ids[] = {"beta", "gamma"};
+    REQUIRE(alpha_and_slaves(&a, s, ids, 2));
+    enum { KEYS = 8000, OWN = 200000 };
+    REQUIRE(fill_big(b->node, c->node, b->node, KEYS));
+    char k[32];
+    for (int i = 0; i < OWN; i++) { /* (a read of it waits a while) */
+        snprintf(k, sizeof k, "a%d", i);
+        aemp_db_set(a.node, "big", k, json_integer(i));
+    }
+    run_for(0.2);
+    /* a second link greets alpha as "evil" and keeps its auth back */
+    raw_t r2;
+    REQUIRE(raw_open(&r2, alpha_seed) == 0);
+    unsigned char nonce[AEMP_HS_NONCE_MAX];
+    REQUIRE(aemp_random_bytes(nonce, sizeof nonce) == 0);
+    aemp_hs_config_t hc = {.protocol = 1, .noderef = "evil", .secret = secret,
+                           .secret_len = strlen(secret), .nonce = nonce, .timeout = 30};
+    aemp_hs_t *hs = aemp_hs_new(&hc, NULL);
+    REQUIRE(hs != NULL);
+    const void *p;
+    size_t len;
+    while ((p = aemp_hs_out(hs, &len)) && len) {
+        ssize_t w = send(r2.fd, p, len, MSG_NOSIGNAL);
+        REQUIRE(w > 0);
+        aemp_hs_out_ack(hs, (size_t)w);
+    }
+    run_for(0.1);
+    /* the real evil links, and its read of the big family waits in turn */
+    const char *seeds[] = {alpha_seed};
+    REQUIRE(mknode_p1(&evil, "evil", NULL, seeds, 1));
+    for (int i = 0; i < 100 && !aemp_node_is_up(a.node, "evil"); i++) run_for(0.02);
+    REQUIRE(aemp_node_is_up(a.node, "evil"));
+    run_for(0.3);
+    ev_check drain;
+    drain_start(&drain, a.node, NULL);
+    run_for(0.1);
+    keys_answers = 0;
+    aemp_db_keys(evil.node, "big", keys_answer_nth, (void *)(intptr_t)0);
+    for (int i = 0; i < 2000 && !strstr(a.warnings, "node evil: g_db_keys of big"); i++)
+        ev_run(EV_DEFAULT, EVRUN_ONCE);
+    REQUIRE(strstr(a.warnings, "node evil: g_db_keys of big") != NULL);
+    /* the second link completes: it replaces evil's */
+    char err[256];
+    CHECK_INT(raw_auth_end(&r2, hs, 2, err, sizeof err), 1); /* (frees hs) */
+    run_for(0.05);
+    CHECK_INT(keys_answers, 0);
+    aemp_node_destroy(evil.node);
+    keys_answers = 0;
+    double t0 = ev_time();
+    aemp_db_keys(c->node, "big", keys_answer_nth, (void *)(intptr_t)0);
+    for (int i = 0; i < 150 && !keys_answers; i++) run_for(0.02);
+    printf("    the next reader, all nodes' budget kept spent: answered after %.2f s\n",
+           ev_time() - t0);
+    CHECK_INT(keys_answers, 1);
+    drain_stop(&drain);
+    raw_close(&r2);
+    for (int i = 0; i < 2; i++) aemp_node_destroy(s[i].node);
     aemp_node_destroy(a.node);
 }
 

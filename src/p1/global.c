@@ -93,6 +93,7 @@ struct aemp__global {
      * in its part of the database (aemp__gdb_change_budget), and all
      * nodes' together */
     budget_t changes_all;
+    budget_t first; /* a node's first change, before it has a part */
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -406,6 +407,7 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
 {
     double now = ev_now(n->loop), wait;
     int queue = 0;
+    if (n->dispatch_gone) return 0; /* nobody is left to answer */
     budget_t *b = node_budget(&gl->reads, src, AEMP_GDB_READ_BURST, now);
     if (!b) return 1; /* out of memory: all nodes' budget still holds */
     budget_t was = *b;
@@ -427,7 +429,7 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
          * while one waits for enough to gather, others do not take it
          * from under it (readers with ids of their own to spare would
          * otherwise keep an honest reader of a big family waiting) */
-        if (gl->rq_head && gl->rq_head->seen + STALE_TURN < now) rq_del(gl, gl->rq_head->id);
+        while (gl->rq_head && gl->rq_head->seen + STALE_TURN < now) rq_del(gl, gl->rq_head->id);
         int turn = !gl->rq_head || !strcmp(gl->rq_head->id, src);
         if (turn && budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) {
             rq_del(gl, src);
@@ -442,6 +444,9 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
         queue = 1;
     } else {
         wait = budget_wait(b, rate, burst, cost);
+        /* (heard of: a place it holds in the queue is not stale) */
+        rqent_t *e = aemp__map_get(&gl->rq_by, src);
+        if (e) e->seen = now;
     }
     int deferred = aemp__defer_current(n, wait);
     if (queue && deferred) rq_add(gl, src, cost, now);
@@ -537,10 +542,11 @@ static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *s
     const double rate = AEMP_GDB_CHANGE_SENDS_PER_S, burst = AEMP_GDB_CHANGE_BURST;
     const double all_rate = READS_ALL * rate, all_burst = READS_ALL * burst;
     /* (a node's first request makes its part: until then it has a full
-     * budget, and this one is all nodes' alone) */
-    budget_t none = {burst, now}, *b = aemp__gdb_change_budget(gl->gdb, src);
-    if (!b) b = &none;
-    if (b->at <= 0) *b = none;
+     * budget, charged in gl->first and carried into the part once made) */
+    budget_t *b = aemp__gdb_change_budget(gl->gdb, src);
+    gl->first = (budget_t){burst, now};
+    if (!b) b = &gl->first; /* (aemp__global_request carries it over) */
+    if (b->at <= 0) *b = gl->first;
     budget_take(b, now, rate, burst, 0); /* (both refilled to now) */
     budget_take(&gl->changes_all, now, all_rate, all_burst, 0);
     double wait = -1;
@@ -569,6 +575,7 @@ static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *s
  * Where it cannot wait (not straight from the link) it is answered. */
 static int global_answer_allowed(aemp_node_t *n, struct aemp__global *gl, const char *node)
 {
+    if (n->dispatch_gone) return 0; /* nobody is left to answer */
     double cost = 1.0 + (double)aemp__gdb_entries(gl->gdb), now = ev_now(n->loop);
     const double rate = READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S;
     const double burst = READS_ALL * AEMP_GDB_READ_BURST;
@@ -705,10 +712,15 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         /* g_set carries the sender's listeners, which we mirror (2.02) */
         json_t *l = NULL;
         if (read_allowed(n, gl, src, tag, args) <= 0) return;
+        gl->first.at = 0; /* (change_allowed sets it when it charges it) */
+        int had_part = aemp__gdb_change_budget(gl->gdb, src) != NULL;
         if (!change_allowed(n, gl, src, tag, args)) return;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
-        if (!feed(n, src, tag, args) && l) {
+        int fed = feed(n, src, tag, args);
+        budget_t *part = had_part ? NULL : aemp__gdb_change_budget(gl->gdb, src);
+        if (part && gl->first.at > 0) *part = gl->first; /* (what its first change cost) */
+        if (!fed && l) {
             size_t bytes = aemp__gdb_cost(src, l);
             /* a list refused leaves no older copy of the node's behind */
             mirror_set(n, gl, src, mirrorable(n, gl, src, l, bytes) ? json_incref(l) : NULL, bytes);
@@ -734,7 +746,11 @@ void aemp__global_own_request(aemp_node_t *n, json_t *elems)
 void aemp__global_link_up(aemp_node_t *n, aemp__peer_t *p, aemp__link_t *l)
 {
     struct aemp__global *gl = gl_get(n);
-    if (gl) aemp__map_del(&gl->heard, p->noderef); /* a new link: heard anew */
+    if (gl) {
+        aemp__map_del(&gl->heard, p->noderef); /* a new link: heard anew */
+        /* a read that waited on a link this one replaces went with it */
+        rq_del(gl, p->noderef);
+    }
     if (!aemp__global_active(n)) return;
     say_global(n, p);
     meshpeer_t *m = aemp__map_get(&gl->mesh, p->noderef);
