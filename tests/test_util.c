@@ -160,3 +160,44 @@ TEST(util_ratelim_burst_and_summary)
     CHECK_INT(aemp__ratelim_hit(&r, 50.0, 10.0, 3, &held), 1);
     CHECK_INT(held, 0);
 }
+
+/* The token bucket (ratelim.c), fed with times: filled at its first
+ * take, refilled at the rate up to the burst; a take it cannot hold is
+ * refused and the wait says when it could; a cost over the burst goes
+ * when the bucket is full, into debt. */
+TEST(util_bucket_take_refill_and_wait)
+{
+    aemp__bucket_t b = {0};
+    CHECK_INT(aemp__bucket_take(&b, 100.0, 10.0, 50.0, 30.0), 1); /* (full: 50) */
+    CHECK(b.tokens == 20.0);
+    CHECK_INT(aemp__bucket_take(&b, 100.0, 10.0, 50.0, 30.0), 0);
+    CHECK(b.tokens == 20.0);
+    CHECK(aemp__bucket_wait(&b, 10.0, 50.0, 30.0) == 1.0);
+    CHECK_INT(aemp__bucket_take(&b, 101.0, 10.0, 50.0, 30.0), 1);
+    CHECK(b.tokens == 0.0);
+    CHECK_INT(aemp__bucket_take(&b, 200.0, 10.0, 50.0, 0.0), 1); /* (refilled to the burst) */
+    CHECK(b.tokens == 50.0);
+    CHECK_INT(aemp__bucket_take(&b, 200.0, 10.0, 50.0, 80.0), 1); /* over the burst, full */
+    CHECK(b.tokens == -30.0);
+    CHECK(aemp__bucket_wait(&b, 10.0, 50.0, 80.0) == 8.0); /* (until full again) */
+    CHECK_INT(aemp__bucket_take(&b, 200.0, 10.0, 50.0, 0.0), 0); /* (in debt: only refilled) */
+    /* a clock that went back fills it */
+    CHECK_INT(aemp__bucket_take(&b, 150.0, 10.0, 50.0, 50.0), 1);
+}
+
+/* A charge to a shared bucket never takes it below zero: the rest is
+ * charged to the user's own once more, so that one user's debt is its
+ * own and others' waits stay as short as their own costs. */
+TEST(util_bucket_charge_keeps_the_shared_one_out_of_debt)
+{
+    aemp__bucket_t all = {100.0, 1.0}, own = {500.0, 1.0};
+    aemp__bucket_charge(&all, &own, 40.0);
+    CHECK(all.tokens == 60.0 && own.tokens == 460.0);
+    aemp__bucket_charge(&all, &own, 100.0); /* 60 from all, 40 more from own */
+    CHECK(all.tokens == 0.0 && own.tokens == 460.0 - 100.0 - 40.0);
+    aemp__bucket_charge(&all, &own, 10.0);
+    CHECK(all.tokens == 0.0 && own.tokens == 320.0 - 20.0);
+    all.tokens = -5.0; /* (a debt from elsewhere is left as it is) */
+    aemp__bucket_charge(&all, &own, 10.0);
+    CHECK(all.tokens == -5.0 && own.tokens == 300.0 - 20.0);
+}

@@ -268,6 +268,21 @@ typedef struct aemp__ratelim {
 } aemp__ratelim_t;
 int aemp__ratelim_hit(aemp__ratelim_t *r, double now, double window, unsigned burst,
                       unsigned *held);
+/* ratelim.c, too: a token bucket, refilled at `rate` a second up to
+ * `burst`. aemp__bucket_take takes cost if the bucket holds it (a cost
+ * over the burst: if it is full) and says whether it did; either way the
+ * bucket is refilled to now (cost 0 only refills). aemp__bucket_wait:
+ * the seconds until a bucket that refused cost just now holds it.
+ * aemp__bucket_charge charges cost to own and to all, the latter down to
+ * zero at most: what all cannot bear is charged to own once more (one
+ * user cannot put a shared bucket into a debt that others wait out).
+ * A zeroed struct is an empty bucket filled at its first take. */
+typedef struct aemp__bucket {
+    double tokens, at;
+} aemp__bucket_t;
+int aemp__bucket_take(aemp__bucket_t *b, double now, double rate, double burst, double cost);
+double aemp__bucket_wait(const aemp__bucket_t *b, double rate, double burst, double cost);
+void aemp__bucket_charge(aemp__bucket_t *all, aemp__bucket_t *own, double cost);
 
 /* Why id[0..n) cannot be a protocol-1 node id we route and log (a static
  * sentence, "it contains '#', which splits port ids"), or NULL when it

@@ -40,7 +40,7 @@ typedef struct shard {
      * merges its slaves' databases and so holds as many as they set.
      * Unkeyed: that bounds it. */
     aemp__map_t vouching;
-    aemp__gdb_budget_t changes; /* (global.c: what its changes may send) */
+    aemp__bucket_t changes; /* (global.c: what its changes may send) */
 } shard_t;
 
 /* Who holds a key. An entry of g->holders is a shard_t * when one shard
@@ -966,7 +966,7 @@ int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family
     return json_object_get(json_object_get(g->mons, family), node) != NULL;
 }
 
-aemp__gdb_budget_t *aemp__gdb_change_budget(aemp__gdb_t *g, const char *node)
+aemp__bucket_t *aemp__gdb_change_budget(aemp__gdb_t *g, const char *node)
 {
     shard_t *s = shard_get(g, node, 0);
     return s ? &s->changes : NULL;

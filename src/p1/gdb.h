@@ -17,6 +17,7 @@
 #define AEMP_GDB_H
 
 #include "aemp.h"
+#include "aemp_int.h"
 #include "map.h"
 
 typedef struct aemp__gdb aemp__gdb_t;
@@ -53,16 +54,11 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out);
 json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family);
 /* Whether node watches family (g_mon1). */
 int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family);
-/* A budget refilled with time (global.c): tokens, and when last
- * refilled (0: never used). */
-typedef struct aemp__gdb_budget {
-    double tokens, at;
-} aemp__gdb_budget_t;
 /* The budget of node's changes (global.c keeps it), in node's part of
  * the database: it goes with the node's entries, so each link starts it
  * anew, and costs no allocation of its own. NULL while node holds no
  * part yet (its first request makes it). */
-aemp__gdb_budget_t *aemp__gdb_change_budget(aemp__gdb_t *g, const char *node);
+aemp__bucket_t *aemp__gdb_change_budget(aemp__gdb_t *g, const char *node);
 /* To how many nodes a change of family by node goes: the family's
  * watchers, and the other global nodes when node is a slave (or not yet
  * known). */

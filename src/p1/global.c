@@ -36,9 +36,8 @@
  * below zero (in bursts). */
 #define READ_DEBT 4.0
 
-/* A budget refilled with time: tokens, up to a burst, at a rate a
- * second (budget_take). */
-typedef aemp__gdb_budget_t budget_t;
+/* A budget refilled with time (ratelim.c: aemp__bucket_*). */
+typedef aemp__bucket_t budget_t;
 
 /* A node whose read waits for all nodes' reads' budget (read_budget):
  * they get it in turn, in the order they came. A node waits with one
@@ -184,30 +183,11 @@ static void say_global(aemp_node_t *n, const aemp__peer_t *p)
 /* ------------------------------------------------------------------ */
 /* the mesh                                                            */
 
-/* Takes cost from budget b (refilled at rate a second, up to
- * burst) if it holds them (a cost over the burst: if it is full); 1
- * when it did. */
-static int budget_take(budget_t *b, double now, double rate, double burst, double cost)
-{
-    b->tokens += (now - b->at) * rate;
-    if (b->tokens > burst || now < b->at) b->tokens = burst;
-    b->at = now;
-    if (b->tokens < (cost < burst ? cost : burst)) return 0;
-    b->tokens -= cost;
-    return 1;
-}
-
-/* Seconds until b, refused a take of cost just now, will hold it. */
-static double budget_wait(const budget_t *b, double rate, double burst, double cost)
-{
-    return ((cost < burst ? cost : burst) - b->tokens) / rate;
-}
-
 /* Seconds until the dial budget has one dial, after taking it if 0. */
 static double dial_wait(struct aemp__global *gl, double now)
 {
-    if (budget_take(&gl->dials, now, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0)) return 0;
-    return budget_wait(&gl->dials, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0);
+    if (aemp__bucket_take(&gl->dials, now, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0)) return 0;
+    return aemp__bucket_wait(&gl->dials, MESH_DIALS_PER_S, MESH_DIALS_PER_S, 1.0);
 }
 
 static void mesh_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -418,32 +398,32 @@ static int read_budget(aemp_node_t *n, struct aemp__global *gl, const char *src,
          * and goes on the node's own account, down to a debt of
          * READ_DEBT bursts; only a node that has read that much more
          * (say, by watching and unwatching in a loop) waits */
-        budget_take(b, now, rate, burst, 0);
+        aemp__bucket_take(b, now, rate, burst, 0);
         if (b->tokens - cost >= -READ_DEBT * burst) {
             b->tokens -= cost;
             return 1;
         }
         wait = (cost - READ_DEBT * burst - b->tokens) / rate;
-    } else if (budget_take(b, now, rate, burst, cost)) {
+    } else if (aemp__bucket_take(b, now, rate, burst, cost)) {
         /* all nodes' budget goes to the nodes that wait for it in turn:
          * while one waits for enough to gather, others do not take it
          * from under it (readers with ids of their own to spare would
          * otherwise keep an honest reader of a big family waiting) */
         while (gl->rq_head && gl->rq_head->seen + STALE_TURN < now) rq_del(gl, gl->rq_head->id);
         int turn = !gl->rq_head || !strcmp(gl->rq_head->id, src);
-        if (turn && budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) {
+        if (turn && aemp__bucket_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, cost)) {
             rq_del(gl, src);
             return 1;
         }
         *b = was; /* (not taken from its own) */
         /* its turn: until the budget holds it; else until what waits
          * would be served (at most; it asks again then) */
-        budget_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, 0);
+        aemp__bucket_take(&gl->reads_all, now, READS_ALL * rate, READS_ALL * burst, 0);
         double ahead = turn ? cost : gl->rq_total + (aemp__map_get(&gl->rq_by, src) ? 0 : cost);
         wait = (ahead - gl->reads_all.tokens) / (READS_ALL * rate);
         queue = 1;
     } else {
-        wait = budget_wait(b, rate, burst, cost);
+        wait = aemp__bucket_wait(b, rate, burst, cost);
         /* (heard of: a place it holds in the queue is not stale) */
         rqent_t *e = aemp__map_get(&gl->rq_by, src);
         if (e) e->seen = now;
@@ -502,20 +482,6 @@ static double change_cost(struct aemp__global *gl, const char *src, const char *
     return cost;
 }
 
-/* Charges cost to the node's own budget (b) and to all nodes', the
- * latter down to zero at most: what all nodes' cannot bear is charged to
- * the node's own once more. However big its changes, one node cannot put
- * all nodes' budget into a debt that others would wait out: another's
- * change waits at most as long as its own cost needs. */
-static void charge(budget_t *all, budget_t *b, double cost)
-{
-    double from_all = all->tokens;
-    if (from_all < 0) from_all = 0;
-    if (from_all > cost) from_all = cost;
-    all->tokens -= from_all;
-    b->tokens -= cost + (cost - from_all);
-}
-
 /* Whether src's change (tag, args) may be applied now: what it makes us
  * send to watchers and the other global nodes takes from src's own and
  * all nodes' changes' budget (AEMP_GDB_CHANGE_*). Over its own, the
@@ -547,20 +513,20 @@ static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *s
     gl->first = (budget_t){burst, now};
     if (!b) b = &gl->first; /* (aemp__global_request carries it over) */
     if (b->at <= 0) *b = gl->first;
-    budget_take(b, now, rate, burst, 0); /* (both refilled to now) */
-    budget_take(&gl->changes_all, now, all_rate, all_burst, 0);
+    aemp__bucket_take(b, now, rate, burst, 0); /* (both refilled to now) */
+    aemp__bucket_take(&gl->changes_all, now, all_rate, all_burst, 0);
     double wait = -1;
     if (b->tokens < (cost < burst ? cost : burst))
-        wait = budget_wait(b, rate, burst, cost);
+        wait = aemp__bucket_wait(b, rate, burst, cost);
     else if (gl->changes_all.tokens < (cost < all_burst ? cost : all_burst) && !n->dispatch_again)
-        wait = budget_wait(&gl->changes_all, all_rate, all_burst, cost);
+        wait = aemp__bucket_wait(&gl->changes_all, all_rate, all_burst, cost);
     if (wait >= 0 && aemp__defer_current(n, wait)) {
         aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f sends) waits, and the node's link "
                   "with it: over the changes' budget of %u sends a second (its own, or all "
                   "nodes')", src, tag, of, cost, AEMP_GDB_CHANGE_SENDS_PER_S);
         return 0;
     }
-    charge(&gl->changes_all, b, cost);
+    aemp__bucket_charge(&gl->changes_all, b, cost);
     return 1;
 }
 
@@ -579,8 +545,8 @@ static int global_answer_allowed(aemp_node_t *n, struct aemp__global *gl, const 
     double cost = 1.0 + (double)aemp__gdb_entries(gl->gdb), now = ev_now(n->loop);
     const double rate = READS_ALL * AEMP_GDB_READ_ENTRIES_PER_S;
     const double burst = READS_ALL * AEMP_GDB_READ_BURST;
-    if (budget_take(&gl->reads_all, now, rate, burst, cost)) return 1;
-    double wait = budget_wait(&gl->reads_all, rate, burst, cost);
+    if (aemp__bucket_take(&gl->reads_all, now, rate, burst, cost)) return 1;
+    double wait = aemp__bucket_wait(&gl->reads_all, rate, burst, cost);
     if (n->dispatch_again || !aemp__defer_current(n, wait)) {
         gl->reads_all.tokens -= cost;
         return 1;
