@@ -992,6 +992,14 @@ static const char *read_until_synced(int fd, const char *id)
     return NULL;
 }
 
+/* Writes the line to fd and reads until a `time` answer (as
+ * read_until_synced): what came, or NULL. */
+static const char *say_synced(int fd, const char *line, const char *id)
+{
+    write_all(fd, line, strlen(line));
+    return read_until_synced(fd, id);
+}
+
 /* How many messages tagged tag arrived on fd before a `time` answer; -1
  * when it did not come. */
 static int count_until_synced(int fd, const char *id, const char *tag)
@@ -1360,8 +1368,7 @@ TEST(insider_log_catchers_go_with_their_node)
     int hfd = seed_link(port, "honest");
     REQUIRE(hfd >= 0);
     const char *c = "[\"\",\"AnyEvent::MP::LogCatcher::connect\",0,\"honest#logs\",5]\n";
-    write_all(hfd, c, strlen(c));
-    CHECK(read_until_synced(hfd, "honest") != NULL);
+    CHECK(say_synced(hfd, c, "honest") != NULL);
     int elsewhere = 0;
     file_has(lfd, "refused: not a port of that node", &elsewhere);
     printf("    four catching nodes gone: %d catchers elsewhere refused; honest catcher %s\n",
@@ -1421,8 +1428,7 @@ TEST(insider_relays_cannot_cut_a_third_nodes_link)
     REQUIRE(trio_start(&t) == 0);
     int lfd = t.lfd, vfd = t.vfd, efd = t.efd, hfd = t.hfd;
     const char *reg = "[\"\",\"g_slave\",{\"vfam\":{\"victim\":1}}]\n";
-    write_all(vfd, reg, strlen(reg));
-    CHECK(read_until_synced(vfd, "victim") != NULL);
+    CHECK(say_synced(vfd, reg, "victim") != NULL);
     char *msg = padded("[\"\",\"snd\",\"victim#x\",\"", 'x', 30u << 20, "\"]\n");
     REQUIRE(msg);
     size_t len = strlen(msg);
@@ -1457,10 +1463,8 @@ TEST(insider_relays_do_not_hold_back_the_databases_changes)
     REQUIRE(trio_start(&t) == 0);
     int lfd = t.lfd, vfd = t.vfd, efd = t.efd, hfd = t.hfd;
     const char *mon = "[\"\",\"g_mon1\",\"wfam\"]\n";
-    write_all(vfd, mon, strlen(mon));
-    CHECK(read_until_synced(vfd, "victim") != NULL);
-    write_all(hfd, mon, strlen(mon));
-    CHECK(read_until_synced(hfd, "honest") != NULL);
+    CHECK(say_synced(vfd, mon, "victim") != NULL);
+    CHECK(say_synced(hfd, mon, "honest") != NULL);
     /* fill the victim's queue to within 32 KiB of half max_outq */
     size_t steps[] = {1u << 20, 32u << 10};
     int drops = 0;

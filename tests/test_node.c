@@ -727,6 +727,23 @@ static int full_listener(int *filler, char *ep, size_t eplen)
     return fd;
 }
 
+/* A full listener (full_listener: its fd is returned, the filler's in
+ * *filler, its address in ep) and a node counting its failed attempts
+ * in a, with connect_timeout, connecting to it; -1 when either cannot
+ * be made. */
+static int node_to_full_listener(tnode_t *t, attempts_t *a, double connect_timeout, int *filler,
+                                 char ep[32])
+{
+    int lfd = full_listener(filler, ep, 32);
+    if (lfd < 0) return -1;
+    start_ticker();
+    if (!mknode_attempts(t, a, secret, connect_timeout) || aemp_node_connect(t->node, ep)) {
+        close(lfd);
+        return -1;
+    }
+    return lfd;
+}
+
 /* The greeting goes out without waiting for the connect to be reported
  * complete; a connect that never completes still fails at
  * connect_timeout (not at the longer handshake timeout), as "Connection
@@ -737,12 +754,9 @@ TEST(node_connect_never_answered_fails_at_connect_timeout)
     attempts_t a;
     int filler = -1;
     char ep[32];
-    int lfd = full_listener(&filler, ep, sizeof ep);
-    REQUIRE(lfd >= 0);
-    start_ticker();
-    REQUIRE(mknode_attempts(&t, &a, secret, 0.6));
     ev_tstamp t0 = ev_time();
-    CHECK_INT(aemp_node_connect(t.node, ep), 0);
+    int lfd = node_to_full_listener(&t, &a, 0.6, &filler, ep);
+    REQUIRE(lfd >= 0);
     a.want = 1;
     CHECK(run_until(attempts_n, &a, 5));
     double took = ev_time() - t0;
@@ -767,12 +781,9 @@ TEST(node_connect_completed_late_sends_its_greeting)
     attempts_t a;
     int filler = -1;
     char ep[32];
-    int lfd = full_listener(&filler, ep, sizeof ep);
-    REQUIRE(lfd >= 0);
-    start_ticker();
-    REQUIRE(mknode_attempts(&t, &a, secret, 8));
     ev_tstamp t0 = ev_now(EV_DEFAULT);
-    CHECK_INT(aemp_node_connect(t.node, ep), 0);
+    int lfd = node_to_full_listener(&t, &a, 8, &filler, ep);
+    REQUIRE(lfd >= 0);
     run_for(0.3);
     /* the queue is freed: the SYN sent again is taken */
     int q = accept(lfd, NULL, NULL);

@@ -384,9 +384,6 @@ static int tls_encrypt_batch(link_t *l)
     return rc;
 }
 
-/* Hands b to the kernel. Returns 1 when all of it went, 0 when the
- * socket is full (the write watcher then waits for room), -1 when the
- * link died. */
 /* The connect of l is complete (a byte went out or came in): from now
  * on the handshake's deadline applies, counted from now (a slow connect
  * takes nothing from the handshake's time). */
@@ -397,6 +394,9 @@ static void connected(link_t *l)
     link_rearm_timer(l);
 }
 
+/* Hands b to the kernel. Returns 1 when all of it went, 0 when the
+ * socket is full (the write watcher then waits for room), -1 when the
+ * link died. */
 static int send_pending(link_t *l, aemp__buf_t *b)
 {
     while (aemp__buf_size(b)) {
@@ -517,9 +517,6 @@ static void drop_value(link_t *l, const json_t *v)
                   l->pub.peer ? l->pub.peer->noderef : "?");
 }
 
-/* Cuts the data-phase bytes into messages with the framing the peer
- * chose and hands each to the node. What the framing finds broken fails
- * the link; a message it drops is a warning. */
 /* Hands one message of l's peer to the node. A handler may defer it
  * (aemp__defer_current): then l keeps it, stops reading and hands it
  * over again when the time has come (timer_cb, link_resume). again: the
@@ -564,6 +561,21 @@ static int deliver(link_t *l, const char *id, size_t idlen, json_t *elems, defer
     return 1;
 }
 
+/* Whether l is up and reads on (no message of it waits). */
+static int reading(const link_t *l)
+{
+    return l->pub.state == LINK_UP && !l->pub.node->destroy_pending && !l->deferred;
+}
+
+/* After a waiting message was handed over again: what came behind it
+ * (buffered, and with TLS decrypted). Whether l then reads on. */
+static int link_catch_up(link_t *l)
+{
+    if (reading(l)) process_data(l);
+    if (reading(l) && l->tls) tls_pump(l);
+    return reading(l);
+}
+
 /* The peer of a paused link closed (err: the errno, 0 for the end of
  * the stream): the message that waited and what came behind it are handled
  * now, without waiting (a read over the budget is then dropped by its
@@ -577,11 +589,8 @@ static void link_peer_gone(link_t *l, int err)
     deferred_t *d = l->deferred;
     l->deferred = NULL;
     l->gone = 1;
-    deliver(l, d->id, d->idlen, d->elems, d);
-    if (l->pub.state == LINK_UP && !n->destroy_pending) process_data(l);
-    if (l->pub.state == LINK_UP && !n->destroy_pending && l->tls) tls_pump(l);
-    if (l->pub.state == LINK_UP && !n->destroy_pending)
-        link_fail(l, err ? strerror(err) : n->dialect->quirks.eof_text);
+    deliver(l, d->id, d->idlen, d->elems, d); /* (gone: it cannot wait again) */
+    if (link_catch_up(l)) link_fail(l, err ? strerror(err) : n->dialect->quirks.eof_text);
 }
 
 /* The deferred message's time has come: handed over again (it may be
@@ -592,17 +601,15 @@ static void link_resume(link_t *l)
     deferred_t *d = l->deferred;
     l->deferred = NULL;
     l->last_read = ev_now(n->loop); /* (unread while paused) */
-    if (deliver(l, d->id, d->idlen, d->elems, d)) return;
-    if (l->pub.state != LINK_UP || n->destroy_pending) return;
-    process_data(l);
-    if (l->pub.state != LINK_UP || l->deferred || n->destroy_pending) return;
-    if (l->tls) tls_pump(l);
-    if (l->pub.state != LINK_UP || l->deferred || n->destroy_pending) return;
+    if (deliver(l, d->id, d->idlen, d->elems, d) || !link_catch_up(l)) return;
     if (!aemp__buf_size(&l->in)) aemp__buf_free(&l->in);
     ev_io_start(n->loop, &l->rio);
     link_rearm_timer(l);
 }
 
+/* Cuts the data-phase bytes into messages with the framing the peer
+ * chose and hands each to the node. What the framing finds broken fails
+ * the link; a message it drops is a warning. */
 static void process_data(link_t *l)
 {
     aemp_node_t *n = l->pub.node;

@@ -243,6 +243,12 @@ static void expiry_arm(aemp_node_t *n, db_t *d)
     ev_timer_start(n->loop, &d->expiry);
 }
 
+static void req_free(dbreq_t *r)
+{
+    free(r->family);
+    free(r);
+}
+
 /* Takes r out of the reads waiting (the list and the map). */
 static void req_take(db_t *d, dbreq_t *r)
 {
@@ -268,8 +274,7 @@ static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
         req_take(d, r);
         ended++;
         r->cb(n, r->family, NULL, r->ud);
-        free(r->family);
-        free(r);
+        req_free(r);
     }
     if (ended && !n->destroy_pending)
         aemp__log(n, AEMP_LOG_WARN, "db: %lu read%s had no answer from the master in %g s: ended",
@@ -294,8 +299,7 @@ static int db_read(aemp_node_t *n, const char *tag, const char *family, aemp_db_
     r->ud = ud;
     r->deadline = ev_now(n->loop) + d->read_timeout;
     if (aemp__map_set(&d->byid, r->id, r)) {
-        free(r->family);
-        free(r);
+        req_free(r);
         return AEMP_ENOMEM;
     }
     r->prev = d->reqs_tail;
@@ -338,8 +342,7 @@ void aemp__db_reply(aemp_node_t *n, const char *id, json_t *result)
         if (empty) r->cb(n, r->family, empty, r->ud);
         json_decref(empty);
     }
-    free(r->family);
-    free(r);
+    req_free(r);
 }
 
 unsigned long aemp__db_reply_visits(aemp_node_t *n)
@@ -514,8 +517,7 @@ void aemp__db_free(aemp_node_t *n)
     while (d->reqs) {
         dbreq_t *r = d->reqs;
         d->reqs = r->next;
-        free(r->family);
-        free(r);
+        req_free(r);
     }
     aemp__map_free(&d->byid);
     while (d->watches) {

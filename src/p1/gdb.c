@@ -968,7 +968,7 @@ int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family
 
 aemp__bucket_t *aemp__gdb_change_budget(aemp__gdb_t *g, const char *node)
 {
-    shard_t *s = shard_get(g, node, 0);
+    shard_t *s = shard_get(g, node, 1);
     return s ? &s->changes : NULL;
 }
 

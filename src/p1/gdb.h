@@ -55,9 +55,9 @@ json_t *aemp__gdb_family(const aemp__gdb_t *g, const char *family);
 /* Whether node watches family (g_mon1). */
 int aemp__gdb_watches(const aemp__gdb_t *g, const char *node, const char *family);
 /* The budget of node's changes (global.c keeps it), in node's part of
- * the database: it goes with the node's entries, so each link starts it
- * anew, and costs no allocation of its own. NULL while node holds no
- * part yet (its first request makes it). */
+ * the database (made here when it has none yet, as its request would):
+ * it goes with the node's entries, so each link starts it anew, and
+ * costs no allocation of its own. NULL: out of memory. */
 aemp__bucket_t *aemp__gdb_change_budget(aemp__gdb_t *g, const char *node);
 /* To how many nodes a change of family by node goes: the family's
  * watchers, and the other global nodes when node is a slave (or not yet

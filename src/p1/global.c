@@ -92,7 +92,6 @@ struct aemp__global {
      * in its part of the database (aemp__gdb_change_budget), and all
      * nodes' together */
     budget_t changes_all;
-    budget_t first; /* a node's first change, before it has a part */
 };
 
 static void mesh_sync_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -507,12 +506,9 @@ static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *s
     }
     const double rate = AEMP_GDB_CHANGE_SENDS_PER_S, burst = AEMP_GDB_CHANGE_BURST;
     const double all_rate = READS_ALL * rate, all_burst = READS_ALL * burst;
-    /* (a node's first request makes its part: until then it has a full
-     * budget, charged in gl->first and carried into the part once made) */
-    budget_t *b = aemp__gdb_change_budget(gl->gdb, src);
-    gl->first = (budget_t){burst, now};
-    if (!b) b = &gl->first; /* (aemp__global_request carries it over) */
-    if (b->at <= 0) *b = gl->first;
+    budget_t full = {burst, now}, *b = aemp__gdb_change_budget(gl->gdb, src);
+    if (!b) b = &full; /* (out of memory: all nodes' budget still holds) */
+    if (b->at <= 0) *b = full; /* (a new part: full) */
     aemp__bucket_take(b, now, rate, burst, 0); /* (both refilled to now) */
     aemp__bucket_take(&gl->changes_all, now, all_rate, all_burst, 0);
     double wait = -1;
@@ -678,15 +674,10 @@ void aemp__global_request(aemp_node_t *n, const char *src, const char *tag, json
         /* g_set carries the sender's listeners, which we mirror (2.02) */
         json_t *l = NULL;
         if (read_allowed(n, gl, src, tag, args) <= 0) return;
-        gl->first.at = 0; /* (change_allowed sets it when it charges it) */
-        int had_part = aemp__gdb_change_budget(gl->gdb, src) != NULL;
         if (!change_allowed(n, gl, src, tag, args)) return;
         if (!strcmp(tag, "g_set"))
             l = json_incref(json_object_get(json_object_get(json_array_get(args, 0), "'l"), src));
-        int fed = feed(n, src, tag, args);
-        budget_t *part = had_part ? NULL : aemp__gdb_change_budget(gl->gdb, src);
-        if (part && gl->first.at > 0) *part = gl->first; /* (what its first change cost) */
-        if (!fed && l) {
+        if (!feed(n, src, tag, args) && l) {
             size_t bytes = aemp__gdb_cost(src, l);
             /* a list refused leaves no older copy of the node's behind */
             mirror_set(n, gl, src, mirrorable(n, gl, src, l, bytes) ? json_incref(l) : NULL, bytes);
