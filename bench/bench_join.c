@@ -42,6 +42,13 @@
  * SYN a full backlog dropped costs its connection a 1 s retransmission,
  * which one run catches and the next does not.
  *
+ * A join's floor, beside it: the server's CPU for the join's five lines
+ * over raw TCP (the protocol's exchange, no crypto, no parsing) plus the
+ * two auth tokens a seed must compute per join (HMAC-SHA3-512 over both
+ * greetings, of their sizes, the key made ready once as a node holds
+ * it), and the seed's CPU per join above that floor: what parsing,
+ * links, the database and the fan-out cost.
+ *
  * N is 1000 and 10000, times BENCH_SCALE; BENCH_JOIN_N="500,2000" sets
  * the list. The joiners hold two descriptors per node (a listener and a
  * link): the limit is raised as far as allowed; where it is still short,
@@ -59,6 +66,7 @@
  */
 #define BENCH_NAME "bench_join"
 #include "aemp.h"
+#include "aemp_int.h" /* the tokens' HMAC with its key made ready, as a seed holds it */
 #include "bench_util.h"
 
 #include <ev.h>
@@ -1128,6 +1136,9 @@ static void row(const char *name, const result_t *rs, int nr, double (*get)(cons
     printf("   %-18s %s\n", target, !ok ? "" : met ? "met" : "MISSED");
 }
 
+/* the join's two auth tokens' CPU (tokens_cpu), measured once in main */
+static double g_tokens;
+
 #define GET(name, expr) \
     static double name(const result_t *r) { return (expr); }
 GET(g_visible, r->visible)
@@ -1162,6 +1173,9 @@ GET(g_shape_client, r->shape.client_cpu * 1e6)
 GET(g_shape_ratio, r->hs.wall > 0 && r->shape.wall > 0 ? r->shape.wall / r->hs.wall : -1)
 GET(g_shape_floor, r->raw.wall > 0 && r->shape.wall > 0 ? r->raw.wall / r->shape.wall : -1)
 GET(g_shape_above, r->hs.seed_cpu > 0 && r->shape.wall > 0 ? (r->hs.seed_cpu - r->shape.server_cpu) * 1e6 : -1)
+GET(g_tokens_us, g_tokens * 1e6)
+GET(g_floor, r->shape.wall > 0 ? (r->shape.server_cpu + g_tokens) * 1e6 : -1)
+GET(g_above_floor, r->shape.wall > 0 ? (r->cpu_join - r->shape.server_cpu - g_tokens) * 1e6 : -1)
 GET(g_cpu_ratio, r->raw.server_cpu > 0 ? r->cpu_join / r->raw.server_cpu : -1)
 GET(g_find0, r->find0)
 GET(g_find1, r->find1)
@@ -1177,6 +1191,41 @@ GET(g_fan_raw_cpu, r->fan_raw_cpu)
 GET(g_back_up, r->back_up)
 GET(g_back_whole, r->back_whole)
 GET(g_back_evicted, (double)r->back_evicted)
+
+/* The two auth tokens a seed computes per join (its own, and the one it
+ * expects from the joiner: HMAC-SHA3-512 over both greetings, of their
+ * sizes on the wire, with the secret's key made ready once, as a node
+ * does), CPU per join in seconds: the crypto the protocol itself asks
+ * for, which with the five lines' kernel work is a join's floor. */
+static double tokens_cpu(void)
+{
+    char a[256], b[256];
+    size_t srv = shape_script.srv_first - 2, cli = shape_script.cli_first - 2;
+    if (srv >= sizeof a || cli >= sizeof b) die("greeting sizes");
+    memset(a, 'a', srv);
+    memset(b, 'b', cli);
+    /* each greeting is two lines: the pieces are line, LF, line, LF */
+    aemp__piece_t own[8] = {{a, srv / 2}, {"\n", 1}, {a + srv / 2, srv - srv / 2}, {"\n", 1},
+                            {b, cli / 2}, {"\n", 1}, {b + cli / 2, cli - cli / 2}, {"\n", 1}};
+    aemp__piece_t peer[8] = {own[4], own[5], own[6], own[7], own[0], own[1], own[2], own[3]};
+    aemp__hmac_sha3_t *k = aemp__hmac_sha3_new("a bench's secret", 16);
+    if (!k) die("aemp__hmac_sha3_new");
+    unsigned char d[AEMP__SHA3_512_BYTES];
+    unsigned acc = 0;
+    long rounds_done = 0;
+    double c0 = cpu_now();
+    while (cpu_now() - c0 < 0.2) {
+        for (int i = 0; i < 100; i++) {
+            if (aemp__hmac_sha3_mac(k, own, 8, d) || aemp__hmac_sha3_mac(k, peer, 8, d))
+                die("aemp__hmac_sha3_mac");
+            acc += d[0];
+        }
+        rounds_done += 100;
+    }
+    double per = (cpu_now() - c0) / (double)rounds_done;
+    aemp__hmac_sha3_free(k);
+    return acc == 0xffffffffu ? -1 : per; /* keeps the digests used */
+}
 
 static int ok_cpu(const result_t *r) { return r->cpu_join * 1e6 <= 25; }
 static int ok_visible(const result_t *r) { return r->visible >= 0 && r->visible <= 1.5; }
@@ -1255,6 +1304,7 @@ int main(void)
         }
     }
     alarm(0);
+    g_tokens = tokens_cpu();
     loadavg(load1, sizeof load1);
 
     printf("libaemp %s join storm: N protocol-1 nodes join one C seed at once, each registering "
@@ -1293,6 +1343,9 @@ int main(void)
     row("  vs raw connections/s (the protocol's ceiling)", rs, nr, g_shape_floor, 3, "", NULL);
     row("handshakes/s vs the five lines over raw TCP", rs, nr, g_shape_ratio, 3, "", NULL);
     row("seed CPU per handshake above the lines' (us)", rs, nr, g_shape_above, 1, "", NULL);
+    row("the join's two auth tokens, HMAC-SHA3-512 (us)", rs, nr, g_tokens_us, 1, "", NULL);
+    row("a join's floor: five lines + tokens (us)", rs, nr, g_floor, 1, "", NULL);
+    row("seed CPU per join above that floor (us)", rs, nr, g_above_floor, 1, "", NULL);
     row("seed CPU per join vs raw CPU per connection", rs, nr, g_cpu_ratio, 1, "", NULL);
     row("g_find (unknown id), an empty network (us)", rs, nr, g_find0, 0, "", NULL);
     row("g_find (unknown id), N registered (us)", rs, nr, g_find1, 0, "", NULL);
