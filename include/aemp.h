@@ -1725,7 +1725,8 @@ AEMP_API void aemp_db_mon_cancel(aemp_db_mon_t *mon);
  * peers' shares name in 'g, and of a global peer's share (which merges
  * its slaves' databases, so it may hold more) it takes the first this
  * many: one peer can make it dial at most this many, however many it
- * claims. 'g keys that only its own slaves set are in the view (and go
+ * claims; when one of those goes, the first of the others it holds takes
+ * its place. 'g keys that only its own slaves set are in the view (and go
  * to the other global nodes, as in 2.02), but it does not dial them. */
 #define AEMP_GDB_NODE_GLOBALS_MAX 256
 /* Reads whose answer is a whole family (g_db_family, g_db_keys,

@@ -712,8 +712,9 @@ static json_t *g_keys(int from, int to)
  * the view (2.02's answers do not change) but name nobody to dial; one
  * peer names at most AEMP_GDB_NODE_GLOBALS_MAX (a slave's database holds
  * no more; a global peer's share, which merges its slaves', holds more
- * but vouches for no more); and what changed is reported key by key, so
- * that the mesh never looks at all of them for one change. */
+ * but vouches for no more, and when one it vouches for goes, the first
+ * of the others takes its place); and what changed is reported key by
+ * key, so that the mesh never looks at all of them for one change. */
 TEST(gdb_global_nodes_to_dial_are_vouched_bounded_and_reported_by_change)
 {
     aemp__gdb_t *g = aemp__gdb_new("me");
@@ -757,15 +758,33 @@ TEST(gdb_global_nodes_to_dial_are_vouched_bounded_and_reported_by_change)
     CHECK(json_object_get(aemp__gdb_family(w, "'l"), "H") != NULL);
     CHECK_INT(json_object_size(aemp__gdb_family(w, "'g")), 301);
     CHECK_INT(names(drained(w)), AEMP_GDB_NODE_GLOBALS_MAX);
+    CHECK(aemp__gdb_g_vouched(w, "g255") && !aemp__gdb_g_vouched(w, "g256"));
+    /* one it vouches for goes: the first that waits (in the order the
+     * share got them) takes its place, then the next */
+    feed_ok(w, "X", json_pack("[ssn[s]]", "g_upd", "'g", "g0"));
+    CHECK_STR(drained(w), "g0,g256");
+    CHECK(aemp__gdb_g_vouched(w, "g256") && !aemp__gdb_g_vouched(w, "g257"));
+    /* one that waits goes: nothing changes for the links, and it is no
+     * longer there to take a place */
+    feed_ok(w, "X", json_pack("[ssn[s]]", "g_upd", "'g", "g257"));
+    CHECK(!aemp__gdb_g_pending(w));
+    feed_ok(w, "X", json_pack("[ssn[s]]", "g_upd", "'g", "g1"));
+    CHECK_STR(drained(w), "g1,g258");
     CHECK_INT(aemp__gdb_check(w), 0);
     aemp__gdb_free(w);
 
-    /* a change is reported by itself: one key gone, one back */
+    /* a change is reported by itself: one key gone - g999, which waited,
+     * takes its place - and back, now waiting in turn */
     feed_ok(g, "G", json_pack("[ssn[s]]", "g_upd", "'g", "g7"));
-    CHECK_STR(drained(g), "g7");
-    CHECK(!aemp__gdb_g_vouched(g, "g7"));
+    CHECK_STR(drained(g), "g7,g999");
+    CHECK(!aemp__gdb_g_vouched(g, "g7") && aemp__gdb_g_vouched(g, "g999"));
     feed_ok(g, "G", json_pack("[ss{sn}]", "g_upd", "'g", "g7"));
-    CHECK_STR(drained(g), "g7");
+    CHECK(!aemp__gdb_g_pending(g));
+    CHECK(!aemp__gdb_g_vouched(g, "g7"));
+    feed_ok(g, "G", json_pack("[ssn[s]]", "g_upd", "'g", "g999"));
+    CHECK_STR(drained(g), "g7,g999");
+    CHECK(aemp__gdb_g_vouched(g, "g7") && !aemp__gdb_g_vouched(g, "g999"));
+    CHECK_INT(aemp__gdb_check(g), 0);
     /* a key another voucher holds too stays vouched when one lets go;
      * a slave holding it does not keep it vouched */
     feed_ok(g, "me", json_pack("[ss{sn}]", "g_upd", "'g", "g1"));

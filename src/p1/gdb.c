@@ -40,8 +40,20 @@ typedef struct shard {
      * merges its slaves' databases and so holds as many as they set.
      * Unkeyed: that bounds it. */
     aemp__map_t vouching;
+    /* a global peer's 'g keys over that bound, in the order it got them
+     * (waiter_t; the map finds one when it goes): when one it vouches
+     * for goes, the first of them takes its place. Keyed: a peer
+     * chooses them, in numbers. */
+    aemp__map_t waiting;
+    struct waiter *wait_head, *wait_tail;
     aemp__bucket_t changes; /* (global.c: what its changes may send) */
 } shard_t;
+
+/* A 'g key a global peer's share holds beyond the bound it vouches for. */
+typedef struct waiter {
+    struct waiter *prev, *next;
+    char key[]; /* NUL-terminated */
+} waiter_t;
 
 /* Who holds a key. An entry of g->holders is a shard_t * when one shard
  * holds the key (most keys: a node's own), or a holders_t * with bit 0
@@ -74,6 +86,7 @@ struct aemp__gdb {
      * O(what changed). Both hashes are keyed. */
     aemp__map_t vouched, g_dirty;
     int g_all; /* a change could not be noted: the driver looks at all */
+    unsigned char waiting_key[16]; /* the hash key of the shards' waiting maps */
     unsigned long seq;
     size_t bytes;
     size_t entries; /* in all shards */
@@ -151,6 +164,7 @@ aemp__gdb_t *aemp__gdb_new(const char *self)
     aemp__map_key(&g->holders, key);
     aemp__map_key(&g->vouched, key);
     aemp__map_key(&g->g_dirty, key);
+    memcpy(g->waiting_key, key, sizeof g->waiting_key);
     OPENSSL_cleanse(key, sizeof key);
     return g;
 }
@@ -163,6 +177,11 @@ static void shard_free(shard_t *s)
     free(s->fams);
     json_decref(s->mons);
     aemp__map_free(&s->vouching);
+    for (waiter_t *w = s->wait_head, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
+    aemp__map_free(&s->waiting);
     free(s);
 }
 
@@ -192,6 +211,7 @@ static shard_t *shard_get(aemp__gdb_t *g, const char *node, int create)
     if ((s = calloc(1, sizeof *s + len))) {
         s->node = memcpy(s + 1, node, len);
         s->own = !strcmp(node, g->self);
+        aemp__map_key(&s->waiting, g->waiting_key);
     }
     if (!s || !(s->db = json_object()) ||
         aemp__map_set(&g->shards, node, s)) {
@@ -348,12 +368,40 @@ static void g_dirty(aemp__gdb_t *g, const char *key)
     if (aemp__map_set(&g->g_dirty, key, (void *)1)) g->g_all = 1;
 }
 
-/* s, which now holds the 'g key (and did not), vouches for it if it
- * vouches at all and within its bound. 0 or AEMP_ENOMEM (nothing
+/* The 'g key waits, at the end of s's waiters. 0 or AEMP_ENOMEM (nothing
  * changed). */
+static int wait_add(shard_t *s, const char *key)
+{
+    size_t len = strlen(key) + 1;
+    waiter_t *w = malloc(sizeof *w + len);
+    if (!w || aemp__map_set(&s->waiting, key, w)) {
+        free(w);
+        return AEMP_ENOMEM;
+    }
+    memcpy(w->key, key, len);
+    w->next = NULL;
+    w->prev = s->wait_tail;
+    *(s->wait_tail ? &s->wait_tail->next : &s->wait_head) = w;
+    s->wait_tail = w;
+    return 0;
+}
+
+/* The waiter w leaves s's waiters and is freed. */
+static void wait_del(shard_t *s, waiter_t *w)
+{
+    *(w->prev ? &w->prev->next : &s->wait_head) = w->next;
+    *(w->next ? &w->next->prev : &s->wait_tail) = w->prev;
+    aemp__map_del(&s->waiting, w->key);
+    free(w);
+}
+
+/* s, which now holds the 'g key (and did not), vouches for it if it
+ * vouches at all; a global peer's share over its bound keeps the key
+ * waiting instead. 0 or AEMP_ENOMEM (nothing changed). */
 static int vouch(aemp__gdb_t *g, shard_t *s, const char *key)
 {
-    if (!vouches(s) || (!s->own && s->vouching.count >= AEMP_GDB_NODE_GLOBALS_MAX)) return 0;
+    if (!vouches(s)) return 0;
+    if (!s->own && s->vouching.count >= AEMP_GDB_NODE_GLOBALS_MAX) return wait_add(s, key);
     uintptr_t c = (uintptr_t)aemp__map_get(&g->vouched, key);
     if (aemp__map_set(&s->vouching, key, (void *)1)) return AEMP_ENOMEM;
     if (aemp__map_set(&g->vouched, key, (void *)(c + 1))) {
@@ -364,10 +412,17 @@ static int vouch(aemp__gdb_t *g, shard_t *s, const char *key)
     return 0;
 }
 
-/* s no longer holds the 'g key: it no longer vouches for it. */
-static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key)
+/* s no longer holds the 'g key: it no longer vouches for it (or it no
+ * longer waits). With promote, the first of s's waiting keys takes a
+ * vouched one's place - O(1), whatever s holds; a shard that goes as a
+ * whole does not promote. */
+static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key, int promote)
 {
-    if (!aemp__map_del(&s->vouching, key)) return;
+    if (!aemp__map_del(&s->vouching, key)) {
+        waiter_t *w = aemp__map_get(&s->waiting, key);
+        if (w) wait_del(s, w);
+        return;
+    }
     uintptr_t c = (uintptr_t)aemp__map_get(&g->vouched, key);
     if (c > 1) {
         aemp__map_set(&g->vouched, key, (void *)(c - 1)); /* replaces: no allocation */
@@ -375,6 +430,9 @@ static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key)
         aemp__map_del(&g->vouched, key);
         g_dirty(g, key);
     }
+    /* (out of memory, it stays waiting: the next one gone tries again) */
+    waiter_t *w = s->wait_head;
+    if (promote && w && !vouch(g, s, w->key)) wait_del(s, w);
 }
 
 /* The value s holds for family/key (borrowed), or NULL. */
@@ -553,7 +611,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         g->bytes -= was;
         g->entries--;
         sdel(s, family, ek);
-        if (gfam) unvouch(g, s, dk);
+        if (gfam) unvouch(g, s, dk, 1);
         shard_t *o = holders_del(g, ek, s);
         if (o) {
             json_t *ov = json_object_get(o->db, ek);
@@ -824,7 +882,7 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     json_object_foreach(s->db, ek, v) {
         char fb[AEMP_GDB_NAME_MAX + 1];
         const char *k = entry_split(ek, fb);
-        if (is_g(fb)) unvouch(g, s, k);
+        if (is_g(fb)) unvouch(g, s, k, 0);
         holders_del(g, ek, s);
     }
     aemp__map_del(&g->shards, node);
@@ -1086,17 +1144,27 @@ int aemp__gdb_check(const aemp__gdb_t *g)
         if (bytes != s->bytes) return __LINE__;
         if (!share_limits(s) && gk > AEMP_GDB_NODE_GLOBALS_MAX) return __LINE__;
         /* it vouches for 'g keys it holds: when it is ours, for all; when
-         * it is a global peer's, for those it got first, up to the bound
-         * (one it lets go of is not replaced by another); else none */
-        if (!vouches(s) ? s->vouching.count != 0
-                        : s->own ? s->vouching.count != gk
-                                 : s->vouching.count > AEMP_GDB_NODE_GLOBALS_MAX)
+         * it is a global peer's, for as many as the bound allows, the
+         * rest waiting (one it lets go of is replaced by the first that
+         * waits); else none */
+        size_t bound = s->own ? gk : gk < AEMP_GDB_NODE_GLOBALS_MAX ? gk : AEMP_GDB_NODE_GLOBALS_MAX;
+        if (!vouches(s) ? s->vouching.count != 0 || s->waiting.count != 0
+                        : s->vouching.count != bound || s->waiting.count != gk - bound)
             return __LINE__;
         aemp__map_iter_t ik = {0};
         for (aemp__map_ent_t *ve; (ve = aemp__map_next(&s->vouching, &ik));) {
             char buf[OWNER_KEY_MAX];
             if (!json_object_get(s->db, owner_key(buf, "'g", ve->key))) return __LINE__;
         }
+        size_t waiters = 0;
+        for (const waiter_t *w = s->wait_head; w; w = w->next, waiters++) {
+            char buf[OWNER_KEY_MAX];
+            if (aemp__map_get(&s->waiting, w->key) != w || aemp__map_get(&s->vouching, w->key) ||
+                !json_object_get(s->db, owner_key(buf, "'g", w->key)) ||
+                (w->next ? w->next->prev != w : s->wait_tail != w))
+                return __LINE__;
+        }
+        if (waiters != s->waiting.count) return __LINE__;
         vouched_keys += s->vouching.count;
         if (!share_limits(s) && (s->nfams > AEMP_GDB_NODE_FAMILIES_MAX || bytes > AEMP_GDB_NODE_BYTES_MAX))
             return __LINE__;
