@@ -1086,7 +1086,9 @@ typedef struct aemp_node_config {
     /* Log sink; NULL: warnings and errors go to stderr. msg is borrowed.
      * Warnings and errors are rate-limited per 10 s: each line (the same
      * text) 5 times, each kind (the text after "SUBJECT: ") 100 times,
-     * all together 1000 times; the next line written ends with "... and
+     * all together 1000 times, and over that each place in the code
+     * that logs still 5 times (one flood does not hide other warnings);
+     * the next line written ends with "... and
      * N more like this in the last 10 s" (or "..., M lines in all, held
      * back in 10 s"). A line over 1023 bytes keeps its start and its
      * end: "...(N bytes cut)..." replaces the middle. */

@@ -73,6 +73,27 @@ static aemp__ratelim_t *log_limit(aemp_node_t *n, uint64_t key, double now)
     return &free_slot->lim;
 }
 
+/* Whether a line of the call site fmt may pass over the limit on all:
+ * each site has AEMP_LOG_SITE_RESERVE of them a window (a site whose
+ * slots all serve other sites now has none). */
+static int log_site_reserve(aemp_node_t *n, const char *fmt, double now)
+{
+    size_t h = (size_t)((uintptr_t)fmt * 11400714819323198485u >> 40);
+    struct log_site *take = NULL;
+    for (unsigned i = 0; i < 8; i++) {
+        struct log_site *s = &n->log_sites[(h + i) % AEMP_LOG_SITES];
+        if (s->fmt == fmt) {
+            take = s;
+            break;
+        }
+        if (!take && (!s->fmt || now - s->lim.start >= AEMP_LOG_WINDOW)) take = s;
+    }
+    if (!take) return 0;
+    if (take->fmt != fmt) *take = (struct log_site){.fmt = fmt};
+    unsigned unused;
+    return aemp__ratelim_hit(&take->lim, now, AEMP_LOG_WINDOW, AEMP_LOG_SITE_RESERVE, &unused);
+}
+
 /* Whether the line buf of kind fmt may be written now; *held: how many
  * like it were held back before, *held_all: how many lines of any kind
  * the limit on all held back in the window before this one. */
@@ -91,8 +112,12 @@ static int log_passes(aemp_node_t *n, const char *fmt, const char *buf, unsigned
         return 0;
     }
     if (!aemp__ratelim_hit(&n->log_all, now, AEMP_LOG_WINDOW, AEMP_LOG_ALL_BURST, held_all)) {
-        if (line) line->held += h1 + 1;
-        return 0;
+        if (log_site_reserve(n, fmt, now)) {
+            n->log_all.held--; /* it passes after all */
+        } else {
+            if (line) line->held += h1 + 1;
+            return 0;
+        }
     }
     *held = h1 + h2;
     return 1;

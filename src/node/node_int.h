@@ -21,12 +21,17 @@
  * AEMP_LOG_SLOTS slots by hash (two keys that meet share one). All
  * lines together pass AEMP_LOG_ALL_BURST times per window: lines whose
  * text after the subject varies (a peer's chosen word in it) are each a
- * kind of their own, and more kinds than slots would pass unlimited. */
+ * kind of their own, and more kinds than slots would pass unlimited.
+ * Over that, each call site (its format) still has AEMP_LOG_SITE_RESERVE
+ * lines a window, so that one flood of lines cannot hide every other
+ * warning (sites share AEMP_LOG_SITES slots by hash, as above). */
 #define AEMP_LOG_WINDOW 10.0
 #define AEMP_LOG_BURST 5u
 #define AEMP_LOG_KIND_BURST 100u
 #define AEMP_LOG_ALL_BURST 1000u
 #define AEMP_LOG_SLOTS 256u
+#define AEMP_LOG_SITE_RESERVE 5u
+#define AEMP_LOG_SITES 64u
 
 typedef struct aemp__link aemp__link_t;
 typedef struct aemp__peer aemp__peer_t;
@@ -327,6 +332,10 @@ struct aemp_node {
         aemp__ratelim_t lim;
     } log_slots[AEMP_LOG_SLOTS];
     aemp__ratelim_t log_all;
+    struct log_site {
+        const char *fmt;
+        aemp__ratelim_t lim;
+    } log_sites[AEMP_LOG_SITES];
 };
 
 /* Protocol 1's connect_interval (2.02): spacing of endpoint attempts and
