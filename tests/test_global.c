@@ -771,6 +771,15 @@ TEST(gdb_global_nodes_to_dial_are_vouched_bounded_and_reported_by_change)
     feed_ok(w, "X", json_pack("[ssn[s]]", "g_upd", "'g", "g1"));
     CHECK_STR(drained(w), "g1,g258");
     CHECK_INT(aemp__gdb_check(w), 0);
+    /* the peer goes: what it vouched for goes, and no waiting key takes
+     * a place on the way out (each would be reported twice) */
+    {
+        json_t *gone = json_array();
+        CHECK_INT(aemp__gdb_node_down(w, "X", gone), 0);
+        json_decref(gone);
+        CHECK_INT(names(drained(w)), AEMP_GDB_NODE_GLOBALS_MAX);
+        CHECK_INT(aemp__gdb_check(w), 0);
+    }
     aemp__gdb_free(w);
 
     /* a change is reported by itself: one key gone - g999, which waited,

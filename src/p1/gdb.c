@@ -43,7 +43,9 @@ typedef struct shard {
     /* a global peer's 'g keys over that bound, in the order it got them
      * (waiter_t; the map finds one when it goes): when one it vouches
      * for goes, the first of them takes its place. Keyed: a peer
-     * chooses them, in numbers. */
+     * chooses them, in numbers. (Their memory, a small allocation and a
+     * map entry each, is not in bytes, the share's limit, no more than
+     * the view's and holders' entries for each key are.) */
     aemp__map_t waiting;
     struct waiter *wait_head, *wait_tail;
     aemp__bucket_t changes; /* (global.c: what its changes may send) */
@@ -395,13 +397,9 @@ static void wait_del(shard_t *s, waiter_t *w)
     free(w);
 }
 
-/* s, which now holds the 'g key (and did not), vouches for it if it
- * vouches at all; a global peer's share over its bound keeps the key
- * waiting instead. 0 or AEMP_ENOMEM (nothing changed). */
-static int vouch(aemp__gdb_t *g, shard_t *s, const char *key)
+/* s vouches for the 'g key it holds. 0 or AEMP_ENOMEM (nothing changed). */
+static int vouch_now(aemp__gdb_t *g, shard_t *s, const char *key)
 {
-    if (!vouches(s)) return 0;
-    if (!s->own && s->vouching.count >= AEMP_GDB_NODE_GLOBALS_MAX) return wait_add(s, key);
     uintptr_t c = (uintptr_t)aemp__map_get(&g->vouched, key);
     if (aemp__map_set(&s->vouching, key, (void *)1)) return AEMP_ENOMEM;
     if (aemp__map_set(&g->vouched, key, (void *)(c + 1))) {
@@ -412,11 +410,24 @@ static int vouch(aemp__gdb_t *g, shard_t *s, const char *key)
     return 0;
 }
 
+/* s, which now holds the 'g key (and did not), vouches for it if it
+ * vouches at all; a global peer's share at its bound, or with keys
+ * waiting before this one (a promotion that ran out of memory), keeps
+ * the key waiting instead, in its turn. 0 or AEMP_ENOMEM (nothing
+ * changed). */
+static int vouch(aemp__gdb_t *g, shard_t *s, const char *key)
+{
+    if (!vouches(s)) return 0;
+    if (!s->own && (s->vouching.count >= AEMP_GDB_NODE_GLOBALS_MAX || s->wait_head))
+        return wait_add(s, key);
+    return vouch_now(g, s, key);
+}
+
 /* s no longer holds the 'g key: it no longer vouches for it (or it no
- * longer waits). With promote, the first of s's waiting keys takes a
- * vouched one's place - O(1), whatever s holds; a shard that goes as a
- * whole does not promote. */
-static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key, int promote)
+ * longer waits), and the first of s's waiting keys takes a vouched one's
+ * place - O(1), whatever s holds (a shard that goes as a whole drops its
+ * waiters first: aemp__gdb_node_down). */
+static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key)
 {
     if (!aemp__map_del(&s->vouching, key)) {
         waiter_t *w = aemp__map_get(&s->waiting, key);
@@ -430,9 +441,11 @@ static void unvouch(aemp__gdb_t *g, shard_t *s, const char *key, int promote)
         aemp__map_del(&g->vouched, key);
         g_dirty(g, key);
     }
-    /* (out of memory, it stays waiting: the next one gone tries again) */
-    waiter_t *w = s->wait_head;
-    if (promote && w && !vouch(g, s, w->key)) wait_del(s, w);
+    /* the first waiting takes the place (out of memory, it stays first:
+     * the next one gone fills both places) */
+    while (s->wait_head && s->vouching.count < AEMP_GDB_NODE_GLOBALS_MAX &&
+           !vouch_now(g, s, s->wait_head->key))
+        wait_del(s, s->wait_head);
 }
 
 /* The value s holds for family/key (borrowed), or NULL. */
@@ -611,7 +624,7 @@ static int upd(aemp__gdb_t *g, shard_t *s, const char *family, json_t *set, json
         g->bytes -= was;
         g->entries--;
         sdel(s, family, ek);
-        if (gfam) unvouch(g, s, dk, 1);
+        if (gfam) unvouch(g, s, dk);
         shard_t *o = holders_del(g, ek, s);
         if (o) {
             json_t *ov = json_object_get(o->db, ek);
@@ -866,6 +879,8 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     json_t *fam;
     void *tmp;
     json_object_foreach_safe(s->mons, tmp, f, fam) watch(g, s, f, 0);
+    /* its keys all go: none waits to take another's place */
+    while (s->wait_head) wait_del(s, s->wait_head);
     json_t *db = keys_by_family(s, NULL);
     if (!db) rc = AEMP_ENOMEM;
     json_object_foreach(db, f, fam) {
@@ -882,7 +897,7 @@ int aemp__gdb_node_down(aemp__gdb_t *g, const char *node, json_t *out)
     json_object_foreach(s->db, ek, v) {
         char fb[AEMP_GDB_NAME_MAX + 1];
         const char *k = entry_split(ek, fb);
-        if (is_g(fb)) unvouch(g, s, k, 0);
+        if (is_g(fb)) unvouch(g, s, k);
         holders_del(g, ek, s);
     }
     aemp__map_del(&g->shards, node);
@@ -1157,6 +1172,7 @@ int aemp__gdb_check(const aemp__gdb_t *g)
             if (!json_object_get(s->db, owner_key(buf, "'g", ve->key))) return __LINE__;
         }
         size_t waiters = 0;
+        if (s->wait_head && s->wait_head->prev) return __LINE__;
         for (const waiter_t *w = s->wait_head; w; w = w->next, waiters++) {
             char buf[OWNER_KEY_MAX];
             if (aemp__map_get(&s->waiting, w->key) != w || aemp__map_get(&s->vouching, w->key) ||
