@@ -931,10 +931,10 @@ static void link_rearm_timer(link_t *l)
             next = l->last_read + l->pub.node->cfg.connect_timeout;
             break;
         }
-        next = l->last_read + AEMP_HANDSHAKE_TIMEOUT;
+        next = l->last_read + l->pub.node->hs_timeout;
         /* a peer that trickles bytes still has a deadline */
-        if (l->pub.state == LINK_HANDSHAKE && l->pub.hs_since + AEMP_HANDSHAKE_TIMEOUT < next)
-            next = l->pub.hs_since + AEMP_HANDSHAKE_TIMEOUT;
+        if (l->pub.state == LINK_HANDSHAKE && l->pub.hs_since + l->pub.node->hs_timeout < next)
+            next = l->pub.hs_since + l->pub.node->hs_timeout;
         if (l->pub.state == LINK_HELD && l->pub.held_until > 0 && l->pub.held_until < next)
             next = l->pub.held_until;
         break;
@@ -981,8 +981,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         /* fall through */
     case LINK_HANDSHAKE:
-        if (now - l->last_read >= AEMP_HANDSHAKE_TIMEOUT ||
-            (l->pub.state == LINK_HANDSHAKE && now - l->pub.hs_since >= AEMP_HANDSHAKE_TIMEOUT)) {
+        if (now - l->last_read >= n->hs_timeout ||
+            (l->pub.state == LINK_HANDSHAKE && now - l->pub.hs_since >= n->hs_timeout)) {
             link_close(l, "Connection timed out", l->pub.state == LINK_HELD);
             goto out;
         }

@@ -1644,6 +1644,7 @@ aemp_node_t *aemp_node_new(struct ev_loop *loop, const aemp_node_config_t *cfg, 
     if (!n->cfg.max_handshakes) n->cfg.max_handshakes = AEMP_DEFAULT_MAX_HANDSHAKES;
     if (!n->cfg.max_peer_monitors) n->cfg.max_peer_monitors = AEMP_DEFAULT_MAX_PEER_MONITORS;
     if (!n->cfg.max_peer_memory) n->cfg.max_peer_memory = AEMP_DEFAULT_MAX_PEER_MEMORY;
+    n->hs_timeout = AEMP_HANDSHAKE_TIMEOUT;
     /* names, secret, TLS and the dialect's defaults */
     n->dstate = n->dialect->init(n, cfg, &e);
     if (e) goto bad;

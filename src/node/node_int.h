@@ -243,6 +243,9 @@ struct aemp_node {
     char *noderef;              /* our name */
     char *greet_name;           /* name used in greetings (slaves rename) */
     int started;
+    /* the handshake's deadlines (AEMP_HANDSHAKE_TIMEOUT; tests shorten it
+     * to see the timeout without waiting 30 s) */
+    double hs_timeout;
     struct listener {
         ev_io io;
         int fd;
