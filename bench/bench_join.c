@@ -42,6 +42,11 @@
  * SYN a full backlog dropped costs its connection a 1 s retransmission,
  * which one run catches and the next does not.
  *
+ * The handshake storm's clients are C nodes, 10 000 in one process: at
+ * 2 CPUs that process runs out of CPU before the seed does. The same
+ * handshakes from lean clients (lean_storm: the protocol's lines and the
+ * token, nothing else) show the seed's own rate beside it.
+ *
  * A join's floor, beside it: the server's CPU for the join's five lines
  * over raw TCP (the protocol's exchange, no crypto, no parsing) plus the
  * two auth tokens a seed must compute per join (HMAC-SHA3-512 over both
@@ -67,6 +72,7 @@
 #define BENCH_NAME "bench_join"
 #include "aemp.h"
 #include "aemp_int.h" /* the tokens' HMAC with its key made ready, as a seed holds it */
+#include "node_int.h" /* a node's listen backlog, which the raw servers use too */
 #include "bench_util.h"
 
 #include <ev.h>
@@ -460,7 +466,7 @@ static int count_lines(const char *buf, ssize_t r)
 static void raw_server_main(int in, int out, void *arg)
 {
     const script_t *sc = arg;
-    int port, one = 1, ls = listen_any(SOCK_NONBLOCK, 1024, &port);
+    int port, one = 1, ls = listen_any(SOCK_NONBLOCK, AEMP_LISTEN_BACKLOG, &port);
     if (sc->as_node) {
         setsockopt(ls, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         late_acks(ls); /* after listen(), as a node does */
@@ -527,6 +533,19 @@ typedef struct raw_result {
 /* The clients: n non-blocking connects at once, each following the
  * script once connected; done when every connection has the server's
  * last line; all stay open until then. */
+/* A client's non-blocking connect to sa, with a node's socket options
+ * (as_node) or only no delay, watched for EPOLLOUT on ep. */
+static int storm_connect(int ep, const struct sockaddr_in *sa, int as_node, const char *what)
+{
+    int one = 1, fd = counted_fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), what);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (as_node) late_acks(fd);
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) && errno != EINPROGRESS) die(what);
+    struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    return fd;
+}
+
 static raw_result_t raw_storm(long n, const script_t *sc)
 {
     raw_result_t res = {-1, 0, 0, 0};
@@ -544,18 +563,13 @@ static raw_result_t raw_storm(long n, const script_t *sc)
     get_msg(s.from, &m);
     expect_op(&m, OP_READY);
 
-    int ep = epoll_create1(0), one = 1;
+    int ep = epoll_create1(0);
     int *fds = malloc((size_t)n * sizeof *fds);
     unsigned char *got = fd_lines();
     if (ep < 0 || !fds) die("raw clients");
     double t0 = now(), c0 = cpu_now();
     for (long i = 0; i < n; i++) {
-        int fd = counted_fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "raw socket");
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (sc->as_node) late_acks(fd);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) && errno != EINPROGRESS) die("raw connect");
-        struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
-        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        int fd = storm_connect(ep, &sa, sc->as_node, "raw connect");
         fds[i] = fd;
         got[fd] = 0;
     }
@@ -917,16 +931,30 @@ typedef struct hs_result {
     double wall, seed_cpu, seed_sys, client_cpu;
 } hs_result_t;
 
-/* A fresh seed of its own, so the join storm's figures see nothing of
- * this one. */
-static hs_result_t hs_storm(long n)
+/* A fresh seed on a port of its own (seed_ep), so the join storm's
+ * figures see nothing of the handshake storms'. */
+static child_t fresh_seed(long *n)
 {
-    hs_result_t res = {-1, -1, -1, -1};
     snprintf(seed_ep, sizeof seed_ep, "127.0.0.1:%d", free_port());
-    child_t seed = spawn(seed_main, &n, -1);
+    child_t seed = spawn(seed_main, n, -1);
     cmsg_t m;
     get_msg(seed.from, &m);
     expect_op(&m, OP_HELLO);
+    return seed;
+}
+
+/* The seed's CPU per handshake between two of its stats, into res. */
+static void seed_per_handshake(hs_result_t *res, const cmsg_t *s0, const cmsg_t *s1, long n)
+{
+    res->seed_cpu = (s1->d[0] - s0->d[0]) / (double)n;
+    res->seed_sys = (s1->d[2] - s0->d[2]) / (double)n;
+}
+
+static hs_result_t hs_storm(long n)
+{
+    hs_result_t res = {-1, -1, -1, -1};
+    child_t seed = fresh_seed(&n);
+    cmsg_t m;
     child_t cl = spawn(hs_clients_main, &n, -1);
     get_msg(cl.from, &m);
     expect_op(&m, OP_READY);
@@ -937,11 +965,113 @@ static hs_result_t hs_storm(long n)
     expect_op(&m, OP_UP);
     cmsg_t s1 = seed_stat(&seed);
     res.wall = m.d[0];
-    res.seed_cpu = (s1.d[0] - s0.d[0]) / (double)n;
-    res.seed_sys = (s1.d[2] - s0.d[2]) / (double)n;
+    seed_per_handshake(&res, &s0, &s1, n);
     res.client_cpu = m.d[1] / (double)n;
     finish(&seed);
     finish(&cl);
+    return res;
+}
+
+/* The same handshakes from lean clients: N connections from the
+ * coordinator's own epoll loop, each sending a protocol-1 greeting
+ * ("aemp;1;leanI;hmac_sha3_512;json" and a nonce line) at once, reading
+ * the seed's two greeting lines, sending its hmac_sha3_512 auth line (its
+ * token computed with the secret's key made ready once) and counting the
+ * handshake done at the seed's auth line. It does not check the seed's
+ * token, keeps no node and parses nothing else: a client as cheap as the
+ * protocol allows, so that the seed's own rate shows (with C nodes as
+ * clients, their process runs out of CPU first). */
+typedef struct lean_conn {
+    char in[600];     /* the seed's lines so far */
+    size_t len;
+    int lines;
+    char own[2][96];  /* our greeting's two lines, without LF */
+} lean_conn_t;
+
+static hs_result_t lean_storm(long n)
+{
+    hs_result_t res = {-1, -1, -1, -1};
+    child_t seed = fresh_seed(&n);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)atoi(strchr(seed_ep, ':') + 1));
+    int ep = epoll_create1(0);
+    int *fds = malloc((size_t)n * sizeof *fds);
+    unsigned char *got = fd_lines();
+    lean_conn_t **conn = calloc(fd_cap, sizeof *conn);
+    aemp__hmac_sha3_t *key = aemp__hmac_sha3_new(secret_, sizeof secret_ - 1);
+    if (ep < 0 || !fds || !conn || !key) die("lean clients");
+    cmsg_t s0 = seed_stat(&seed);
+    double t0 = now(), c0 = cpu_now();
+    for (long i = 0; i < n; i++) {
+        int fd = storm_connect(ep, &sa, 1, "lean connect");
+        lean_conn_t *c = conn[fd] = calloc(1, sizeof *c);
+        if (!c) die("calloc");
+        snprintf(c->own[0], sizeof c->own[0], "aemp;1;lean%ld;hmac_sha3_512;json", i);
+        /* 88 characters, as 2.02's base64 of 66 random bytes */
+        snprintf(c->own[1], sizeof c->own[1], "%088ld", i * 7919 + 1);
+        fds[i] = fd;
+    }
+    long done = 0;
+    struct epoll_event evs[256];
+    while (done < n && now() - t0 < DEADLINE) {
+        int k = epoll_wait(ep, evs, 256, 1000);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            lean_conn_t *c = conn[fd];
+            if (evs[i].events & EPOLLOUT) {
+                check_connected(fd, "lean connect");
+                char g[200];
+                int gl = snprintf(g, sizeof g, "%s\n%s\n", c->own[0], c->own[1]);
+                write_all(fd, g, (size_t)gl);
+                struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+                epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+                continue;
+            }
+            ssize_t r = read(fd, c->in + c->len, sizeof c->in - 1 - c->len);
+            if (r <= 0) die("lean: the seed closed a connection");
+            int before = c->lines;
+            c->lines += count_lines(c->in + c->len, r);
+            c->len += (size_t)r;
+            if (before < 2 && c->lines >= 2) {
+                /* token over our lines, then the seed's, each with LF */
+                char *l1 = c->in, *e1 = strchr(l1, '\n'), *l2 = e1 + 1, *e2 = strchr(l2, '\n');
+                aemp__piece_t parts[8] = {
+                    {c->own[0], strlen(c->own[0])}, {"\n", 1}, {c->own[1], strlen(c->own[1])},
+                    {"\n", 1}, {l1, (size_t)(e1 - l1)}, {"\n", 1}, {l2, (size_t)(e2 - l2)}, {"\n", 1}};
+                unsigned char d[AEMP__SHA3_512_BYTES];
+                char line[200] = "hmac_sha3_512;";
+                if (aemp__hmac_sha3_mac(key, parts, 8, d)) die("lean token");
+                aemp__hex(d, sizeof d, line + 14);
+                strcat(line, ";json\n");
+                write_all(fd, line, strlen(line));
+            }
+            if (before < 3 && c->lines >= 3) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                done++;
+            }
+            if (c->len > sizeof c->in - 100) c->len = 0, c->lines = 3; /* (what follows: not read) */
+        }
+    }
+    if (done == n) {
+        res.wall = now() - t0;
+        res.client_cpu = (cpu_now() - c0) / (double)n;
+        cmsg_t s1 = seed_stat(&seed);
+        seed_per_handshake(&res, &s0, &s1, n);
+    } else {
+        fprintf(stderr, BENCH_NAME ": lean clients: %ld of %ld handshakes done after %d s\n", done, n,
+                DEADLINE);
+    }
+    finish(&seed);
+    for (long i = 0; i < n; i++) {
+        free(conn[fds[i]]);
+        close(fds[i]);
+    }
+    aemp__hmac_sha3_free(key);
+    close(ep);
+    free(conn);
+    free(fds);
+    free(got);
     return res;
 }
 
@@ -950,6 +1080,7 @@ typedef struct result {
     raw_result_t raw, raw_close;
     raw_result_t shape;      /* the join's five lines over raw TCP */
     hs_result_t hs;          /* the handshake storm, a seed of its own */
+    hs_result_t lean;        /* the same from lean clients (lean_storm) */
     double made, made_cpu;   /* the joiners making and starting their nodes */
     double up;               /* every joiner's link to the seed up */
     double visible;          /* the watcher holds all N */
@@ -1165,6 +1296,10 @@ GET(g_hs_cpu, r->hs.seed_cpu * 1e6)
 GET(g_hs_client, r->hs.client_cpu * 1e6)
 GET(g_hs_ratio, r->hs.wall > 0 && r->raw.wall > 0 ? r->raw.wall / r->hs.wall : -1)
 GET(g_close_wall, r->raw_close.wall)
+GET(g_lean_wall, r->lean.wall)
+GET(g_lean_seed, r->lean.wall > 0 ? r->lean.seed_cpu * 1e6 : -1)
+GET(g_lean_client, r->lean.wall > 0 ? r->lean.client_cpu * 1e6 : -1)
+GET(g_lean_ratio, r->lean.wall > 0 && r->raw_close.wall > 0 ? r->raw_close.wall / r->lean.wall : -1)
 GET(g_close_cpu, r->raw_close.server_cpu * 1e6)
 GET(g_hs_close_ratio, r->hs.wall > 0 && r->raw_close.wall > 0 ? r->raw_close.wall / r->hs.wall : -1)
 GET(g_shape_wall, r->shape.wall)
@@ -1303,6 +1438,8 @@ int main(void)
         for (int t = 0; t < STORM_TRIES; t++) {
             hs_result_t x = hs_storm(ns[i]);
             if (x.wall > 0 && (rs[i].hs.wall <= 0 || x.wall < rs[i].hs.wall)) rs[i].hs = x;
+            x = lean_storm(ns[i]);
+            if (x.wall > 0 && (rs[i].lean.wall <= 0 || x.wall < rs[i].lean.wall)) rs[i].lean = x;
         }
     }
     alarm(0);
@@ -1339,6 +1476,10 @@ int main(void)
     row("  its server's CPU per connection (us)", rs, nr, g_close_cpu, 1, "", NULL);
     row("handshakes/s vs connect + request/reply + close", rs, nr, g_hs_close_ratio, 3, ">= 0.5", ok_rate);
     row("handshakes/s vs connections kept open", rs, nr, g_hs_ratio, 3, "", NULL);
+    row("N handshakes from lean clients (s)", rs, nr, g_lean_wall, 3, "", NULL);
+    row("  seed CPU per handshake (us)", rs, nr, g_lean_seed, 1, "", NULL);
+    row("  lean clients' CPU per handshake (us)", rs, nr, g_lean_client, 1, "", NULL);
+    row("  vs connect + request/reply + close", rs, nr, g_lean_ratio, 3, "", NULL);
     row("raw TCP, the join's five lines, no crypto (s)", rs, nr, g_shape_wall, 3, "", NULL);
     row("  its server's CPU per connection (us)", rs, nr, g_shape_cpu, 1, "", NULL);
     row("  its clients' CPU per connection (us)", rs, nr, g_shape_client, 1, "", NULL);
@@ -1366,13 +1507,14 @@ int main(void)
     printf("\nlatencies: medians of %d requests one at a time, to the network of N and to an empty "
            "one beside it in turn; the change: "
            "median of %d, set by the watcher.\nbaseline: N non-blocking connects at once to an "
-           "epoll server (backlog 1024, as a node's), %zu-byte request, %zu-byte reply, kept "
+           "epoll server (backlog %d, as a node's), %zu-byte request, %zu-byte reply, kept "
            "open, or closed after the reply (the issue's baseline: until the server closed all); the raw fan-out: one %d-byte line to each of as many connections (one process "
            "to another), median of as many rounds.\nThe five lines: a protocol-1 join's greetings, auth lines, g_global and g_slave, of "
            "their sizes and in their order (each write one line), with a node's socket options.\nThe raw storms and the handshake storm: the fastest of %d runs each (a SYN the "
            "full backlog dropped costs 1 s).\nOn a loaded machine wall times grow with the CPU the three processes get; CPU "
            "per join does not. %.0f s in all.\n",
-           LAT_N, rounds, sizeof raw_req - 1, sizeof raw_rep - 1, FAN_LINE, STORM_TRIES,
+           LAT_N, rounds, AEMP_LISTEN_BACKLOG, sizeof raw_req - 1, sizeof raw_rep - 1, FAN_LINE,
+           STORM_TRIES,
            now() - t_all);
     for (int i = 0; i < nr; i++)
         if (rs[i].visible < 0) return 1;

@@ -30,6 +30,8 @@
 #define AEMP_LOG_KIND_BURST 100u
 #define AEMP_LOG_ALL_BURST 1000u
 #define AEMP_LOG_SLOTS 256u
+/* listen()'s backlog for a node's listeners (node.c) */
+#define AEMP_LISTEN_BACKLOG 4096
 #define AEMP_LOG_SITE_RESERVE 5u
 #define AEMP_LOG_SITES 64u
 
