@@ -438,11 +438,17 @@ static void send_line(int fd, size_t len)
  * descriptors below fd_cap (the limit, at most 1M) */
 static size_t fd_cap;
 
-static unsigned char *fd_lines(void)
+/* Sets fd_cap from the descriptor limit. */
+static void fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl)) die("getrlimit");
     fd_cap = rl.rlim_cur < (1u << 20) ? (size_t)rl.rlim_cur : (1u << 20);
+}
+
+static unsigned char *fd_lines(void)
+{
+    fd_limit();
     unsigned char *v = calloc(fd_cap, 1);
     if (!v) die("calloc");
     return v;
@@ -981,6 +987,16 @@ static hs_result_t hs_storm(long n)
  * token, keeps no node and parses nothing else: a client as cheap as the
  * protocol allows, so that the seed's own rate shows (with C nodes as
  * clients, their process runs out of CPU first). */
+/* The pieces a token covers: four lines, each with its LF, the sender's
+ * two first (as handshake.c's sha3_token hashes them). */
+static void token_pieces(aemp__piece_t p[8], const char *const l[4], const size_t n[4])
+{
+    for (int i = 0; i < 4; i++) {
+        p[2 * i] = (aemp__piece_t){l[i], n[i]};
+        p[2 * i + 1] = (aemp__piece_t){"\n", 1};
+    }
+}
+
 typedef struct lean_conn {
     char in[600];     /* the seed's lines so far */
     size_t len;
@@ -998,7 +1014,7 @@ static hs_result_t lean_storm(long n)
     sa.sin_port = htons((uint16_t)atoi(strchr(seed_ep, ':') + 1));
     int ep = epoll_create1(0);
     int *fds = malloc((size_t)n * sizeof *fds);
-    unsigned char *got = fd_lines(); /* (sets fd_cap) */
+    fd_limit();
     lean_conn_t **conn = calloc(fd_cap, sizeof *conn);
     aemp__hmac_sha3_t *key = aemp__hmac_sha3_new(secret_, sizeof secret_ - 1);
     if (ep < 0 || !fds || !conn || !key) die("lean clients");
@@ -1044,11 +1060,12 @@ static hs_result_t lean_storm(long n)
                 if (++c->lines == 3) c->after3 = b + 1;
                 if (c->lines != 2) continue;
                 /* the token: our lines, then the seed's, each with LF */
-                const char *l1 = c->in, *e1 = memchr(l1, '\n', b), *l2 = e1 + 1;
-                aemp__piece_t parts[8] = {
-                    {c->own[0], strlen(c->own[0])}, {"\n", 1}, {c->own[1], strlen(c->own[1])},
-                    {"\n", 1}, {l1, (size_t)(e1 - l1)}, {"\n", 1}, {l2, (size_t)(c->in + b - l2)},
-                    {"\n", 1}};
+                const char *e1 = memchr(c->in, '\n', b);
+                const char *l[4] = {c->own[0], c->own[1], c->in, e1 + 1};
+                const size_t ln[4] = {strlen(c->own[0]), strlen(c->own[1]), (size_t)(e1 - c->in),
+                                      (size_t)(c->in + b - (e1 + 1))};
+                aemp__piece_t parts[8];
+                token_pieces(parts, l, ln);
                 unsigned char d[AEMP__SHA3_512_BYTES];
                 char line[200] = "hmac_sha3_512;";
                 if (aemp__hmac_sha3_mac(key, parts, 8, d)) die("lean token");
@@ -1082,7 +1099,6 @@ static hs_result_t lean_storm(long n)
     close(ep);
     free(conn);
     free(fds);
-    free(got);
     return res;
 }
 
@@ -1351,10 +1367,14 @@ static double tokens_cpu(void)
     if (srv >= sizeof a || cli >= sizeof b) die("greeting sizes");
     memset(a, 'a', srv);
     memset(b, 'b', cli);
-    /* each greeting is two lines: the pieces are line, LF, line, LF */
-    aemp__piece_t own[8] = {{a, srv / 2}, {"\n", 1}, {a + srv / 2, srv - srv / 2}, {"\n", 1},
-                            {b, cli / 2}, {"\n", 1}, {b + cli / 2, cli - cli / 2}, {"\n", 1}};
-    aemp__piece_t peer[8] = {own[4], own[5], own[6], own[7], own[0], own[1], own[2], own[3]};
+    /* each greeting is two lines; ours first in our token, the
+     * joiner's first in the one we check */
+    const char *ol[4] = {a, a + srv / 2, b, b + cli / 2}, *pl[4] = {b, b + cli / 2, a, a + srv / 2};
+    const size_t on[4] = {srv / 2, srv - srv / 2, cli / 2, cli - cli / 2},
+                 pn[4] = {cli / 2, cli - cli / 2, srv / 2, srv - srv / 2};
+    aemp__piece_t own[8], peer[8];
+    token_pieces(own, ol, on);
+    token_pieces(peer, pl, pn);
     aemp__hmac_sha3_t *k = aemp__hmac_sha3_new("a bench's secret", 16);
     if (!k) die("aemp__hmac_sha3_new");
     unsigned char d[AEMP__SHA3_512_BYTES];

@@ -511,12 +511,11 @@ static int change_allowed(aemp_node_t *n, struct aemp__global *gl, const char *s
     if (b->at <= 0) *b = full; /* (a new part: full) */
     aemp__bucket_take(b, now, rate, burst, 0); /* (both refilled to now) */
     aemp__bucket_take(&gl->changes_all, now, all_rate, all_burst, 0);
-    double wait = -1;
-    if (b->tokens < (cost < burst ? cost : burst))
-        wait = aemp__bucket_wait(b, rate, burst, cost);
-    else if (gl->changes_all.tokens < (cost < all_burst ? cost : all_burst) && !n->dispatch_again)
+    /* (a wait > 0: the bucket does not hold the cost) */
+    double wait = aemp__bucket_wait(b, rate, burst, cost);
+    if (wait <= 0 && !n->dispatch_again)
         wait = aemp__bucket_wait(&gl->changes_all, all_rate, all_burst, cost);
-    if (wait >= 0 && aemp__defer_current(n, wait)) {
+    if (wait > 0 && aemp__defer_current(n, wait)) {
         aemp__log(n, AEMP_LOG_WARN, "node %s: %s of %s (%.0f sends) waits, and the node's link "
                   "with it: over the changes' budget of %u sends a second (its own, or all "
                   "nodes')", src, tag, of, cost, AEMP_GDB_CHANGE_SENDS_PER_S);
